@@ -1,0 +1,20 @@
+"""sgdlab: a laboratory for how SGD and its relatives converge on over-parameterized models.
+
+The public API, in one list:
+"""
+
+__version__ = "0.1.0"
+
+from .config import Config, load_config  # noqa: E402
+from .data import Dataset, datasets  # noqa: E402
+from .errors import ConfigError, UserError  # noqa: E402
+from .losses import losses  # noqa: E402
+from .models import models  # noqa: E402
+from .optim import optimizers  # noqa: E402
+from .probes import Probe, probes  # noqa: E402
+from .runner import RunResult, prepare, resume, run  # noqa: E402
+from .store import Run, load_run  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "Dataset", "Probe", "Run", "RunResult", "UserError",
+           "datasets", "load_config", "load_run", "losses", "models", "optimizers", "prepare",
+           "probes", "resume", "run"]

@@ -1,0 +1,127 @@
+"""config → parts. `resolve` checks a config against the registries and fills every default
+(the result is what a run saves); `build_parts` turns a resolved config into data, model,
+loss, update rule, sampler and probes. Both fail with a ConfigError before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, get_type_hints
+
+import torch
+from torch import nn
+
+from .config import Config, ProbesConfig, check_range, convert
+from .data import Dataset, build_dataset, datasets
+from .engine import Parts, Sampler
+from .errors import ConfigError
+from .losses import get_loss, losses
+from .models import build_model, models
+from .optim import build_rule, optimizers
+from .params import trainable
+from .probes import build_probes, parse_schedule, probes
+from .registry import Entry
+from .seeding import derive_seed, generator
+
+
+def fill_options(section: Any, entry: Entry, prefix: str, kind: str) -> Any:
+    """Reject entry-specific fields the entry does not read; fill unset ones from its defaults."""
+    hints = get_type_hints(type(section))
+    updates = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if f.metadata.get("specific") and value is not None and f.name not in entry.options:
+            reads = ", ".join(f"{prefix}.{k}" for k in entry.options) or "no extra options"
+            raise ConfigError(f"{prefix}.{f.name}: not used by {kind} {entry.name!r} (it reads {reads})")
+        if value is None and f.name in entry.options:
+            key = f"{prefix}.{f.name}"
+            default = convert(entry.options[f.name], hints[f.name], key)
+            check_range(default, dict(f.metadata), key)
+            updates[f.name] = default
+    return dataclasses.replace(section, **updates)
+
+
+def resolve_probes(cfg: ProbesConfig) -> ProbesConfig:
+    for name in cfg.options:
+        if name not in probes:
+            raise ConfigError(f"probes.{name}: {name!r} is not one of {', '.join(probes.names())}")
+        if name not in cfg.use:
+            raise ConfigError(f"probes.{name}: options given but {name!r} is not in probes.use")
+    if len(set(cfg.use)) != len(cfg.use):
+        raise ConfigError(f"probes.use: {list(cfg.use)} lists a probe twice")
+    options = {}
+    for name in cfg.use:
+        entry = probes.get(name, "probes.use")
+        given = cfg.options.get(name, {})
+        merged = dict(entry.options)
+        for key, value in given.items():
+            where = f"probes.{name}.{key}"
+            if key not in entry.options:
+                raise ConfigError(f"{where}: unknown option (known: {', '.join(entry.options)})")
+            default = entry.options[key]
+            tp = type(default) if not isinstance(default, tuple) else tuple[type(default[0]), ...]
+            merged[key] = convert(value, tp, where)
+        parse_schedule(merged["schedule"], f"probes.{name}.schedule")
+        options[name] = merged
+    return ProbesConfig(use=cfg.use, options=options)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but torch sees no CUDA device (use cpu or auto)")
+    return name
+
+
+def resolve(cfg: Config) -> Config:
+    """The fully specified config a run records; resolve(resolve(c)) == resolve(c)."""
+    data = fill_options(cfg.data, datasets.get(cfg.data.name, "data.name"), "data", "dataset")
+    if data.standardize is None:
+        data = dataclasses.replace(data, standardize=True)
+    model = fill_options(cfg.model, models.get(cfg.model.name, "model.name"), "model", "model")
+    optim_entry = optimizers.get(cfg.optim.name, "optim.name")
+    optim = fill_options(cfg.optim, optim_entry, "optim", "optimizer")
+    if optim.betas is not None and (len(optim.betas) != 2 or not all(0 <= b < 1 for b in optim.betas)):
+        raise ConfigError(f"optim.betas: {list(optim.betas)} must be two numbers in [0, 1)")
+    losses.get(cfg.train.loss, "train.loss")
+
+    train = cfg.train
+    forced = optim_entry.extra.get("sampler")
+    if forced and train.sampler not in ("auto", forced):
+        raise ConfigError(f"train.sampler: {train.sampler!r} conflicts with "
+                          f"optim.name = {cfg.optim.name!r}, which uses the {forced} sampler")
+    if train.sampler == "auto":
+        train = dataclasses.replace(train, sampler=forced or "reshuffle")
+    if train.epochs is None and train.max_steps is None:
+        raise ConfigError("train: set train.epochs or train.max_steps (train.stop_loss alone "
+                          "might never stop)")
+    return dataclasses.replace(cfg, device=resolve_device(cfg.device), data=data, model=model,
+                               optim=optim, train=train, probes=resolve_probes(cfg.probes))
+
+
+def build_model_seeded(cfg: Config, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """The model with θ_0 drawn from the run's "init" stream, on the CPU (so θ_0 does not
+    depend on the device)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(cfg.seed, "init"))
+        return build_model(cfg.model, input_shape, n_outputs)
+
+
+def build_parts(cfg: Config, *, model: nn.Module | None = None,
+                data: Dataset | None = None) -> Parts:
+    """Parts of a resolved config; pass your own `model` or `data` to use them instead."""
+    torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    device = torch.device(cfg.device)
+    dataset = data if data is not None else build_dataset(cfg.data, cfg.seed)
+    loss = get_loss(cfg.train.loss, dataset.target_kind)
+    if model is None:
+        model = build_model_seeded(cfg, dataset.input_shape, dataset.n_outputs)
+    model = model.to(device)
+    dataset = dataset.to(device)
+    rule = build_rule(cfg.optim, trainable(model), cfg.seed, device)
+    sampler = Sampler(cfg.train.sampler, len(dataset.train), cfg.train.batch_size,
+                      generator(cfg.seed, "sampler"), drop_last=cfg.train.drop_last)
+    torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout and any other global draws
+    return Parts(cfg, dataset, model, loss, rule, sampler, build_probes(cfg.probes), device)

@@ -1,0 +1,219 @@
+"""The `sgdlab` command. Bad input ends with one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="A laboratory for how SGD and its relatives converge on over-parameterized models.")
+
+SetOption = typer.Option(None, "--set", help="override a config key, e.g. --set train.epochs=5",
+                         metavar="KEY=VALUE")
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn UserError into the one-line, exit-code-2 form."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            fail(str(exc))
+    return wrapper
+
+
+class ProgressReporter:
+    """A rich progress bar on a terminal; plain lines every few seconds otherwise."""
+
+    def __init__(self, total: int | None, quiet: bool, label: str):
+        self.total, self.quiet, self.label = total, quiet, label
+        self.rich = not quiet and sys.stderr.isatty()
+        self._bar = None
+        self._last_line = 0.0
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> "ProgressReporter":
+        if self.rich:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
+                                 TextColumn("eta"), TimeRemainingColumn(), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=self.total, loss="-")
+        return self
+
+    def __call__(self, step: int, loss: float) -> None:
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step, loss=f"{loss:.4g}")
+            return
+        now = time.monotonic()
+        if now - self._last_line < 5.0 and not (self.total and step >= self.total):
+            return
+        self._last_line = now
+        elapsed = now - self._t0
+        if self.total:
+            eta = elapsed / max(step, 1) * (self.total - step)
+            typer.echo(f"{self.label}: step {step}/{self.total} ({100 * step / self.total:.0f}%) "
+                       f"loss {loss:.4g} eta {eta:.0f}s", err=True)
+        else:
+            typer.echo(f"{self.label}: step {step} loss {loss:.4g}", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _total_steps(parts) -> int | None:
+    from .engine import last_step
+    return last_step(parts.config.train, parts.sampler.steps_per_epoch)
+
+
+def print_summary(path: Path | None, summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(path) if path else "run", show_header=False)
+    table.add_row("status", str(summary.get("status")))
+    for key in ("steps", "epochs", "stop_reason", "diverged_at", "n_params", "wall_time_s", "error"):
+        if summary.get(key) is not None:
+            value = summary[key]
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    for key, value in (summary.get("final") or {}).items():
+        table.add_row(key, "-" if value is None else f"{value:.6g}")
+    Console().print(table)
+
+
+@app.command()
+@user_errors
+def run(config: Path = typer.Argument(..., help="TOML config"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory to create"),
+        set_: Optional[list[str]] = SetOption,
+        dry_run: bool = typer.Option(False, "--dry-run", help="validate, build, print the resolved "
+                                     "config and n_params as JSON; write nothing"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")) -> None:
+    """Train the run CONFIG describes and write it to --out."""
+    from . import runner
+    from .config import to_dict
+
+    parts = runner.prepare(config, tuple(set_ or ()))
+    if dry_run:
+        typer.echo(json.dumps({"config": to_dict(parts.config), "n_params": parts.n_params}))
+        return
+    if out is None:
+        fail("--out is required (the run directory to create); use --dry-run to only validate")
+    with ProgressReporter(_total_steps(parts), quiet, "train") as progress:
+        result = runner.start(parts, out, overwrite=overwrite, progress=progress)
+    if not quiet:
+        print_summary(result.path, result.summary)
+    if result.status == "interrupted":
+        raise typer.Exit(130)
+
+
+@app.command()
+@user_errors
+def resume(run_dir: Path = typer.Argument(..., metavar="DIR", help="run directory"),
+           quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+    """Continue a killed or interrupted run from its latest saved state."""
+    from . import runner
+    from .store import RunDir
+
+    status = RunDir.open(run_dir).read_summary().get("status")
+    if status in ("completed", "diverged"):
+        typer.echo(f"{run_dir}: already {status}; nothing to resume", err=True)
+        return
+    with ProgressReporter(None, quiet, "resume") as progress:
+        result = runner.resume(run_dir, progress=progress)
+    if not quiet:
+        print_summary(result.path, result.summary)
+    if result.status == "interrupted":
+        raise typer.Exit(130)
+
+
+KINDS = ("models", "datasets", "optimizers", "probes", "losses", "config")
+
+
+@app.command("list")
+@user_errors
+def list_(kind: str = typer.Argument("all", help=f"one of {', '.join(KINDS)}, or all")) -> None:
+    """What exists: models, datasets, optimizers, probes, losses, config keys."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import datasets, losses, models, optimizers, probes
+    from .config import field_help
+
+    tables = {"models": models, "datasets": datasets, "optimizers": optimizers,
+              "probes": probes, "losses": losses}
+    if kind not in KINDS + ("all",):
+        fail(f"list: {kind!r} is not one of {', '.join(KINDS)}, all")
+    console = Console()
+    for name, registry in tables.items():
+        if kind in (name, "all"):
+            table = Table(title=name)
+            table.add_column("name")
+            table.add_column("description")
+            table.add_column("options")
+            for entry in registry:
+                opts = ", ".join(f"{k}={v}" for k, v in entry.options.items())
+                table.add_row(entry.name, entry.help, opts)
+            console.print(table)
+    if kind == "config":
+        table = Table(title="config keys")
+        for col in ("key", "default", "meaning"):
+            table.add_column(col)
+        for row in field_help():
+            table.add_row(*row)
+        console.print(table)
+
+
+@app.command()
+@user_errors
+def show(run_dir: Path = typer.Argument(..., metavar="DIR"),
+         plot: bool = typer.Option(True, help="write DIR/figures/curves.png")) -> None:
+    """Summary of a run and a PNG of its loss and error curves."""
+    from .report.curves import plot_curves
+    from .store import RunDir, load_run
+
+    run_ = load_run(run_dir)
+    summary = dict(run_.summary)
+    if summary.get("status") == "running" and not _held(RunDir(run_dir)):
+        summary["status"] = "running? (no process holds it: killed; continue with sgdlab resume)"
+    print_summary(run_.path, summary)
+    if plot:
+        path = plot_curves(run_, RunDir(run_dir).figures / "curves.png")
+        typer.echo(f"wrote {path}")
+
+
+def _held(run_dir) -> bool:
+    try:
+        run_dir.lock()
+    except UserError:
+        return True
+    run_dir.unlock()
+    return False
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

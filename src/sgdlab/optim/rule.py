@@ -1,0 +1,105 @@
+"""One update θ_k → θ_{k+1}: a torch optimizer at step size η_k, then post-step transforms
+(Langevin noise, projection). Probes read the update as U_k = (θ_k − θ_{k+1})/η_k, never the
+optimizer's internals, so every rule here is measured the same way."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import torch
+
+from .schedules import StepSize
+
+
+class PostStep(Protocol):
+    """A transform applied to θ after the optimizer's step (in place, under no_grad)."""
+
+    def apply(self, params: list[torch.Tensor], lr: float, step: int) -> None: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class LangevinNoise:
+    """SGDL (Poggio et al., seed 001): θ ← θ + γ'_t·W, W ~ N(0, I), γ'_t = γ' or γ'/(1+t)."""
+
+    def __init__(self, scale: float, decay: str, gen: torch.Generator):
+        self.scale, self.decay, self.gen = scale, decay, gen
+
+    def scale_at(self, step: int) -> float:
+        return self.scale / (1.0 + step) if self.decay == "inverse" else self.scale
+
+    @torch.no_grad()
+    def apply(self, params: list[torch.Tensor], lr: float, step: int) -> None:
+        s = self.scale_at(step)
+        if s == 0:
+            return
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=self.gen, device=p.device, dtype=p.dtype), alpha=s)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+
+
+class BallProjection:
+    """Π_K onto {‖θ‖ ≤ R}: θ ← θ·min(1, R/‖θ‖) over all parameters jointly."""
+
+    def __init__(self, radius: float):
+        self.radius = radius
+
+    @torch.no_grad()
+    def apply(self, params: list[torch.Tensor], lr: float, step: int) -> None:
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p) for p in params]))
+        factor = torch.clamp(self.radius / norm, max=1.0)
+        for p in params:
+            p.mul_(factor)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class UpdateRule:
+    """Step size rule ∘ torch optimizer ∘ post-step transforms."""
+
+    def __init__(self, params: list[torch.Tensor], base: torch.optim.Optimizer,
+                 step_size: StepSize, post: list[PostStep] | None = None):
+        self.params, self.base, self.step_size = params, base, step_size
+        self.post = list(post or [])
+
+    def zero_grad(self) -> None:
+        self.base.zero_grad(set_to_none=True)
+
+    def grad_norm(self) -> float:
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return 0.0
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+
+    def step(self, step: int, epoch: int) -> float:
+        """Apply one update from the gradients in `.grad`; returns the step size η_k used."""
+        if self.step_size.constant:
+            lr = self.step_size.lr
+        else:
+            lr = self.step_size(step, epoch, self.grad_norm)
+            if not math.isfinite(lr):
+                lr = float("nan")
+            for group in self.base.param_groups:
+                group["lr"] = lr
+        self.base.step()
+        for transform in self.post:
+            transform.apply(self.params, lr, step)
+        return lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"base": self.base.state_dict(), "post": [t.state_dict() for t in self.post]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.base.load_state_dict(state["base"])
+        for transform, s in zip(self.post, state["post"]):
+            transform.load_state_dict(s)

@@ -1,0 +1,31 @@
+"""θ as one flat vector: read and write all trainable parameters of a model at once."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def trainable(model: nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+@torch.no_grad()
+def flat_params(model: nn.Module) -> torch.Tensor:
+    """A detached copy of θ."""
+    return torch.cat([p.detach().reshape(-1) for p in trainable(model)])
+
+
+@torch.no_grad()
+def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
+    offset = 0
+    for p in trainable(model):
+        n = p.numel()
+        p.copy_(theta[offset:offset + n].view_as(p))
+        offset += n
+    if offset != theta.numel():
+        raise ValueError(f"θ has {theta.numel()} entries, the model {offset}")
+
+
+def all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())

@@ -1,0 +1,49 @@
+"""The probe protocol. A probe has a name, a schedule, the needs it declares, and
+`measure(ctx) -> dict[str, float]`. It never writes files and never changes the training
+trajectory (no parameter, buffer, RNG or .grad changes).
+
+Needs in ITERATION_NEEDS ("batch", "batch_loss", "update", "lr") make a probe an *iteration
+probe*: it measures right after update k and sees θ_k, θ_{k+1}, B_k. Other probes are *state
+probes*: they measure θ_k before update k. Both land in metrics row `step = k`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .schedules import Schedule, parse_schedule
+
+ITERATION_NEEDS = frozenset({"batch", "batch_loss", "update", "lr"})
+KNOWN_NEEDS = ITERATION_NEEDS | {"eval", "full_grad", "theta0"}
+
+
+class Probe:
+    """Subclass, set `needs`, and implement `measure`. Keep state in plain tensors/floats and
+    return it from `state_dict` so a resumed run continues it exactly."""
+
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, name: str, schedule: Schedule | str = "epoch", **options: Any):
+        self.name = name
+        self.schedule = parse_schedule(schedule, f"probes.{name}.schedule") \
+            if isinstance(schedule, str) else schedule
+        self.options = options
+        unknown = set(self.needs) - KNOWN_NEEDS
+        if unknown:
+            raise ValueError(f"probe {name} declares unknown needs {sorted(unknown)}")
+
+    @property
+    def iteration(self) -> bool:
+        return bool(self.needs & ITERATION_NEEDS)
+
+    def measure(self, ctx: Any) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, schedule={self.schedule.spec!r})"

@@ -1,0 +1,113 @@
+"""What a probe can ask for at one step. Each quantity is computed on first request and
+cached, so several probes due at the same step share one evaluation or one full gradient.
+Full-set quantities are computed in eval mode (no dropout, BN running statistics), so they
+are a function of θ alone and leave buffers and RNG streams untouched."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from ..data import Dataset
+from ..losses import Loss, misclassified
+from ..params import flat_params
+
+
+@dataclass
+class Runtime:
+    """The parts probes read, fixed for the whole run."""
+    model: nn.Module
+    data: Dataset
+    loss: Loss
+    theta0: torch.Tensor
+    eval_batch_size: int
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+class StepContext:
+    def __init__(self, rt: Runtime, step: int, epoch: float, *, before: torch.Tensor | None = None,
+                 batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 batch_loss: float | None = None, lr: float | None = None):
+        self.rt, self.step, self.epoch = rt, step, epoch
+        self.model, self.data, self.loss = rt.model, rt.data, rt.loss
+        self.params_before, self.batch, self.batch_loss, self.lr = before, batch, batch_loss, lr
+        self._cache: dict[object, object] = {}
+
+    def _cached(self, key: object, compute):  # noqa: ANN001
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def theta0(self) -> torch.Tensor:
+        return self.rt.theta0
+
+    @property
+    def params(self) -> torch.Tensor:
+        """θ as one flat vector (after the update, in an iteration probe)."""
+        return self._cached("params", lambda: flat_params(self.model))
+
+    @property
+    def update(self) -> torch.Tensor:
+        """U_k = (θ_k − θ_{k+1}) / η_k, whatever the optimizer."""
+        if self.params_before is None or self.lr is None:
+            raise RuntimeError("the update is only available to probes that declare needs={'update'}")
+        return self._cached("update", lambda: (self.params_before - self.params) / self.lr)
+
+    def evaluate(self, split: str = "train") -> dict[str, float]:
+        """Mean loss and error on a full split at the current θ."""
+        return self._cached(("eval", split), lambda: self._evaluate(split))
+
+    @torch.no_grad()
+    def _evaluate(self, split: str) -> dict[str, float]:
+        part = self.data.train if split == "train" else self.data.test
+        n = len(part)
+        if n == 0:
+            return {}
+        total_loss = torch.zeros((), dtype=torch.float64, device=part.x.device)
+        total_err = torch.zeros((), dtype=torch.float64, device=part.x.device)
+        has_error = True
+        with eval_mode(self.model):
+            for start in range(0, n, self.rt.eval_batch_size):
+                x, y = self.data.batch(part, slice(start, start + self.rt.eval_batch_size))
+                out = self.model(x)
+                total_loss += self.loss.per_sample(out, y).sum(dtype=torch.float64)
+                wrong = misclassified(out, y, self.data.target_kind)
+                if wrong is None:
+                    has_error = False
+                else:
+                    total_err += wrong.sum(dtype=torch.float64)
+        result = {"loss": float(total_loss) / n}
+        if has_error:
+            result["error"] = float(total_err) / n
+        return result
+
+    def full_gradient(self) -> torch.Tensor:
+        """∇ of the mean training loss at the current θ, as a flat vector (eval mode)."""
+        return self._cached("full_grad", self._full_gradient)
+
+    def _full_gradient(self) -> torch.Tensor:
+        part = self.data.train
+        n = len(part)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        total = [torch.zeros_like(p) for p in params]
+        with eval_mode(self.model):
+            for start in range(0, n, self.rt.eval_batch_size):
+                x, y = self.data.batch(part, slice(start, start + self.rt.eval_batch_size))
+                chunk_loss = self.loss.per_sample(self.model(x), y).sum() / n
+                for acc, g in zip(total, torch.autograd.grad(chunk_loss, params)):
+                    acc += g
+        return torch.cat([g.reshape(-1) for g in total])

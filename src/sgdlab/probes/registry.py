@@ -1,0 +1,6 @@
+"""The probe table: each entry is a Probe subclass; its `options` are the keys of its
+`[probes.NAME]` table with their defaults (types are checked against the defaults)."""
+
+from ..registry import Registry
+
+probes = Registry("probe")

@@ -1,0 +1,1 @@
+"""Figures and reports. Reads run directories only; never computes training quantities."""

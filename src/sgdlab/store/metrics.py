@@ -1,0 +1,65 @@
+"""The metrics table: one row per recorded step (`step`, `epoch`, then one float64 column per
+metric, null where a metric was not measured at that step)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def rows_to_table(rows: list[tuple[int, float, dict[str, Any]]]) -> pa.Table:
+    names: dict[str, None] = {}
+    for _, _, row in rows:
+        names.update(dict.fromkeys(row))
+    columns: dict[str, pa.Array] = {
+        "step": pa.array([r[0] for r in rows], pa.int64()),
+        "epoch": pa.array([r[1] for r in rows], pa.float64()),
+    }
+    for name in names:
+        columns[name] = pa.array([_as_float(r[2].get(name)) for r in rows], pa.float64())
+    return pa.table(columns)
+
+
+def _as_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class MetricsLog:
+    """Rows appended by the engine; `table()` is everything so far, `commit()` marks what is on
+    disk, `truncate(step)` drops rows at or after a step (resuming from a state at `step`)."""
+
+    def __init__(self, table: pa.Table | None = None):
+        self._table = table if table is not None else rows_to_table([])
+        self._rows: list[tuple[int, float, dict[str, Any]]] = []
+
+    def append(self, step: int, epoch: float, row: dict[str, Any]) -> None:
+        self._rows.append((step, epoch, row))
+
+    @property
+    def pending(self) -> int:
+        return len(self._rows)
+
+    def table(self) -> pa.Table:
+        if not self._rows:
+            return self._table
+        return pa.concat_tables([self._table, rows_to_table(self._rows)], promote_options="default")
+
+    def commit(self) -> pa.Table:
+        self._table, self._rows = self.table(), []
+        return self._table
+
+    def truncate(self, step: int) -> None:
+        table = self.commit()
+        self._table = table.filter(pc.less(table["step"], step))
+
+    def last_values(self) -> dict[str, float]:
+        """The last non-null value of every metric column."""
+        table = self.table()
+        out = {}
+        for name in table.column_names[2:]:
+            values = table[name].drop_null()
+            if len(values):
+                out[name] = values[-1].as_py()
+        return out

@@ -1,0 +1,58 @@
+"""Where the engine sends results: metrics rows, resumable states and the summary. With no
+run directory everything stays in memory (library use, tests) and no state is saved."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..config import CheckpointConfig
+from .metrics import MetricsLog
+from .run_dir import RunDir
+
+
+class Recorder:
+    def __init__(self, run_dir: RunDir | None, checkpoint: CheckpointConfig,
+                 metrics: MetricsLog | None = None, flush_seconds: float = 30.0):
+        self.run_dir, self.policy = run_dir, checkpoint
+        self.metrics = metrics if metrics is not None else MetricsLog()
+        self.summary: dict[str, Any] = {}
+        self.flush_seconds = flush_seconds
+        self._last_state = self._last_flush = time.monotonic()
+
+    def append(self, step: int, epoch: float, row: dict[str, float]) -> None:
+        self.metrics.append(step, epoch, row)
+
+    def state_due(self, step: int) -> bool:
+        """Is a resumable state due at the boundary before `step`?"""
+        if self.run_dir is None:
+            return False
+        every, seconds = self.policy.every_steps, self.policy.every_seconds
+        return bool((every and step % every == 0)
+                    or (seconds and time.monotonic() - self._last_state >= seconds))
+
+    def save_state(self, step: int, state: dict[str, Any]) -> None:
+        """Metrics first, then the state: a kill in between leaves rows that the resume from
+        the previous state truncates, never a state without its rows."""
+        self.summary["steps"] = step
+        self.flush()
+        if self.run_dir is not None:
+            self.run_dir.save(f"state-{step:09d}.pt", state)
+            self.run_dir.prune_states(self.policy.keep)
+        self._last_state = time.monotonic()
+
+    def save(self, name: str, obj: Any) -> None:
+        if self.run_dir is not None:
+            self.run_dir.save(name, obj)
+
+    def maybe_flush(self, step: int) -> None:
+        if self.run_dir is not None and time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.summary["steps"] = step
+            self.flush()
+
+    def flush(self) -> None:
+        table = self.metrics.commit()
+        if self.run_dir is not None:
+            self.run_dir.write_metrics(table)
+            self.run_dir.write_summary(self.summary)
+        self._last_flush = time.monotonic()

@@ -1,0 +1,140 @@
+"""The run directory:
+
+  config.toml        the resolved config (enough to rebuild every part)
+  summary.json       status, final metrics, counts, timings, versions, seed
+  metrics.parquet    one row per recorded step
+  checkpoints/       init.pt (θ_0), final.pt, state-<step>.pt (resumable: model, optimizer,
+                     sampler, RNG and probe states)
+  figures/           written by reports, never by the engine
+
+A run directory is created whole or not at all, and one process at a time holds its lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import UserError
+from .files import load_tensors, save_tensors, write_json, write_parquet, write_text
+
+STATE_RE = re.compile(r"^state-(\d+)\.pt$")
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock_fh: Any = None
+
+    config_path = property(lambda self: self.path / "config.toml")
+    summary_path = property(lambda self: self.path / "summary.json")
+    metrics_path = property(lambda self: self.path / "metrics.parquet")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    figures = property(lambda self: self.path / "figures")
+
+    @staticmethod
+    def is_run(path: str | Path) -> bool:
+        return (Path(path) / "config.toml").is_file()
+
+    @classmethod
+    def create(cls, path: str | Path, config_text: str, *, overwrite: bool = False) -> "RunDir":
+        """Make a new run directory holding `config_text`, atomically. Refuses to replace a
+        different run (or anything that is not a run) unless `overwrite` and it is a run."""
+        path = Path(path)
+        if path.exists():
+            if not path.is_dir():
+                raise UserError(f"{path}: exists and is not a directory")
+            if any(path.iterdir()):
+                if not cls.is_run(path):
+                    raise UserError(f"{path}: exists, is not empty and is not an sgdlab run; "
+                                    "choose another --out")
+                if not overwrite:
+                    same = (path / "config.toml").read_text(encoding="utf-8") == config_text
+                    status = cls(path).read_summary().get("status", "unknown")
+                    if same:
+                        raise UserError(f"{path}: already holds this run (status {status}); "
+                                        f"continue it with `sgdlab resume {path}` or pass --overwrite")
+                    raise UserError(f"{path}: holds a different run (status {status}); "
+                                    "choose another --out or pass --overwrite to replace it")
+                cls(path).lock()  # refuse to delete a run another process is writing
+                shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            (tmp / "checkpoints").mkdir(parents=True)
+            write_text(tmp / "config.toml", config_text)
+            os.replace(tmp, path)  # also replaces an empty directory
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        if not cls.is_run(path):
+            raise UserError(f"{path}: not an sgdlab run directory (no config.toml)")
+        return cls(path)
+
+    def lock(self) -> None:
+        """Hold the run's lock until this process exits (SIGKILL releases it too)."""
+        fh = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise UserError(f"{self.path}: another process is running this run") from None
+        self._lock_fh = fh
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    # --- summary and metrics -----------------------------------------------------------
+    def read_summary(self) -> dict[str, Any]:
+        if not self.summary_path.is_file():
+            return {}
+        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.summary_path, summary)
+
+    def read_metrics(self) -> pa.Table | None:
+        return pq.read_table(self.metrics_path) if self.metrics_path.is_file() else None
+
+    def write_metrics(self, table: pa.Table) -> None:
+        write_parquet(self.metrics_path, table)
+
+    # --- checkpoints -------------------------------------------------------------------
+    def save(self, name: str, obj: Any) -> Path:
+        path = self.checkpoints / name
+        save_tensors(path, obj)
+        return path
+
+    def load(self, name: str, map_location: Any = "cpu") -> Any:
+        path = self.checkpoints / name
+        if not path.is_file():
+            raise UserError(f"{path}: no such checkpoint")
+        return load_tensors(path, map_location)
+
+    def states(self) -> list[tuple[int, Path]]:
+        """Periodic resumable states, oldest first."""
+        found = []
+        if self.checkpoints.is_dir():
+            for p in self.checkpoints.iterdir():
+                m = STATE_RE.match(p.name)
+                if m:
+                    found.append((int(m.group(1)), p))
+        return sorted(found)
+
+    def prune_states(self, keep: int) -> None:
+        for _, p in self.states()[:-keep]:
+            p.unlink(missing_ok=True)
