@@ -23,6 +23,9 @@ from .registry import Entry
 from .seeding import derive_seed, generator
 
 
+DEFAULT_EPOCHS = 10
+
+
 def fill_options(section: Any, entry: Entry, prefix: str, kind: str) -> Any:
     """Reject entry-specific fields the entry does not read; fill unset ones from its defaults."""
     hints = get_type_hints(type(section))
@@ -93,8 +96,7 @@ def resolve(cfg: Config) -> Config:
     if train.sampler == "auto":
         train = dataclasses.replace(train, sampler=forced or "reshuffle")
     if train.epochs is None and train.max_steps is None:
-        raise ConfigError("train: set train.epochs or train.max_steps (train.stop_loss alone "
-                          "might never stop)")
+        train = dataclasses.replace(train, epochs=DEFAULT_EPOCHS)
     return dataclasses.replace(cfg, device=resolve_device(cfg.device), data=data, model=model,
                                optim=optim, train=train, probes=resolve_probes(cfg.probes))
 

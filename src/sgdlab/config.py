@@ -111,7 +111,8 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = opt(32, ge=1)
-    epochs: int | None = opt(10, ge=0, help="stop after this many epochs")
+    epochs: int | None = opt(None, ge=0, help="stop after this many epochs (10 when neither "
+                             "epochs nor max_steps is set)")
     max_steps: int | None = opt(None, ge=0, help="stop after this many steps")
     stop_loss: float | None = opt(None, gt=0, help="stop once the full training loss is below this")
     loss: str = opt("cross-entropy", help="loss (sgdlab list losses)")
@@ -174,7 +175,7 @@ def convert(value: Any, tp: Any, key: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {_describe(value)}")
-        return from_dict(tp, value, key)
+        return from_dict(tp, value, f"{key}.")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {_describe(value)}")
@@ -328,7 +329,7 @@ def dump_toml(data: dict[str, Any]) -> str:
 
 
 def _dump_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict) and v is not None}
     tables = {k: v for k, v in table.items() if isinstance(v, dict)}
     if path and (scalars or not tables):
         lines.append("")

@@ -1,0 +1,58 @@
+"""Shared helpers: tiny configs that train in well under a second, and a CLI runner."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "seed": 0,
+    "device": "cpu",
+    "data": {"name": "digits", "n_train": 128, "n_test": 64},
+    "model": {"name": "mlp", "widths": [16]},
+    "optim": {"name": "sgd", "lr": 0.1},
+    "train": {"batch_size": 16, "epochs": 2},
+}
+
+
+def tiny(**sections) -> dict:
+    """TINY with sections merged in: tiny(optim={"name": "adam"}, seed=3)."""
+    cfg = copy.deepcopy(TINY)
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def write_toml(path: Path, raw: dict) -> Path:
+    from sgdlab.config import dump_toml
+    path.write_text(dump_toml(raw))
+    return path
+
+
+@pytest.fixture
+def cli():
+    """Invoke the sgdlab CLI in-process; returns the click Result (exit_code, stdout, stderr)."""
+    from sgdlab.cli import app
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args])
+    return invoke
+
+
+def run_cli_process(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """The real `sgdlab` command in a fresh process."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "sgdlab", *map(str, args)], capture_output=True,
+                          text=True, env=env, **kwargs)
