@@ -147,7 +147,53 @@ def resume(run_dir: Path = typer.Argument(..., metavar="DIR", help="run director
         raise typer.Exit(130)
 
 
-KINDS = ("models", "datasets", "optimizers", "probes", "losses", "config")
+@app.command()
+@user_errors
+def reproduce(name: str = typer.Argument(..., help="experiment (sgdlab list experiments)"),
+              scale: str = typer.Option("cpu", help="smoke (seconds) | cpu (minutes) | full (GPU)"),
+              out: Optional[Path] = typer.Option(None, "--out", "-o", help="default runs/NAME-SCALE"),
+              device: str = typer.Option("auto", help="cpu | cuda | auto"),
+              quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+    """Reproduce a published finding: runs, figures and a verdict per claim."""
+    from .config import DEVICES
+    from .experiments import experiments, reproduce as run_experiment
+
+    experiments.get(name, "experiment")
+    if device not in DEVICES:
+        fail(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+    out = out or Path("runs") / f"{name}-{scale}"
+    log = (lambda message: None) if quiet else (lambda message: typer.echo(f"[{name}] {message}", err=True))
+    claims = run_experiment(name, out, scale, device, log=log,
+                            progress_factory=lambda label: ProgressReporter(None, quiet, label))
+    print_claims(claims, out)
+
+
+def print_claims(claims, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"claims ({out}/claims.json)")
+    for col in ("id", "verdict", "statement", "evidence"):
+        table.add_column(col, overflow="fold")
+    colors = {"holds": "green", "fails": "red", "not-applicable": "yellow"}
+    for c in claims:
+        evidence = ", ".join(f"{k}={_short(v)}" for k, v in c.evidence.items())
+        table.add_row(c.id, f"[{colors[c.verdict]}]{c.verdict}[/]", c.statement, evidence)
+    Console(width=max(120, Console().width)).print(table)
+    typer.echo(f"figures: {out}/figures", err=True)
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and len(value) > 6:
+        return "[" + ", ".join(_short(v) for v in value[:6]) + ", …]"
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
+KINDS = ("models", "datasets", "optimizers", "probes", "losses", "experiments", "config")
 
 
 @app.command("list")
@@ -159,9 +205,10 @@ def list_(kind: str = typer.Argument("all", help=f"one of {', '.join(KINDS)}, or
 
     from . import datasets, losses, models, optimizers, probes
     from .config import field_help
+    from .experiments import experiments
 
     tables = {"models": models, "datasets": datasets, "optimizers": optimizers,
-              "probes": probes, "losses": losses}
+              "probes": probes, "losses": losses, "experiments": experiments}
     if kind not in KINDS + ("all",):
         fail(f"list: {kind!r} is not one of {', '.join(KINDS)}, all")
     console = Console()

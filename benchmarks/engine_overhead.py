@@ -1,0 +1,82 @@
+"""Engine overhead: steps/s of sgdlab's loop (probes off) against a hand-written PyTorch loop
+on the same model, data, sampler and optimizer. Target: ratio ≥ 0.95.
+
+    .venv/bin/python benchmarks/engine_overhead.py [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import describe, interleave, ratio_summary  # noqa: E402
+
+import sgdlab  # noqa: E402
+from sgdlab.engine import train  # noqa: E402
+from sgdlab.store import Recorder  # noqa: E402
+
+CASES = {
+    "mlp-64 digits b32": {"data": {"name": "digits", "n_train": 1024, "n_test": 0},
+                          "model": {"name": "mlp", "widths": [64]},
+                          "train": {"batch_size": 32, "epochs": 30}},
+    "mlp-512x2 digits b128": {"data": {"name": "digits", "n_train": 1280, "n_test": 0},
+                              "model": {"name": "mlp", "widths": [512, 512]},
+                              "train": {"batch_size": 128, "epochs": 60}},
+}
+
+
+def engine_time(raw: dict) -> float:
+    parts = sgdlab.prepare(raw)
+    recorder = Recorder(None, parts.config.checkpoint)
+    t0 = time.perf_counter()
+    train(parts, recorder)
+    return time.perf_counter() - t0
+
+
+def plain_time(raw: dict) -> float:
+    """What a researcher writes by hand: reshuffle each epoch, slice, forward, backward, step."""
+    parts = sgdlab.prepare(raw)  # same data, same θ_0
+    model, x, y = parts.model, parts.data.train.x, parts.data.train.y
+    opt = torch.optim.SGD(model.parameters(), lr=parts.config.optim.lr)
+    gen = torch.Generator().manual_seed(0)
+    n, b = x.shape[0], parts.config.train.batch_size
+    steps_per_epoch = -(-n // b)
+    t0 = time.perf_counter()
+    for _ in range(parts.config.train.epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(steps_per_epoch):
+            idx = perm[i * b:(i + 1) * b]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name, case in CASES.items():
+        raw = dict(case, seed=0, device="cpu", optim={"name": "sgd", "lr": 0.05},
+                   probes={"use": []})
+        steps = sgdlab.prepare(raw).sampler.steps_per_epoch * case["train"]["epochs"]
+        engine_time(raw), plain_time(raw)  # warm up
+        times = interleave({"engine": lambda: engine_time(raw), "plain": lambda: plain_time(raw)},
+                           args.repeats)
+        med, lo, hi = ratio_summary(times["plain"], times["engine"])
+        print(f"{name}: {steps} steps")
+        print(f"  engine s: {describe(times['engine'])}")
+        print(f"  plain  s: {describe(times['plain'])}")
+        print(f"  engine/plain steps/s ratio: median {med:.3f} (range {lo:.3f}–{hi:.3f}); target ≥ 0.95")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Reproductions of published findings: configs per scale, claims, figures."""
+
+from .base import SCALES, Claim, Lab, decide, experiments, load_claims, reproduce
+
+__all__ = ["SCALES", "Claim", "Lab", "decide", "experiments", "load_claims", "reproduce"]

@@ -1,0 +1,155 @@
+"""Experiments are data plus claims. An experiment is a registered function
+`run(lab: Lab) -> list[Claim]`: it asks the lab to train configs (or simulates directly),
+saves what it measured as tables, draws figures from them, and decides each claim from the
+measured numbers. `sgdlab reproduce NAME` writes everything under one directory:
+
+  DIR/experiment.json   name, scale, device, versions, wall time
+  DIR/claims.json       [{id, statement, verdict, evidence}]
+  DIR/runs/<name>/      one sgdlab run directory per trained config
+  DIR/tables/*.parquet  other measurements (simulations, aggregates)
+  DIR/figures/*.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import config_to_toml, load_config
+from ..build import resolve
+from ..errors import UserError
+from ..registry import Registry
+from ..store import Run, RunDir, load_run
+from ..store.files import write_json, write_parquet
+
+SCALES = ("smoke", "cpu", "full")
+VERDICTS = ("holds", "fails", "not-applicable")
+
+experiments = Registry("experiment")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A named, falsifiable statement and the measured numbers behind its verdict."""
+    id: str
+    statement: str
+    verdict: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
+
+
+def decide(id: str, statement: str, holds: bool | None, **evidence: Any) -> Claim:
+    """A claim whose verdict is `holds` (True → holds, False → fails, None → not-applicable)."""
+    verdict = "not-applicable" if holds is None else ("holds" if holds else "fails")
+    return Claim(id, statement, verdict, {k: plain(v) for k, v in evidence.items()})
+
+
+def plain(value: Any) -> Any:
+    """Evidence as JSON-ready plain values (numpy scalars and arrays become floats and lists)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+Progress = Callable[[str], None]
+
+
+class Lab:
+    """What an experiment works with: its directory, scale and device, and a way to run
+    configs that reuses finished runs and resumes unfinished ones."""
+
+    def __init__(self, out: str | Path, scale: str, device: str = "auto",
+                 log: Progress | None = None, progress_factory: Callable | None = None):
+        if scale not in SCALES:
+            raise UserError(f"--scale: {scale!r} is not one of {', '.join(SCALES)}")
+        self.out, self.scale, self.device = Path(out), scale, device
+        self.log = log or (lambda message: None)
+        self.progress_factory = progress_factory
+        for sub in ("runs", "tables", "figures"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+
+    def run(self, name: str, raw: dict[str, Any], **build: Any) -> Run:
+        """Train config `raw` into runs/<name>: reuse it when finished with this exact config,
+        resume it when it was cut off, train it otherwise."""
+        from .. import runner
+
+        raw = dict(raw, device=self.device)
+        cfg = resolve(load_config(raw=raw))
+        path = self.out / "runs" / name
+        if RunDir.is_run(path):
+            same = (path / "config.toml").read_text(encoding="utf-8") == config_to_toml(cfg)
+            status = RunDir(path).read_summary().get("status")
+            if same and status in ("completed", "diverged"):
+                self.log(f"{name}: reusing the {status} run")
+                return load_run(path)
+            if same:
+                self.log(f"{name}: resuming")
+                with self._progress(name) as progress:
+                    runner.resume(path, progress=progress, **build)
+                return load_run(path)
+            self.log(f"{name}: config changed; training again")
+        self.log(f"{name}: training")
+        with self._progress(name) as progress:
+            runner.run(cfg, path, overwrite=True, progress=progress, **build)
+        return load_run(path)
+
+    def _progress(self, label: str):
+        if self.progress_factory is None:
+            from contextlib import nullcontext
+            return nullcontext(None)
+        return self.progress_factory(label)
+
+    def figure(self, name: str) -> Path:
+        return self.out / "figures" / f"{name}.png"
+
+    def save_table(self, name: str, columns: dict[str, Any]) -> Path:
+        path = self.out / "tables" / f"{name}.parquet"
+        write_parquet(path, pa.table({k: np.asarray(v) for k, v in columns.items()}))
+        return path
+
+    def load_table(self, name: str) -> dict[str, np.ndarray]:
+        table = pq.read_table(self.out / "tables" / f"{name}.parquet")
+        return {c: table[c].to_numpy() for c in table.column_names}
+
+
+def reproduce(name: str, out: str | Path, scale: str = "cpu", device: str = "auto",
+              log: Progress | None = None, progress_factory: Callable | None = None) -> list[Claim]:
+    """Run experiment `name` at `scale` into `out`; returns its claims (also in claims.json)."""
+    from ..runner import versions
+
+    entry = experiments.get(name, "experiment")
+    lab = Lab(out, scale, device, log, progress_factory)
+    t0 = time.perf_counter()
+    claims = entry.factory(lab)
+    write_json(lab.out / "claims.json", [asdict(c) for c in claims])
+    write_json(lab.out / "experiment.json", {
+        "experiment": name, "scale": scale, "device": device, "versions": versions(),
+        "wall_time_s": round(time.perf_counter() - t0, 2),
+        "verdicts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS}})
+    return claims
+
+
+def load_claims(out: str | Path) -> list[Claim]:
+    return [Claim(**c) for c in json.loads((Path(out) / "claims.json").read_text())]
