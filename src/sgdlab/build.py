@@ -97,6 +97,7 @@ def resolve(cfg: Config) -> Config:
         train = dataclasses.replace(train, sampler=forced or "reshuffle")
     if train.epochs is None and train.max_steps is None:
         train = dataclasses.replace(train, epochs=DEFAULT_EPOCHS)
+    parse_schedule(cfg.checkpoint.iterates, "checkpoint.iterates")
     return dataclasses.replace(cfg, device=resolve_device(cfg.device), data=data, model=model,
                                optim=optim, train=train, probes=resolve_probes(cfg.probes))
 
@@ -120,8 +121,9 @@ def build_parts(cfg: Config, *, model: nn.Module | None = None,
     loss = get_loss(cfg.train.loss, dataset.target_kind)
     if model is None:
         model = build_model_seeded(cfg, dataset.input_shape, dataset.n_outputs)
-    model = model.to(device)
-    dataset = dataset.to(device)
+    dtype = getattr(torch, cfg.dtype)
+    model = model.to(device=device, dtype=dtype)
+    dataset = dataset.to(device, dtype)
     rule = build_rule(cfg.optim, trainable(model), cfg.seed, device)
     sampler = Sampler(cfg.train.sampler, len(dataset.train), cfg.train.batch_size,
                       generator(cfg.seed, "sampler"), drop_last=cfg.train.drop_last)

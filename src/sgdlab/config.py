@@ -127,6 +127,8 @@ class CheckpointConfig:
     every_steps: int = opt(0, ge=0, help="save a resumable state every this many steps (0: off)")
     every_seconds: float = opt(300.0, ge=0, help="... and at least this often (0: off)")
     keep: int = opt(2, ge=1, help="periodic states kept")
+    iterates: str = opt("never", help="save θ_k (flat) on this schedule to checkpoints/iterates/, "
+                        "e.g. \"epoch\" for the PCA view of the path")
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class Config:
     device: str = opt("auto", choices=DEVICES)
     threads: int = opt(1, ge=1, help="torch threads; part of the result on CPU (bits differ)")
     deterministic: bool = opt(False, help="torch.use_deterministic_algorithms (for GPU replay)")
+    dtype: str = opt("float32", choices=("float32", "float64"), help="parameters and inputs")
     data: DataConfig = opt(DataConfig())
     model: ModelConfig = opt(ModelConfig())
     optim: OptimConfig = opt(OptimConfig())

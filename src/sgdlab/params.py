@@ -27,5 +27,15 @@ def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
         raise ValueError(f"θ has {theta.numel()} entries, the model {offset}")
 
 
+def named_views(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{name: view of theta} shaped like the model's trainable parameters (for functional_call)."""
+    out, offset = {}, 0
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            out[name] = theta[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+    return out
+
+
 def all_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())

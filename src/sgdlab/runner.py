@@ -1,9 +1,17 @@
-"""Running and resuming: config → parts → engine → store. The library API behind the CLI."""
+"""Running and resuming: config → parts → engine → store. The library API behind the CLI.
+
+Probes that need θ* (the final iterate, e.g. `gamma`) make a run two-phase: pass 1 trains
+with every other probe and records the minibatch loss of each step; pass 2 (`RUN/replay/`)
+re-runs the identical trajectory from θ_0 with only those probes, checking each step's loss
+against pass 1, and its columns are merged into `RUN/metrics.parquet`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import platform
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,20 +19,25 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch import nn
 
 from . import __version__
 from .build import build_parts, resolve
-from .config import Config, config_to_toml, load_config
+from .config import Config, ProbesConfig, config_to_toml, load_config
 from .data import Dataset
-from .engine import Parts, train
+from .engine import Outcome, Parts, train
 from .engine.loop import Progress
 from .errors import UserError
 from .params import flat_params
+from .probes import Probe, Reference
+from .probes.basic import BatchLoss
 from .store import MetricsLog, Recorder, RunDir
+from .store.metrics import merge_tables
 
 FINAL_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
+REPLAY_DIR = "replay"
 
 
 @dataclass
@@ -95,9 +108,9 @@ def start(parts: Parts, out: str | Path | None = None, *, overwrite: bool = Fals
                         "steps": 0, "steps_per_epoch": parts.sampler.steps_per_epoch,
                         "device": cfg.device, "threads": cfg.threads, "versions": versions(),
                         "started_at": _now(), "resumes": 0}
-    theta0 = flat_params(parts.model)
-    recorder.save("init.pt", parts.model.state_dict())
-    return _execute(parts, recorder, theta0, None, progress)
+    init_state = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
+    recorder.save("init.pt", init_state)
+    return _execute(parts, recorder, init_state, None, progress)
 
 
 def resume(path: str | Path, *, progress: Progress | None = None, model: nn.Module | None = None,
@@ -119,24 +132,48 @@ def resume(path: str | Path, *, progress: Progress | None = None, model: nn.Modu
         raise UserError(f"{path}: this sgdlab builds a different θ_0 for the run's config than the "
                         "run recorded (the code changed?); cannot resume it bit-identically")
     parts.model.load_state_dict(init)
-    theta0 = flat_params(parts.model)
-    states = run_dir.states()
-    state = run_dir.load(states[-1][1].name) if states else None
     metrics = MetricsLog(run_dir.read_metrics())
-    metrics.truncate(int(state["step"]) if state is not None else 0)
     recorder = Recorder(run_dir, cfg.checkpoint, metrics)
-    recorder.summary = dict(summary, status="running", resumes=summary.get("resumes", 0) + 1,
-                            steps=int(state["step"]) if state is not None else 0)
+    recorder.summary = dict(summary, status="running", resumes=summary.get("resumes", 0) + 1)
     recorder.summary.pop("error", None)
-    return _execute(parts, recorder, theta0, state, progress)
+    if summary.get("phase") == "replay":
+        return _execute(parts, recorder, init, None, progress, phase="replay")
+    state = _latest_state(run_dir)
+    metrics.truncate(int(state["step"]) if state is not None else 0)
+    recorder.summary["steps"] = int(state["step"]) if state is not None else 0
+    return _execute(parts, recorder, init, state, progress)
 
 
-def _execute(parts: Parts, recorder: Recorder, theta0: torch.Tensor, state: dict[str, Any] | None,
-             progress: Progress | None) -> RunResult:
+def _latest_state(run_dir: RunDir) -> dict[str, Any] | None:
+    states = run_dir.states()
+    return run_dir.load(states[-1][1].name) if states else None
+
+
+def replayed_probes(probes: list[Probe]) -> list[Probe]:
+    return [p for p in probes if "theta_star" in p.needs]
+
+
+def _execute(parts: Parts, recorder: Recorder, init_state: dict[str, torch.Tensor],
+             state: dict[str, Any] | None, progress: Progress | None, phase: str = "train") -> RunResult:
     summary = recorder.summary
-    recorder.flush()
+    replayed = replayed_probes(parts.probes)
     try:
-        outcome = train(parts, recorder, theta0=theta0, state=state, progress=progress)
+        if phase == "train":
+            if replayed:
+                summary["phase"] = "train"
+                parts = first_pass(parts)
+            recorder.flush()
+            theta0 = _theta0(parts.model, init_state)
+            outcome = train(parts, recorder, theta0=theta0, state=state, progress=progress)
+            _record(parts, recorder, outcome)
+            if outcome.status == "completed":
+                recorder.save("final.pt", parts.model.state_dict())
+            if not replayed or outcome.status != "completed":
+                return _finish(parts, recorder)
+            summary.update(status="running", phase="replay")  # completed only once merged
+            recorder.flush()
+        _replay(parts, replayed, recorder, init_state, progress)
+        return _finish(parts, recorder)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         summary.update(status="interrupted" if interrupted else "failed",
@@ -146,15 +183,98 @@ def _execute(parts: Parts, recorder: Recorder, theta0: torch.Tensor, state: dict
     finally:
         if recorder.run_dir is not None:
             recorder.run_dir.unlock()
+
+
+def _theta0(model: nn.Module, init_state: dict[str, torch.Tensor]) -> torch.Tensor:
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return torch.cat([init_state[n].reshape(-1) for n, _ in model.named_parameters() if n in names]) \
+        .to(next(model.parameters()).device, next(model.parameters()).dtype)
+
+
+def first_pass(parts: Parts) -> Parts:
+    """Pass 1: every probe but the θ*-dependent ones, plus the minibatch loss of every step."""
+    probes = [p for p in parts.probes if "theta_star" not in p.needs]
+    losses = [p for p in probes if isinstance(p, BatchLoss)]
+    if losses and losses[0].schedule.spec != "step":
+        probes[probes.index(losses[0])] = BatchLoss(losses[0].name, "step")
+    elif not losses:
+        probes.append(BatchLoss("batch_loss", "step"))
+    return dataclasses.replace(parts, probes=probes)
+
+
+def _record(parts: Parts, recorder: Recorder, outcome: Outcome) -> None:
     spe = parts.sampler.steps_per_epoch
-    summary.update(status=outcome.status, steps=outcome.steps, epochs=outcome.steps / spe,
-                   stop_reason=outcome.stop_reason, wall_time_s=round(outcome.wall_time, 3),
-                   finished_at=_now())
+    recorder.summary.update(status=outcome.status, steps=outcome.steps, epochs=outcome.steps / spe,
+                            stop_reason=outcome.stop_reason, wall_time_s=round(outcome.wall_time, 3),
+                            finished_at=_now())
     if outcome.status != "interrupted":
-        summary["final"] = {k: outcome.final.get(k) for k in FINAL_KEYS} | outcome.final
-        recorder.save("final.pt", parts.model.state_dict())
+        recorder.summary["final"] = {k: outcome.final.get(k) for k in FINAL_KEYS} | outcome.final
     if outcome.diverged_at is not None:
-        summary["diverged_at"] = outcome.diverged_at
+        recorder.summary["diverged_at"] = outcome.diverged_at
+    if outcome.probe_summaries:
+        recorder.summary.setdefault("probes", {}).update(outcome.probe_summaries)
+
+
+def _replay(parts: Parts, replayed: list[Probe], recorder: Recorder,
+            init_state: dict[str, torch.Tensor], progress: Progress | None) -> None:
+    """Pass 2: θ_0 again, only the θ*-probes, the same number of steps, verified step by step."""
+    cfg = parts.config
+    summary = recorder.summary
+    steps = int(summary["steps"])
+    table = recorder.metrics.table()
+    reference = Reference(_final_params(parts, recorder), _loss_per_step(table, steps),
+                          str(recorder.run_dir.path) if recorder.run_dir else "memory")
+    replay_cfg = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, epochs=None, max_steps=steps, stop_loss=None),
+        probes=ProbesConfig(use=tuple(p.name for p in replayed),
+                            options={p.name: cfg.probes.options[p.name] for p in replayed}))
+    parts.model.load_state_dict(init_state)
+    replay_parts = build_parts(replay_cfg, model=parts.model, data=parts.data)
+    replay_dir, state = None, None
+    if recorder.run_dir is not None:
+        path = recorder.run_dir.path / REPLAY_DIR
+        text = config_to_toml(replay_cfg)
+        if RunDir.is_run(path) and (path / "config.toml").read_text(encoding="utf-8") == text:
+            replay_dir = RunDir(path)
+            state = _latest_state(replay_dir)
+        else:
+            replay_dir = RunDir.create(path, text, overwrite=True)
+    metrics = MetricsLog(replay_dir.read_metrics() if state is not None else None)
+    if state is not None:
+        metrics.truncate(int(state["step"]))
+    replay_recorder = Recorder(replay_dir, cfg.checkpoint, metrics)
+    replay_recorder.summary = {"status": "running", "phase": "replay", "of": reference.source}
+    outcome = train(replay_parts, replay_recorder, theta0=_theta0(parts.model, init_state),
+                    reference=reference, state=state, progress=progress)
+    _record(replay_parts, replay_recorder, outcome)
+    replay_recorder.flush()
+    if outcome.status != "completed":
+        summary.update(status=outcome.status, stop_reason=f"replay {outcome.stop_reason}")
+        return
+    recorder.metrics = MetricsLog(merge_tables(table, replay_recorder.metrics.table()))
+    summary.setdefault("probes", {}).update(outcome.probe_summaries)
+    summary.update(status="completed", replay_wall_time_s=round(outcome.wall_time, 3))
+    summary.pop("phase", None)
+    if replay_dir is not None:
+        shutil.rmtree(replay_dir.checkpoints, ignore_errors=True)
+
+
+def _final_params(parts: Parts, recorder: Recorder) -> torch.Tensor:
+    if recorder.run_dir is not None:
+        parts.model.load_state_dict(recorder.run_dir.load("final.pt"))
+    return flat_params(parts.model)
+
+
+def _loss_per_step(table: pa.Table, steps: int) -> torch.Tensor:
+    losses = torch.full((steps,), float("nan"), dtype=torch.float64)
+    rows = table.filter(pc.is_valid(table["batch_loss"]))
+    idx = torch.tensor(rows["step"].to_numpy(), dtype=torch.long)
+    keep = idx < steps
+    losses[idx[keep]] = torch.tensor(rows["batch_loss"].to_numpy(), dtype=torch.float64)[keep]
+    return losses
+
+
+def _finish(parts: Parts, recorder: Recorder) -> RunResult:
     recorder.flush()
     path = recorder.run_dir.path if recorder.run_dir is not None else None
-    return RunResult(path, summary, recorder.metrics.table(), parts)
+    return RunResult(path, recorder.summary, recorder.metrics.table(), parts)

@@ -64,9 +64,12 @@ class Dataset:
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
         return x, split.y[idx]
 
-    def to(self, device: torch.device | str) -> "Dataset":
-        return replace(self, train=Split(self.train.x.to(device), self.train.y.to(device)),
-                       test=Split(self.test.x.to(device), self.test.y.to(device)))
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Dataset":
+        """On `device`; floating tensors (inputs, float targets) also in `dtype` if given."""
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device, dtype) if dtype is not None and t.is_floating_point() else t.to(device)
+        return replace(self, train=Split(move(self.train.x), move(self.train.y)),
+                       test=Split(move(self.test.x), move(self.test.y)))
 
     @classmethod
     def from_tensors(cls, x_train: torch.Tensor, y_train: torch.Tensor,

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..config import TrainConfig
 from ..params import all_finite, flat_params
-from ..probes import Runtime, StepContext
+from ..probes import Reference, Runtime, StepContext, parse_schedule
 from ..store import Recorder
 from .interrupt import StopRequest
 from .parts import Parts
@@ -31,6 +31,7 @@ class Outcome:
     wall_time: float
     final: dict[str, float] = field(default_factory=dict)
     diverged_at: int | None = None
+    probe_summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def last_step(train: TrainConfig, steps_per_epoch: int) -> int | None:
@@ -40,13 +41,16 @@ def last_step(train: TrainConfig, steps_per_epoch: int) -> int | None:
     return min(caps) if caps else None
 
 
-def train(parts: Parts, recorder: Recorder, *, theta0=None, state: dict[str, Any] | None = None,
-          progress: Progress | None = None) -> Outcome:
+def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference | None = None,
+          state: dict[str, Any] | None = None, progress: Progress | None = None) -> Outcome:
     cfg, model, data, rule, sampler = parts.config.train, parts.model, parts.data, parts.rule, parts.sampler
     spe = sampler.steps_per_epoch
     stop_at = last_step(cfg, spe)
     rt = Runtime(model, data, parts.loss, theta0 if theta0 is not None else flat_params(model),
-                 cfg.eval_batch_size)
+                 cfg.eval_batch_size, reference)
+    for probe in parts.probes:
+        probe.setup(rt)
+    save_iterate = parse_schedule(parts.config.checkpoint.iterates, "checkpoint.iterates")
     state_probes = [p for p in parts.probes if not p.iteration]
     iteration_probes = [p for p in parts.probes if p.iteration]
     step = restore(parts, state) if state is not None else 0
@@ -77,6 +81,8 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, state: dict[str, Any
             for probe in state_probes:
                 if (final and probe.schedule.at_end) or probe.schedule.due(step, spe):
                     _put(row, probe.measure(ctx), probe.name)
+            if save_iterate.due(step, spe) or (final and save_iterate.at_end):
+                recorder.save_iterate(step, ctx.params)
             if final:
                 if row:
                     recorder.append(step, epoch, row)
@@ -113,14 +119,22 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, state: dict[str, Any
     if status == "completed" and not all_finite(model):
         status, reason, diverged_at = "diverged", "diverged", step
     final: dict[str, float] = {}
+    summaries: dict[str, dict[str, Any]] = {}
     if status != "interrupted":
         # At a completed stop the last state context already holds θ_final's evaluation.
         final_ctx = ctx if ctx.step == step else StepContext(rt, step, step / spe)
         final = {f"{split}_{k}": v for split in ("train", "test")
                  for k, v in final_ctx.evaluate(split).items()}
+        if status == "completed":
+            for probe in parts.probes:
+                deferred = probe.finish(final_ctx)
+                if deferred is not None:
+                    recorder.merge(deferred.rows, spe)
+                    summaries[probe.name] = deferred.summary
     if progress is not None:
         progress(step, final.get("train_loss", float("nan")))
-    return Outcome(status, step, reason, wall_before + time.perf_counter() - t0, final, diverged_at)
+    return Outcome(status, step, reason, wall_before + time.perf_counter() - t0, final, diverged_at,
+                   summaries)
 
 
 def _put(row: dict[str, float], values: dict[str, float], probe: str) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ProbesConfig
-from . import basic  # noqa: F401  (registers)
-from .base import ITERATION_NEEDS, Probe
-from .context import Runtime, StepContext, eval_mode
+from . import basic, gamma  # noqa: F401  (registers)
+from .base import ITERATION_NEEDS, Deferred, Probe
+from .context import Reference, Runtime, StepContext, batch_loss_at, eval_mode
 from .registry import probes
 from .schedules import (Schedule, each_step, epoch_ends, every, final_only, log_spaced, never,
                         parse_schedule)
@@ -23,6 +23,6 @@ def build_probes(cfg: ProbesConfig) -> list[Probe]:
     return built
 
 
-__all__ = ["ITERATION_NEEDS", "Probe", "Runtime", "Schedule", "StepContext", "build_probes",
+__all__ = ["Deferred", "ITERATION_NEEDS", "Probe", "Reference", "Runtime", "batch_loss_at", "Schedule", "StepContext", "build_probes",
            "each_step", "epoch_ends", "eval_mode", "every", "final_only", "log_spaced", "never",
            "parse_schedule", "probes"]

@@ -9,25 +9,36 @@ probes*: they measure θ_k before update k. Both land in metrics row `step = k`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from .schedules import Schedule, parse_schedule
 
 ITERATION_NEEDS = frozenset({"batch", "batch_loss", "update", "lr"})
-KNOWN_NEEDS = ITERATION_NEEDS | {"eval", "full_grad", "theta0"}
+# "theta_star": the final iterate of the same run, from an earlier pass (deterministic replay).
+KNOWN_NEEDS = ITERATION_NEEDS | {"eval", "full_grad", "theta0", "theta_star"}
+
+
+@dataclass
+class Deferred:
+    """What a probe reports once training has ended: rows for earlier steps (merged into the
+    metrics table by step) and a summary (stored under summary.json["probes"][name])."""
+    rows: dict[int, dict[str, float]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 class Probe:
     """Subclass, set `needs`, and implement `measure`. Keep state in plain tensors/floats and
     return it from `state_dict` so a resumed run continues it exactly."""
 
-    needs: ClassVar[frozenset[str]] = frozenset()
+    needs: frozenset[str] = frozenset()
 
     def __init__(self, name: str, schedule: Schedule | str = "epoch", **options: Any):
         self.name = name
         self.schedule = parse_schedule(schedule, f"probes.{name}.schedule") \
             if isinstance(schedule, str) else schedule
         self.options = options
+        self.needs = frozenset(self.needs)
         unknown = set(self.needs) - KNOWN_NEEDS
         if unknown:
             raise ValueError(f"probe {name} declares unknown needs {sorted(unknown)}")
@@ -36,8 +47,15 @@ class Probe:
     def iteration(self) -> bool:
         return bool(self.needs & ITERATION_NEEDS)
 
+    def setup(self, rt: Any) -> None:
+        """Called once before the loop with the run's Runtime (device, θ_0, reference)."""
+
     def measure(self, ctx: Any) -> dict[str, float]:
         raise NotImplementedError
+
+    def finish(self, ctx: Any) -> Deferred | None:
+        """Called once after a completed run with the context of the final iterate."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         return {}

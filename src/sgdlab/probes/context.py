@@ -14,7 +14,17 @@ from torch import nn
 
 from ..data import Dataset
 from ..losses import Loss, misclassified
-from ..params import flat_params
+from ..params import flat_params, named_views
+
+
+@dataclass
+class Reference:
+    """An earlier pass of the same run, for probes that need its end (deterministic replay):
+    θ* (the final iterate, flat) and the minibatch loss it recorded at each step (NaN where
+    not recorded), which the replay must reproduce."""
+    theta_star: torch.Tensor
+    batch_losses: torch.Tensor
+    source: str = ""
 
 
 @dataclass
@@ -25,6 +35,40 @@ class Runtime:
     loss: Loss
     theta0: torch.Tensor
     eval_batch_size: int
+    reference: Reference | None = None
+
+    @property
+    def has_dropout(self) -> bool:
+        return any(isinstance(m, DROPOUT_TYPES) and m.p > 0 for m in self.model.modules())
+
+
+DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                 nn.FeatureAlphaDropout)
+
+
+@contextmanager
+def dropout_off(model: nn.Module) -> Iterator[None]:
+    """Dropout modules in eval mode, everything else (BN batch statistics) as it is."""
+    switched = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES) and m.training]
+    for m in switched:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in switched:
+            m.train()
+
+
+@torch.no_grad()
+def batch_loss_at(rt: Runtime, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
+    """ℓ(θ; B) computed the way training computes it (BN on the batch's statistics) but without
+    dropout, and on copies of the buffers: no parameter, buffer or RNG stream changes."""
+    model = rt.model
+    state = {name: buf.clone() for name, buf in model.named_buffers()}
+    state.update(named_views(model, theta))
+    with dropout_off(model):
+        out = torch.func.functional_call(model, state, (x,))
+    return float(rt.loss(out, y))
 
 
 @contextmanager
@@ -66,6 +110,20 @@ class StepContext:
         if self.params_before is None or self.lr is None:
             raise RuntimeError("the update is only available to probes that declare needs={'update'}")
         return self._cached("update", lambda: (self.params_before - self.params) / self.lr)
+
+    @property
+    def batch_loss_before(self) -> float:
+        """ℓ(θ_k; B_k) as `batch_loss_at` defines it: the training loss itself unless the model
+        has dropout, whose masks make the training loss a different, random quantity."""
+        def compute() -> float:
+            if not self.rt.has_dropout:
+                return self.batch_loss
+            return batch_loss_at(self.rt, self.params_before, *self.batch)
+        return self._cached("batch_loss_before", compute)
+
+    def batch_loss_at(self, theta: torch.Tensor) -> float:
+        """ℓ(θ; B_k) for any θ (see `batch_loss_at`)."""
+        return batch_loss_at(self.rt, theta, *self.batch)
 
     def evaluate(self, split: str = "train") -> dict[str, float]:
         """Mean loss and error on a full split at the current θ."""

@@ -26,6 +26,20 @@ def _as_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def merge_tables(base: pa.Table, extra: pa.Table) -> pa.Table:
+    """`base` with the metric columns of `extra` joined on step (epoch from `base`)."""
+    if extra.num_rows == 0:
+        return base
+    clash = set(base.column_names[2:]) & set(extra.column_names[2:])
+    if clash:
+        raise ValueError(f"metrics {sorted(clash)} are already in the table")
+    extra = extra.rename_columns(["step", "_epoch", *extra.column_names[2:]])
+    joined = base.join(extra, "step", join_type="full outer").sort_by("step")
+    epoch = pc.coalesce(joined["epoch"], joined["_epoch"])
+    joined = joined.set_column(joined.column_names.index("epoch"), "epoch", epoch)
+    return joined.select(base.column_names + extra.column_names[2:])
+
+
 class MetricsLog:
     """Rows appended by the engine; `table()` is everything so far, `commit()` marks what is on
     disk, `truncate(step)` drops rows at or after a step (resuming from a state at `step`)."""
@@ -49,6 +63,11 @@ class MetricsLog:
     def commit(self) -> pa.Table:
         self._table, self._rows = self.table(), []
         return self._table
+
+    def merge(self, rows: dict[int, dict[str, Any]], steps_per_epoch: int) -> None:
+        """Join columns measured after the fact onto existing steps (new steps are added)."""
+        self._table = merge_tables(self.commit(), rows_to_table(
+            [(step, step / steps_per_epoch, row) for step, row in sorted(rows.items())]))
 
     def truncate(self, step: int) -> None:
         table = self.commit()

@@ -45,6 +45,15 @@ class Recorder:
         if self.run_dir is not None:
             self.run_dir.save(name, obj)
 
+    def save_iterate(self, step: int, theta) -> None:  # noqa: ANN001
+        if self.run_dir is not None:
+            self.run_dir.save(f"iterates/theta-{step:09d}.pt", theta.detach().cpu().clone())
+
+    def merge(self, rows: dict[int, dict[str, float]], steps_per_epoch: int) -> None:
+        """Add measurements made after the fact to the rows of their steps."""
+        if rows:
+            self.metrics.merge(rows, steps_per_epoch)
+
     def maybe_flush(self, step: int) -> None:
         if self.run_dir is not None and time.monotonic() - self._last_flush >= self.flush_seconds:
             self.summary["steps"] = step

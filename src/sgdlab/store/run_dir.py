@@ -116,6 +116,7 @@ class RunDir:
     # --- checkpoints -------------------------------------------------------------------
     def save(self, name: str, obj: Any) -> Path:
         path = self.checkpoints / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_tensors(path, obj)
         return path
 
@@ -133,6 +134,12 @@ class RunDir:
                 m = STATE_RE.match(p.name)
                 if m:
                     found.append((int(m.group(1)), p))
+        return sorted(found)
+
+    def iterates(self) -> list[tuple[int, Path]]:
+        """Saved iterates θ_k (checkpoint.iterates), in step order."""
+        folder = self.checkpoints / "iterates"
+        found = [(int(p.stem.split("-")[1]), p) for p in folder.glob("theta-*.pt")] if folder.is_dir() else []
         return sorted(found)
 
     def prune_states(self, keep: int) -> None:

@@ -1,0 +1,194 @@
+"""The γ-optimization principle (seed 002, "An optimization principle of deep learning?",
+ICLR 2020 submission). For θ_{k+1} = θ_k − η U_k, with θ* the final iterate:
+
+    γ_k = ( ⟨θ_k − θ*, U_k⟩ − (η/2)‖U_k‖² ) / ( ‖θ_0 − θ*‖² · (ℓ(θ_k; B_k) − ℓ(θ*; B_k)) )
+
+undefined where the loss gap ℓ(θ_k; B_k) − ℓ(θ*; B_k) ≤ gap_tol (recorded as gamma_defined = 0).
+Also the normalized distance ‖θ_k − θ*‖/‖θ_0 − θ*‖ (Theorem 1.1: non-increasing).
+
+θ* is known only at the end, so there are two modes:
+  replay  (default) pass 1 trains; pass 2 re-runs the identical trajectory with θ* known and
+          computes everything online in O(#params) memory, checking at every step that its
+          minibatch loss equals pass 1's (exactly, on CPU).
+  store   keeps θ_k and U_k of every measured step and computes γ at the end; O(#steps·#params)
+          memory, the reference the replay is tested against.
+ℓ(θ*; B_k) is computed as training computes losses (BN batch statistics) without dropout and
+without touching buffers or RNG; ℓ(θ_k; B_k) likewise (it is the training loss itself when the
+model has no dropout).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from ..errors import UserError
+from .base import Deferred, Probe
+from .context import batch_loss_at
+from .registry import probes
+
+
+class ReplayError(UserError):
+    """The replayed trajectory left the recorded one."""
+
+
+def gamma_terms(theta_k: torch.Tensor, update: torch.Tensor, lr: float, theta_star: torch.Tensor,
+                dist0_sq: float, loss_k: float, loss_star: float, gap_tol: float) -> dict[str, float]:
+    """The per-step quantities, in float64."""
+    d = theta_k.double() - theta_star.double()
+    u = update.double()
+    coherence = float(d @ u)
+    update_term = 0.5 * lr * float(u @ u)
+    gap = loss_k - loss_star
+    row = {"gamma_coherence": coherence, "gamma_update_term": update_term, "gamma_loss_gap": gap,
+           "gamma_dist": math.sqrt(float(d @ d) / dist0_sq) if dist0_sq > 0 else 0.0}
+    defined = gap > gap_tol and dist0_sq > 0
+    row["gamma_defined"] = float(defined)
+    if defined:
+        row["gamma"] = (coherence - update_term) / (dist0_sq * gap)
+    return row
+
+
+@probes.register("gamma", help="γ-optimization principle: γ_k, ‖θ_k−θ*‖/‖θ_0−θ*‖, the two sides "
+                 "and the loss gap, with θ* the final iterate (deterministic replay or stored path)",
+                 options={"schedule": "step", "mode": "replay", "gap_tol": 1e-7, "replay_tol": 0.0})
+class Gamma(Probe):
+    needs = frozenset({"update", "batch", "batch_loss", "lr", "theta_star"})
+
+    def __init__(self, name: str, schedule: str = "step", mode: str = "replay",
+                 gap_tol: float = 1e-7, replay_tol: float = 0.0):
+        super().__init__(name, schedule)
+        if mode not in ("replay", "store"):
+            raise UserError(f"probes.{name}.mode: {mode!r} is not one of replay, store")
+        if mode == "store":
+            self.needs = self.needs - {"theta_star"}
+        self.mode, self.gap_tol, self.replay_tol = mode, gap_tol, replay_tol
+        self.stats = {"defined": 0, "undefined": 0, "positive": 0, "gamma_min": math.inf,
+                      "dist_max_increase": 0.0, "dist_prev": math.nan,
+                      "replay_checked": 0, "replay_max_diff": 0.0}
+        self.stored: list[tuple[int, torch.Tensor, torch.Tensor, float, float, tuple]] = []
+
+    def setup(self, rt: Any) -> None:
+        self.rt = rt
+        if self.mode == "store":
+            return
+        if rt.reference is None:
+            raise UserError(f"probe {self.name}: replay mode needs the final iterate of a first "
+                            "pass (sgdlab.run does both passes; pass reference= to train())")
+        self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
+        self.ref_losses = rt.reference.batch_losses
+        self.dist0_sq = float((rt.theta0.double() - self.theta_star.double()).square().sum())
+
+    def measure(self, ctx: Any) -> dict[str, float]:
+        if self.mode == "store":
+            self.stored.append((ctx.step, ctx.params_before.detach().clone(), ctx.update.detach().clone(),
+                                ctx.lr, ctx.batch_loss_before,
+                                tuple(t.detach().clone() for t in ctx.batch)))
+            return {}
+        self._verify(ctx.step, ctx.batch_loss)
+        row = gamma_terms(ctx.params_before, ctx.update, ctx.lr, self.theta_star, self.dist0_sq,
+                          ctx.batch_loss_before, ctx.batch_loss_at(self.theta_star), self.gap_tol)
+        self._count(row)
+        return row
+
+    def _verify(self, step: int, loss: float) -> None:
+        if step >= len(self.ref_losses):
+            raise ReplayError(f"replay reached step {step}, past the {len(self.ref_losses)} steps of "
+                              "the first pass")
+        ref = float(self.ref_losses[step])
+        if math.isnan(ref):
+            return
+        diff = abs(loss - ref)
+        if not diff <= self.replay_tol * max(1.0, abs(ref)):
+            raise ReplayError(
+                f"replay diverged from the first pass at step {step}: minibatch loss {loss!r} vs "
+                f"{ref!r}; the run is not deterministic here (on GPU set deterministic = true, or "
+                f"allow probes.{self.name}.replay_tol)")
+        self.stats["replay_checked"] += 1
+        self.stats["replay_max_diff"] = max(self.stats["replay_max_diff"], diff)
+
+    def _count(self, row: dict[str, float]) -> None:
+        s = self.stats
+        if row["gamma_defined"]:
+            s["defined"] += 1
+            s["positive"] += row["gamma"] > 0
+            s["gamma_min"] = min(s["gamma_min"], row["gamma"])
+        else:
+            s["undefined"] += 1
+        if not math.isnan(s["dist_prev"]):
+            s["dist_max_increase"] = max(s["dist_max_increase"], row["gamma_dist"] - s["dist_prev"])
+        s["dist_prev"] = row["gamma_dist"]
+
+    def finish(self, ctx: Any) -> Deferred:
+        rows = {}
+        if self.mode == "store":
+            theta_star = ctx.params
+            dist0_sq = float((ctx.theta0.double() - theta_star.double()).square().sum())
+            for step, theta_k, update, lr, loss_k, (x, y) in self.stored:
+                loss_star = batch_loss_at(self.rt, theta_star, x, y)
+                rows[step] = gamma_terms(theta_k, update, lr, theta_star, dist0_sq, loss_k,
+                                         loss_star, self.gap_tol)
+                self._count(rows[step])
+        s = self.stats
+        summary = {"mode": self.mode, "defined_steps": s["defined"], "undefined_steps": s["undefined"],
+                   "positive_fraction": s["positive"] / s["defined"] if s["defined"] else None,
+                   "gamma_min": s["gamma_min"] if s["defined"] else None,
+                   "dist_max_increase": s["dist_max_increase"]}
+        if self.mode == "replay":
+            summary |= {"replay_checked_steps": s["replay_checked"],
+                        "replay_max_loss_diff": s["replay_max_diff"]}
+        return Deferred(rows, summary)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"stats": dict(self.stats)}
+        if self.mode == "store":
+            state["stored"] = [list(item[:5]) + [list(item[5])] for item in self.stored]
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "stats" in state:
+            self.stats = dict(state["stats"])
+        self.stored = [(int(s), t, u, float(lr), float(loss), tuple(batch))
+                       for s, t, u, lr, loss, batch in state.get("stored", [])]
+
+
+def theorem_checks(table: pa.Table) -> dict[str, Any]:
+    """Theorem 1 of seed 002 on a run's metrics (γ columns from every step):
+    1.1 the normalized distance is non-increasing (largest increase reported);
+    γ > 0 on defined steps (fraction); 1.3 on the prefix where the principle holds (all defined
+    γ_k > 0 so far), Σ_k gap_k ≤ 1/(2η γ_min)."""
+    rows = table.filter(pc.is_valid(table["gamma_dist"]))
+    dist = rows["gamma_dist"].to_numpy()
+    gap = rows["gamma_loss_gap"].to_numpy()
+    lr = rows["lr"].to_numpy() if "lr" in rows.column_names else np.full(len(dist), np.nan)
+    gamma = rows["gamma"].to_numpy(zero_copy_only=False) if "gamma" in rows.column_names \
+        else np.full(len(dist), np.nan)
+    gamma = np.where(rows["gamma_defined"].to_numpy() > 0, gamma, np.nan)
+    defined = ~np.isnan(gamma)
+    increases = np.diff(dist)
+    bad = np.flatnonzero(defined & (gamma <= 0))
+    prefix = int(bad[0]) if len(bad) else len(dist)
+    g = gamma[:prefix][defined[:prefix]]
+    gamma_min = float(g.min()) if len(g) else math.nan
+    eta = float(np.nanmax(lr[:prefix])) if prefix and np.isfinite(lr[:prefix]).any() else math.nan
+    gap_sum = float(np.sum(np.clip(gap[:prefix], 0, None)))
+    bound = 1.0 / (2 * eta * gamma_min) if gamma_min > 0 and eta > 0 else math.inf
+    return {
+        "steps": len(dist),
+        "defined_steps": int(defined.sum()),
+        "positive_fraction": float((gamma[defined] > 0).mean()) if defined.any() else math.nan,
+        "gamma_median": float(np.median(gamma[defined])) if defined.any() else math.nan,
+        "dist_max_increase": max(0.0, float(increases.max())) if len(increases) else 0.0,
+        "dist_increases": int((increases > 0).sum()),
+        "dist_final": float(dist[-1]) if len(dist) else math.nan,
+        "principle_prefix_steps": prefix,
+        "gamma_min_prefix": gamma_min,
+        "gap_sum_prefix": gap_sum,
+        "rate_bound": bound,
+        "rate_bound_holds": bool(gap_sum <= bound),
+    }

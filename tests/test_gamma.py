@@ -1,0 +1,185 @@
+"""The γ-principle instrument: the analytic least-squares answer, replay against store mode,
+self-verifying replay, undefined steps, Theorem 1 checks, resume inside the replay pass."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+import sgdlab
+from sgdlab.engine import train
+from sgdlab.params import flat_params
+from sgdlab.probes import Reference
+from sgdlab.probes.gamma import ReplayError, theorem_checks
+from sgdlab.store import Recorder, RunDir
+
+from conftest import tiny, write_toml
+
+ETA = 0.02
+
+
+def least_squares(n_points=10, dim=40, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(n_points, dim, generator=gen, dtype=torch.float64)
+    b = a @ torch.randn(dim, generator=gen, dtype=torch.float64)  # consistent system
+    return a, b
+
+
+def ls_config(epochs: int, probes: dict) -> dict:
+    return {"seed": 0, "device": "cpu", "dtype": "float64",
+            "model": {"name": "linear", "bias": False},
+            "optim": {"name": "sgd", "lr": ETA},
+            "train": {"batch_size": 1, "epochs": epochs, "loss": "squared", "sampler": "cyclic"},
+            "probes": probes}
+
+
+def test_least_squares_gamma_is_two_minus_eta_norm_a_squared_over_distance():
+    """ℓ_i = ½(a_iᵀθ − b_i)², batch 1, θ* = projection of θ_0 onto {Aθ = b}:
+    γ_k = (2 − η‖a_ξk‖²)/‖θ_0 − θ*‖² exactly (REPRODUCTION.md)."""
+    a, b = least_squares()
+    data = sgdlab.Dataset.from_tensors(a, b)
+    parts = sgdlab.prepare(ls_config(30, {"use": ["gamma"]}), data=data)
+    theta0 = flat_params(parts.model).double()
+    theta_star = theta0 - torch.linalg.pinv(a) @ (a @ theta0 - b)  # projection onto Aθ = b
+    reference = Reference(theta_star, torch.full((300,), float("nan"), dtype=torch.float64))
+    recorder = Recorder(None, parts.config.checkpoint)
+    train(parts, recorder, reference=reference)
+    table = recorder.metrics.table()
+    gamma = table["gamma"].to_numpy(zero_copy_only=False)
+    steps = table["step"].to_numpy()
+    expected = (2 - ETA * (a[steps % 10] ** 2).sum(1).numpy()) / float((theta0 - theta_star).square().sum())
+    defined = table["gamma_defined"].to_numpy() > 0
+    assert defined[:50].all() and defined.sum() > 100
+    assert np.allclose(gamma[defined], expected[defined], rtol=1e-6, atol=0)
+
+
+def test_least_squares_gamma_with_theta_star_the_final_iterate():
+    """The same law with θ* taken, as the instrument does, as the last iterate of a long run
+    (over-parameterized SGD converges to the projection of θ_0)."""
+    a, b = least_squares()
+    data = sgdlab.Dataset.from_tensors(a, b)
+    theta0 = flat_params(sgdlab.prepare(ls_config(1, {"use": []}), data=data).model)
+    result = sgdlab.run(ls_config(1500, {"use": ["gamma"]}), data=data)
+    theta_star = flat_params(result.parts.model)
+    table = result.metrics.slice(0, 100)
+    steps = table["step"].to_numpy()
+    expected = (2 - ETA * (a[steps % 10] ** 2).sum(1).numpy()) / float((theta0 - theta_star).square().sum())
+    assert np.allclose(table["gamma"].to_numpy(zero_copy_only=False), expected, rtol=1e-6)
+    assert result.summary["probes"]["gamma"]["replay_checked_steps"] == 15000
+
+
+def mlp_config(mode: str, **train) -> dict:
+    return tiny(model={"widths": [16, 16], "batch_norm": "all", "dropout": 0.2},
+                train={"epochs": 4, **train},
+                probes={"use": ["eval", "gamma"], "gamma": {"mode": mode}})
+
+
+def test_replay_matches_store_mode():
+    replay, store = sgdlab.run(mlp_config("replay")), sgdlab.run(mlp_config("store"))
+    assert replay.status == store.status == "completed"
+    for column in ("gamma", "gamma_dist", "gamma_loss_gap", "gamma_coherence", "gamma_update_term"):
+        x = replay.metrics[column].to_numpy(zero_copy_only=False)
+        y = store.metrics[column].to_numpy(zero_copy_only=False)
+        assert np.allclose(x, y, rtol=1e-6, atol=0, equal_nan=True), column
+    assert replay.summary["probes"]["gamma"]["replay_checked_steps"] == 32
+    for key in ("defined_steps", "undefined_steps", "positive_fraction", "gamma_min"):
+        assert replay.summary["probes"]["gamma"][key] == pytest.approx(store.summary["probes"]["gamma"][key])
+
+
+def test_replay_detects_the_first_diverging_step():
+    cfg = tiny(probes={"use": ["gamma"]})
+    first = sgdlab.run(tiny())
+    losses = torch.tensor(first.metrics["batch_loss"].to_numpy()[:16], dtype=torch.float64)
+    losses[7] += 1e-6
+    parts = sgdlab.prepare(cfg)
+    reference = Reference(flat_params(first.parts.model), losses)
+    with pytest.raises(ReplayError, match="at step 7: minibatch loss"):
+        train(parts, Recorder(None, parts.config.checkpoint), reference=reference)
+
+
+class Flaky(torch.nn.Module):
+    """A model that is not deterministic: unseeded noise on its output."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        self.gen = torch.Generator()
+
+    def forward(self, x):
+        self.gen.seed()
+        return self.net(x) + 1e-3 * torch.randn(x.shape[0], 10, generator=self.gen)
+
+
+def test_a_nondeterministic_run_fails_loudly_with_a_one_line_error(tmp_path):
+    with pytest.raises(ReplayError, match="replay diverged from the first pass at step 0") as err:
+        sgdlab.run(tiny(probes={"use": ["gamma"]}), tmp_path / "r", model=Flaky())
+    assert "deterministic = true" in str(err.value) and "\n" not in str(err.value)
+    summary = RunDir(tmp_path / "r").read_summary()
+    assert summary["status"] == "failed" and "step 0" in summary["error"]
+
+
+def test_undefined_steps_are_recorded_and_counted():
+    result = sgdlab.run(tiny(probes={"use": ["gamma"], "gamma": {"gap_tol": 1e9}}))
+    table = result.metrics
+    assert (table["gamma_defined"].to_numpy() == 0).all() and "gamma" not in table.column_names
+    assert result.summary["probes"]["gamma"]["undefined_steps"] == 16
+    assert result.summary["probes"]["gamma"]["positive_fraction"] is None
+
+
+def test_theorem_checks_on_known_numbers():
+    table = pa.table({"step": [0, 1, 2, 3], "lr": [0.5] * 4,
+                      "gamma_dist": [1.0, 0.8, 0.85, 0.5],
+                      "gamma_loss_gap": [0.4, 0.3, 0.2, 0.1],
+                      "gamma_defined": [1.0, 1.0, 0.0, 1.0],
+                      "gamma": [2.0, 1.0, None, -1.0]})
+    checks = theorem_checks(table)
+    assert checks["dist_max_increase"] == pytest.approx(0.05) and checks["dist_increases"] == 1
+    assert checks["positive_fraction"] == pytest.approx(2 / 3)
+    assert checks["principle_prefix_steps"] == 3 and checks["gamma_min_prefix"] == 1.0
+    assert checks["gap_sum_prefix"] == pytest.approx(0.9)
+    assert checks["rate_bound"] == pytest.approx(1.0) and checks["rate_bound_holds"]
+
+
+def test_gamma_run_through_the_cli_is_one_directory(tmp_path, cli):
+    cfg = write_toml(tmp_path / "c.toml", tiny())
+    out = tmp_path / "run"
+    result = cli("run", cfg, "--out", out, "--quiet", "--set", 'probes.use=["eval", "norms", "gamma"]')
+    assert result.exit_code == 0, result.stderr
+    run = sgdlab.load_run(out)
+    assert run.status == "completed" and "phase" not in run.summary
+    assert {"gamma", "gamma_dist", "train_loss", "dist_init"} <= set(run.metrics.column_names)
+    assert run.summary["probes"]["gamma"]["replay_checked_steps"] == 16
+    assert json.loads((out / "replay" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_sigkill_during_the_replay_pass_then_resume(tmp_path):
+    raw = tiny(model={"widths": [8]}, train={"epochs": None, "max_steps": 3000},
+               checkpoint={"every_steps": 200}, probes={"use": ["batch_loss", "gamma"]})
+    cfg = write_toml(tmp_path / "c.toml", raw)
+    ref = sgdlab.run(raw, tmp_path / "ref")
+    out = tmp_path / "killed"
+
+    import subprocess
+    import sys
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "run", str(cfg), "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        replay = out / "replay"
+        if replay.exists() and RunDir(replay).states() and RunDir(replay).states()[-1][0] >= 1000:
+            break
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert RunDir(out).read_summary()["phase"] == "replay"
+    resumed = sgdlab.resume(out)
+    assert resumed.status == "completed"
+    assert sgdlab.load_run(out).metrics.equals(sgdlab.load_run(ref.path).metrics)
