@@ -84,7 +84,7 @@ def test_overrides(assignment, path, value):
     ({"optim": {"name": "sgd", "momentum": 0.9}}, "optim.momentum: not used by optimizer 'sgd'"),
     ({"optim": {"name": "gd"}, "train": {"sampler": "iid"}}, "train.sampler: 'iid' conflicts"),
     ({"train": {"epochs": None, "max_steps": 10}}, None),  # None = unset, allowed in dicts
-    ({"probes": {"use": ["eval"], "gamma": {"x": 1}}}, "probes.gamma: 'gamma' is not one of"),
+    ({"probes": {"use": ["eval"], "warp": {"x": 1}}}, "probes.warp: 'warp' is not one of"),
     ({"probes": {"use": ["eval"], "norms": {"schedule": "epoch"}}},
      "probes.norms: options given but 'norms' is not in probes.use"),
     ({"probes": {"use": ["eval"], "eval": {"schedule": "hourly"}}},

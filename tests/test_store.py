@@ -49,8 +49,8 @@ def test_load_run_gives_config_summary_metrics_and_checkpoints(tmp_path):
     final = run.checkpoint("final.pt")
     model = result.parts.model
     assert all(torch.equal(final[k], v) for k, v in model.state_dict().items())
-    with pytest.raises(KeyError, match="no metric 'gamma'"):
-        run.series("gamma")
+    with pytest.raises(KeyError, match="no metric 'warp'"):
+        run.series("warp")
 
 
 def test_run_dir_creation_is_all_or_nothing(tmp_path, monkeypatch):

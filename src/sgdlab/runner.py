@@ -159,13 +159,13 @@ def _execute(parts: Parts, recorder: Recorder, init_state: dict[str, torch.Tenso
     replayed = replayed_probes(parts.probes)
     try:
         if phase == "train":
+            first = first_pass(parts) if replayed else parts
             if replayed:
                 summary["phase"] = "train"
-                parts = first_pass(parts)
             recorder.flush()
-            theta0 = _theta0(parts.model, init_state)
-            outcome = train(parts, recorder, theta0=theta0, state=state, progress=progress)
-            _record(parts, recorder, outcome)
+            outcome = train(first, recorder, theta0=_theta0(parts.model, init_state), state=state,
+                            progress=progress)
+            _record(first, recorder, outcome)
             if outcome.status == "completed":
                 recorder.save("final.pt", parts.model.state_dict())
             if not replayed or outcome.status != "completed":

@@ -27,12 +27,11 @@ def _as_float(value: Any) -> float | None:
 
 
 def merge_tables(base: pa.Table, extra: pa.Table) -> pa.Table:
-    """`base` with the metric columns of `extra` joined on step (epoch from `base`)."""
+    """`base` with the metric columns of `extra` joined on step (epoch from `base`); columns of
+    `extra` replace same-named ones of `base` (a merge repeated after a crash is harmless)."""
     if extra.num_rows == 0:
         return base
-    clash = set(base.column_names[2:]) & set(extra.column_names[2:])
-    if clash:
-        raise ValueError(f"metrics {sorted(clash)} are already in the table")
+    base = base.drop_columns([c for c in extra.column_names[2:] if c in base.column_names])
     extra = extra.rename_columns(["step", "_epoch", *extra.column_names[2:]])
     joined = base.join(extra, "step", join_type="full outer").sort_by("step")
     epoch = pc.coalesce(joined["epoch"], joined["_epoch"])
