@@ -37,16 +37,39 @@ class ReplayError(UserError):
     """The replayed trajectory left the recorded one."""
 
 
-def gamma_terms(theta_k: torch.Tensor, update: torch.Tensor, lr: float, theta_star: torch.Tensor,
+CHUNK = 1 << 20
+
+
+def _inner_products(before: torch.Tensor, after: list[torch.Tensor], theta_star: torch.Tensor,
+                    lr: float) -> tuple[float, float, float]:
+    """⟨θ_k − θ*, U_k⟩, ‖U_k‖², ‖θ_k − θ*‖² with U_k = (θ_k − θ_{k+1})/η, in the parameters'
+    dtype with BLAS dot products over chunks (summed in float64), so no P-sized temporary is
+    made and the cost stays a few passes over θ (`after` is θ_{k+1}, as the model's parameter
+    tensors or one flat vector)."""
+    coherence = step_sq = dist_sq = 0.0
+    offset = 0
+    for tensor in after:
+        flat = tensor.detach().reshape(-1)
+        for start in range(0, flat.numel(), CHUNK):
+            nxt = flat[start:start + CHUNK]
+            lo, hi = offset + start, offset + start + nxt.numel()
+            d = before[lo:hi] - theta_star[lo:hi]
+            step = before[lo:hi] - nxt
+            coherence += float(torch.dot(d, step))
+            step_sq += float(torch.dot(step, step))
+            dist_sq += float(torch.dot(d, d))
+        offset += flat.numel()
+    return coherence / lr, step_sq / lr ** 2, dist_sq
+
+
+def gamma_terms(before: torch.Tensor, after: list[torch.Tensor], lr: float, theta_star: torch.Tensor,
                 dist0_sq: float, loss_k: float, loss_star: float, gap_tol: float) -> dict[str, float]:
-    """The per-step quantities, in float64."""
-    d = theta_k.double() - theta_star.double()
-    u = update.double()
-    coherence = float(d @ u)
-    update_term = 0.5 * lr * float(u @ u)
+    """The per-step quantities of the principle at iterate θ_k = `before`."""
+    coherence, update_sq, dist_sq = _inner_products(before, after, theta_star, lr)
+    update_term = 0.5 * lr * update_sq
     gap = loss_k - loss_star
     row = {"gamma_coherence": coherence, "gamma_update_term": update_term, "gamma_loss_gap": gap,
-           "gamma_dist": math.sqrt(float(d @ d) / dist0_sq) if dist0_sq > 0 else 0.0}
+           "gamma_dist": math.sqrt(dist_sq / dist0_sq) if dist0_sq > 0 else 0.0}
     defined = gap > gap_tol and dist0_sq > 0
     row["gamma_defined"] = float(defined)
     if defined:
@@ -54,11 +77,16 @@ def gamma_terms(theta_k: torch.Tensor, update: torch.Tensor, lr: float, theta_st
     return row
 
 
+def _dist_sq(a: torch.Tensor, b: torch.Tensor) -> float:
+    return _inner_products(a, [a], b, 1.0)[2]
+
+
 @probes.register("gamma", help="γ-optimization principle: γ_k, ‖θ_k−θ*‖/‖θ_0−θ*‖, the two sides "
                  "and the loss gap, with θ* the final iterate (deterministic replay or stored path)",
                  options={"schedule": "step", "mode": "replay", "gap_tol": 1e-7, "replay_tol": 0.0})
 class Gamma(Probe):
     needs = frozenset({"update", "batch", "batch_loss", "lr", "theta_star"})
+    # "update": the engine snapshots θ_k before the step; U_k is formed chunk-wise from it.
 
     def __init__(self, name: str, schedule: str = "step", mode: str = "replay",
                  gap_tol: float = 1e-7, replay_tol: float = 0.0):
@@ -82,16 +110,17 @@ class Gamma(Probe):
                             "pass (sgdlab.run does both passes; pass reference= to train())")
         self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
         self.ref_losses = rt.reference.batch_losses
-        self.dist0_sq = float((rt.theta0.double() - self.theta_star.double()).square().sum())
+        self.dist0_sq = _dist_sq(rt.theta0, self.theta_star)
 
     def measure(self, ctx: Any) -> dict[str, float]:
         if self.mode == "store":
-            self.stored.append((ctx.step, ctx.params_before.detach().clone(), ctx.update.detach().clone(),
+            self.stored.append((ctx.step, ctx.params_before.detach().clone(), ctx.params.clone(),
                                 ctx.lr, ctx.batch_loss_before,
                                 tuple(t.detach().clone() for t in ctx.batch)))
             return {}
         self._verify(ctx.step, ctx.batch_loss)
-        row = gamma_terms(ctx.params_before, ctx.update, ctx.lr, self.theta_star, self.dist0_sq,
+        after = [p for p in ctx.model.parameters() if p.requires_grad]
+        row = gamma_terms(ctx.params_before, after, ctx.lr, self.theta_star, self.dist0_sq,
                           ctx.batch_loss_before, ctx.batch_loss_at(self.theta_star), self.gap_tol)
         self._count(row)
         return row
@@ -128,10 +157,10 @@ class Gamma(Probe):
         rows = {}
         if self.mode == "store":
             theta_star = ctx.params
-            dist0_sq = float((ctx.theta0.double() - theta_star.double()).square().sum())
-            for step, theta_k, update, lr, loss_k, (x, y) in self.stored:
+            dist0_sq = _dist_sq(ctx.theta0, theta_star)
+            for step, theta_k, theta_next, lr, loss_k, (x, y) in self.stored:
                 loss_star = batch_loss_at(self.rt, theta_star, x, y)
-                rows[step] = gamma_terms(theta_k, update, lr, theta_star, dist0_sq, loss_k,
+                rows[step] = gamma_terms(theta_k, [theta_next], lr, theta_star, dist0_sq, loss_k,
                                          loss_star, self.gap_tol)
                 self._count(rows[step])
         s = self.stats
