@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -95,15 +98,11 @@ class Lab:
         resume it when it was cut off, train it otherwise."""
         from .. import runner
 
-        raw = dict(raw, device=self.device)
-        cfg = resolve(load_config(raw=raw))
-        path = self.out / "runs" / name
+        cfg, path, same, status = self._existing(name, raw)
+        if same and status in ("completed", "diverged"):
+            self.log(f"{name}: reusing the {status} run")
+            return load_run(path)
         if RunDir.is_run(path):
-            same = (path / "config.toml").read_text(encoding="utf-8") == config_to_toml(cfg)
-            status = RunDir(path).read_summary().get("status")
-            if same and status in ("completed", "diverged"):
-                self.log(f"{name}: reusing the {status} run")
-                return load_run(path)
             if same:
                 self.log(f"{name}: resuming")
                 with self._progress(name) as progress:
@@ -114,6 +113,43 @@ class Lab:
         with self._progress(name) as progress:
             runner.run(cfg, path, overwrite=True, progress=progress, **build)
         return load_run(path)
+
+    def _existing(self, name: str, raw: dict[str, Any]):
+        """(resolved config, run path, whether the run there has this config, its status)."""
+        cfg = resolve(load_config(raw=dict(raw, device=self.device)))
+        path = self.out / "runs" / name
+        if not RunDir.is_run(path):
+            return cfg, path, False, None
+        same = (path / "config.toml").read_text(encoding="utf-8") == config_to_toml(cfg)
+        return cfg, path, same, RunDir(path).read_summary().get("status")
+
+    def run_many(self, configs: dict[str, dict[str, Any]], workers: int | None = None) -> dict[str, Run]:
+        """`run` for several independent configs, `workers` processes at a time (default: one
+        per core). Each run is one single-threaded process, so results do not depend on how
+        many ran side by side. Identical configs are trained once, under the first name."""
+        canonical: dict[str, str] = {}
+        first_of: dict[str, str] = {}
+        for name, raw in configs.items():
+            text = config_to_toml(self._existing(name, raw)[0])
+            canonical[name] = first_of.setdefault(text, name)
+        unique = {name: configs[name] for name in dict.fromkeys(canonical.values())}
+        done = self._run_unique(unique, workers)
+        return {name: done[canonical[name]] for name in configs}
+
+    def _run_unique(self, configs: dict[str, dict[str, Any]], workers: int | None) -> dict[str, Run]:
+        todo = {name: raw for name, raw in configs.items()
+                if self._existing(name, raw)[2:] not in ((True, "completed"), (True, "diverged"))}
+        workers = min(workers or os.cpu_count() or 1, len(todo))
+        if workers <= 1:
+            return {name: self.run(name, raw) for name, raw in configs.items()}
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {name: pool.submit(_run_in_worker, str(self.out), self.scale, self.device, name, raw)
+                       for name, raw in todo.items()}
+            for name, future in futures.items():
+                future.result()
+                self.log(f"{name}: done")
+        return {name: load_run(self.out / "runs" / name) for name in configs}
 
     def _progress(self, label: str):
         if self.progress_factory is None:
@@ -132,6 +168,10 @@ class Lab:
     def load_table(self, name: str) -> dict[str, np.ndarray]:
         table = pq.read_table(self.out / "tables" / f"{name}.parquet")
         return {c: table[c].to_numpy() for c in table.column_names}
+
+
+def _run_in_worker(out: str, scale: str, device: str, name: str, raw: dict[str, Any]) -> None:
+    Lab(out, scale, device).run(name, raw)
 
 
 def reproduce(name: str, out: str | Path, scale: str = "cpu", device: str = "auto",

@@ -1,0 +1,129 @@
+"""Figures of the gamma-principle reproduction, and the PCA view of optimizer paths (Li et al.
+2018; seed 002, Appendix D.2). The PCA view computes its grid and arrows once, saves them as
+tables, and draws from the tables."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import torch  # noqa: E402
+
+from ..runner import prepare  # noqa: E402
+from ..probes.landscape import loss_grid, path_pca, projected_gradients  # noqa: E402
+from ..store import Run, RunDir  # noqa: E402
+from .base import Claim, Lab, decide  # noqa: E402
+
+ANGLE = 45.0  # degrees: "the SGD direction differs from the path's direction"
+
+
+def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.floor(epoch).astype(int)
+    ok = ~np.isnan(values)
+    uniq = np.unique(keys[ok])
+    return uniq + 0.5, np.array([np.median(values[ok & (keys == k)]) for k in uniq])
+
+
+def ablation_figure(path: Path, title: str, runs: dict[str, Run]) -> Path:
+    """Three rows as in the paper: normalized distance to θ*, training loss, γ (per step, faint;
+    per-epoch median, solid)."""
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 9), sharex=True)
+    for i, (label, run) in enumerate(runs.items()):
+        color = f"C{i}"
+        table = run.metrics
+        if "gamma_dist" in table.column_names:
+            e, d = run.epochs("gamma_dist")
+            axes[0].plot(e, d, color=color, label=label)
+        if "train_loss" in table.column_names:
+            e, loss = run.epochs("train_loss")
+            axes[1].semilogy(e, np.maximum(loss, 1e-30), color=color, label=label)
+        if "gamma" in table.column_names:
+            rows = table.filter(pc.is_valid(table["gamma"]))
+            e, g = rows["epoch"].to_numpy(), rows["gamma"].to_numpy()
+            axes[2].plot(e, g, ".", color=color, alpha=0.15, ms=2)
+            me, mg = per_epoch_median(e, g)
+            axes[2].plot(me, mg, color=color, label=label)
+    axes[2].axhline(0, color="k", lw=0.6)
+    finite = [abs(v) for line in axes[2].get_lines() for v in line.get_ydata() if np.isfinite(v) and v != 0]
+    if finite:
+        axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))
+    axes[0].set(ylabel="‖θ_k − θ*‖ / ‖θ_0 − θ*‖", title=f"γ-principle: {title}")
+    axes[1].set(ylabel="training loss")
+    axes[2].set(ylabel="γ_k", xlabel="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
+    """PCA of the saved iterates, the loss grid on their plane and projected SGD directions."""
+    iterates = RunDir(run.path).iterates()
+    if len(iterates) < 3:
+        raise ValueError(f"{run.path}: needs checkpoint.iterates for the PCA view")
+    steps = [s for s, _ in iterates]
+    thetas = torch.stack([torch.load(p, weights_only=True) for _, p in iterates])
+    final = thetas[-1]
+    pca = path_pca(thetas, final)
+    parts = prepare(run.config)
+    model, data = parts.model, parts.data
+    model.load_state_dict(RunDir(run.path).load("final.pt"))
+    x, y = data.batch(data.train, slice(0, 256))
+    coords = pca.coords.numpy()
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    pad = 0.25 * np.maximum(hi - lo, 1e-6)
+    alphas = torch.linspace(float(lo[0] - pad[0]), float(hi[0] + pad[0]), 21)
+    betas = torch.linspace(float(lo[1] - pad[1]), float(hi[1] + pad[1]), 21)
+    grid = loss_grid(model, parts.loss, x, y, final.to(parts.device), pca.directions.to(parts.device),
+                     alphas, betas).cpu().numpy()
+    sgd = -projected_gradients(model, parts.loss, x, y, thetas.to(parts.device),
+                               pca.directions.to(parts.device)).cpu().numpy()
+    motion = np.diff(coords, axis=0)
+    angles = [math.degrees(math.acos(np.clip(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)))
+              for a, b in zip(sgd[:-1], motion) if np.linalg.norm(a) > 0 and np.linalg.norm(b) > 0]
+    a, b = np.meshgrid(alphas.numpy(), betas.numpy(), indexing="ij")
+    lab.save_table(f"pca-{label}-grid", {"a": a.ravel(), "b": b.ravel(), "loss": grid.ravel()})
+    lab.save_table(f"pca-{label}-path", {"step": steps, "pc1": coords[:, 0], "pc2": coords[:, 1],
+                                         "sgd_pc1": sgd[:, 0], "sgd_pc2": sgd[:, 1]})
+    return {"explained_pc1": float(pca.explained[0]), "explained_pc2": float(pca.explained[1]),
+            "median_angle_deg": float(np.median(angles)) if angles else math.nan, "iterates": len(steps)}
+
+
+def pca_view(lab: Lab, runs: dict[str, Run]) -> Claim:
+    evidence = {label: _pca_tables(lab, label, run) for label, run in runs.items()}
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 5))
+    for ax, label in zip(np.atleast_1d(axes), runs):
+        grid, path = lab.load_table(f"pca-{label}-grid"), lab.load_table(f"pca-{label}-path")
+        n = int(round(math.sqrt(len(grid["a"]))))
+        a, b, loss = (grid[k].reshape(n, n) for k in ("a", "b", "loss"))
+        contours = ax.contour(a, b, np.log10(np.maximum(loss, 1e-12)), levels=20, cmap="viridis")
+        ax.clabel(contours, fontsize=6, fmt="%.1f")
+        ax.plot(path["pc1"], path["pc2"], "o-", color="C3", ms=3, label=f"{label} path")
+        scale = np.hypot(path["sgd_pc1"], path["sgd_pc2"]).max() or 1.0
+        span = max(np.ptp(a), np.ptp(b))
+        ax.quiver(path["pc1"], path["pc2"], path["sgd_pc1"] / scale, path["sgd_pc2"] / scale,
+                  angles="xy", scale_units="xy", scale=8 / span, color="k", width=0.004,
+                  label="SGD update direction")
+        ev = evidence[label]
+        ax.set(title=f"{label}: PC1 {ev['explained_pc1']:.0%}, PC2 {ev['explained_pc2']:.0%} of variance",
+               xlabel="PC1", ylabel="PC2")
+        ax.legend(frameon=False, fontsize=8)
+    fig.suptitle("log10 loss on the plane of the path's two principal directions")
+    fig.tight_layout()
+    fig.savefig(lab.figure("gamma-pca"), dpi=110)
+    plt.close(fig)
+    angles = [e["median_angle_deg"] for e in evidence.values()]
+    return decide("optimizer/pca-directions",
+                  f"in the PCA plane of the momentum and Adam paths, the SGD update directions differ "
+                  f"from the paths' own directions (median angle > {ANGLE:g}°; seed 002 App. D.2)",
+                  None if any(math.isnan(x) for x in angles) else all(x > ANGLE for x in angles),
+                  **evidence)
