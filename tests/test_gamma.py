@@ -4,7 +4,6 @@ self-verifying replay, undefined steps, Theorem 1 checks, resume inside the repl
 from __future__ import annotations
 
 import json
-import math
 import signal
 
 import numpy as np

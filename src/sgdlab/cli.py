@@ -247,6 +247,10 @@ def show(run_dir: Path = typer.Argument(..., metavar="DIR"),
     if plot:
         path = plot_curves(run_, RunDir(run_dir).figures / "curves.png")
         typer.echo(f"wrote {path}")
+        if "gamma_dist" in run_.metrics.column_names:
+            from .report.gamma import gamma_figure
+            path = gamma_figure(RunDir(run_dir).figures / "gamma.png", run_.path.name, {run_.path.name: run_})
+            typer.echo(f"wrote {path}")
 
 
 def _held(run_dir) -> bool:

@@ -1,18 +1,15 @@
-"""Figures of the gamma-principle reproduction, and the PCA view of optimizer paths (Li et al.
-2018; seed 002, Appendix D.2). The PCA view computes its grid and arrows once, saves them as
-tables, and draws from the tables."""
+"""The PCA view of optimizer paths for the gamma-principle reproduction (Li et al. 2018; seed
+002, Appendix D.2): computes the grid and arrows once, saves them as tables, draws from them."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
 import torch  # noqa: E402
 
 from ..runner import prepare  # noqa: E402
@@ -21,48 +18,6 @@ from ..store import Run, RunDir  # noqa: E402
 from .base import Claim, Lab, decide  # noqa: E402
 
 ANGLE = 45.0  # degrees: "the SGD direction differs from the path's direction"
-
-
-def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    keys = np.floor(epoch).astype(int)
-    ok = ~np.isnan(values)
-    uniq = np.unique(keys[ok])
-    return uniq + 0.5, np.array([np.median(values[ok & (keys == k)]) for k in uniq])
-
-
-def ablation_figure(path: Path, title: str, runs: dict[str, Run]) -> Path:
-    """Three rows as in the paper: normalized distance to θ*, training loss, γ (per step, faint;
-    per-epoch median, solid)."""
-    fig, axes = plt.subplots(3, 1, figsize=(6.5, 9), sharex=True)
-    for i, (label, run) in enumerate(runs.items()):
-        color = f"C{i}"
-        table = run.metrics
-        if "gamma_dist" in table.column_names:
-            e, d = run.epochs("gamma_dist")
-            axes[0].plot(e, d, color=color, label=label)
-        if "train_loss" in table.column_names:
-            e, loss = run.epochs("train_loss")
-            axes[1].semilogy(e, np.maximum(loss, 1e-30), color=color, label=label)
-        if "gamma" in table.column_names:
-            rows = table.filter(pc.is_valid(table["gamma"]))
-            e, g = rows["epoch"].to_numpy(), rows["gamma"].to_numpy()
-            axes[2].plot(e, g, ".", color=color, alpha=0.15, ms=2)
-            me, mg = per_epoch_median(e, g)
-            axes[2].plot(me, mg, color=color, label=label)
-    axes[2].axhline(0, color="k", lw=0.6)
-    finite = [abs(v) for line in axes[2].get_lines() for v in line.get_ydata() if np.isfinite(v) and v != 0]
-    if finite:
-        axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))
-    axes[0].set(ylabel="‖θ_k − θ*‖ / ‖θ_0 − θ*‖", title=f"γ-principle: {title}")
-    axes[1].set(ylabel="training loss")
-    axes[2].set(ylabel="γ_k", xlabel="epoch")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:

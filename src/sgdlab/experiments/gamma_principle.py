@@ -22,6 +22,7 @@ import numpy as np
 from ..probes.gamma import theorem_checks
 from ..store import Run
 from .base import Claim, Lab, decide, experiments
+from ..report.gamma import gamma_figure
 from . import gamma_figures
 
 POSITIVE_FRACTION = 0.95  # "the principle holds": γ > 0 on at least this share of defined steps
@@ -193,7 +194,7 @@ def run(lab: Lab) -> list[Claim]:
             summary_rows["variant"].append(label)
             for key, value in values.items():
                 summary_rows.setdefault(key, []).append(value if not isinstance(value, bool) else float(value))
-        gamma_figures.ablation_figure(lab.figure(f"gamma-{ab.id}"), ab.title, ab_runs)
+        gamma_figure(lab.figure(f"gamma-{ab.id}"), ab.title, ab_runs)
     lab.save_table("gamma_runs", summary_rows)
 
     pca_runs = {label: runs[f"optimizer-{label}"] for label in ("momentum", "adam")}
