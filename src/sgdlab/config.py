@@ -41,7 +41,7 @@ class DataConfig:
     name: str = opt("digits", help="dataset (sgdlab list datasets)")
     n_train: int | None = opt(None, ge=1, help="training points, a deterministic subset (None: all)")
     n_test: int | None = opt(None, ge=0, help="test points (None: all)")
-    classes: tuple[int, ...] | None = opt(None, help="keep these classes, relabelled 0..k-1")
+    classes: tuple[int, ...] | None = opt(None, ge=0, help="keep these classes, relabelled 0..k-1")
     label_noise: float = opt(0.0, ge=0, le=1, help="fraction of training labels made uniform random")
     targets: str = opt("index", choices=("index", "onehot", "pm1"),
                        help="class index, one-hot vectors, or ±1 for two classes")
@@ -57,14 +57,14 @@ class DataConfig:
     noise: float | None = opt(None, ge=0, specific=True, help="noise level")
     n_classes: int | None = opt(None, ge=2, specific=True, help="number of classes")
     margin: float | None = opt(None, gt=0, specific=True, help="margin of separable data")
-    teacher_widths: tuple[int, ...] | None = opt(None, specific=True, help="hidden widths of the teacher")
+    teacher_widths: tuple[int, ...] | None = opt(None, ge=1, specific=True, help="hidden widths of the teacher")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = opt("mlp", help="model (sgdlab list models)")
-    widths: tuple[int, ...] | None = opt(None, specific=True, help="hidden widths")
-    residual_widths: tuple[int, ...] | None = opt(None, specific=True, help="widths of residual layers")
+    widths: tuple[int, ...] | None = opt(None, ge=1, specific=True, help="hidden widths")
+    residual_widths: tuple[int, ...] | None = opt(None, ge=1, specific=True, help="widths of residual layers")
     width: int | None = opt(None, ge=1, specific=True, help="base channel width of a conv net")
     activation: str | None = opt(None, choices=ACTIVATIONS, specific=True)
     batch_norm: str | None = opt(None, choices=BATCH_NORM, specific=True)
@@ -214,6 +214,10 @@ def convert(value: Any, tp: Any, key: str) -> Any:
 
 def check_range(value: Any, meta: dict[str, Any], key: str) -> None:
     if value is None:
+        return
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            check_range(item, meta, f"{key}[{i}]")
         return
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(meta['choices'])}")

@@ -6,7 +6,7 @@ import torch
 
 from ..config import DataConfig
 from ..seeding import generator
-from . import digits, separable  # noqa: F401  (registers)
+from . import cifar10, digits, fashion_mnist, mnist, separable, synthetic  # noqa: F401  (registers)
 from .dataset import Dataset, RawData, Split, TARGET_KINDS
 from .pipeline import prepare
 from .registry import datasets

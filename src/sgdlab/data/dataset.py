@@ -23,7 +23,8 @@ class Split:
 
 @dataclass
 class RawData:
-    """What a loader returns: inputs as float (images N×C×H×W in [0,1], or vectors N×D)."""
+    """What a loader returns: images N×C×H×W as uint8 (0–255) or float in [0,1], or float
+    vectors N×D. uint8 images become floats only after subsetting, which keeps big sets small."""
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor

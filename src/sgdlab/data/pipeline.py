@@ -48,11 +48,17 @@ def channel_axes(x: torch.Tensor) -> tuple[int, ...]:
     return (0, 2, 3) if x.ndim == 4 else (0,)
 
 
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels → float32 in [0, 1]; float inputs unchanged (as float32)."""
+    return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x.to(torch.float32)
+
+
 def standardize(train: torch.Tensor, test: torch.Tensor):
+    """Per-channel statistics of the training inputs, computed in float64."""
     axes = channel_axes(train)
-    mean = train.mean(dim=axes, keepdim=True)
-    std = train.std(dim=axes, keepdim=True).clamp_min(1e-8)
-    return (train - mean) / std, (test - mean) / std
+    mean = train.mean(dim=axes, keepdim=True, dtype=torch.float64)
+    std = train.double().std(dim=axes, keepdim=True).clamp_min(1e-8)
+    return ((train - mean) / std).float(), ((test - mean) / std).float()
 
 
 def to_unit_ball(train: torch.Tensor, test: torch.Tensor):
@@ -110,7 +116,7 @@ def prepare(raw: RawData, cfg: DataConfig, gen: torch.Generator) -> Dataset:
             raise ConfigError(f"data.label_noise: {cfg.name} has no labels to corrupt")
         ytr, meta["noisy_indices"] = add_label_noise(ytr, cfg.label_noise, n_classes, gen)
 
-    xtr, xte = xtr.to(torch.float32), xte.to(torch.float32)
+    xtr, xte = to_float(xtr), to_float(xte)
     if cfg.standardize:
         xtr, xte = standardize(xtr, xte)
     if cfg.normalize == "unit-ball":
