@@ -170,6 +170,7 @@ def reproduce(name: str = typer.Argument(..., help="experiment (sgdlab list expe
 
 def print_claims(claims, out: Path) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"claims ({out}/claims.json)")
@@ -178,7 +179,10 @@ def print_claims(claims, out: Path) -> None:
     colors = {"holds": "green", "fails": "red", "not-applicable": "yellow"}
     for c in claims:
         evidence = ", ".join(f"{k}={_short(v)}" for k, v in c.evidence.items())
-        table.add_row(c.id, f"[{colors[c.verdict]}]{c.verdict}[/]", c.statement, evidence)
+        if len(evidence) > 400:
+            evidence = evidence[:400] + " … (all numbers in claims.json)"
+        table.add_row(escape(c.id), f"[{colors[c.verdict]}]{c.verdict}[/]", escape(c.statement),
+                      escape(evidence))
     Console(width=max(120, Console().width)).print(table)
     typer.echo(f"figures: {out}/figures", err=True)
 
@@ -186,6 +190,8 @@ def print_claims(claims, out: Path) -> None:
 def _short(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list) and len(value) > 6:
         return "[" + ", ".join(_short(v) for v in value[:6]) + ", …]"
     if isinstance(value, list):
