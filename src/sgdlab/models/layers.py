@@ -75,3 +75,84 @@ def init_weights(layer: nn.Module, init: str, sigma: float = 1.0) -> None:
 
 def flat_size(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Conv-net helpers: input checks, spatial sizes, width scaling, heads, initialization
+
+
+def image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
+    """(channels, height, width) of an image input, or a ConfigError naming the model."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"model.name: {model!r} needs image inputs (channels, height, width), "
+                          f"got input shape {tuple(input_shape)}")
+    return tuple(input_shape)  # type: ignore[return-value]
+
+
+def spatial_size(input_shape: tuple[int, ...], ops: list[tuple[int, int, int]],
+                 model: str) -> tuple[int, int]:
+    """(height, width) after conv/pool `ops` of (kernel, stride, padding): what the flatten
+    before a dense head sees. Fails when an op would see less than its kernel."""
+    _, h, w = image_shape(input_shape, model)
+    for kernel, stride, padding in ops:
+        h, w = ((s + 2 * padding - kernel) // stride + 1 for s in (h, w))
+        if h < 1 or w < 1:
+            raise ConfigError(f"model.name: {model!r} needs larger inputs: its layers shrink "
+                              f"{tuple(input_shape)[1:]} below 1×1 (set data.resize)")
+    return h, w
+
+
+def scaled(n: int, width: int, base: int) -> int:
+    """Layer size n of a net whose base width `base` is changed to `width`."""
+    return max(1, round(n * width / base))
+
+
+def classifier(n_in: int, hidden: tuple[int, ...], n_outputs: int, *, act: str,
+               dropout: float, bias: bool) -> nn.Sequential:
+    """Dense head: (Linear → act → Dropout) per hidden width, then the output Linear."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, width, bias=bias), activation(act)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        n_in = width
+    layers.append(nn.Linear(n_in, n_outputs, bias=bias))
+    return nn.Sequential(*layers)
+
+
+def check_init(init: str, model: str) -> None:
+    if init == "zeros":
+        raise ConfigError(f"model.init: 'zeros' would make every unit identical in {model} "
+                          "(use default, he or ntk-normal)")
+
+
+def init_layers(model: nn.Module, init: str, output: nn.Module) -> None:
+    """Apply `init` to every conv and linear layer; under he the output layer keeps
+    PyTorch's init (no ReLU gain after the last layer, as in mlp)."""
+    for layer in model.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            init_weights(layer, "default" if (init == "he" and layer is output) else init)
+
+
+def batch_norm_2d(channels: int, on: bool) -> nn.Module:
+    return nn.BatchNorm2d(channels) if on else nn.Identity()
+
+
+class MaxPoolSame(nn.Module):
+    """Max-pool with TensorFlow's padding="SAME": output side ⌈n/stride⌉, the padding (−∞)
+    split with the larger half right/bottom — the pooling of TF's CIFAR-10 tutorial net."""
+
+    def __init__(self, kernel: int, stride: int):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+
+    def _pad(self, n: int) -> tuple[int, int]:
+        total = max((-(-n // self.stride) - 1) * self.stride + self.kernel - n, 0)
+        return total // 2, total - total // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (*self._pad(x.shape[-1]), *self._pad(x.shape[-2])), value=float("-inf"))
+        return F.max_pool2d(x, self.kernel, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}"

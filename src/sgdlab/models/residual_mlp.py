@@ -1,0 +1,52 @@
+"""`residual-mlp`: the residual ReLU nets of Giselsson's lecture (seed 004), written "3x5,2,1":
+residual layers of widths `residual_widths`, plain layers of widths `widths`, then the output."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+from .layers import activation, dense, flat_size
+from .registry import models
+
+OPTIONS = {"residual_widths": (5, 5, 5), "widths": (2,), "activation": "relu", "bias": True,
+           "init": "default", "parametrization": "standard", "sigma": 1.0}
+
+
+class ResidualDense(nn.Module):
+    """h ← s(h) + act(W h + b): s is the identity, or a bias-free linear projection when the
+    width changes (He et al. 2016's projection shortcut)."""
+
+    def __init__(self, layer: nn.Module, act: nn.Module, shortcut: nn.Module):
+        super().__init__()
+        self.layer, self.act, self.shortcut = layer, act, shortcut
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(h) + self.act(self.layer(h))
+
+
+@models.register("residual-mlp", help="residual fully connected net, \"3x5,2,1\" = "
+                 "residual_widths [5, 5, 5], widths [2], then the outputs; a projection "
+                 "shortcut where the width changes", options=OPTIONS)
+def residual_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    if cfg.init == "zeros":
+        raise ConfigError("model.init: 'zeros' would make every hidden unit identical in a "
+                          "residual-mlp (use default, he or ntk-normal)")
+
+    def linear(n_in: int, n_out: int, *, bias: bool = cfg.bias, init: str = cfg.init) -> nn.Module:
+        return dense(n_in, n_out, parametrization=cfg.parametrization, sigma=cfg.sigma,
+                     bias=bias, init=init)
+
+    layers: list[nn.Module] = [nn.Flatten()]
+    n_in = flat_size(input_shape)
+    for width in cfg.residual_widths:
+        shortcut = nn.Identity() if width == n_in else linear(n_in, width, bias=False)
+        layers.append(ResidualDense(linear(n_in, width), activation(cfg.activation), shortcut))
+        n_in = width
+    for width in cfg.widths:
+        layers += [linear(n_in, width), activation(cfg.activation)]
+        n_in = width
+    layers.append(linear(n_in, n_outputs, init="default" if cfg.init == "he" else cfg.init))
+    return nn.Sequential(*layers)
