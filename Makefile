@@ -34,7 +34,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/engine_overhead.py
+	for b in benchmarks/[a-z]*.py; do [ $$b = benchmarks/common.py ] || $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

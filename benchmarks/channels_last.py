@@ -49,8 +49,8 @@ def main() -> None:
         made = build_model(cfg.model, (3, 32, 32), 10)  # channels-last, as sgdlab builds it
         plain = made.to(memory_format=torch.contiguous_format)
         cl = build_model(cfg.model, (3, 32, 32), 10)
-        times = interleave({"contiguous": lambda: step_time(plain, x, y, 6),
-                            "channels_last": lambda: step_time(cl, x, y, 6)}, args.repeats)
+        times = interleave({"contiguous": lambda plain=plain: step_time(plain, x, y, 6),
+                            "channels_last": lambda cl=cl: step_time(cl, x, y, 6)}, args.repeats)
         med, lo, hi = ratio_summary(times["contiguous"], times["channels_last"])
         print(f"{label:20s} contiguous {describe(times['contiguous'])} s/step; channels-last "
               f"{describe(times['channels_last'])}; speed-up {med:.2f}× ({lo:.2f}–{hi:.2f})")

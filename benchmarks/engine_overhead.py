@@ -69,7 +69,8 @@ def main() -> None:
                    probes={"use": []})
         steps = sgdlab.prepare(raw).sampler.steps_per_epoch * case["train"]["epochs"]
         engine_time(raw), plain_time(raw)  # warm up
-        times = interleave({"engine": lambda: engine_time(raw), "plain": lambda: plain_time(raw)},
+        times = interleave({"engine": lambda raw=raw: engine_time(raw),
+                            "plain": lambda raw=raw: plain_time(raw)},
                            args.repeats)
         med, lo, hi = ratio_summary(times["plain"], times["engine"])
         print(f"{name}: {steps} steps")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..config import DataConfig
 from ..seeding import generator
 from . import cifar10, digits, fashion_mnist, mnist, separable, synthetic  # noqa: F401  (registers)

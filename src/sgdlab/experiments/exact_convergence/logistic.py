@@ -15,8 +15,8 @@ per-step loop, the oracle the batched path is tested against.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -69,7 +69,19 @@ def signed_inputs(x: torch.Tensor, y_pm1: torch.Tensor) -> torch.Tensor:
 def train_logistic(xs: torch.Tensor, runs: Sequence[RunSpec], steps: int,
                    record: Sequence[int], chunk: int = 256) -> Trajectories:
     """Run every spec of `runs` on every dataset of `xs` ([D, N, dim] signed inputs, see
-    `signed_inputs`) from w_0 = 0 for `steps` steps; keep w at the steps in `record`."""
+    `signed_inputs`) from w_0 = 0 for `steps` steps; keep w at the steps in `record`.
+    Single-threaded: the products are far too small to gain from threads, and lose to their
+    start-up on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(xs, runs, steps, record, chunk)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(xs: torch.Tensor, runs: Sequence[RunSpec], steps: int, record: Sequence[int],
+           chunk: int) -> Trajectories:
     xs = xs.to(torch.float64)
     n_sets, n, dim = xs.shape
     record = sorted({int(s) for s in record if 0 <= s <= steps})
@@ -92,9 +104,9 @@ def train_logistic(xs: torch.Tensor, runs: Sequence[RunSpec], steps: int,
     dataset_of = torch.arange(n_sets).repeat_interleave(len(sgd))
 
     out = torch.empty(len(record), n_sets, len(runs), dim, dtype=torch.float64)
-    gd_margins = torch.empty(n_sets, len(gd), n, dtype=torch.float64)
+    gd_sigma = torch.empty(n_sets, len(gd), n, dtype=torch.float64)  # σ(−m_n), from m_n in place
     gd_grad = torch.empty_like(w_gd)
-    sgd_margins = torch.empty(n_sets * len(sgd), b, 1, dtype=torch.float64)
+    sgd_sigma = torch.empty(n_sets * len(sgd), b, 1, dtype=torch.float64)
     sgd_grad = torch.empty_like(w_sgd)
     next_record = 0
 
@@ -109,8 +121,8 @@ def train_logistic(xs: torch.Tensor, runs: Sequence[RunSpec], steps: int,
         if t == steps:
             break
         if gd:
-            torch.bmm(w_gd, neg_xt, out=gd_margins).sigmoid_()
-            w_gd.addcmul_(torch.bmm(gd_margins, neg_x, out=gd_grad), rate_gd)
+            torch.bmm(w_gd, neg_xt, out=gd_sigma).sigmoid_()
+            w_gd.addcmul_(torch.bmm(gd_sigma, neg_x, out=gd_grad), rate_gd)
         if sgd:
             j = t % chunk
             if j == 0:  # the batch rows of the next `chunk` steps, gathered at once
@@ -118,8 +130,8 @@ def train_logistic(xs: torch.Tensor, runs: Sequence[RunSpec], steps: int,
                 idx = torch.stack([torch.randint(n, (k, b), generator=g) for g in gens], dim=1)
                 rows = neg_x[dataset_of[None, :, None], idx]  # [k, D·R_sgd, b, dim]
             batch = rows[j]
-            torch.bmm(batch, w_sgd.mT, out=sgd_margins).sigmoid_()
-            w_sgd.addcmul_(torch.bmm(sgd_margins.mT, batch, out=sgd_grad), rate_sgd)
+            torch.bmm(batch, w_sgd.mT, out=sgd_sigma).sigmoid_()
+            w_sgd.addcmul_(torch.bmm(sgd_sigma.mT, batch, out=sgd_grad), rate_sgd)
     return Trajectories(np.asarray(record), out, tuple(runs))
 
 

@@ -1,0 +1,102 @@
+"""Figures of `exact-convergence`, drawn from saved tables and runs only.
+
+Linear study, one figure per dataset: loss, ‖w‖, direction error and normalized margin
+against the step on log axes, with the theory drawn in (dashed): ‖ŵ‖²/(ηt) for the loss,
+‖ŵ‖·ln t + c for the norm, c/ln t for the direction error, 1/‖ŵ‖ for the margin (c matched
+at the last step). SGD: the median over seeds, with the range of the seeds shaded.
+
+CNN study, one figure per network, the text's three panels: training loss and error (log
+axes), training vs validation loss, training vs validation error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .linear import Curve, select
+
+PANELS = (("loss", "training loss", "log"), ("w_norm", "‖w‖", "linear"),
+          ("direction_error", "‖w/‖w‖ − ŵ/‖ŵ‖‖", "log"), ("margin", "min_n y_n wᵀx_n / ‖w‖", "linear"))
+
+
+def _theory(name: str, c: Curve) -> np.ndarray | None:
+    t, end = c.t.astype(np.float64), c.values
+    if name == "loss":
+        return c.w_hat_norm ** 2 / (c.lr * t)
+    if name == "w_norm":
+        return end["w_norm"][-1] + c.w_hat_norm * (np.log(t) - np.log(t[-1]))
+    if name == "direction_error":
+        with np.errstate(divide="ignore"):
+            return end["direction_error"][-1] * np.log(t[-1]) / np.log(t)
+    return None
+
+
+def linear_figure(path: Path, dataset: str, curves: list[Curve], table: dict[str, np.ndarray]) -> Path:
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    mine = [c for c in curves if c.dataset == dataset]
+    for i, c in enumerate(mine):
+        color = f"C{i}"
+        label = f"{c.method.upper()} η={c.lr:g}" + (" (median of seeds)" if c.method == "sgd" else "")
+        rows = select(table, dataset=dataset, method=c.method, lr=c.lr)
+        for ax, (name, title, yscale) in zip(axes.flat, PANELS):
+            keep = c.t >= 1
+            ax.plot(c.t[keep], c.values[name][keep], color=color, lw=1.5,
+                    ls="-" if c.method == "gd" else "--", label=label)
+            if c.method == "sgd":
+                per_seed = np.stack([table[name][rows & (table["seed"] == seed)]
+                                     for seed in np.unique(table["seed"][rows])])
+                ax.fill_between(c.t[keep], per_seed.min(0)[keep], per_seed.max(0)[keep],
+                                color=color, alpha=0.15, lw=0)
+            theory = _theory(name, c)
+            if theory is not None and c.method == "gd":
+                ax.plot(c.t[c.t >= 10], theory[c.t >= 10], color=color, lw=0.8,
+                        ls=":", label={"loss": "‖ŵ‖²/(ηt)", "w_norm": "‖ŵ‖ ln t + c",
+                                       "direction_error": "c / ln t"}[name] + f" (η={c.lr:g})")
+            ax.set(xscale="log", yscale=yscale, xlabel="step t", title=title)
+    if mine:
+        axes[1, 1].axhline(1 / mine[0].w_hat_norm, color="k", lw=0.8, ls=":", label="1/‖ŵ‖")
+        axes[1, 1].set_ylim(bottom=max(axes[1, 1].get_ylim()[0], -0.5 / mine[0].w_hat_norm))
+    for ax in axes.flat:
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(f"logistic regression on {dataset}: GD and SGD with a fixed step")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def cnn_figure(path: Path, title: str, epochs: dict[str, tuple[np.ndarray, np.ndarray]],
+               zero_epoch: int | None) -> Path:
+    """`epochs[name]` = (epochs, values) of train_loss, train_error, test_loss, test_error."""
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
+    e, v = epochs["train_loss"]
+    left.plot(e[e > 0], v[e > 0], "C0", label="training loss")
+    e, v = epochs["train_error"]
+    left.plot(e[(e > 0) & (v > 0)], v[(e > 0) & (v > 0)], "C3", label="training error")
+    left.set(xscale="log", yscale="log", xlabel="epoch", title="training loss and error (log axes)")
+    for ax, kind in ((middle, "loss"), (right, "error")):
+        for split, color, label in (("train", "C0", "training"), ("test", "C1", "validation")):
+            e, v = epochs[f"{split}_{kind}"]
+            ax.plot(e, v, color, label=f"{label} {kind}")
+        ax.set(xlabel="epoch", title=f"training vs validation {kind}")
+    middle.set_yscale("log")
+    for ax in (left, middle, right):
+        if zero_epoch is not None:
+            ax.axvline(zero_epoch, color="0.5", lw=0.8, ls=":", label=f"0 training error (epoch {zero_epoch})")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,101 @@
+"""What `exact-convergence` runs at each scale: the linear study and the CNN study.
+
+smoke  seconds: 10^5 steps of the linear study, LeNet on 64 CIFAR-10 images (used by tests)
+cpu    minutes on 2 cores: 10^6 linear steps; LeNet and a small VGG-11 (no BN, no skips) on a
+       CIFAR-10 subset
+full   the text's networks (base/LeNet-like 1000 epochs, AlexNet at 224×224 100 epochs,
+       VGG-16 with its 4096-4096-1000-10 head 100 epochs — the text gives no epoch count for
+       VGG-16; 100 is assumed) on all of CIFAR-10, meant for a GPU
+
+Assumed where the text is silent: batch size 32 (the Keras default, the text used Keras),
+reshuffled epochs, no dropout, PyTorch's default initialization for the base model and He
+initialization for the deeper nets without BN (VGG, AlexNet): under PyTorch's default
+(variance 1/(3·fan_in)) a VGG-11 without BN sat at loss 2.27 after 600 steps at lr 0.01, while
+He init (2/fan_in, near Keras' Glorot default for equal fan-in/out) trains it at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The paper's optimizer: plain SGD, constant step 0.01, no momentum, averaging or schedule.
+LR = 0.01
+
+
+@dataclass(frozen=True)
+class LinearSettings:
+    """Logistic regression on two separable sets of `n` points in `dim` dimensions (d > n: the
+    over-parameterized regime), GD and SGD (batch `sgd_batch`, `sgd_seeds` seeds) with every
+    fixed step of `lrs`. Inputs are scaled into the unit ball, so each per-sample loss is
+    (1/4)-smooth and every lr < 8 is stable for both GD and SGD (Nacson et al.: η < 2/β)."""
+    steps: int
+    lrs: tuple[float, ...]
+    sgd_seeds: int
+    sgd_batch: int = 1
+    n: int = 20
+    dim: int = 50
+    # The constructed set puts its non-support points ≥ 1 + margin beyond the margin: a wide
+    # gap keeps their transient (∝ t^(−margin)) short. The random set keeps its default.
+    datasets: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("separable", {"margin": 2.0}), ("separable-random", {}))
+    data_seed: int = 0
+    per_decade: int = 10  # recorded steps per decade
+    window: int = 2  # the claims read the last `window` decades
+    tol_factor: float = 0.1  # |loss(t)/loss(10t) − 10| ≤ 10·tol_factor on the last decade
+    tol_norm: float = 0.05  # |Δ_decade‖w‖ /(‖ŵ‖ ln 10) − 1| ≤ tol_norm on the last decade
+    tol_direction: float = 0.1  # err·ln t grows by ≤ 10 % over the last decade
+    sgd_min_factor: float = 5.0  # "no floor": SGD loss falls ≥ 5× per decade, each of the last
+
+
+@dataclass(frozen=True)
+class CnnModel:
+    """One network of the CNN study: `key` names it in files and claims."""
+    key: str
+    title: str
+    model: dict[str, Any]
+    epochs: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CnnSettings:
+    models: tuple[CnnModel, ...]
+    n_train: int | None  # None: all 50,000
+    n_test: int | None  # None: all 10,000
+    batch_size: int = 32
+    threads: int = 1
+    # "Validation error stabilizes": its range over the last quarter of the epochs is at most
+    # max(stable_tol, stable_images / n_test) (a few images of a small test set).
+    stable_tol: float = 0.02
+    stable_images: int = 3
+    rise_tol: float = 0.05  # val loss at the end ≥ (1 + rise_tol)·its minimum
+
+
+@dataclass(frozen=True)
+class Settings:
+    linear: LinearSettings
+    cnn: CnnSettings
+
+
+BASE = {"name": "lenet"}
+SMALL_VGG = {"name": "vgg11", "width": 8, "batch_norm": "none", "head": "linear", "init": "he"}
+
+SCALE_SETTINGS = {
+    "smoke": Settings(
+        LinearSettings(steps=10**5, lrs=(4.0,), sgd_seeds=4),
+        CnnSettings((CnnModel("base", "base (LeNet-like)", BASE, epochs=240),),
+                    n_train=64, n_test=64)),
+    "cpu": Settings(
+        LinearSettings(steps=10**6, lrs=(1.0, 4.0), sgd_seeds=16),
+        CnnSettings((CnnModel("base", "base (LeNet-like)", BASE, epochs=200),
+                     CnnModel("vgg-small", "VGG-11 (width 8, no BN)", SMALL_VGG, epochs=150)),
+                    n_train=500, n_test=500)),
+    "full": Settings(
+        LinearSettings(steps=10**7, lrs=(1.0, 2.0, 4.0), sgd_seeds=32),
+        CnnSettings((CnnModel("base", "base (LeNet-like)", BASE, epochs=1000),
+                     CnnModel("alexnet", "AlexNet", {"name": "alexnet", "init": "he"}, epochs=100,
+                              data={"resize": 224}),
+                     CnnModel("vgg16", "VGG-16", {"name": "vgg16", "init": "he"}, epochs=100)),
+                    n_train=None, n_test=None)),
+}
