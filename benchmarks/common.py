@@ -7,6 +7,13 @@ import statistics
 import time
 from typing import Callable
 
+import torch
+import torch.nn.functional as F
+
+import sgdlab
+from sgdlab.engine import train
+from sgdlab.store import Recorder
+
 
 def interleave(candidates: dict[str, Callable[[], float | None]], repeats: int) -> dict[str, list[float]]:
     """Run each candidate `repeats` times, alternating A B A B …; a candidate returns its own
@@ -28,3 +35,53 @@ def ratio_summary(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """Median and range of the per-pair ratio a_i / b_i (pairs were measured back to back)."""
     ratios = [x / y for x, y in zip(a, b)]
     return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def engine_time(raw: dict) -> float:
+    """Seconds of sgdlab's training loop (no run directory) on config `raw`."""
+    parts = sgdlab.prepare(raw)
+    recorder = Recorder(None, parts.config.checkpoint)
+    t0 = time.perf_counter()
+    train(parts, recorder)
+    return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> tuple[float, float]:
+    """Cross-entropy and error of `model` on (x, y), in chunks, in eval mode."""
+    model.eval()
+    loss = err = 0.0
+    for i in range(0, len(x), chunk):
+        out = model(x[i:i + chunk])
+        loss += float(F.cross_entropy(out, y[i:i + chunk], reduction="sum"))
+        err += float((out.argmax(1) != y[i:i + chunk]).sum())
+    model.train()
+    return loss / max(len(x), 1), err / max(len(x), 1)
+
+
+def plain_time(raw: dict, eval_each_epoch: bool = False) -> float:
+    """What a researcher writes by hand on the same data and θ_0: reshuffle each epoch, slice,
+    forward, backward, step; a full train/test evaluation at the end (as the engine makes for
+    summary.json) and, with `eval_each_epoch`, at every epoch start too."""
+    parts = sgdlab.prepare(raw)
+    model, data = parts.model, parts.data
+    x, y = data.train.x, data.train.y
+    opt = torch.optim.SGD(model.parameters(), lr=parts.config.optim.lr)
+    gen = torch.Generator().manual_seed(0)
+    n, b, epochs = x.shape[0], parts.config.train.batch_size, parts.config.train.epochs
+    chunk = parts.config.train.eval_batch_size
+    t0 = time.perf_counter()
+    for epoch in range(epochs + 1):
+        if eval_each_epoch or epoch == epochs:
+            evaluate(model, x, y, chunk), evaluate(model, data.test.x, data.test.y, chunk)
+        if epoch == epochs:
+            break
+        perm = torch.randperm(n, generator=gen)
+        for i in range(-(-n // b)):
+            idx = perm[i * b:(i + 1) * b]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss.item()
+    return time.perf_counter() - t0

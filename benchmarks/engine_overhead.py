@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import describe, interleave, ratio_summary  # noqa: E402
+from common import describe, engine_time, interleave, plain_time, ratio_summary  # noqa: E402
 
 import sgdlab  # noqa: E402
-from sgdlab.engine import train  # noqa: E402
-from sgdlab.store import Recorder  # noqa: E402
 
 CASES = {
     "mlp-64 digits b32": {"data": {"name": "digits", "n_train": 1024, "n_test": 0},
@@ -28,35 +25,6 @@ CASES = {
                               "model": {"name": "mlp", "widths": [512, 512]},
                               "train": {"batch_size": 128, "epochs": 60}},
 }
-
-
-def engine_time(raw: dict) -> float:
-    parts = sgdlab.prepare(raw)
-    recorder = Recorder(None, parts.config.checkpoint)
-    t0 = time.perf_counter()
-    train(parts, recorder)
-    return time.perf_counter() - t0
-
-
-def plain_time(raw: dict) -> float:
-    """What a researcher writes by hand: reshuffle each epoch, slice, forward, backward, step."""
-    parts = sgdlab.prepare(raw)  # same data, same θ_0
-    model, x, y = parts.model, parts.data.train.x, parts.data.train.y
-    opt = torch.optim.SGD(model.parameters(), lr=parts.config.optim.lr)
-    gen = torch.Generator().manual_seed(0)
-    n, b = x.shape[0], parts.config.train.batch_size
-    steps_per_epoch = -(-n // b)
-    t0 = time.perf_counter()
-    for _ in range(parts.config.train.epochs):
-        perm = torch.randperm(n, generator=gen)
-        for i in range(steps_per_epoch):
-            idx = perm[i * b:(i + 1) * b]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss.item()
-    return time.perf_counter() - t0
 
 
 def main() -> None:

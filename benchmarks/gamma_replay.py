@@ -24,6 +24,10 @@ CASES = {
         "data": {"name": "digits", "n_train": 512, "n_test": 0},
         "model": {"name": "mlp", "widths": [512, 512]},
         "train": {"batch_size": 32, "epochs": 30}},
+    "lenet CIFAR-10 (P≈122k), 480 steps": {
+        "data": {"name": "cifar10", "n_train": 512, "n_test": 0},
+        "model": {"name": "lenet"},
+        "train": {"batch_size": 32, "epochs": 30}},
 }
 
 CHILD = r"""

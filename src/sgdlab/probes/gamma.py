@@ -40,32 +40,42 @@ class ReplayError(UserError):
 CHUNK = 1 << 20
 
 
+def workspace(theta: torch.Tensor) -> torch.Tensor:
+    """Scratch rows for `_inner_products`, reused across steps: fresh P-sized temporaries cost
+    page faults every step, several times the arithmetic for a 300k-parameter MLP."""
+    return torch.empty(2, min(theta.numel(), CHUNK), dtype=theta.dtype, device=theta.device)
+
+
 def _inner_products(before: torch.Tensor, after: list[torch.Tensor], theta_star: torch.Tensor,
-                    lr: float) -> tuple[float, float, float]:
-    """⟨θ_k − θ*, U_k⟩, ‖U_k‖², ‖θ_k − θ*‖² with U_k = (θ_k − θ_{k+1})/η, in the parameters'
-    dtype with BLAS dot products over chunks (summed in float64), so no P-sized temporary is
-    made and the cost stays a few passes over θ (`after` is θ_{k+1}, as the model's parameter
-    tensors or one flat vector)."""
-    coherence = step_sq = dist_sq = 0.0
+                    lr: float, work: torch.Tensor | None = None) -> tuple[float, float, float]:
+    """⟨θ_k − θ*, U_k⟩, ‖U_k‖², ‖θ_k − θ*‖² with U_k = (θ_k − θ_{k+1})/η: per chunk, the rows
+    θ_k − θ* and θ_k − θ_{k+1} are written into `work` (see `workspace`) and their 2×2 Gram
+    matrix is one BLAS product in the parameters' dtype, summed over chunks in float64; one
+    device sync per step (`after` is θ_{k+1}, as the model's parameter tensors or one flat
+    vector)."""
+    work = workspace(before) if work is None else work
+    gram = torch.zeros(2, 2, dtype=torch.float64, device=before.device)
     offset = 0
     for tensor in after:
         flat = tensor.detach().reshape(-1)
         for start in range(0, flat.numel(), CHUNK):
             nxt = flat[start:start + CHUNK]
-            lo, hi = offset + start, offset + start + nxt.numel()
-            d = before[lo:hi] - theta_star[lo:hi]
-            step = before[lo:hi] - nxt
-            coherence += float(torch.dot(d, step))
-            step_sq += float(torch.dot(step, step))
-            dist_sq += float(torch.dot(d, d))
+            n = nxt.numel()
+            lo, hi = offset + start, offset + start + n
+            rows = work[:, :n]
+            torch.sub(before[lo:hi], theta_star[lo:hi], out=rows[0])
+            torch.sub(before[lo:hi], nxt, out=rows[1])
+            gram += (rows @ rows.T).double()
         offset += flat.numel()
+    (dist_sq, coherence), (_, step_sq) = gram.tolist()
     return coherence / lr, step_sq / lr ** 2, dist_sq
 
 
 def gamma_terms(before: torch.Tensor, after: list[torch.Tensor], lr: float, theta_star: torch.Tensor,
-                dist0_sq: float, loss_k: float, loss_star: float, gap_tol: float) -> dict[str, float]:
+                dist0_sq: float, loss_k: float, loss_star: float, gap_tol: float,
+                work: torch.Tensor | None = None) -> dict[str, float]:
     """The per-step quantities of the principle at iterate θ_k = `before`."""
-    coherence, update_sq, dist_sq = _inner_products(before, after, theta_star, lr)
+    coherence, update_sq, dist_sq = _inner_products(before, after, theta_star, lr, work)
     update_term = 0.5 * lr * update_sq
     gap = loss_k - loss_star
     row = {"gamma_coherence": coherence, "gamma_update_term": update_term, "gamma_loss_gap": gap,
@@ -111,6 +121,7 @@ class Gamma(Probe):
         self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
         self.ref_losses = rt.reference.batch_losses
         self.dist0_sq = _dist_sq(rt.theta0, self.theta_star)
+        self.work = workspace(self.theta_star)
 
     def measure(self, ctx: Any) -> dict[str, float]:
         if self.mode == "store":
@@ -121,7 +132,8 @@ class Gamma(Probe):
         self._verify(ctx.step, ctx.batch_loss)
         after = [p for p in ctx.model.parameters() if p.requires_grad]
         row = gamma_terms(ctx.params_before, after, ctx.lr, self.theta_star, self.dist0_sq,
-                          ctx.batch_loss_before, ctx.batch_loss_at(self.theta_star), self.gap_tol)
+                          ctx.batch_loss_before, ctx.batch_loss_at(self.theta_star), self.gap_tol,
+                          self.work)
         self._count(row)
         return row
 
@@ -158,10 +170,11 @@ class Gamma(Probe):
         if self.mode == "store":
             theta_star = ctx.params
             dist0_sq = _dist_sq(ctx.theta0, theta_star)
+            work = workspace(theta_star)
             for step, theta_k, theta_next, lr, loss_k, (x, y) in self.stored:
                 loss_star = batch_loss_at(self.rt, theta_star, x, y)
                 rows[step] = gamma_terms(theta_k, [theta_next], lr, theta_star, dist0_sq, loss_k,
-                                         loss_star, self.gap_tol)
+                                         loss_star, self.gap_tol, work)
                 self._count(rows[step])
         s = self.stats
         summary = {"mode": self.mode, "defined_steps": s["defined"], "undefined_steps": s["undefined"],
