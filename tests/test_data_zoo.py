@@ -26,7 +26,7 @@ from sgdlab.data.files import CACHE_ENV, ROOT_ENV, cache_dir
 from sgdlab.data.idx import parse_idx
 from sgdlab.errors import ConfigError, UserError
 
-SHARED_ARCHIVE = Path(__file__).resolve().parents[2] / "shared/datasets/cifar10-jpeg.tar.xz"
+SHARED_ARCHIVE = (Path(__file__).resolve().parents[2] / "shared/datasets/cifar10-jpeg.tar.xz").resolve()
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SYNTHETIC = ("gaussian-mixture", "least-squares", "moons", "spirals", "teacher")
 
