@@ -14,8 +14,9 @@ import torch
 import sgdlab
 from sgdlab.engine import train
 from sgdlab.params import flat_params
-from sgdlab.probes import Reference
-from sgdlab.probes.gamma import ReplayError, theorem_checks
+from sgdlab.probes import Reference, Runtime, batch_loss_at
+from sgdlab.probes.context import sample_losses_at
+from sgdlab.probes.gamma import ReplayError, loss_on_batch, star_losses, theorem_checks
 from sgdlab.store import Recorder, RunDir
 
 from conftest import tiny, write_toml
@@ -73,14 +74,16 @@ def test_least_squares_gamma_with_theta_star_the_final_iterate():
     assert result.summary["probes"]["gamma"]["replay_checked_steps"] == 15000
 
 
-def mlp_config(mode: str, **train) -> dict:
-    return tiny(model={"widths": [16, 16], "batch_norm": "all", "dropout": 0.2},
+def mlp_config(mode: str, batch_norm: str = "all", **train) -> dict:
+    return tiny(model={"widths": [16, 16], "batch_norm": batch_norm, "dropout": 0.2},
                 train={"epochs": 4, **train},
                 probes={"use": ["eval", "gamma"], "gamma": {"mode": mode}})
 
 
-def test_replay_matches_store_mode():
-    replay, store = sgdlab.run(mlp_config("replay")), sgdlab.run(mlp_config("store"))
+@pytest.mark.parametrize("batch_norm", ["all", "none"])  # ℓ(θ*; B_k) per batch / from a table
+def test_replay_matches_store_mode(batch_norm):
+    replay = sgdlab.run(mlp_config("replay", batch_norm))
+    store = sgdlab.run(mlp_config("store", batch_norm))
     assert replay.status == store.status == "completed"
     for column in ("gamma", "gamma_dist", "gamma_loss_gap", "gamma_coherence", "gamma_update_term"):
         x = replay.metrics[column].to_numpy(zero_copy_only=False)
@@ -89,6 +92,27 @@ def test_replay_matches_store_mode():
     assert replay.summary["probes"]["gamma"]["replay_checked_steps"] == 32
     for key in ("defined_steps", "undefined_steps", "positive_fraction", "gamma_min"):
         assert replay.summary["probes"]["gamma"][key] == pytest.approx(store.summary["probes"]["gamma"][key])
+
+
+def test_minibatch_losses_read_off_per_sample_losses_equal_a_forward_per_batch():
+    parts = sgdlab.prepare(tiny(model={"widths": [16], "dropout": 0.3}))
+    rt = Runtime(parts.model, parts.data, parts.loss, flat_params(parts.model), 64)
+    theta = flat_params(parts.model) + 0.1 * torch.randn(parts.n_params, generator=torch.Generator().manual_seed(1))
+    table = star_losses(rt, theta)
+    assert table is not None and table.shape == (len(parts.data.train),)
+    gen = torch.Generator().manual_seed(0)
+    for idx in [torch.randint(len(parts.data.train), (32,), generator=gen), torch.arange(5), slice(None)]:
+        forward = batch_loss_at(rt, theta, *parts.data.batch(parts.data.train, idx))  # dropout off
+        assert loss_on_batch(rt, theta, table, idx) == pytest.approx(forward, rel=1e-6)
+        assert loss_on_batch(rt, theta, None, idx) == forward
+
+
+def test_batch_norm_models_get_no_per_sample_table():
+    parts = sgdlab.prepare(tiny(model={"widths": [16], "batch_norm": "all"}))
+    rt = Runtime(parts.model, parts.data, parts.loss, flat_params(parts.model), 64)
+    assert star_losses(rt, rt.theta0) is None
+    with pytest.raises(ValueError, match="batch norm"):
+        sample_losses_at(rt, rt.theta0)
 
 
 def test_replay_detects_the_first_diverging_step():

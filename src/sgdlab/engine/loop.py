@@ -89,7 +89,8 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
                 break
 
             # The update θ_k → θ_{k+1} on batch B_k.
-            x, y = data.batch(data.train, sampler.indices(step))
+            idx = sampler.indices(step)
+            x, y = data.batch(data.train, idx)
             due = [p for p in iteration_probes if p.schedule.due(step, spe)]
             before = flat_params(model) if any("update" in p.needs for p in due) else None
             rule.zero_grad()
@@ -98,7 +99,7 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
             lr = rule.step(step, step // spe)
             loss_value = loss.item()
             if due:
-                ictx = StepContext(rt, step, epoch, before=before, batch=(x, y),
+                ictx = StepContext(rt, step, epoch, before=before, batch=(x, y), indices=idx,
                                    batch_loss=loss_value, lr=lr)
                 for probe in due:
                     _put(row, probe.measure(ictx), probe.name)

@@ -71,6 +71,33 @@ def batch_loss_at(rt: Runtime, theta: torch.Tensor, x: torch.Tensor, y: torch.Te
     return float(rt.loss(out, y))
 
 
+BATCH_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def batch_dependent(model: nn.Module) -> bool:
+    """True when, in training mode, a sample's output depends on the rest of its batch (BN)."""
+    return any(isinstance(m, BATCH_NORM_TYPES) for m in model.modules())
+
+
+@torch.no_grad()
+def sample_losses_at(rt: Runtime, theta: torch.Tensor) -> torch.Tensor:
+    """ℓ_i(θ) of every training sample (float64, [n]) as `batch_loss_at` computes losses. For a
+    batch-independent model ℓ(θ; B) is the mean of these over B: one pass over the training
+    set serves every minibatch of a run."""
+    if batch_dependent(rt.model):
+        raise ValueError("per-sample losses do not give minibatch losses of a model with batch norm")
+    model, part = rt.model, rt.data.train
+    state = {name: buf.clone() for name, buf in model.named_buffers()}
+    state.update(named_views(model, theta))
+    out = torch.empty(len(part), dtype=torch.float64, device=theta.device)
+    with dropout_off(model):
+        for start in range(0, len(part), rt.eval_batch_size):
+            x, y = rt.data.batch(part, slice(start, start + rt.eval_batch_size))
+            losses = rt.loss.per_sample(torch.func.functional_call(model, state, (x,)), y)
+            out[start:start + len(y)] = losses.double()
+    return out
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
     was_training = model.training
@@ -84,10 +111,12 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 class StepContext:
     def __init__(self, rt: Runtime, step: int, epoch: float, *, before: torch.Tensor | None = None,
                  batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 indices: torch.Tensor | slice | None = None,
                  batch_loss: float | None = None, lr: float | None = None):
         self.rt, self.step, self.epoch = rt, step, epoch
         self.model, self.data, self.loss = rt.model, rt.data, rt.loss
         self.params_before, self.batch, self.batch_loss, self.lr = before, batch, batch_loss, lr
+        self.indices = indices  # where B_k sits in the training set
         self._cache: dict[object, object] = {}
 
     def _cached(self, key: object, compute):  # noqa: ANN001

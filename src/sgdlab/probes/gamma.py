@@ -14,7 +14,8 @@ Also the normalized distance ‖θ_k − θ*‖/‖θ_0 − θ*‖ (Theorem 1.1:
           memory, the reference the replay is tested against.
 ℓ(θ*; B_k) is computed as training computes losses (BN batch statistics) without dropout and
 without touching buffers or RNG; ℓ(θ_k; B_k) likewise (it is the training loss itself when the
-model has no dropout).
+model has no dropout). Without BN a minibatch loss is the mean of per-sample losses, so one
+pass over the training set at θ* gives ℓ(θ*; B_k) for every k (instead of a forward per step).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 
 from ..errors import UserError
 from .base import Deferred, Probe
-from .context import batch_loss_at
+from .context import batch_dependent, batch_loss_at, sample_losses_at
 from .registry import probes
 
 
@@ -87,6 +88,20 @@ def gamma_terms(before: torch.Tensor, after: list[torch.Tensor], lr: float, thet
     return row
 
 
+def star_losses(rt: Any, theta_star: torch.Tensor) -> torch.Tensor | None:
+    """ℓ_i(θ*) of every training sample, or None when minibatch losses cannot be read off them
+    (batch norm: each minibatch then needs its own forward)."""
+    return None if batch_dependent(rt.model) else sample_losses_at(rt, theta_star)
+
+
+def loss_on_batch(rt: Any, theta: torch.Tensor, table: torch.Tensor | None,
+                  idx: torch.Tensor | slice) -> float:
+    """ℓ(θ; B) for the training samples `idx`, from `table` (see `star_losses`) if given."""
+    if table is not None:
+        return float(table[idx].mean())
+    return batch_loss_at(rt, theta, *rt.data.batch(rt.data.train, idx))
+
+
 def _dist_sq(a: torch.Tensor, b: torch.Tensor) -> float:
     return _inner_products(a, [a], b, 1.0)[2]
 
@@ -109,7 +124,7 @@ class Gamma(Probe):
         self.stats = {"defined": 0, "undefined": 0, "positive": 0, "gamma_min": math.inf,
                       "dist_max_increase": 0.0, "dist_prev": math.nan,
                       "replay_checked": 0, "replay_max_diff": 0.0}
-        self.stored: list[tuple[int, torch.Tensor, torch.Tensor, float, float, tuple]] = []
+        self.stored: list[tuple[int, torch.Tensor, torch.Tensor, float, float, Any]] = []
 
     def setup(self, rt: Any) -> None:
         self.rt = rt
@@ -122,18 +137,20 @@ class Gamma(Probe):
         self.ref_losses = rt.reference.batch_losses
         self.dist0_sq = _dist_sq(rt.theta0, self.theta_star)
         self.work = workspace(self.theta_star)
+        self.star_table = star_losses(rt, self.theta_star)
 
     def measure(self, ctx: Any) -> dict[str, float]:
         if self.mode == "store":
+            idx = ctx.indices.clone() if isinstance(ctx.indices, torch.Tensor) else ctx.indices
             self.stored.append((ctx.step, ctx.params_before.detach().clone(), ctx.params.clone(),
-                                ctx.lr, ctx.batch_loss_before,
-                                tuple(t.detach().clone() for t in ctx.batch)))
+                                ctx.lr, ctx.batch_loss_before, idx))
             return {}
         self._verify(ctx.step, ctx.batch_loss)
         after = [p for p in ctx.model.parameters() if p.requires_grad]
         row = gamma_terms(ctx.params_before, after, ctx.lr, self.theta_star, self.dist0_sq,
-                          ctx.batch_loss_before, ctx.batch_loss_at(self.theta_star), self.gap_tol,
-                          self.work)
+                          ctx.batch_loss_before,
+                          loss_on_batch(self.rt, self.theta_star, self.star_table, ctx.indices),
+                          self.gap_tol, self.work)
         self._count(row)
         return row
 
@@ -170,9 +187,9 @@ class Gamma(Probe):
         if self.mode == "store":
             theta_star = ctx.params
             dist0_sq = _dist_sq(ctx.theta0, theta_star)
-            work = workspace(theta_star)
-            for step, theta_k, theta_next, lr, loss_k, (x, y) in self.stored:
-                loss_star = batch_loss_at(self.rt, theta_star, x, y)
+            work, table = workspace(theta_star), star_losses(self.rt, theta_star)
+            for step, theta_k, theta_next, lr, loss_k, idx in self.stored:
+                loss_star = loss_on_batch(self.rt, theta_star, table, idx)
                 rows[step] = gamma_terms(theta_k, [theta_next], lr, theta_star, dist0_sq, loss_k,
                                          loss_star, self.gap_tol, work)
                 self._count(rows[step])
