@@ -354,6 +354,40 @@ def test_cifar10_from_a_python_batches_folder(tmp_path, tmp_cache):
         load_raw("cifar10", root=str(tmp_path / "data"))
 
 
+def write_cifar100(folder: Path, n: int = 6) -> dict[str, np.ndarray]:
+    """A tiny cifar-100-python: "train" and "test" dicts with fine and coarse labels, "meta"."""
+    folder.mkdir(parents=True)
+    out = {}
+    for i, split in enumerate(("train", "test")):
+        y = [(37 * k + i) % 100 for k in range(n)]
+        x = np.stack([pattern(label, k) for k, label in enumerate(y)])
+        batch = {b"data": x.transpose(0, 3, 1, 2).reshape(n, 3072), b"fine_labels": y,
+                 b"coarse_labels": [label // 5 for label in y], b"filenames": [b"f.png"] * n}
+        (folder / split).write_bytes(pickle.dumps(batch, protocol=4))
+        out[f"x_{split}"], out[f"y_{split}"] = x, y
+    names = [f"class{i}".encode() for i in range(100)]
+    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": names, b"coarse_label_names": []}))
+    return out
+
+
+def test_cifar100_from_a_python_folder_with_fine_labels(tmp_path, tmp_cache):
+    expected = write_cifar100(tmp_path / "data" / "cifar-100-python")
+    raw = load_raw("cifar100", root=str(tmp_path / "data"))
+    assert raw.n_classes == 100 and raw.class_names[37] == "class37"
+    assert raw.y_train.tolist() == expected["y_train"] and raw.y_test.tolist() == expected["y_test"]
+    assert np.array_equal(as_uint8(raw.x_train), expected["x_train"])
+    assert np.array_equal(as_uint8(raw.x_test), expected["x_test"])
+    data = build_dataset(data_cfg("cifar100", root=str(tmp_path / "data"), n_train=4, n_test=2), seed=0)
+    assert data.input_shape == (3, 32, 32) and data.n_classes == 100 and len(data.train) == 4
+
+
+def test_cifar100_missing_says_what_to_supply(tmp_path, tmp_cache):
+    with pytest.raises(UserError) as exc:
+        load_raw("cifar100", root=str(tmp_path))
+    text = one_line_error(exc)
+    assert text.startswith("cifar100: no data found") and "cifar-100-python" in text
+
+
 def test_cifar10_missing_says_where_to_put_files(tmp_path, tmp_cache):
     with pytest.raises(UserError) as exc:
         load_raw("cifar10", root=str(tmp_path))

@@ -72,17 +72,18 @@ def find_source(path: Path) -> Source | None:
 # cifar-10-batches-py
 
 
-def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images N×32×32×3 uint8 and labels of one python batch file."""
+def read_batch(path: Path, label_key: str = "labels", todo: str = TODO) -> tuple[np.ndarray, np.ndarray]:
+    """Images N×32×32×3 uint8 and labels (the `label_key` entry) of one python batch file of
+    CIFAR-10 (or CIFAR-100, whose files have the same layout)."""
     if not path.is_file():
-        raise UserError(f"cifar10: {path} is missing from the batches folder; {TODO}")
+        raise UserError(f"{path.parent.name}: {path} is missing; {todo}")
     with open(path, "rb") as f:
         raw = safepickle.load(f, str(path))
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a pickled dict, got {type(raw).__name__}")
     batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in raw.items()}
     try:
-        data, labels = batch["data"], batch["labels"]
+        data, labels = batch["data"], batch[label_key]
     except KeyError as exc:
         raise UserError(f"{path}: the batch has no {exc.args[0]!r} entry") from None
     data = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else np.asarray(data, np.uint8)
