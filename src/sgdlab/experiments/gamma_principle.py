@@ -56,7 +56,7 @@ def _tiers_present(tiers, labels) -> tuple[tuple[str, ...], ...]:
 
 
 def ablations(scale: str) -> list[Ablation]:
-    """The runs of each ablation at `scale` (smoke: seconds; cpu: ~7 min on 2 cores; full: the
+    """The runs of each ablation at `scale` (smoke: seconds; cpu: ~6 min on 2 cores; full: the
     paper's settings on CIFAR-10, and on CIFAR-100 too when the user supplied it, for a GPU)."""
     plan = base_ablations(scale)
     if scale == "full" and cifar100_supplied():
