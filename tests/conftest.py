@@ -6,6 +6,7 @@ import copy
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,25 @@ def run_cli_process(*args: str, **kwargs) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "sgdlab", *map(str, args)], capture_output=True,
                           text=True, env=env, **kwargs)
+
+
+def start_and_stop(cfg_path: Path, out: Path, sig: int, min_state_step: int,
+                   watch: str = "") -> subprocess.Popen:
+    """Start `sgdlab run` and send `sig` once a state at ≥ min_state_step is on disk in
+    `out / watch` (e.g. watch="replay" for the second pass of a γ run)."""
+    from sgdlab.store import RunDir
+
+    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "run", str(cfg_path), "--out", str(out),
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watched = out / watch
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = RunDir(watched).states() if watched.exists() else []
+        if states and states[-1][0] >= min_state_step:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before it could be stopped: {proc.stderr.read()}")
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    return proc

@@ -19,7 +19,7 @@ from sgdlab.probes.context import sample_losses_at
 from sgdlab.probes.gamma import ReplayError, loss_on_batch, star_losses, theorem_checks
 from sgdlab.store import Recorder, RunDir
 
-from conftest import tiny, write_toml
+from conftest import start_and_stop, tiny, write_toml
 
 ETA = 0.02
 
@@ -187,22 +187,23 @@ def test_sigkill_during_the_replay_pass_then_resume(tmp_path):
     cfg = write_toml(tmp_path / "c.toml", raw)
     ref = sgdlab.run(raw, tmp_path / "ref")
     out = tmp_path / "killed"
-
-    import subprocess
-    import sys
-    import time
-    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "run", str(cfg), "--out", str(out), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        replay = out / "replay"
-        if replay.exists() and RunDir(replay).states() and RunDir(replay).states()[-1][0] >= 1000:
-            break
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    start_and_stop(cfg, out, signal.SIGKILL, 1000, watch="replay")
     assert RunDir(out).read_summary()["phase"] == "replay"
     resumed = sgdlab.resume(out)
     assert resumed.status == "completed"
     assert sgdlab.load_run(out).metrics.equals(sgdlab.load_run(ref.path).metrics)
+
+
+@pytest.mark.parametrize("sampler", ["reshuffle", "full"])  # batch indices: a tensor / every sample
+def test_sigkill_in_store_mode_then_resume(tmp_path, sampler):
+    raw = tiny(model={"widths": [8]}, train={"epochs": None, "max_steps": 1200, "sampler": sampler},
+               checkpoint={"every_steps": 100},
+               probes={"use": ["batch_loss", "gamma"], "gamma": {"mode": "store"}})
+    cfg = write_toml(tmp_path / "c.toml", raw)
+    ref = sgdlab.run(raw, tmp_path / "ref")
+    out = tmp_path / "killed"
+    start_and_stop(cfg, out, signal.SIGKILL, 500)
+    resumed = sgdlab.resume(out)
+    assert resumed.status == "completed"
+    assert sgdlab.load_run(out).metrics.equals(sgdlab.load_run(ref.path).metrics)
+    assert resumed.summary["probes"]["gamma"] == ref.summary["probes"]["gamma"]

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ import sgdlab
 from sgdlab.errors import UserError
 from sgdlab.store import RunDir
 
-from conftest import run_cli_process, tiny, write_toml
+from conftest import run_cli_process, start_and_stop, tiny, write_toml
 
 LONG = tiny(model={"widths": [8], "dropout": 0.1}, train={"epochs": None, "max_steps": 6000},
             checkpoint={"every_steps": 250, "keep": 2},
@@ -37,23 +34,6 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert fa.keys() == fb.keys() and all(torch.equal(fa[k], fb[k]) for k in fa)
     sa, sb = (json.loads((p / "summary.json").read_text()) for p in (a, b))
     assert sa["final"] == sb["final"] and sa["steps"] == sb["steps"] and sa["status"] == "completed"
-
-
-def start_and_stop(cfg_path: Path, out: Path, sig: int, min_state_step: int) -> subprocess.Popen:
-    """Start `sgdlab run` and send `sig` once a state at ≥ min_state_step is on disk."""
-    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "run", str(cfg_path), "--out", str(out),
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        states = RunDir(out).states() if out.exists() else []
-        if states and states[-1][0] >= min_state_step:
-            break
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before it could be stopped: {proc.stderr.read()}")
-        time.sleep(0.02)
-    proc.send_signal(sig)
-    proc.wait(timeout=60)
-    return proc
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path):

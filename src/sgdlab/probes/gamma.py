@@ -124,7 +124,7 @@ class Gamma(Probe):
         self.stats = {"defined": 0, "undefined": 0, "positive": 0, "gamma_min": math.inf,
                       "dist_max_increase": 0.0, "dist_prev": math.nan,
                       "replay_checked": 0, "replay_max_diff": 0.0}
-        self.stored: list[tuple[int, torch.Tensor, torch.Tensor, float, float, Any]] = []
+        self.stored: list[tuple[int, torch.Tensor, torch.Tensor, float, float, torch.Tensor]] = []
 
     def setup(self, rt: Any) -> None:
         self.rt = rt
@@ -141,7 +141,8 @@ class Gamma(Probe):
 
     def measure(self, ctx: Any) -> dict[str, float]:
         if self.mode == "store":
-            idx = ctx.indices.clone() if isinstance(ctx.indices, torch.Tensor) else ctx.indices
+            # B_k as training-set indices (a plain tensor, so checkpoints hold it as it is)
+            idx = torch.arange(len(ctx.data.train))[ctx.indices].clone()
             self.stored.append((ctx.step, ctx.params_before.detach().clone(), ctx.params.clone(),
                                 ctx.lr, ctx.batch_loss_before, idx))
             return {}
@@ -206,14 +207,14 @@ class Gamma(Probe):
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"stats": dict(self.stats)}
         if self.mode == "store":
-            state["stored"] = [list(item[:5]) + [list(item[5])] for item in self.stored]
+            state["stored"] = [list(item) for item in self.stored]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "stats" in state:
             self.stats = dict(state["stats"])
-        self.stored = [(int(s), t, u, float(lr), float(loss), tuple(batch))
-                       for s, t, u, lr, loss, batch in state.get("stored", [])]
+        self.stored = [(int(s), t, u, float(lr), float(loss), idx)
+                       for s, t, u, lr, loss, idx in state.get("stored", [])]
 
 
 def theorem_checks(table: pa.Table) -> dict[str, Any]:
