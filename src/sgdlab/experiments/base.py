@@ -127,18 +127,20 @@ class Lab:
         """`run` for several independent configs, `workers` processes at a time (default: one
         per core). Each run is one single-threaded process, so results do not depend on how
         many ran side by side. Identical configs are trained once, under the first name."""
+        found = {name: self._existing(name, raw) for name, raw in configs.items()}
         canonical: dict[str, str] = {}
         first_of: dict[str, str] = {}
-        for name, raw in configs.items():
-            text = config_to_toml(self._existing(name, raw)[0])
-            canonical[name] = first_of.setdefault(text, name)
+        for name in configs:
+            canonical[name] = first_of.setdefault(config_to_toml(found[name][0]), name)
         unique = {name: configs[name] for name in dict.fromkeys(canonical.values())}
-        done = self._run_unique(unique, workers)
+        done = self._run_unique(unique, {name: found[name][2:] for name in unique}, workers)
         return {name: done[canonical[name]] for name in configs}
 
-    def _run_unique(self, configs: dict[str, dict[str, Any]], workers: int | None) -> dict[str, Run]:
+    def _run_unique(self, configs: dict[str, dict[str, Any]], found: dict[str, tuple],
+                    workers: int | None) -> dict[str, Run]:
+        """`found[name]`: (same config on disk, its status), from `_existing`."""
         todo = {name: raw for name, raw in configs.items()
-                if self._existing(name, raw)[2:] not in ((True, "completed"), (True, "diverged"))}
+                if found[name] not in ((True, "completed"), (True, "diverged"))}
         workers = min(workers or os.cpu_count() or 1, len(todo))
         if workers <= 1:
             return {name: self.run(name, raw) for name, raw in configs.items()}

@@ -59,15 +59,19 @@ def dropout_off(model: nn.Module) -> Iterator[None]:
             m.train()
 
 
+def _state_at(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """functional_call state: views of θ as the parameters, copies of the buffers."""
+    state = {name: buf.clone() for name, buf in model.named_buffers()}
+    state.update(named_views(model, theta))
+    return state
+
+
 @torch.no_grad()
 def batch_loss_at(rt: Runtime, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
     """ℓ(θ; B) computed the way training computes it (BN on the batch's statistics) but without
     dropout, and on copies of the buffers: no parameter, buffer or RNG stream changes."""
-    model = rt.model
-    state = {name: buf.clone() for name, buf in model.named_buffers()}
-    state.update(named_views(model, theta))
-    with dropout_off(model):
-        out = torch.func.functional_call(model, state, (x,))
+    with dropout_off(rt.model):
+        out = torch.func.functional_call(rt.model, _state_at(rt.model, theta), (x,))
     return float(rt.loss(out, y))
 
 
@@ -87,8 +91,7 @@ def sample_losses_at(rt: Runtime, theta: torch.Tensor) -> torch.Tensor:
     if batch_dependent(rt.model):
         raise ValueError("per-sample losses do not give minibatch losses of a model with batch norm")
     model, part = rt.model, rt.data.train
-    state = {name: buf.clone() for name, buf in model.named_buffers()}
-    state.update(named_views(model, theta))
+    state = _state_at(model, theta)
     out = torch.empty(len(part), dtype=torch.float64, device=theta.device)
     with dropout_off(model):
         for start in range(0, len(part), rt.eval_batch_size):
