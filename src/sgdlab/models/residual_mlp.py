@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import ConfigError
-from .layers import activation, dense, flat_size
+from .layers import activation, check_init, dense, flat_size
 from .registry import models
 
 OPTIONS = {"residual_widths": (5, 5, 5), "widths": (2,), "activation": "relu", "bias": True,
@@ -31,9 +30,7 @@ class ResidualDense(nn.Module):
                  "residual_widths [5, 5, 5], widths [2], then the outputs; a projection "
                  "shortcut where the width changes", options=OPTIONS)
 def residual_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    if cfg.init == "zeros":
-        raise ConfigError("model.init: 'zeros' would make every hidden unit identical in a "
-                          "residual-mlp (use default, he or ntk-normal)")
+    check_init(cfg.init, "residual-mlp")
 
     def linear(n_in: int, n_out: int, *, bias: bool = cfg.bias, init: str = cfg.init) -> nn.Module:
         return dense(n_in, n_out, parametrization=cfg.parametrization, sigma=cfg.sigma,
