@@ -3,8 +3,10 @@ noisy; never compare runs made at different times)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -85,3 +87,52 @@ def plain_time(raw: dict, eval_each_epoch: bool = False) -> float:
             opt.step()
             loss.item()
     return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------
+# Results: every benchmark writes benchmarks/results/<name>.json in one format (`make bench`
+# collects them into one table). A case is one measured ratio (or time) with its range.
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict:
+    """Where and when a result was measured."""
+    import datetime as dt
+    import os
+    import platform
+
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": platform.machine(), "cpu": cpu, "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def case(name: str, metric: str, values: list[float], *, unit: str = "×", target: str = "",
+         **extra) -> dict:
+    """One row of a results file: the median and range of `values` (per-pair ratios, or times)."""
+    return {"case": name, "metric": metric, "unit": unit, "median": statistics.median(values),
+            "min": min(values), "max": max(values), "n": len(values), "target": target, **extra}
+
+
+def write_results(name: str, cases: list[dict], **notes) -> Path:
+    """Write benchmarks/results/<name>.json (machine, date, cases, notes such as an anchor tool's
+    install error) and print the cases as a markdown table."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, **machine_info(), "cases": cases, **notes},
+                               indent=2) + "\n")
+    print(f"| {name} case | metric | median | range | target |\n|---|---|---|---|---|")
+    for c in cases:
+        print(f"| {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
+              f"{c['min']:.3g}–{c['max']:.3g} | {c['target']} |")
+    print(f"wrote {path}")
+    return path

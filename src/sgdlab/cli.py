@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -153,49 +154,105 @@ def reproduce(name: str = typer.Argument(..., help="experiment (sgdlab list expe
               scale: str = typer.Option("cpu", help="smoke (seconds) | cpu (minutes) | full (GPU)"),
               out: Optional[Path] = typer.Option(None, "--out", "-o", help="default runs/NAME-SCALE"),
               device: str = typer.Option("auto", help="cpu | cuda | auto"),
+              only: Optional[str] = typer.Option(None, "--only", metavar="PATTERN",
+                                                 help="only the runs and parts matching PATTERN "
+                                                 "(a glob, or a substring such as an ablation name)"),
+              plan: bool = typer.Option(False, "--plan", help="print the runs this scale would "
+                                        "train with a measured time estimate; write nothing"),
               quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Reproduce a published finding: runs, figures and a verdict per claim."""
     from .config import DEVICES
-    from .experiments import experiments, reproduce as run_experiment
+    from .experiments import SCALES, experiments, reproduce as run_experiment
 
     experiments.get(name, "experiment")
+    if scale not in SCALES:
+        fail(f"--scale: {scale!r} is not one of {', '.join(SCALES)}")
     if device not in DEVICES:
         fail(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+    if plan:
+        print_plan(name, scale, device, only)
+        return
     out = out or Path("runs") / f"{name}-{scale}"
     log = (lambda message: None) if quiet else (lambda message: typer.echo(f"[{name}] {message}", err=True))
-    claims = run_experiment(name, out, scale, device, log=log,
+    claims = run_experiment(name, out, scale, device, log=log, only=only,
                             progress_factory=lambda label: ProgressReporter(None, quiet, label))
     print_claims(claims, out)
 
 
-def print_claims(claims, out: Path) -> None:
+def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"claims ({out}/claims.json)")
-    for col in ("id", "verdict", "statement", "evidence"):
-        table.add_column(col, overflow="fold")
+    from .build import resolve_device
+    from .experiments.planning import plan, wall_estimate
+
+    device = resolve_device(device)
+    _, rows, sims = plan(name, scale, device, only)
+    if not rows and not sims:
+        fail(f"--only: {only!r} selects none of the runs of {name} at scale {scale}")
+    table = Table(title=f"{name} at scale {scale} on {device}: {len(rows)} runs")
+    for col in ("run", "model", "params", "train", "batch", "stops", "probes", "est. time"):
+        table.add_column(col, justify="right" if col in ("params", "train", "batch", "est. time") else "left")
+    for r in rows:
+        when = f"= {r.same_as}" if r.same_as else _duration(r.seconds)
+        table.add_row(escape(r.name), r.model, f"{r.n_params:,}", f"{r.n_train:,}", str(r.batch_size),
+                      r.stop, ", ".join(r.probes), when)
+    for sim, seconds in sims.items():
+        table.add_row(escape(sim), "(simulation)", "", "", "", "", "", _duration(seconds))
+    console = Console(width=max(140, Console().width))
+    console.print(table)
+    times = [r.seconds for r in rows if r.seconds is not None]
+    unbounded = [r.name for r in rows if r.seconds is None]
+    sim_total = sum(s for s in sims.values() if s is not None)
+    total = sum(times) + sim_total
+    wall = wall_estimate(times) + sim_total
+    console.print(f"total: {_duration(total)} of compute; about {_duration(wall)} wall with "
+                  f"{min(os.cpu_count() or 1, max(len(times), 1))} parallel runs"
+                  + (f" (plus {len(unbounded)} runs with no step cap)" if unbounded else "")
+                  + ". Estimates come from a few timed steps of each model here; runs with a loss "
+                  "threshold are counted at their cap.")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unbounded"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_claims(claims, out: Path) -> None:
+    """One line per claim: verdict, id and its headline number; the evidence stays in
+    claims.json (and the report)."""
+    from rich.console import Console
+    from rich.markup import escape
+
     colors = {"holds": "green", "fails": "red", "not-applicable": "yellow"}
+    console = Console(width=max(100, Console().width), soft_wrap=False)
+    width = max((len(c.id) for c in claims), default=10)
     for c in claims:
-        evidence = ", ".join(f"{k}={_short(v)}" for k, v in c.evidence.items())
-        if len(evidence) > 400:
-            evidence = evidence[:400] + " … (all numbers in claims.json)"
-        table.add_row(escape(c.id), f"[{colors[c.verdict]}]{c.verdict}[/]", escape(c.statement),
-                      escape(evidence))
-    Console(width=max(120, Console().width)).print(table)
-    typer.echo(f"figures: {out}/figures", err=True)
+        key = c.headline or _first_number(c.evidence)
+        console.print(f"[{colors[c.verdict]}]{c.verdict:>14}[/]  {escape(c.id):<{width}}  "
+                      f"{escape(key)}", overflow="ellipsis", no_wrap=True)
+    counts = {v: sum(c.verdict == v for c in claims) for v in colors}
+    typer.echo(f"{len(claims)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+               + f". Evidence: {out}/claims.json; figures: {out}/figures", err=True)
+
+
+def _first_number(evidence: dict) -> str:
+    """A claim's first scalar evidence entry, "name=value", when it has no headline."""
+    for key, value in evidence.items():
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            return f"{key}={_short(value)}"
+    return ""
 
 
 def _short(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list) and len(value) > 6:
-        return "[" + ", ".join(_short(v) for v in value[:6]) + ", …]"
-    if isinstance(value, list):
-        return "[" + ", ".join(_short(v) for v in value) + "]"
     return str(value)
 
 
@@ -226,7 +283,9 @@ def list_(kind: str = typer.Argument("all", help=f"one of {', '.join(KINDS)}, or
             table.add_column("options")
             for entry in registry:
                 opts = ", ".join(f"{k}={v}" for k, v in entry.options.items())
-                table.add_row(entry.name, entry.help, opts)
+                paper = entry.extra.get("paper")
+                text = f"{entry.help} — {paper}" if paper is not None else entry.help
+                table.add_row(entry.name, text, opts)
             console.print(table)
     if kind == "config":
         table = Table(title="config keys")

@@ -3,8 +3,8 @@
 saves what it measured as tables, draws figures from them, and decides each claim from the
 measured numbers. `sgdlab reproduce NAME` writes everything under one directory:
 
-  DIR/experiment.json   name, scale, device, versions, wall time
-  DIR/claims.json       [{id, statement, verdict, evidence}]
+  DIR/experiment.json   name, scale, device, paper, versions, wall time
+  DIR/claims.json       [{id, statement, verdict, evidence, headline, meaning, source}]
   DIR/runs/<name>/      one sgdlab run directory per trained config
   DIR/tables/*.parquet  other measurements (simulations, aggregates)
   DIR/figures/*.png
@@ -12,13 +12,14 @@ measured numbers. `sgdlab reproduce NAME` writes everything under one directory:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,26 +37,64 @@ from ..store.files import write_json, write_parquet
 SCALES = ("smoke", "cpu", "full")
 VERDICTS = ("holds", "fails", "not-applicable")
 
+# An experiment registers with `paper=` (a sgdlab.papers.Paper, cited on every claim it makes)
+# and `plan=` (scale → Plan: what it would train, for `sgdlab reproduce --plan`).
 experiments = Registry("experiment")
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A named, falsifiable statement and the measured numbers behind its verdict."""
+    """A named, falsifiable statement and the measured numbers behind its verdict.
+
+    `headline` is the one number a reader looks at first ("τ = 0.67", "E0 = 95"), `meaning`
+    one line on what the claim says about the paper, `source` the paper it comes from
+    (authors, year, title; `reproduce` fills in the experiment's paper where it is empty)."""
     id: str
     statement: str
     verdict: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    headline: str = ""
+    meaning: str = ""
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
 
 
-def decide(id: str, statement: str, holds: bool | None, **evidence: Any) -> Claim:
-    """A claim whose verdict is `holds` (True → holds, False → fails, None → not-applicable)."""
+def decide(id: str, statement: str, holds: bool | None, *, headline: str = "", meaning: str = "",
+           source: Any = "", **evidence: Any) -> Claim:
+    """A claim whose verdict is `holds` (True → holds, False → fails, None → not-applicable).
+    A not-applicable claim should carry its reason as `reason="..."` in the evidence."""
     verdict = "not-applicable" if holds is None else ("holds" if holds else "fails")
-    return Claim(id, statement, verdict, {k: plain(v) for k, v in evidence.items()})
+    return Claim(id, statement, verdict, {k: plain(v) for k, v in evidence.items()},
+                 headline, meaning, str(source))
+
+
+def not_applicable(id: str, statement: str, reason: str, **kw: Any) -> Claim:
+    """A claim that cannot be decided, with the reason (a missing premise, missing runs)."""
+    return decide(id, statement, None, reason=reason, **kw)
+
+
+def missing_runs(needed: list[str] | tuple[str, ...], runs: dict[str, Any]) -> list[str]:
+    """The names in `needed` that `runs` lacks (not selected by --only, or not trained)."""
+    return [name for name in needed if name not in runs]
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A part of an experiment that is not a training run (a batched simulation, a closed-form
+    computation), as `--plan` lists it; `estimate()` returns seconds from a short measured timing."""
+    description: str
+    estimate: Callable[[], float] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an experiment does at one scale: the run configs it trains (name → raw config,
+    exactly what `Lab.run_many` receives) and its other parts."""
+    runs: dict[str, dict[str, Any]]
+    simulations: dict[str, Simulation] = field(default_factory=dict)
 
 
 def plain(value: Any) -> Any:
@@ -84,14 +123,19 @@ class Lab:
     configs that reuses finished runs and resumes unfinished ones."""
 
     def __init__(self, out: str | Path, scale: str, device: str = "auto",
-                 log: Progress | None = None, progress_factory: Callable | None = None):
+                 log: Progress | None = None, progress_factory: Callable | None = None,
+                 only: str | None = None):
         if scale not in SCALES:
             raise UserError(f"--scale: {scale!r} is not one of {', '.join(SCALES)}")
-        self.out, self.scale, self.device = Path(out), scale, device
+        self.out, self.scale, self.device, self.only = Path(out), scale, device, only
         self.log = log or (lambda message: None)
         self.progress_factory = progress_factory
         for sub in ("runs", "tables", "figures"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
+
+    def selected(self, name: str) -> bool:
+        """Whether run or part `name` is in this invocation (`--only PATTERN`)."""
+        return selected(name, self.only)
 
     def run(self, name: str, raw: dict[str, Any], **build: Any) -> Run:
         """Train config `raw` into runs/<name>: reuse it when finished with this exact config,
@@ -126,7 +170,9 @@ class Lab:
     def run_many(self, configs: dict[str, dict[str, Any]], workers: int | None = None) -> dict[str, Run]:
         """`run` for several independent configs, `workers` processes at a time (default: one
         per core). Each run is one single-threaded process, so results do not depend on how
-        many ran side by side. Identical configs are trained once, under the first name."""
+        many ran side by side. Identical configs are trained once, under the first name.
+        With `--only`, configs whose names it does not select are left out of the result."""
+        configs = {name: raw for name, raw in configs.items() if self.selected(name)}
         found = {name: self._existing(name, raw) for name, raw in configs.items()}
         canonical: dict[str, str] = {}
         first_of: dict[str, str] = {}
@@ -172,22 +218,33 @@ class Lab:
         return {c: table[c].to_numpy() for c in table.column_names}
 
 
+def selected(name: str, only: str | None) -> bool:
+    """`--only PATTERN`: a glob (`batch-norm-*`) or a plain substring (`batch-norm`)."""
+    return only is None or fnmatch.fnmatchcase(name, only) or (
+        not any(c in only for c in "*?[") and only in name)
+
+
 def _run_in_worker(out: str, scale: str, device: str, name: str, raw: dict[str, Any]) -> None:
     Lab(out, scale, device).run(name, raw)
 
 
 def reproduce(name: str, out: str | Path, scale: str = "cpu", device: str = "auto",
-              log: Progress | None = None, progress_factory: Callable | None = None) -> list[Claim]:
-    """Run experiment `name` at `scale` into `out`; returns its claims (also in claims.json)."""
+              log: Progress | None = None, progress_factory: Callable | None = None,
+              only: str | None = None) -> list[Claim]:
+    """Run experiment `name` at `scale` into `out` (only the runs and parts `only` selects);
+    returns its claims (also in claims.json), each citing the experiment's paper."""
     from ..runner import versions
 
     entry = experiments.get(name, "experiment")
-    lab = Lab(out, scale, device, log, progress_factory)
+    paper = entry.extra.get("paper")
+    lab = Lab(out, scale, device, log, progress_factory, only)
     t0 = time.perf_counter()
-    claims = entry.factory(lab)
+    claims = [c if c.source or paper is None else replace(c, source=str(paper))
+              for c in entry.factory(lab)]
     write_json(lab.out / "claims.json", [asdict(c) for c in claims])
     write_json(lab.out / "experiment.json", {
-        "experiment": name, "scale": scale, "device": device, "versions": versions(),
+        "experiment": name, "scale": scale, "device": device, "only": only,
+        "paper": str(paper) if paper is not None else None, "versions": versions(),
         "wall_time_s": round(time.perf_counter() - t0, 2),
         "verdicts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS}})
     return claims

@@ -1,5 +1,5 @@
-"""`alexnet` (Krizhevsky et al. 2012 as the exact-convergence study built it, seed 000) and
-`alexnet-small` (Zhang et al. 2017's small AlexNet, used by the γ-principle study, seed 002)."""
+"""`alexnet` (Krizhevsky et al. 2012 as the exact-convergence study built it) and
+`alexnet-small` (Zhang et al. 2017's small AlexNet, used by the γ-principle study)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`lenet`: the LeNet-5-like base model of the exact-convergence study (seed 000), pinned by
+"""`lenet`: the LeNet-5-like base model of the exact-convergence study, pinned by
 its 121,802 parameters on 32×32×3 inputs with 10 classes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`residual-mlp`: the residual ReLU nets of Giselsson's lecture (seed 004), written "3x5,2,1":
+"""`residual-mlp`: the residual ReLU nets of Giselsson's lecture on SGD, written "3x5,2,1":
 residual layers of widths `residual_widths`, plain layers of widths `widths`, then the output."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`resnet18`, `resnet34`: He et al. 2016's ResNets in their CIFAR form (3x3 stem, no max-pool,
 BasicBlocks, global average pool), with the batch-norm and skip switches of the γ-principle
-study (seed 002 §3.2–3.3), where a "block" is a stage of BasicBlocks sharing a width."""
+study (§3.2–3.3 of “An optimization principle of deep learning?”), where a "block" is a stage of BasicBlocks sharing a width."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`vgg11`, `vgg16`: Simonyan & Zisserman 2015's VGG for CIFAR-sized inputs (3x3 convs with
 padding 1, a 2x2 max-pool closing each stage), with the batch-norm switch of the γ-principle
-study (seed 002, where a "block" is a stage) and the dense head of the exact-convergence study
-(seed 000)."""
+study (where a "block" is a stage) and the dense head of the exact-convergence study
+."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ HEADS = {"linear": (), "fc4096": (4096, 4096, 1000)}
 HELP = ("{n} convs in 5 stages of 64 to 512 channels (`width` scales every layer, 64 = the "
         "paper's), batch_norm all / "
         "first-in-block (first conv of each stage) / none; head = linear (features → outputs) "
-        "or fc4096 (Dense 4096 → 4096 → 1000 → outputs, seed 000{extra}); dropout in the "
+        "or fc4096 (Dense 4096 → 4096 → 1000 → outputs, as in the exact-convergence study{extra}); dropout in the "
         "fc4096 head")
 
 

@@ -25,7 +25,7 @@ def gd(cfg: OptimConfig, params) -> torch.optim.Optimizer:
     return _sgd(cfg, params)
 
 
-@optimizers.register("sgdl", help="SGD plus Langevin noise γ'·N(0, I) after each step (seed 001)",
+@optimizers.register("sgdl", help="SGD plus Langevin noise γ'·N(0, I) after each step (Zhang et al. 2017, Theory of deep learning IIb)",
                      options={"noise": 0.01, "noise_decay": "none"}, post="langevin")
 def sgdl(cfg: OptimConfig, params) -> torch.optim.Optimizer:
     return _sgd(cfg, params)

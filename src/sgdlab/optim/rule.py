@@ -21,7 +21,7 @@ class PostStep(Protocol):
 
 
 class LangevinNoise:
-    """SGDL (Poggio et al., seed 001): θ ← θ + γ'_t·W, W ~ N(0, I), γ'_t = γ' or γ'/(1+t)."""
+    """SGDL (Zhang, Liao, Rakhlin, Miranda, Golowich & Poggio 2017): θ ← θ + γ'_t·W, W ~ N(0, I), γ'_t = γ' or γ'/(1+t)."""
 
     def __init__(self, scale: float, decay: str, gen: torch.Generator):
         self.scale, self.decay, self.gen = scale, decay, gen

@@ -1,4 +1,4 @@
-"""Step-size rules η_k (Giselsson's slides, seed 004). k counts epochs or steps; ⌈k/K⌉ grows
+"""Step-size rules η_k (Giselsson's lecture on SGD's qualitative convergence behavior). k counts epochs or steps; ⌈k/K⌉ grows
 by one every K units. `g` is the minibatch gradient norm, computed only by rules that use it.
 
   constant       η_k = γ0

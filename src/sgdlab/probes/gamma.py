@@ -1,4 +1,4 @@
-"""The γ-optimization principle (seed 002, "An optimization principle of deep learning?",
+"""The γ-optimization principle ("An optimization principle of deep learning?", anonymous
 ICLR 2020 submission). For θ_{k+1} = θ_k − η U_k, with θ* the final iterate:
 
     γ_k = ( ⟨θ_k − θ*, U_k⟩ − (η/2)‖U_k‖² ) / ( ‖θ_0 − θ*‖² · (ℓ(θ_k; B_k) − ℓ(θ*; B_k)) )
@@ -218,7 +218,7 @@ class Gamma(Probe):
 
 
 def theorem_checks(table: pa.Table) -> dict[str, Any]:
-    """Theorem 1 of seed 002 on a run's metrics (γ columns from every step):
+    """Theorem 1 of “An optimization principle of deep learning?” on a run's metrics (γ columns from every step):
     1.1 the normalized distance is non-increasing (largest increase reported);
     γ > 0 on defined steps (fraction); 1.3 on the prefix where the principle holds (all defined
     γ_k > 0 so far), Σ_k gap_k ≤ 1/(2η γ_min)."""

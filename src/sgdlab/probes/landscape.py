@@ -71,7 +71,7 @@ def loss_grid(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor, ce
 def projected_gradients(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
                         thetas: torch.Tensor, directions: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     """The SGD update (minibatch gradient on x, y) at each row of `thetas`, projected on the
-    directions: [K, 2]. Li et al.'s arrows; Appendix D.2 of seed 002."""
+    directions: [K, 2]. Li et al.'s arrows; Appendix D.2 of “An optimization principle of deep learning?”."""
     g = vmap(grad(_batched_loss(model, loss, x, y)))
     out = []
     with eval_mode(model):

@@ -1,4 +1,4 @@
-"""γ-principle curves of one or several runs (seed 002's three rows)."""
+"""γ-principle curves of one or several runs (the three rows of “An optimization principle of deep learning?”)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Reproduction of seed 000 ("Exact loss convergence in convolutional networks", after Nacson
-et al. 2018/2019 and Soudry et al. 2018): SGD with a constant step, no averaging and no
+"""Reproduction of "Exact loss convergence in convolutional networks" (a study after Nacson,
+Srebro & Soudry 2019 and Soudry et al. 2018): SGD with a constant step, no averaging and no
 schedule drives the training loss of separable problems to 0.
 
 Two studies, one command:
@@ -19,12 +19,15 @@ network), figures/linear-<dataset>.png and figures/cnn-<network>.png.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 
 import numpy as np
 
+from ...papers import NACSON_2019
 from ...store.files import write_json
-from ..base import Claim, Lab, experiments
+from ..base import Claim, Lab, Plan, Simulation, experiments
 from .cnn import History, cnn_claims, cnn_config, first_zero, zero_from
 from .figures import cnn_figure, linear_figure
 from .linear import curves, linear_claims, set_table, settings_record, simulate
@@ -46,6 +49,27 @@ def linear_tables(lab: Lab, s: LinearSettings) -> tuple[dict[str, np.ndarray], d
     return lab.load_table("linear"), lab.load_table("linear_sets")
 
 
+def cnn_configs(s: CnnSettings) -> dict[str, dict]:
+    return {f"cnn-{m.key}": cnn_config(m, s) for m in s.models}
+
+
+def estimate_linear(s: LinearSettings, steps: int = 20_000) -> float:
+    """Seconds for the linear study, from a timed run of its first `steps` steps."""
+    short = dataclasses.replace(s, steps=min(steps, s.steps))
+    t0 = time.perf_counter()
+    simulate(short)
+    return (time.perf_counter() - t0) * s.steps / short.steps
+
+
+def plan(scale: str) -> Plan:
+    settings = SCALE_SETTINGS[scale]
+    s = settings.linear
+    runs = 2 * len(s.lrs) * (1 + s.sgd_seeds)
+    return Plan(cnn_configs(settings.cnn), {"linear": Simulation(
+        f"logistic regression, {runs} GD/SGD runs × {s.steps:,} steps, batched float64",
+        lambda: estimate_linear(s))})
+
+
 def linear_part(lab: Lab, s: LinearSettings) -> list[Claim]:
     table, sets = linear_tables(lab, s)
     cs = curves(table, sets)
@@ -55,11 +79,12 @@ def linear_part(lab: Lab, s: LinearSettings) -> list[Claim]:
 
 
 def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
-    configs = {f"cnn-{m.key}": cnn_config(m, s) for m in s.models}
     lab.log(f"cnn: {', '.join(m.key for m in s.models)} on CIFAR-10, SGD lr 0.01")
-    runs = lab.run_many(configs)
+    runs = lab.run_many(cnn_configs(s))
     claims, rows = [], []
     for m in s.models:
+        if f"cnn-{m.key}" not in runs:
+            continue  # not selected by --only: its claims are not made
         run = runs[f"cnn-{m.key}"]
         h = History.of(run)
         n_test = s.n_test if s.n_test is not None else 10_000
@@ -72,14 +97,16 @@ def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
                      "zero_from_epoch": -1 if z is None else z,
                      **{f"final_{k}": float(v[-1]) for k, v in h.values.items()},
                      "wall_time_s": run.summary.get("wall_time_s")})
-    lab.save_table("cnn", {k: [r[k] for r in rows] for k in rows[0]})
+    if rows:
+        lab.save_table("cnn", {k: [r[k] for r in rows] for k in rows[0]})
     return claims
 
 
-@experiments.register("exact-convergence", help="seed 000: constant-step SGD drives the loss "
-                      "of separable problems to 0 — linear max-margin rates (GD/SGD) and CNNs "
-                      "without skips (LeNet-like, AlexNet, VGG-16) reaching 0 training error",
-                      source="seed 000 (Nacson et al. 2018; Soudry et al. 2018)")
+@experiments.register("exact-convergence", help="constant-step SGD drives the loss of separable "
+                      "problems to 0: linear max-margin rates (GD/SGD) and CNNs without skips "
+                      "(LeNet-like, AlexNet, VGG-16) reaching 0 training error",
+                      paper=NACSON_2019, plan=plan)
 def run(lab: Lab) -> list[Claim]:
     settings = SCALE_SETTINGS[lab.scale]
-    return linear_part(lab, settings.linear) + cnn_part(lab, settings.cnn)
+    linear = linear_part(lab, settings.linear) if lab.selected("linear") else []
+    return linear + cnn_part(lab, settings.cnn)

@@ -1,4 +1,4 @@
-"""The CNN study of `exact-convergence` (seed 000): CNNs without skip connections trained on
+"""The CNN study of `exact-convergence`: CNNs without skip connections trained on
 CIFAR-10 with softmax + cross-entropy and plain SGD at the constant step 0.01 (no momentum,
 averaging, schedule or augmentation), measured once per epoch (the `eval` probe; the test
 split plays the text's "validation" set).

@@ -1,5 +1,5 @@
 """Many logistic-regression runs on separable data, advanced together as batched float64
-tensor ops (seed 000; Soudry et al. 2018, Nacson et al. 2019).
+tensor ops (Soudry et al. 2018, Nacson et al. 2019).
 
 With x̃_n = y_n x_n (labels ±1) and margins m_n = x̃_nᵀw, the loss is
 L(w) = (1/N) Σ_n log(1 + exp(−m_n)), and one step of GD or SGD with a fixed step η is

@@ -1,4 +1,4 @@
-"""Reproduction of seed 002 ("An optimization principle of deep learning?", ICLR 2020 submission):
+"""Reproduction of "An optimization principle of deep learning?" (anonymous ICLR 2020 submission):
 DNN trainings obey the γ-optimization principle (γ_k > 0 along the path), the distance to
 θ* shrinks monotonically, and training techniques that speed training up come with a larger γ.
 
@@ -19,15 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from ..build import resolve
-from ..config import load_config
-from ..data.cifar100 import locate_cifar100
-from ..errors import UserError
-from ..probes.gamma import theorem_checks
-from ..store import Run
-from .base import Claim, Lab, decide, experiments
-from ..report.gamma import gamma_figure
-from . import gamma_figures
+from ...build import resolve
+from ...config import load_config
+from ...data.cifar100 import locate_cifar100
+from ...errors import UserError
+from ...probes.gamma import theorem_checks
+from ...store import Run
+from ...papers import GAMMA_2019
+from ..base import Claim, Lab, Plan, decide, experiments
+from ...report.gamma import gamma_figure
+from . import pca
 
 POSITIVE_FRACTION = 0.95  # "the principle holds": γ > 0 on at least this share of defined steps
 DIST_TOL = 1e-6           # increases of the normalized distance below this are rounding
@@ -199,18 +200,26 @@ def ablation_claims(ab: Ablation, runs: dict[str, Run]) -> tuple[list[Claim], di
         by_speed=sorted(labels, key=lambda x: speed[x]),
         median_gamma=dict(zip(labels, medians)), mean_log10_loss=speed))
     claims.append(decide(
-        f"{ab.id}/paper-order", f"{ab.title}: {ab.paper_statement} (seed 002)",
+        f"{ab.id}/paper-order", f"{ab.title}: {ab.paper_statement}",
         tiers_hold(speed, ab.paper_tiers), tiers=[list(t) for t in ab.paper_tiers],
         by_speed=sorted(labels, key=lambda x: speed[x]), mean_log10_loss=speed))
     return claims, per_run
 
 
-@experiments.register("gamma-principle", help="seed 002: γ-optimization principle across activation, "
+def run_configs(plan: list[Ablation]) -> dict[str, dict]:
+    return {f"{ab.id}-{label}": cfg for ab in plan for label, cfg in ab.variants.items()}
+
+
+def plan(scale: str) -> Plan:
+    return Plan(run_configs(ablations(scale)))
+
+
+@experiments.register("gamma-principle", help="γ-optimization principle across activation, "
                       "batch-norm, skip and optimizer ablations, with the PCA view of the paths",
-                      source="seed 002 (An optimization principle of deep learning?, ICLR 2020 submission)")
+                      paper=GAMMA_2019, plan=plan)
 def run(lab: Lab) -> list[Claim]:
     plan = ablations(lab.scale)
-    configs = {f"{ab.id}-{label}": cfg for ab in plan for label, cfg in ab.variants.items()}
+    configs = run_configs(plan)
     lab.log(f"{len(configs)} runs, each trained then replayed for γ")
     runs = lab.run_many(configs)
     claims: list[Claim] = []
@@ -228,5 +237,5 @@ def run(lab: Lab) -> list[Claim]:
     lab.save_table("gamma_runs", summary_rows)
 
     pca_runs = {label: runs[f"optimizer-{label}"] for label in ("momentum", "adam")}
-    claims.append(gamma_figures.pca_view(lab, pca_runs))
+    claims.append(pca.pca_view(lab, pca_runs))
     return claims

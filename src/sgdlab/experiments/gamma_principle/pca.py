@@ -1,5 +1,5 @@
-"""The PCA view of optimizer paths for the gamma-principle reproduction (Li et al. 2018; seed
-002, Appendix D.2): computes the grid and arrows once, saves them as tables, draws from them."""
+"""The PCA view of optimizer paths for the gamma-principle reproduction (Li et al. 2018;
+Appendix D.2 of the γ-principle paper): computes the grid and arrows once, saves them as tables, draws from them."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..runner import prepare  # noqa: E402
-from ..probes.landscape import loss_grid, path_pca, projected_gradients  # noqa: E402
-from ..store import Run, RunDir  # noqa: E402
-from .base import Claim, Lab, decide  # noqa: E402
+from ...runner import prepare  # noqa: E402
+from ...probes.landscape import loss_grid, path_pca, projected_gradients  # noqa: E402
+from ...store import Run, RunDir  # noqa: E402
+from ..base import Claim, Lab, decide  # noqa: E402
 
 ANGLE = 45.0  # degrees: "the SGD direction differs from the path's direction"
 
@@ -79,6 +79,6 @@ def pca_view(lab: Lab, runs: dict[str, Run]) -> Claim:
     angles = [e["median_angle_deg"] for e in evidence.values()]
     return decide("optimizer/pca-directions",
                   f"in the PCA plane of the momentum and Adam paths, the SGD update directions differ "
-                  f"from the paths' own directions (median angle > {ANGLE:g}°; seed 002 App. D.2)",
+                  f"from the paths' own directions (median angle > {ANGLE:g}°; the paper's Appendix D.2)",
                   None if any(math.isnan(x) for x in angles) else all(x > ANGLE for x in angles),
                   **evidence)
