@@ -73,17 +73,22 @@ def _per_step(parts: Parts, probes: ProbesConfig, reference: Reference | None = 
 
 
 def _evaluation_seconds(parts: Parts) -> float:
-    ctx = StepContext(_runtime(parts), 0, 0.0)
-    t0 = time.perf_counter()
-    ctx.evaluate("train")
-    ctx.evaluate("test")
-    return time.perf_counter() - t0
-
-
-def _runtime(parts: Parts):
+    """One full train + test evaluation, timed on one evaluation chunk of each and scaled."""
+    from ..data import Split
     from ..probes import Runtime
-    return Runtime(parts.model, parts.data, parts.loss, flat_params(parts.model),
-                   parts.config.train.eval_batch_size)
+
+    chunk = parts.config.train.eval_batch_size
+    total = 0.0
+    for part in (parts.data.train, parts.data.test):
+        if len(part) == 0:
+            continue
+        head = Split(part.x[:chunk], part.y[:chunk])
+        data = dataclasses.replace(parts.data, train=head, test=head)
+        ctx = StepContext(Runtime(parts.model, data, parts.loss, flat_params(parts.model), chunk), 0, 0.0)
+        t0 = time.perf_counter()
+        ctx.evaluate("train")
+        total += (time.perf_counter() - t0) * len(part) / len(head)
+    return total
 
 
 def _evaluations(parts: Parts, steps: int) -> int:
