@@ -1,0 +1,186 @@
+"""The outer-product ("ghost") identity: per-sample gradient inner products of a layer from its
+inputs and output gradients, without forming any per-sample gradient (Goodfellow 2015,
+"Efficient per-example gradient computations").
+
+A Linear layer z = W a + b applied to sample i at positions t = 1…T (T = 1 for a plain vector
+input; sequence or other extra dimensions otherwise) has ∇_W ℓ_i = Σ_t δ_it a_itᵀ with
+δ_it = ∂ℓ_i/∂z_it, so
+
+    ⟨∇_W ℓ_i, ∇_W ℓ_j⟩ = Σ_{t,s} ⟨a_it, a_js⟩ ⟨δ_it, δ_js⟩      (T = 1: (A Aᵀ) ∘ (D Dᵀ))
+    ⟨∇_b ℓ_i, ∇_b ℓ_j⟩ = ⟨Σ_t δ_it, Σ_s δ_js⟩.
+
+A Conv1d/Conv2d layer is the same Linear map applied to the unfolded input patches, with T the
+number of output positions. For large T the double sum costs N²T²(d_in + d_out) while forming
+the per-sample weight gradients costs N·T·d_in·d_out + N²·d_in·d_out; each layer takes the
+cheaper one (for LeNet's convolutions: the latter). The Gram matrices of the layers add up to
+the Gram matrix of the whole gradient, since ⟨g_i, g_j⟩ is a sum over parameter blocks.
+
+Layers are supported by exact type (a subclass may compute differently): nn.Linear, sgdlab's
+NTKLinear, nn.Conv1d, nn.Conv2d (groups = 1, zero padding given as numbers). A supported layer
+is used for the identity only if its hook fires exactly once per forward and no other module
+shares its parameters; everything else is left to the generic (vmap) path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.layers import NTKLinear
+
+
+@dataclass
+class Record:
+    """One call of a hooked layer: its input, its output and (once known) ∂loss/∂output."""
+    layer: nn.Module
+    input: torch.Tensor
+    output: torch.Tensor
+    grad: torch.Tensor | None = None
+
+
+def _conv_supported(m: nn.Module) -> bool:
+    return m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+
+
+SUPPORTED: dict[type, Callable[[nn.Module], bool]] = {
+    nn.Linear: lambda m: True,
+    NTKLinear: lambda m: True,
+    nn.Conv1d: _conv_supported,
+    nn.Conv2d: _conv_supported,
+}
+
+
+def trainable_names(layer: nn.Module) -> list[str]:
+    """Local names ("weight", "bias") of the layer's own trainable parameters."""
+    return [n for n, p in layer.named_parameters(recurse=False) if p.requires_grad]
+
+
+def candidate_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """{qualified name: layer} of the layers the identity can handle: supported type, at least one
+    trainable parameter, and no parameter shared with another module."""
+    owners: dict[int, int] = {}
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            owners[id(p)] = owners.get(id(p), 0) + 1
+    out = {}
+    for name, m in model.named_modules():
+        check = SUPPORTED.get(type(m))
+        if check is None or not check(m) or not trainable_names(m):
+            continue
+        if any(owners[id(p)] > 1 for p in m.parameters(recurse=False)):
+            continue
+        out[name] = m
+    return out
+
+
+class Capture:
+    """Forward hooks on `layers` recording each call's input and output; with `grad_hooks`, also a
+    tensor hook on each output that keeps ∂loss/∂output when a backward pass runs (the training
+    step's own backward). Hooks only read: values and gradients are unchanged."""
+
+    def __init__(self, layers: dict[str, nn.Module], grad_hooks: bool = False):
+        self.layers, self.grad_hooks = layers, grad_hooks
+        self.records: list[Record] = []
+        self._handles: list = []
+
+    def __enter__(self) -> "Capture":
+        self.records = []
+        self._handles = [m.register_forward_hook(self._hook) for m in self.layers.values()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _hook(self, layer: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        record = Record(layer, inputs[0].detach(), output)
+        self.records.append(record)
+        if self.grad_hooks and output.requires_grad:
+            def keep(grad: torch.Tensor, record: Record = record) -> None:
+                record.grad = grad.detach()
+            output.register_hook(keep)
+
+    def calls(self) -> dict[str, int]:
+        by_id = {id(m): name for name, m in self.layers.items()}
+        counts = {name: 0 for name in self.layers}
+        for r in self.records:
+            counts[by_id[id(r.layer)]] += 1
+        return counts
+
+
+def _unfolded(layer: nn.Module, a: torch.Tensor) -> torch.Tensor:
+    """Input patches of a convolution as rows: [N, positions, C_in·kernel]."""
+    if isinstance(layer, nn.Conv1d):
+        a = a.unsqueeze(2)
+        k, d, p, s = ((1, layer.kernel_size[0]), (1, layer.dilation[0]), (0, layer.padding[0]),
+                      (1, layer.stride[0]))
+    else:
+        k, d, p, s = layer.kernel_size, layer.dilation, layer.padding, layer.stride
+    return F.unfold(a, k, dilation=d, padding=p, stride=s).transpose(1, 2)
+
+
+def _as_rows(layer: nn.Module, a: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs [N, T, d_in], output gradients [N, T, d_out]) of one call."""
+    n = a.shape[0]
+    if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+        return _unfolded(layer, a), delta.reshape(n, delta.shape[1], -1).transpose(1, 2)
+    return a.reshape(n, -1, a.shape[-1]), delta.reshape(n, -1, delta.shape[-1])
+
+
+def _scales(layer: nn.Module) -> tuple[float, float]:
+    """(weight, bias) factors of the layer's forward: NTKLinear uses (σ/√n_in)·W and σ·b."""
+    if isinstance(layer, NTKLinear):
+        return layer.sigma / math.sqrt(layer.n_in), layer.sigma
+    return 1.0, 1.0
+
+
+def weight_gram(a: torch.Tensor, d: torch.Tensor, budget: int) -> torch.Tensor:
+    """Σ_{t,s} ⟨a_it, a_js⟩⟨δ_it, δ_js⟩ for a [N, T, d_in], d [N, T, d_out], float64 [N, N]:
+    by the identity or through the per-sample gradients δ_iᵀ a_i, whichever costs less; blocks
+    keep temporaries within `budget` bytes."""
+    n, t, d_in = a.shape
+    d_out = d.shape[2]
+    size = a.element_size()
+    if t == 1:
+        a2, d2 = a[:, 0], d[:, 0]
+        return (a2 @ a2.T).double() * (d2 @ d2.T).double()
+    if n * n * t * t * (d_in + d_out) <= n * t * d_in * d_out + n * n * d_in * d_out:
+        flat_a, flat_d = a.reshape(n * t, d_in), d.reshape(n * t, d_out)
+        rows = max(1, budget // (2 * size * n * t * t))
+        out = torch.empty(n, n, dtype=torch.float64, device=a.device)
+        for i in range(0, n, rows):
+            ka = a[i:i + rows].reshape(-1, d_in) @ flat_a.T
+            kd = d[i:i + rows].reshape(-1, d_out) @ flat_d.T
+            out[i:i + rows] = (ka * kd).reshape(-1, t, n, t).sum(dim=(1, 3)).double()
+        return out
+    rows = max(1, min(d_out, budget // (size * n * d_in)))
+    out = torch.zeros(n, n, dtype=torch.float64, device=a.device)
+    for o in range(0, d_out, rows):
+        g = torch.einsum("nto,nti->noi", d[:, :, o:o + rows], a).reshape(n, -1)
+        out += (g @ g.T).double()
+    return out
+
+
+def record_gram(record: Record, scale: float, budget: int) -> torch.Tensor:
+    """The Gram matrix of one layer call's trainable parameters, from its input and ∂loss/∂output
+    (times `scale`: N when the loss was a batch mean)."""
+    layer = record.layer
+    n = record.input.shape[0]
+    if record.grad is None:  # the output did not reach the loss: zero gradients
+        return torch.zeros(n, n, dtype=torch.float64, device=record.input.device)
+    a, d = _as_rows(layer, record.input, record.grad * scale)
+    s_w, s_b = _scales(layer)
+    names = trainable_names(layer)
+    out = torch.zeros(n, n, dtype=torch.float64, device=a.device)
+    if "weight" in names:
+        out += (s_w * s_w) * weight_gram(a, d, budget)
+    if "bias" in names:
+        db = d.sum(dim=1)
+        out += (s_b * s_b) * (db @ db.T).double()
+    return out
