@@ -268,3 +268,121 @@ def test_minibatch_gram_is_the_gram_of_batch_mean_gradients():
     batches = torch.tensor([[0, 1, 2], [2, 5, 7], [3, 4, 6]])
     means = torch.stack([g[b].mean(dim=0) for b in batches])
     torch.testing.assert_close(minibatch_gram(gram, batches), means @ means.T)
+
+
+# ---------------------------------------------------------------------------------------
+# the `gradients` probe
+
+import numpy as np  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+
+import sgdlab  # noqa: E402
+from sgdlab.store import RunDir  # noqa: E402
+
+from conftest import tiny  # noqa: E402
+
+
+def tiny_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 10))
+
+
+def tiny_mixed():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 12), Scale(12), nn.Tanh(), nn.Linear(12, 10))
+
+
+def probe_cfg(schedule="every:2", steps=8, **options):
+    return tiny(probes={"use": ["batch_loss", "gradients"],
+                        "gradients": {"schedule": schedule, **options}},
+                train={"epochs": None, "max_steps": steps, "batch_size": 16})
+
+
+def columns(table, prefix="grad_"):
+    return {c: np.asarray(table.filter(pc.is_valid(table[c]))[c].to_pylist())
+            for c in table.column_names if c.startswith(prefix)}
+
+
+@pytest.mark.parametrize("model", [None, tiny_cnn, tiny_mixed], ids=["mlp", "cnn", "mixed"])
+def test_probe_on_the_training_step_equals_the_probe_on_a_separate_pass(model):
+    build = {} if model is None else {"model": model()}
+    on_step = sgdlab.run(probe_cfg(), **build)
+    assert on_step.parts.probes[1].from_step
+    build = {} if model is None else {"model": model()}
+    separate = sgdlab.run(probe_cfg(reuse_step=False), **build)
+    assert not separate.parts.probes[1].from_step
+    a, b = columns(on_step.metrics), columns(separate.metrics)
+    assert a.keys() == b.keys() and {"grad_mu", "grad_norm_test", "grad_full_norm_best"} <= a.keys()
+    scale = float(a["grad_norm_max"].max()) ** 2
+    for key in a:
+        tol = scale if key.startswith(("grad_mu", "grad_inner", "grad_variance")) else 1.0
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6 * tol, err_msg=key)
+    assert len(a["grad_mu"]) == 4  # steps 0, 2, 4, 6
+
+
+@pytest.mark.parametrize("options,model", [
+    ({"batch": "train", "schedule": "step"}, {}),                        # captured from the step
+    ({"batch": "train", "schedule": "step"}, {"dropout": 0.2}),          # separate eval-mode pass
+    ({"batch": "eval", "n_eval": 32, "schedule": "every:3"}, {}),        # state probe on a subset
+])
+def test_trajectory_is_bit_identical_with_the_probe_on(options, model):
+    def cfg(use):
+        raw = tiny(probes={"use": use}, model=model, train={"epochs": None, "max_steps": 12})
+        if "gradients" in use:
+            raw["probes"]["gradients"] = options
+        return raw
+    off = sgdlab.run(cfg(["batch_loss"]))
+    on = sgdlab.run(cfg(["batch_loss", "gradients"]))
+    assert columns(off.metrics, "batch")["batch_loss"].tolist() == columns(on.metrics, "batch")["batch_loss"].tolist()
+    for p, q in zip(off.parts.model.parameters(), on.parts.model.parameters()):
+        assert torch.equal(p, q)
+    assert "grad_mu" in on.metrics.column_names
+
+
+def test_probe_matches_the_library_on_the_same_batch_and_iterate():
+    """The row of step 0 is the Gram matrix of B_0 at θ_0: recompute it from the saved θ_0."""
+    result = sgdlab.run(probe_cfg(schedule="step", steps=1))
+    parts = sgdlab.prepare(probe_cfg(schedule="step", steps=1))
+    x, y = parts.data.batch(parts.data.train, parts.sampler.indices(0))
+    expected = per_sample_gram(parts.model, parts.loss, x, y).stats()
+    got = {c: result.metrics[c][0].as_py() for c in expected}
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    mean_loss = parts.loss(parts.model(parts.data.train.x), parts.data.train.y)
+    full = torch.cat([g.reshape(-1) for g in torch.autograd.grad(mean_loss, list(parts.model.parameters()))])
+    assert result.metrics["grad_full_norm"][0].as_py() == pytest.approx(float(full.norm()), rel=1e-5)
+
+
+def test_best_full_gradient_is_the_running_minimum_and_survives_resume(tmp_path):
+    raw = probe_cfg(schedule="step", steps=10)
+    ref = sgdlab.run(raw, tmp_path / "ref")
+    full = columns(ref.metrics)["grad_full_norm"]
+    np.testing.assert_array_equal(columns(ref.metrics)["grad_full_norm_best"], np.minimum.accumulate(full))
+    out = tmp_path / "cut"
+    sgdlab.run(dict(raw, checkpoint={"every_steps": 4}), out)
+    (out / "checkpoints/final.pt").unlink()
+    run_dir = RunDir(out)
+    run_dir.write_summary(run_dir.read_summary() | {"status": "running"})
+    assert sgdlab.resume(out).metrics.equals(ref.metrics)
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("batch", "test", "'test' is not one of train, eval"),
+    ("path", "ghost", "'ghost' is not one of auto, fast, vmap"),
+    ("n_eval", 1, "must be ≥ 2"),
+    ("quantiles", [0.5, 2.0], "must lie in \\[0, 1\\]"),
+])
+def test_probe_options_are_checked(option, value, message):
+    with pytest.raises(UserError, match=message):
+        sgdlab.prepare(probe_cfg(**{option: value}))
+
+
+def test_fast_path_on_a_model_it_cannot_compute_is_a_user_error():
+    with pytest.raises(UserError, match="cannot compute the parameters"):
+        sgdlab.run(probe_cfg(path="fast"), model=tiny_mixed())
+
+
+def test_cli_lists_the_probe_with_its_options(cli):
+    out = cli("list", "probes")
+    assert out.exit_code == 0
+    assert "gradients" in out.stdout and "reuse_step" in out.stdout and "n_eval" in out.stdout
