@@ -83,9 +83,11 @@ def mlp(bias):
 
 
 def cnn(bias):
-    return nn.Sequential(nn.Conv2d(2, 4, 3, bias=bias), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 5, 2, stride=1, padding=1, dilation=2, bias=bias), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(5 * 2 * 2, 3, bias=bias))
+    """Both per-sample conv gradient kernels: few input channels (patches × output gradients)
+    and ≥ 8 (grouped-convolution weight gradient), with stride, padding and dilation."""
+    return nn.Sequential(nn.Conv2d(2, 8, 3, bias=bias), nn.ReLU(),
+                         nn.Conv2d(8, 6, 3, stride=2, padding=1, dilation=2, bias=bias), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(6 * 3 * 3, 3, bias=bias))
 
 
 def residual(bias):
@@ -105,7 +107,7 @@ def ntk(bias):
     return nn.Sequential(NTKLinear(6, 9, sigma=1.3, bias=bias), nn.ReLU(), NTKLinear(9, 3, sigma=0.7, bias=bias))
 
 
-MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (2, 7, 7)), "residual": (residual, (6,)),
+MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (2, 9, 9)), "residual": (residual, (6,)),
           "unsupported": (unsupported, (6,)), "tied": (Tied, (6,)), "sequence": (Sequence, (3, 8)),
           "ntk": (ntk, (6,))}
 # parameters each model leaves to the generic path under "auto"
@@ -141,7 +143,7 @@ def test_both_paths_agree_with_a_loop_of_single_sample_backward_passes(name, bia
 def test_float64_agreement_is_at_rounding_level():
     torch.manual_seed(2)
     model = cnn(True).double()
-    x, y = batch((2, 7, 7), dtype=torch.float64)
+    x, y = batch((2, 9, 9), dtype=torch.float64)
     ref = loop_gram(model, CE, x, y)
     for path in ("auto", "vmap"):
         assert rel_error(per_sample_gram(model, CE, x, y, path=path).gram, ref) <= 1e-12
@@ -166,6 +168,27 @@ def test_conv_by_identity_and_by_per_sample_gradients_agree():
     big_d = torch.randn(5, 300, 3, generator=gen, dtype=torch.float64)
     g = torch.einsum("nto,nti->noi", big_d, big_a).reshape(5, -1)
     torch.testing.assert_close(weight_gram(big_a, big_d, budget=1), g @ g.T)
+
+
+@pytest.mark.parametrize("shape", [
+    (5, 64, 4, 32, 3, 1, 0, 1),    # few output positions, wide kernel: the identity's double sum
+    (5, 3, 9, 4, 3, 2, 1, 1),      # few input channels: patches × output gradients
+    (5, 12, 9, 4, 2, 1, 2, 2),     # many input channels: grouped-convolution weight gradient
+], ids=["double-sum", "patches", "grouped"])
+def test_conv_weight_gram_branches_against_autograd(shape):
+    from sgdlab.gradients.ghost import conv_weight_gram
+    n, c, h, o, k, stride, padding, dilation = shape
+    torch.manual_seed(8)
+    conv = nn.Conv2d(c, o, k, stride=stride, padding=padding, dilation=dilation, bias=False).double()
+    a = torch.randn(n, c, h, h, dtype=torch.float64)
+    d = torch.randn(n, o, *conv(a).shape[2:], dtype=torch.float64)
+    rows = []
+    for i in range(n):
+        (g,) = torch.autograd.grad((conv(a[i:i + 1]) * d[i:i + 1]).sum(), [conv.weight])
+        rows.append(g.reshape(-1))
+    j = torch.stack(rows)
+    torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1 << 20), j @ j.T)
+    torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1), j @ j.T)  # in blocks
 
 
 def test_vmap_path_within_a_tiny_budget_splits_tensors_and_stays_exact():

@@ -114,23 +114,62 @@ class Capture:
         return counts
 
 
-def _unfolded(layer: nn.Module, a: torch.Tensor) -> torch.Tensor:
-    """Input patches of a convolution as rows: [N, positions, C_in·kernel]."""
+def _conv2d_args(layer: nn.Module, a: torch.Tensor, d: torch.Tensor):
+    """A Conv1d call as a Conv2d one: (input [N,C,H,W], output grad [N,O,H',W'], kernel, stride,
+    padding, dilation), all 2-tuples."""
     if isinstance(layer, nn.Conv1d):
-        a = a.unsqueeze(2)
-        k, d, p, s = ((1, layer.kernel_size[0]), (1, layer.dilation[0]), (0, layer.padding[0]),
-                      (1, layer.stride[0]))
-    else:
-        k, d, p, s = layer.kernel_size, layer.dilation, layer.padding, layer.stride
-    return F.unfold(a, k, dilation=d, padding=p, stride=s).transpose(1, 2)
+        return (a.unsqueeze(2), d.unsqueeze(2), (1, layer.kernel_size[0]), (1, layer.stride[0]),
+                (0, layer.padding[0]), (1, layer.dilation[0]))
+    return a, d, layer.kernel_size, layer.stride, layer.padding, layer.dilation
 
 
-def _as_rows(layer: nn.Module, a: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs [N, T, d_in], output gradients [N, T, d_out]) of one call."""
-    n = a.shape[0]
-    if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-        return _unfolded(layer, a), delta.reshape(n, delta.shape[1], -1).transpose(1, 2)
-    return a.reshape(n, -1, a.shape[-1]), delta.reshape(n, -1, delta.shape[-1])
+def patches(a: torch.Tensor, kernel, stride, padding, dilation, out_hw) -> torch.Tensor:
+    """The input patches of a convolution, [N, C·kh·kw, H'·W'] (F.unfold's layout), by one
+    strided copy of the zero-padded input (several times faster than F.unfold on CPU)."""
+    if any(padding):
+        a = F.pad(a, (padding[1], padding[1], padding[0], padding[0]))
+    n, c = a.shape[:2]
+    sn, sc, sh, sw = a.stride()
+    view = a.as_strided((n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
+                        (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]))
+    return view.reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+
+
+def conv_per_sample_grads(a: torch.Tensor, d: torch.Tensor, kernel, stride, padding,
+                          dilation) -> torch.Tensor:
+    """∇_W ℓ_i of a Conv2d for every sample, [N, O·C·kh·kw]. With many input channels: the
+    weight-gradient kernel of a grouped convolution whose groups are the samples (input
+    [1, N·C, H, W], output gradient [1, N·O, H', W'], groups = N); with few, the patches times
+    the output gradients (one batched matmul); each the faster one in measurements on CPU."""
+    n, c = a.shape[:2]
+    o, hw = d.shape[1], d.shape[2:]
+    if c >= 8:
+        w = a.new_empty(n * o, c, *kernel)  # only its shape is read
+        grads = torch.ops.aten.convolution_backward(
+            d.reshape(1, n * o, *hw), a.reshape(1, n * c, *a.shape[2:]), w, None, list(stride),
+            list(padding), list(dilation), False, [0, 0], n, [False, True, False])[1]
+        return grads.reshape(n, -1)
+    u = patches(a, kernel, stride, padding, dilation, hw)
+    return torch.bmm(d.reshape(n, o, -1), u.transpose(1, 2)).reshape(n, -1)
+
+
+def conv_weight_gram(layer: nn.Module, a: torch.Tensor, d: torch.Tensor, budget: int) -> torch.Tensor:
+    """⟨∇_W ℓ_i, ∇_W ℓ_j⟩ of a Conv1d/Conv2d call: the identity's double sum over output
+    positions when it is cheaper, else the Gram matrix of the per-sample weight gradients
+    (in blocks of output channels within `budget`)."""
+    a, d, kernel, stride, padding, dilation = _conv2d_args(layer, a, d)
+    n, c = a.shape[:2]
+    o, hw = d.shape[1], d.shape[2:]
+    t, d_in = hw[0] * hw[1], c * kernel[0] * kernel[1]
+    if n * n * t * t * (d_in + o) <= n * t * d_in * o + n * n * d_in * o:
+        u = patches(a, kernel, stride, padding, dilation, hw).transpose(1, 2)
+        return weight_gram(u, d.reshape(n, o, t).transpose(1, 2), budget)
+    rows = max(1, min(o, budget // (a.element_size() * n * d_in)))
+    out = torch.zeros(n, n, dtype=torch.float64, device=a.device)
+    for start in range(0, o, rows):
+        g = conv_per_sample_grads(a, d[:, start:start + rows], kernel, stride, padding, dilation)
+        out += (g @ g.T).double()
+    return out
 
 
 def _scales(layer: nn.Module) -> tuple[float, float]:
@@ -171,16 +210,22 @@ def record_gram(record: Record, scale: float, budget: int) -> torch.Tensor:
     """The Gram matrix of one layer call's trainable parameters, from its input and ∂loss/∂output
     (times `scale`: N when the loss was a batch mean)."""
     layer = record.layer
-    n = record.input.shape[0]
+    a = record.input
+    n = a.shape[0]
+    out = torch.zeros(n, n, dtype=torch.float64, device=a.device)
     if record.grad is None:  # the output did not reach the loss: zero gradients
-        return torch.zeros(n, n, dtype=torch.float64, device=record.input.device)
-    a, d = _as_rows(layer, record.input, record.grad * scale)
+        return out
+    d = record.grad * scale
+    conv = isinstance(layer, (nn.Conv1d, nn.Conv2d))
     s_w, s_b = _scales(layer)
     names = trainable_names(layer)
-    out = torch.zeros(n, n, dtype=torch.float64, device=a.device)
     if "weight" in names:
-        out += (s_w * s_w) * weight_gram(a, d, budget)
+        if conv:
+            out += conv_weight_gram(layer, a, d, budget)
+        else:
+            out += (s_w * s_w) * weight_gram(a.reshape(n, -1, a.shape[-1]),
+                                             d.reshape(n, -1, d.shape[-1]), budget)
     if "bias" in names:
-        db = d.sum(dim=1)
+        db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else d.reshape(n, -1, d.shape[-1]).sum(dim=1)
         out += (s_b * s_b) * (db @ db.T).double()
     return out
