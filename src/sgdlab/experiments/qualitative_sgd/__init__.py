@@ -1,0 +1,101 @@
+"""Reproduction of Giselsson's lecture "Stochastic gradient descent: qualitative convergence
+behavior": how the agreement of the individual gradients decides how SGD converges.
+
+Seven parts, each a figure and claims with numbers:
+  1 noise ball        f = Σ ½‖x − c_i‖², step 1/3: GD in one step, the iid noise ball
+                      E‖x‖² = mean‖c‖²/5, the cyclic 3-cycle, fast outside / slow inside   (simulation)
+  2 1-D pair          cyclic SGD, step 0.07, ∇f_i(0) = ±0.83 vs ±0.02: amplitude γc/(2−γ)    (simulation)
+  3 least squares     200×100 vs 200×1000, SGD batch 1: floor ∝ step vs the minimum-norm
+                      interpolator, individual gradient norms at the solution               (runs)
+  4 residual nets     3x5,2,1 vs 15x25,2,1, logistic loss: final loss, best gradient,
+                      individual gradient norms, μ over training                            (runs)
+  5 escaping          4 functions, a flat and a not individually flat global minimum: escape
+                      probability and time vs batch size 1…4 (GD never escapes)           (simulation)
+  6 step-size rules   the lecture's table for the combined, damped and undamped rules on the
+                      15x25 net; the undamped one ends with status `diverged`               (runs)
+  7 μ                 μ against the mini-batch size and the distance from the solution, MLP on
+                      digits                                                                 (run)
+
+Outputs besides runs/: tables/{noise_ball, pair, escaping, escaping_summary, least_squares,
+step_size_rules, agreement_distance, agreement_batch}.parquet and figures/{noise-ball, pair,
+least-squares, nets, escaping, agreement}.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ...papers import GISELSSON_SGD
+from ..base import Claim, Lab, Plan, Simulation, experiments
+from . import agreement, least_squares, nets, toy_parts
+from .settings import SCALE_SETTINGS, Settings, ToySettings
+
+SIMULATIONS = ("noise-ball", "pair", "escaping")
+
+
+def run_configs(s: Settings) -> dict[str, dict]:
+    return {**least_squares.configs(s.least_squares), **nets.configs(s.nets),
+            "mu-mlp": agreement.agreement_config(s.agreement)}
+
+
+def _timed(part, lab_like, s: ToySettings, fraction: float = 0.1) -> float:
+    """Seconds for a simulation, from a run of `fraction` of its steps/runs."""
+    short = dataclasses.replace(s, noise_steps=max(2, int(s.noise_steps * fraction)),
+                                pair_steps=max(2, int(s.pair_steps * fraction)),
+                                escape_steps=max(2, int(s.escape_steps * fraction)))
+    return toy_parts.estimate(part, lab_like, short) / fraction
+
+
+class _Scratch:
+    """A Lab stand-in for timing simulations without writing into the experiment directory."""
+
+    def __init__(self):
+        import tempfile
+        self._dir = tempfile.TemporaryDirectory()
+        self.lab = Lab(self._dir.name, "smoke")
+
+    def __getattr__(self, name):
+        return getattr(self.lab, name)
+
+
+def plan(scale: str) -> Plan:
+    s = SCALE_SETTINGS[scale]
+    t = s.toys
+    parts = {"noise-ball": toy_parts.noise_ball_part, "pair": toy_parts.pair_part,
+             "escaping": toy_parts.escaping_part}
+    text = {"noise-ball": f"noise ball: {t.noise_runs:,} iid SGD runs × {t.noise_steps} steps, cyclic, GD",
+            "pair": f"1-D pair: cyclic SGD, {t.pair_steps} steps, two problems",
+            "escaping": f"escaping: {t.escape_runs:,} runs × {t.escape_steps} steps for each batch size 1…4"}
+    sims = {name: Simulation(text[name], lambda p=parts[name]: _timed(p, _Scratch(), t))
+            for name in SIMULATIONS}
+    return Plan(run_configs(s), sims)
+
+
+@experiments.register("qualitative-sgd", help="gradient agreement μ and the qualitative behaviour "
+                      "of SGD: noise ball, individual gradients at the solution, over- vs "
+                      "under-parameterized least squares and residual nets, escaping "
+                      "non-individually-flat minima vs batch size, step-size rules",
+                      paper=GISELSSON_SGD, plan=plan)
+def run(lab: Lab) -> list[Claim]:
+    s = SCALE_SETTINGS[lab.scale]
+    claims: list[Claim] = []
+    if lab.selected("noise-ball"):
+        claims += toy_parts.noise_ball_part(lab, s.toys)
+    if lab.selected("pair"):
+        claims += toy_parts.pair_part(lab, s.toys)
+    if lab.selected("escaping"):
+        claims += toy_parts.escaping_part(lab, s.toys)
+    configs = run_configs(s)
+    lab.log(f"{len(configs)} runs: least squares, residual nets and step-size rules, μ on digits")
+    runs = lab.run_many(configs)
+    ls_names = list(least_squares.configs(s.least_squares))
+    if any(n in runs for n in ls_names) or lab.only is None:
+        claims += least_squares.least_squares_part(lab, s.least_squares, runs)
+    if any(n in runs for n in ("net-3x5", "net-15x25")) or lab.only is None:
+        claims += nets.nets_part(lab, s.nets, runs)
+    if any(n.startswith("rule-") for n in runs) or lab.only is None:
+        rule_claims, _ = nets.rules_part(lab, s.nets, runs)
+        claims += rule_claims
+    if "mu-mlp" in runs or lab.only is None:
+        claims += agreement.agreement_part(lab, s.agreement, runs)
+    return claims
