@@ -76,10 +76,10 @@ def least_squares_part(lab: Lab, s: LeastSquaresSettings, runs: dict[str, Run]) 
     lab.save_table("least_squares", {f"{n}_{k}": v for n in names for k, v in
                                      (("epoch", info[n]["epochs"]), ("gap", info[n]["gap"]))})
     figures.least_squares(lab.figure("least-squares"),
-                          {f"200×{s.dims[0]}, step {s.steps[0]:g}": (under["epochs"], under["gap"]),
-                           f"200×{s.dims[0]}, step {s.steps[1]:g}": (small["epochs"], small["gap"]),
-                           f"200×{s.dims[1]}, step {s.steps[0]:g}": (over["epochs"], over["gap"])},
-                          {f"200×{s.dims[0]}": under["norms"], f"200×{s.dims[1]}": over["norms"]})
+                          {f"{s.n}×{s.dims[0]}, step {s.steps[0]:g}": (under["epochs"], under["gap"]),
+                           f"{s.n}×{s.dims[0]}, step {s.steps[1]:g}": (small["epochs"], small["gap"]),
+                           f"{s.n}×{s.dims[1]}, step {s.steps[0]:g}": (over["epochs"], over["gap"])},
+                          {f"{s.n}×{s.dims[0]}": under["norms"], f"{s.n}×{s.dims[1]}": over["norms"]})
     dist = float((over["theta"] - over["x_star"]).norm() / over["x_star"].norm())
     rel_gap = {n: float(info[n]["gap"][-1] / info[n]["gap"][0]) for n in names}
     claims = [decide(

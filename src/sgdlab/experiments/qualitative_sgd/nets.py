@@ -29,12 +29,12 @@ LR = 0.1
 AGREE_FACTOR = 10.0  # "much smaller": at least this factor
 
 
-def net_config(s: NetSettings, widths: tuple[int, ...], rule: dict[str, Any], init: dict[str, Any]) -> dict:
+def net_config(s: NetSettings, widths: tuple[int, ...], rule: dict[str, Any]) -> dict:
     n = s.n_train
     return {
         "seed": s.seed, "threads": 1,
         "data": {"name": s.data, "n_train": n, "n_test": 0, "targets": "pm1"},
-        "model": {"name": "residual-mlp", "residual_widths": list(widths), "widths": [2], **init},
+        "model": {"name": "residual-mlp", "residual_widths": list(widths), "widths": [], "init": s.init},
         "optim": {"name": "sgd", "lr": LR, "schedule": dict(rule, period=s.period)},
         "train": {"batch_size": 1, "epochs": s.epochs, "loss": "logistic", "eval_batch_size": n},
         "probes": {"use": ["eval", "batch_loss", "update_norm", "gradients"],
@@ -44,15 +44,11 @@ def net_config(s: NetSettings, widths: tuple[int, ...], rule: dict[str, Any], in
     }
 
 
-BENIGN = {"init": "ntk-normal"}  # σ set per settings (NetSettings.benign_sigma)
-
-
 def configs(s: NetSettings) -> dict[str, dict]:
-    benign = {"init": "ntk-normal", "sigma": s.benign_sigma}
-    large = {"init": "ntk-normal", "sigma": s.sigma}
-    out = {"net-3x5": net_config(s, s.small, COMBINED, benign),
-           "net-15x25": net_config(s, s.big, COMBINED, benign)}
-    out |= {f"rule-{name}": net_config(s, s.big, rule, large) for name, rule in RULES.items()}
+    """The two nets of part 4 and the 15x25 net under each rule of part 6 (rule-combined is the
+    same config as net-15x25: trained once)."""
+    out = {"net-3x5": net_config(s, s.small, COMBINED), "net-15x25": net_config(s, s.big, COMBINED)}
+    out |= {f"rule-{name}": net_config(s, s.big, rule) for name, rule in RULES.items()}
     return out
 
 
