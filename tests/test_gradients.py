@@ -77,6 +77,12 @@ class Sequence(nn.Module):
         return self.head(torch.tanh(self.lin(h)).flatten(1))
 
 
+def inplace(bias):
+    """ReLU(inplace=True) overwrites the Linear outputs the identity needs gradients of."""
+    return nn.Sequential(nn.Linear(6, 8, bias=bias), nn.ReLU(inplace=True), nn.Linear(8, 7, bias=bias),
+                         nn.ReLU(inplace=True), nn.Linear(7, 3, bias=bias))
+
+
 def mlp(bias):
     return nn.Sequential(nn.Flatten(), nn.Linear(6, 10, bias=bias), nn.ReLU(),
                          nn.Linear(10, 7, bias=bias), nn.Tanh(), nn.Linear(7, 3, bias=bias))
@@ -109,7 +115,7 @@ def ntk(bias):
 
 MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (2, 9, 9)), "residual": (residual, (6,)),
           "unsupported": (unsupported, (6,)), "tied": (Tied, (6,)), "sequence": (Sequence, (3, 8)),
-          "ntk": (ntk, (6,))}
+          "ntk": (ntk, (6,)), "inplace": (inplace, (6,))}
 # parameters each model leaves to the generic path under "auto"
 GENERIC = {"unsupported": {"1.weight", "1.bias", "3.s"}, "tied": {"mid.weight", "mid.bias"}}
 
@@ -326,7 +332,13 @@ def columns(table, prefix="grad_"):
             for c in table.column_names if c.startswith(prefix)}
 
 
-@pytest.mark.parametrize("model", [None, tiny_cnn, tiny_mixed], ids=["mlp", "cnn", "mixed"])
+def tiny_inplace():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(inplace=True), nn.Linear(12, 10))
+
+
+@pytest.mark.parametrize("model", [None, tiny_cnn, tiny_mixed, tiny_inplace],
+                         ids=["mlp", "cnn", "mixed", "inplace-relu"])
 def test_probe_on_the_training_step_equals_the_probe_on_a_separate_pass(model):
     build = {} if model is None else {"model": model()}
     on_step = sgdlab.run(probe_cfg(), **build)

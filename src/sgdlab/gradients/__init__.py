@@ -119,7 +119,7 @@ def per_sample_gram(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tenso
     layers = {} if path == "vmap" else candidate_layers(model)
     with eval_mode(model):
         if layers:
-            with Capture(layers) as cap:
+            with Capture(layers, grad_hooks=True) as cap:
                 total = fn(model(x), y).sum()
             split = split_for(model, cap.calls(), path, layers)
             records = [r for r in cap.records if any(r.layer is m for m in split.ghost.values())]
@@ -139,8 +139,14 @@ def records_gram(records: list[Record], total: torch.Tensor | None, scale: float
     if not records:
         raise ValueError("no recorded layer calls")
     if total is not None:
-        grads = torch.autograd.grad(total, [r.output for r in records], allow_unused=True)
-        for r, g in zip(records, grads):
+        # An output changed in place (ReLU(inplace=True)) no longer is the layer's output: its
+        # gradient comes from the tensor hook set at the forward, reached by asking for the
+        # layer's weight gradient instead (records must come from Capture(grad_hooks=True)).
+        fresh = [r for r in records if not r.modified]
+        weights = [p for r in records if r.modified
+                   for p in r.layer.parameters(recurse=False) if p.requires_grad]
+        grads = torch.autograd.grad(total, [r.output for r in fresh] + weights, allow_unused=True)
+        for r, g in zip(fresh, grads):
             r.grad = g
     n = records[0].input.shape[0]
     out = torch.zeros(n, n, dtype=torch.float64, device=records[0].input.device)

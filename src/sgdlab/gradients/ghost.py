@@ -41,6 +41,12 @@ class Record:
     input: torch.Tensor
     output: torch.Tensor
     grad: torch.Tensor | None = None
+    version: int = 0  # the output's version counter when recorded (an in-place op bumps it)
+
+    @property
+    def modified(self) -> bool:
+        """Whether the output was changed in place after the layer (e.g. ReLU(inplace=True))."""
+        return self.output._version != self.version
 
 
 def _conv_supported(m: nn.Module) -> bool:
@@ -99,7 +105,7 @@ class Capture:
         self._handles = []
 
     def _hook(self, layer: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        record = Record(layer, inputs[0].detach(), output)
+        record = Record(layer, inputs[0].detach(), output, version=output._version)
         self.records.append(record)
         if self.grad_hooks and output.requires_grad:
             def keep(grad: torch.Tensor, record: Record = record) -> None:
