@@ -15,7 +15,7 @@ fresh process; peak RSS (VmHWM, reset after setup and a warm-up) above the RSS a
 BackPACK and Opacus are anchors (benchmarks/anchors.txt), used when installed; an import or run
 error is recorded in the results instead.
 
-    .venv/bin/python benchmarks/per_sample_gradients.py [--quick] [--repeats 7]
+    .venv/bin/python benchmarks/per_sample_gradients.py [--quick] [--repeats 7] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import case, write_results  # noqa: E402
+from common import bench_args, case, write_results  # noqa: E402
 
 import sgdlab  # noqa: E402
 from sgdlab.gradients import Capture, gram_stats, per_sample_gram, plan_split, records_gram  # noqa: E402
@@ -45,9 +45,9 @@ CASES = {
 TARGETS = {"mlp": 2.0, "lenet": 3.0}
 
 
-def setup(case_name: str):
+def setup(case_name: str, device: str = "cpu"):
     torch.manual_seed(0)
-    parts = sgdlab.prepare(dict(CASES[case_name], seed=0, device="cpu", threads=1))
+    parts = sgdlab.prepare(dict(CASES[case_name], seed=0, device=device, threads=1))
     x, y = parts.data.train.x, parts.data.train.y
     return parts.model, parts.loss, x, y
 
@@ -134,7 +134,10 @@ def candidates(model, loss, x, y) -> tuple[dict, dict]:
         from opacus import GradSampleModule
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            op_model = GradSampleModule(copy.deepcopy(model), loss_reduction="mean")
+            # contiguous weights: with sgdlab's channels-last conv weights Opacus' conv grad
+            # samples disagreed with the loop (max error 1.2 on LeNet)
+            op_model = GradSampleModule(copy.deepcopy(model).to(memory_format=torch.contiguous_format),
+                                        loss_reduction="mean")
 
         def opacus():
             op_model.zero_grad(set_to_none=True)
@@ -165,24 +168,34 @@ def accuracy(fns, reference) -> dict[str, float]:
 CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[3])
+import torch
 import per_sample_gradients as b
 def rss(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1]) / 1024
-model, loss, x, y = b.setup(sys.argv[1])
+device = sys.argv[4]
+model, loss, x, y = b.setup(sys.argv[1], device)
 fns, _ = b.candidates(model, loss, x, y)
 fns["plain step"]()
-base = rss("VmRSS:")
-open("/proc/self/clear_refs", "w").write("5")
-fns[sys.argv[2]]()
-print(json.dumps({"peak_mb": rss("VmHWM:") - base}))
+if device == "cuda":
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated() / 2 ** 20
+    torch.cuda.reset_peak_memory_stats()
+    fns[sys.argv[2]]()
+    torch.cuda.synchronize()
+    print(json.dumps({"peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 - base}))
+else:
+    base = rss("VmRSS:")
+    open("/proc/self/clear_refs", "w").write("5")
+    fns[sys.argv[2]]()
+    print(json.dumps({"peak_mb": rss("VmHWM:") - base}))
 """
 
 
-def peak_memory(case_name: str, name: str) -> float:
-    out = subprocess.run([sys.executable, "-c", CHILD, case_name, name, str(Path(__file__).parent)],
-                         capture_output=True, text=True)
+def peak_memory(case_name: str, name: str, device: str) -> float:
+    out = subprocess.run([sys.executable, "-c", CHILD, case_name, name, str(Path(__file__).parent),
+                          device], capture_output=True, text=True)
     if out.returncode:
         return float("nan")
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
@@ -191,15 +204,18 @@ def peak_memory(case_name: str, name: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="3 repeats")
-    args = parser.parse_args()
-    repeats = 3 if args.quick else args.repeats
+    args = bench_args(parser, quick_repeats=3)
+    repeats = args.repeats
+
+    def sync():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
     torch.set_num_threads(1)
-    cases, notes = [], {"errors": {}, "accuracy": {}, "peak_memory_mb": {}}
+    cases, notes = [], {"accuracy": {}, "peak_memory_mb": {}}
     for case_name in CASES:
-        model, loss, x, y = setup(case_name)
+        model, loss, x, y = setup(case_name, args.device)
         fns, errors = candidates(model, loss, x, y)
-        notes["errors"].update({f"{case_name}/{k}": v for k, v in errors.items()})
+        notes |= {f"{tool}_error": f"{case_name}: {msg}" for tool, msg in errors.items()}
         ref = fns["python loop"]()
         notes["accuracy"][case_name] = accuracy(fns, ref)
         times: dict[str, list[float]] = {name: [] for name in fns}
@@ -207,10 +223,12 @@ def main() -> None:
             fns[name]()
         for _ in range(repeats):
             for name, fn in fns.items():
+                sync()
                 t0 = time.perf_counter()
                 fn()
+                sync()
                 times[name].append(time.perf_counter() - t0)
-        memory = {name: peak_memory(case_name, name) for name in fns}
+        memory = {name: peak_memory(case_name, name, args.device) for name in fns}
         notes["peak_memory_mb"][case_name] = memory
         plain = times["plain step"]
         fast = times["sgdlab fast (own pass)"]
@@ -227,7 +245,7 @@ def main() -> None:
                               vs_fast=sorted(t / f for t, f in zip(times[name], fast))[len(fast) // 2]))
         print(f"{case_name}: plain step {sorted(plain)[len(plain) // 2] * 1e3:.1f} ms; accuracy "
               + ", ".join(f"{k} {v:.1e}" for k, v in notes["accuracy"][case_name].items()))
-    write_results("per_sample_gradients", cases, batch=N, repeats=repeats, **notes)
+    write_results("per_sample_gradients", cases, batch=N, repeats=repeats, device=args.device, **notes)
 
 
 if __name__ == "__main__":

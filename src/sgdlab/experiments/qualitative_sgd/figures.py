@@ -46,7 +46,7 @@ def noise_ball(path: Path, nb, sim: dict) -> Path:
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="x₁", ylabel="x₂")
     axes[0].set_title("level sets of f_i (colours) and f (grey), zoomed in")
     axes[1].set_title("zoomed out: far away the gradients agree")
-    axes[0].legend(fontsize=7, loc="lower left")
+    axes[0].legend(fontsize=7, loc="upper left")
     sq = (sim["iid"] ** 2).sum(-1)
     k = np.arange(len(sq))
     axes[2].semilogy(k, sq.mean(axis=1), "C3", label="SGD iid: mean over runs of ‖x_k‖²")
@@ -84,7 +84,7 @@ def escaping(path: Path, e, summary: dict, curves: dict, batch_sizes) -> Path:
     fi = e.f_i(x).numpy()
     for i in range(4):
         axes[0].plot(x, fi[:, i], f"C{i}", lw=0.8, label=f"f_{i + 1}")
-    axes[0].plot(x, fi.sum(1), "k", lw=2, label="f = Σ f_i")
+    axes[0].plot(x, fi.mean(1), "k", lw=2, label="f/4 (mean of the f_i)")
     xl = e.x_left
     jump = xl - e.step * float(e.grads(torch.tensor(xl, dtype=torch.float64))[3])
     axes[0].annotate("", xy=(jump, 0), xytext=(xl, 0), arrowprops={"arrowstyle": "->", "color": "C3"})

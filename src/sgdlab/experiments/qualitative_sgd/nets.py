@@ -64,10 +64,13 @@ def _last(run: Run, name: str) -> float:
 
 
 def final_norms(run: Run) -> np.ndarray:
-    """Per-sample gradient norms at the final iterate: quantiles from the probe's last row are
-    all a run stores, so the figure shows them as sorted quantile points."""
-    keys = [c for c in run.metrics.column_names if c.startswith("grad_norm_")]
-    return np.asarray([_last(run, k) for k in keys])
+    """‖∇f_i‖ of every training point at the final iterate (sgdlab.gradients on final.pt)."""
+    from ... import prepare
+    from ...gradients import per_sample_gram
+    parts = prepare(run.config)
+    parts.model.load_state_dict(run.checkpoint("final.pt"))
+    x, y = parts.data.train.x, parts.data.train.y
+    return per_sample_gram(parts.model, parts.loss, x, y).norms.numpy()
 
 
 def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
@@ -80,11 +83,12 @@ def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
     labels = {"3x5,2,1": small, "15x25,2,1": big}
     series = {label: {k: _series(r, k) for k in ("train_loss", "grad_full_norm_best", "grad_mu")}
               for label, r in labels.items()}
-    figures.nets(lab.figure("nets"), series, {label: final_norms(r) for label, r in labels.items()})
+    norms = {label: final_norms(r) for label, r in labels.items()}
+    figures.nets(lab.figure("nets"), series, norms)
     loss = {label: float(r.final.get("train_loss", math.nan)) for label, r in labels.items()}
     best = {label: _last(r, "grad_full_norm_best") for label, r in labels.items()}
-    norm_max = {label: _last(r, "grad_norm_max") for label, r in labels.items()}
-    norm_med = {label: _last(r, "grad_norm_q50") for label, r in labels.items()}
+    norm_max = {label: float(v.max()) for label, v in norms.items()}
+    norm_med = {label: float(np.median(v)) for label, v in norms.items()}
     mu_end = {label: _last(r, "grad_mu") for label, r in labels.items()}
     _, mu_small = _series(small, "grad_mu")
     _, mu_big = _series(big, "grad_mu")
