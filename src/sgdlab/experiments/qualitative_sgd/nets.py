@@ -128,11 +128,19 @@ def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
 
 def rule_table(run: Run, epochs: tuple[int, ...]) -> list[dict[str, Any]]:
     """The lecture's table: epoch, step size η, batch-gradient norm ‖∇f_i(x_k)‖ at the epoch's
-    first step, full-gradient norm; NaN past a divergence."""
+    first step, full-gradient norm; NaN past a divergence. At the final epoch (no step follows)
+    η and the batch norm are the last recorded ones (the first step of the previous epoch)."""
     rows = []
     cols = {k: dict(zip(*_series(run, k))) for k in ("lr", "update_norm", "grad_full_norm")}
+    last = run.summary.get("epochs")
     for e in epochs:
-        rows.append({"epoch": e, **{k: float(v.get(float(e), math.nan)) for k, v in cols.items()}})
+        row = {"epoch": e}
+        for k, v in cols.items():
+            value = v.get(float(e), math.nan)
+            if math.isnan(value) and run.status == "completed" and e == last and v:
+                value = v[max(v)]  # no step after the last epoch: its last recorded step's value
+            row[k] = float(value)
+        rows.append(row)
     return rows
 
 
