@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from sgdlab.errors import UserError
-from sgdlab.gradients import gram_stats, minibatch_gram, per_sample_gram, plan_split
+from sgdlab.gradients import gram_stats, minibatch_gram, per_sample_gram, per_sample_norms, plan_split
 from sgdlab.gradients.generic import blocks
 from sgdlab.losses import get_loss
 from sgdlab.models.layers import NTKLinear
@@ -146,6 +146,17 @@ def test_both_paths_agree_with_a_loop_of_single_sample_backward_passes(name, bia
         assert set(result.generic) == expected
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_norms_alone_are_the_gram_diagonal(name):
+    torch.manual_seed(1)
+    build, shape = MODELS[name]
+    model = build(True)
+    x, y = batch(shape)
+    ref = loop_gram(model, CE, x, y).diagonal().sqrt()
+    for path in ("auto", "vmap"):
+        torch.testing.assert_close(per_sample_norms(model, CE, x, y, path=path), ref, rtol=1e-5, atol=1e-7)
+
+
 def test_float64_agreement_is_at_rounding_level():
     torch.manual_seed(2)
     model = cnn(True).double()
@@ -195,6 +206,7 @@ def test_conv_weight_gram_branches_against_autograd(shape):
     j = torch.stack(rows)
     torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1 << 20), j @ j.T)
     torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1), j @ j.T)  # in blocks
+    torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1 << 20, diag=True), (j * j).sum(1))
 
 
 def test_vmap_path_within_a_tiny_budget_splits_tensors_and_stays_exact():

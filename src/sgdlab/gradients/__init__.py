@@ -111,11 +111,25 @@ def per_sample_gram(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tenso
                     path: str = "auto", budget_mb: float = DEFAULT_BUDGET_MB) -> PerSampleGram:
     """G_ij = ⟨∇_θ ℓ_i, ∇_θ ℓ_j⟩ over the trainable parameters, ℓ_i the loss of sample i, in eval
     mode; no parameter, buffer, .grad or RNG state changes."""
+    gram, split = _compute(model, loss, x, y, path, budget_mb, diag=False)
+    return PerSampleGram(gram, split.ghost_params, split.generic)
+
+
+def per_sample_norms(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, *,
+                     path: str = "auto", budget_mb: float = DEFAULT_BUDGET_MB) -> torch.Tensor:
+    """‖∇_θ ℓ_i‖ of every sample (float64 [N]): the diagonal of the Gram matrix alone, cheaper
+    (for a Linear layer ‖a_i‖·‖δ_i‖: no N×N products)."""
+    sq, _ = _compute(model, loss, x, y, path, budget_mb, diag=True)
+    return sq.clamp_min(0).sqrt()
+
+
+def _compute(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, path: str,
+             budget_mb: float, diag: bool) -> tuple[torch.Tensor, Split]:
     check_path(path)
     fn = per_sample_loss(loss)
     budget = int(budget_mb * 2 ** 20)
     n = x.shape[0]
-    gram = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    gram = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=x.device)
     layers = {} if path == "vmap" else candidate_layers(model)
     with eval_mode(model):
         if layers:
@@ -124,15 +138,15 @@ def per_sample_gram(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tenso
             split = split_for(model, cap.calls(), path, layers)
             records = [r for r in cap.records if any(r.layer is m for m in split.ghost.values())]
             if records:
-                gram += records_gram(records, total, 1.0, budget)
+                gram += records_gram(records, total, 1.0, budget, diag)
         else:
             split = Split({}, tuple(_trainable(model)))
-        gram += vmap_gram(model, fn, x, y, list(split.generic), budget)
-    return PerSampleGram(gram, split.ghost_params, split.generic)
+        gram += vmap_gram(model, fn, x, y, list(split.generic), budget, diag)
+    return gram, split
 
 
 def records_gram(records: list[Record], total: torch.Tensor | None, scale: float,
-                 budget: int) -> torch.Tensor:
+                 budget: int, diag: bool = False) -> torch.Tensor:
     """Σ over recorded layer calls of their Gram matrices; with `total` (a loss whose backward
     has not run), the output gradients come from torch.autograd.grad(total, outputs), which
     backpropagates to the layer outputs only (no weight gradients, no .grad writes)."""
@@ -149,12 +163,12 @@ def records_gram(records: list[Record], total: torch.Tensor | None, scale: float
         for r, g in zip(fresh, grads):
             r.grad = g
     n = records[0].input.shape[0]
-    out = torch.zeros(n, n, dtype=torch.float64, device=records[0].input.device)
+    out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=records[0].input.device)
     for r in records:
-        out += record_gram(r, scale, budget)
+        out += record_gram(r, scale, budget, diag)
     return out
 
 
 __all__ = ["Capture", "DEFAULT_BUDGET_MB", "PATHS", "PerSampleGram", "Split", "gram_stats",
-           "minibatch_agreement", "minibatch_gram", "per_sample_gram", "per_sample_loss",
+           "minibatch_agreement", "minibatch_gram", "per_sample_gram", "per_sample_loss", "per_sample_norms",
            "plan_split", "records_gram", "sample_batches", "vmap_gram"]

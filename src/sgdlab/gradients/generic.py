@@ -39,11 +39,11 @@ def blocks(sizes: dict[str, int], n: int, itemsize: int, budget: int) -> list[li
 
 
 def vmap_gram(model: nn.Module, per_sample: PerSampleLoss, x: torch.Tensor, y: torch.Tensor,
-              names: list[str], budget: int) -> torch.Tensor:
-    """G_ij = Σ_{p ∈ names} ⟨∂ℓ_i/∂p, ∂ℓ_j/∂p⟩ (float64 [N, N]) at the model's current parameters
-    and in its current mode (the caller puts it in eval mode)."""
+              names: list[str], budget: int, diag: bool = False) -> torch.Tensor:
+    """G_ij = Σ_{p ∈ names} ⟨∂ℓ_i/∂p, ∂ℓ_j/∂p⟩ (float64 [N, N]; with `diag` only G_ii, [N]) at the
+    model's current parameters and in its current mode (the caller puts it in eval mode)."""
     n = x.shape[0]
-    out = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=x.device)
     if not names or n == 0:
         return out
     params = {k: p.detach() for k, p in model.named_parameters()}
@@ -64,5 +64,5 @@ def vmap_gram(model: nn.Module, per_sample: PerSampleLoss, x: torch.Tensor, y: t
             g = per_sample_grads({k: params[k] for k in tensors}, x[s:s + chunk], y[s:s + chunk])
             m = min(chunk, n - s)
             jac[s:s + m] = torch.cat([g[k].reshape(m, -1)[:, lo:hi] for k, lo, hi in block], dim=1)
-        out += (jac @ jac.T).double()
+        out += (jac * jac).sum(dim=1).double() if diag else (jac @ jac.T).double()
     return out

@@ -159,7 +159,8 @@ def conv_per_sample_grads(a: torch.Tensor, d: torch.Tensor, kernel, stride, padd
     return torch.bmm(d.reshape(n, o, -1), u.transpose(1, 2)).reshape(n, -1)
 
 
-def conv_weight_gram(layer: nn.Module, a: torch.Tensor, d: torch.Tensor, budget: int) -> torch.Tensor:
+def conv_weight_gram(layer: nn.Module, a: torch.Tensor, d: torch.Tensor, budget: int,
+                     diag: bool = False) -> torch.Tensor:
     """⟨∇_W ℓ_i, ∇_W ℓ_j⟩ of a Conv1d/Conv2d call: the identity's double sum over output
     positions when it is cheaper, else the Gram matrix of the per-sample weight gradients
     (in blocks of output channels within `budget`)."""
@@ -167,14 +168,15 @@ def conv_weight_gram(layer: nn.Module, a: torch.Tensor, d: torch.Tensor, budget:
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]
     t, d_in = hw[0] * hw[1], c * kernel[0] * kernel[1]
-    if n * n * t * t * (d_in + o) <= n * t * d_in * o + n * n * d_in * o:
+    pairs = 1 if diag else n
+    if n * pairs * t * t * (d_in + o) <= n * t * d_in * o + n * pairs * d_in * o:
         u = patches(a, kernel, stride, padding, dilation, hw).transpose(1, 2)
-        return weight_gram(u, d.reshape(n, o, t).transpose(1, 2), budget)
+        return weight_gram(u, d.reshape(n, o, t).transpose(1, 2), budget, diag)
     rows = max(1, min(o, budget // (a.element_size() * n * d_in)))
-    out = torch.zeros(n, n, dtype=torch.float64, device=a.device)
+    out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
     for start in range(0, o, rows):
         g = conv_per_sample_grads(a, d[:, start:start + rows], kernel, stride, padding, dilation)
-        out += (g @ g.T).double()
+        out += _reduce(g, diag)
     return out
 
 
@@ -185,7 +187,7 @@ def _scales(layer: nn.Module) -> tuple[float, float]:
     return 1.0, 1.0
 
 
-def weight_gram(a: torch.Tensor, d: torch.Tensor, budget: int) -> torch.Tensor:
+def weight_gram(a: torch.Tensor, d: torch.Tensor, budget: int, diag: bool = False) -> torch.Tensor:
     """Σ_{t,s} ⟨a_it, a_js⟩⟨δ_it, δ_js⟩ for a [N, T, d_in], d [N, T, d_out], float64 [N, N]:
     by the identity or through the per-sample gradients δ_iᵀ a_i, whichever costs less; blocks
     keep temporaries within `budget` bytes."""
@@ -194,8 +196,19 @@ def weight_gram(a: torch.Tensor, d: torch.Tensor, budget: int) -> torch.Tensor:
     size = a.element_size()
     if t == 1:
         a2, d2 = a[:, 0], d[:, 0]
+        if diag:
+            return (a2 * a2).sum(dim=1).double() * (d2 * d2).sum(dim=1).double()
         return (a2 @ a2.T).double() * (d2 @ d2.T).double()
-    if n * n * t * t * (d_in + d_out) <= n * t * d_in * d_out + n * n * d_in * d_out:
+    pairs = 1 if diag else n  # the identity's cost per sample: its own T×T block, or all N
+    if n * pairs * t * t * (d_in + d_out) <= n * t * d_in * d_out + n * pairs * d_in * d_out:
+        if diag:
+            rows = max(1, budget // (2 * size * t * t))
+            out = torch.empty(n, dtype=torch.float64, device=a.device)
+            for i in range(0, n, rows):
+                ka = torch.bmm(a[i:i + rows], a[i:i + rows].transpose(1, 2))
+                kd = torch.bmm(d[i:i + rows], d[i:i + rows].transpose(1, 2))
+                out[i:i + rows] = (ka * kd).sum(dim=(1, 2)).double()
+            return out
         flat_a, flat_d = a.reshape(n * t, d_in), d.reshape(n * t, d_out)
         rows = max(1, budget // (2 * size * n * t * t))
         out = torch.empty(n, n, dtype=torch.float64, device=a.device)
@@ -205,20 +218,25 @@ def weight_gram(a: torch.Tensor, d: torch.Tensor, budget: int) -> torch.Tensor:
             out[i:i + rows] = (ka * kd).reshape(-1, t, n, t).sum(dim=(1, 3)).double()
         return out
     rows = max(1, min(d_out, budget // (size * n * d_in)))
-    out = torch.zeros(n, n, dtype=torch.float64, device=a.device)
+    out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
     for o in range(0, d_out, rows):
         g = torch.einsum("nto,nti->noi", d[:, :, o:o + rows], a).reshape(n, -1)
-        out += (g @ g.T).double()
+        out += _reduce(g, diag)
     return out
 
 
-def record_gram(record: Record, scale: float, budget: int) -> torch.Tensor:
+def _reduce(g: torch.Tensor, diag: bool) -> torch.Tensor:
+    """Per-sample gradient rows → their Gram matrix (float64), or only its diagonal."""
+    return (g * g).sum(dim=1).double() if diag else (g @ g.T).double()
+
+
+def record_gram(record: Record, scale: float, budget: int, diag: bool = False) -> torch.Tensor:
     """The Gram matrix of one layer call's trainable parameters, from its input and ∂loss/∂output
-    (times `scale`: N when the loss was a batch mean)."""
+    (times `scale`: N when the loss was a batch mean); with `diag` only its diagonal."""
     layer = record.layer
     a = record.input
     n = a.shape[0]
-    out = torch.zeros(n, n, dtype=torch.float64, device=a.device)
+    out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
     if record.grad is None:  # the output did not reach the loss: zero gradients
         return out
     d = record.grad * scale
@@ -227,11 +245,11 @@ def record_gram(record: Record, scale: float, budget: int) -> torch.Tensor:
     names = trainable_names(layer)
     if "weight" in names:
         if conv:
-            out += conv_weight_gram(layer, a, d, budget)
+            out += conv_weight_gram(layer, a, d, budget, diag)
         else:
             out += (s_w * s_w) * weight_gram(a.reshape(n, -1, a.shape[-1]),
-                                             d.reshape(n, -1, d.shape[-1]), budget)
+                                             d.reshape(n, -1, d.shape[-1]), budget, diag)
     if "bias" in names:
         db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else d.reshape(n, -1, d.shape[-1]).sum(dim=1)
-        out += (s_b * s_b) * (db @ db.T).double()
+        out += (s_b * s_b) * _reduce(db, diag)
     return out
