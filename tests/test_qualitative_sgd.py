@@ -115,3 +115,10 @@ def test_only_selects_a_simulation_and_skips_the_rest(tmp_path):
     claims = reproduce("qualitative-sgd", tmp_path, scale="smoke", device="cpu", only="pair")
     assert {c.id.split("/")[0] for c in claims} == {"pair"}
     assert not any((tmp_path / "runs").iterdir())
+
+
+def test_plan_estimates_simulations_from_a_timed_stretch():
+    from sgdlab.experiments.qualitative_sgd import SIMULATIONS, simulation_seconds
+    from sgdlab.experiments.qualitative_sgd.settings import SCALE_SETTINGS
+    for name in SIMULATIONS:
+        assert 0 < simulation_seconds(name, SCALE_SETTINGS["smoke"].toys, fraction=0.05) < 120

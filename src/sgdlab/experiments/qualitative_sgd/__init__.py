@@ -23,11 +23,11 @@ least-squares, nets, escaping, agreement}.png.
 
 from __future__ import annotations
 
-import dataclasses
+import time
 
 from ...papers import GISELSSON_SGD
 from ..base import Claim, Lab, Plan, Simulation, experiments
-from . import agreement, least_squares, nets, toy_parts
+from . import agreement, least_squares, nets, toy_parts, toys
 from .settings import SCALE_SETTINGS, Settings, ToySettings
 
 SIMULATIONS = ("noise-ball", "pair", "escaping")
@@ -38,35 +38,32 @@ def run_configs(s: Settings) -> dict[str, dict]:
             "mu-mlp": agreement.agreement_config(s.agreement)}
 
 
-def _timed(part, lab_like, s: ToySettings, fraction: float = 0.1) -> float:
-    """Seconds for a simulation, from a run of `fraction` of its steps/runs."""
-    short = dataclasses.replace(s, noise_steps=max(2, int(s.noise_steps * fraction)),
-                                pair_steps=max(2, int(s.pair_steps * fraction)),
-                                escape_steps=max(2, int(s.escape_steps * fraction)))
-    return toy_parts.estimate(part, lab_like, short) / fraction
+FIGURE_SECONDS = 2.0  # drawing and saving one figure, roughly
 
 
-class _Scratch:
-    """A Lab stand-in for timing simulations without writing into the experiment directory."""
-
-    def __init__(self):
-        import tempfile
-        self._dir = tempfile.TemporaryDirectory()
-        self.lab = Lab(self._dir.name, "smoke")
-
-    def __getattr__(self, name):
-        return getattr(self.lab, name)
+def simulation_seconds(name: str, t: ToySettings, fraction: float = 0.1) -> float:
+    """Seconds for simulation `name`, from a timed run of `fraction` of its steps, plus a figure."""
+    scaled = lambda steps: max(2, int(steps * fraction))  # noqa: E731
+    t0 = time.perf_counter()
+    with toy_parts.one_thread():
+        if name == "noise-ball":
+            toys.simulate_noise_ball(toys.NoiseBall(), t.noise_runs, scaled(t.noise_steps), t.seed)
+        elif name == "pair":
+            for c in toy_parts.PAIR_C:
+                toys.simulate_pair(c, toy_parts.PAIR_STEP, toy_parts.PAIR_X0, scaled(t.pair_steps))
+        else:
+            toys.simulate_escape(toys.Escape(), toy_parts.BATCH_SIZES + (1,), t.escape_runs,
+                                 scaled(t.escape_steps), t.seed)
+    return (time.perf_counter() - t0) / fraction + FIGURE_SECONDS
 
 
 def plan(scale: str) -> Plan:
     s = SCALE_SETTINGS[scale]
     t = s.toys
-    parts = {"noise-ball": toy_parts.noise_ball_part, "pair": toy_parts.pair_part,
-             "escaping": toy_parts.escaping_part}
     text = {"noise-ball": f"noise ball: {t.noise_runs:,} iid SGD runs × {t.noise_steps} steps, cyclic, GD",
             "pair": f"1-D pair: cyclic SGD, {t.pair_steps} steps, two problems",
             "escaping": f"escaping: {t.escape_runs:,} runs × {t.escape_steps} steps for each batch size 1…4"}
-    sims = {name: Simulation(text[name], lambda p=parts[name]: _timed(p, _Scratch(), t))
+    sims = {name: Simulation(text[name], lambda name=name: simulation_seconds(name, t))
             for name in SIMULATIONS}
     return Plan(run_configs(s), sims)
 

@@ -4,7 +4,6 @@ simulations: tables saved through the Lab, claims decided from them, figures dra
 from __future__ import annotations
 
 import math
-import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -202,8 +201,3 @@ def escaping_part(lab: Lab, s: ToySettings) -> list[Claim]:
         max_move=flat_move))
     return claims
 
-
-def estimate(fn, *args) -> float:
-    t0 = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t0
