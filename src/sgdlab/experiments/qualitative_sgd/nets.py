@@ -27,6 +27,7 @@ RULES = {  # the lecture's three tables: ψ(x) = 0.5√x, K, α = γ0 = 0.1; α 
 }
 LR = 0.1
 AGREE_FACTOR = 10.0  # "much smaller": at least this factor
+FINAL_FACTOR = 2.0  # "larger final full norm" (the lecture's rule tables differ 40×): at least this
 
 
 def net_config(s: NetSettings, widths: tuple[int, ...], rule: dict[str, Any]) -> dict:
@@ -186,9 +187,11 @@ def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Cla
         status={n: runs[f"rule-{n}"].status for n in ("combined", "damped")}))
     claims.append(decide(
         "rules/diminishing-smaller-final-gradient", "the diminishing (combined) rule ends with a "
-        "smaller full-gradient norm than the non-diminishing damped rule",
-        damped_ok and full_end["combined"] < full_end["damped"],
+        f"clearly smaller full-gradient norm than the non-diminishing damped rule (≥ {FINAL_FACTOR:g}× "
+        "smaller; the lecture: 0.0003 vs 0.013)",
+        damped_ok and full_end["combined"] * FINAL_FACTOR <= full_end["damped"],
         headline=f"‖∇f‖ at the end {full_end['combined']:.2g} (combined) vs {full_end['damped']:.2g} (damped)",
         meaning="a diminishing step gives local convergence; a constant one a larger final norm",
-        final_full_grad_norm=full_end))
+        final_full_grad_norm=full_end, ratio=full_end["damped"] / full_end["combined"],
+        final_step={n: tables[n][-1]["lr"] for n in ("combined", "damped")}))
     return claims, tables
