@@ -35,8 +35,15 @@ test-all: $(STAMP)
 
 # Every benchmark (A/B interleaved, medians and ranges) into benchmarks/results/ and one table;
 # `make bench QUICK=1` for the short pass, `DEVICE=cuda` on a GPU machine.
-bench: $(STAMP)
+bench: $(STAMP) $(VENV)/.anchors
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick) --device $(or $(DEVICE),cpu)
+
+# The tools sgdlab is measured against (benchmarks only, never dependencies); --no-deps keeps
+# them from replacing torch. A tool that fails to install is recorded by its benchmark.
+$(VENV)/.anchors: benchmarks/anchors.txt $(STAMP)
+	grep -v '^#' benchmarks/anchors.txt | while read -r spec; do [ -z "$$spec" ] || \
+		$(BIN)/pip install --disable-pip-version-check -q --no-deps "$$spec" || echo "note: could not install $$spec"; done
+	touch $@
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info
