@@ -37,5 +37,53 @@ def named_views(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor
     return out
 
 
+CHUNK = 1 << 18  # entries per pass of `distance`: a scratch row that stays in cache
+
+Vector = torch.Tensor | list[torch.Tensor]  # θ flat, or as the model's parameter tensors
+
+
+def _segments(a: Vector, b: Vector) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Aligned flat pieces of a and b (in flat_params order), at most CHUNK entries each."""
+    if isinstance(a, torch.Tensor) and isinstance(b, list):
+        return [(y, x) for x, y in _segments(b, a)]
+    pieces = [p.detach().reshape(-1) for p in a] if isinstance(a, list) else [a]
+    out, offset = [], 0
+    tensors = [p.detach().reshape(-1) for p in b] if isinstance(b, list) else None
+    for i, piece in enumerate(pieces):
+        other = tensors[i] if tensors is not None else b[offset:offset + piece.numel()]
+        for start in range(0, piece.numel(), CHUNK):
+            out.append((piece[start:start + CHUNK], other[start:start + CHUNK]))
+        offset += piece.numel()
+    return out
+
+
+@torch.no_grad()
+def distance(a: Vector, b: Vector, work: torch.Tensor | None = None) -> float:
+    """‖a − b‖ for θ's given flat or as parameter tensors (no flat copy of the latter), chunk by
+    chunk into the reusable scratch row `work` and summed in float64: no P-sized temporary,
+    whose page faults cost more than the arithmetic at P ≈ 10^6."""
+    segments = _segments(a, b)
+    if not segments:
+        return 0.0
+    first = segments[0][0]
+    if work is None or work.dtype != first.dtype or work.device != first.device:
+        work = torch.empty(CHUNK, dtype=first.dtype, device=first.device)
+    total = torch.zeros((), dtype=torch.float64, device=first.device)
+    for x, y in segments:
+        row = work[:x.numel()]
+        torch.sub(x, y, out=row)
+        total += torch.dot(row, row).double()
+    return float(total.sqrt())
+
+
+@torch.no_grad()
+def norm(a: Vector) -> float:
+    """‖θ‖ for θ flat or as parameter tensors."""
+    if isinstance(a, torch.Tensor):
+        return float(torch.linalg.vector_norm(a))
+    norms = torch.stack(torch._foreach_norm([p.detach() for p in a])).double()
+    return float(torch.linalg.vector_norm(norms))
+
+
 def all_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())

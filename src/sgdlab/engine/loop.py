@@ -93,7 +93,7 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
             idx = sampler.indices(step)
             x, y = data.batch(data.train, idx)
             due = [p for p in iteration_probes if p.schedule.due(step, spe)]
-            before = flat_params(model) if any("update" in p.needs for p in due) else None
+            before = ctx.params if any("update" in p.needs for p in due) else None  # θ_k, a copy
             rule.zero_grad()
             with capturing(due, ctx, (x, y)):  # due probes may reuse this forward/backward
                 loss = parts.loss(model(x), y)

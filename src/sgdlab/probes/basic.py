@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ..params import norm
 from .base import Probe
 from .registry import probes
 
@@ -36,9 +37,7 @@ class Norms(Probe):
     needs = frozenset({"theta0"})
 
     def measure(self, ctx) -> dict[str, float]:
-        theta = ctx.params
-        return {"param_norm": float(torch.linalg.vector_norm(theta)),
-                "dist_init": float(torch.linalg.vector_norm(theta - ctx.theta0))}
+        return {"param_norm": norm(ctx.tensors), "dist_init": ctx.distance(ctx.tensors, ctx.theta0)}
 
 
 @probes.register("update_norm", help="‖U_k‖, U_k = (θ_k − θ_{k+1})/η_k", options={"schedule": "every:10"})
@@ -46,7 +45,7 @@ class UpdateNorm(Probe):
     needs = frozenset({"update"})
 
     def measure(self, ctx) -> dict[str, float]:
-        return {"update_norm": float(torch.linalg.vector_norm(ctx.update))}
+        return {"update_norm": ctx.update_norm}
 
 
 @probes.register("grad_norm", help="‖∇L(θ)‖ of the full training loss", options={"schedule": "epoch"})

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..losses import Loss, misclassified
-from ..params import flat_params, named_views
+from ..params import Vector, distance, flat_params, named_views, trainable
 
 
 @dataclass
@@ -36,6 +36,9 @@ class Runtime:
     theta0: torch.Tensor
     eval_batch_size: int
     reference: Reference | None = None
+
+    def __post_init__(self) -> None:
+        self.work: torch.Tensor | None = None  # scratch row of `StepContext.distance`
 
     @property
     def has_dropout(self) -> bool:
@@ -142,6 +145,27 @@ class StepContext:
         if self.params_before is None or self.lr is None:
             raise RuntimeError("the update is only available to probes that declare needs={'update'}")
         return self._cached("update", lambda: (self.params_before - self.params) / self.lr)
+
+    @property
+    def update_norm(self) -> float:
+        """‖U_k‖ without forming U_k."""
+        if self.params_before is None or self.lr is None:
+            raise RuntimeError("the update is only available to probes that declare needs={'update'}")
+        return self._cached("update_norm",
+                            lambda: self.distance(self.params_before, self.tensors) / self.lr)
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """θ as the model's trainable parameter tensors (live: θ_k in a state probe, θ_{k+1} in
+        an iteration probe); cheaper than `params` when no flat copy is needed."""
+        return trainable(self.model)
+
+    def distance(self, a: Vector, b: Vector) -> float:
+        """‖a − b‖ of θ's given flat or as tensors (sgdlab.params.distance, scratch reused)."""
+        rt = self.rt
+        if rt.work is None or rt.work.dtype != self.theta0.dtype or rt.work.device != self.theta0.device:
+            rt.work = torch.empty(1 << 18, dtype=self.theta0.dtype, device=self.theta0.device)
+        return distance(a, b, rt.work)
 
     @property
     def batch_loss_before(self) -> float:
