@@ -11,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
+from ..papers import GAMMA_2019  # noqa: E402
 from ..store import Run  # noqa: E402
+from .figures import save_figure  # noqa: E402
 
 
 def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,8 +24,9 @@ def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
 
 
 def gamma_figure(path: str | Path, title: str, runs: dict[str, Run]) -> Path:
-    """Three rows as in the paper: normalized distance to θ*, training loss, γ (per step, faint;
-    per-epoch median, solid)."""
+    """Three rows as in the paper: normalized distance to θ* (dimensionless), training loss (log
+    scale), γ (per step, faint; per-epoch median, solid; symmetric log scale). Writes the PNG
+    at `path` and an SVG beside it."""
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 9), sharex=True)
     for i, (label, run) in enumerate(runs.items()):
         color = f"C{i}"
@@ -44,13 +47,12 @@ def gamma_figure(path: str | Path, title: str, runs: dict[str, Run]) -> Path:
     finite = [abs(v) for line in axes[2].get_lines() for v in line.get_ydata() if np.isfinite(v) and v != 0]
     if finite:
         axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))
-    axes[0].set(ylabel="‖θ_k − θ*‖ / ‖θ_0 − θ*‖", title=f"γ-principle: {title}")
+    axes[0].set(ylabel="‖θ_k − θ*‖ / ‖θ_0 − θ*‖", title=f"γ-principle ({GAMMA_2019.short}): {title}")
     axes[1].set(ylabel="training loss")
     axes[2].set(ylabel="γ_k", xlabel="epoch")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(frameon=False, fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
