@@ -86,6 +86,7 @@ def metric_figures(path: Path, grouped: dict[int, dict[str, Any]], seeds: int) -
         runs[point] = [load_run(path / "runs" / r["run"]) for r in g["rows"] if r["status"] == "completed"]
         for run in runs[point]:
             metrics.update(dict.fromkeys(run.metrics.column_names[2:]))
+    metrics = {m: None for m in metrics if not _constant_in_every_run(m, [r for rs in runs.values() for r in rs])}
     ordered = [m for m in METRIC_ORDER if m in metrics] + sorted(m for m in metrics if m not in METRIC_ORDER)
     colors = plt.get_cmap("tab10" if len(grouped) <= 10 else "viridis")
     made = []
@@ -119,6 +120,16 @@ def metric_figures(path: Path, grouped: dict[int, dict[str, Any]], seeds: int) -
         fig.tight_layout()
         made.append(save_figure(fig, path / "figures" / f"sweep-{metric}.png"))
     return made
+
+
+def _constant_in_every_run(metric: str, runs: list) -> bool:
+    """A metric that never changes within a run (a constant step size) needs no curve."""
+    for run in runs:
+        if metric in run.metrics.column_names:
+            v = run.series(metric)[1]
+            if len(v) > 1 and np.nanmax(v) != np.nanmin(v):
+                return False
+    return True
 
 
 def sweep_page(path: Path) -> tuple[str, str]:
