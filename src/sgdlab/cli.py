@@ -340,6 +340,7 @@ def sweep(config: Path = typer.Argument(..., help="TOML config every run starts 
                                             help="run on Ray: auto (join the running cluster), local "
                                                  "(start one here) or HOST:PORT"),
           set_: Optional[list[str]] = SetOption,
+          report_: bool = typer.Option(True, "--report/--no-report", help="write DIR/report.html at the end"),
           quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Every grid point × seed as one run; re-running resumes. Writes DIR/index.parquet and DIR/report.html."""
     from .sweep import run_sweep
@@ -351,14 +352,15 @@ def sweep(config: Path = typer.Argument(..., help="TOML config every run starts 
     log = (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))
     try:
         result = run_sweep(config, tuple(grid or ()), seeds, out, overrides=tuple(set_ or ()),
-                           workers=workers, ray=ray, log=log)
+                           workers=workers, ray=ray, log=log, report=report_)
     except KeyboardInterrupt:
         typer.echo(f"interrupted; the index is in {out}; run the same command again to continue", err=True)
         raise typer.Exit(130)
     statuses = result.index["status"].to_pylist()
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
     typer.echo(f"{len(statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-               + f". Index: {result.path}/index.parquet; report: {result.path}/report.html")
+               + f". Index: {result.path}/index.parquet"
+               + (f"; report: {result.path}/report.html" if report_ else ""))
 
 
 @app.command()
