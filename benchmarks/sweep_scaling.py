@@ -33,12 +33,13 @@ from common import case, describe, interleave, ratio_summary, write_results  # n
 from sgdlab.config import dump_toml  # noqa: E402
 
 RUNS = 8
-# About 5 s per run on one idle core: an MLP on digits, 32 steps per epoch, evaluated per epoch.
+# About 7 s per run on one idle core (an MLP on digits, 32 steps per epoch, evaluated per
+# epoch): long enough that starting the two workers (~3 s) does not dominate.
 CONFIG = {"seed": 0, "device": "cpu", "threads": 1,
           "data": {"name": "digits", "n_train": 1024, "n_test": 512},
           "model": {"name": "mlp", "widths": [256, 256]},
           "optim": {"name": "sgd", "lr": 0.05},
-          "train": {"batch_size": 32, "epochs": 50}}
+          "train": {"batch_size": 32, "epochs": 120}}
 
 
 CPU_SECONDS: dict[int, list[float]] = {1: [], 2: []}
