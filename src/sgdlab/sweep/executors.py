@@ -63,12 +63,6 @@ def existing(job: Job) -> tuple[Config, bool, str | None]:
     return cfg, same, RunDir(job.path).read_summary().get("status")
 
 
-def is_finished(job: Job) -> bool:
-    """Whether the run on disk finished (completed or diverged) with exactly this config."""
-    _, same, status = existing(job)
-    return same and status in FINISHED
-
-
 def ensure(job: Job, log: Log | None = None, progress: Any = None) -> Outcome:
     """Reuse, resume or train `job`'s run; exceptions propagate (see `ensure_caught`)."""
     from .. import runner
