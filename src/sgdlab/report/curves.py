@@ -11,10 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..store import Run  # noqa: E402
-from .figures import save_figure, spans_decades  # noqa: E402
-
-LOSS_UNITS = {"cross-entropy": "cross-entropy (nats)", "squared": "squared loss",
-              "logistic": "logistic loss (nats)"}
+from .figures import loss_label, save_figure, spans_decades  # noqa: E402
 
 
 def plot_curves(run: Run, path: str | Path) -> Path:
@@ -37,7 +34,7 @@ def plot_curves(run: Run, path: str | Path) -> Path:
     losses = [run.epochs(n)[1] for n in ("batch_loss", "train_loss", "test_loss") if n in names]
     if losses and all(np.nanmin(v) > 0 for v in losses if len(v)) and spans_decades(*losses, decades=1.0):
         ax_loss.set_yscale("log")
-    loss_name = LOSS_UNITS.get(run.config.train.loss, f"{run.config.train.loss} loss")
+    loss_name = loss_label(run.config.train.loss)
     ax_loss.set(xlabel="epoch", ylabel=loss_name, title="loss")
     ax_err.set(xlabel="epoch", ylabel="error (fraction misclassified)", title="error")
     if ax_err.has_data():

@@ -26,3 +26,23 @@ def spans_decades(*arrays: np.ndarray, decades: float = 1.5) -> bool:
     if not len(values) or values.min() <= 0:
         return False
     return bool(np.log10(values.max() / values.min()) > decades)
+
+
+LOSS_UNITS = {"cross-entropy": "cross-entropy (nats)", "squared": "squared loss",
+              "logistic": "logistic loss (nats)"}
+
+
+def loss_label(loss: str) -> str:
+    """An axis label for a config's `train.loss`."""
+    return LOSS_UNITS.get(loss, f"{loss} loss")
+
+
+def metric_label(metric: str, loss: str) -> str:
+    """An axis label for a metric column: losses name the loss and its unit, errors say they
+    are fractions."""
+    words = metric.replace("_", " ")
+    if metric.endswith("loss"):
+        return f"{words}: {loss_label(loss)}"
+    if metric.endswith("error"):
+        return f"{words} (fraction misclassified)"
+    return words

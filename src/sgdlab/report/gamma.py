@@ -13,7 +13,7 @@ import pyarrow.compute as pc  # noqa: E402
 
 from ..papers import GAMMA_2019  # noqa: E402
 from ..store import Run  # noqa: E402
-from .figures import save_figure  # noqa: E402
+from .figures import loss_label, save_figure, spans_decades  # noqa: E402
 
 
 def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -25,8 +25,8 @@ def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
 
 def gamma_figure(path: str | Path, title: str, runs: dict[str, Run]) -> Path:
     """Three rows as in the paper: normalized distance to θ* (dimensionless), training loss (log
-    scale), γ (per step, faint; per-epoch median, solid; symmetric log scale). Writes the PNG
-    at `path` and an SVG beside it."""
+    scale when it spans decades), γ (per step, faint; per-epoch median, solid; symmetric log
+    scale). Writes the PNG at `path` and an SVG beside it."""
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 9), sharex=True)
     for i, (label, run) in enumerate(runs.items()):
         color = f"C{i}"
@@ -36,7 +36,7 @@ def gamma_figure(path: str | Path, title: str, runs: dict[str, Run]) -> Path:
             axes[0].plot(e, d, color=color, label=label)
         if "train_loss" in table.column_names:
             e, loss = run.epochs("train_loss")
-            axes[1].semilogy(e, np.maximum(loss, 1e-30), color=color, label=label)
+            axes[1].plot(e, np.maximum(loss, 1e-30), color=color, label=label)
         if "gamma" in table.column_names:
             rows = table.filter(pc.is_valid(table["gamma"]))
             e, g = rows["epoch"].to_numpy(), rows["gamma"].to_numpy()
@@ -48,7 +48,11 @@ def gamma_figure(path: str | Path, title: str, runs: dict[str, Run]) -> Path:
     if finite:
         axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))
     axes[0].set(ylabel="‖θ_k − θ*‖ / ‖θ_0 − θ*‖", title=f"γ-principle ({GAMMA_2019.short}): {title}")
-    axes[1].set(ylabel="training loss")
+    losses = [line.get_ydata() for line in axes[1].get_lines()]
+    if losses and spans_decades(*losses, decades=1.0):
+        axes[1].set_yscale("log")
+    loss_name = loss_label(next(iter(runs.values())).config.train.loss) if runs else "loss"
+    axes[1].set(ylabel=f"training {loss_name}")
     axes[2].set(ylabel="γ_k", xlabel="epoch")
     for ax in axes:
         ax.grid(alpha=0.3)

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 
 from ..config import dump_toml  # noqa: E402
 from ..store import load_run  # noqa: E402
-from .figures import save_figure, spans_decades  # noqa: E402
+from .figures import metric_label, save_figure, spans_decades  # noqa: E402
 from .page import code, esc, figures, fmt, pre, table, verdict_badge  # noqa: E402
 
 METRIC_ORDER = ("train_loss", "test_loss", "train_error", "test_error", "batch_loss")
@@ -113,7 +113,8 @@ def metric_figures(path: Path, grouped: dict[int, dict[str, Any]], seeds: int) -
             continue
         if spans_decades(*drawn):
             ax.set_yscale("log")
-        ax.set(xlabel="epoch", ylabel=metric.replace("_", " "),
+        loss = next(r for rs in runs.values() for r in rs).config.train.loss
+        ax.set(xlabel="epoch", ylabel=metric_label(metric, loss),
                title=f"{metric}: mean ± std across seeds (up to {seeds} per grid point)")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8, loc="best")
