@@ -70,7 +70,7 @@ def test_expand_is_the_product_times_seeds_with_readable_unique_names():
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    """2 lr values × 2 seeds, one of them diverging, on 2 worker processes."""
+    """2 lr values × 2 seeds, one of them diverging, with 2 workers (this process and one more)."""
     root = tmp_path_factory.mktemp("sweep")
     cfg = write_toml(root / "lsq.toml", LSQ)
     messages: list[str] = []
@@ -92,7 +92,8 @@ def test_every_point_and_seed_is_one_run_in_the_index(local):
     converged = [r for r in rows.values() if r["optim.lr"] == 0.05]
     assert all(r["status"] == "completed" and r["train_loss"] < 10 for r in converged)
     assert json.loads((sweep.path / "index.json").read_text())[0].keys() >= {"run", "point", "seed", "status"}
-    assert any("2 worker processes" in m for m in messages) and any(m.startswith("[4/4]") for m in messages)
+    assert any("this process and 1 worker process" in m for m in messages)
+    assert any(m.startswith("[4/4]") for m in messages)
 
 
 def test_a_diverged_run_is_recorded_and_the_others_finish(local):
@@ -115,7 +116,7 @@ def test_rerunning_reuses_every_finished_run(local):
     before = {p.name: (p / "metrics.parquet").stat().st_mtime_ns for p in (sweep.path / "runs").iterdir()}
     messages: list[str] = []
     again = run_sweep(cfg, ["optim.lr=0.05,50.0"], 2, sweep.path, workers=2, log=messages.append, report=False)
-    assert sum("reusing the" in m for m in messages) == 4 and not any("worker processes" in m for m in messages)
+    assert sum("reusing the" in m for m in messages) == 4 and not any("worker process" in m for m in messages)
     assert {p.name: (p / "metrics.parquet").stat().st_mtime_ns for p in (sweep.path / "runs").iterdir()} == before
     assert again.index.equals(sweep.index)
 
@@ -188,6 +189,35 @@ def test_an_interrupted_run_is_resumed_bit_identically(tmp_path):
     assert again.run("lr=0.1_seed=0").metrics.equals(reference)
 
 
+def test_ctrl_c_stops_the_run_at_a_boundary_and_starts_no_other(tmp_path):
+    from sgdlab.sweep.executors import run_local
+
+    class CtrlC:  # a progress callback (called every 0.2 s) that presses Ctrl-C once past step 300
+        pressed = False
+
+        def __init__(self, label):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def __call__(self, step, loss):
+            if step >= 300 and not CtrlC.pressed:
+                CtrlC.pressed = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+    long = dict(SLOW, train={"epochs": None, "max_steps": 50_000})  # stopped long before its end
+    jobs = [Job(f"r{i}", tmp_path / f"r{i}", dict(long, seed=i)) for i in range(3)]
+    with pytest.raises(KeyboardInterrupt):
+        run_local(jobs, workers=1, progress_factory=CtrlC)
+    summary = RunDir(tmp_path / "r0").read_summary()
+    assert summary["status"] == "interrupted" and RunDir(tmp_path / "r0").states()[-1][0] == summary["steps"]
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_its_interrupted_run_bit_identically(tmp_path):
     cfg = write_toml(tmp_path / "slow.toml", SLOW)
@@ -230,6 +260,7 @@ def test_without_ray_installed_the_error_is_one_line(cli, tmp_path, monkeypatch)
     cfg = write_toml(tmp_path / "c.toml", tiny())
     result = cli("sweep", cfg, "--grid", "optim.lr=0.1", "--out", tmp_path / "s", "--ray", "local")
     assert result.exit_code == 2 and "pip install 'sgdlab[ray]'" in result.stderr
+    assert not (tmp_path / "s").exists()  # checked before anything is written
 
 
 def test_ray_tasks_ask_for_the_runs_cpus_and_a_gpu_for_cuda(tmp_path):

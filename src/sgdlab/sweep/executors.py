@@ -13,7 +13,10 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import threading
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from queue import Empty, Queue
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -108,33 +111,81 @@ def reuse_finished(jobs: list[Job], done: dict[str, Outcome], on_done: Callable[
 def run_local(jobs: Iterable[Job], workers: int | None = None,
               on_done: Callable[[Outcome], None] | None = None, log: Log | None = None,
               progress_factory: Callable[[str], Any] | None = None) -> dict[str, Outcome]:
-    """Every job, `workers` single-run processes at a time (default: one per core). Each run
-    uses its config's `threads` (1 by default), so results do not depend on how many ran side
-    by side. Finished runs are reused without starting a process; with one worker (or one job
-    left) runs train in this process, with `log` and progress bars."""
+    """Every job, `workers` runs at a time (default: one per core). This process trains runs
+    one after another (with `log` and progress bars) while `workers - 1` spawned processes take
+    the others, so a pool of 2 starts one extra Python, not two. Each run uses its config's
+    `threads` (1 by default), so results do not depend on how many ran side by side. Finished
+    runs are reused without training; Ctrl-C stops every run at a step boundary (resumable)
+    and starts no new one."""
     jobs = list(jobs)
     done: dict[str, Outcome] = {}
-    todo = reuse_finished(jobs, done, on_done, log)
-    workers = min(workers or os.cpu_count() or 1, len(todo))
-    if workers <= 1:
-        for job in todo:
-            record(done, _in_process(job, log, progress_factory), on_done)
+    queue = deque(reuse_finished(jobs, done, on_done, log))
+    total, helpers = len(queue), min(workers or os.cpu_count() or 1, len(queue)) - 1
+    if helpers <= 0:
+        while queue:
+            _record_here(done, _in_process(queue.popleft(), log, progress_factory), on_done)
         return {job.name: done[job.name] for job in jobs}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending = {pool.submit(ensure_caught, job): job for job in todo}
-        if log:
-            log(f"{len(todo)} runs on {workers} worker processes")
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = pending.pop(future)
+    results: Queue = Queue()  # (job, future or exception) from the pool, read by this thread
+    lock = threading.Lock()
+    with ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        def feed() -> None:  # also called from the pool's result thread as each run ends
+            with lock:
+                if not queue:
+                    return
+                job = queue.pop()  # the helpers take jobs from the back, this process from the front
+            try:
+                future = pool.submit(ensure_caught, job)
+            except Exception as exc:  # noqa: BLE001 - a broken pool: the job is recorded as failed
+                results.put((job, exc))
+                return
+            future.add_done_callback(lambda f, job=job: (results.put((job, f)), feed()))
+
+        def collect(block: bool) -> None:
+            while len(done) < len(jobs):
                 try:
-                    outcome = future.result()
-                except Exception as exc:  # noqa: BLE001 - the worker process itself died
-                    outcome = died(job, exc)
-                record(done, outcome, on_done)
+                    job, result = results.get(block=block)
+                except Empty:
+                    return
+                record(done, _pool_outcome(job, result), on_done)
+                if block:
+                    return
+
+        if log:
+            log(f"{total} runs: this process and {helpers} worker process{'es' if helpers > 1 else ''}")
+        try:
+            for _ in range(helpers):
+                feed()
+            while True:
+                collect(block=False)
+                with lock:
+                    job = queue.popleft() if queue else None
+                if job is None:
+                    break
+                _record_here(done, _in_process(job, log, progress_factory), on_done)
+            while len(done) < len(jobs):
+                collect(block=True)
+        except KeyboardInterrupt:
+            with lock:
+                queue.clear()  # no new runs; those running stop at their next step boundary
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return {job.name: done[job.name] for job in jobs}
+
+
+def _record_here(done: dict[str, Outcome], outcome: Outcome, on_done: Callable[[Outcome], None] | None) -> None:
+    """Record a run trained in this process; a run stopped by Ctrl-C stops the others too."""
+    record(done, outcome, on_done)
+    if outcome.status == "interrupted":
+        raise KeyboardInterrupt
+
+
+def _pool_outcome(job: Job, result: Any) -> Outcome:
+    if isinstance(result, BaseException):
+        return died(job, result)
+    try:
+        return result.result()
+    except Exception as exc:  # noqa: BLE001 - the worker process itself died
+        return died(job, exc)
 
 
 def died(job: Job, exc: BaseException) -> Outcome:

@@ -9,7 +9,8 @@ path that every node sees (a shared file system); sgdlab must be installed on ev
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import UserError
 from .executors import Job, Log, Outcome, record, died, ensure_caught, reuse_finished
@@ -40,6 +41,18 @@ def connect(ray: Any, address: str) -> bool:
     return True
 
 
+@contextmanager
+def ray_session(address: str) -> Iterator[Any]:
+    """Connected to the cluster for the block (disconnecting only if this opened it)."""
+    ray = import_ray()
+    connected = connect(ray, address)
+    try:
+        yield ray
+    finally:
+        if connected:
+            ray.shutdown()
+
+
 def resources(job: Job) -> dict[str, float]:
     cfg = job.config()
     return {"num_cpus": cfg.threads, "num_gpus": 1 if cfg.device == "cuda" else 0}
@@ -54,8 +67,7 @@ def run_ray(jobs: Iterable[Job], address: str, on_done: Callable[[Outcome], None
     todo = reuse_finished(jobs, done, on_done, log)
     if not todo:
         return {job.name: done[job.name] for job in jobs}
-    connected = connect(ray, address)
-    try:
+    with ray_session(address):
         task = ray.remote(max_retries=0)(ensure_caught)
         pending = {task.options(**resources(job)).remote(job): job for job in todo}
         if log:
@@ -69,7 +81,4 @@ def run_ray(jobs: Iterable[Job], address: str, on_done: Callable[[Outcome], None
             except Exception as exc:  # noqa: BLE001 - the task's worker died
                 outcome = died(job, exc)
             record(done, outcome, on_done)
-    finally:
-        if connected:
-            ray.shutdown()
     return {job.name: done[job.name] for job in jobs}

@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,9 +20,10 @@ from ..config import apply_override, read_toml
 from ..errors import UserError
 from ..store import RunDir
 from ..store.files import write_json
-from .executors import Job, Outcome, run_local
+from .executors import FINISHED, Job, Outcome, existing, run_local
 from .grid import Axis, SweepRun, expand, parse_axis
 from .index import SPEC, Sweep, index_rows, is_sweep, load_sweep, write_index
+from .ray_executor import ray_session, run_ray
 
 Log = Callable[[str], None]
 
@@ -56,8 +58,9 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def open_sweep_dir(out: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    """The record in DIR/sweep.json, created or checked against `spec`."""
+def existing_record(out: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The record in DIR/sweep.json when DIR holds this sweep, None when DIR is new or empty;
+    an error when it holds anything else."""
     if is_sweep(out):
         record = json.loads((out / SPEC).read_text(encoding="utf-8"))
         if not _same({k: record.get(k) for k in spec}, spec):
@@ -66,6 +69,14 @@ def open_sweep_dir(out: Path, spec: dict[str, Any]) -> dict[str, Any]:
         return record
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an sgdlab sweep; choose another --out")
+    return None
+
+
+def open_sweep_dir(out: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """The record in DIR/sweep.json, created or checked against `spec`."""
+    record = existing_record(out, spec)
+    if record is not None:
+        return record
     from ..runner import environment, versions
 
     out.mkdir(parents=True, exist_ok=True)
@@ -84,6 +95,20 @@ def run_sweep(config: str | Path | dict, grid: list[str] | tuple[str, ...], seed
     out = Path(out).resolve()  # Ray tasks may start elsewhere
     base, axes, runs = plan_sweep(config, grid, seeds, overrides)
     jobs = sweep_jobs(out, runs)
+    existing_record(out, _spec(base, axes, seeds))
+    # Join (or start) the cluster before writing anything: a bad --ray leaves no directory.
+    pending = [job for job in jobs if not finished(job)]
+    with ray_session(ray) if ray and pending else nullcontext():
+        return _run(out, base, axes, seeds, runs, jobs, workers, ray, log, report)
+
+
+def finished(job: Job) -> bool:
+    _, same, status = existing(job)
+    return same and status in FINISHED
+
+
+def _run(out: Path, base: dict[str, Any], axes: list[Axis], seeds: int, runs: list[SweepRun],
+         jobs: list[Job], workers: int | None, ray: str | None, log: Log, report: bool) -> Sweep:
     record = open_sweep_dir(out, _spec(base, axes, seeds))
     keys = [a.key for a in axes]
     errors: dict[str, str] = {}
@@ -103,7 +128,6 @@ def run_sweep(config: str | Path | dict, grid: list[str] | tuple[str, ...], seed
     t0, started = time.perf_counter(), _now()
     try:
         if ray:
-            from .ray_executor import run_ray
             run_ray(jobs, ray, on_done, log)
         else:
             run_local(jobs, workers, on_done, log)
