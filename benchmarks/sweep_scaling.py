@@ -1,10 +1,11 @@
-"""Sweep scaling: `sgdlab sweep` of 8 seconds-long runs with 2 local worker processes against
-1 worker (the runs one after the other in the sweep's own process). Target on 2 cores: ≥ 1.7×.
+"""Sweep scaling: `sgdlab sweep` of 8 seconds-long runs with 2 local workers against 1 worker.
+Target on 2 cores: ≥ 1.7×.
 
 Each side is the command a user types, timed from the outside as a fresh process (so both pay
-for starting Python and importing torch; the 2-worker side also starts its two spawned
-workers, which import torch and sgdlab again). Repetitions are interleaved (1, 2, 1, 2, …) so
-both sides see the same machine load; the ratio is taken per pair.
+for starting Python and importing torch). With 1 worker the sweep's own process trains the
+runs one after the other; with 2 it trains too while one spawned worker (which imports torch
+and sgdlab again) takes the other runs. Repetitions are interleaved (1, 2, 1, 2, …) so both
+sides see the same machine load; the ratio is taken per pair.
 
 On a machine shared with other work, Linux's autogroup scheduling gives all processes of one
 session (the sweep and its workers) one fair share of the CPUs together, so a second worker
