@@ -55,8 +55,10 @@ screenshot:
 		--user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1280,1000 \
 		--screenshot=docs/report.png "file://$(CURDIR)/runs/demo/report.html"
 
+# Every benchmark (A/B interleaved, medians and ranges) into benchmarks/results/ and one table;
+# `make bench QUICK=1` for the short pass, `DEVICE=cuda` on a GPU machine.
 bench: $(STAMP)
-	for b in benchmarks/[a-z]*.py; do [ $$b = benchmarks/common.py ] || $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick) --device $(or $(DEVICE),cpu)
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import describe, interleave, ratio_summary  # noqa: E402
+from common import bench_args, case, describe, interleave, ratio_summary, write_results  # noqa: E402
 
 from sgdlab.build import resolve  # noqa: E402
 from sgdlab.config import load_config  # noqa: E402
@@ -40,9 +40,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64)
-    args = ap.parse_args()
+    args = bench_args(ap)
     torch.set_num_threads(1)
     x, y = torch.randn(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,))
+    rows = []
     for label, opts in CASES.items():
         model_raw = {"name": label, **opts}
         cfg = resolve(load_config(raw={"data": {"name": "cifar10"}, "model": model_raw}))
@@ -54,6 +55,9 @@ def main() -> None:
         med, lo, hi = ratio_summary(times["contiguous"], times["channels_last"])
         print(f"{label:20s} contiguous {describe(times['contiguous'])} s/step; channels-last "
               f"{describe(times['channels_last'])}; speed-up {med:.2f}× ({lo:.2f}–{hi:.2f})")
+        rows.append(case(label, "channels-last speed-up per step",
+                         [c / l for c, l in zip(times["contiguous"], times["channels_last"])], target="> 1"))
+    write_results("channels_last", rows)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,19 @@ from sgdlab.engine import train
 from sgdlab.store import Recorder
 
 
+def bench_args(parser, quick_repeats: int = 2):
+    """The options every benchmark takes: --quick (a short pass: fewer repeats and steps) and
+    --device; with --quick, --repeats (if the benchmark has it) drops to `quick_repeats`."""
+    parser.add_argument("--quick", action="store_true", help="a short pass (fewer repeats and steps)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    args = parser.parse_args()
+    if args.quick and hasattr(args, "repeats"):
+        args.repeats = min(args.repeats, quick_repeats)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+    return args
+
+
 def interleave(candidates: dict[str, Callable[[], float | None]], repeats: int) -> dict[str, list[float]]:
     """Run each candidate `repeats` times, alternating A B A B …; a candidate returns its own
     measured seconds, or None to be timed from outside."""

@@ -1,7 +1,7 @@
 """Engine overhead: steps/s of sgdlab's loop (probes off) against a hand-written PyTorch loop
 on the same model, data, sampler and optimizer. Target: ratio ≥ 0.95.
 
-    .venv/bin/python benchmarks/engine_overhead.py [--repeats 7]
+    .venv/bin/python benchmarks/engine_overhead.py [--repeats 7] [--quick]
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import describe, engine_time, interleave, plain_time, ratio_summary  # noqa: E402
+from common import (bench_args, case, describe, engine_time, interleave, plain_time,  # noqa: E402
+                    ratio_summary, write_results)
 
 import sgdlab  # noqa: E402
 
@@ -30,12 +31,15 @@ CASES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+    args = bench_args(parser, quick_repeats=3)
     torch.set_num_threads(1)
-    for name, case in CASES.items():
-        raw = dict(case, seed=0, device="cpu", optim={"name": "sgd", "lr": 0.05},
+    rows = []
+    for name, spec in CASES.items():
+        if args.quick:
+            spec = dict(spec, train=dict(spec["train"], epochs=spec["train"]["epochs"] // 3))
+        raw = dict(spec, seed=0, device=args.device, optim={"name": "sgd", "lr": 0.05},
                    probes={"use": []})
-        steps = sgdlab.prepare(raw).sampler.steps_per_epoch * case["train"]["epochs"]
+        steps = sgdlab.prepare(raw).sampler.steps_per_epoch * spec["train"]["epochs"]
         engine_time(raw), plain_time(raw)  # warm up
         times = interleave({"engine": lambda raw=raw: engine_time(raw),
                             "plain": lambda raw=raw: plain_time(raw)},
@@ -45,6 +49,10 @@ def main() -> None:
         print(f"  engine s: {describe(times['engine'])}")
         print(f"  plain  s: {describe(times['plain'])}")
         print(f"  engine/plain steps/s ratio: median {med:.3f} (range {lo:.3f}–{hi:.3f}); target ≥ 0.95")
+        rows.append(case(name, "engine/plain steps/s, probes off",
+                         [p / e for p, e in zip(times["plain"], times["engine"])], target="≥ 0.95",
+                         engine_s=times["engine"], plain_s=times["plain"], steps=steps))
+    write_results("engine_overhead", rows)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import describe, engine_time, interleave, plain_time, ratio_summary  # noqa: E402
+from common import (bench_args, case, describe, engine_time, interleave, plain_time,  # noqa: E402
+                    ratio_summary, write_results)
 
 from sgdlab.experiments.exact_convergence.cnn import cnn_config  # noqa: E402
 from sgdlab.experiments.exact_convergence.settings import SCALE_SETTINGS  # noqa: E402
@@ -34,12 +35,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = bench_args(parser)
+    if args.quick:
+        args.epochs = 1
     s = SCALE_SETTINGS["cpu"].cnn
+    rows = []
     for m in s.models:
         raw = cnn_config(m, s)
         raw["train"] = dict(raw["train"], epochs=args.epochs)
-        raw["device"] = "cpu"
+        raw["device"] = args.device
         bare = copy.deepcopy(raw)
         bare["probes"] = {"use": []}
         torch.set_num_threads(raw["threads"])
@@ -56,6 +60,9 @@ def main() -> None:
         for a, b in (("plain", "engine"), ("plain+eval", "engine+eval")):
             med, lo, hi = ratio_summary(times[a], times[b])
             print(f"  {b}/{a} throughput: median {med:.3f} (range {lo:.3f}–{hi:.3f}); target ≥ 0.95")
+            rows.append(case(f"{m.key} CNN epoch", f"{b}/{a} throughput",
+                             [x / y for x, y in zip(times[a], times[b])], target="≥ 0.95"))
+    write_results("exact_convergence_cnn", rows)
 
 
 if __name__ == "__main__":

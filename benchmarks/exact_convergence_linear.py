@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import describe, interleave
+from common import bench_args, case, describe, interleave, write_results
 
 from sgdlab.experiments.exact_convergence.linear import load_set, run_grid
 from sgdlab.experiments.exact_convergence.logistic import (
@@ -46,7 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = bench_args(parser)
+    if args.quick:
+        args.steps = min(args.steps, 5000)
     torch.set_num_threads(1)
     s = SCALE_SETTINGS["cpu"].linear
     sets = [load_set(name, options, s) for name, options in s.datasets]
@@ -73,6 +75,9 @@ def main() -> None:
     print(f"  naive run-steps/s:      {describe(naive_rate)}")
     print(f"  speed-up (paired):      median {statistics.median(ratios):.1f}× "
           f"(range {min(ratios):.1f}–{max(ratios):.1f}×); target ≥ 50×")
+    write_results("exact_convergence_linear", [case(
+        f"{n_runs} logistic runs, {args.steps} steps", "batched/naive run-steps per s", ratios,
+        target="≥ 50")])
 
 
 if __name__ == "__main__":

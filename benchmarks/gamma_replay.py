@@ -7,7 +7,7 @@ Each measurement runs in a fresh process (peak RSS is per process); modes are in
 Memory is reported two ways: the process's peak RSS, and the peak RSS above the process's RSS
 once data and model are built (what training itself adds).
 
-    .venv/bin/python benchmarks/gamma_replay.py [--repeats 3]
+    .venv/bin/python benchmarks/gamma_replay.py [--repeats 3] [--quick]
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_args, case, write_results  # noqa: E402
 
 CASES = {
     "mlp 512x2 digits (P≈300k), 480 steps": {
@@ -61,9 +64,12 @@ def measure(raw: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    for name, case in CASES.items():
-        base = dict(case, seed=0, device="cpu", optim={"name": "sgd", "lr": 0.05})
+    args = bench_args(parser, quick_repeats=1)
+    rows = []
+    for name, spec in CASES.items():
+        if args.quick:
+            spec = dict(spec, train=dict(spec["train"], epochs=10))
+        base = dict(spec, seed=0, device=args.device, optim={"name": "sgd", "lr": 0.05})
         modes = {
             "plain": dict(base, probes={"use": ["eval", "batch_loss"]}),
             "replay": dict(base, probes={"use": ["eval", "batch_loss", "gamma"]}),
@@ -86,6 +92,11 @@ def main() -> None:
             add = [x["train_mb"] / max(y["train_mb"], 1e-9) for x, y in zip(results[a], results[b])]
             print(f"  {a}/{b}: time ×{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}), "
                   f"peak RSS ×{statistics.median(mem):.2f}, training-added memory ×{statistics.median(add):.1f}")
+            if b == "plain":
+                target = {"replay": ("≤ 2.5", "≤ 1.5"), "store": ("", "")}[a]
+                rows.append(case(name, f"{a}/plain time", ratios, target=target[0]))
+                rows.append(case(name, f"{a}/plain peak RSS", mem, target=target[1]))
+    write_results("gamma_replay", rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ gains nothing while others keep the cores busy: the results record the load aver
 CPU seconds of each side (with 2 idle cores, the 2-worker wall time is about half its CPU
 seconds), and the ratio is only meaningful on a quiet machine.
 
-    .venv/bin/python benchmarks/sweep_scaling.py [--quick] [--repeats 3]
+    .venv/bin/python benchmarks/sweep_scaling.py [--quick] [--repeats 3] [--device cpu]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import case, describe, interleave, ratio_summary, write_results  # noqa: E402
+from common import bench_args, case, describe, interleave, ratio_summary, write_results  # noqa: E402
 
 from sgdlab.config import dump_toml  # noqa: E402
 
@@ -69,16 +69,14 @@ def sweep_seconds(config: Path, workers: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one repetition")
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    repeats = 1 if args.quick else args.repeats
+    args = bench_args(parser, quick_repeats=1)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
-        config.write_text(dump_toml(CONFIG))
+        config.write_text(dump_toml(dict(CONFIG, device=args.device)))
         times = interleave({"1 worker": lambda: sweep_seconds(config, 1),
-                            "2 workers": lambda: sweep_seconds(config, 2)}, repeats)
+                            "2 workers": lambda: sweep_seconds(config, 2)}, args.repeats)
     med, lo, hi = ratio_summary(times["1 worker"], times["2 workers"])
     print(f"{RUNS} runs × {CONFIG['train']['epochs']} epochs, `sgdlab sweep` as a fresh process")
     for name, values in times.items():

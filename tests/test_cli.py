@@ -27,7 +27,8 @@ def test_run_writes_the_run_directory(tmp_path, cli):
     assert summary["status"] == "completed" and summary["steps"] == 24
     assert {"train_loss", "train_error", "test_loss", "test_error"} <= summary["final"].keys()
     assert {"python", "torch", "sgdlab"} <= summary["versions"].keys() and summary["seed"] == 0
-    assert {p.name for p in (out / "checkpoints").iterdir()} == {"init.pt", "final.pt"}
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {"init.pt", "final.pt", "init.pt.sha256",
+                                                             "final.pt.sha256"}
     run = sgdlab.load_run(out)
     assert run.config.train.epochs == 3 and run.metrics.column_names[:2] == ["step", "epoch"]
     assert run.series("train_loss")[0].tolist() == [0, 8, 16, 24]

@@ -154,3 +154,30 @@ def test_reproduce_fills_in_the_papers_citation(tmp_path):
     experiment = json.loads((tmp_path / "experiment.json").read_text())
     assert experiment["only"] == "linear" and "Nacson" in experiment["paper"]
     assert isinstance(claims[0], Claim)
+
+
+@pytest.mark.parametrize("name,only", [("exact-convergence", "cnn-base"),
+                                       ("gamma-principle", "activation-relu")])
+def test_timed_plan_at_cpu_scale(name, only):
+    _, rows, sims = plan(name, "cpu", "cpu", only=only)
+    assert [r.name for r in rows] == [only] and not sims
+    assert rows[0].seconds > 0 and rows[0].steps > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,only", [("exact-convergence", "cnn-base"),
+                                       ("gamma-principle", "optimizer-adam")])
+def test_timed_plan_at_full_scale(name, only):
+    _, rows, _ = plan(name, "full", "cpu", only=only)
+    assert [r.name for r in rows] == [only] and rows[0].n_train == 50_000 and rows[0].seconds > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,only", [("exact-convergence", "cnn-base"),
+                                       ("gamma-principle", "optimizer-adam")])
+def test_only_at_cpu_scale(name, only, tmp_path):
+    from sgdlab.experiments import reproduce
+
+    claims = reproduce(name, tmp_path, "cpu", "cpu", only=only)
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [only]
+    assert claims and all(c.verdict in ("holds", "fails", "not-applicable") for c in claims)

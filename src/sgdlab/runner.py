@@ -140,6 +140,7 @@ def resume(path: str | Path, *, progress: Progress | None = None, model: nn.Modu
         metrics = run_dir.read_metrics()
         return RunResult(run_dir.path, summary, metrics, None)
     run_dir.lock()
+    run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
     cfg = resolve(load_config(run_dir.config_path))
     parts = build_parts(cfg, model=model, data=data)
     init = run_dir.load("init.pt")
@@ -154,15 +155,18 @@ def resume(path: str | Path, *, progress: Progress | None = None, model: nn.Modu
     recorder.summary.pop("error", None)
     if summary.get("phase") == "replay":
         return _execute(parts, recorder, init, None, progress, phase="replay")
-    state = _latest_state(run_dir)
+    state = _latest_state(run_dir, recorder.summary)
     metrics.truncate(int(state["step"]) if state is not None else 0)
     recorder.summary["steps"] = int(state["step"]) if state is not None else 0
     return _execute(parts, recorder, init, state, progress)
 
 
-def _latest_state(run_dir: RunDir) -> dict[str, Any] | None:
-    states = run_dir.states()
-    return run_dir.load(states[-1][1].name) if states else None
+def _latest_state(run_dir: RunDir, summary: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The newest good resumable state; damaged newer ones are skipped and noted in `summary`."""
+    state, skipped = run_dir.latest_state()
+    if skipped and summary is not None:
+        summary.setdefault("skipped_states", []).extend(skipped)
+    return state
 
 
 def replayed_probes(probes: list[Probe]) -> list[Probe]:
@@ -194,7 +198,10 @@ def _execute(parts: Parts, recorder: Recorder, init_state: dict[str, torch.Tenso
         interrupted = isinstance(exc, KeyboardInterrupt)
         summary.update(status="interrupted" if interrupted else "failed",
                        error=f"{type(exc).__name__}: {exc}", finished_at=_now())
-        recorder.flush()
+        try:
+            recorder.flush()
+        except (OSError, UserError):
+            pass  # e.g. the disk is still full: the error that stopped the run is the one to see
         raise
     finally:
         if recorder.run_dir is not None:
@@ -227,6 +234,7 @@ def _record(parts: Parts, recorder: Recorder, outcome: Outcome) -> None:
         recorder.summary["final"] = {k: outcome.final.get(k) for k in FINAL_KEYS} | outcome.final
     if outcome.diverged_at is not None:
         recorder.summary["diverged_at"] = outcome.diverged_at
+        recorder.summary["last_finite"] = recorder.metrics.last_values(finite=True)
     if outcome.probe_summaries:
         recorder.summary.setdefault("probes", {}).update(outcome.probe_summaries)
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .. import faults
 from ..config import TrainConfig
 from ..params import all_finite, flat_params
 from ..probes import Reference, Runtime, StepContext, parse_schedule
@@ -103,6 +104,7 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
                                    batch_loss=loss_value, lr=lr)
                 for probe in due:
                     _put(row, probe.measure(ictx), probe.name)
+            faults.point("step")
             if row:
                 recorder.append(step, epoch, row)
             if not math.isfinite(loss_value):

@@ -1,10 +1,10 @@
 """`sgdlab reproduce NAME --plan`: what a scale would train and how long it would take here,
 before anything is trained or written.
 
-Each run's time comes from a short measured timing on the configured device: a few engine steps
-of every distinct model/data/batch combination (with the run's iteration probes on), once more
-for the replay pass of θ*-probes, plus one full-set evaluation times the number of evaluations
-its schedules ask for. Runs with a loss threshold are estimated at their step cap (an upper
+Each run's time comes from a short measured timing on the configured device: the median of a few
+engine steps of every distinct model/data/batch combination (with the run's iteration probes
+on), once more for the replay pass of θ*-probes, plus one full-set evaluation (timed on one
+evaluation chunk) times the number of evaluations its schedules ask for. Runs with a loss threshold are estimated at their step cap (an upper
 bound). Identical configs are trained once, as `Lab.run_many` does.
 """
 
@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +25,11 @@ from ..build import build_parts, resolve
 from ..config import ProbesConfig, config_to_toml, load_config, to_dict
 from ..engine import Parts, last_step, train
 from ..params import flat_params
-from ..probes import Reference, StepContext, build_probes
+from ..probes import Probe, Reference, StepContext, build_probes
 from ..store import Recorder
 from .base import Plan, experiments, selected
 
-TIMED_STEPS = (2, 8)  # engine runs of these lengths; their difference is the per-step time
+TIMED_STEPS = 8  # steps timed per model (after one warm-up step); the median counts
 
 
 @dataclass(frozen=True)
@@ -53,37 +54,49 @@ def _timing_key(cfg: Any) -> str:
     return json.dumps(keep, sort_keys=True, default=str)
 
 
-def _engine_seconds(parts: Parts, probes: ProbesConfig, steps: int,
-                    reference: Reference | None = None) -> float:
-    """Wall time of a `steps`-step in-memory engine run of `parts` with iteration probes only."""
-    cfg = parts.config
-    train_cfg = dataclasses.replace(cfg.train, epochs=None, max_steps=steps, stop_loss=None)
-    probe_list = [p for p in build_probes(probes) if p.iteration]
-    run_parts = dataclasses.replace(parts, config=dataclasses.replace(cfg, train=train_cfg),
-                                    probes=probe_list)
-    t0 = time.perf_counter()
-    train(run_parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model),
-          reference=reference)
-    return time.perf_counter() - t0
+class _Clock(Probe):
+    """Notes the time after every step (last in the probe list, so after the other probes)."""
+    needs = frozenset({"batch_loss"})
+
+    def __init__(self) -> None:
+        super().__init__("_clock", "step")
+        self.times: list[float] = []
+
+    def measure(self, ctx: Any) -> dict[str, float]:
+        self.times.append(time.perf_counter())
+        return {}
 
 
 def _per_step(parts: Parts, probes: ProbesConfig, reference: Reference | None = None) -> float:
-    short, long = (_engine_seconds(parts, probes, n, reference) for n in TIMED_STEPS)
-    return max(long - short, 1e-3 * short) / (TIMED_STEPS[1] - TIMED_STEPS[0])
+    """Median wall time of one engine step of `parts` with the iteration probes of `probes`
+    (state probes are counted separately, see `_evaluations`), over TIMED_STEPS steps."""
+    cfg = parts.config
+    train_cfg = dataclasses.replace(cfg.train, epochs=None, max_steps=TIMED_STEPS + 1, stop_loss=None)
+    clock = _Clock()
+    run_parts = dataclasses.replace(parts, config=dataclasses.replace(cfg, train=train_cfg),
+                                    probes=[p for p in build_probes(probes) if p.iteration] + [clock])
+    train(run_parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model),
+          reference=reference)
+    return statistics.median(b - a for a, b in zip(clock.times, clock.times[1:]))
 
 
 def _evaluation_seconds(parts: Parts) -> float:
-    ctx = StepContext(_runtime(parts), 0, 0.0)
-    t0 = time.perf_counter()
-    ctx.evaluate("train")
-    ctx.evaluate("test")
-    return time.perf_counter() - t0
-
-
-def _runtime(parts: Parts):
+    """One full train + test evaluation, timed on one evaluation chunk of each and scaled."""
+    from ..data import Split
     from ..probes import Runtime
-    return Runtime(parts.model, parts.data, parts.loss, flat_params(parts.model),
-                   parts.config.train.eval_batch_size)
+
+    chunk = parts.config.train.eval_batch_size
+    total = 0.0
+    for part in (parts.data.train, parts.data.test):
+        if len(part) == 0:
+            continue
+        head = Split(part.x[:chunk], part.y[:chunk])
+        data = dataclasses.replace(parts.data, train=head, test=head)
+        ctx = StepContext(Runtime(parts.model, data, parts.loss, flat_params(parts.model), chunk), 0, 0.0)
+        t0 = time.perf_counter()
+        ctx.evaluate("train")
+        total += (time.perf_counter() - t0) * len(part) / len(head)
+    return total
 
 
 def _evaluations(parts: Parts, steps: int) -> int:
@@ -104,7 +117,9 @@ def estimate_run(name: str, raw: dict[str, Any], device: str,
     from ..runner import first_pass, replayed_probes
 
     cfg = resolve(load_config(raw=dict(raw, device=device)))
+    t0 = time.perf_counter()
     parts = build_parts(cfg)
+    build = time.perf_counter() - t0  # data and model, as each run builds them again
     spe = parts.sampler.steps_per_epoch
     steps = last_step(cfg.train, spe)
     replayed = replayed_probes(parts.probes)
@@ -119,7 +134,7 @@ def estimate_run(name: str, raw: dict[str, Any], device: str,
         per_step = _per_step(parts, first_probes)
         replay_step = 0.0
         if replayed:
-            n = TIMED_STEPS[1] + 1
+            n = TIMED_STEPS + 1
             reference = Reference(flat_params(parts.model), torch.full((n,), math.nan), "plan")
             replay_probes = ProbesConfig(use=tuple(p.name for p in replayed),
                                          options={p.name: cfg.probes.options[p.name] for p in replayed})
@@ -128,7 +143,7 @@ def estimate_run(name: str, raw: dict[str, Any], device: str,
     per_step, replay_step, evaluation = cache[key]
     seconds = None
     if steps is not None:
-        seconds = steps * (per_step + replay_step) + _evaluations(parts, steps) * evaluation
+        seconds = build + steps * (per_step + replay_step) + _evaluations(parts, steps) * evaluation
     stop = f"{steps:,} steps ({steps / spe:g} epochs)" if steps is not None else "no step cap"
     if cfg.train.stop_loss is not None:
         stop = f"until training loss < {cfg.train.stop_loss:g}, at most {stop}"

@@ -23,14 +23,21 @@ def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
     return uniq + 0.5, np.array([np.median(values[ok & (keys == k)]) for k in uniq])
 
 
-def gamma_figure(path: str | Path, title: str, runs: dict[str, Run]) -> Path:
+def gamma_figure(path: str | Path, title: str, runs: dict[str, Run], *, level: float | None = None,
+                 notes: dict[str, str] | None = None) -> Path:
     """Three rows as in the paper: normalized distance to θ* (dimensionless), training loss (log
     scale when it spans decades), γ (per step, faint; per-epoch median, solid; symmetric log
-    scale). Writes the PNG at `path` and an SVG beside it."""
+    scale). `level` draws a loss level on the loss row (e.g. the premise threshold); `notes`
+    adds a remark to a run's legend entry. When the runs' lengths differ by more than 4×, the
+    epoch axis is logarithmic past the first epoch. Writes the PNG at `path` and an SVG beside it."""
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 9), sharex=True)
-    for i, (label, run) in enumerate(runs.items()):
+    notes = notes or {}
+    lengths = []
+    for i, (name, run) in enumerate(runs.items()):
         color = f"C{i}"
+        label = f"{name} ({notes[name]})" if notes.get(name) else name
         table = run.metrics
+        lengths.append(float(table["epoch"].to_numpy().max()) if table.num_rows else 0.0)
         if "gamma_dist" in table.column_names:
             e, d = run.epochs("gamma_dist")
             axes[0].plot(e, d, color=color, label=label)
@@ -44,6 +51,10 @@ def gamma_figure(path: str | Path, title: str, runs: dict[str, Run]) -> Path:
             me, mg = per_epoch_median(e, g)
             axes[2].plot(me, mg, color=color, label=label)
     axes[2].axhline(0, color="k", lw=0.6)
+    if level is not None:
+        axes[1].axhline(level, color="k", lw=0.8, ls="--", label=f"loss level {level:g}")
+    if lengths and min(lengths) > 0 and max(lengths) / min(lengths) > 4:
+        axes[2].set_xscale("symlog", linthresh=1.0)
     finite = [abs(v) for line in axes[2].get_lines() for v in line.get_ydata() if np.isfinite(v) and v != 0]
     if finite:
         axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))

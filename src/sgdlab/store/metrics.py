@@ -72,12 +72,14 @@ class MetricsLog:
         table = self.commit()
         self._table = table.filter(pc.less(table["step"], step))
 
-    def last_values(self) -> dict[str, float]:
-        """The last non-null value of every metric column."""
+    def last_values(self, finite: bool = False) -> dict[str, float]:
+        """The last non-null (with `finite`: finite) value of every metric column."""
         table = self.table()
         out = {}
         for name in table.column_names[2:]:
             values = table[name].drop_null()
+            if finite:
+                values = values.filter(pc.is_finite(values))
             if len(values):
                 out[name] = values[-1].as_py()
         return out

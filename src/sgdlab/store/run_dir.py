@@ -4,7 +4,7 @@
   summary.json       status, final metrics, counts, timings, versions, seed
   metrics.parquet    one row per recorded step
   checkpoints/       init.pt (θ_0), final.pt, state-<step>.pt (resumable: model, optimizer,
-                     sampler, RNG and probe states)
+                     sampler, RNG and probe states), each with a .sha256 checked on load
   figures/           written by reports, never by the engine
 
 A run directory is created whole or not at all, and one process at a time holds its lock.
@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
-from .files import load_tensors, save_tensors, write_json, write_parquet, write_text
+from .files import (CorruptCheckpoint, load_tensors, remove_checkpoint, save_tensors, write_json,
+                    write_parquet, write_text)
 
 STATE_RE = re.compile(r"^state-(\d+)\.pt$")
 
@@ -142,6 +143,24 @@ class RunDir:
         found = [(int(p.stem.split("-")[1]), p) for p in folder.glob("theta-*.pt")] if folder.is_dir() else []
         return sorted(found)
 
+    def latest_state(self) -> tuple[dict[str, Any] | None, list[str]]:
+        """The newest resumable state that loads and matches its checksum, and the names of
+        newer ones skipped because they did not (a run resumes from the last good one)."""
+        skipped = []
+        for _, p in reversed(self.states()):
+            try:
+                return self.load(p.name), skipped
+            except CorruptCheckpoint:
+                skipped.append(p.name)
+        return None, skipped
+
+    def remove_temporaries(self) -> None:
+        """Delete the temp files a killed writer left (`.NAME.tmp-PID`, never renamed into place)."""
+        for folder in (self.path, self.checkpoints, self.checkpoints / "iterates"):
+            if folder.is_dir():
+                for p in folder.glob(".*.tmp-*"):
+                    p.unlink(missing_ok=True)
+
     def prune_states(self, keep: int) -> None:
         for _, p in self.states()[:-keep]:
-            p.unlink(missing_ok=True)
+            remove_checkpoint(p)

@@ -18,6 +18,9 @@ from ...store import Run, RunDir  # noqa: E402
 from ..base import Claim, Lab, decide  # noqa: E402
 
 ANGLE = 45.0  # degrees: "the SGD direction differs from the path's direction"
+CLAIM_ID = "optimizer/pca-directions"
+STATEMENT = (f"in the PCA plane of the momentum and Adam paths, the SGD update directions differ "
+             f"from the paths' own directions (median angle > {ANGLE:g}°; the paper's Appendix D.2)")
 
 
 def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
@@ -72,13 +75,15 @@ def pca_view(lab: Lab, runs: dict[str, Run]) -> Claim:
         ax.set(title=f"{label}: PC1 {ev['explained_pc1']:.0%}, PC2 {ev['explained_pc2']:.0%} of variance",
                xlabel="PC1", ylabel="PC2")
         ax.legend(frameon=False, fontsize=8)
-    fig.suptitle("log10 loss on the plane of the path's two principal directions")
+    fig.suptitle("log10 training loss on the plane of the path's two principal directions "
+                 "(Li et al. 2018's view)")
     fig.tight_layout()
     fig.savefig(lab.figure("gamma-pca"), dpi=110)
     plt.close(fig)
-    angles = [e["median_angle_deg"] for e in evidence.values()]
-    return decide("optimizer/pca-directions",
-                  f"in the PCA plane of the momentum and Adam paths, the SGD update directions differ "
-                  f"from the paths' own directions (median angle > {ANGLE:g}°; the paper's Appendix D.2)",
-                  None if any(math.isnan(x) for x in angles) else all(x > ANGLE for x in angles),
+    angles = {label: e["median_angle_deg"] for label, e in evidence.items()}
+    return decide(CLAIM_ID, STATEMENT,
+                  None if any(math.isnan(x) for x in angles.values()) else all(x > ANGLE for x in angles.values()),
+                  headline=", ".join(f"{k} {v:.0f}°" for k, v in angles.items()),
+                  meaning="the paper's picture: SGD's own direction at points of the momentum/Adam "
+                          "paths points elsewhere than those paths go",
                   **evidence)

@@ -1,0 +1,212 @@
+"""Faults a long run must survive: SIGKILL at chosen points (a step, a checkpoint write, a
+metrics write, the γ replay pass), damaged checkpoints, a full disk, NaN/inf anywhere. After
+each, `sgdlab resume` ends bit-identical to an uninterrupted run, with no duplicated or missing
+metric rows, and no damaged checkpoint is ever loaded."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import sgdlab
+from sgdlab.errors import UserError
+from sgdlab.optim import optimizers
+from sgdlab.store import RunDir
+from sgdlab.store.files import CorruptCheckpoint, DiskFull, checksum_path
+
+from conftest import run_cli_process, tiny, write_toml
+from test_resume import assert_same_run
+
+RUN = tiny(train={"epochs": None, "max_steps": 600}, checkpoint={"every_steps": 50, "keep": 3},
+           probes={"use": ["eval", "batch_loss", "norms"], "eval": {"schedule": "every:100"}})
+GAMMA = tiny(train={"epochs": None, "max_steps": 300}, checkpoint={"every_steps": 50, "keep": 2},
+             probes={"use": ["eval", "batch_loss", "gamma"]})
+
+
+def run_with_fault(cfg: Path, out: Path, fault: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SGDLAB_FAULT=fault)
+    return subprocess.run([sys.executable, "-m", "sgdlab", "run", str(cfg), "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    refs = {}
+    for name, raw in (("run", RUN), ("gamma", GAMMA)):
+        cfg = write_toml(root / f"{name}.toml", raw)
+        done = run_cli_process("run", cfg, "--out", root / f"ref-{name}", "--quiet")
+        assert done.returncode == 0, done.stderr
+        refs[name] = (cfg, root / f"ref-{name}")
+    return refs
+
+
+@pytest.mark.parametrize("kind,fault", [
+    ("run", "step@350"),                          # between two checkpoints
+    ("run", "write:state-@4"),                    # a resumable state half-written
+    ("run", "write:metrics.parquet@3"),           # a metrics flush half-written
+    ("run", "write:summary.json@5"),
+    ("gamma", "step@420"),                        # in the replay pass (300 first-pass steps)
+    ("gamma", "write:final.pt@1"),                # between the two passes
+])
+def test_sigkill_at_a_point_then_resume_is_bit_identical(reference, tmp_path, kind, fault):
+    cfg, ref = reference[kind]
+    out = tmp_path / "killed"
+    proc = run_with_fault(cfg, out, fault)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-500:])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "running"
+    resumed = run_cli_process("resume", out, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(ref, out)
+    leftovers = [p for p in out.rglob(".*.tmp-*")]
+    assert not leftovers, leftovers
+
+
+def test_a_damaged_latest_state_is_skipped_not_loaded(reference, tmp_path):
+    cfg, ref = reference["run"]
+    out = tmp_path / "killed"
+    proc = run_with_fault(cfg, out, "step@420")
+    assert proc.returncode == -signal.SIGKILL
+    states = RunDir(out).states()
+    assert len(states) >= 2
+    newest = states[-1][1]
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the checksum catches it
+    newest.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpoint, match="does not match its checksum"):
+        RunDir(out).load(newest.name)
+    resumed = run_cli_process("resume", out, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped_states"] == [newest.name]
+    assert_same_run(ref, out)
+
+
+def test_a_truncated_checkpoint_without_checksum_is_refused(tmp_path):
+    sgdlab.run(tiny(), tmp_path / "r")
+    final = tmp_path / "r" / "checkpoints" / "final.pt"
+    checksum_path(final).unlink()
+    final.write_bytes(final.read_bytes()[:100])
+    with pytest.raises(CorruptCheckpoint, match="cannot be read"):
+        sgdlab.load_run(tmp_path / "r").checkpoint("final.pt")
+
+
+def test_disk_full_is_a_clear_error_and_earlier_checkpoints_survive(tmp_path, monkeypatch):
+    import sgdlab.store.files as files
+
+    real_save, calls = torch.save, []
+
+    def filling_disk(obj, path, *a, **k):
+        calls.append(Path(path).name)
+        if len(calls) >= 5:  # init.pt and the first states fit; then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(files.torch, "save", filling_disk)
+    out = tmp_path / "r"
+    with pytest.raises(DiskFull, match="no space left"):
+        sgdlab.run(RUN, out)
+    states = RunDir(out).states()
+    assert states and all(RunDir(out).load(p.name)["step"] == s for s, p in states)
+    assert not list(out.rglob(".*.tmp-*"))
+    monkeypatch.setattr(files.torch, "save", real_save)  # space freed
+    sgdlab.resume(out)
+    ref = sgdlab.run(RUN, tmp_path / "ref")
+    assert sgdlab.load_run(out).metrics.equals(ref.metrics)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 600 kB tmpfs (needs root, as CI has); skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({made.stderr.strip() or 'not root'})")
+    yield mount
+    subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_really_full_disk_from_the_cli(tiny_disk, tmp_path):
+    raw = tiny(model={"widths": [256]}, train={"epochs": None, "max_steps": 400},
+               checkpoint={"every_steps": 20, "keep": 50})
+    cfg = write_toml(tmp_path / "c.toml", raw)
+    out = tiny_disk / "r"
+    done = run_cli_process("run", cfg, "--out", out, "--quiet")
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no space left" in lines[0] and "Traceback" not in done.stderr
+    for step, path in RunDir(out).states():
+        assert RunDir(out).load(path.name)["step"] == step  # every state on disk is whole
+
+
+# ---------------------------------------------------------------------------------------
+# Numerical faults
+
+
+@pytest.mark.parametrize("optimizer", optimizers.names())
+def test_every_optimizer_diverges_cleanly(optimizer):
+    result = sgdlab.run(tiny(optim={"name": optimizer, "lr": 1e30}, probes={"use": ["eval", "batch_loss"]}))
+    s = result.summary
+    assert s["status"] == "diverged" and s["stop_reason"] == "diverged"
+    assert s["diverged_at"] <= 3
+    assert s["last_finite"]["train_loss"] == result.metrics["train_loss"][0].as_py()
+
+
+@pytest.mark.parametrize("rule", ["constant", "inverse", "inverse-sqrt", "grad-damped", "combined"])
+def test_every_step_size_rule_diverges_cleanly(rule):
+    result = sgdlab.run(tiny(optim={"name": "sgd", "lr": 1e30, "schedule": {"name": rule, "alpha": 0.0}}))
+    assert result.summary["status"] == "diverged" and result.summary["diverged_at"] <= 3
+
+
+def test_nan_in_the_data_stops_at_the_step_that_meets_it():
+    from sgdlab.data import build_dataset
+    from sgdlab.build import resolve
+    from sgdlab.config import load_config
+
+    raw = tiny(train={"sampler": "cyclic"})
+    data = build_dataset(resolve(load_config(raw=raw)).data, 0)
+    data.train.x[40].view(-1)[3] = float("nan")  # in batch 2 of the cyclic order (batch size 16)
+    result = sgdlab.run(raw, data=data)
+    assert result.summary["status"] == "diverged" and result.summary["diverged_at"] == 2
+    steps = result.metrics["step"].to_pylist()
+    assert steps == sorted(set(steps)) and max(steps) == 2
+
+
+def test_inf_parameters_at_the_end_are_divergence_not_completion():
+    class Blows(torch.nn.Module):
+        """Finite losses, but the last update sends a weight to inf."""
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(64, 10)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 16:  # the forward of the last step
+                self.lin.weight.register_hook(lambda g: g * float("inf"))
+            return self.lin(x.flatten(1))
+
+    result = sgdlab.run(tiny(probes={"use": ["batch_loss"]}), model=Blows())
+    assert result.summary["status"] == "diverged" and result.summary["diverged_at"] == 16
+
+
+def test_a_diverged_run_resumes_as_nothing_to_do(tmp_path, cli):
+    out = tmp_path / "r"
+    sgdlab.run(tiny(optim={"lr": 1e30}), out)
+    result = cli("resume", out)
+    assert result.exit_code == 0 and "already diverged" in result.stderr
+
+
+def test_user_errors_are_errors_users_can_act_on():
+    assert issubclass(DiskFull, UserError) and issubclass(CorruptCheckpoint, UserError)
