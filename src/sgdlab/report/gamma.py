@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
-from ..papers import GAMMA_2019  # noqa: E402
 from ..store import Run  # noqa: E402
 from .figures import loss_label, save_figure, spans_decades  # noqa: E402
 
@@ -58,7 +57,7 @@ def gamma_figure(path: str | Path, title: str, runs: dict[str, Run], *, level: f
     finite = [abs(v) for line in axes[2].get_lines() for v in line.get_ydata() if np.isfinite(v) and v != 0]
     if finite:
         axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))
-    axes[0].set(ylabel="‖θ_k − θ*‖ / ‖θ_0 − θ*‖", title=f"γ-principle ({GAMMA_2019.short}): {title}")
+    axes[0].set(ylabel="‖θ_k − θ*‖ / ‖θ_0 − θ*‖", title=f"γ-principle: {title}")
     losses = [line.get_ydata() for line in axes[1].get_lines()]
     if losses and spans_decades(*losses, decades=1.0):
         axes[1].set_yscale("log")

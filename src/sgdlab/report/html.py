@@ -218,8 +218,10 @@ def run_figures(path: Path) -> list[Path]:
     if run.metrics.num_rows:
         made.append(plot_curves(run, figs / "curves.png"))
         if "gamma_dist" in run.metrics.column_names:
+            from ..papers import GAMMA_2019
             from .gamma import gamma_figure
-            made.append(gamma_figure(figs / "gamma.png", path.name, {path.name: run}))
+            made.append(gamma_figure(figs / "gamma.png", f"{path.name} (after {GAMMA_2019.short})",
+                                     {path.name: run}))
     others = sorted(p for p in figs.glob("*.png") if p not in made) if figs.is_dir() else []
     return made + others
 
