@@ -5,12 +5,12 @@ loss, update rule, sampler and probes. Both fail with a ConfigError before any w
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, get_type_hints
+from typing import Any
 
 import torch
 from torch import nn
 
-from .config import Config, ProbesConfig, check_range, convert
+from .config import Config, ProbesConfig, check_range, convert, type_hints
 from .data import Dataset, build_dataset, datasets
 from .engine import Parts, Sampler
 from .errors import ConfigError
@@ -28,7 +28,7 @@ DEFAULT_EPOCHS = 10
 
 def fill_options(section: Any, entry: Entry, prefix: str, kind: str) -> Any:
     """Reject entry-specific fields the entry does not read; fill unset ones from its defaults."""
-    hints = get_type_hints(type(section))
+    hints = type_hints(type(section))
     updates = {}
     for f in dataclasses.fields(section):
         value = getattr(section, f.name)

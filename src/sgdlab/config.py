@@ -9,6 +9,7 @@ None and are filled from the chosen entry's defaults when the config is resolved
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import tomllib
 import types
@@ -228,11 +229,17 @@ def check_range(value: Any, meta: dict[str, Any], key: str) -> None:
             raise ConfigError(f"{key}: {value!r} is out of range (must be {text} {b})")
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """get_type_hints of a config dataclass, evaluated once (it dominates loading otherwise)."""
+    return get_type_hints(cls)
+
+
 def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass `cls` from a TOML table; unknown keys, wrong types and ranges fail."""
     if cls is ProbesConfig:
         return _probes_from_dict(data, prefix)
-    hints = get_type_hints(cls)
+    hints = type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
     if unknown:

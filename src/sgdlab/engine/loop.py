@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .. import faults
 from ..config import TrainConfig
 from ..params import all_finite, flat_params
-from ..probes import Reference, Runtime, StepContext, parse_schedule
+from ..probes import Reference, Runtime, StepContext, capturing, parse_schedule
 from ..store import Recorder
 from .interrupt import StopRequest
 from .parts import Parts
@@ -95,8 +95,9 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
             due = [p for p in iteration_probes if p.schedule.due(step, spe)]
             before = flat_params(model) if any("update" in p.needs for p in due) else None
             rule.zero_grad()
-            loss = parts.loss(model(x), y)
-            loss.backward()
+            with capturing(due, ctx, (x, y)):  # due probes may reuse this forward/backward
+                loss = parts.loss(model(x), y)
+                loss.backward()
             lr = rule.step(step, step // spe)
             loss_value = loss.item()
             if due:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ProbesConfig
-from . import basic, gamma  # noqa: F401  (registers)
-from .base import ITERATION_NEEDS, Deferred, Probe
+from . import basic, gamma, gradients  # noqa: F401  (registers)
+from .base import ITERATION_NEEDS, Deferred, Probe, capturing
 from .context import Reference, Runtime, StepContext, batch_loss_at, eval_mode
 from .registry import probes
 from .schedules import (Schedule, each_step, epoch_ends, every, final_only, log_spaced, never,
@@ -23,6 +23,6 @@ def build_probes(cfg: ProbesConfig) -> list[Probe]:
     return built
 
 
-__all__ = ["Deferred", "ITERATION_NEEDS", "Probe", "Reference", "Runtime", "batch_loss_at", "Schedule", "StepContext", "build_probes",
+__all__ = ["Deferred", "ITERATION_NEEDS", "Probe", "capturing", "Reference", "Runtime", "batch_loss_at", "Schedule", "StepContext", "build_probes",
            "each_step", "epoch_ends", "eval_mode", "every", "final_only", "log_spaced", "never",
            "parse_schedule", "probes"]

@@ -9,8 +9,9 @@ probes*: they measure θ_k before update k. Both land in metrics row `step = k`.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from .schedules import Schedule, parse_schedule
 
@@ -53,6 +54,13 @@ class Probe:
     def measure(self, ctx: Any) -> dict[str, float]:
         raise NotImplementedError
 
+    def capture(self, ctx: Any, batch: Any) -> AbstractContextManager | None:
+        """A context the engine runs the step's forward and backward in when this iteration probe
+        is due (None: nothing to capture). `ctx` is the StepContext of θ_k, `batch` is B_k as
+        (x, y). It may install hooks that read activations and gradients — never change them —
+        so that `measure` reuses the step's own passes instead of making new ones."""
+        return None
+
     def finish(self, ctx: Any) -> Deferred | None:
         """Called once after a completed run with the context of the final iterate."""
         return None
@@ -65,3 +73,17 @@ class Probe:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, schedule={self.schedule.spec!r})"
+
+
+def capturing(due: list[Probe], ctx: Any, batch: Any) -> AbstractContextManager:
+    """The step's forward/backward context: every due probe's `capture` entered, in order."""
+    contexts = [c for c in (p.capture(ctx, batch) for p in due) if c is not None]
+    return _entered(contexts) if contexts else nullcontext()
+
+
+@contextmanager
+def _entered(contexts: list[AbstractContextManager]) -> Iterator[None]:
+    with ExitStack() as stack:
+        for c in contexts:
+            stack.enter_context(c)
+        yield

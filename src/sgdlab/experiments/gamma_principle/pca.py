@@ -25,11 +25,12 @@ STATEMENT = (f"in the PCA plane of the momentum and Adam paths, the SGD update d
 
 def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
     """PCA of the saved iterates, the loss grid on their plane and projected SGD directions."""
-    iterates = RunDir(run.path).iterates()
+    run_dir = RunDir(run.path)
+    iterates = run_dir.iterates()
     if len(iterates) < 3:
         raise ValueError(f"{run.path}: needs checkpoint.iterates for the PCA view")
     steps = [s for s, _ in iterates]
-    thetas = torch.stack([torch.load(p, weights_only=True) for _, p in iterates])
+    thetas = torch.stack([run_dir.load(f"iterates/{p.name}") for _, p in iterates])
     final = thetas[-1]
     pca = path_pca(thetas, final)
     parts = prepare(run.config)

@@ -1,0 +1,98 @@
+"""Reproduction of Giselsson's lecture "Stochastic gradient descent: qualitative convergence
+behavior": how the agreement of the individual gradients decides how SGD converges.
+
+Seven parts, each a figure and claims with numbers:
+  1 noise ball        f = Σ ½‖x − c_i‖², step 1/3: GD in one step, the iid noise ball
+                      E‖x‖² = mean‖c‖²/5, the cyclic 3-cycle, fast outside / slow inside   (simulation)
+  2 1-D pair          cyclic SGD, step 0.07, ∇f_i(0) = ±0.83 vs ±0.02: amplitude γc/(2−γ)    (simulation)
+  3 least squares     200×100 vs 200×1000, SGD batch 1: floor ∝ step vs the minimum-norm
+                      interpolator, individual gradient norms at the solution               (runs)
+  4 residual nets     3x5,2,1 vs 15x25,2,1, logistic loss: final loss, best gradient,
+                      individual gradient norms, μ over training                            (runs)
+  5 escaping          4 functions, a flat and a not individually flat global minimum: escape
+                      probability and time vs batch size 1…4 (GD never escapes)           (simulation)
+  6 step-size rules   the lecture's table for the combined, damped and undamped rules on the
+                      15x25 net; the undamped one ends with status `diverged`               (runs)
+  7 μ                 μ against the mini-batch size and the distance from the solution, MLP on
+                      digits                                                                 (run)
+
+Outputs besides runs/: tables/{noise_ball, pair, escaping, escaping_summary, least_squares,
+step_size_rules, agreement_distance, agreement_batch}.parquet and figures/{noise-ball, pair,
+least-squares, nets, escaping, agreement}.png.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ...papers import GISELSSON_SGD
+from ..base import Claim, Lab, Plan, Simulation, experiments
+from . import agreement, least_squares, nets, toy_parts, toys
+from .settings import SCALE_SETTINGS, Settings, ToySettings
+
+SIMULATIONS = ("noise-ball", "pair", "escaping")
+
+
+def run_configs(s: Settings) -> dict[str, dict]:
+    return {**least_squares.configs(s.least_squares), **nets.configs(s.nets),
+            "mu-mlp": agreement.agreement_config(s.agreement)}
+
+
+FIGURE_SECONDS = 2.0  # drawing and saving one figure, roughly
+
+
+def simulation_seconds(name: str, t: ToySettings, fraction: float = 0.1) -> float:
+    """Seconds for simulation `name`, from a timed run of `fraction` of its steps, plus a figure."""
+    scaled = lambda steps: max(2, int(steps * fraction))  # noqa: E731
+    t0 = time.perf_counter()
+    with toy_parts.one_thread():
+        if name == "noise-ball":
+            toys.simulate_noise_ball(toys.NoiseBall(), t.noise_runs, scaled(t.noise_steps), t.seed)
+        elif name == "pair":
+            for c in toy_parts.PAIR_C:
+                toys.simulate_pair(c, toy_parts.PAIR_STEP, toy_parts.PAIR_X0, scaled(t.pair_steps))
+        else:
+            toys.simulate_escape(toys.Escape(), toy_parts.BATCH_SIZES + (1,), t.escape_runs,
+                                 scaled(t.escape_steps), t.seed)
+    return (time.perf_counter() - t0) / fraction + FIGURE_SECONDS
+
+
+def plan(scale: str) -> Plan:
+    s = SCALE_SETTINGS[scale]
+    t = s.toys
+    text = {"noise-ball": f"noise ball: {t.noise_runs:,} iid SGD runs × {t.noise_steps} steps, cyclic, GD",
+            "pair": f"1-D pair: cyclic SGD, {t.pair_steps} steps, two problems",
+            "escaping": f"escaping: {t.escape_runs:,} runs × {t.escape_steps} steps for each batch size 1…4"}
+    sims = {name: Simulation(text[name], lambda name=name: simulation_seconds(name, t))
+            for name in SIMULATIONS}
+    return Plan(run_configs(s), sims)
+
+
+@experiments.register("qualitative-sgd", help="gradient agreement μ and the qualitative behaviour "
+                      "of SGD: noise ball, individual gradients at the solution, over- vs "
+                      "under-parameterized least squares and residual nets, escaping "
+                      "non-individually-flat minima vs batch size, step-size rules",
+                      paper=GISELSSON_SGD, plan=plan)
+def run(lab: Lab) -> list[Claim]:
+    s = SCALE_SETTINGS[lab.scale]
+    claims: list[Claim] = []
+    if lab.selected("noise-ball"):
+        claims += toy_parts.noise_ball_part(lab, s.toys)
+    if lab.selected("pair"):
+        claims += toy_parts.pair_part(lab, s.toys)
+    if lab.selected("escaping"):
+        claims += toy_parts.escaping_part(lab, s.toys)
+    configs = run_configs(s)
+    lab.log(f"{len(configs)} runs: least squares, residual nets and step-size rules, μ on digits")
+    runs = lab.run_many(configs)
+    ls_names = list(least_squares.configs(s.least_squares))
+    if any(n in runs for n in ls_names) or lab.only is None:
+        claims += least_squares.least_squares_part(lab, s.least_squares, runs)
+    if any(n in runs for n in ("net-3x5", "net-15x25")) or lab.only is None:
+        claims += nets.nets_part(lab, s.nets, runs)
+    if any(n.startswith("rule-") for n in runs) or lab.only is None:
+        rule_claims, _ = nets.rules_part(lab, s.nets, runs)
+        claims += rule_claims
+    if "mu-mlp" in runs or lab.only is None:
+        claims += agreement.agreement_part(lab, s.agreement, runs)
+    return claims

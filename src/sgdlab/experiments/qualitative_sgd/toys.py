@@ -1,0 +1,185 @@
+"""The lecture's small examples, simulated exactly (float64, many runs advanced together):
+
+noise ball   f = Σ_{i=1}^3 f_i, f_i(x) = ½‖x − c_i‖², c_1 + c_2 + c_3 = 0, step γ = 1/3.
+             GD (x ← x − γ∇f = x − γ·3x) reaches 0 in one step; SGD x ← x − γ(x − c_i) =
+             (2/3)x + c_i/3 with i uniform has E‖x_{k+1}‖² = (4/9)E‖x_k‖² + (1/9)·mean‖c_i‖², so
+             the stationary noise ball has E‖x‖² = mean‖c_i‖²/5; the cyclic order 1, 2, 3, 1, …
+             settles on the 3-cycle p_0 = (9/19)((4/9)c_1 + (2/3)c_2 + c_3), p_{j+1} = (2/3)p_j + c_{j+1}/3.
+pair         f_{1,2}(x) = ½(x ∓ c)², ∇f_{1,2}(0) = ∓c, cyclic order, step γ: the iterates settle on
+             the 2-cycle ±γc/(2−γ), so f − f* = x² stalls at (γc/(2−γ))².
+escaping     f = Σ_{i=1}^4 f_i on the line, f_i = p + s_i φ with the double well
+             p(x) = a (x − x_L)²(x − x_R)² (two global minima of equal depth, barrier at
+             (x_L + x_R)/2), a bump φ(x) = (x − x_L)(1 − ((x − x_L)/w)²)² on |x − x_L| < w (0
+             elsewhere; φ(x_L) = 0, φ'(x_L) = 1) and Σ s_i = 0: f = 4p, the right minimum is
+             individually flat (every f_i' = p' = 0 there) and the left is not (f_i'(x_L) = s_i).
+             With x_L = 0.8, s_4 = −2.77, γ = 0.5: one step on f_4 from x_L lands at 2.185, past
+             the barrier (the lecture's example). Mini-batches are uniform K-subsets; K = 4 is GD.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+F64 = torch.float64
+
+
+# ---------------------------------------------------------------------------------------
+# noise ball
+
+
+@dataclass(frozen=True)
+class NoiseBall:
+    centers: tuple[tuple[float, float], ...] = ((1.0, 0.2), (-0.6, 0.9))  # c_3 = −c_1 − c_2
+    x0: tuple[float, float] = (6.0, 4.0)
+    step: float = 1.0 / 3.0
+
+    @property
+    def c(self) -> torch.Tensor:
+        c12 = torch.tensor(self.centers, dtype=F64)
+        return torch.cat([c12, -c12.sum(dim=0, keepdim=True)])
+
+    @property
+    def ball(self) -> float:
+        """mean‖c_i‖²/5: the stationary E‖x‖² of iid SGD at step 1/3."""
+        return float((self.c ** 2).sum(dim=1).mean()) / 5
+
+    def cycle(self) -> torch.Tensor:
+        """The 3-cycle of the cyclic order [3, 2], p_0 the iterate before f_1's step."""
+        c = self.c
+        p0 = (9 / 19) * ((4 / 9) * c[0] + (2 / 3) * c[1] + c[2])
+        p1 = (2 / 3) * p0 + c[0] / 3
+        p2 = (2 / 3) * p1 + c[1] / 3
+        return torch.stack([p0, p1, p2])
+
+    def mu(self, x: torch.Tensor) -> torch.Tensor:
+        """μ(x) = min_{i≠j} ⟨x − c_i, x − c_j⟩ for points x [..., 2]."""
+        g = x[..., None, :] - self.c  # [..., 3, 2]
+        inner = g @ g.transpose(-1, -2)
+        off = ~torch.eye(3, dtype=torch.bool)
+        return inner[..., off].min(dim=-1).values
+
+
+def simulate_noise_ball(nb: NoiseBall, runs: int, steps: int, seed: int) -> dict[str, np.ndarray]:
+    """iid SGD (`runs` runs), cyclic SGD and GD from x0: iterates [steps+1, runs, 2] etc."""
+    gen = torch.Generator().manual_seed(seed)
+    c, g = nb.c, nb.step
+    x = torch.tensor(nb.x0, dtype=F64).expand(runs, 2).clone()
+    iid = [x.clone()]
+    for _ in range(steps):
+        i = torch.randint(0, 3, (runs,), generator=gen)
+        x = x - g * (x - c[i])
+        iid.append(x.clone())
+    y = torch.tensor(nb.x0, dtype=F64)
+    cyclic = [y.clone()]
+    for k in range(steps):
+        y = y - g * (y - c[k % 3])
+        cyclic.append(y.clone())
+    x0 = torch.tensor(nb.x0, dtype=F64)
+    gd = torch.stack([x0, x0 - g * (3 * x0 - c.sum(dim=0))])
+    return {"iid": torch.stack(iid).numpy(), "cyclic": torch.stack(cyclic).numpy(), "gd": gd.numpy()}
+
+
+# ---------------------------------------------------------------------------------------
+# 1-D pair
+
+
+def simulate_pair(c: float, step: float, x0: float, steps: int) -> np.ndarray:
+    """Cyclic SGD on f_{1,2} = ½(x ∓ c)²: x_0 … x_steps."""
+    xs = [x0]
+    x = x0
+    for k in range(steps):
+        x = x - step * (x - (c if k % 2 == 0 else -c))
+        xs.append(x)
+    return np.asarray(xs)
+
+
+def pair_amplitude(c: float, step: float) -> float:
+    return step * c / (2 - step)
+
+
+# ---------------------------------------------------------------------------------------
+# escaping
+
+
+@dataclass(frozen=True)
+class Escape:
+    x_left: float = 0.8
+    x_right: float = 3.0
+    a: float = 0.1
+    width: float = 1.0
+    s123: tuple[float, float, float] = (1.5, 0.8, 0.47)  # s_4 = −(s_1 + s_2 + s_3) = −2.77
+    step: float = 0.5
+
+    @property
+    def s(self) -> torch.Tensor:
+        s = torch.tensor(self.s123, dtype=F64)
+        return torch.cat([s, -s.sum(dim=0, keepdim=True)])
+
+    @property
+    def barrier(self) -> float:
+        return (self.x_left + self.x_right) / 2
+
+    def p(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a * (x - self.x_left) ** 2 * (x - self.x_right) ** 2
+
+    def dp(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = x - self.x_left, x - self.x_right
+        return 2 * self.a * u * v * (u + v)
+
+    def phi(self, x: torch.Tensor) -> torch.Tensor:
+        u = (x - self.x_left) / self.width
+        return torch.where(u.abs() < 1, self.width * u * (1 - u ** 2) ** 2, torch.zeros_like(x))
+
+    def dphi(self, x: torch.Tensor) -> torch.Tensor:
+        u = (x - self.x_left) / self.width
+        return torch.where(u.abs() < 1, (1 - u ** 2) * (1 - 5 * u ** 2), torch.zeros_like(x))
+
+    def f_i(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., 4]: the four summands at x."""
+        return self.p(x)[..., None] + self.s * self.phi(x)[..., None]
+
+    def grads(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., 4]: f_i'(x)."""
+        return self.dp(x)[..., None] + self.s * self.dphi(x)[..., None]
+
+
+def subset_masks(k: int, n: int = 4) -> torch.Tensor:
+    """All k-subsets of n indices as 0/1 rows [C(n, k), n]."""
+    rows = [[1.0 if i in c else 0.0 for i in range(n)] for c in itertools.combinations(range(n), k)]
+    return torch.tensor(rows, dtype=F64)
+
+
+def simulate_escape(e: Escape, batch_sizes: tuple[int, ...], runs: int, steps: int,
+                    seed: int, start: float | None = None) -> dict[str, np.ndarray]:
+    """Mini-batch SGD from `start` (default x_L) for every batch size at once: each run draws a
+    uniform K-subset of {1…4} per step. Returns the first step with x > barrier (−1: never),
+    the final iterates and the largest distance from the start, per batch size × run."""
+    gen = torch.Generator().manual_seed(seed)
+    x0 = e.x_left if start is None else start
+    out = {"first_escape": [], "final": [], "max_move": []}
+    for k in batch_sizes:
+        masks = subset_masks(k) / k
+        x = torch.full((runs,), x0, dtype=F64)
+        first = torch.full((runs,), -1, dtype=torch.long)
+        far = torch.zeros(runs, dtype=F64)
+        for step in range(steps):
+            pick = masks[torch.randint(0, len(masks), (runs,), generator=gen)]
+            x = x - e.step * (pick * e.grads(x)).sum(dim=-1)
+            first[(x > e.barrier) & (first < 0)] = step + 1
+            far = torch.maximum(far, (x - x0).abs())
+        for key, value in (("first_escape", first), ("final", x), ("max_move", far)):
+            out[key].append(value.numpy())
+    return {key: np.stack(v) for key, v in out.items()}
+
+
+def escape_summary(first: np.ndarray, batch_sizes: tuple[int, ...]) -> dict[str, list[float]]:
+    prob = [(first[i] > 0).mean() for i in range(len(batch_sizes))]
+    time = [float(first[i][first[i] > 0].mean()) if (first[i] > 0).any() else math.nan
+            for i in range(len(batch_sizes))]
+    return {"batch_size": list(batch_sizes), "escape_probability": [float(p) for p in prob],
+            "mean_escape_step": time}

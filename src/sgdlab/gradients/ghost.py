@@ -1,0 +1,255 @@
+"""The outer-product ("ghost") identity: per-sample gradient inner products of a layer from its
+inputs and output gradients, without forming any per-sample gradient (Goodfellow 2015,
+"Efficient per-example gradient computations").
+
+A Linear layer z = W a + b applied to sample i at positions t = 1…T (T = 1 for a plain vector
+input; sequence or other extra dimensions otherwise) has ∇_W ℓ_i = Σ_t δ_it a_itᵀ with
+δ_it = ∂ℓ_i/∂z_it, so
+
+    ⟨∇_W ℓ_i, ∇_W ℓ_j⟩ = Σ_{t,s} ⟨a_it, a_js⟩ ⟨δ_it, δ_js⟩      (T = 1: (A Aᵀ) ∘ (D Dᵀ))
+    ⟨∇_b ℓ_i, ∇_b ℓ_j⟩ = ⟨Σ_t δ_it, Σ_s δ_js⟩.
+
+A Conv1d/Conv2d layer is the same Linear map applied to the unfolded input patches, with T the
+number of output positions. For large T the double sum costs N²T²(d_in + d_out) while forming
+the per-sample weight gradients costs N·T·d_in·d_out + N²·d_in·d_out; each layer takes the
+cheaper one (for LeNet's convolutions: the latter). The Gram matrices of the layers add up to
+the Gram matrix of the whole gradient, since ⟨g_i, g_j⟩ is a sum over parameter blocks.
+
+Layers are supported by exact type (a subclass may compute differently): nn.Linear, sgdlab's
+NTKLinear, nn.Conv1d, nn.Conv2d (groups = 1, zero padding given as numbers). A supported layer
+is used for the identity only if its hook fires exactly once per forward and no other module
+shares its parameters; everything else is left to the generic (vmap) path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.layers import NTKLinear
+
+
+@dataclass
+class Record:
+    """One call of a hooked layer: its input, its output and (once known) ∂loss/∂output."""
+    layer: nn.Module
+    input: torch.Tensor
+    output: torch.Tensor
+    grad: torch.Tensor | None = None
+    version: int = 0  # the output's version counter when recorded (an in-place op bumps it)
+
+    @property
+    def modified(self) -> bool:
+        """Whether the output was changed in place after the layer (e.g. ReLU(inplace=True))."""
+        return self.output._version != self.version
+
+
+def _conv_supported(m: nn.Module) -> bool:
+    return m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+
+
+SUPPORTED: dict[type, Callable[[nn.Module], bool]] = {
+    nn.Linear: lambda m: True,
+    NTKLinear: lambda m: True,
+    nn.Conv1d: _conv_supported,
+    nn.Conv2d: _conv_supported,
+}
+
+
+def trainable_names(layer: nn.Module) -> list[str]:
+    """Local names ("weight", "bias") of the layer's own trainable parameters."""
+    return [n for n, p in layer.named_parameters(recurse=False) if p.requires_grad]
+
+
+def candidate_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """{qualified name: layer} of the layers the identity can handle: supported type, at least one
+    trainable parameter, and no parameter shared with another module."""
+    owners: dict[int, int] = {}
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            owners[id(p)] = owners.get(id(p), 0) + 1
+    out = {}
+    for name, m in model.named_modules():
+        check = SUPPORTED.get(type(m))
+        if check is None or not check(m) or not trainable_names(m):
+            continue
+        if any(owners[id(p)] > 1 for p in m.parameters(recurse=False)):
+            continue
+        out[name] = m
+    return out
+
+
+class Capture:
+    """Forward hooks on `layers` recording each call's input and output; with `grad_hooks`, also a
+    tensor hook on each output that keeps ∂loss/∂output when a backward pass runs (the training
+    step's own backward). Hooks only read: values and gradients are unchanged."""
+
+    def __init__(self, layers: dict[str, nn.Module], grad_hooks: bool = False):
+        self.layers, self.grad_hooks = layers, grad_hooks
+        self.records: list[Record] = []
+        self._handles: list = []
+
+    def __enter__(self) -> "Capture":
+        self.records = []
+        self._handles = [m.register_forward_hook(self._hook) for m in self.layers.values()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _hook(self, layer: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        record = Record(layer, inputs[0].detach(), output, version=output._version)
+        self.records.append(record)
+        if self.grad_hooks and output.requires_grad:
+            def keep(grad: torch.Tensor, record: Record = record) -> None:
+                record.grad = grad.detach()
+            output.register_hook(keep)
+
+    def calls(self) -> dict[str, int]:
+        by_id = {id(m): name for name, m in self.layers.items()}
+        counts = {name: 0 for name in self.layers}
+        for r in self.records:
+            counts[by_id[id(r.layer)]] += 1
+        return counts
+
+
+def _conv2d_args(layer: nn.Module, a: torch.Tensor, d: torch.Tensor):
+    """A Conv1d call as a Conv2d one: (input [N,C,H,W], output grad [N,O,H',W'], kernel, stride,
+    padding, dilation), all 2-tuples."""
+    if isinstance(layer, nn.Conv1d):
+        return (a.unsqueeze(2), d.unsqueeze(2), (1, layer.kernel_size[0]), (1, layer.stride[0]),
+                (0, layer.padding[0]), (1, layer.dilation[0]))
+    return a, d, layer.kernel_size, layer.stride, layer.padding, layer.dilation
+
+
+def patches(a: torch.Tensor, kernel, stride, padding, dilation, out_hw) -> torch.Tensor:
+    """The input patches of a convolution, [N, C·kh·kw, H'·W'] (F.unfold's layout), by one
+    strided copy of the zero-padded input (several times faster than F.unfold on CPU)."""
+    if any(padding):
+        a = F.pad(a, (padding[1], padding[1], padding[0], padding[0]))
+    n, c = a.shape[:2]
+    sn, sc, sh, sw = a.stride()
+    view = a.as_strided((n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
+                        (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]))
+    return view.reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+
+
+def conv_per_sample_grads(a: torch.Tensor, d: torch.Tensor, kernel, stride, padding,
+                          dilation) -> torch.Tensor:
+    """∇_W ℓ_i of a Conv2d for every sample, [N, O·C·kh·kw]. With many input channels: the
+    weight-gradient kernel of a grouped convolution whose groups are the samples (input
+    [1, N·C, H, W], output gradient [1, N·O, H', W'], groups = N); with few, the patches times
+    the output gradients (one batched matmul); each the faster one in measurements on CPU."""
+    n, c = a.shape[:2]
+    o, hw = d.shape[1], d.shape[2:]
+    if c >= 8:
+        w = a.new_empty(n * o, c, *kernel)  # only its shape is read
+        grads = torch.ops.aten.convolution_backward(
+            d.reshape(1, n * o, *hw), a.reshape(1, n * c, *a.shape[2:]), w, None, list(stride),
+            list(padding), list(dilation), False, [0, 0], n, [False, True, False])[1]
+        return grads.reshape(n, -1)
+    u = patches(a, kernel, stride, padding, dilation, hw)
+    return torch.bmm(d.reshape(n, o, -1), u.transpose(1, 2)).reshape(n, -1)
+
+
+def conv_weight_gram(layer: nn.Module, a: torch.Tensor, d: torch.Tensor, budget: int,
+                     diag: bool = False) -> torch.Tensor:
+    """⟨∇_W ℓ_i, ∇_W ℓ_j⟩ of a Conv1d/Conv2d call: the identity's double sum over output
+    positions when it is cheaper, else the Gram matrix of the per-sample weight gradients
+    (in blocks of output channels within `budget`)."""
+    a, d, kernel, stride, padding, dilation = _conv2d_args(layer, a, d)
+    n, c = a.shape[:2]
+    o, hw = d.shape[1], d.shape[2:]
+    t, d_in = hw[0] * hw[1], c * kernel[0] * kernel[1]
+    pairs = 1 if diag else n
+    if n * pairs * t * t * (d_in + o) <= n * t * d_in * o + n * pairs * d_in * o:
+        u = patches(a, kernel, stride, padding, dilation, hw).transpose(1, 2)
+        return weight_gram(u, d.reshape(n, o, t).transpose(1, 2), budget, diag)
+    rows = max(1, min(o, budget // (a.element_size() * n * d_in)))
+    out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
+    for start in range(0, o, rows):
+        g = conv_per_sample_grads(a, d[:, start:start + rows], kernel, stride, padding, dilation)
+        out += _reduce(g, diag)
+    return out
+
+
+def _scales(layer: nn.Module) -> tuple[float, float]:
+    """(weight, bias) factors of the layer's forward: NTKLinear uses (σ/√n_in)·W and σ·b."""
+    if isinstance(layer, NTKLinear):
+        return layer.sigma / math.sqrt(layer.n_in), layer.sigma
+    return 1.0, 1.0
+
+
+def weight_gram(a: torch.Tensor, d: torch.Tensor, budget: int, diag: bool = False) -> torch.Tensor:
+    """Σ_{t,s} ⟨a_it, a_js⟩⟨δ_it, δ_js⟩ for a [N, T, d_in], d [N, T, d_out], float64 [N, N]:
+    by the identity or through the per-sample gradients δ_iᵀ a_i, whichever costs less; blocks
+    keep temporaries within `budget` bytes."""
+    n, t, d_in = a.shape
+    d_out = d.shape[2]
+    size = a.element_size()
+    if t == 1:
+        a2, d2 = a[:, 0], d[:, 0]
+        if diag:
+            return (a2 * a2).sum(dim=1).double() * (d2 * d2).sum(dim=1).double()
+        return (a2 @ a2.T).double() * (d2 @ d2.T).double()
+    pairs = 1 if diag else n  # the identity's cost per sample: its own T×T block, or all N
+    if n * pairs * t * t * (d_in + d_out) <= n * t * d_in * d_out + n * pairs * d_in * d_out:
+        if diag:
+            rows = max(1, budget // (2 * size * t * t))
+            out = torch.empty(n, dtype=torch.float64, device=a.device)
+            for i in range(0, n, rows):
+                ka = torch.bmm(a[i:i + rows], a[i:i + rows].transpose(1, 2))
+                kd = torch.bmm(d[i:i + rows], d[i:i + rows].transpose(1, 2))
+                out[i:i + rows] = (ka * kd).sum(dim=(1, 2)).double()
+            return out
+        flat_a, flat_d = a.reshape(n * t, d_in), d.reshape(n * t, d_out)
+        rows = max(1, budget // (2 * size * n * t * t))
+        out = torch.empty(n, n, dtype=torch.float64, device=a.device)
+        for i in range(0, n, rows):
+            ka = a[i:i + rows].reshape(-1, d_in) @ flat_a.T
+            kd = d[i:i + rows].reshape(-1, d_out) @ flat_d.T
+            out[i:i + rows] = (ka * kd).reshape(-1, t, n, t).sum(dim=(1, 3)).double()
+        return out
+    rows = max(1, min(d_out, budget // (size * n * d_in)))
+    out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
+    for o in range(0, d_out, rows):
+        g = torch.einsum("nto,nti->noi", d[:, :, o:o + rows], a).reshape(n, -1)
+        out += _reduce(g, diag)
+    return out
+
+
+def _reduce(g: torch.Tensor, diag: bool) -> torch.Tensor:
+    """Per-sample gradient rows → their Gram matrix (float64), or only its diagonal."""
+    return (g * g).sum(dim=1).double() if diag else (g @ g.T).double()
+
+
+def record_gram(record: Record, scale: float, budget: int, diag: bool = False) -> torch.Tensor:
+    """The Gram matrix of one layer call's trainable parameters, from its input and ∂loss/∂output
+    (times `scale`: N when the loss was a batch mean); with `diag` only its diagonal."""
+    layer = record.layer
+    a = record.input
+    n = a.shape[0]
+    out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
+    if record.grad is None:  # the output did not reach the loss: zero gradients
+        return out
+    d = record.grad * scale
+    conv = isinstance(layer, (nn.Conv1d, nn.Conv2d))
+    s_w, s_b = _scales(layer)
+    names = trainable_names(layer)
+    if "weight" in names:
+        if conv:
+            out += conv_weight_gram(layer, a, d, budget, diag)
+        else:
+            out += (s_w * s_w) * weight_gram(a.reshape(n, -1, a.shape[-1]),
+                                             d.reshape(n, -1, d.shape[-1]), budget, diag)
+    if "bias" in names:
+        db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else d.reshape(n, -1, d.shape[-1]).sum(dim=1)
+        out += (s_b * s_b) * _reduce(db, diag)
+    return out

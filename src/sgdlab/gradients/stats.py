@@ -1,0 +1,95 @@
+"""What the Gram matrix G_ij = ⟨g_i, g_j⟩ of per-sample gradients g_i = ∇ℓ_i(θ) on a batch of N
+tells, all without the gradients themselves (ḡ = (1/N) Σ g_i is the batch gradient):
+
+  norms        ‖g_i‖ = √G_ii: min, mean, max, quantiles
+  agreement    μ = min_{i≠j} G_ij (Giselsson's lecture on SGD's qualitative convergence: the
+               larger μ, the more alike the gradients), and the mean and quantiles of G_ij, i≠j
+  cosines      G_ij / (‖g_i‖‖g_j‖), i≠j: min, mean, quantiles (pairs with a zero gradient left out)
+  batch        ‖ḡ‖² = (1/N²) Σ_ij G_ij
+  variance     tr Σ̂ = (1/(N−1)) Σ_i ‖g_i − ḡ‖² = (tr G/N − ‖ḡ‖²)·N/(N−1); SNR = ‖ḡ‖²/tr Σ̂
+  norm test    tr Σ̂ / (N‖ḡ‖²) ≤ θ² (Byrd, Chin, Nocedal & Wu 2012)
+  inner-product test   Var̂_i⟨g_i, ḡ⟩ / (N‖ḡ‖⁴) ≤ θ²   (Bollapragada, Byrd & Nocedal 2018)
+  orthogonality test   (1/(N−1)) Σ_i ‖g_i − (⟨g_i,ḡ⟩/‖ḡ‖²) ḡ‖² / (N‖ḡ‖²) ≤ ν²   (same paper)
+with ⟨g_i, ḡ⟩ = (1/N) Σ_j G_ij. The three tests are Cockpit's (Schneider, Dangel & Hennig 2021)
+batch-size diagnostics; each is a ratio whose threshold the user picks.
+
+Mini-batch agreement: the gradient of a mini-batch B of size K is g_B = (1/K) Σ_{i∈B} g_i, so
+⟨g_B, g_B'⟩ = (1/K²) Σ_{i∈B, j∈B'} G_ij; `minibatch_gram` forms these for sampled batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _quantiles(values: torch.Tensor, qs: tuple[float, ...], prefix: str) -> dict[str, float]:
+    if not qs or values.numel() == 0:
+        return {}
+    q = torch.quantile(values, torch.tensor(qs, dtype=values.dtype, device=values.device))
+    return {f"{prefix}_q{100 * p:g}": float(v) for p, v in zip(qs, q)}
+
+
+def gram_stats(gram: torch.Tensor, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+               prefix: str = "grad") -> dict[str, float]:
+    """The statistics above as a flat dict `{prefix}_…`; pair statistics need N ≥ 2 and the
+    tests ‖ḡ‖ > 0 (undefined ones are left out rather than reported as NaN)."""
+    g = gram.double()
+    n = g.shape[0]
+    diag = g.diagonal().clamp_min(0)
+    norms = diag.sqrt()
+    p = prefix
+    out = {f"{p}_n": float(n), f"{p}_norm_max": float(norms.max()),
+           f"{p}_norm_mean": float(norms.mean()), f"{p}_norm_min": float(norms.min())}
+    out |= _quantiles(norms, quantiles, f"{p}_norm")
+    mean_sq = float(g.sum()) / n ** 2
+    out[f"{p}_batch_norm"] = math.sqrt(max(mean_sq, 0.0))
+    if n < 2:
+        return out
+    off = ~torch.eye(n, dtype=torch.bool, device=g.device)
+    inner = g[off]
+    out |= {f"{p}_mu": float(inner.min()), f"{p}_inner_mean": float(inner.mean())}
+    out |= _quantiles(inner, quantiles, f"{p}_inner")
+    scale = torch.outer(norms, norms)
+    valid = off & (scale > 0)
+    if valid.any():
+        cos = (g[valid] / scale[valid]).clamp(-1, 1)
+        out |= {f"{p}_cos_min": float(cos.min()), f"{p}_cos_mean": float(cos.mean())}
+        out |= _quantiles(cos, quantiles, f"{p}_cos")
+    variance = max(float(diag.sum()) / n - mean_sq, 0.0) * n / (n - 1)
+    out[f"{p}_variance"] = variance
+    if mean_sq > 0:
+        along = g.sum(dim=1) / n  # ⟨g_i, ḡ⟩
+        out[f"{p}_snr"] = mean_sq / variance if variance > 0 else math.inf
+        out[f"{p}_norm_test"] = variance / (n * mean_sq)
+        out[f"{p}_inner_product_test"] = float(along.var(unbiased=True)) / (n * mean_sq ** 2)
+        ortho = (diag - along ** 2 / mean_sq).clamp_min(0).sum() / (n - 1)
+        out[f"{p}_orthogonality_test"] = float(ortho) / (n * mean_sq)
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def minibatch_gram(gram: torch.Tensor, batches: torch.Tensor) -> torch.Tensor:
+    """⟨g_B, g_B'⟩ for the rows of `batches` ([M, K] sample indices): [M, M] float64."""
+    m, k = batches.shape
+    s = torch.zeros(m, gram.shape[0], dtype=torch.float64, device=gram.device)
+    s.scatter_add_(1, batches.to(gram.device), torch.full((m, k), 1.0 / k, dtype=torch.float64,
+                                                           device=gram.device))
+    return s @ gram.double() @ s.T
+
+
+def sample_batches(n: int, k: int, m: int, gen: torch.Generator) -> torch.Tensor:
+    """`m` mini-batches of `k` distinct indices out of n, each uniform over the k-subsets."""
+    return torch.rand(m, n, generator=gen).argsort(dim=1)[:, :k]
+
+
+def minibatch_agreement(gram: torch.Tensor, k: int, m: int, gen: torch.Generator) -> dict[str, float]:
+    """μ_K = min over pairs of `m` sampled K-batches of ⟨g_B, g_B'⟩, the mean over pairs, and the
+    mean cosine (Giselsson: a larger mini-batch gives a larger μ)."""
+    bg = minibatch_gram(gram, sample_batches(gram.shape[0], k, m, gen))
+    off = ~torch.eye(m, dtype=torch.bool)
+    norms = bg.diagonal().clamp_min(0).sqrt()
+    scale = torch.outer(norms, norms)[off]
+    cos = bg[off][scale > 0] / scale[scale > 0]
+    return {"mu": float(bg[off].min()), "inner_mean": float(bg[off].mean()),
+            "cos_mean": float(cos.mean()) if cos.numel() else math.nan}

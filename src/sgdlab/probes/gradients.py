@@ -1,0 +1,159 @@
+"""The `gradients` probe: per-sample gradients g_i = ∇ℓ_i(θ_k) on the step's batch B_k (or a
+fixed subset of the training set), reduced to their Gram matrix and read off it
+(sgdlab.gradients.stats): norms (max, mean, min, quantiles), agreement μ = min_{i≠j}⟨g_i, g_j⟩
+with the mean and quantiles of the inner products (Giselsson's lecture on SGD's qualitative
+convergence), cosines, the batch gradient norm ‖ḡ‖, variance and SNR, Cockpit's norm,
+inner-product and orthogonality tests (Byrd et al. 2012; Bollapragada et al. 2018), and the
+full-gradient norm ‖∇L(θ_k)‖ with its best (smallest) value so far.
+
+Cheap enough to leave on. With batch = "train" it is an iteration probe that *captures*: when
+due, the engine runs the step's own forward and backward inside `capture`, whose hooks keep
+each Linear/Conv layer's input and output gradient; the Gram matrix is formed from them after
+the step (the outer-product identity), so the probe adds no forward or backward of its own.
+This is exact when the model computes the same in train and eval mode (no batch norm, no
+active dropout) and the training loss is the batch mean of the per-sample losses (every
+sgdlab loss is), so the step's output gradients are δ_i/N. Otherwise — batch norm couples the
+samples in train mode, dropout draws masks — the per-sample quantities are those of eval mode
+(running statistics, no dropout), computed in a separate pass at θ_k on B_k before the step
+(set reuse_step = false to always do so). Parameters the identity cannot handle are computed
+by vmap at θ_k before the step. Nothing the probe does changes the trajectory.
+
+With batch = "eval" it is a state probe on `n_eval` training points fixed at setup (a seeded
+random subset), measured at θ_k before the update and at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import UserError
+from ..gradients import (DEFAULT_BUDGET_MB, Capture, check_path, gram_stats, per_sample_gram,
+                         plan_split, records_gram, vmap_gram)
+from .base import Probe
+from .context import batch_dependent, eval_mode
+from .registry import probes
+
+BATCHES = ("train", "eval")
+
+
+@probes.register(
+    "gradients",
+    help="per-sample gradients on B_k (reusing the step's backward) or a fixed subset: norms, "
+         "agreement μ = min⟨∇ℓ_i,∇ℓ_j⟩, cosines, variance, SNR, norm / inner-product / "
+         "orthogonality tests, full-gradient norm and its best so far",
+    options={"schedule": "epoch", "batch": "train", "path": "auto", "n_eval": 256,
+             "quantiles": (0.1, 0.5, 0.9), "budget_mb": DEFAULT_BUDGET_MB, "full_grad": True,
+             "reuse_step": True, "seed": 0})
+class Gradients(Probe):
+    def __init__(self, name: str, schedule: str = "epoch", batch: str = "train", path: str = "auto",
+                 n_eval: int = 256, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+                 budget_mb: float = DEFAULT_BUDGET_MB, full_grad: bool = True,
+                 reuse_step: bool = True, seed: int = 0):
+        super().__init__(name, schedule)
+        key = f"probes.{name}"
+        if batch not in BATCHES:
+            raise UserError(f"{key}.batch: {batch!r} is not one of {', '.join(BATCHES)}")
+        check_path(path, f"{key}.path")
+        if n_eval < 2:
+            raise UserError(f"{key}.n_eval: {n_eval} must be ≥ 2 (agreement needs pairs)")
+        if not all(0 <= q <= 1 for q in quantiles):
+            raise UserError(f"{key}.quantiles: {list(quantiles)} must lie in [0, 1]")
+        if not budget_mb > 0:
+            raise UserError(f"{key}.budget_mb: {budget_mb} must be > 0")
+        self.batch, self.path, self.n_eval, self.quantiles = batch, path, n_eval, tuple(quantiles)
+        self.budget_mb, self.full_grad, self.reuse_step, self.seed = budget_mb, full_grad, reuse_step, seed
+        self.needs = frozenset({"batch"} if batch == "train" else {"eval"}) \
+            | ({"full_grad"} if full_grad else set())
+        self.best = math.inf
+        self._pending: tuple[int, Any] | None = None
+
+    def setup(self, rt: Any) -> None:
+        self.rt = rt
+        train = rt.data.train
+        self.split = plan_split(rt.model, rt.data.batch(train, slice(0, 1))[0], self.path)
+        # The step's own forward/backward gives eval-mode per-sample gradients only when train
+        # and eval mode compute the same.
+        self.from_step = (self.reuse_step and bool(self.split.ghost)
+                          and not batch_dependent(rt.model) and not rt.has_dropout)
+        if self.batch == "eval":
+            n = len(train)
+            gen = torch.Generator().manual_seed(self.seed)
+            self.subset = torch.randperm(n, generator=gen)[:min(self.n_eval, n)].sort().values
+
+    # --- batch = "train": capture during the step ------------------------------------------
+
+    def capture(self, ctx: Any, batch: tuple[torch.Tensor, torch.Tensor]):
+        return self._capture(ctx, batch) if self.batch == "train" else None
+
+    @contextmanager
+    def _capture(self, ctx: Any, batch: tuple[torch.Tensor, torch.Tensor]) -> Iterator[None]:
+        x, y = batch
+        full = self._full_norm(ctx)  # at θ_k, shared with state probes through ctx's cache
+        if not self.from_step:
+            self._pending = (ctx.step, (self._gram(x, y), full))
+            yield
+            return
+        generic = None
+        if self.split.generic:
+            with eval_mode(self.rt.model):
+                generic = vmap_gram(self.rt.model, self.rt.loss.per_sample, x, y,
+                                    list(self.split.generic), self._budget)
+        with Capture(self.split.ghost, grad_hooks=True) as cap:
+            yield
+        self._pending = (ctx.step, (cap, generic, full))
+
+    def _from_capture(self, cap: Capture, generic: torch.Tensor | None) -> torch.Tensor:
+        calls = cap.calls()
+        wrong = {name: c for name, c in calls.items() if c != 1}
+        if wrong:
+            raise RuntimeError(f"probe {self.name}: layers {wrong} did not run exactly once in "
+                               "the training step as they did at setup")
+        n = cap.records[0].input.shape[0]
+        gram = records_gram(cap.records, None, float(n), self._budget)  # δ_i = N·∂(mean loss)/∂z_i
+        return gram + generic if generic is not None else gram
+
+    # --- measuring ----------------------------------------------------------------------------
+
+    def measure(self, ctx: Any) -> dict[str, float]:
+        if self.batch == "eval":
+            x, y = ctx.data.batch(ctx.data.train, self.subset)
+            return self._row(self._gram(x, y), self._full_norm(ctx))
+        if self._pending is None or self._pending[0] != ctx.step:
+            raise RuntimeError(f"probe {self.name} measured step {ctx.step} without capturing it")
+        _, payload = self._pending
+        self._pending = None
+        if isinstance(payload[0], Capture):
+            cap, generic, full = payload
+            return self._row(self._from_capture(cap, generic), full)
+        gram, full = payload
+        return self._row(gram, full)
+
+    @property
+    def _budget(self) -> int:
+        return int(self.budget_mb * 2 ** 20)
+
+    def _gram(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return per_sample_gram(self.rt.model, self.rt.loss, x, y, path=self.path,
+                               budget_mb=self.budget_mb).gram
+
+    def _full_norm(self, ctx: Any) -> float | None:
+        if not self.full_grad:
+            return None
+        return float(torch.linalg.vector_norm(ctx.full_gradient()))
+
+    def _row(self, gram: torch.Tensor, full: float | None) -> dict[str, float]:
+        row = gram_stats(gram, self.quantiles, prefix="grad")
+        if full is not None and math.isfinite(full):
+            self.best = min(self.best, full)
+            row |= {"grad_full_norm": full, "grad_full_norm_best": self.best}
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state.get("best", math.inf))

@@ -1,0 +1,435 @@
+"""sgdlab.gradients: both paths against a Python loop of single-sample backward passes, on an
+MLP, a CNN, a residual net and models with layers the identity does not cover; the statistics
+against their definitions; the `gradients` probe on the training step against a separate pass,
+the trajectory with the probe on and off, and its errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sgdlab.errors import UserError
+from sgdlab.gradients import gram_stats, minibatch_gram, per_sample_gram, per_sample_norms, plan_split
+from sgdlab.gradients.generic import blocks
+from sgdlab.losses import get_loss
+from sgdlab.models.layers import NTKLinear
+
+CE = get_loss("cross-entropy", "index")
+
+
+def loop_gram(model, loss, x, y) -> torch.Tensor:
+    """The reference: one backward pass per sample, per-sample gradients stacked, G = J Jᵀ."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    model.eval()
+    for i in range(len(x)):
+        li = loss.per_sample(model(x[i:i + 1]), y[i:i + 1]).sum()
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(li, params)]))
+    j = torch.stack(rows).double()
+    return j @ j.T
+
+
+def rel_error(g: torch.Tensor, ref: torch.Tensor) -> float:
+    """max_ij |G − G_ref| / √(G_ref,ii G_ref,jj): the error on the cosine scale."""
+    d = ref.diagonal().clamp_min(1e-300).sqrt()
+    return float(((g - ref).abs() / torch.outer(d, d)).max())
+
+
+class Scale(nn.Module):
+    """A layer with a parameter the identity has no rule for: y = s ⊙ x."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.s = nn.Parameter(torch.linspace(0.5, 1.5, n))
+
+    def forward(self, x):
+        return x * self.s
+
+
+class Tied(nn.Module):
+    """One Linear applied twice (its hook fires twice): the identity must not be used for it."""
+
+    def __init__(self, bias: bool):
+        super().__init__()
+        self.inp = nn.Linear(6, 8, bias=bias)
+        self.mid = nn.Linear(8, 8, bias=bias)
+        self.out = nn.Linear(8, 3, bias=bias)
+
+    def forward(self, x):
+        h = torch.tanh(self.inp(x))
+        return self.out(torch.tanh(self.mid(torch.tanh(self.mid(h)))))
+
+
+class Sequence(nn.Module):
+    """Linear on a [N, T, d] input (extra dims summed over by the identity) and a Conv1d."""
+
+    def __init__(self, bias: bool):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3, padding=1, stride=2, bias=bias)
+        self.lin = nn.Linear(4, 5, bias=bias)
+        self.head = nn.Linear(5 * 4, 3, bias=bias)
+
+    def forward(self, x):  # x: [N, 3, 8]
+        h = torch.relu(self.conv(x)).transpose(1, 2)  # [N, 4, 4]
+        return self.head(torch.tanh(self.lin(h)).flatten(1))
+
+
+def inplace(bias):
+    """ReLU(inplace=True) overwrites the Linear outputs the identity needs gradients of."""
+    return nn.Sequential(nn.Linear(6, 8, bias=bias), nn.ReLU(inplace=True), nn.Linear(8, 7, bias=bias),
+                         nn.ReLU(inplace=True), nn.Linear(7, 3, bias=bias))
+
+
+def mlp(bias):
+    return nn.Sequential(nn.Flatten(), nn.Linear(6, 10, bias=bias), nn.ReLU(),
+                         nn.Linear(10, 7, bias=bias), nn.Tanh(), nn.Linear(7, 3, bias=bias))
+
+
+def cnn(bias):
+    """Both per-sample conv gradient kernels: few input channels (patches × output gradients)
+    and ≥ 8 (grouped-convolution weight gradient), with stride, padding and dilation."""
+    return nn.Sequential(nn.Conv2d(2, 8, 3, bias=bias), nn.ReLU(),
+                         nn.Conv2d(8, 6, 3, stride=2, padding=1, dilation=2, bias=bias), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(6 * 3 * 3, 3, bias=bias))
+
+
+def residual(bias):
+    from sgdlab.config import ModelConfig
+    from sgdlab.models import build_model
+    return build_model(ModelConfig(name="residual-mlp", residual_widths=(5, 5, 4), widths=(3,),
+                                   activation="relu", bias=bias, init="default",
+                                   parametrization="standard", sigma=1.0), (6,), 3)
+
+
+def unsupported(bias):
+    return nn.Sequential(nn.Linear(6, 8, bias=bias), nn.LayerNorm(8), nn.ReLU(), Scale(8),
+                         nn.Linear(8, 3, bias=bias))
+
+
+def ntk(bias):
+    return nn.Sequential(NTKLinear(6, 9, sigma=1.3, bias=bias), nn.ReLU(), NTKLinear(9, 3, sigma=0.7, bias=bias))
+
+
+MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (2, 9, 9)), "residual": (residual, (6,)),
+          "unsupported": (unsupported, (6,)), "tied": (Tied, (6,)), "sequence": (Sequence, (3, 8)),
+          "ntk": (ntk, (6,)), "inplace": (inplace, (6,))}
+# parameters each model leaves to the generic path under "auto"
+GENERIC = {"unsupported": {"1.weight", "1.bias", "3.s"}, "tied": {"mid.weight", "mid.bias"}}
+
+
+def batch(shape, n=9, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=gen, dtype=dtype), torch.randint(0, 3, (n,), generator=gen)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("path", ["auto", "vmap"])
+def test_both_paths_agree_with_a_loop_of_single_sample_backward_passes(name, bias, path):
+    torch.manual_seed(1)
+    build, shape = MODELS[name]
+    model = build(bias)
+    x, y = batch(shape)
+    ref = loop_gram(model, CE, x, y)
+    result = per_sample_gram(model, CE, x, y, path=path)
+    assert rel_error(result.gram, ref) <= 1e-5
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(result.ghost) | set(result.generic) == trainable
+    assert not set(result.ghost) & set(result.generic)
+    if path == "vmap":
+        assert not result.ghost
+    else:
+        expected = {n for n in GENERIC.get(name, set()) if n in trainable}
+        assert set(result.generic) == expected
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_norms_alone_are_the_gram_diagonal(name):
+    torch.manual_seed(1)
+    build, shape = MODELS[name]
+    model = build(True)
+    x, y = batch(shape)
+    ref = loop_gram(model, CE, x, y).diagonal().sqrt()
+    for path in ("auto", "vmap"):
+        torch.testing.assert_close(per_sample_norms(model, CE, x, y, path=path), ref, rtol=1e-5, atol=1e-7)
+
+
+def test_float64_agreement_is_at_rounding_level():
+    torch.manual_seed(2)
+    model = cnn(True).double()
+    x, y = batch((2, 9, 9), dtype=torch.float64)
+    ref = loop_gram(model, CE, x, y)
+    for path in ("auto", "vmap"):
+        assert rel_error(per_sample_gram(model, CE, x, y, path=path).gram, ref) <= 1e-12
+
+
+def test_conv_by_identity_and_by_per_sample_gradients_agree():
+    """weight_gram picks the double sum or the per-sample gradients by cost; both are exact."""
+    from sgdlab.gradients.ghost import weight_gram
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(5, 7, 4, generator=gen, dtype=torch.float64)
+    d = torch.randn(5, 7, 3, generator=gen, dtype=torch.float64)
+    per_sample = torch.einsum("nto,nti->noi", d, a).reshape(5, -1)
+    expected = per_sample @ per_sample.T
+    torch.testing.assert_close(weight_gram(a, d, budget=1 << 20), expected)  # double sum here
+    wide_a = torch.randn(5, 2, 40, generator=gen, dtype=torch.float64)
+    wide_d = torch.randn(5, 2, 30, generator=gen, dtype=torch.float64)
+    g = torch.einsum("nto,nti->noi", wide_d, wide_a).reshape(5, -1)
+    torch.testing.assert_close(weight_gram(wide_a, wide_d, budget=1 << 20), g @ g.T)
+    # tiny budgets force blocks in both forms
+    torch.testing.assert_close(weight_gram(a, d, budget=1), expected)
+    big_a = torch.randn(5, 300, 4, generator=gen, dtype=torch.float64)
+    big_d = torch.randn(5, 300, 3, generator=gen, dtype=torch.float64)
+    g = torch.einsum("nto,nti->noi", big_d, big_a).reshape(5, -1)
+    torch.testing.assert_close(weight_gram(big_a, big_d, budget=1), g @ g.T)
+
+
+@pytest.mark.parametrize("shape", [
+    (5, 64, 4, 32, 3, 1, 0, 1),    # few output positions, wide kernel: the identity's double sum
+    (5, 3, 9, 4, 3, 2, 1, 1),      # few input channels: patches × output gradients
+    (5, 12, 9, 4, 2, 1, 2, 2),     # many input channels: grouped-convolution weight gradient
+], ids=["double-sum", "patches", "grouped"])
+def test_conv_weight_gram_branches_against_autograd(shape):
+    from sgdlab.gradients.ghost import conv_weight_gram
+    n, c, h, o, k, stride, padding, dilation = shape
+    torch.manual_seed(8)
+    conv = nn.Conv2d(c, o, k, stride=stride, padding=padding, dilation=dilation, bias=False).double()
+    a = torch.randn(n, c, h, h, dtype=torch.float64)
+    d = torch.randn(n, o, *conv(a).shape[2:], dtype=torch.float64)
+    rows = []
+    for i in range(n):
+        (g,) = torch.autograd.grad((conv(a[i:i + 1]) * d[i:i + 1]).sum(), [conv.weight])
+        rows.append(g.reshape(-1))
+    j = torch.stack(rows)
+    torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1 << 20), j @ j.T)
+    torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1), j @ j.T)  # in blocks
+    torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1 << 20, diag=True), (j * j).sum(1))
+
+
+def test_vmap_path_within_a_tiny_budget_splits_tensors_and_stays_exact():
+    torch.manual_seed(4)
+    model = mlp(True)
+    x, y = batch((6,))
+    ref = loop_gram(model, CE, x, y)
+    tiny = per_sample_gram(model, CE, x, y, path="vmap", budget_mb=1e-3)  # ~1 kB: 14 columns per block
+    assert rel_error(tiny.gram, ref) <= 1e-5
+    pieces = blocks({"a": 10, "b": 3}, n=2, itemsize=4, budget=64)
+    assert pieces == [[("a", 0, 4)], [("a", 4, 8)], [("a", 8, 10), ("b", 0, 2)], [("b", 2, 3)]]
+
+
+def test_fast_path_refuses_layers_it_cannot_compute():
+    model = unsupported(True)
+    x, y = batch((6,))
+    with pytest.raises(UserError, match="cannot compute the parameters 1.weight, 1.bias, 3.s"):
+        per_sample_gram(model, CE, x, y, path="fast")
+    with pytest.raises(UserError, match="is not one of auto, fast, vmap"):
+        per_sample_gram(model, CE, x, y, path="ghost")
+    assert plan_split(mlp(True), x[:1], "fast").generic == ()
+
+
+def test_batch_norm_models_use_running_statistics_and_change_nothing():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(32, 6))  # non-trivial running statistics
+    x, y = batch((6,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    result = per_sample_gram(model, CE, x, y)
+    assert model.training  # mode restored
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(rng, torch.get_rng_state())
+    assert all(p.grad is None for p in model.parameters())
+    assert rel_error(result.gram, loop_gram(model, CE, x, y)) <= 1e-5  # loop_gram: eval mode
+    assert set(result.generic) == {"1.weight", "1.bias"}
+
+
+def test_squared_and_logistic_losses():
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1))
+    x = torch.randn(7, 4)
+    for loss, y in ((get_loss("squared", "real"), torch.randn(7)),
+                    (get_loss("logistic", "pm1"), torch.randint(0, 2, (7,)).float() * 2 - 1)):
+        ref = loop_gram(model, loss, x, y)
+        assert rel_error(per_sample_gram(model, loss, x, y).gram, ref) <= 1e-5
+
+
+# ---------------------------------------------------------------------------------------
+# statistics against their definitions, from explicit gradients
+
+
+def explicit(n=6, p=5, seed=7):
+    gen = torch.Generator().manual_seed(seed)
+    g = torch.randn(n, p, generator=gen, dtype=torch.float64) + 0.5
+    return g, g @ g.T
+
+
+def test_gram_stats_match_their_definitions():
+    g, gram = explicit()
+    n = len(g)
+    s = gram_stats(gram, (0.25, 0.5))
+    norms = g.norm(dim=1)
+    mean = g.mean(dim=0)
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    inner = torch.tensor([float(g[i] @ g[j]) for i, j in pairs], dtype=torch.float64)
+    cos = torch.tensor([float(g[i] @ g[j] / (norms[i] * norms[j])) for i, j in pairs], dtype=torch.float64)
+    var = float(((g - mean) ** 2).sum()) / (n - 1)
+    along = g @ mean
+    ortho = g - along[:, None] / mean.dot(mean) * mean
+    assert s["grad_norm_max"] == pytest.approx(float(norms.max()))
+    assert s["grad_norm_q50"] == pytest.approx(float(torch.quantile(norms, 0.5)))
+    assert s["grad_mu"] == pytest.approx(float(inner.min()))
+    assert s["grad_inner_mean"] == pytest.approx(float(inner.mean()))
+    assert s["grad_inner_q25"] == pytest.approx(float(torch.quantile(inner, 0.25)))
+    assert s["grad_cos_min"] == pytest.approx(float(cos.min()))
+    assert s["grad_cos_mean"] == pytest.approx(float(cos.mean()))
+    assert s["grad_batch_norm"] == pytest.approx(float(mean.norm()))
+    assert s["grad_variance"] == pytest.approx(var)
+    assert s["grad_snr"] == pytest.approx(float(mean.dot(mean)) / var)
+    assert s["grad_norm_test"] == pytest.approx(var / (n * float(mean.dot(mean))))
+    assert s["grad_inner_product_test"] == pytest.approx(float(along.var()) / (n * float(mean.dot(mean)) ** 2))
+    assert s["grad_orthogonality_test"] == pytest.approx(
+        float((ortho ** 2).sum()) / (n - 1) / (n * float(mean.dot(mean))))
+
+
+def test_single_sample_and_zero_gradients_leave_undefined_statistics_out():
+    s = gram_stats(torch.tensor([[4.0]]))
+    assert s["grad_norm_max"] == 2.0 and "grad_mu" not in s and "grad_variance" not in s
+    zero = gram_stats(torch.zeros(3, 3))
+    assert zero["grad_mu"] == 0.0 and "grad_cos_mean" not in zero and "grad_norm_test" not in zero
+    assert all(math.isfinite(v) for v in zero.values())
+
+
+def test_minibatch_gram_is_the_gram_of_batch_mean_gradients():
+    g, gram = explicit(n=8)
+    batches = torch.tensor([[0, 1, 2], [2, 5, 7], [3, 4, 6]])
+    means = torch.stack([g[b].mean(dim=0) for b in batches])
+    torch.testing.assert_close(minibatch_gram(gram, batches), means @ means.T)
+
+
+# ---------------------------------------------------------------------------------------
+# the `gradients` probe
+
+import numpy as np  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+
+import sgdlab  # noqa: E402
+from sgdlab.store import RunDir  # noqa: E402
+
+from conftest import tiny  # noqa: E402
+
+
+def tiny_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 10))
+
+
+def tiny_mixed():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 12), Scale(12), nn.Tanh(), nn.Linear(12, 10))
+
+
+def probe_cfg(schedule="every:2", steps=8, **options):
+    return tiny(probes={"use": ["batch_loss", "gradients"],
+                        "gradients": {"schedule": schedule, **options}},
+                train={"epochs": None, "max_steps": steps, "batch_size": 16})
+
+
+def columns(table, prefix="grad_"):
+    return {c: np.asarray(table.filter(pc.is_valid(table[c]))[c].to_pylist())
+            for c in table.column_names if c.startswith(prefix)}
+
+
+def tiny_inplace():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(inplace=True), nn.Linear(12, 10))
+
+
+@pytest.mark.parametrize("model", [None, tiny_cnn, tiny_mixed, tiny_inplace],
+                         ids=["mlp", "cnn", "mixed", "inplace-relu"])
+def test_probe_on_the_training_step_equals_the_probe_on_a_separate_pass(model):
+    build = {} if model is None else {"model": model()}
+    on_step = sgdlab.run(probe_cfg(), **build)
+    assert on_step.parts.probes[1].from_step
+    build = {} if model is None else {"model": model()}
+    separate = sgdlab.run(probe_cfg(reuse_step=False), **build)
+    assert not separate.parts.probes[1].from_step
+    a, b = columns(on_step.metrics), columns(separate.metrics)
+    assert a.keys() == b.keys() and {"grad_mu", "grad_norm_test", "grad_full_norm_best"} <= a.keys()
+    scale = float(a["grad_norm_max"].max()) ** 2
+    for key in a:
+        tol = scale if key.startswith(("grad_mu", "grad_inner", "grad_variance")) else 1.0
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6 * tol, err_msg=key)
+    assert len(a["grad_mu"]) == 4  # steps 0, 2, 4, 6
+
+
+@pytest.mark.parametrize("options,model", [
+    ({"batch": "train", "schedule": "step"}, {}),                        # captured from the step
+    ({"batch": "train", "schedule": "step"}, {"dropout": 0.2}),          # separate eval-mode pass
+    ({"batch": "eval", "n_eval": 32, "schedule": "every:3"}, {}),        # state probe on a subset
+])
+def test_trajectory_is_bit_identical_with_the_probe_on(options, model):
+    def cfg(use):
+        raw = tiny(probes={"use": use}, model=model, train={"epochs": None, "max_steps": 12})
+        if "gradients" in use:
+            raw["probes"]["gradients"] = options
+        return raw
+    off = sgdlab.run(cfg(["batch_loss"]))
+    on = sgdlab.run(cfg(["batch_loss", "gradients"]))
+    assert columns(off.metrics, "batch")["batch_loss"].tolist() == columns(on.metrics, "batch")["batch_loss"].tolist()
+    for p, q in zip(off.parts.model.parameters(), on.parts.model.parameters()):
+        assert torch.equal(p, q)
+    assert "grad_mu" in on.metrics.column_names
+
+
+def test_probe_matches_the_library_on_the_same_batch_and_iterate():
+    """The row of step 0 is the Gram matrix of B_0 at θ_0: recompute it from the saved θ_0."""
+    result = sgdlab.run(probe_cfg(schedule="step", steps=1))
+    parts = sgdlab.prepare(probe_cfg(schedule="step", steps=1))
+    x, y = parts.data.batch(parts.data.train, parts.sampler.indices(0))
+    expected = per_sample_gram(parts.model, parts.loss, x, y).stats()
+    got = {c: result.metrics[c][0].as_py() for c in expected}
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    mean_loss = parts.loss(parts.model(parts.data.train.x), parts.data.train.y)
+    full = torch.cat([g.reshape(-1) for g in torch.autograd.grad(mean_loss, list(parts.model.parameters()))])
+    assert result.metrics["grad_full_norm"][0].as_py() == pytest.approx(float(full.norm()), rel=1e-5)
+
+
+def test_best_full_gradient_is_the_running_minimum_and_survives_resume(tmp_path):
+    raw = probe_cfg(schedule="step", steps=10)
+    ref = sgdlab.run(raw, tmp_path / "ref")
+    full = columns(ref.metrics)["grad_full_norm"]
+    np.testing.assert_array_equal(columns(ref.metrics)["grad_full_norm_best"], np.minimum.accumulate(full))
+    out = tmp_path / "cut"
+    sgdlab.run(dict(raw, checkpoint={"every_steps": 4}), out)
+    (out / "checkpoints/final.pt").unlink()
+    run_dir = RunDir(out)
+    run_dir.write_summary(run_dir.read_summary() | {"status": "running"})
+    assert sgdlab.resume(out).metrics.equals(ref.metrics)
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("batch", "test", "'test' is not one of train, eval"),
+    ("path", "ghost", "'ghost' is not one of auto, fast, vmap"),
+    ("n_eval", 1, "must be ≥ 2"),
+    ("quantiles", [0.5, 2.0], "must lie in \\[0, 1\\]"),
+])
+def test_probe_options_are_checked(option, value, message):
+    with pytest.raises(UserError, match=message):
+        sgdlab.prepare(probe_cfg(**{option: value}))
+
+
+def test_fast_path_on_a_model_it_cannot_compute_is_a_user_error():
+    with pytest.raises(UserError, match="cannot compute the parameters"):
+        sgdlab.run(probe_cfg(path="fast"), model=tiny_mixed())
+
+
+def test_cli_lists_the_probe_with_its_options(cli):
+    out = cli("list", "probes")
+    assert out.exit_code == 0
+    assert "gradients" in out.stdout and "reuse_step" in out.stdout and "n_eval" in out.stdout
