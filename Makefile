@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: install demo test test-all bench clean
+EXTRAS := $(VENV)/.test-extras
+
+.PHONY: install demo test test-all bench screenshot clean
 
 install: $(STAMP)
 
@@ -24,14 +26,34 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/sgdlab run configs/demo.toml --out runs/demo --overwrite
+# What the tests also exercise: the Ray and TensorBoard extras, and Debian's chromium for the
+# report's browser test (installed when we may, as Fashion-MNIST is; else those tests skip).
+$(EXTRAS): $(STAMP)
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,ray,tensorboard]' \
+		|| echo "note: could not install the ray/tensorboard extras; their tests will be skipped"
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+		|| echo "note: could not install chromium; the browser tests will be skipped"; \
+	fi
+	touch $(EXTRAS)
 
-test: $(STAMP)
+# The tour of every reproduction at its tour scale, ending in runs/demo/report.html.
+demo: $(STAMP)
+	$(BIN)/sgdlab demo --out runs/demo
+
+test: $(EXTRAS)
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(EXTRAS)
 	$(BIN)/python -m pytest -q -m ''
+
+# The README's screenshot of the demo report (after `make demo`).
+screenshot:
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+		--disable-background-networking --disable-component-update --disable-sync \
+		--user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1280,1000 \
+		--screenshot=docs/report.png "file://$(CURDIR)/runs/demo/report.html"
 
 # Every benchmark (A/B interleaved, medians and ranges) into benchmarks/results/ and one table;
 # `make bench QUICK=1` for the short pass, `DEVICE=cuda` on a GPU machine.

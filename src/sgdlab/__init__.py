@@ -14,7 +14,8 @@ from .optim import optimizers  # noqa: E402
 from .probes import Probe, probes  # noqa: E402
 from .runner import RunResult, prepare, resume, run  # noqa: E402
 from .store import Run, load_run  # noqa: E402
+from .sweep import Sweep, load_sweep, run_sweep  # noqa: E402
 
-__all__ = ["Config", "ConfigError", "Dataset", "Probe", "Run", "RunResult", "UserError",
+__all__ = ["Config", "ConfigError", "Dataset", "Probe", "Run", "RunResult", "Sweep", "UserError",
            "datasets", "load_config", "load_run", "losses", "models", "optimizers", "prepare",
-           "probes", "resume", "run"]
+           "load_sweep", "probes", "resume", "run", "run_sweep"]

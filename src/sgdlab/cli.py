@@ -177,6 +177,7 @@ def reproduce(name: str = typer.Argument(..., help="experiment (sgdlab list expe
     claims = run_experiment(name, out, scale, device, log=log, only=only,
                             progress_factory=lambda label: ProgressReporter(None, quiet, label))
     print_claims(claims, out)
+    typer.echo(f"Report: {out / 'report.html'}", err=True)
 
 
 def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
@@ -316,6 +317,88 @@ def show(run_dir: Path = typer.Argument(..., metavar="DIR"),
             from .report.gamma import gamma_figure
             path = gamma_figure(RunDir(run_dir).figures / "gamma.png", run_.path.name, {run_.path.name: run_})
             typer.echo(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def report(path: Path = typer.Argument(..., metavar="DIR", help="a run, reproduction, sweep or demo directory")) -> None:
+    """Write DIR/report.html: claims first, then figures, configs, environment and timings."""
+    from .report.html import write_report
+
+    typer.echo(f"wrote {write_report(path)}")
+
+
+@app.command()
+@user_errors
+def sweep(config: Path = typer.Argument(..., help="TOML config every run starts from"),
+          grid: Optional[list[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2",
+                                                   help="a grid axis, e.g. --grid optim.lr=0.1,0.01 (repeatable)"),
+          seeds: int = typer.Option(1, "--seeds", help="seeds per grid point: the config's seed, seed+1, …"),
+          out: Path = typer.Option(..., "--out", "-o", help="the sweep directory"),
+          workers: Optional[int] = typer.Option(None, "--workers", help="local processes (default: one per core)"),
+          ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS",
+                                            help="run on Ray: auto (join the running cluster), local "
+                                                 "(start one here) or HOST:PORT"),
+          set_: Optional[list[str]] = SetOption,
+          report_: bool = typer.Option(True, "--report/--no-report", help="write DIR/report.html at the end"),
+          quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+    """Every grid point × seed as one run; re-running resumes. Writes DIR/index.parquet and DIR/report.html."""
+    from .sweep import run_sweep
+
+    if workers is not None and workers < 1:
+        fail(f"--workers: {workers} is not ≥ 1")
+    if workers is not None and ray:
+        fail("--workers applies to the local pool; Ray places the runs on its cluster's CPUs")
+    log = (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))
+    try:
+        result = run_sweep(config, tuple(grid or ()), seeds, out, overrides=tuple(set_ or ()),
+                           workers=workers, ray=ray, log=log, report=report_)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; the index is in {out}; run the same command again to continue", err=True)
+        raise typer.Exit(130)
+    statuses = result.index["status"].to_pylist()
+    counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
+    typer.echo(f"{len(statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+               + f". Index: {result.path}/index.parquet"
+               + (f"; report: {result.path}/report.html" if report_ else ""))
+
+
+@app.command()
+@user_errors
+def export(run_dir: Path = typer.Argument(..., metavar="RUN", help="a run (or a directory of runs)"),
+           tensorboard: Path = typer.Option(..., "--tensorboard", metavar="DIR",
+                                            help="write TensorBoard event files under DIR/<run>")) -> None:
+    """Export a run's metrics for other tools (TensorBoard scalars)."""
+    from .export import export_tensorboard
+
+    for logdir in export_tensorboard(run_dir, tensorboard):
+        typer.echo(f"wrote {logdir}")
+    typer.echo(f"view with: tensorboard --logdir {tensorboard}")
+
+
+@app.command()
+@user_errors
+def demo(out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="the tour's directory"),
+         device: str = typer.Option("auto", help="cpu | cuda | auto"),
+         only: Optional[str] = typer.Option(None, "--only", metavar="PATTERN",
+                                            help="only the experiments matching PATTERN"),
+         quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+    """A tour of every reproduction at a scale of seconds, ending in OUT/report.html."""
+    from .config import DEVICES
+    from .experiments.tour import run_tour
+
+    if device not in DEVICES:
+        fail(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+    log = (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))
+    t0 = time.perf_counter()
+    stages = run_tour(out, device=device, only=only, log=log,
+                      progress_factory=lambda label: ProgressReporter(None, quiet, label))
+    failed = [s["experiment"] for s in stages if s["status"] != "completed"]
+    typer.echo(f"demo: {len(stages)} reproductions in {time.perf_counter() - t0:.0f} s. "
+               f"Open {out / 'report.html'}")
+    if failed:
+        typer.echo(f"error: {len(failed)} stages stopped: {', '.join(failed)} (see the report)", err=True)
+        raise typer.Exit(1)
 
 
 def _held(run_dir) -> bool:

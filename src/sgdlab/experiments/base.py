@@ -15,10 +15,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -27,12 +24,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import config_to_toml, load_config
-from ..build import resolve
+from ..config import config_to_toml
 from ..errors import UserError
 from ..registry import Registry
-from ..store import Run, RunDir, load_run
+from ..store import Run, load_run
 from ..store.files import write_json, write_parquet
+from ..sweep.executors import Job, ensure, run_local
 
 SCALES = ("smoke", "cpu", "full")
 VERDICTS = ("holds", "fails", "not-applicable")
@@ -137,67 +134,40 @@ class Lab:
         """Whether run or part `name` is in this invocation (`--only PATTERN`)."""
         return selected(name, self.only)
 
-    def run(self, name: str, raw: dict[str, Any], **build: Any) -> Run:
+    def job(self, name: str, raw: dict[str, Any]) -> Job:
+        """Config `raw` as a job for runs/<name>, on this lab's device."""
+        return Job(name, self.out / "runs" / name, dict(raw, device=self.device))
+
+    def run(self, name: str, raw: dict[str, Any]) -> Run:
         """Train config `raw` into runs/<name>: reuse it when finished with this exact config,
         resume it when it was cut off, train it otherwise."""
-        from .. import runner
-
-        cfg, path, same, status = self._existing(name, raw)
-        if same and status in ("completed", "diverged"):
-            self.log(f"{name}: reusing the {status} run")
-            return load_run(path)
-        if RunDir.is_run(path):
-            if same:
-                self.log(f"{name}: resuming")
-                with self._progress(name) as progress:
-                    runner.resume(path, progress=progress, **build)
-                return load_run(path)
-            self.log(f"{name}: config changed; training again")
-        self.log(f"{name}: training")
         with self._progress(name) as progress:
-            runner.run(cfg, path, overwrite=True, progress=progress, **build)
-        return load_run(path)
-
-    def _existing(self, name: str, raw: dict[str, Any]):
-        """(resolved config, run path, whether the run there has this config, its status)."""
-        cfg = resolve(load_config(raw=dict(raw, device=self.device)))
-        path = self.out / "runs" / name
-        if not RunDir.is_run(path):
-            return cfg, path, False, None
-        same = (path / "config.toml").read_text(encoding="utf-8") == config_to_toml(cfg)
-        return cfg, path, same, RunDir(path).read_summary().get("status")
+            ensure(self.job(name, raw), self.log, progress)
+        return load_run(self.out / "runs" / name)
 
     def run_many(self, configs: dict[str, dict[str, Any]], workers: int | None = None) -> dict[str, Run]:
         """`run` for several independent configs, `workers` processes at a time (default: one
-        per core). Each run is one single-threaded process, so results do not depend on how
-        many ran side by side. Identical configs are trained once, under the first name.
-        With `--only`, configs whose names it does not select are left out of the result."""
+        per core; `sweep.executors.run_local`). Each run is one single-threaded process, so
+        results do not depend on how many ran side by side. Identical configs are trained once,
+        under the first name. With `--only`, configs whose names it does not select are left
+        out of the result. A run that raised re-raises here, after the others finished."""
         configs = {name: raw for name, raw in configs.items() if self.selected(name)}
-        found = {name: self._existing(name, raw) for name, raw in configs.items()}
+        jobs = {name: self.job(name, raw) for name, raw in configs.items()}
         canonical: dict[str, str] = {}
         first_of: dict[str, str] = {}
-        for name in configs:
-            canonical[name] = first_of.setdefault(config_to_toml(found[name][0]), name)
-        unique = {name: configs[name] for name in dict.fromkeys(canonical.values())}
-        done = self._run_unique(unique, {name: found[name][2:] for name in unique}, workers)
-        return {name: done[canonical[name]] for name in configs}
+        for name, job in jobs.items():
+            canonical[name] = first_of.setdefault(config_to_toml(job.config()), name)
+        unique = [jobs[name] for name in dict.fromkeys(canonical.values())]
+        outcomes = run_local(unique, workers, log=self.log, progress_factory=self.progress_factory,
+                             on_done=self._log_outcome)
+        for outcome in outcomes.values():
+            if outcome.exception is not None:
+                raise outcome.exception
+        return {name: load_run(self.out / "runs" / canonical[name]) for name in configs}
 
-    def _run_unique(self, configs: dict[str, dict[str, Any]], found: dict[str, tuple],
-                    workers: int | None) -> dict[str, Run]:
-        """`found[name]`: (same config on disk, its status), from `_existing`."""
-        todo = {name: raw for name, raw in configs.items()
-                if found[name] not in ((True, "completed"), (True, "diverged"))}
-        workers = min(workers or os.cpu_count() or 1, len(todo))
-        if workers <= 1:
-            return {name: self.run(name, raw) for name, raw in configs.items()}
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = {name: pool.submit(_run_in_worker, str(self.out), self.scale, self.device, name, raw)
-                       for name, raw in todo.items()}
-            for name, future in futures.items():
-                future.result()
-                self.log(f"{name}: done")
-        return {name: load_run(self.out / "runs" / name) for name in configs}
+    def _log_outcome(self, outcome) -> None:
+        if outcome.action != "reused":
+            self.log(f"{outcome.name} ({outcome.error or outcome.status}): done")
 
     def _progress(self, label: str):
         if self.progress_factory is None:
@@ -224,16 +194,14 @@ def selected(name: str, only: str | None) -> bool:
         not any(c in only for c in "*?[") and only in name)
 
 
-def _run_in_worker(out: str, scale: str, device: str, name: str, raw: dict[str, Any]) -> None:
-    Lab(out, scale, device).run(name, raw)
-
-
 def reproduce(name: str, out: str | Path, scale: str = "cpu", device: str = "auto",
               log: Progress | None = None, progress_factory: Callable | None = None,
               only: str | None = None) -> list[Claim]:
     """Run experiment `name` at `scale` into `out` (only the runs and parts `only` selects);
-    returns its claims (also in claims.json), each citing the experiment's paper."""
-    from ..runner import versions
+    returns its claims (also in claims.json), each citing the experiment's paper, and writes
+    OUT/report.html."""
+    from ..report.html import write_report
+    from ..runner import environment, versions
 
     entry = experiments.get(name, "experiment")
     paper = entry.extra.get("paper")
@@ -244,9 +212,11 @@ def reproduce(name: str, out: str | Path, scale: str = "cpu", device: str = "aut
     write_json(lab.out / "claims.json", [asdict(c) for c in claims])
     write_json(lab.out / "experiment.json", {
         "experiment": name, "scale": scale, "device": device, "only": only,
-        "paper": str(paper) if paper is not None else None, "versions": versions(),
+        "paper": str(paper) if paper is not None else None, "help": entry.help,
+        "versions": versions(), "environment": environment(),
         "wall_time_s": round(time.perf_counter() - t0, 2),
         "verdicts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS}})
+    write_report(lab.out)
     return claims
 
 

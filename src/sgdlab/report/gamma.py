@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from ..store import Run  # noqa: E402
+from .figures import loss_label, save_figure, spans_decades  # noqa: E402
 
 
 def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -23,10 +24,11 @@ def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
 
 def gamma_figure(path: str | Path, title: str, runs: dict[str, Run], *, level: float | None = None,
                  notes: dict[str, str] | None = None) -> Path:
-    """Three rows as in the paper: normalized distance to θ*, training loss, γ (per step, faint;
-    per-epoch median, solid). `level` draws a loss level on the loss row (e.g. the premise
-    threshold); `notes` adds a remark to a run's legend entry. When the runs' lengths differ by
-    more than 4×, the epoch axis is logarithmic past the first epoch."""
+    """Three rows as in the paper: normalized distance to θ* (dimensionless), training loss (log
+    scale when it spans decades), γ (per step, faint; per-epoch median, solid; symmetric log
+    scale). `level` draws a loss level on the loss row (e.g. the premise threshold); `notes`
+    adds a remark to a run's legend entry. When the runs' lengths differ by more than 4×, the
+    epoch axis is logarithmic past the first epoch. Writes the PNG at `path` and an SVG beside it."""
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 9), sharex=True)
     notes = notes or {}
     lengths = []
@@ -40,7 +42,7 @@ def gamma_figure(path: str | Path, title: str, runs: dict[str, Run], *, level: f
             axes[0].plot(e, d, color=color, label=label)
         if "train_loss" in table.column_names:
             e, loss = run.epochs("train_loss")
-            axes[1].semilogy(e, np.maximum(loss, 1e-30), color=color, label=label)
+            axes[1].plot(e, np.maximum(loss, 1e-30), color=color, label=label)
         if "gamma" in table.column_names:
             rows = table.filter(pc.is_valid(table["gamma"]))
             e, g = rows["epoch"].to_numpy(), rows["gamma"].to_numpy()
@@ -56,12 +58,15 @@ def gamma_figure(path: str | Path, title: str, runs: dict[str, Run], *, level: f
     if finite:
         axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))
     axes[0].set(ylabel="‖θ_k − θ*‖ / ‖θ_0 − θ*‖", title=f"γ-principle: {title}")
-    axes[1].set(ylabel="training loss")
+    losses = [line.get_ydata() for line in axes[1].get_lines()]
+    if losses and spans_decades(*losses, decades=1.0):
+        axes[1].set_yscale("log")
+    loss_name = loss_label(next(iter(runs.values())).config.train.loss) if runs else "loss"
+    axes[1].set(ylabel=f"training {loss_name}")
     axes[2].set(ylabel="γ_k", xlabel="epoch")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(frameon=False, fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

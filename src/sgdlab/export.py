@@ -1,0 +1,92 @@
+"""`sgdlab export RUN --tensorboard DIR`: a run's metrics as TensorBoard scalars, so runs can be
+looked at with the tool people already use (`tensorboard --logdir DIR`).
+
+Every metric column becomes one scalar tag (its sgdlab name) at each step where it was
+measured; the resolved config is attached as text. Wall times are spread over the run's
+recorded duration (the store keeps steps, not clock times). Given a sweep or reproduction
+directory instead of a run, every run inside it is exported, each to DIR/<its relative path>.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from .errors import UserError
+from .store import RunDir, load_run
+
+
+def runs_under(path: Path) -> list[Path]:
+    """`path` itself when it is a run, else every run below it (not a run's replay pass)."""
+    if RunDir.is_run(path):
+        return [path]
+    return [cfg.parent for cfg in sorted(path.rglob("config.toml")) if not _inside_run(cfg.parent, path)]
+
+
+def _inside_run(run: Path, root: Path) -> bool:
+    p = run.parent
+    while p != root and root in p.parents:
+        if RunDir.is_run(p):
+            return True
+        p = p.parent
+    return False
+
+
+def summary_writer():
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--tensorboard: TensorBoard is not installed; pip install 'sgdlab[tensorboard]'") from None
+    return SummaryWriter
+
+
+def export_tensorboard(source: str | Path, out: str | Path) -> list[Path]:
+    """Write the runs at `source` as TensorBoard event files under `out`; returns the log dirs."""
+    source, out = Path(source), Path(out)
+    if not source.is_dir():
+        raise UserError(f"{source}: no such directory")
+    runs = runs_under(source)
+    if not runs:
+        raise UserError(f"{source}: not a run directory and holds no runs")
+    writer_cls = summary_writer()
+    written = []
+    for run_path in runs:
+        name = source.name if run_path == source else run_path.relative_to(source).as_posix()
+        logdir = out / name
+        _clear_events(logdir)
+        run = load_run(run_path)
+        start, seconds = _clock(run.summary)
+        steps = max(int(run.summary.get("steps") or 0), 1)
+        writer = writer_cls(log_dir=str(logdir))
+        try:
+            writer.add_text("config", "```toml\n" + run_path.joinpath("config.toml").read_text(encoding="utf-8")
+                            + "\n```", 0, walltime=start)
+            for metric in run.metrics.column_names[2:]:
+                for step, value in zip(*run.series(metric)):
+                    writer.add_scalar(metric, float(value), int(step),
+                                      walltime=start + seconds * min(int(step) / steps, 1.0))
+        finally:
+            writer.close()
+        written.append(logdir)
+    return written
+
+
+def _clear_events(logdir: Path) -> None:
+    """A re-export replaces the earlier one (TensorBoard would otherwise show both)."""
+    if logdir.is_dir():
+        for f in logdir.glob("events.out.tfevents.*"):
+            f.unlink()
+    elif logdir.exists():
+        raise UserError(f"{logdir}: exists and is not a directory")
+    else:
+        logdir.mkdir(parents=True)
+
+
+def _clock(summary: dict) -> tuple[float, float]:
+    """(start time, duration) of the run in seconds since the epoch, as well as recorded."""
+    try:
+        start = dt.datetime.fromisoformat(summary["started_at"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        start = time.time()
+    return start, float(summary.get("wall_time_s") or 0.0)

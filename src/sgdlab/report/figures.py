@@ -1,0 +1,48 @@
+"""Saving figures: the PNG a report embeds and an SVG beside it (same name) for papers and zooming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Write `fig` to `path` (a .png) and to the .svg beside it; closes the figure."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path).with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    fig.savefig(path.with_suffix(".svg"))
+    plt.close(fig)
+    return path
+
+
+def spans_decades(*arrays: np.ndarray, decades: float = 1.5) -> bool:
+    """Whether positive values span more than `decades` powers of ten (a log axis reads better)."""
+    values = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays]) if arrays else np.array([])
+    values = values[np.isfinite(values)]
+    if not len(values) or values.min() <= 0:
+        return False
+    return bool(np.log10(values.max() / values.min()) > decades)
+
+
+LOSS_UNITS = {"cross-entropy": "cross-entropy (nats)", "squared": "squared loss",
+              "logistic": "logistic loss (nats)"}
+
+
+def loss_label(loss: str) -> str:
+    """An axis label for a config's `train.loss`."""
+    return LOSS_UNITS.get(loss, f"{loss} loss")
+
+
+def metric_label(metric: str, loss: str) -> str:
+    """An axis label for a metric column: losses name the loss and its unit, errors say they
+    are fractions."""
+    words = metric.replace("_", " ")
+    if metric.endswith("loss"):
+        return f"{words}: {loss_label(loss)}"
+    if metric.endswith("error"):
+        return f"{words} (fraction misclassified)"
+    return words

@@ -1,0 +1,209 @@
+"""Bringing many independent runs to an end: one run per process, on this machine or on a Ray
+cluster. Shared by reproductions (`Lab.run_many`) and sweeps (`sgdlab sweep`).
+
+A `Job` is a run directory and the raw config it should hold. `ensure(job)` reuses the run
+there when it finished with exactly this config, resumes it when it was cut off (killed,
+interrupted, failed), and trains it otherwise. Executors run `ensure` for many jobs and report
+each `Outcome` as it arrives; an exception inside one run is recorded in its outcome (and in its
+run directory's summary), never stops the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import threading
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from queue import Empty, Queue
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..build import resolve
+from ..config import Config, config_to_toml, load_config
+from ..store import RunDir
+
+FINISHED = ("completed", "diverged")
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Train config `raw` (a raw config dict, as a TOML file holds it) into run directory `path`."""
+    name: str
+    path: Path
+    raw: dict[str, Any]
+
+    def config(self) -> Config:
+        """The resolved config. `device = "cuda"` is kept without asking this process for a
+        GPU: a Ray task may train it on another node (the run itself checks)."""
+        cfg = load_config(raw=self.raw)
+        if cfg.device == "cuda":
+            return dataclasses.replace(resolve(dataclasses.replace(cfg, device="cpu")), device="cuda")
+        return resolve(cfg)
+
+
+@dataclass
+class Outcome:
+    """How a job ended: the run's status, what was done (`reused`, `resumed`, `trained`,
+    `retrained` after a config change), and the exception when the run raised one."""
+    name: str
+    status: str
+    action: str = ""
+    error: str | None = None
+    exception: BaseException | None = field(default=None, repr=False)
+
+
+def existing(job: Job) -> tuple[Config, bool, str | None]:
+    """(resolved config, whether the run on disk has exactly it, that run's status)."""
+    cfg = job.config()
+    if not RunDir.is_run(job.path):
+        return cfg, False, None
+    same = (job.path / "config.toml").read_text(encoding="utf-8") == config_to_toml(cfg)
+    return cfg, same, RunDir(job.path).read_summary().get("status")
+
+
+def ensure(job: Job, log: Log | None = None, progress: Any = None) -> Outcome:
+    """Reuse, resume or train `job`'s run; exceptions propagate (see `ensure_caught`)."""
+    from .. import runner
+
+    log = log or (lambda message: None)
+    cfg, same, status = existing(job)
+    if same and status in FINISHED:
+        log(f"{job.name}: reusing the {status} run")
+        return Outcome(job.name, status, "reused")
+    if RunDir.is_run(job.path) and same:
+        log(f"{job.name}: resuming")
+        result = runner.resume(job.path, progress=progress)
+        return Outcome(job.name, result.status, "resumed")
+    action = "retrained" if RunDir.is_run(job.path) else "trained"
+    log(f"{job.name}: config changed; training again" if action == "retrained" else f"{job.name}: training")
+    result = runner.run(cfg, job.path, overwrite=True, progress=progress)
+    return Outcome(job.name, result.status, action)
+
+
+def ensure_caught(job: Job) -> Outcome:
+    """`ensure`, with an exception turned into a `failed` outcome (what a worker returns)."""
+    try:
+        return ensure(job)
+    except Exception as exc:  # noqa: BLE001 - recorded, the other runs go on
+        return Outcome(job.name, "failed", error=f"{type(exc).__name__}: {exc}", exception=exc)
+
+
+def reuse_finished(jobs: list[Job], done: dict[str, Outcome], on_done: Callable[[Outcome], None] | None,
+                   log: Log | None) -> list[Job]:
+    """Record the jobs whose runs already finished with their config; return the others."""
+    todo = []
+    for job in jobs:
+        cfg, same, status = existing(job)
+        if same and status in FINISHED:
+            if log:
+                log(f"{job.name}: reusing the {status} run")
+            record(done, Outcome(job.name, status, "reused"), on_done)
+        else:
+            todo.append(job)
+    return todo
+
+
+def run_local(jobs: Iterable[Job], workers: int | None = None,
+              on_done: Callable[[Outcome], None] | None = None, log: Log | None = None,
+              progress_factory: Callable[[str], Any] | None = None) -> dict[str, Outcome]:
+    """Every job, `workers` runs at a time (default: one per core). This process trains runs
+    one after another (with `log` and progress bars) while `workers - 1` spawned processes take
+    the others, so a pool of 2 starts one extra Python, not two. Each run uses its config's
+    `threads` (1 by default), so results do not depend on how many ran side by side. Finished
+    runs are reused without training; Ctrl-C stops every run at a step boundary (resumable)
+    and starts no new one."""
+    jobs = list(jobs)
+    done: dict[str, Outcome] = {}
+    queue = deque(reuse_finished(jobs, done, on_done, log))
+    total, helpers = len(queue), min(workers or os.cpu_count() or 1, len(queue)) - 1
+    if helpers <= 0:
+        while queue:
+            _record_here(done, _in_process(queue.popleft(), log, progress_factory), on_done)
+        return {job.name: done[job.name] for job in jobs}
+    results: Queue = Queue()  # (job, future or exception) from the pool, read by this thread
+    lock = threading.Lock()
+    with ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        def feed() -> None:  # also called from the pool's result thread as each run ends
+            with lock:
+                if not queue:
+                    return
+                job = queue.pop()  # the helpers take jobs from the back, this process from the front
+            try:
+                future = pool.submit(ensure_caught, job)
+            except Exception as exc:  # noqa: BLE001 - a broken pool: the job is recorded as failed
+                results.put((job, exc))
+                return
+            future.add_done_callback(lambda f, job=job: (results.put((job, f)), feed()))
+
+        def collect(block: bool) -> None:
+            while len(done) < len(jobs):
+                try:
+                    job, result = results.get(block=block)
+                except Empty:
+                    return
+                record(done, _pool_outcome(job, result), on_done)
+                if block:
+                    return
+
+        if log:
+            log(f"{total} runs: this process and {helpers} worker process{'es' if helpers > 1 else ''}")
+        try:
+            for _ in range(helpers):
+                feed()
+            while True:
+                collect(block=False)
+                with lock:
+                    job = queue.popleft() if queue else None
+                if job is None:
+                    break
+                _record_here(done, _in_process(job, log, progress_factory), on_done)
+            while len(done) < len(jobs):
+                collect(block=True)
+        except KeyboardInterrupt:
+            with lock:
+                queue.clear()  # no new runs; those running stop at their next step boundary
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return {job.name: done[job.name] for job in jobs}
+
+
+def _record_here(done: dict[str, Outcome], outcome: Outcome, on_done: Callable[[Outcome], None] | None) -> None:
+    """Record a run trained in this process; a run stopped by Ctrl-C stops the others too."""
+    record(done, outcome, on_done)
+    if outcome.status == "interrupted":
+        raise KeyboardInterrupt
+
+
+def _pool_outcome(job: Job, result: Any) -> Outcome:
+    if isinstance(result, BaseException):
+        return died(job, result)
+    try:
+        return result.result()
+    except Exception as exc:  # noqa: BLE001 - the worker process itself died
+        return died(job, exc)
+
+
+def died(job: Job, exc: BaseException) -> Outcome:
+    """The outcome of a job whose worker process died (killed, out of memory)."""
+    return Outcome(job.name, "failed", error=f"worker died: {type(exc).__name__}: {exc}", exception=exc)
+
+
+def _in_process(job: Job, log: Log | None, progress_factory: Callable[[str], Any] | None) -> Outcome:
+    from contextlib import nullcontext
+
+    try:
+        with (progress_factory(job.name) if progress_factory else nullcontext(None)) as progress:
+            return ensure(job, log, progress)
+    except Exception as exc:  # noqa: BLE001 - recorded, the other runs go on
+        return Outcome(job.name, "failed", error=f"{type(exc).__name__}: {exc}", exception=exc)
+
+
+def record(done: dict[str, Outcome], outcome: Outcome, on_done: Callable[[Outcome], None] | None) -> None:
+    done[outcome.name] = outcome
+    if on_done is not None:
+        on_done(outcome)

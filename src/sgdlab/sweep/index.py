@@ -1,0 +1,135 @@
+"""The sweep directory and its index:
+
+  DIR/sweep.json      the spec (base config, grid axes, seeds), versions, environment
+  DIR/index.parquet   one row per run: run, point, one column per grid key, seed, status,
+  DIR/index.json      steps, epochs, wall_time_s, error, then the run's final metrics
+  DIR/runs/<run>/     one sgdlab run directory per grid point × seed
+  DIR/report.html     the aggregated report (mean ± std across seeds per grid point)
+
+The index is rebuilt from the run directories (plus errors of runs that never got one), so it
+is right after any interruption; `load_sweep(DIR)` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import UserError
+from ..store import Run, RunDir, load_run
+from ..store.files import write_json, write_parquet
+from .grid import SweepRun, value_text
+
+SPEC = "sweep.json"
+INDEX = "index.parquet"
+INDEX_JSON = "index.json"
+BASE_COLUMNS = ("run", "point", "seed", "status", "steps", "epochs", "wall_time_s", "error")
+
+
+def is_sweep(path: str | Path) -> bool:
+    return (Path(path) / SPEC).is_file()
+
+
+def index_rows(out: Path, runs: list[SweepRun], errors: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per run of the sweep, read from its run directory."""
+    errors = errors or {}
+    rows = []
+    for r in runs:
+        path = out / "runs" / r.name
+        summary = RunDir(path).read_summary() if RunDir.is_run(path) else {}
+        status = summary.get("status") or ("failed" if r.name in errors else "pending")
+        row = {"run": r.name, "point": r.point, **r.values, "seed": r.seed, "status": status,
+               "steps": summary.get("steps"), "epochs": summary.get("epochs"),
+               "wall_time_s": summary.get("wall_time_s"),
+               "error": summary.get("error") or errors.get(r.name)}
+        for key, value in (summary.get("final") or {}).items():
+            if key not in row:
+                row[key] = value
+        rows.append(row)
+    return rows
+
+
+def rows_table(rows: list[dict[str, Any]], grid_keys: list[str]) -> pa.Table:
+    """The index as a typed table: grid columns keep their type when every value shares one
+    (numbers, strings, booleans), else hold the TOML text; metrics are float64."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if name in grid_keys:
+            columns[name] = _grid_column(values)
+        elif name in ("run", "status", "error"):
+            columns[name] = pa.array(values, pa.string())
+        elif name in ("point", "seed", "steps"):
+            columns[name] = pa.array(values, pa.int64())
+        else:
+            columns[name] = pa.array([_float(v) for v in values], pa.float64())
+    return pa.table(columns)
+
+
+def _grid_column(values: list[Any]) -> pa.Array:
+    kinds = {type(v) for v in values}
+    if kinds <= {int} or kinds <= {bool} or kinds <= {str}:
+        return pa.array(values)
+    if kinds <= {int, float}:
+        return pa.array([float(v) for v in values], pa.float64())
+    return pa.array([value_text(v) for v in values], pa.string())
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def write_index(out: Path, rows: list[dict[str, Any]], grid_keys: list[str]) -> None:
+    write_parquet(out / INDEX, rows_table(rows, grid_keys))
+    write_json(out / INDEX_JSON, rows)
+
+
+@dataclass
+class Sweep:
+    """A sweep read back: its spec, the index (a pyarrow Table, one row per run) and the runs."""
+    path: Path
+    spec: dict[str, Any]
+    index: pa.Table
+
+    @property
+    def grid_keys(self) -> list[str]:
+        return [axis["key"] for axis in self.spec.get("grid", [])]
+
+    @property
+    def names(self) -> list[str]:
+        return self.index["run"].to_pylist()
+
+    def run(self, which: str | int) -> Run:
+        """Load one run, by its name (the `run` column) or its row number in the index."""
+        name = self.names[which] if isinstance(which, int) else which
+        if name not in self.names:
+            raise UserError(f"{self.path}: the sweep has no run {name!r}")
+        return load_run(self.path / "runs" / name)
+
+    def runs(self, status: str | None = "completed") -> dict[str, Run]:
+        """Every run whose status is `status` (None: every run that has a directory)."""
+        rows = self.index.to_pylist()
+        return {r["run"]: load_run(self.path / "runs" / r["run"]) for r in rows
+                if (status is None or r["status"] == status) and RunDir.is_run(self.path / "runs" / r["run"])}
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read a sweep directory written by `sgdlab sweep`."""
+    path = Path(path)
+    if not is_sweep(path):
+        raise UserError(f"{path}: not a sweep directory (no {SPEC})")
+    spec = json.loads((path / SPEC).read_text(encoding="utf-8"))
+    if not (path / INDEX).is_file():
+        raise UserError(f"{path}: the sweep has no index yet ({INDEX})")
+    return Sweep(path, spec, pq.read_table(path / INDEX))

@@ -1,0 +1,163 @@
+"""`sgdlab sweep CONFIG --grid KEY=V1,V2 ... --seeds N --out DIR`: every grid point × seed as
+one run directory under DIR/runs/, on the local process pool or a Ray cluster, with an index
+that is rewritten as each run ends and a report that aggregates the seeds of each point.
+
+Running the same command again reuses the finished runs and resumes the others; a run that
+fails or diverges is recorded in the index and the others go on.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import apply_override, read_toml
+from ..errors import UserError
+from ..store import RunDir
+from ..store.files import write_json
+from .executors import FINISHED, Job, Outcome, existing, run_local
+from .grid import Axis, SweepRun, expand, parse_axis
+from .index import SPEC, Sweep, index_rows, is_sweep, load_sweep, write_index
+from .ray_executor import ray_session, run_ray
+
+Log = Callable[[str], None]
+
+
+def plan_sweep(config: str | Path | dict, grid: list[str] | tuple[str, ...], seeds: int,
+               overrides: list[str] | tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Axis], list[SweepRun]]:
+    """(base raw config, grid axes, runs): everything checked before anything is written."""
+    base = copy.deepcopy(config) if isinstance(config, dict) else read_toml(config)
+    for assignment in overrides:
+        apply_override(base, assignment)
+    axes = [parse_axis(spec) for spec in grid]
+    return base, axes, expand(base, axes, seeds)
+
+
+def sweep_jobs(out: Path, runs: list[SweepRun]) -> list[Job]:
+    """One job per run, with `device = "auto"` resolved here (so every node trains, and a
+    re-run compares against, the same config)."""
+    jobs = []
+    for r in runs:
+        job = Job(r.name, out / "runs" / r.name, r.raw)
+        raw = dict(r.raw, device=job.config().device)
+        jobs.append(Job(r.name, job.path, raw))
+    return jobs
+
+
+def _spec(base: dict[str, Any], axes: list[Axis], seeds: int) -> dict[str, Any]:
+    return {"config": base, "grid": [{"key": a.key, "values": list(a.values)} for a in axes],
+            "seeds": seeds}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def existing_record(out: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The record in DIR/sweep.json when DIR holds this sweep, None when DIR is new or empty;
+    an error when it holds anything else."""
+    if is_sweep(out):
+        record = json.loads((out / SPEC).read_text(encoding="utf-8"))
+        if not _same({k: record.get(k) for k in spec}, spec):
+            raise UserError(f"{out}: holds a different sweep (another config, grid or --seeds); "
+                            "choose another --out")
+        return record
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out}: exists and is not an sgdlab sweep; choose another --out")
+    return None
+
+
+def open_sweep_dir(out: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """The record in DIR/sweep.json, created or checked against `spec`."""
+    record = existing_record(out, spec)
+    if record is not None:
+        return record
+    from ..runner import environment, versions
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = {**spec, "created_at": _now(), "versions": versions(), "environment": environment(),
+              "invocations": []}
+    write_json(out / SPEC, record)
+    return record
+
+
+def run_sweep(config: str | Path | dict, grid: list[str] | tuple[str, ...], seeds: int,
+              out: str | Path, *, overrides: list[str] | tuple[str, ...] = (),
+              workers: int | None = None, ray: str | None = None, log: Log | None = None,
+              report: bool = True) -> Sweep:
+    """Run (or continue) the sweep; returns it as `load_sweep` reads it."""
+    log = log or (lambda message: None)
+    out = Path(out).resolve()  # Ray tasks may start elsewhere
+    base, axes, runs = plan_sweep(config, grid, seeds, overrides)
+    jobs = sweep_jobs(out, runs)
+    existing_record(out, _spec(base, axes, seeds))
+    # Join (or start) the cluster before writing anything: a bad --ray leaves no directory.
+    pending = [job for job in jobs if not finished(job)]
+    with ray_session(ray) if ray and pending else nullcontext():
+        return _run(out, base, axes, seeds, runs, jobs, workers, ray, log, report)
+
+
+def finished(job: Job) -> bool:
+    _, same, status = existing(job)
+    return same and status in FINISHED
+
+
+def _run(out: Path, base: dict[str, Any], axes: list[Axis], seeds: int, runs: list[SweepRun],
+         jobs: list[Job], workers: int | None, ray: str | None, log: Log, report: bool) -> Sweep:
+    record = open_sweep_dir(out, _spec(base, axes, seeds))
+    keys = [a.key for a in axes]
+    errors: dict[str, str] = {}
+    count = [0]
+
+    def on_done(outcome: Outcome) -> None:
+        count[0] += 1
+        if outcome.error:
+            errors[outcome.name] = outcome.error
+        log(f"[{count[0]}/{len(jobs)}] {describe(out, outcome)}")
+        write_index(out, index_rows(out, runs, errors), keys)
+
+    write_index(out, index_rows(out, runs), keys)
+    executor = f"ray {ray}" if ray else f"local, {workers or 'one per core'} workers"
+    log(f"{len(axes)} grid keys, {len(runs) // max(seeds, 1)} points × {seeds} seeds = "
+        f"{len(runs)} runs in {out} ({executor})")
+    t0, started = time.perf_counter(), _now()
+    try:
+        if ray:
+            run_ray(jobs, ray, on_done, log)
+        else:
+            run_local(jobs, workers, on_done, log)
+    finally:
+        write_index(out, index_rows(out, runs, errors), keys)
+        record.setdefault("invocations", []).append(
+            {"started_at": started, "wall_time_s": round(time.perf_counter() - t0, 2),
+             "executor": "ray" if ray else "local", "address": ray, "workers": workers})
+        write_json(out / SPEC, record)
+    if report:
+        from ..report.html import write_report
+        write_report(out)
+    return load_sweep(out)
+
+
+def describe(out: Path, outcome: Outcome) -> str:
+    """One line for a finished run: name, status, what was done, time, final loss."""
+    if outcome.error:
+        return f"{outcome.name}: {outcome.status} ({outcome.error})"
+    summary = RunDir(out / "runs" / outcome.name).read_summary()
+    final = summary.get("final") or {}
+    bits = [f"{outcome.name}: {outcome.status}"]
+    if outcome.action == "reused":
+        bits.append("(reused)")
+    elif summary.get("wall_time_s") is not None:
+        bits.append(f"in {summary['wall_time_s']:.1f} s")
+    if final.get("train_loss") is not None:
+        bits.append(f"train loss {final['train_loss']:.4g}")
+    return " ".join(bits)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
