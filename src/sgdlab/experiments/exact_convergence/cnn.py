@@ -73,7 +73,12 @@ def cnn_claims(key: str, title: str, h: History, c: CnnSettings, n_test: int) ->
     end = round(float(e[-1]))
     e0, z = first_zero(e, v["train_error"]), zero_from(e, v["train_error"])
     claims = [decide(f"{key}-zero-train-error", f"{title}: the training error reaches 0",
-                     e0 is not None, first_zero_epoch=e0, zero_from_epoch=z, epochs=end,
+                     e0 is not None,
+                     headline=(f"first 0 at epoch {e0}, 0 from epoch {z}" if e0 is not None else
+                               f"min training error {v['train_error'].min():.3g} after {end} epochs"),
+                     meaning="a CNN without skip connections interpolates its training set with "
+                             "plain constant-step SGD",
+                     first_zero_epoch=e0, zero_from_epoch=z, epochs=end,
                      final_train_error=v["train_error"][-1], min_train_error=v["train_error"].min(),
                      final_train_loss=v["train_loss"][-1])]
     after = {"first_zero_epoch": e0, "zero_from_epoch": z, "epochs": end}
@@ -88,6 +93,10 @@ def cnn_claims(key: str, title: str, h: History, c: CnnSettings, n_test: int) ->
     else:
         fitted = slope(np.log10(e[window]), np.log10(v["train_loss"][window]))
         claims.append(decide(f"{key}-loss-still-falling", statement, fitted < 0,
+                             headline=f"log-log slope {fitted:.3g} after epoch {start:g}; "
+                                      f"final loss {v['train_loss'][-1]:.3g}",
+                             meaning="after interpolation the loss keeps going to 0, as in the "
+                                     "separable linear case",
                              slope_log_loss_vs_log_epoch=fitted, window_epochs=[start, end],
                              loss_at_zero_from=v["train_loss"][e == z][0],
                              final_train_loss=v["train_loss"][-1], **after))
@@ -106,6 +115,10 @@ def cnn_claims(key: str, title: str, h: History, c: CnnSettings, n_test: int) ->
         tail = err[e >= 0.75 * end]
         spread = float(tail.max() - tail.min())
         claims.append(decide(f"{key}-val-loss-rises", statement, bool(rises and spread <= tol),
+                             headline=f"val loss min at epoch {e[best]:g}, ends ×{loss[-1] / loss[best]:.2g}; "
+                                      f"val error range {spread:.3g} over the last quarter",
+                             meaning="overconfidence, not overfitting: the validation loss grows "
+                                     "while the validation error settles",
                              val_loss_min_epoch=e[best], val_loss_min=loss[best],
                              final_val_loss=loss[-1], rise_tolerance=c.rise_tol,
                              val_error_range_last_quarter=spread, stable_tolerance=tol,

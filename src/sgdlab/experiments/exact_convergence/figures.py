@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .linear import Curve, select
+from ...report.figures import save_figure
 
 PANELS = (("loss", "training loss", "log"), ("w_norm", "‖w‖", "linear"),
           ("direction_error", "‖w/‖w‖ − ŵ/‖ŵ‖‖", "log"), ("margin", "min_n y_n wᵀx_n / ‖w‖", "linear"))
@@ -96,7 +97,4 @@ def cnn_figure(path: Path, title: str, epochs: dict[str, tuple[np.ndarray, np.nd
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

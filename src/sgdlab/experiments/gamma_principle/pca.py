@@ -16,6 +16,7 @@ from ...runner import prepare  # noqa: E402
 from ...probes.landscape import loss_grid, path_pca, projected_gradients  # noqa: E402
 from ...store import Run, RunDir  # noqa: E402
 from ..base import Claim, Lab, decide  # noqa: E402
+from ...report.figures import save_figure  # noqa: E402
 
 ANGLE = 45.0  # degrees: "the SGD direction differs from the path's direction"
 CLAIM_ID = "optimizer/pca-directions"
@@ -79,8 +80,7 @@ def pca_view(lab: Lab, runs: dict[str, Run]) -> Claim:
     fig.suptitle("log10 training loss on the plane of the path's two principal directions "
                  "(Li et al. 2018's view)")
     fig.tight_layout()
-    fig.savefig(lab.figure("gamma-pca"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, lab.figure("gamma-pca"), dpi=110)
     angles = {label: e["median_angle_deg"] for label, e in evidence.items()}
     return decide(CLAIM_ID, STATEMENT,
                   None if any(math.isnan(x) for x in angles.values()) else all(x > ANGLE for x in angles.values()),

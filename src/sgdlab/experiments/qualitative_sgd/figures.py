@@ -13,16 +13,14 @@ import numpy as np
 import torch
 
 from ...papers import GISELSSON_SGD
+from ...report.figures import save_figure
 
 SRC = GISELSSON_SGD.short
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def noise_ball(path: Path, nb, sim: dict) -> Path:
