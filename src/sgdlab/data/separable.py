@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import nnls
 
 from ..config import DataConfig
 from ..errors import ConfigError
@@ -66,6 +65,8 @@ def hard_margin_svm(x: np.ndarray | torch.Tensor, y_pm1: np.ndarray | torch.Tens
     e = np.vstack([g.T, np.ones((1, n))])
     f = np.zeros(d + 1)
     f[-1] = 1.0
+    from scipy.optimize import nnls  # here: importing scipy.optimize costs ~1 s per process
+
     u, _ = nnls(e, f, maxiter=50 * (n + d))
     r = e @ u - f
     if abs(r[-1]) < 1e-12:
