@@ -14,7 +14,8 @@ from .optim import optimizers  # noqa: E402
 from .probes import Probe, probes  # noqa: E402
 from .runner import RunResult, prepare, resume, run  # noqa: E402
 from .store import Run, load_run  # noqa: E402
+from . import curvature, toys  # noqa: E402  (sgdlab.curvature, sgdlab.toys)
 
-__all__ = ["Config", "ConfigError", "Dataset", "Probe", "Run", "RunResult", "UserError",
+__all__ = ["Config", "ConfigError", "curvature", "toys", "Dataset", "Probe", "Run", "RunResult", "UserError",
            "datasets", "load_config", "load_run", "losses", "models", "optimizers", "prepare",
            "probes", "resume", "run"]

@@ -24,8 +24,11 @@ import dataclasses
 import json
 import math
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
+import torch
 
 from ...papers import ZHANG_2017_SGD
 from ...store.files import write_json
@@ -37,6 +40,17 @@ from .settings import SCALE_SETTINGS, LabelSettings, Settings, SweepSettings, To
 from .toy import histogram, settings as toy_settings, simulate_all, simulate_rosenbrock, toy_claims
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Simulations and measurements in this process on one torch thread, as every run is."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _cached(lab: Lab, name: str, record: dict, compute, log: str) -> None:  # noqa: ANN001
     """Compute tables once per settings record; reuse them when the settings are unchanged."""
     path = lab.out / "tables" / f"{name}.json"
@@ -44,7 +58,9 @@ def _cached(lab: Lab, name: str, record: dict, compute, log: str) -> None:  # no
         lab.log(f"{name}: reusing the simulated tables")
         return
     lab.log(log)
-    for table, columns in compute().items():
+    with one_thread():
+        tables = compute()
+    for table, columns in tables.items():
         lab.save_table(table, columns)
     write_json(path, record)
 
@@ -107,9 +123,10 @@ def labels_part(lab: Lab, s: LabelSettings) -> list[Claim]:
     p = premise(s)
     meets = [name for name, run in runs.items() if p.check(run)["meets"]]
     measured = {}
-    for name in meets:
-        seed = int(name.rsplit("-", 1)[1])
-        measured[name] = measure_run(runs[name], s, seed)
+    with one_thread():
+        for name in meets:
+            seed = int(name.rsplit("-", 1)[1])
+            measured[name] = measure_run(runs[name], s, seed)
     table = {"run": [], "kind": [], "seed": []}
     for name, row in measured.items():
         table["run"].append(name)
@@ -125,7 +142,8 @@ def labels_part(lab: Lab, s: LabelSettings) -> list[Claim]:
     for kind in KINDS:
         names = [f"labels-{kind}-{seed}" for seed in s.seeds]
         if all(n in meets for n in names) and len(names) == 3:
-            lam, values, summary = interpolation_surface([runs[n] for n in names], s)
+            with one_thread():
+                lam, values, summary = interpolation_surface([runs[n] for n in names], s)
             lab.save_table(f"labels_interpolation_{kind}", {"l1": lam[:, 0], "l2": lam[:, 1], "l3": lam[:, 2],
                                                            "loss": values})
             surfaces[kind], summaries[kind] = (lam, values), summary
