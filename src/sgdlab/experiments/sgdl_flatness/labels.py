@@ -104,7 +104,9 @@ def label_claims(runs: dict[str, Run], s: LabelSettings, measured: dict[str, dic
     directions = {}
     for key, title in MEASURES:
         statement = f"Natural-label minimizers are flatter than random-label ones by the {title}" + (
-            f" (r = {s.radii[0]:g})" if key == "sharpness" else "") + " (every natural seed below every random one)"
+            f" (r = {s.radii[0]:g})" if key == "sharpness" else "") + (
+            " (one surface per label kind, through its three seeds' minimizers)" if key == "simplex_excess"
+            else " (every natural seed below every random one)")
         if key == "simplex_excess":
             if not all(kind in surfaces for kind in KINDS):
                 claims.append(not_applicable(f"labels/{key}", statement, "the interpolation needs three "
