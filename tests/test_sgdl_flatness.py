@@ -93,6 +93,13 @@ def test_second_invocation_reuses_simulations_and_runs(smoke, monkeypatch):
     assert [(c.id, c.verdict, c.headline) for c in again] == [(c.id, c.verdict, c.headline) for c in claims]
 
 
+def test_only_selects_a_part(tmp_path):
+    claims = reproduce("sgdl-flatness", tmp_path, scale="smoke", device="cpu", only="rosenbrock")
+    assert [c.id for c in claims] == ["rosenbrock/budget", "rosenbrock/ill-conditioned"]
+    assert not any((tmp_path / "runs").iterdir())  # no run was trained
+    assert (tmp_path / "figures" / "rosenbrock.png").is_file()
+
+
 def test_plan_lists_every_run_and_the_simulations():
     p = plan("cpu")
     assert len(p.runs) == 5 + 6

@@ -37,7 +37,8 @@ from . import figures
 from .labels import KINDS, interpolation_surface, label_claims, label_configs, measure_run, premise
 from .mlp import sweep_claims, sweep_configs
 from .settings import SCALE_SETTINGS, LabelSettings, Settings, SweepSettings, ToySettings
-from .toy import histogram, settings as toy_settings, simulate_all, simulate_rosenbrock, toy_claims
+from .toy import (histogram, rosenbrock_claims, settings as toy_settings, simulate_all,
+                  simulate_rosenbrock, toy_claims)
 
 
 @contextmanager
@@ -77,16 +78,19 @@ def toy_part(lab: Lab, s: ToySettings) -> list[Claim]:
     if lab.selected("rosenbrock"):
         _cached(lab, "rosenbrock", _record(s), lambda: {"rosenbrock": simulate_rosenbrock(s)},
                 f"rosenbrock: {s.rosen_particles:,} runs × {s.rosen_steps * s.rosen_factor:,} steps")
-    if not (lab.selected("particles") and lab.selected("rosenbrock")):
-        return []
-    runs, occ = lab.load_table("toy_runs"), lab.load_table("toy_occupancy")
-    final, rosen = lab.load_table("toy_final"), lab.load_table("rosenbrock")
-    figures.landscapes_figure(lab.figure("toy-landscapes"))
-    counts, xe, ye = histogram(final, s)
-    figures.histogram_vs_mass_figure(lab.figure("toy-histogram-vs-mass"), counts, xe, ye, runs)
-    figures.occupancy_figure(lab.figure("toy-occupancy"), runs, occ)
-    figures.rosenbrock_figure(lab.figure("rosenbrock"), rosen, s.rosen_steps)
-    return toy_claims(runs, occ, final, rosen, s)
+    claims: list[Claim] = []
+    if lab.selected("particles"):
+        runs, occ, final = lab.load_table("toy_runs"), lab.load_table("toy_occupancy"), lab.load_table("toy_final")
+        figures.landscapes_figure(lab.figure("toy-landscapes"))
+        counts, xe, ye = histogram(final, s)
+        figures.histogram_vs_mass_figure(lab.figure("toy-histogram-vs-mass"), counts, xe, ye, runs)
+        figures.occupancy_figure(lab.figure("toy-occupancy"), runs, occ)
+        claims += toy_claims(runs, occ, final, s)
+    if lab.selected("rosenbrock"):
+        rosen = lab.load_table("rosenbrock")
+        figures.rosenbrock_figure(lab.figure("rosenbrock"), rosen, s.rosen_steps)
+        claims += rosenbrock_claims(rosen, s)
+    return claims
 
 
 def sweep_part(lab: Lab, s: SweepSettings) -> list[Claim]:

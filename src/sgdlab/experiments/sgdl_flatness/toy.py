@@ -141,7 +141,7 @@ def _mass(r: dict) -> dict:
 
 
 def toy_claims(runs: dict[str, np.ndarray], occ: dict[str, np.ndarray], final: dict[str, np.ndarray],
-               rosen: dict[str, np.ndarray], s: ToySettings) -> list[Claim]:
+               s: ToySettings) -> list[Claim]:
     claims = []
     gd = _row(runs, "gd")
     kappa = FLAT_SHARP.curvature
@@ -191,7 +191,6 @@ def toy_claims(runs: dict[str, np.ndarray], occ: dict[str, np.ndarray], final: d
         tallest_bar_sharp=top_sharp, bins_per_axis=s.bins, flat_mass=gd["flat"], sharp_mass=gd["sharp"]))
 
     claims += boltzmann_claims(runs, occ, kappa)
-    claims += rosenbrock_claims(rosen, s)
     return claims
 
 
