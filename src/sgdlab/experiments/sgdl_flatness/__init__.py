@@ -159,14 +159,16 @@ def labels_part(lab: Lab, s: LabelSettings) -> list[Claim]:
 
 def estimate_particles(s: ToySettings) -> float:
     """Seconds for the particle study, from a timed stretch of its first setting."""
+    from ...toys.particles import CHUNK
     from .toy import run_setting
     first = toy_settings(s)[0]
-    short = dataclasses.replace(first, steps=max(1, min(50, first.steps)), particles=min(first.particles, 20_000))
+    # whole chunks, so the per-op overhead is counted as the full run pays it
+    short = dataclasses.replace(first, steps=max(1, min(50, first.steps)), particles=min(first.particles, 2 * CHUNK))
     t0 = time.perf_counter()
     run_setting(short, s, 0)
     per = (time.perf_counter() - t0) / (short.steps * short.particles)
     total = sum(st.particles * st.steps for st in toy_settings(s))
-    return per * total * 1.3  # noise draws cost about a third more than GD steps
+    return per * total
 
 
 def estimate_rosenbrock(s: ToySettings) -> float:
