@@ -137,6 +137,8 @@ def test_three_point_interpolation_matches_a_loop():
     values = three_point_interpolation(model, CE, x, y, w, lam, chunk=7)
     for row, value in zip(lam, values):
         assert torch.allclose(value, loop_loss(model, row.float() @ w, x, y), rtol=1e-5)
+    one_by_one = three_point_interpolation(model, CE, x, y, w, lam, chunk=1)  # the path without vmap
+    assert torch.allclose(one_by_one, values, rtol=1e-5)
 
 
 def test_perturbation_sharpness_matches_a_loop():

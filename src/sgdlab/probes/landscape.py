@@ -70,12 +70,19 @@ def losses_at(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
               data_chunk: int | None = None) -> torch.Tensor:
     """[L(θ_0), …, L(θ_{count−1})]: `thetas(start, stop)` returns the rows θ_start … θ_{stop−1}
     ([stop − start, P]), made `chunk` at a time and evaluated by one vmapped forward each, so
-    no model copy per point and at most `chunk` parameter vectors in memory. Eval mode."""
-    f = vmap(_batched_loss(model, loss, x, y, data_chunk))
+    no model copy per point and at most `chunk` parameter vectors in memory. Eval mode.
+
+    Batching pays where one point's forward is cheap (per-point overhead dominates). Where it
+    is compute-bound it cannot cut the arithmetic, and on a CPU vmap over convolution weights
+    runs as a grouped convolution several times slower than separate ones: `chunk=1` then
+    evaluates point by point through functional_call, without vmap (benchmarks/landscape_grid.py)."""
+    one = _batched_loss(model, loss, x, y, data_chunk)
+    f = one if chunk == 1 else vmap(one)
     out = []
     with eval_mode(model):
         for start in range(0, count, chunk):
-            out.append(f(thetas(start, min(start + chunk, count))))
+            rows = thetas(start, min(start + chunk, count))
+            out.append(f(rows[0])[None] if chunk == 1 else f(rows))
     return torch.cat(out) if out else torch.empty(0)
 
 
