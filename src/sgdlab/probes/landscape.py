@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from ..losses import Loss
-from ..params import named_views
+from ..params import in_format_of, named_views
 from .context import eval_mode
 
 
@@ -47,15 +47,20 @@ def path_pca(iterates: torch.Tensor, final: torch.Tensor, k: int = 2) -> PathPCA
 
 
 def _batched_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-                  data_chunk: int | None = None):
+                  data_chunk: int | None = None, match_format: bool = False):
     """θ ↦ L(θ) on (x, y), in pieces of `data_chunk` samples (the size-weighted mean of the
-    pieces' mean losses: the whole set's mean loss for a mean-reduced loss)."""
+    pieces' mean losses: the whole set's mean loss for a mean-reduced loss). `match_format`:
+    give each parameter the model's memory format (not under vmap)."""
     buffers = dict(model.named_buffers())
+    params = dict(model.named_parameters())
     step = data_chunk or len(x)
     pieces = [(x[i:i + step], y[i:i + step]) for i in range(0, len(x), step)]
 
     def loss_at(theta: torch.Tensor) -> torch.Tensor:
-        state = {**named_views(model, theta), **buffers}
+        views = named_views(model, theta)
+        if match_format:
+            views = {n: in_format_of(v, params[n]) for n, v in views.items()}
+        state = {**views, **buffers}
         total = None
         for xp, yp in pieces:
             value = loss(functional_call(model, state, (xp,)), yp) * (len(xp) / len(x))
@@ -76,8 +81,8 @@ def losses_at(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
     is compute-bound it cannot cut the arithmetic, and on a CPU vmap over convolution weights
     runs as a grouped convolution several times slower than separate ones: `chunk=1` then
     evaluates point by point through functional_call, without vmap (benchmarks/landscape_grid.py)."""
-    one = _batched_loss(model, loss, x, y, data_chunk)
-    f = one if chunk == 1 else vmap(one)
+    f = _batched_loss(model, loss, x, y, data_chunk, match_format=True) if chunk == 1 \
+        else vmap(_batched_loss(model, loss, x, y, data_chunk))
     out = []
     with eval_mode(model):
         for start in range(0, count, chunk):
