@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import sgdlab
@@ -53,3 +54,102 @@ def test_loss_grid_and_projected_gradients_match_a_loop():
         g = torch.autograd.grad(loss(probe(x), y), list(probe.parameters()))
         assert torch.allclose(arrows[k], dirs @ torch.cat([t.reshape(-1) for t in g]), rtol=1e-4, atol=1e-6)
     assert torch.equal(center, torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+
+
+# --- 1-D, 2-D random-plane, three-point and sharpness views against per-point loops -------
+
+from sgdlab.probes.landscape import (filter_normalized, interpolation, perturbation_sharpness,  # noqa: E402
+                                     random_plane, simplex_lambdas, three_point_interpolation)
+
+CE = get_loss("cross-entropy", "index")
+
+
+def trained(seed: int = 0, bn: str = "none"):
+    result = sgdlab.run(tiny(seed=seed, model={"widths": [8], "batch_norm": bn}, train={"epochs": 1}))
+    model, data = result.parts.model, result.parts.data
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return model, data.train.x[:40], data.train.y[:40], theta
+
+
+def loop_loss(model, theta, x, y) -> torch.Tensor:
+    """The obvious reference: write θ into a copy of the model, evaluate in eval mode."""
+    import copy
+    probe = copy.deepcopy(model)
+    set_flat_params(probe, theta)
+    probe.eval()
+    with torch.no_grad():
+        return CE(probe(x), y)
+
+
+def test_interpolation_matches_a_loop_and_hits_both_ends():
+    model, x, y, a = trained(0, bn="all")
+    _, _, _, b = trained(1, bn="all")
+    alphas = torch.linspace(-0.5, 1.5, 9)
+    values = interpolation(model, CE, x, y, a, b, alphas, chunk=4, data_chunk=16)
+    for alpha, value in zip(alphas, values):
+        assert torch.allclose(value, loop_loss(model, (1 - alpha) * a + alpha * b, x, y), rtol=1e-5)
+    assert torch.allclose(values[2], loop_loss(model, a, x, y), rtol=1e-5)  # α = 0
+    assert torch.allclose(values[6], loop_loss(model, b, x, y), rtol=1e-5)  # α = 1
+
+
+def test_filter_normalized_directions_have_each_filters_norm():
+    model, _, _, theta = trained()
+    d = filter_normalized(model, theta, torch.Generator().manual_seed(0), count=3)
+    offset = 0
+    for p in model.parameters():
+        n = p.numel()
+        block, w = d[:, offset:offset + n], theta[offset:offset + n]
+        if p.ndim <= 1:
+            assert torch.all(block == 0)
+        else:
+            want = torch.linalg.vector_norm(w.view(p.shape[0], -1), dim=1)
+            got = torch.linalg.vector_norm(block.reshape(3, p.shape[0], -1), dim=2)
+            assert torch.allclose(got, want.expand(3, -1), rtol=1e-5)
+        offset += n
+    assert not torch.allclose(d[0], d[1])
+
+
+def test_random_plane_matches_a_loop():
+    model, x, y, theta = trained()
+    alphas, betas = torch.linspace(-1, 1, 5), torch.linspace(-1, 1, 4)
+    grid, dirs = random_plane(model, CE, x, y, theta, alphas, betas, torch.Generator().manual_seed(2), chunk=6)
+    assert grid.shape == (5, 4) and dirs.shape == (2, theta.numel())
+    for i, a in enumerate(alphas):
+        for j, b in enumerate(betas):
+            assert torch.allclose(grid[i, j], loop_loss(model, theta + a * dirs[0] + b * dirs[1], x, y), rtol=1e-5)
+
+
+def test_simplex_lambdas_cover_the_simplex_and_a_band_around_it():
+    lam = simplex_lambdas(10, margin=0.2)
+    assert torch.allclose(lam.sum(1), torch.ones(len(lam), dtype=torch.float64))
+    assert lam.min() == pytest.approx(-0.2)
+    for corner in torch.eye(3, dtype=torch.float64):
+        assert (lam - corner).abs().sum(1).min() < 1e-12
+    inside = (lam >= -1e-12).all(1).sum()
+    assert inside == 66  # (10+1)(10+2)/2 lattice points of the simplex itself
+    assert len(simplex_lambdas(10, margin=0.0)) == 66
+
+
+def test_three_point_interpolation_matches_a_loop():
+    model, x, y, w1 = trained(0)
+    w = torch.stack([w1, trained(1)[3], trained(2)[3]])
+    lam = simplex_lambdas(4, margin=0.25)
+    values = three_point_interpolation(model, CE, x, y, w, lam, chunk=7)
+    for row, value in zip(lam, values):
+        assert torch.allclose(value, loop_loss(model, row.float() @ w, x, y), rtol=1e-5)
+    one_by_one = three_point_interpolation(model, CE, x, y, w, lam, chunk=1)  # the path without vmap
+    assert torch.allclose(one_by_one, values, rtol=1e-5)
+
+
+def test_perturbation_sharpness_matches_a_loop():
+    model, x, y, theta = trained()
+    s = perturbation_sharpness(model, CE, x, y, theta, 0.05, n=6, generator=torch.Generator().manual_seed(4), chunk=4)
+    dirs = filter_normalized(model, theta, torch.Generator().manual_seed(4), count=6)
+    base = loop_loss(model, theta, x, y)
+    inc = torch.stack([loop_loss(model, theta + 0.05 * d, x, y) - base for d in dirs]).double()
+    assert s.base == pytest.approx(float(base), rel=1e-5)
+    assert torch.allclose(s.increases, inc, atol=1e-5)
+    assert s.mean_increase == pytest.approx(float(inc.mean()), abs=1e-5)
+    assert s.max_increase == pytest.approx(float(inc.max()), abs=1e-5)
+    bigger = perturbation_sharpness(model, CE, x, y, theta, 0.5, n=6, generator=torch.Generator().manual_seed(4))
+    assert bigger.mean_increase > s.mean_increase  # near a minimizer, larger moves cost more

@@ -1,6 +1,8 @@
-"""Low-dimensional views of the loss landscape around a path (Li et al. 2018, "Visualizing the
-loss landscape of neural nets"): PCA directions of an optimization path, the loss on the
-plane they span, and update directions projected onto it.
+"""Low-dimensional views of the loss landscape (Li et al. 2018, "Visualizing the loss landscape
+of neural nets"): PCA directions of an optimization path, the loss on the plane they span and
+update directions projected onto it; 1-D interpolation between two parameter vectors; 2-D
+slices along random filter-normalized directions; the three-point interpolation between three
+minimizers on and around the simplex; perturbation sharpness.
 
 Everything works on flat parameter vectors and evaluates many parameter vectors at once with
 torch.func (vmap over functional_call), so a grid needs no model copy per point. Evaluation is
@@ -10,13 +12,14 @@ in eval mode (BN running statistics, no dropout).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from ..losses import Loss
-from ..params import named_views
+from ..params import in_format_of, named_views
 from .context import eval_mode
 
 
@@ -43,29 +46,157 @@ def path_pca(iterates: torch.Tensor, final: torch.Tensor, k: int = 2) -> PathPCA
     return PathPCA(dirs.to(iterates.dtype), explained, (d @ dirs.T.double()).to(iterates.dtype))
 
 
-def _batched_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor):
+def _batched_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
+                  data_chunk: int | None = None, match_format: bool = False):
+    """θ ↦ L(θ) on (x, y), in pieces of `data_chunk` samples (the size-weighted mean of the
+    pieces' mean losses: the whole set's mean loss for a mean-reduced loss). `match_format`:
+    give each parameter the model's memory format (not under vmap)."""
     buffers = dict(model.named_buffers())
+    params = dict(model.named_parameters())
+    step = data_chunk or len(x)
+    pieces = [(x[i:i + step], y[i:i + step]) for i in range(0, len(x), step)]
 
     def loss_at(theta: torch.Tensor) -> torch.Tensor:
-        return loss(functional_call(model, {**named_views(model, theta), **buffers}, (x,)), y)
+        views = named_views(model, theta)
+        if match_format:
+            views = {n: in_format_of(v, params[n]) for n, v in views.items()}
+        state = {**views, **buffers}
+        total = None
+        for xp, yp in pieces:
+            value = loss(functional_call(model, state, (xp,)), yp) * (len(xp) / len(x))
+            total = value if total is None else total + value
+        return total
     return loss_at
+
+
+@torch.no_grad()
+def losses_at(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
+              thetas: Callable[[int, int], torch.Tensor], count: int, chunk: int = 16,
+              data_chunk: int | None = None) -> torch.Tensor:
+    """[L(θ_0), …, L(θ_{count−1})]: `thetas(start, stop)` returns the rows θ_start … θ_{stop−1}
+    ([stop − start, P]), made `chunk` at a time and evaluated by one vmapped forward each, so
+    no model copy per point and at most `chunk` parameter vectors in memory. Eval mode.
+
+    Batching pays where one point's forward is cheap (per-point overhead dominates). Where it
+    is compute-bound it cannot cut the arithmetic, and on a CPU vmap over convolution weights
+    runs as a grouped convolution several times slower than separate ones: `chunk=1` then
+    evaluates point by point through functional_call, without vmap (benchmarks/landscape_grid.py)."""
+    f = _batched_loss(model, loss, x, y, data_chunk, match_format=True) if chunk == 1 \
+        else vmap(_batched_loss(model, loss, x, y, data_chunk))
+    out = []
+    with eval_mode(model):
+        for start in range(0, count, chunk):
+            rows = thetas(start, min(start + chunk, count))
+            out.append(f(rows[0])[None] if chunk == 1 else f(rows))
+    return torch.cat(out) if out else torch.empty(0)
 
 
 @torch.no_grad()
 def loss_grid(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor, center: torch.Tensor,
               directions: torch.Tensor, alphas: torch.Tensor, betas: torch.Tensor,
-              chunk: int = 16) -> torch.Tensor:
+              chunk: int = 16, data_chunk: int | None = None) -> torch.Tensor:
     """L(center + a·d1 + b·d2) on the grid alphas × betas ([len(alphas), len(betas)]), `chunk`
     parameter vectors per vmapped forward."""
     a, b = torch.meshgrid(alphas, betas, indexing="ij")
     coeffs = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1).to(center)
-    f = vmap(_batched_loss(model, loss, x, y))
-    out = []
-    with eval_mode(model):
-        for start in range(0, len(coeffs), chunk):
-            thetas = center + coeffs[start:start + chunk] @ directions
-            out.append(f(thetas))
-    return torch.cat(out).reshape(a.shape)
+    values = losses_at(model, loss, x, y, lambda i, j: center + coeffs[i:j] @ directions,
+                       len(coeffs), chunk, data_chunk)
+    return values.reshape(a.shape)
+
+
+@torch.no_grad()
+def interpolation(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
+                  theta_a: torch.Tensor, theta_b: torch.Tensor, alphas: torch.Tensor,
+                  chunk: int = 16, data_chunk: int | None = None) -> torch.Tensor:
+    """1-D linear interpolation L((1 − α)θ_a + αθ_b) for each α (α outside [0, 1] extrapolates;
+    Goodfellow, Vinyals & Saxe 2015)."""
+    alphas = alphas.to(theta_a)
+    step = theta_b - theta_a
+    return losses_at(model, loss, x, y, lambda i, j: theta_a + alphas[i:j, None] * step,
+                     len(alphas), chunk, data_chunk)
+
+
+def filter_normalized(model: nn.Module, theta: torch.Tensor, generator: torch.Generator | None = None,
+                      count: int | None = None) -> torch.Tensor:
+    """Random directions normalized filter by filter (Li, Xu, Taylor, Studer & Goldstein 2018,
+    §4): d ~ N(0, I), then each filter d_{i,j} (one output unit: a row of a Linear weight, an
+    output channel of a conv kernel) is rescaled to ‖θ_{i,j}‖·d_{i,j}/‖d_{i,j}‖. Parameters with
+    at most one dimension (biases, batch-norm scales and shifts) get 0, as in their code.
+    Drawn on the CPU from `generator`: [P], or [count, P] for `count` directions."""
+    rows = 1 if count is None else count
+    d = torch.randn(rows, theta.numel(), generator=generator, dtype=theta.dtype).to(theta.device)
+    offset = 0
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        n = p.numel()
+        block = d[:, offset:offset + n]
+        if p.ndim <= 1:
+            block.zero_()
+        else:
+            w = theta[offset:offset + n].view(p.shape[0], -1)
+            view = block.view(rows, p.shape[0], -1)
+            norms = torch.linalg.vector_norm(view, dim=2, keepdim=True).clamp_min(1e-30)
+            view.mul_(torch.linalg.vector_norm(w, dim=1)[None, :, None] / norms)
+        offset += n
+    return d[0] if count is None else d
+
+
+@torch.no_grad()
+def random_plane(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor, center: torch.Tensor,
+                 alphas: torch.Tensor, betas: torch.Tensor, generator: torch.Generator | None = None,
+                 chunk: int = 16, data_chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 2-D slice along two random filter-normalized directions (Li et al. 2018): the grid
+    L(center + a·d1 + b·d2) and the directions [2, P]."""
+    directions = filter_normalized(model, center, generator, count=2)
+    return loss_grid(model, loss, x, y, center, directions, alphas, betas, chunk, data_chunk), directions
+
+
+def simplex_lambdas(steps: int = 20, margin: float = 0.25) -> torch.Tensor:
+    """Barycentric weights λ = (λ1, λ2, λ3), Σλ = 1, on a lattice of spacing 1/steps over the
+    triangle enlarged by `margin` (every λ_i ≥ −margin): the simplex and a band around it.
+    Float64 [G, 3]; the simplex's corners are rows with one λ_i = 1."""
+    lo = -round(margin * steps)
+    hi = steps - 2 * lo
+    rows = [(i / steps, j / steps, 1 - (i + j) / steps)
+            for i in range(lo, hi + 1) for j in range(lo, hi + 1) if (steps - i - j) >= lo]
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+@torch.no_grad()
+def three_point_interpolation(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
+                              minimizers: torch.Tensor, lambdas: torch.Tensor, chunk: int = 16,
+                              data_chunk: int | None = None) -> torch.Tensor:
+    """L(w_λ), w_λ = λ1·w1 + λ2·w2 + λ3·w3, for each row of `lambdas` ([G, 3], see
+    `simplex_lambdas`); `minimizers` [3, P] are the three w_i (Zhang, Liao, Rakhlin, Miranda,
+    Golowich & Poggio 2017, the three-point interpolation of their random-label experiment)."""
+    lam = lambdas.to(minimizers)
+    return losses_at(model, loss, x, y, lambda i, j: lam[i:j] @ minimizers, len(lam), chunk, data_chunk)
+
+
+@dataclass
+class Sharpness:
+    base: float            # L(θ)
+    mean_increase: float   # mean over directions of L(θ + r·d) − L(θ)
+    max_increase: float
+    increases: torch.Tensor  # [n]
+    radius: float
+
+
+@torch.no_grad()
+def perturbation_sharpness(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
+                           theta: torch.Tensor, radius: float, n: int = 32,
+                           generator: torch.Generator | None = None, chunk: int = 16,
+                           data_chunk: int | None = None) -> Sharpness:
+    """Loss increase under random filter-normalized perturbations of relative size `radius`:
+    L(θ + r·d_j) − L(θ) for n directions d_j from `filter_normalized` (each filter moves by r
+    times its own norm; Li et al. 2018's normalization, which makes the measure invariant to
+    the rescalings ReLU nets allow, unlike a fixed-norm ball; Keskar et al. 2017 use the max)."""
+    base = float(losses_at(model, loss, x, y, lambda i, j: theta[None], 1, 1, data_chunk)[0])
+    dirs = filter_normalized(model, theta, generator, count=n)
+    values = losses_at(model, loss, x, y, lambda i, j: theta + radius * dirs[i:j], n, chunk, data_chunk)
+    inc = values.double() - base
+    return Sharpness(base, float(inc.mean()), float(inc.max()), inc, radius)
 
 
 def projected_gradients(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,

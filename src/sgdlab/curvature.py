@@ -1,0 +1,315 @@
+"""Curvature of the loss: the Hessian as a linear operator, and estimators that take any
+operator (or a dense matrix).
+
+Operator (curvlinops' shape): `HessianOperator(model, loss, x, y)` is H = ∇²_θ L(θ) of the mean
+loss L(θ) = (1/n) Σ_i ℓ(f_θ(x_i), y_i) on a *fixed* evaluation set (x, y), at the model's current
+θ (or a given one), optionally restricted to one block of parameters (H_BB, e.g. one layer).
+`op @ v` is a Hessian-vector product computed on demand, one of two ways:
+
+  double-backward   one forward and first backward with create_graph on *our own* copy of θ,
+                    built when the operator is made and reused by every product (cheap
+                    products; memory for the graph of the evaluation set)
+  jvp               forward-over-reverse, `torch.func.jvp(torch.func.grad(L), (θ,), (v,))`:
+                    nothing is kept between products (lower memory, a forward+backward each)
+
+Neither touches the training graph, the parameters' `.grad`, buffers or RNG streams: the
+training backward never needs `create_graph`.
+
+Batch norm and dropout: the operator evaluates the model in eval mode — dropout off, batch
+norm with its running statistics — so L is a function of θ alone (with batch statistics it
+would also depend on how the evaluation set is split into chunks). The running statistics
+are the buffers' values when the operator is made.
+
+Estimators:
+  lanczos(op, k)           top-k (algebraically largest) eigenvalues and vectors by Lanczos
+                           iteration with full reorthogonalization (Lanczos 1950; Golub & Van
+                           Loan §10.1), stopped when every Ritz residual ‖H s − θ s‖ = β_m|e_mᵀ y|
+                           is ≤ tol·|θ_1| (so by Bauer–Fike an eigenvalue lies within tol·|θ_1|
+                           of each Ritz value); a warm start `v0` (e.g. the previous call's
+                           eigenvectors) cuts the iterations when θ moved little.
+  hutchinson(op, probes)   tr H ≈ (1/m) Σ_j z_jᵀ H z_j with Rademacher z_j (Hutchinson 1989),
+                           with its standard error s/√m.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, jvp
+
+from .errors import UserError
+from .losses import Loss
+from .probes.context import eval_mode
+
+METHODS = ("double-backward", "jvp")
+
+
+# ---------------------------------------------------------------------------------------
+# Operators
+
+
+class MatrixOperator:
+    """A dense symmetric matrix as an operator (what the estimators are tested on)."""
+
+    def __init__(self, matrix: torch.Tensor):
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"expected a square matrix, got shape {tuple(matrix.shape)}")
+        self.matrix = matrix
+        self.shape = tuple(matrix.shape)
+        self.dtype, self.device = matrix.dtype, matrix.device
+        self.products = 0
+
+    def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
+        self.products += 1 if v.ndim == 1 else v.shape[1]
+        return self.matrix @ v
+
+
+def as_operator(op) -> "HessianOperator | MatrixOperator":  # noqa: ANN001
+    return MatrixOperator(op) if isinstance(op, torch.Tensor) else op
+
+
+def block_names(model: nn.Module, block: str | Sequence[str] | None) -> list[str]:
+    """The trainable parameter names a block selects: None or "" → all; a string → the names
+    equal to it or starting with it followed by "." (a module: "classifier.0"); a list → those."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    if block is None or block == "":
+        return names
+    if isinstance(block, str):
+        chosen = [n for n in names if n == block or n.startswith(block + ".")]
+    else:
+        unknown = [b for b in block if b not in names]
+        if unknown:
+            raise UserError(f"block: {unknown} are not trainable parameters (known: {', '.join(names)})")
+        chosen = [n for n in names if n in block]
+    if not chosen:
+        raise UserError(f"block: {block!r} selects no trainable parameter (known: {', '.join(names)})")
+    return chosen
+
+
+class HessianOperator:
+    """H = ∇²L(θ) on the fixed set (x, y), restricted to the parameters of `block`; see the
+    module docstring. `theta` (flat, all trainable parameters in `model.parameters()` order)
+    defaults to the model's current parameters. The evaluation set is processed in pieces of
+    `chunk` samples (the loss is their size-weighted mean)."""
+
+    def __init__(self, model: nn.Module, loss: Loss | Callable, x: torch.Tensor, y: torch.Tensor, *,
+                 theta: torch.Tensor | None = None, block: str | Sequence[str] | None = None,
+                 method: str = "double-backward", chunk: int | None = None):
+        if method not in METHODS:
+            raise UserError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+        self.model, self.loss, self.method = model, loss, method
+        self.names = block_names(model, block)
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        if theta is not None:
+            flat = theta.detach()
+            offset, values = 0, {}
+            for n, p in params.items():
+                values[n] = flat[offset:offset + p.numel()].view_as(p)
+                offset += p.numel()
+            if offset != flat.numel():
+                raise ValueError(f"θ has {flat.numel()} entries, the model {offset}")
+        else:
+            values = {n: p.detach() for n, p in params.items()}
+        self.fixed = {n: v for n, v in values.items() if n not in self.names}
+        self.shapes = [values[n].shape for n in self.names]
+        self.theta = torch.cat([values[n].reshape(-1) for n in self.names]).clone()
+        self.buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+        self.n = self.theta.numel()
+        self.shape = (self.n, self.n)
+        self.dtype, self.device = self.theta.dtype, self.theta.device
+        step = chunk or len(x)
+        self.pieces = [(x[i:i + step], y[i:i + step]) for i in range(0, len(x), step)]
+        self.count = len(x)
+        self.products = 0
+        self._grads: list[torch.Tensor] | None = None
+        self._leaf: torch.Tensor | None = None
+        if method == "double-backward":
+            self._build_graph()
+
+    def loss_at(self, theta_block: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """L(θ) on one piece, with the block's parameters read from `theta_block`."""
+        views, offset = {}, 0
+        for name, shape in zip(self.names, self.shapes):
+            size = math.prod(shape)
+            views[name] = theta_block[offset:offset + size].view(shape)
+            offset += size
+        out = functional_call(self.model, {**self.fixed, **views, **self.buffers}, (x,))
+        return self.loss(out, y)
+
+    def value(self) -> float:
+        """L(θ) on the whole evaluation set."""
+        with torch.no_grad(), eval_mode(self.model):
+            return float(sum(self.loss_at(self.theta, x, y) * (len(x) / self.count)
+                             for x, y in self.pieces))
+
+    def gradient(self) -> torch.Tensor:
+        """∇L(θ) restricted to the block."""
+        with eval_mode(self.model):
+            return sum(grad(self.loss_at)(self.theta, x, y) * (len(x) / self.count)
+                       for x, y in self.pieces)
+
+    def _build_graph(self) -> None:
+        self._leaf = self.theta.detach().requires_grad_(True)
+        self._grads = []
+        with torch.enable_grad(), eval_mode(self.model):
+            for x, y in self.pieces:
+                value = self.loss_at(self._leaf, x, y) * (len(x) / self.count)
+                (g,) = torch.autograd.grad(value, self._leaf, create_graph=True)
+                self._grads.append(g)
+
+    def _hvp(self, v: torch.Tensor) -> torch.Tensor:
+        if self.method == "double-backward":
+            out = None
+            for g in self._grads:
+                (hv,) = torch.autograd.grad(g, self._leaf, v, retain_graph=True)
+                out = hv if out is None else out + hv
+            return out.detach()
+        with eval_mode(self.model):
+            out = None
+            for x, y in self.pieces:
+                _, hv = jvp(lambda t: grad(self.loss_at)(t, x, y), (self.theta,), (v,))
+                hv = hv * (len(x) / self.count)
+                out = hv if out is None else out + hv
+            return out
+
+    def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
+        """H v for a vector [n], or H V column by column for a matrix [n, m]."""
+        if v.shape[0] != self.n:
+            raise ValueError(f"the operator is {self.n}×{self.n}, the vector has {v.shape[0]} entries")
+        v = v.to(self.dtype)
+        if v.ndim == 1:
+            self.products += 1
+            return self._hvp(v)
+        return torch.stack([self @ v[:, j] for j in range(v.shape[1])], dim=1)
+
+    def dense(self) -> torch.Tensor:
+        """The n×n matrix, column by column (for small blocks and tests)."""
+        return self @ torch.eye(self.n, dtype=self.dtype, device=self.device)
+
+    def release(self) -> None:
+        """Free the retained graph (double-backward); the operator cannot be used afterwards."""
+        self._grads, self._leaf = None, None
+
+
+# ---------------------------------------------------------------------------------------
+# Estimators
+
+
+@dataclass
+class Eigen:
+    values: torch.Tensor      # [k] float64, descending
+    vectors: torch.Tensor     # [n, k] unit columns, in the operator's dtype
+    residuals: torch.Tensor   # [k] float64 Ritz residuals ‖H s − θ s‖
+    iterations: int           # Lanczos steps = operator products
+    converged: bool
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    return v / torch.linalg.vector_norm(v)
+
+
+def _random(n: int, generator: torch.Generator | None, dtype: torch.dtype,
+            device) -> torch.Tensor:  # noqa: ANN001
+    """N(0, I) drawn on the CPU (the same numbers on every device)."""
+    return torch.randn(n, generator=generator, dtype=dtype, device="cpu").to(device)
+
+
+def lanczos(op, k: int = 1, *, tol: float = 1e-3, max_iter: int = 100,  # noqa: ANN001
+            v0: torch.Tensor | None = None, generator: torch.Generator | None = None,
+            mix: float = 0.05) -> Eigen:
+    """The k algebraically largest eigenpairs of the symmetric operator `op` (or dense matrix).
+
+    Lanczos with full reorthogonalization (every new vector is orthogonalized twice against all
+    earlier ones, so the Ritz values carry no spurious copies). Stops when all k Ritz residuals
+    are ≤ tol·|θ_1| or after `max_iter` products. `v0`: a start vector, or [n, k] previous
+    eigenvectors (their sum is used) — a warm start; `mix` of a random vector is added so a
+    direction the previous vectors missed can still be found. Invariant subspaces (a zero β)
+    are continued with a fresh random vector orthogonal to the basis."""
+    op = as_operator(op)
+    n = op.shape[0]
+    dtype, device = op.dtype, op.device
+    k = max(1, min(k, n))
+    max_iter = max(k, min(max_iter, n))
+    start = _random(n, generator, dtype, device)
+    if v0 is not None:
+        warm = v0.to(dtype=dtype, device=device)
+        warm = warm.sum(dim=1) if warm.ndim == 2 else warm
+        start = _unit(warm) + mix * _unit(start)
+    basis = torch.empty(max_iter, n, dtype=dtype, device=device)
+    alphas: list[float] = []
+    betas: list[float] = []
+    q = _unit(start)
+    values = vecs = resid = None
+    converged = False
+    m = 0
+    for j in range(max_iter):
+        basis[j] = q
+        m = j + 1
+        w = op @ q
+        alpha = float(torch.dot(w.double(), q.double()))
+        w = w - alpha * q - (betas[-1] * basis[j - 1] if j > 0 else 0.0)
+        for _ in range(2):  # "twice is enough" (Kahan, Parlett)
+            w = w - basis[:m].T @ (basis[:m] @ w)
+        beta = float(torch.linalg.vector_norm(w.double()))
+        alphas.append(alpha)
+        values, vecs, resid = _ritz(alphas, betas, beta, k)
+        scale = max(abs(float(values[0])), torch.finfo(dtype).tiny)
+        if m >= k and bool((resid <= tol * scale).all()):
+            converged = True
+            break
+        if m == max_iter:
+            break
+        if beta <= 1e-10 * scale:  # invariant subspace: continue with a fresh direction
+            w = _random(n, generator, dtype, device)
+            for _ in range(2):
+                w = w - basis[:m].T @ (basis[:m] @ w)
+            beta_next = 0.0
+        else:
+            beta_next = beta
+        betas.append(beta_next)
+        q = _unit(w)
+    vectors = basis[:m].T @ vecs.to(dtype)
+    return Eigen(values, vectors, resid, m, converged)
+
+
+def _ritz(alphas: list[float], betas: list[float], beta_last: float, k: int):
+    """Top-k Ritz values, their coordinates in the Lanczos basis, and residuals β_m|e_mᵀ y|."""
+    m = len(alphas)
+    t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    if m > 1:
+        off = torch.tensor(betas[:m - 1], dtype=torch.float64)
+        t = t + torch.diag(off, 1) + torch.diag(off, -1)
+    theta, s = torch.linalg.eigh(t)
+    order = torch.argsort(theta, descending=True)[:min(k, m)]
+    return theta[order], s[:, order], beta_last * s[-1, order].abs()
+
+
+@dataclass
+class Trace:
+    estimate: float
+    stderr: float         # s/√m, s the sample standard deviation of zᵀHz
+    probes: int
+    samples: torch.Tensor  # [m] float64 zᵀHz
+
+
+def hutchinson(op, probes: int = 32, *, generator: torch.Generator | None = None) -> Trace:  # noqa: ANN001
+    """Hutchinson's (1989) estimator of tr H with Rademacher probes: unbiased, with variance
+    2(‖H‖_F² − Σ H_ii²)/m; the standard error reported is the sample one, s/√m."""
+    op = as_operator(op)
+    if probes < 1:
+        raise UserError(f"probes: {probes} must be ≥ 1")
+    n = op.shape[0]
+    samples = torch.empty(probes, dtype=torch.float64)
+    for j in range(probes):
+        z = (torch.randint(0, 2, (n,), generator=generator, device="cpu") * 2 - 1).to(op.dtype).to(op.device)
+        samples[j] = float(torch.dot((op @ z).double(), z.double()))
+    stderr = float(samples.std(unbiased=True) / math.sqrt(probes)) if probes > 1 else math.inf
+    return Trace(float(samples.mean()), stderr, probes, samples)
+
+
+__all__ = ["Eigen", "HessianOperator", "MatrixOperator", "METHODS", "Trace", "as_operator",
+           "block_names", "hutchinson", "lanczos"]

@@ -1,0 +1,170 @@
+"""Figures of `sgdl-flatness`, drawn from the saved tables and runs only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import matplotlib.tri as mtri
+import numpy as np
+import torch
+
+from ...papers import LI_2018, OSIPOV_2018, ZHANG_2017_SGD
+from ...toys import FLAT_SHARP, FLAT_SHARP_PRINTED, ROSENBROCK
+
+CITE = ZHANG_2017_SGD.short
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def landscapes_figure(path: Path) -> Path:
+    """The three landscapes as contour maps, with their minima."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    for ax, ls, box in ((axes[0], FLAT_SHARP, (0, 12, 0, 10)), (axes[1], FLAT_SHARP_PRINTED, (0, 12, 0, 10)),
+                        (axes[2], ROSENBROCK, (-2, 2, -1, 3))):
+        xs = torch.linspace(box[0], box[1], 160, dtype=torch.float64)
+        ys = torch.linspace(box[2], box[3], 160, dtype=torch.float64)
+        gx, gy = torch.meshgrid(xs, ys, indexing="ij")
+        f = ls.value(gx, gy).numpy()
+        if ls is ROSENBROCK:
+            cs = ax.contourf(gx, gy, np.log10(f + 1e-3), 20, cmap="viridis")
+            fig.colorbar(cs, ax=ax, label="log10(f + 10⁻³)")
+        else:
+            cs = ax.contourf(gx, gy, f, 20, cmap="viridis")
+            fig.colorbar(cs, ax=ax, label="f(x, y)")
+        for name, (mx, my) in ls.minima.items():
+            ax.plot(mx, my, "r*", ms=10)
+            ax.annotate(name, (mx, my), textcoords="offset points", xytext=(5, 5), color="w", fontsize=8)
+        ax.set(xlabel="x", ylabel="y", title=ls.title if len(ls.title) < 60 else ls.name)
+    fig.suptitle(f"toy landscapes (after {CITE}; the report's code and its printed eq. (3))")
+    return _save(fig, path)
+
+
+def histogram_vs_mass_figure(path: Path, counts: np.ndarray, xe: np.ndarray, ye: np.ndarray,
+                             runs: dict[str, np.ndarray]) -> Path:
+    """Left: the report's picture, a histogram of GD's final positions (the tallest bar is the
+    sharp minimum). Right: what the claim is about, the basin masses with 95 % intervals."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1, 1.4]})
+    im = left.imshow(counts.T, origin="lower", extent=(xe[0], xe[-1], ye[0], ye[-1]), cmap="magma",
+                     norm=matplotlib.colors.LogNorm(vmin=1, vmax=max(counts.max(), 2)), aspect="auto")
+    fig.colorbar(im, ax=left, label="runs per bin (log scale)")
+    i, j = np.unravel_index(np.argmax(counts), counts.shape)
+    left.plot((xe[i] + xe[i + 1]) / 2, (ye[j] + ye[j + 1]) / 2, "c^", ms=10,
+              label=f"tallest bar: {int(counts.max())} runs")
+    left.legend(loc="upper left", fontsize=8)
+    left.set(xlabel="x", ylabel="y", title="final positions under GD (histogram, as the report drew it)")
+    hot = runs["hot"].astype(bool)
+    labels = [str(lb) for lb, h in zip(runs["label"], hot) if not h]
+    idx = [i for i, h in enumerate(hot) if not h]
+    pos = np.arange(len(idx))
+    for offset, key, color, name in ((-0.2, "flat", "C0", "flat valley"), (0.2, "sharp", "C3", "sharp minimum")):
+        mass = runs[key][idx]
+        err = np.stack([mass - runs[f"{key}_lo"][idx], runs[f"{key}_hi"][idx] - mass])
+        right.bar(pos + offset, mass, 0.4, yerr=err, color=color, capsize=3, label=name)
+    right.bar(pos, runs["plateau"][idx], 0.15, color="0.6", label="plateau")
+    right.set_xticks(pos, labels, rotation=30, ha="right", fontsize=8)
+    right.set(ylabel="basin mass (fraction of runs), 95% CI", ylim=(0, 1),
+              title=f"basin mass after the budget ({int(runs['particles'][0]):,} runs each)")
+    right.legend(fontsize=8)
+    fig.suptitle(f"flat vs sharp minimum: peak height is not mass ({CITE}; {OSIPOV_2018.short})")
+    return _save(fig, path)
+
+
+def occupancy_figure(path: Path, runs: dict[str, np.ndarray], occ: dict[str, np.ndarray]) -> Path:
+    """Occupancy of the flat and sharp basins against the step for constant noise, with the
+    Boltzmann masses as dashed lines."""
+    const = [str(lb) for lb, d in zip(runs["label"], runs["decay"]) if d == "none" and lb != "gd"]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
+    for k, lb in enumerate(const):
+        i = list(runs["label"]).index(lb)
+        for ax, basin, key in ((axes[0], "flat valley", "flat"), (axes[1], "sharp minimum", "sharp")):
+            sel = (occ["label"] == lb) & (occ["basin"] == basin)
+            steps, frac = occ["step"][sel], occ["fraction"][sel]
+            keep = steps > 0
+            ax.plot(steps[keep], frac[keep], color=f"C{k}", label=f"{lb} (T={runs['temperature'][i]:.2g})")
+            ax.axhline(runs[f"boltzmann_{key}"][i], color=f"C{k}", ls="--", lw=0.8)
+            ax.set(xscale="log", xlabel="step", ylabel=f"fraction of runs in the {basin}",
+                   title=f"{basin}: occupancy (solid) vs Boltzmann ∫exp(−f/T) (dashed)")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"constant-noise SGDL against its Boltzmann prediction ({CITE})")
+    return _save(fig, path)
+
+
+def rosenbrock_figure(path: Path, rosen: dict[str, np.ndarray], budget: int) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    steps = rosen["step"]
+    keep = steps > 0
+    ax.plot(steps[keep], rosen["median"][keep], "C0", label="median distance")
+    ax.fill_between(steps[keep], rosen["q10"][keep], rosen["q90"][keep], color="C0", alpha=0.2,
+                    label="10–90% of runs")
+    ax.axvline(budget, color="0.4", ls=":", label=f"budget ({budget:,} steps)")
+    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="‖θ − (1, 1)‖",
+           title=f"GD on Rosenbrock: slow, ill-conditioned convergence (after {OSIPOV_2018.short})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def sweep_figure(path: Path, dataset: str, curves: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Path:
+    """Training loss and error against the epoch for each γ'."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for k, (noise, (epochs, loss, err)) in enumerate(sorted(curves.items())):
+        a.plot(epochs, loss, color=f"C{k}", label=f"γ' = {noise:g}")
+        b.plot(epochs, err, color=f"C{k}", label=f"γ' = {noise:g}")
+    a.set(yscale="log", xlabel="epoch", ylabel="training loss (cross-entropy)", title="training loss")
+    b.set(xlabel="epoch", ylabel="training error", title="training error", ylim=(0, 1))
+    for ax in (a, b):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"SGDL on the MLP 512-512 (batch 32, lr 0.01) on {dataset} ({CITE})")
+    return _save(fig, path)
+
+
+def interpolation_figure(path: Path, surfaces: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+    """The three-point interpolation surfaces, natural and random labels, on one colour scale."""
+    fig, axes = plt.subplots(1, len(surfaces), figsize=(6.5 * len(surfaces), 5.2), squeeze=False)
+    vmax = max(float(v.max()) for _, v in surfaces.values())
+    levels = np.linspace(0, vmax, 25)
+    corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2]])
+    for ax, (kind, (lam, values)) in zip(axes[0], surfaces.items()):
+        xy = lam @ corners
+        tri = mtri.Triangulation(xy[:, 0], xy[:, 1])
+        cs = ax.tricontourf(tri, values, levels=levels, cmap="viridis")
+        ax.plot(*np.vstack([corners, corners[:1]]).T, "w-", lw=1)
+        for k, c in enumerate(corners):
+            ax.annotate(f"w{k + 1}", c, color="w", fontsize=10, ha="center")
+        ax.set(title=f"{kind} labels: L(λ1w1 + λ2w2 + λ3w3)", aspect="equal")
+        ax.set_xticks([]), ax.set_yticks([])
+        fig.colorbar(cs, ax=ax, label="training loss")
+    fig.suptitle(f"three-point interpolation between three minimizers (seeds), on and around the simplex ({CITE})")
+    return _save(fig, path)
+
+
+def flatness_figure(path: Path, table: dict[str, np.ndarray], radius: float) -> Path:
+    keys = (("lambda_max", "λ_max (Lanczos)"), ("trace", "tr H (Hutchinson)"),
+            (f"sharpness_mean_{radius:g}", f"mean ΔL, filter-normalized r = {radius:g}"))
+    fig, axes = plt.subplots(1, len(keys), figsize=(14, 4.2))
+    for ax, (key, title) in zip(axes, keys):
+        for k, kind in enumerate(("natural", "random")):
+            sel = table["kind"] == kind
+            vals = table[key][sel]
+            ax.scatter(np.full(len(vals), k), vals, color=f"C{k}", s=40, label=kind)
+            if key == "trace":
+                ax.errorbar(np.full(len(vals), k), vals, yerr=3 * table["trace_se"][sel], fmt="none",
+                            color=f"C{k}", capsize=3)
+        ax.set_xticks([0, 1], ["natural", "random"])
+        ax.set(yscale="log", title=title, xlim=(-0.5, 1.5))
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"flatness of minimizers at zero training error, per seed ({CITE}; perturbations after {LI_2018.short})")
+    return _save(fig, path)

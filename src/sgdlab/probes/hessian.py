@@ -1,0 +1,107 @@
+"""The `hessian` probe: the top eigenvalues and the trace of the Hessian of the training loss on
+a fixed evaluation subset, computed on demand with Hessian-vector products (sgdlab.curvature).
+
+At each due step, with H = ∇²L_S(θ_k) for the fixed subset S of the training set:
+  hessian_lambda_max         λ_1(H) (algebraically largest), by Lanczos to relative residual `tol`
+  hessian_lambda_2 … _k      the next Ritz values when k > 1
+  hessian_lanczos_steps      Hessian-vector products Lanczos used (the cost of the call)
+  hessian_lanczos_converged  1 when every Ritz residual ≤ tol·|λ_1| within `max_iter`
+  hessian_trace, _trace_se   Hutchinson's estimate of tr H with `trace_probes` Rademacher probes
+                             and its standard error (Hutchinson 1989)
+`block` restricts H to one group of parameters (a parameter or module name, e.g. "3" or
+"classifier.0"): H_BB. Each call starts Lanczos from the previous call's eigenvectors (warm
+start), which are part of the probe's state, as is its random stream, so a resumed run
+continues exactly. The operator evaluates the model in eval mode (dropout off, batch norm with
+its running statistics): a function of θ alone. It is a state probe: it never touches the
+training step, the parameters' gradients, buffers or the global RNG.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..curvature import METHODS, HessianOperator, hutchinson, lanczos
+from ..errors import UserError
+from .base import Probe
+from .registry import probes
+
+
+def evaluation_subset(n_train: int, size: int, seed: int) -> torch.Tensor:
+    """The training-set indices of a fixed evaluation subset: the first `size` of a seeded
+    permutation (all of them, in order, when size ≥ n_train)."""
+    if size >= n_train:
+        return torch.arange(n_train)
+    perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))
+    return perm[:size].sort().values
+
+
+@probes.register("hessian", help="top-k Hessian eigenvalues (Lanczos, warm-started) and the "
+                 "Hutchinson trace with its standard error, on a fixed training subset; "
+                 "optionally one parameter block",
+                 options={"schedule": "epoch", "k": 1, "subset": 512, "trace_probes": 16,
+                          "block": "", "tol": 1e-3, "max_iter": 100,
+                          "method": "double-backward", "seed": 0, "chunk": 0})
+class Hessian(Probe):
+    needs = frozenset({"eval"})
+
+    def __init__(self, name: str, schedule: str = "epoch", k: int = 1, subset: int = 512,
+                 trace_probes: int = 16, block: str = "", tol: float = 1e-3, max_iter: int = 100,
+                 method: str = "double-backward", seed: int = 0, chunk: int = 0):
+        super().__init__(name, schedule)
+        where = f"probes.{name}"
+        for key, value, low in (("k", k, 1), ("subset", subset, 1), ("trace_probes", trace_probes, 0),
+                                ("max_iter", max_iter, 1), ("chunk", chunk, 0), ("seed", seed, 0)):
+            if value < low:
+                raise UserError(f"{where}.{key}: {value} is out of range (must be >= {low})")
+        if trace_probes == 1:
+            raise UserError(f"{where}.trace_probes: 1 probe gives no standard error (use 0 or ≥ 2)")
+        if not 0 < tol < 1:
+            raise UserError(f"{where}.tol: {tol!r} is out of range (must be in (0, 1))")
+        if method not in METHODS:
+            raise UserError(f"{where}.method: {method!r} is not one of {', '.join(METHODS)}")
+        self.k, self.subset, self.trace_probes, self.block = k, subset, trace_probes, block
+        self.tol, self.max_iter, self.method, self.seed, self.chunk = tol, max_iter, method, seed, chunk
+        self.gen = torch.Generator().manual_seed(seed)
+        self.vectors: torch.Tensor | None = None
+
+    def setup(self, rt: Any) -> None:
+        self.indices = evaluation_subset(len(rt.data.train), self.subset, self.seed)
+        self.chunk_size = self.chunk or rt.eval_batch_size
+
+    def operator(self, ctx: Any) -> HessianOperator:
+        x, y = ctx.data.batch(ctx.data.train, self.indices.to(ctx.data.train.x.device))
+        try:
+            return HessianOperator(ctx.model, ctx.loss, x, y, block=self.block or None,
+                                   method=self.method, chunk=self.chunk_size)
+        except UserError as exc:
+            raise UserError(f"probes.{self.name}.{exc}") from None
+
+    def measure(self, ctx: Any) -> dict[str, float]:
+        op = self.operator(ctx)
+        warm = self.vectors if self.vectors is not None and self.vectors.shape[0] == op.n else None
+        eig = lanczos(op, self.k, tol=self.tol, max_iter=self.max_iter, v0=warm, generator=self.gen)
+        self.vectors = eig.vectors.detach().cpu().clone()
+        row = {"hessian_lambda_max": float(eig.values[0]),
+               "hessian_lanczos_steps": float(eig.iterations),
+               "hessian_lanczos_converged": float(eig.converged)}
+        for i in range(1, len(eig.values)):
+            row[f"hessian_lambda_{i + 1}"] = float(eig.values[i])
+        if self.trace_probes:
+            trace = hutchinson(op, self.trace_probes, generator=self.gen)
+            row["hessian_trace"] = trace.estimate
+            row["hessian_trace_se"] = trace.stderr
+        op.release()
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"gen": self.gen.get_state()}
+        if self.vectors is not None:
+            state["vectors"] = self.vectors
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "gen" in state:
+            self.gen.set_state(state["gen"])
+        self.vectors = state.get("vectors")
