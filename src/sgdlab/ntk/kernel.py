@@ -103,6 +103,8 @@ def empirical_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = 
     scale = f.split(preconditioner.to(f.theta)) if preconditioner is not None else None
     with evaluating(model):
         kernel = KERNELS[plan.method](f, x1, x2, symmetric, plan, scale)
+    if symmetric:  # exactly symmetric, not just up to the rounding of two different sums
+        kernel = (kernel + kernel.permute(1, 0, 3, 2)) / 2
     if trace:
         return kernel.diagonal(dim1=2, dim2=3).sum(-1)
     return kernel[:, :, 0, 0] if f.n_outputs == 1 else kernel

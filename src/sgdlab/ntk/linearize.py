@@ -21,13 +21,23 @@ from ..params import flat_params, named_views, set_flat_params
 
 
 def outputs_and_jvp(model: nn.Module, x: torch.Tensor, theta: torch.Tensor,
-                    tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(f(x; θ), φ(x; θ)ᵀ·tangent) for flat θ and tangent; the model's output shape."""
+                    tangent: torch.Tensor, *, frozen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(f(x; θ), φ(x; θ)ᵀ·tangent) for flat θ and tangent over the trainable parameters (over
+    all parameters with `frozen`, for a frozen copy); the model's output shape."""
     buffers = dict(model.named_buffers())
+    views = _all_views if frozen else named_views
 
     def f(flat: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, {**buffers, **named_views(model, flat)}, (x,))
+        return functional_call(model, {**buffers, **views(model, flat)}, (x,))
     return jvp(f, (theta,), (tangent,))
+
+
+def _all_views(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    out, offset = {}, 0
+    for name, p in model.named_parameters():
+        out[name] = flat[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return out
 
 
 class Linearized(nn.Module):
@@ -56,7 +66,7 @@ class Linearized(nn.Module):
 
     def at(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         """f_lin(x; θ) for any flat θ (differentiable in θ)."""
-        f0, move = outputs_and_jvp(self.base, x, self.theta0, theta - self.theta0)
+        f0, move = outputs_and_jvp(self.base, x, self.theta0, theta - self.theta0, frozen=True)
         return f0 + move
 
 

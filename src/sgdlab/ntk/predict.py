@@ -82,6 +82,8 @@ def gd_trajectory(k_train_train: torch.Tensor, y_train: torch.Tensor, fx_train_0
     """(f_t(X), f_t(x_test)) of GD with step `lr` on the mean loss, for each t in `steps`:
     tensors [T, *output shape] (float64). Exact for discrete steps, computed on the
     eigenbasis: 1 − (1 − ηλ/N)ᵗ = −expm1(t·log1p(−ηλ/N)) keeps small ηλ/N accurate."""
+    if any(float(t) != int(t) or t < 0 for t in torch.as_tensor(steps).reshape(-1).tolist()):
+        raise ValueError(f"steps must be non-negative integers (discrete GD steps), got {steps}")
     solver = solver or KernelSolver.of(k_train_train)
     n = k_train_train.shape[0] if n is None else n
     ts = torch.as_tensor(steps, dtype=torch.float64).reshape(-1)
@@ -92,7 +94,8 @@ def gd_trajectory(k_train_train: torch.Tensor, y_train: torch.Tensor, fx_train_0
         raise ValueError(f"lr {lr:g} ≥ 2N/λ_max = {2 * n / solver.lambda_max:g}: GD diverges")
     train, test = [], []
     for t in ts.tolist():
-        done = -torch.expm1(t * torch.log1p(-a)) if t > 0 else torch.zeros_like(a)
+        # 1 − (1 − a)ᵗ; for a > 1 the base is negative and t must be an integer step count
+        done = torch.where(a < 1, -torch.expm1(t * torch.log1p(-a)), 1 - torch.pow(1 - a, t))
         coef = solver.apply(lambda lam: done / lam, r0)  # Θ̂⁻¹[I − (I − ηΘ̂/N)ᵗ] r_0
         kernel_train = solver.apply(lambda lam: lam, coef)
         train.append(as_vector(fx_train_0).double() - kernel_train)
