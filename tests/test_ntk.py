@@ -278,8 +278,7 @@ def test_a_singular_kernel_is_a_clear_error():
     k = empirical_ntk(model, x)
     with pytest.raises(SingularKernel):
         gd_limit(k, y, y, empirical_ntk(model, xt, x), torch.zeros(len(xt), dtype=torch.float64))
-    with pytest.raises(SingularKernel):
-        gd_learning_rate(k)
+    assert gd_learning_rate(k) > 0  # the step needs only the spectrum's ends, not a solve
     # the same matrix solves once the duplicate is gone
     KernelSolver.of(k[:8, :8])
 
