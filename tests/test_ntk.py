@@ -327,3 +327,48 @@ def test_wide_net_of_width_4096_on_20_points_matches_the_prediction():
     gaps = {w: sum(trained_gap(w, s) for s in range(3)) / 3 for w in (256, 1024, 4096)}
     assert gaps[1024] < 0.75 * gaps[256] and gaps[4096] < 0.75 * gaps[1024], gaps
     assert gaps[4096] < 0.02, gaps
+
+
+# ---------------------------------------------------------------------------------------
+# the ntk probe
+
+
+def probe_config(**checkpoint):
+    return {"seed": 0, "device": "cpu",
+            "data": {"name": "digits", "classes": [0, 1], "n_train": 20, "n_test": 30,
+                     "normalize": "unit-ball", "targets": "pm1"},
+            "model": {"name": "mlp", "widths": [256], "parametrization": "ntk", "sigma": 1.5,
+                      "bias": False},
+            "optim": {"name": "gd", "lr": 40.0},
+            "train": {"loss": "squared", "max_steps": 40},
+            "checkpoint": checkpoint,
+            "probes": {"use": ["ntk"], "ntk": {"schedule": "every:10", "points": 8, "test_points": 30}}}
+
+
+def test_ntk_probe_measures_the_lazy_regime():
+    result = sgdlab.run(probe_config())
+    t = result.metrics
+    change, lin, limit = (t[c].to_numpy(zero_copy_only=False) for c in
+                          ("ntk_kernel_change", "ntk_lin_gap", "ntk_limit_gap"))
+    assert change[0] == 0 and lin[0] == 0  # θ_t = θ_0
+    assert 0 < change[1] <= change[-1] < 0.5 and lin[-1] > 0  # a wide net moves its kernel a little
+    assert limit[-1] < 0.3 * limit[0]  # and its outputs head for the closed-form limit
+    # the reference the probe compares with is the closed form computed here independently
+    parts = sgdlab.prepare(probe_config())
+    d = parts.data
+    cf = closed_form(parts.model, d.train.x, d.train.y, d.test.x)
+    f0 = parts.model(d.test.x).reshape(-1).detach()
+    assert limit[0] == pytest.approx(float((f0 - cf.limit().total).pow(2).mean().sqrt()), rel=1e-4)
+
+
+def test_ntk_probe_resumes_from_its_saved_references(tmp_path):
+    ref = sgdlab.run(probe_config())
+    out = tmp_path / "cut"
+    sgdlab.run(probe_config(every_steps=20), out)  # states at steps 20 and 40
+    run_dir = sgdlab.store.RunDir(out)
+    (out / "checkpoints/final.pt").unlink()
+    run_dir.write_summary(run_dir.read_summary() | {"status": "running"})
+    state = run_dir.load(run_dir.states()[-1][1].name)  # weights_only: plain tensors
+    assert set(state["probes"]["ntk"]) == {"kernel0", "f0", "limit"}
+    resumed = sgdlab.resume(out)
+    assert resumed.metrics.equals(ref.metrics)

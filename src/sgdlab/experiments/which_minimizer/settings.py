@@ -13,7 +13,9 @@ setting, so "the same θ_0" across σ, optimizers and batch sizes is literally t
 
 Assumed where the text is silent (its formulas and N were lost): zero biases (Thm 3.2's
 σ^(L+1) law is stated for them), N = 50 at cpu scale (REPRODUCTION.md: 50–200), σ on a
-doubling grid around the standard value (σ = √2 is He's variance for ReLU layers), the GD
+doubling grid from 1 (σ = √2 is He's variance for ReLU layers; below 1 the NTK step, which
+grows like σ^(−2L), threw width-256 nets out of the lazy regime: 8 of 10 runs at σ = 0.5
+stalled for 20,000 steps and 2 diverged), the GD
 step 2N/(λ_min + λ_max) of Θ̂ at θ_0 for the mean loss (the paper's 2/(λ_min + λ_max) for
 ½Σ; the same trajectory), SGD at the same per-sample step (batch b: 2b/(λ_min + λ_max)).
 """
@@ -103,16 +105,16 @@ SCALE_SETTINGS: dict[str, Settings] = {
         search=Search(steps=100, max_probes=6)),
     "cpu": Settings(
         datasets=("digits",), n_train=50, n_test=100, inits=10, max_steps=20_000,
-        sigma_archs=(Arch((256,)), Arch((1024,)), Arch((256, 256))),
-        sigmas={1: (0.5, 1.0, 2.0, 4.0, 8.0, 16.0), 2: (0.5, 1.0, 2.0, 4.0, 8.0)},
-        adaptive_archs=(Arch((1024,)), Arch((256, 256))), batch_arch=Arch((256,)),
+        sigma_archs=(Arch((128,)), Arch((512,)), Arch((128, 128))),
+        sigmas={1: (1.0, 2.0, 4.0, 8.0, 16.0), 2: (1.0, 2.0, 4.0, 8.0)},
+        adaptive_archs=(Arch((512,)), Arch((128, 128))), batch_arch=Arch((128,)),
         batch_sizes=(25, 10),
         later=Later(Arch((8,)), n_train=40, sigmas=(1.0, 4.0))),
     "full": Settings(
         datasets=("mnist", "fashion-mnist", "cifar10"), n_train=200, n_test=100, inits=10,
         max_steps=200_000,
         sigma_archs=(Arch((1024,)), Arch((4096,)), Arch((1024, 1024))),
-        sigmas={1: (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0), 2: (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)},
+        sigmas={1: (1.0, 2.0, 4.0, 8.0, 16.0, 32.0), 2: (1.0, 2.0, 4.0, 8.0, 16.0)},
         adaptive_archs=(Arch((4096,)), Arch((1024, 1024))), batch_arch=Arch((1024,)),
         batch_sizes=(100, 50, 20, 10),
         later=Later(Arch((32,)), n_train=400, sigmas=(1.0, 4.0)),
