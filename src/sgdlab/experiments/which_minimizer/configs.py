@@ -1,7 +1,8 @@
 """The runs of `which-minimizer` and their step sizes, deterministic functions of the settings
 (so `--plan` lists exactly what the experiment trains):
 
-  GD        η = 2N/(λ_min + λ_max) of Θ̂(X, X) at the run's own θ_0 (`ntk.gd_learning_rate`)
+  GD        η = 2N/(λ_min + λ_max) of Θ̂(X, X) at the run's own θ_0 (`ntk.gd_learning_rate`;
+            times `Settings.gd_step`, 1 by default)
   SGD       the same step per sample: batch b gets η·b/N (the paper's summed-loss step)
   adaptive  the largest step of a doubling grid with a monotonically decreasing training loss
             on a full-batch probe run (`Search`); mini-batch AdaGrad reuses its full-batch step
@@ -160,7 +161,7 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
         if part == "later" and optimizer == "gd":  # not lazy: the NTK step can overshoot
             lr = searched_lr(probe_cfg, s.search, gd_lr(probe_cfg), up=False).lr
         elif optimizer in ("gd", "sgd"):
-            lr = gd_lr(full_gd) * batch / n
+            lr = s.gd_step * gd_lr(full_gd) * batch / n
         else:  # searched on init 0 at the full batch; mini-batches reuse it
             lr = searched_lr(probe_cfg, s.search).lr
         raw["optim"]["lr"] = lr

@@ -8,7 +8,8 @@
   batch-<dataset>.png     distance to the full-batch minimizer vs batch size, SGD vs AdaGrad,
                           reshuffled and cyclic order (Fig. 4)
   later-<dataset>.png     the narrow net: gap of the trained net to the closed form linearized
-                          at θ_0 vs at a later θ_T, test error at two σ, AdaGrad vs GD (Fig. 1)
+                          at θ_0 vs at a later θ_T, test loss (and error) at two σ, AdaGrad vs
+                          GD on training and test points (Fig. 1)
 """
 
 from __future__ import annotations
@@ -173,10 +174,14 @@ def later_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None
         a.set(xticks=[0, 1], xticklabels=["linearized at θ_0", "linearized at θ_T"],
               ylabel="RMS test gap to the trained net", title="closed-form prediction vs trained net")
     y = t["y_test"][rows[0]]
-    stats = [_stat(error(t["f_test"][i], y) for i in gd[x].values()) for x in (small, big)]
-    b.bar([0, 1], [100 * m for m, _ in stats], yerr=[100 * sd for _, sd in stats], capsize=4)
-    b.set(xticks=[0, 1], xticklabels=[f"σ = {small:g}", f"σ = {big:g}"], ylabel="test error (%)",
-          title="GD: initialization scale")
+    losses = [_stat(0.5 * np.mean((t["f_test"][i] - y) ** 2) for i in gd[x].values()) for x in (small, big)]
+    errors = [_stat(error(t["f_test"][i], y) for i in gd[x].values()) for x in (small, big)]
+    b.bar([0, 1], [m for m, _ in losses], yerr=[sd for _, sd in losses], capsize=4)
+    for k, (m, _) in enumerate(errors):
+        b.annotate(f"error {100 * m:.1f}%", (k, 0), textcoords="offset points", xytext=(0, 4),
+                   ha="center", fontsize=8)
+    b.set(xticks=[0, 1], xticklabels=[f"σ = {small:g}", f"σ = {big:g}"],
+          ylabel="test loss ½(f − y)²", title="GD: initialization scale")
     if ada and gd[small]:
         d = [_stat(distances(t, ada, gd[small], split)) for split in ("f_train", "f_test")]
         c.bar([0, 1], [m for m, _ in d], yerr=[sd for _, sd in d], capsize=4, color=["C0", "C1"])

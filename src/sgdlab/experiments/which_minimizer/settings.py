@@ -8,16 +8,18 @@ loss first drops below `stop_loss` (the paper: 1e-5) or `max_steps`, float32, on
 setting, so "the same θ_0" across σ, optimizers and batch sizes is literally the same draws.
 
   smoke  seconds (used by the test suite): tiny nets, 2 inits, loss threshold 1e-3
-  cpu    ≤ 15 min on 2 cores: digits, N = 50 training / 100 test points, 1 and 2 hidden layers
+  cpu    ≤ 15 min on 2 cores: digits, N = 40 training / 100 test points, 1 and 2 hidden layers
   full   the paper's datasets (MNIST, Fashion-MNIST, CIFAR-10 0-vs-1), N = 200, wide nets
 
 Assumed where the text is silent (its formulas and N were lost): zero biases (Thm 3.2's
-σ^(L+1) law is stated for them), N = 50 at cpu scale (REPRODUCTION.md: 50–200), σ on a
-doubling grid from 1 (σ = √2 is He's variance for ReLU layers; below 1 the NTK step, which
-grows like σ^(−2L), threw width-256 nets out of the lazy regime: 8 of 10 runs at σ = 0.5
-stalled for 20,000 steps and 2 diverged), the GD
-step 2N/(λ_min + λ_max) of Θ̂ at θ_0 for the mean loss (the paper's 2/(λ_min + λ_max) for
-½Σ; the same trajectory), SGD at the same per-sample step (batch b: 2b/(λ_min + λ_max)).
+σ^(L+1) law is stated for them), N = 40 at cpu scale (REPRODUCTION.md assumes 50–200; 40
+keeps the scale within 15 minutes), σ on a doubling grid from 2 (He's standard is σ = √2):
+the NTK step grows like σ^(−2L), and below σ ≈ 2 it threw these narrow-ish nets out of the
+lazy regime — at σ = 0.5, 8 of 10 one-layer width-256 runs stalled for 20,000 steps and 2
+diverged; at σ = 1 two-layer width-128 nets stalled for 20,000 steps where σ = 2 needs ~300;
+experiments 2 and 3 at σ = 2. The GD step is 2N/(λ_min + λ_max) of Θ̂ at θ_0 for the mean
+loss (the paper's 2/(λ_min + λ_max) for ½Σ; the same trajectory), SGD at the same per-sample
+step (batch b: 2b/(λ_min + λ_max)).
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ class Settings:
     batch_arch: Arch                          # experiment 3
     batch_sizes: tuple[int, ...]              # minibatch sizes (< n_train) of experiment 3
     later: Later                              # experiment 4
-    sigma_ref: float = 1.0                    # σ of experiments 2 and 3
+    sigma_ref: float = 1.0                    # σ of experiments 2 and 3 (and the reference σ)
     stop_loss: float = 1e-5
+    gd_step: float = 1.0                      # GD step = gd_step × 2N/(λ_min + λ_max)
     search: Search = Search()
     # Claim tolerances, stated with each claim's evidence.
     slope_tol: float = 0.35        # |fitted log-log slope − (L+1)|
@@ -104,17 +107,17 @@ SCALE_SETTINGS: dict[str, Settings] = {
         later=Later(Arch((8,)), n_train=24, sigmas=(1.0, 4.0)),
         search=Search(steps=100, max_probes=6)),
     "cpu": Settings(
-        datasets=("digits",), n_train=50, n_test=100, inits=10, max_steps=20_000,
+        datasets=("digits",), n_train=40, n_test=100, inits=10, max_steps=20_000,
         sigma_archs=(Arch((128,)), Arch((512,)), Arch((128, 128))),
-        sigmas={1: (1.0, 2.0, 4.0, 8.0, 16.0), 2: (1.0, 2.0, 4.0, 8.0)},
+        sigmas={1: (2.0, 4.0, 8.0, 16.0), 2: (2.0, 4.0, 8.0)}, sigma_ref=2.0,
         adaptive_archs=(Arch((512,)), Arch((128, 128))), batch_arch=Arch((128,)),
-        batch_sizes=(25, 10),
+        batch_sizes=(20, 10),
         later=Later(Arch((8,)), n_train=40, sigmas=(1.0, 4.0))),
     "full": Settings(
         datasets=("mnist", "fashion-mnist", "cifar10"), n_train=200, n_test=100, inits=10,
         max_steps=200_000,
         sigma_archs=(Arch((1024,)), Arch((4096,)), Arch((1024, 1024))),
-        sigmas={1: (1.0, 2.0, 4.0, 8.0, 16.0, 32.0), 2: (1.0, 2.0, 4.0, 8.0, 16.0)},
+        sigmas={1: (2.0, 4.0, 8.0, 16.0, 32.0), 2: (2.0, 4.0, 8.0, 16.0)}, sigma_ref=2.0,
         adaptive_archs=(Arch((4096,)), Arch((1024, 1024))), batch_arch=Arch((1024,)),
         batch_sizes=(100, 50, 20, 10),
         later=Later(Arch((32,)), n_train=400, sigmas=(1.0, 4.0)),
