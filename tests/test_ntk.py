@@ -94,8 +94,7 @@ def test_auto_picks_the_jacobian_when_it_fits_and_products_otherwise():
     x = torch.randn(50, 5)
     f = functional(model, None, x)
     roomy = plan_kernel(f, 50, 50, True, "auto", 1 << 30)
-    storage = 50 * f.n_params * f.itemsize  # J alone: less than the jacobian method's peak
-    tight = plan_kernel(f, 50, 50, True, "auto", storage)
+    tight = plan_kernel(f, 50, 50, True, "auto", roomy.jacobian_bytes - 1)
     assert roomy.method == "jacobian" and roomy.jacobian_bytes <= roomy.budget
     assert tight.method == "products" and tight.jacobian_bytes > tight.budget
     assert tight.products_bytes <= tight.budget

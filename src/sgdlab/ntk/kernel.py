@@ -63,16 +63,20 @@ def plan_kernel(f: Functional, n1: int, n2: int, symmetric: bool, method: str = 
     s, k, p, a = f.itemsize, f.n_outputs, f.n_params, f.sample_activations
     row = k * p * s                              # one input's Jacobian rows
     out = n1 * n2 * k * k * s
-    # Jacobian rows come in blocks small enough that a block's vmap intermediates (about as
-    # large as the block itself) stay within a quarter of the budget.
+    stored = n1 + (0 if symmetric else n2)
+    # jacobian: J itself, plus the vmap intermediates of one block of rows (measured ≈ 1/4 of
+    # the block when one block holds everything; a block is copied in when there are several)
     rows = max(1, min(n1 + n2, memory_budget // (4 * row) or 1))
-    jac = (n1 + (0 if symmetric else n2)) * row + rows * row + out
-    # products: a block of `rows2` rows of J(X2) (and its vjp intermediates), and jvps along
-    # its rows·k tangents over `block1` inputs of X1 (primal, tangent and a temporary).
-    rows2 = max(1, min(n2, memory_budget // (6 * row) or 1))
+    single = max(n1, n2) <= rows
+    jac = stored * row + (rows * row // 4 if single else rows * row * 5 // 4) + out
+    # products: a block of `rows2` rows of J(X2), and jvps along its rows·k tangents; vmapped
+    # jvps hold about 6 copies of their tangents whatever the number of inputs (measured on
+    # MLPs), the activations grow with the inputs per jvp (`block1`: primal, tangent, temporary)
+    rows2 = max(1, min(n2, memory_budget // (8 * row) or 1))
+    tangents = 7 * rows2 * row
     per_input = 3 * rows2 * k * a * s
-    block1 = max(1, min(n1, (memory_budget // 3) // max(per_input, 1)))
-    prod = 2 * rows2 * row + block1 * per_input + out
+    block1 = max(1, min(n1, max(memory_budget - tangents - out, 0) // max(per_input, 1)))
+    prod = tangents + block1 * per_input + out
     if method == NtkMethod.AUTO:
         method = NtkMethod.JACOBIAN if jac <= memory_budget else NtkMethod.PRODUCTS
     return KernelPlan(method.value, rows if method == NtkMethod.JACOBIAN else rows2, block1,
