@@ -72,11 +72,13 @@ def plan_kernel(f: Functional, n1: int, n2: int, symmetric: bool, method: str = 
     # products: a block of `rows2` rows of J(X2), and jvps along its rows·k tangents; vmapped
     # jvps hold about 6 copies of their tangents whatever the number of inputs (measured on
     # MLPs), the activations grow with the inputs per jvp (`block1`: primal, tangent, temporary)
-    rows2 = max(1, min(n2, memory_budget // (8 * row) or 1))
+    # `rows2` leaves room for jvps over at least min(n1, 16) inputs at a time.
+    act = 3 * k * a * s                          # activations per (tangent row, input)
+    free = max(memory_budget - out, 0)
+    rows2 = max(1, min(n2, free // (8 * row + min(n1, 16) * act)))
     tangents = 7 * rows2 * row
-    per_input = 3 * rows2 * k * a * s
-    block1 = max(1, min(n1, max(memory_budget - tangents - out, 0) // max(per_input, 1)))
-    prod = tangents + block1 * per_input + out
+    block1 = max(1, min(n1, max(free - tangents, 0) // (rows2 * act)))
+    prod = tangents + block1 * rows2 * act + out
     if method == NtkMethod.AUTO:
         method = NtkMethod.JACOBIAN if jac <= memory_budget else NtkMethod.PRODUCTS
     return KernelPlan(method.value, rows if method == NtkMethod.JACOBIAN else rows2, block1,
