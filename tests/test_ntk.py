@@ -16,7 +16,7 @@ from sgdlab.config import load_config
 from sgdlab.errors import UserError
 from sgdlab.models import build_model
 from sgdlab.ntk import (KernelSolver, SingularKernel, closed_form, empirical_ntk, gd_learning_rate,
-                        gd_limit, gd_trajectory, jacobian_rows, linearize, plan_kernel,
+                        gd_limit, jacobian_rows, linearize, plan_kernel,
                         sign_kernel_limit)
 from sgdlab.ntk.functional import functional
 from sgdlab.params import flat_params

@@ -25,7 +25,6 @@ import numpy as np
 from ...ntk import empirical_ntk, gd_learning_rate
 from .settings import Arch, SCALE_SETTINGS, Search, Settings
 
-PARTS = ("sigma", "adaptive", "batch", "later")
 FULL = "full"
 
 

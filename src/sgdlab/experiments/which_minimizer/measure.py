@@ -24,7 +24,6 @@ import pyarrow.parquet as pq
 import torch
 
 from ...build import build_model_seeded, resolve
-from ...config import load_config
 from ...ntk import SingularKernel, closed_form, empirical_ntk, relative_change
 from ...store import Run, RunDir
 from ...store.files import write_parquet
@@ -32,7 +31,6 @@ from ..base import Lab
 from .configs import Spec, monotone
 from .settings import Settings
 
-VECTORS = ("f_train", "f_test", "interpolating", "initialization", "later_prediction")
 
 
 @dataclass
