@@ -63,8 +63,10 @@ class Table:
         return {int(self.c["seed"][i]): i for i in self.rows(**where)}
 
     def ok(self, i: int, stop_loss: float) -> bool:
+        """Converged, measured, and with a closed form at θ_0 (a singular Θ̂ at θ_0 has none;
+        its message is in the table's singular_kernel column)."""
         return (self.c["status"][i] == "completed" and self.c["f_test"][i] is not None
-                and self.c["final_train_loss"][i] < stop_loss)
+                and self.c["final_train_loss"][i] < stop_loss and self.c["interpolating"][i] is not None)
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.c[key]
@@ -99,6 +101,7 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> 
         return []
     pre, rows = premise(f"{group}/premise", f"GD, {arch}, every σ", t, rows, s)
     claims = [pre]
+    rows = [i for i in rows if t.ok(i, s.stop_loss)]
     sigmas = sorted({float(t["sigma"][i]) for i in rows})
     per: dict[float, dict[str, Any]] = {}
     for sigma in sigmas:
@@ -353,8 +356,10 @@ def later_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
     fraction = float(np.median([t["later_fraction"][i] for i in mine]))
     statement = (f"{arch}: linearized at a later time T the closed form predicts the trained net "
                  "(gap ≤ half the gap of the linearization at θ_0)")
+    singular = [str(t["name"][i]) for i in rows if t["singular_kernel"][i]]
     evidence = dict(gap_from_theta0=gap0, gap_from_theta_T=gap_t, median_T_fraction=fraction,
-                    median_kernel_change_from_init=change0, kernel_tol=s.later.kernel_tol)
+                    median_kernel_change_from_init=change0, kernel_tol=s.later.kernel_tol,
+                    left_out_singular_theta0_kernel=singular)
     if change0 <= s.later.kernel_tol:
         claims.append(not_applicable(f"{group}/linearize-later", statement,
                                      "the kernel hardly moved: this net is still in the lazy regime",

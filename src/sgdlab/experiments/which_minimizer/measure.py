@@ -114,10 +114,14 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
         key = _theta0_key(spec)
         if key not in closed:
             init = _model(run, problem, "init.pt")
-            cf = closed_form(init, problem.x_train, problem.y_train, problem.x_test)
-            pred = cf.limit()
-            closed[key] = (pred.interpolating.numpy(), pred.initialization.numpy(), cf.solver.condition)
-        interp, init_part, condition = closed[key]
+            try:
+                cf = closed_form(init, problem.x_train, problem.y_train, problem.x_test)
+                pred = cf.limit()
+                closed[key] = (pred.interpolating.numpy(), pred.initialization.numpy(),
+                               cf.solver.condition, "")
+            except SingularKernel as exc:  # e.g. a narrow net with a training input all units ignore
+                closed[key] = (None, None, np.nan, str(exc))
+        interp, init_part, condition, singular = closed[key]
         losses = run.metrics["batch_loss"].to_numpy(zero_copy_only=False) \
             if "batch_loss" in run.metrics.column_names else np.array([])
         row: dict[str, Any] = {
@@ -130,7 +134,8 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
             "final_train_loss": float(run.final.get("train_loss", np.nan)),
             "final_train_error": float(run.final.get("train_error", np.nan)),
             "monotone": bool(spec.batch == spec.n_train and monotone(losses, s.search.tol)),
-            "condition": condition, "interpolating": interp, "initialization": init_part}
+            "condition": condition, "singular_kernel": singular,
+            "interpolating": interp, "initialization": init_part}
         if run.status == "completed" and row["final_train_loss"] < s.stop_loss:
             final = _model(run, problem, "final.pt")
             row["f_train"] = _outputs(final, problem.x_train)
