@@ -106,12 +106,11 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> 
     per: dict[float, dict[str, Any]] = {}
     for sigma in sigmas:
         mine = [i for i in rows if t["sigma"][i] == sigma]
-        y = t["y_test"][mine[0]]
         per[sigma] = {
-            "trained_error": mean_std(error(t["f_test"][i], y) for i in mine),
-            "closed_form_error": mean_std(error(t["interpolating"][i] + t["initialization"][i], y)
+            "trained_error": mean_std(error(t["f_test"][i], t["y_test"][i]) for i in mine),
+            "closed_form_error": mean_std(error(t["interpolating"][i] + t["initialization"][i], t["y_test"][i])
                                           for i in mine),
-            "kernel_part_error": mean_std(error(t["interpolating"][i], y) for i in mine),
+            "kernel_part_error": mean_std(error(t["interpolating"][i], t["y_test"][i]) for i in mine),
             "init_term_closed_form": mean_std(rms(t["initialization"][i]) for i in mine),
             "init_term_trained": mean_std(rms(t["f_test"][i] - t["interpolating"][i]) for i in mine),
             "linearization_gap": mean_std(rms(t["f_test"][i] - t["interpolating"][i]
@@ -234,7 +233,6 @@ def adaptive_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Clai
                                         "GD or both adaptive methods have no converged run")]
     reference = mean_std(gap_to_closed_form(t, by["gd"]))["mean"]
     found: dict[str, dict[str, Any]] = {}
-    y = t["y_test"][rows[0]]
     for opt in ("adagrad", "adam"):
         if by[opt]:
             found[opt] = {"test": mean_std(distances(t, by[opt], by["gd"])),
@@ -253,12 +251,12 @@ def adaptive_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Clai
                 "optimizer — not just the path — decides which minimizer is reached",
         per_optimizer=found, gd_linearization_gap=reference, factor=s.differ_factor))
 
-    scores = {opt: {"test_loss": mean_std(test_loss(t["f_test"][i], y) for i in r.values()),
-                    "test_error": mean_std(error(t["f_test"][i], y) for i in r.values())}
+    scores = {opt: {"test_loss": mean_std(test_loss(t["f_test"][i], t["y_test"][i]) for i in r.values()),
+                    "test_error": mean_std(error(t["f_test"][i], t["y_test"][i]) for i in r.values())}
               for opt, r in by.items() if r}
     better = []
     for opt in found:
-        paired = [test_loss(t["f_test"][by[opt][k]], y) - test_loss(t["f_test"][by["gd"][k]], y)
+        paired = [test_loss(t["f_test"][by[opt][k]], t["y_test"][by[opt][k]]) - test_loss(t["f_test"][by["gd"][k]], t["y_test"][by["gd"][k]])
                   for k in sorted(by[opt].keys() & by["gd"].keys())]
         d = mean_std(paired)
         better.append(d["mean"] > se(d) if d["n"] > 1 else d["mean"] > 0)
@@ -372,11 +370,10 @@ def later_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
             meaning="Sect. 6: once the kernel has settled, the analysis applies from θ_T on, so "
                     "the minimizer is still 'chosen' by the state at T and the optimizer after it",
             **evidence))
-    y = t["y_test"][rows[0]]
     if gd[big]:
-        e = {x: mean_std(error(t["f_test"][i], y) for i in gd[x].values()) for x in (small, big)}
-        l = {x: mean_std(test_loss(t["f_test"][i], y) for i in gd[x].values()) for x in (small, big)}
-        paired = mean_std(test_loss(t["f_test"][gd[big][k]], y) - test_loss(t["f_test"][gd[small][k]], y)
+        e = {x: mean_std(error(t["f_test"][i], t["y_test"][i]) for i in gd[x].values()) for x in (small, big)}
+        l = {x: mean_std(test_loss(t["f_test"][i], t["y_test"][i]) for i in gd[x].values()) for x in (small, big)}
+        paired = mean_std(test_loss(t["f_test"][gd[big][k]], t["y_test"][gd[big][k]]) - test_loss(t["f_test"][gd[small][k]], t["y_test"][gd[small][k]])
                           for k in sorted(gd[big].keys() & gd[small].keys()))
         claims.append(decide(
             f"{group}/sigma-still-matters", f"{arch}: a large σ still raises the test loss "

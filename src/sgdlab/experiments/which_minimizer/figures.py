@@ -56,11 +56,10 @@ def sigma_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None
         init_cf, init_tr = [], []
         for sigma in sigmas:
             rows = list(_ok(t, s, part="sigma", dataset=dataset, arch=arch.key, sigma=sigma).values())
-            y = t["y_test"][rows[0]] if rows else None
-            curves["trained nets"].append(_stat(error(t["f_test"][i], y) for i in rows))
-            curves["closed-form GD limit"].append(_stat(error(t["interpolating"][i] + t["initialization"][i], y)
+            curves["trained nets"].append(_stat(error(t["f_test"][i], t["y_test"][i]) for i in rows))
+            curves["closed-form GD limit"].append(_stat(error(t["interpolating"][i] + t["initialization"][i], t["y_test"][i])
                                                         for i in rows))
-            curves["interpolating part only"].append(_stat(error(t["interpolating"][i], y) for i in rows))
+            curves["interpolating part only"].append(_stat(error(t["interpolating"][i], t["y_test"][i]) for i in rows))
             init_cf.append(_stat(rms(t["initialization"][i]) for i in rows))
             init_tr.append(_stat(rms(t["f_test"][i] - t["interpolating"][i]) for i in rows))
         for (label, values), style in zip(curves.items(), ("o-", "s--", "^:")):
@@ -97,8 +96,7 @@ def adaptive_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | N
         rows = [i for r in by.values() for i in r.values()]
         if not rows:
             continue
-        y = t["y_test"][rows[0]]
-        stats = [_stat(error(t["f_test"][i], y) for i in by[o].values()) for o in opts]
+        stats = [_stat(error(t["f_test"][i], t["y_test"][i]) for i in by[o].values()) for o in opts]
         left.bar(range(3), [100 * m for m, _ in stats], yerr=[100 * sd for _, sd in stats],
                  capsize=4, color=["C0", "C1", "C2"])
         left.set(xticks=range(3), xticklabels=["GD", "AdaGrad", "Adam"], ylabel="test error (%)",
@@ -173,9 +171,8 @@ def later_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None
         a.bar([0, 1], [g0[0], gt[0]], yerr=[g0[1], gt[1]], capsize=4, color=["C3", "C2"])
         a.set(xticks=[0, 1], xticklabels=["linearized at θ_0", "linearized at θ_T"],
               ylabel="RMS test gap to the trained net", title="closed-form prediction vs trained net")
-    y = t["y_test"][rows[0]]
-    losses = [_stat(0.5 * np.mean((t["f_test"][i] - y) ** 2) for i in gd[x].values()) for x in (small, big)]
-    errors = [_stat(error(t["f_test"][i], y) for i in gd[x].values()) for x in (small, big)]
+    losses = [_stat(0.5 * np.mean((t["f_test"][i] - t["y_test"][i]) ** 2) for i in gd[x].values()) for x in (small, big)]
+    errors = [_stat(error(t["f_test"][i], t["y_test"][i]) for i in gd[x].values()) for x in (small, big)]
     b.bar([0, 1], [m for m, _ in losses], yerr=[sd for _, sd in losses], capsize=4)
     for k, (m, _) in enumerate(errors):
         b.annotate(f"error {100 * m:.1f}%", (k, 0), textcoords="offset points", xytext=(0, 4),

@@ -9,7 +9,9 @@
                 the end of training (Sect. 6 of the paper)
 
 Tables (DIR/tables): runs.parquet (one row per run, vectors as list columns) and
-targets.parquet (the test labels per dataset and training-set size).
+targets.parquet (the test labels per dataset, training-set size and seed: the data subset is
+drawn with the run seed, so init i also has its own train/test split, shared by every
+setting of that init).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class Problem:
 
 
 def _problem(raw: dict[str, Any], cache: dict[str, Problem]) -> Problem:
-    key = json.dumps([raw["data"], raw.get("dtype", "float32")], sort_keys=True)
+    # The subset is drawn with the run seed unless data.seed is set: the seed is part of the key.
+    key = json.dumps([raw["data"], raw["data"].get("seed", raw["seed"]), raw.get("dtype", "float32")],
+                     sort_keys=True)
     if key not in cache:
         from ... import runner
         parts = runner.prepare(raw)
@@ -110,7 +114,7 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
     for name, run in runs.items():
         spec = specs[name]
         problem = _problem(spec.config, problems)
-        targets[(spec.dataset, spec.n_train)] = problem.y_test.double().numpy()
+        targets[(spec.dataset, spec.n_train, spec.seed)] = problem.y_test.double().numpy()
         key = _theta0_key(spec)
         if key not in closed:
             init = _model(run, problem, "init.pt")
@@ -146,7 +150,7 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
     table = _rows_to_columns(rows)
     _save(lab, "runs", table)
     _save(lab, "targets", {"dataset": [k[0] for k in targets], "n_train": [k[1] for k in targets],
-                           "y_test": list(targets.values())})
+                           "seed": [k[2] for k in targets], "y_test": list(targets.values())})
     return load(lab)
 
 
@@ -182,7 +186,8 @@ def read(lab: Lab, name: str) -> dict[str, np.ndarray]:
 def load(lab: Lab) -> dict[str, np.ndarray]:
     runs = read(lab, "runs")
     targets = read(lab, "targets")
-    y = {(d, int(n)): v for d, n, v in zip(targets["dataset"], targets["n_train"], targets["y_test"])}
-    runs["y_test"] = np.array([y[(d, int(n))] for d, n in zip(runs["dataset"], runs["n_train"])],
-                              dtype=object)
+    y = {(d, int(n), int(k)): v for d, n, k, v in zip(targets["dataset"], targets["n_train"],
+                                                       targets["seed"], targets["y_test"])}
+    runs["y_test"] = np.array([y[(d, int(n), int(k))] for d, n, k in
+                               zip(runs["dataset"], runs["n_train"], runs["seed"])], dtype=object)
     return runs
