@@ -62,9 +62,13 @@ bench: $(STAMP) $(VENV)/.anchors
 
 # The tools sgdlab is measured against (benchmarks only, never dependencies); --no-deps keeps
 # them from replacing torch. A tool that fails to install is recorded by its benchmark.
-$(VENV)/.anchors: benchmarks/anchors.txt $(STAMP)
-	grep -v '^#' benchmarks/anchors.txt | while read -r spec; do [ -z "$$spec" ] || \
+$(VENV)/.anchors: benchmarks/anchors.txt benchmarks/anchors-jax.txt $(STAMP)
+	sed 's/#.*//' benchmarks/anchors.txt | while read -r spec; do [ -z "$$spec" ] || \
 		$(BIN)/pip install --disable-pip-version-check -q --no-deps "$$spec" || echo "note: could not install $$spec"; done
+	# neural-tangents needs an old jax and numpy < 2: a venv of its own (benchmarks/ntk.py uses it)
+	[ -x benchmarks/.venv-jax/bin/python ] || $(PYTHON) -m venv benchmarks/.venv-jax
+	benchmarks/.venv-jax/bin/pip install --disable-pip-version-check -q -r benchmarks/anchors-jax.txt \
+		|| echo "note: could not install neural-tangents; benchmarks/ntk.py records the error"
 	touch $@
 
 clean:

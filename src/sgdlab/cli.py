@@ -180,6 +180,47 @@ def reproduce(name: str = typer.Argument(..., help="experiment (sgdlab list expe
     typer.echo(f"Report: {out / 'report.html'}", err=True)
 
 
+@app.command("tune-init")
+@user_errors
+def tune_init(config: Path = typer.Argument(..., help="TOML config whose model has model.sigma"),
+              out: Optional[Path] = typer.Option(None, "--out", "-o", help="default runs/tune-init-CONFIG"),
+              set_: Optional[list[str]] = SetOption,
+              factor: float = typer.Option(0.7, help="σ of the next trial = factor × σ"),
+              margin: float = typer.Option(0.05, help="continue only while the validation loss "
+                                           "falls by at least this fraction"),
+              max_slowdown: float = typer.Option(10.0, help="a trial needing more than this × the "
+                                                 "standard σ's steps is too slow"),
+              max_trials: int = typer.Option(8, help="at most this many σ values"),
+              validation: float = typer.Option(0.2, help="fraction of the training set held out"),
+              stop_loss: Optional[float] = typer.Option(None, help="loss at which a trial counts as "
+                                                        "trained (default: train.stop_loss)"),
+              quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+    """Choose the initialization scale σ by the procedure of Nonnenmacher, Reeb & Steinwart 2021."""
+    from . import tune_init as tuning
+    from .runner import as_config
+
+    cfg = as_config(config, tuple(set_ or ()))
+    log = (lambda message: None) if quiet else (lambda message: typer.echo(f"[tune-init] {message}", err=True))
+    result = tuning.tune_init(cfg, factor=factor, margin=margin, max_slowdown=max_slowdown,
+                              max_trials=max_trials, validation=validation, stop_loss=stop_loss, log=log)
+    out = out or Path("runs") / f"tune-init-{config.stem}"
+    tuning.write(result, out, cfg)
+    if not quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"tune-init: {result.reason}")
+        for col in ("σ", "steps", "trained", "val loss", "val error", "test loss", "test error", ""):
+            table.add_column(col, justify="right")
+        for i, t in enumerate(result.trials):
+            table.add_row(f"{t.sigma:.4g}", str(t.steps), "yes" if t.practical else "too slow",
+                          f"{t.val_loss:.4g}", f"{t.val_error:.3g}", f"{t.test_loss:.4g}",
+                          f"{t.test_error:.3g}", "chosen" if i == result.chosen else "")
+        Console().print(table)
+    typer.echo(f"chosen σ = {result.sigma:.4g}; wrote {out}/tune.json, tune-init.png, best.pt, best.toml",
+               err=True)
+
+
 def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
     from rich.console import Console
     from rich.markup import escape

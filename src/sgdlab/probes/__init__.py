@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ProbesConfig
-from . import basic, gamma, gradients, hessian  # noqa: F401  (registers)
+from . import basic, gamma, gradients, hessian, ntk  # noqa: F401  (registers)
 from .base import ITERATION_NEEDS, Deferred, Probe, capturing
 from .context import Reference, Runtime, StepContext, batch_loss_at, eval_mode
 from .registry import probes

@@ -1,0 +1,227 @@
+"""The runs of `which-minimizer` and their step sizes, deterministic functions of the settings
+(so `--plan` lists exactly what the experiment trains):
+
+  GD        η = 2N/(λ_min + λ_max) of Θ̂(X, X) at the run's own θ_0 (`ntk.gd_learning_rate`;
+            times `Settings.gd_step`, 1 by default)
+  SGD       the same step per sample: batch b gets η·b/N (the paper's summed-loss step)
+  adaptive  the largest step of a doubling grid with a monotonically decreasing training loss
+            on a full-batch probe run (`Search`); mini-batch AdaGrad reuses its full-batch step
+  later     GD on the narrow net: the NTK step at θ_0, halved until the loss falls monotonically
+            (the kernel moves during training, and the NTK step overshoots)
+
+Run names: <part>-<dataset>-<arch>-<variant>-i<init>, part one of sigma, adaptive, batch, later.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...ntk import empirical_ntk, gd_learning_rate
+from .settings import Arch, SCALE_SETTINGS, Search, Settings
+
+FULL = "full"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One planned run and what it stands for in the analysis."""
+    name: str
+    part: str
+    dataset: str
+    arch: Arch
+    sigma: float
+    seed: int
+    optimizer: str
+    batch: int
+    sampler: str
+    n_train: int
+    lr: float
+    config: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def setting(self) -> tuple:
+        """Everything but the init: runs with the same setting are averaged over inits."""
+        return (self.part, self.dataset, self.arch.key, self.sigma, self.optimizer, self.batch,
+                self.sampler)
+
+
+def base_config(s: Settings, dataset: str, arch: Arch, sigma: float, seed: int,
+                n_train: int | None = None, *, optimizer: str = "gd", lr: float = 1.0,
+                batch: int | None = None, sampler: str = FULL, iterates: str = "never",
+                dtype: str = "float32") -> dict[str, Any]:
+    n = n_train or s.n_train
+    train: dict[str, Any] = {"loss": "squared", "stop_loss": s.stop_loss, "max_steps": s.max_steps,
+                             "batch_size": batch or n, "sampler": "full" if sampler == FULL else sampler}
+    if optimizer == "gd":
+        train.pop("sampler")  # gd always takes the full batch
+    return {"seed": seed, "threads": 1, "dtype": dtype,
+            "data": {"name": dataset, "classes": [0, 1], "n_train": n, "n_test": s.n_test,
+                     "normalize": "unit-ball", "targets": "pm1"},
+            "model": {"name": "mlp", "widths": list(arch.widths), "activation": "relu",
+                      "parametrization": "ntk", "sigma": sigma, "bias": False},
+            "optim": {"name": optimizer, "lr": lr},
+            "train": train,
+            "checkpoint": {"iterates": iterates},
+            "probes": {"use": ["batch_loss"]}}
+
+
+@functools.lru_cache(maxsize=None)
+def _gd_lr(key: str) -> float:
+    from ... import runner
+
+    parts = runner.prepare(json.loads(key))
+    x = parts.data.train.x
+    return gd_learning_rate(empirical_ntk(parts.model, x))
+
+
+def gd_lr(raw: dict[str, Any]) -> float:
+    """2N/(λ_min + λ_max) of Θ̂ at the θ_0 of config `raw` (cached per config)."""
+    return _gd_lr(json.dumps(raw, sort_keys=True))
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    lr: float
+    tried: tuple[tuple[float, bool, int], ...]  # (lr, monotone, steps run)
+
+
+def monotone(losses: np.ndarray, tol: float) -> bool:
+    losses = np.asarray(losses, dtype=np.float64)
+    return bool(np.all(np.isfinite(losses)) and np.all(losses[1:] <= losses[:-1] * (1 + tol)))
+
+
+@functools.lru_cache(maxsize=None)
+def _search(key: str, search: Search, start: float, up: bool) -> SearchResult:
+    from ... import runner
+
+    raw = json.loads(key)
+    tried: list[tuple[float, bool, int]] = []
+
+    def probe(lr: float) -> bool:
+        cfg = dict(raw, optim=dict(raw["optim"], lr=lr),
+                   train=dict(raw["train"], max_steps=search.steps))
+        result = runner.run(cfg)
+        losses = result.metrics["batch_loss"].to_numpy(zero_copy_only=False)
+        ok = result.status == "completed" and monotone(losses, search.tol)
+        tried.append((lr, ok, int(result.summary["steps"])))
+        return ok
+
+    lr = start
+    if probe(lr):
+        while up and len(tried) < search.max_probes and probe(lr * search.factor):
+            lr *= search.factor
+    else:
+        while len(tried) < search.max_probes:
+            lr /= search.factor
+            if probe(lr):
+                break
+        else:
+            lr = math.nan
+    return SearchResult(lr, tuple(tried))
+
+
+def searched_lr(raw: dict[str, Any], search: Search, start: float | None = None,
+                up: bool = True) -> SearchResult:
+    """The searched step of the full-batch config `raw` (cached per config); see `Search`."""
+    start = search.start_for(raw["optim"]["name"]) if start is None else start
+    return _search(json.dumps(raw, sort_keys=True), search, start, up)
+
+
+def _name(part: str, dataset: str, arch: Arch, variant: str, seed: int) -> str:
+    return f"{part}-{dataset}-{arch.key}-{variant}-i{seed}"
+
+
+def specs(scale: str) -> dict[str, Spec]:
+    """Every run of the experiment at `scale`, with its step size, in a fixed order."""
+    return dict(_specs(scale))
+
+
+@functools.lru_cache(maxsize=None)
+def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
+    s = SCALE_SETTINGS[scale]
+    out: dict[str, Spec] = {}
+
+    def add(part: str, dataset: str, arch: Arch, sigma: float, seed: int, optimizer: str,
+            variant: str, *, batch: int | None = None, sampler: str = FULL,
+            n_train: int | None = None, iterates: str = "never") -> None:
+        n = n_train or s.n_train
+        batch = batch or n
+        dtype = s.later.dtype if part == "later" else "float32"
+        raw = base_config(s, dataset, arch, sigma, seed, n, optimizer=optimizer, batch=batch,
+                          sampler=sampler, iterates=iterates, dtype=dtype)
+        full_gd = base_config(s, dataset, arch, sigma, seed, n, iterates=iterates, dtype=dtype)
+        probe_cfg = base_config(s, dataset, arch, sigma, 0, n, optimizer=optimizer, dtype=dtype)
+        if part == "later" and optimizer == "gd":  # not lazy: the NTK step can overshoot
+            lr = searched_lr(probe_cfg, s.search, gd_lr(probe_cfg), up=False).lr
+        elif optimizer in ("gd", "sgd"):
+            lr = s.gd_step * gd_lr(full_gd) * batch / n
+        else:  # searched on init 0 at the full batch; mini-batches reuse it
+            lr = searched_lr(probe_cfg, s.search).lr
+        raw["optim"]["lr"] = lr
+        name = _name(part, dataset, arch, variant, seed)
+        out[name] = Spec(name, part, dataset, arch, sigma, seed, optimizer, batch, sampler, n, lr, raw)
+
+    seeds = range(s.inits)
+    for dataset in s.datasets:
+        for arch in s.sigma_archs:
+            for sigma in s.sigmas[arch.depth]:
+                for seed in seeds:
+                    add("sigma", dataset, arch, sigma, seed, "gd", f"s{sigma:g}")
+        for arch in s.adaptive_archs:
+            for opt in ("gd", "adagrad", "adam"):
+                for seed in seeds:
+                    add("adaptive", dataset, arch, s.sigma_ref, seed, opt, opt)
+    dataset, arch = s.datasets[0], s.batch_arch
+    n = s.n_train
+    for opt in ("sgd", "adagrad"):
+        full = "gd" if opt == "sgd" else "adagrad"
+        for seed in seeds:
+            add("batch", dataset, arch, s.sigma_ref, seed, full, f"{opt}-b{n}")
+        for b in s.batch_sizes:
+            for seed in seeds:
+                add("batch", dataset, arch, s.sigma_ref, seed, opt, f"{opt}-b{b}-reshuffle",
+                    batch=b, sampler="reshuffle")
+        b = min(s.batch_sizes)
+        for seed in seeds:
+            add("batch", dataset, arch, s.sigma_ref, seed, opt, f"{opt}-b{b}-cyclic",
+                batch=b, sampler="cyclic")
+    later = s.later
+    for sigma in later.sigmas:
+        for seed in seeds:
+            add("later", dataset, later.arch, sigma, seed, "gd", f"gd-s{sigma:g}",
+                n_train=later.n_train, iterates="log:1.2")
+    for seed in seeds:
+        add("later", dataset, later.arch, later.sigmas[0], seed, "adagrad", "adagrad",
+            n_train=later.n_train, iterates="log:1.2")
+    return tuple(out.items())
+
+
+def search_table(scale: str) -> dict[str, list]:
+    """Every probe of the step-size searches behind `specs(scale)`, for the record."""
+    s = SCALE_SETTINGS[scale]
+    rows: dict[str, list] = {"dataset": [], "arch": [], "optimizer": [], "sigma": [], "n_train": [],
+                             "lr": [], "monotone": [], "steps": [], "chosen": []}
+    seen = set()
+    for spec in specs(scale).values():
+        searched = spec.optimizer in ("adagrad", "adam") or (spec.part == "later" and spec.optimizer == "gd")
+        key = (spec.dataset, spec.arch, spec.optimizer, spec.n_train, spec.sigma)
+        if not searched or key in seen:
+            continue
+        seen.add(key)
+        probe_cfg = base_config(s, spec.dataset, spec.arch, spec.sigma, 0, spec.n_train,
+                                optimizer=spec.optimizer, dtype=spec.config["dtype"])
+        if spec.optimizer == "gd":
+            result = searched_lr(probe_cfg, s.search, gd_lr(probe_cfg), up=False)
+        else:
+            result = searched_lr(probe_cfg, s.search)
+        for lr, ok, steps in result.tried:
+            for col, v in zip(rows, (spec.dataset, spec.arch.key, spec.optimizer, spec.sigma,
+                                     spec.n_train, lr, ok, steps, lr == result.lr)):
+                rows[col].append(v)
+    return rows

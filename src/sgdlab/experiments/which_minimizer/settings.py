@@ -1,0 +1,125 @@
+"""What `which-minimizer` runs at each scale (Nonnenmacher, Reeb & Steinwart 2021).
+
+Common to every run: classes 0 vs 1 with ±1 targets, inputs standardized and scaled into the
+unit ball, a ReLU MLP in NTK parametrization (W, b ~ N(0, 1), layer outputs (σ/√n)Wx) with
+zero biases, squared loss ½(f − y)² averaged over the batch, trained until the full training
+loss first drops below `stop_loss` (the paper: 1e-5) or `max_steps`, float32, one thread.
+`inits` initializations (seeds 0…inits−1; the paper: 10) per setting, the same seeds in every
+setting, so "the same θ_0" across σ, optimizers and batch sizes is literally the same draws.
+
+  smoke  seconds (used by the test suite): tiny nets, 2 inits, loss threshold 1e-3
+  cpu    ≤ 15 min on 2 cores: digits, N = 40 training / 100 test points, 1 and 2 hidden layers
+  full   the paper's datasets (MNIST, Fashion-MNIST, CIFAR-10 0-vs-1), N = 200, wide nets
+
+Assumed where the text is silent (its formulas and N were lost): zero biases (Thm 3.2's
+σ^(L+1) law is stated for them), N = 40 at cpu scale (REPRODUCTION.md assumes 50–200; 40
+keeps the scale within 15 minutes), σ on a doubling grid from 2 (He's standard is σ = √2):
+the NTK step grows like σ^(−2L), and below σ ≈ 2 it threw these narrow-ish nets out of the
+lazy regime — at σ = 0.5, 8 of 10 one-layer width-256 runs stalled for 20,000 steps and 2
+diverged; at σ = 1 two-layer width-128 nets stalled for 20,000 steps where σ = 2 needs ~300;
+experiments 2 and 3 at σ = 2. The GD step is 2N/(λ_min + λ_max) of Θ̂ at θ_0 for the mean
+loss (the paper's 2/(λ_min + λ_max) for ½Σ; the same trajectory), SGD at the same per-sample
+step (batch b: 2b/(λ_min + λ_max)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A ReLU MLP: its hidden widths (L = len(widths) hidden layers)."""
+    widths: tuple[int, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths)
+
+    @property
+    def key(self) -> str:
+        return f"L{self.depth}w{self.widths[0]}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.depth} hidden layer{'s' if self.depth > 1 else ''} of width {self.widths[0]}"
+
+
+@dataclass(frozen=True)
+class Search:
+    """The step of a method without a theoretical one: the largest step of a doubling grid
+    whose full-batch training loss decreases monotonically (each step's loss ≤ the previous
+    one's × (1 + tol)) over the first `steps` steps (or until the loss threshold) of a probe run
+    on init 0, searched from `start[optimizer]` (up while monotone, else down). GD on the
+    narrow net of experiment 4 starts at its NTK step and only goes down."""
+    start: tuple[tuple[str, float], ...] = (("adagrad", 0.16), ("adam", 0.02))
+    factor: float = 2.0
+    steps: int = 500
+    tol: float = 1e-6
+    max_probes: int = 12
+
+    def start_for(self, optimizer: str) -> float:
+        return dict(self.start)[optimizer]
+
+
+@dataclass(frozen=True)
+class Later:
+    """Experiment 4: a less over-parameterized net on more data, linearized at a later time T
+    (the earliest saved iterate from which Θ̂ changes by ≤ kernel_tol to the end)."""
+    arch: Arch
+    n_train: int
+    sigmas: tuple[float, float]   # the standard and a large σ
+    kernel_tol: float = 0.1
+    dtype: str = "float64"        # a narrow net's kernel is ill-conditioned in float32
+
+
+@dataclass(frozen=True)
+class Settings:
+    datasets: tuple[str, ...]
+    n_train: int
+    n_test: int
+    inits: int
+    max_steps: int
+    sigma_archs: tuple[Arch, ...]             # experiment 1
+    sigmas: dict[int, tuple[float, ...]]      # depth → the σ grid of experiment 1
+    adaptive_archs: tuple[Arch, ...]          # experiment 2 (also in experiment 1)
+    batch_arch: Arch                          # experiment 3
+    batch_sizes: tuple[int, ...]              # minibatch sizes (< n_train) of experiment 3
+    later: Later                              # experiment 4
+    sigma_ref: float = 1.0                    # σ of experiments 2 and 3 (and the reference σ)
+    stop_loss: float = 1e-5
+    gd_step: float = 1.0                      # GD step = gd_step × 2N/(λ_min + λ_max)
+    search: Search = Search()
+    # Claim tolerances, stated with each claim's evidence.
+    slope_tol: float = 0.35        # |fitted log-log slope − (L+1)|
+    invariance_tol: float = 1e-3   # relative spread of the kernel part across σ
+    rise_points: float = 0.02      # test error rise ≥ max(this, 2 standard errors)
+    differ_factor: float = 3.0     # "differ": distance ≥ this × the reference distance
+    init_floor: float = 0.05       # the slope is fitted where the closed-form init term ≥ this
+    lazy_tol: float = 0.1          # trained vs closed form: RMS gap ≤ this × RMS output
+
+
+SCALE_SETTINGS: dict[str, Settings] = {
+    "smoke": Settings(
+        datasets=("digits",), n_train=16, n_test=40, inits=2, max_steps=1500, stop_loss=1e-3,
+        sigma_archs=(Arch((128,)),), sigmas={1: (1.0, 8.0, 32.0)},
+        adaptive_archs=(Arch((128,)),), batch_arch=Arch((128,)), batch_sizes=(4,),
+        later=Later(Arch((8,)), n_train=24, sigmas=(1.0, 4.0)),
+        search=Search(steps=100, max_probes=6)),
+    "cpu": Settings(
+        datasets=("digits",), n_train=40, n_test=100, inits=10, max_steps=20_000,
+        sigma_archs=(Arch((128,)), Arch((512,)), Arch((128, 128))),
+        sigmas={1: (2.0, 4.0, 8.0, 16.0), 2: (2.0, 4.0, 8.0)}, sigma_ref=2.0,
+        adaptive_archs=(Arch((512,)), Arch((128, 128))), batch_arch=Arch((128,)),
+        batch_sizes=(20, 10),
+        later=Later(Arch((8,)), n_train=40, sigmas=(1.0, 4.0))),
+    "full": Settings(
+        datasets=("mnist", "fashion-mnist", "cifar10"), n_train=200, n_test=100, inits=10,
+        max_steps=200_000,
+        sigma_archs=(Arch((1024,)), Arch((4096,)), Arch((1024, 1024))),
+        sigmas={1: (2.0, 4.0, 8.0, 16.0, 32.0), 2: (2.0, 4.0, 8.0, 16.0)}, sigma_ref=2.0,
+        adaptive_archs=(Arch((4096,)), Arch((1024, 1024))), batch_arch=Arch((1024,)),
+        batch_sizes=(100, 50, 20, 10),
+        later=Later(Arch((32,)), n_train=400, sigmas=(1.0, 4.0)),
+        search=Search(steps=5000)),
+}

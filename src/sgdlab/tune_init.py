@@ -1,0 +1,248 @@
+"""`sgdlab tune-init`: the initialization-scale procedure of Nonnenmacher, Reeb & Steinwart
+(2021, Sect. 3), for any config whose model has an initialization scale `model.sigma`:
+
+  (a) train with the config's (standard) σ;
+  (b) retrain from the same θ_0 with σ smaller by `factor` (default 0.7: "several ten percent");
+  (c) compare validation losses: if it did not decrease, or decreased by less than `margin`
+      (relative), stop; otherwise continue with (b);
+  (d) stop as well when training gets impractically slow: a trial that does not reach the loss
+      threshold within `max_slowdown` × the steps the standard σ needed;
+  (e) return the trial with the smallest validation loss.
+
+Why it works: the trained net is the σ-invariant kernel interpolant plus an initialization
+term ∝ σ^(L+1) that only adds noise on test points (Thm 3.1–3.2); a smaller σ shrinks that term
+until vanishing gradients make training slow.
+
+"The same θ_0": every trial keeps the config's seed, so the model draws the same standard
+normal numbers from its init stream. In NTK parametrization they are the parameters themselves
+and σ multiplies them in the forward pass ((σ/√n)W x); with `init = "ntk-normal"` the weights
+are those draws times σ/√fan_in. Either way a smaller σ is the same draws scaled down.
+
+Validation: a seeded random `validation` fraction of the training set is held out (the "sgdlab
+validation" stream of the run seed); every trial trains on the rest and is evaluated on the
+held-out points (its choice) and on the config's test split (reported, never used to choose).
+Trials run in memory; the output directory receives tune.json (every trial and the choice),
+tune-init.png, best.pt (the chosen net's state_dict) and best.toml (the config with its σ).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .build import build_model_seeded, resolve
+from .config import Config, config_to_toml
+from .data import Dataset, Split, build_dataset
+from .errors import ConfigError, UserError
+from .losses import get_loss, misclassified
+from .models import models
+from .papers import NONNENMACHER_2021
+from .seeding import generator
+from .store.files import save_tensors, write_json, write_text
+
+
+@dataclass(frozen=True)
+class Trial:
+    sigma: float
+    status: str
+    steps: int
+    stop_reason: str
+    train_loss: float
+    val_loss: float
+    val_error: float
+    test_loss: float
+    test_error: float
+    practical: bool  # reached the loss threshold within the step budget
+
+
+@dataclass
+class TuneResult:
+    trials: list[Trial]
+    chosen: int          # index into trials
+    reason: str          # why the sequence stopped
+    budget: int          # the step budget of every trial after the first
+    model: Any = field(default=None, repr=False)  # the chosen net
+
+    @property
+    def sigma(self) -> float:
+        return self.trials[self.chosen].sigma
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": str(NONNENMACHER_2021), "chosen_sigma": self.sigma,
+                "chosen": dataclasses.asdict(self.trials[self.chosen]), "stopped_because": self.reason,
+                "step_budget": self.budget, "trials": [dataclasses.asdict(t) for t in self.trials]}
+
+
+def sigma_models() -> list[str]:
+    return [e.name for e in models if "sigma" in e.options]
+
+
+def check_sigma(cfg: Config) -> None:
+    """The model must have an initialization scale, and it must change θ_0's effect."""
+    entry = models.get(cfg.model.name, "model.name")
+    if "sigma" not in entry.options:
+        raise ConfigError(f"model.name: {cfg.model.name!r} has no initialization scale model.sigma; "
+                          f"tune-init needs one of {', '.join(sigma_models())}")
+
+
+def _effective(cfg: Config, data: Dataset, sigma: float) -> torch.Tensor:
+    c = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, sigma=sigma))
+    model = build_model_seeded(c, data.input_shape, data.n_outputs).eval()
+    with torch.no_grad():
+        return model(data.train.x[:4].float())
+
+
+def validation_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """(training part with the held-out points as its test split, the original test split
+    wrapped the same way): a seeded random `fraction` of the training points is held out."""
+    n = len(data.train)
+    k = round(fraction * n)
+    if not 0 < k < n:
+        raise UserError(f"--validation: {fraction:g} of {n} training points leaves no training or "
+                        "no validation points")
+    perm = torch.randperm(n, generator=generator(seed, "validation"))
+    val, keep = perm[:k].sort().values, perm[k:].sort().values
+    train = Split(data.train.x[keep], data.train.y[keep])
+    return (dataclasses.replace(data, train=train, test=Split(data.train.x[val], data.train.y[val])),
+            dataclasses.replace(data, train=train, test=data.test))
+
+
+@torch.no_grad()
+def _evaluate(model: torch.nn.Module, split: Split, cfg: Config, target_kind: str) -> tuple[float, float]:
+    if len(split) == 0:
+        return math.nan, math.nan
+    loss = get_loss(cfg.train.loss, target_kind)
+    param = next(model.parameters())
+    was = model.training
+    model.eval()
+    out = model(split.x.to(param.device, param.dtype))
+    y = split.y.to(param.device)
+    if y.is_floating_point():
+        y = y.to(param.dtype)
+    wrong = misclassified(out, y, target_kind)
+    model.train(was)
+    return float(loss.per_sample(out, y).double().mean()), float(wrong.double().mean()) if wrong is not None else math.nan
+
+
+def tune_init(config: Config, *, factor: float = 0.7, margin: float = 0.05, max_slowdown: float = 10.0,
+              max_trials: int = 8, validation: float = 0.2, stop_loss: float | None = None,
+              log: Callable[[str], None] | None = None) -> TuneResult:
+    """Run the procedure on `config` (a Config); see the module docstring."""
+    from . import runner
+
+    log = log or (lambda message: None)
+    for name, value, ok in (("--factor", factor, 0 < factor < 1), ("--margin", margin, margin >= 0),
+                            ("--max-slowdown", max_slowdown, max_slowdown >= 1),
+                            ("--max-trials", max_trials, max_trials >= 2),
+                            ("--validation", validation, 0 < validation < 1)):
+        if not ok:
+            raise UserError(f"{name}: {value!r} is out of range")
+    cfg = resolve(config)
+    check_sigma(cfg)
+    threshold = stop_loss if stop_loss is not None else cfg.train.stop_loss
+    if threshold is None:
+        raise ConfigError("train.stop_loss: tune-init needs the loss at which training counts as done "
+                          "(set train.stop_loss or pass --stop-loss)")
+    data = build_dataset(cfg.data, cfg.seed)
+    sigma0 = float(cfg.model.sigma)
+    if torch.equal(_effective(cfg, data, sigma0), _effective(cfg, data, sigma0 * factor)):
+        raise ConfigError(f"model.sigma: changing it does not change {cfg.model.name!r} at "
+                          f"initialization (parametrization = {cfg.model.parametrization!r}, "
+                          f"init = {cfg.model.init!r}); use parametrization = \"ntk\" or init = \"ntk-normal\"")
+    train_val, train_test = validation_split(data, validation, cfg.seed)
+
+    trials: list[Trial] = []
+    nets: list[Any] = []
+
+    def trial(sigma: float, budget: int | None) -> Trial:
+        train = dataclasses.replace(cfg.train, stop_loss=threshold)
+        if budget is not None:
+            train = dataclasses.replace(train, epochs=None, max_steps=budget)
+        c = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, sigma=sigma), train=train)
+        log(f"σ = {sigma:.4g}: training")
+        result = runner.run(c, data=train_val)
+        final = result.summary.get("final", {})
+        model = result.parts.model
+        test_loss, test_error = _evaluate(model, train_test.test, c, data.target_kind)
+        t = Trial(sigma, result.status, int(result.summary["steps"]), str(result.summary["stop_reason"]),
+                  float(final.get("train_loss", math.nan)), float(final.get("test_loss", math.nan)),
+                  float(final.get("test_error", math.nan)), test_loss, test_error,
+                  result.status == "completed" and result.summary["stop_reason"] == "stop_loss")
+        log(f"σ = {sigma:.4g}: {t.steps} steps ({t.stop_reason}), validation loss {t.val_loss:.4g}")
+        trials.append(t)
+        nets.append(model)
+        return t
+
+    first = trial(sigma0, None)
+    budget = max(1, math.ceil(max_slowdown * first.steps))
+    if not first.practical:
+        reason = (f"the standard σ = {sigma0:g} does not reach the loss threshold {threshold:g} "
+                  "within the config's own budget; nothing to compare with")
+    else:
+        reason = f"reached --max-trials {max_trials}"
+        sigma, previous = sigma0, first
+        while len(trials) < max_trials:
+            sigma *= factor
+            t = trial(sigma, budget)
+            if not t.practical:
+                reason = (f"training got impractically slow at σ = {sigma:.4g} (no loss < {threshold:g} "
+                          f"within {budget} steps = {max_slowdown:g}× the standard σ's)")
+                break
+            if not t.val_loss < previous.val_loss:
+                reason = f"the validation loss stopped decreasing at σ = {sigma:.4g}"
+                break
+            if previous.val_loss - t.val_loss < margin * previous.val_loss:
+                reason = (f"the validation loss improved by less than {100 * margin:g}% at σ = {sigma:.4g}")
+                break
+            previous = t
+    eligible = [i for i, t in enumerate(trials) if t.practical] or [0]
+    chosen = min(eligible, key=lambda i: trials[i].val_loss)
+    return TuneResult(trials, chosen, reason, budget, nets[chosen])
+
+
+def write(result: TuneResult, out: Path, cfg: Config) -> list[Path]:
+    """tune.json, tune-init.png, best.pt and best.toml in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = resolve(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, sigma=result.sigma)))
+    write_json(out / "tune.json", result.as_dict())
+    write_text(out / "best.toml", config_to_toml(chosen))
+    save_tensors(out / "best.pt", {k: v.detach().cpu() for k, v in result.model.state_dict().items()})
+    return [out / "tune.json", figure(result, out / "tune-init.png"), out / "best.pt", out / "best.toml"]
+
+
+def figure(result: TuneResult, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = result.trials
+    sigmas = [x.sigma for x in t]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(sigmas, [x.val_loss for x in t], "o-", label="validation loss (chooses)")
+    left.plot(sigmas, [x.test_loss for x in t], "s--", label="test loss (reported)")
+    left.axvline(result.sigma, color="0.5", ls=":", label=f"chosen σ = {result.sigma:.3g}")
+    left.set(xscale="log", yscale="log", xlabel="initialization scale σ", ylabel="loss",
+             title="loss of each trial (same θ_0 draws)")
+    right.plot(sigmas, [x.steps for x in t], "o-", color="C2", label="steps to the loss threshold")
+    right.axhline(result.budget, color="C3", ls=":", label=f"step budget {result.budget}")
+    for x in t:
+        if not x.practical:
+            right.plot([x.sigma], [x.steps], "x", color="C3", ms=10)
+    right.set(xscale="log", xlabel="initialization scale σ", ylabel="training steps",
+              title="cost of each trial (× = too slow)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(f"tune-init: {result.reason} — procedure of {NONNENMACHER_2021.short}, Sect. 3",
+                 fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
