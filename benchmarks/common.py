@@ -23,7 +23,7 @@ def bench_args(parser, quick_repeats: int = 2):
     parser.add_argument("--quick", action="store_true", help="a short pass (fewer repeats and steps)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
     args = parser.parse_args()
-    if args.quick and hasattr(args, "repeats"):
+    if args.quick and getattr(args, "repeats", None) is not None:
         args.repeats = min(args.repeats, quick_repeats)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no CUDA device")

@@ -21,7 +21,7 @@ import traceback
 
 import torch
 
-from common import case, describe, engine_time, write_results
+from common import bench_args, case, describe, engine_time, write_results
 
 import sgdlab
 from sgdlab.curvature import HessianOperator, lanczos
@@ -88,10 +88,9 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=None)
-    args = ap.parse_args()
+    args = bench_args(ap)  # the comparison runs on the CPU whatever --device says
     torch.set_num_threads(1)
     repeats = args.repeats or (2 if args.quick else 3)
     model, x, y, loss = trained_lenet()

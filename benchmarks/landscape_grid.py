@@ -23,7 +23,7 @@ import traceback
 
 import torch
 
-from common import case, describe, write_results
+from common import bench_args, case, describe, write_results
 
 import sgdlab
 from sgdlab.params import set_flat_params
@@ -75,11 +75,10 @@ def anchor(m, loss, x, y):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--case", default=None, help="run only the cases whose name contains this")
-    args = ap.parse_args()
+    args = bench_args(ap)  # the comparison runs on the CPU whatever --device says
     torch.set_num_threads(1)
     repeats = args.repeats or (2 if args.quick else 3)
     cases, notes = [], {}

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from common import case, write_results  # noqa: E402
+from common import bench_args, case, write_results  # noqa: E402
 
 JAX_PYTHON = HERE / ".venv-jax" / "bin" / "python"
 BUDGET = 1 << 30
@@ -157,8 +157,7 @@ def main() -> None:
     import numpy as np
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    args = parser.parse_args()
+    args = bench_args(parser)  # CPU: the comparison with JAX on the CPU
     repeats = {100: 3, 1000: 1} if args.quick else {100: 5, 1000: 2}
     jax_error = jax_status()
     ours = ("auto", "jacobian", "products")

@@ -14,16 +14,15 @@ import time
 
 import torch
 
-from common import case, describe, write_results
+from common import bench_args, case, describe, write_results
 
 from sgdlab.toys import FLAT_SHARP, Dynamics, simulate, simulate_loop, uniform_starts
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=None)
-    args = ap.parse_args()
+    args = bench_args(ap)  # the comparison runs on the CPU whatever --device says
     torch.set_num_threads(1)
     repeats = args.repeats or (2 if args.quick else 3)
     n_fast, steps_fast = (20_000, 200) if args.quick else (100_000, 500)

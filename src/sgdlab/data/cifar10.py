@@ -27,7 +27,8 @@ from ..config import DataConfig
 from ..errors import UserError
 from . import safepickle
 from .dataset import RawData
-from .files import cache_dir, load_npz, locate, save_npz_atomic, sha256_file, shared_datasets
+from ..store.files import sha256_of
+from .files import cache_dir, load_npz, locate, save_npz_atomic, shared_datasets
 from .registry import IMAGE_DEFAULTS, datasets
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -178,7 +179,7 @@ def source_key(source: Source) -> str:
     every file's name, size and mtime."""
     digest = hashlib.sha256(f"cifar10 cache v{CACHE_VERSION} {source.kind}\n".encode())
     if source.kind == "archive":
-        digest.update(sha256_file(source.path).encode())
+        digest.update(sha256_of(source.path).encode())
     else:
         digest.update(str(source.path.resolve()).encode())
         for name, path in tree_files(source):

@@ -8,7 +8,6 @@ in the dataset's conventional places. Decoded arrays go to SGDLAB_DATA (default
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import zipfile
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import UserError
+from ..store.files import sha256_of
 
 ROOT_ENV = "SGDLAB_DATA_ROOT"
 CACHE_ENV = "SGDLAB_DATA"
@@ -77,16 +77,8 @@ def locate(cfg: DataConfig, name: str, probe: Callable[[Path], T | None],
     raise UserError(f"{name}: no data found ({where}){download}; {todo}")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_sha256(path: Path, expected: str, name: str, todo: str) -> None:
-    actual = sha256_file(path)
+    actual = sha256_of(path)
     if actual != expected:
         raise UserError(f"{name}: {path} has sha256 {actual[:16]}…, expected {expected[:16]}… "
                         f"(corrupt or a different file); {todo}")

@@ -13,16 +13,18 @@ measured numbers. `sgdlab reproduce NAME` writes everything under one directory:
 from __future__ import annotations
 
 import fnmatch
+from contextlib import contextmanager
 import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from ..config import config_to_toml
 from ..errors import UserError
@@ -113,6 +115,18 @@ def plain(value: Any) -> Any:
 
 
 Progress = Callable[[str], None]
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Simulations and measurements in the reproduce process on one torch thread, as every
+    trained run is: faster for small tensor ops on a shared machine, and deterministic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Lab:

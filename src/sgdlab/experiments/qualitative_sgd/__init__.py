@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 
 from ...papers import GISELSSON_SGD
-from ..base import Claim, Lab, Plan, Simulation, experiments
+from ..base import Claim, Lab, Plan, Simulation, experiments, one_thread
 from . import agreement, least_squares, nets, toy_parts, toys
 from .settings import SCALE_SETTINGS, Settings, ToySettings
 
@@ -45,7 +45,7 @@ def simulation_seconds(name: str, t: ToySettings, fraction: float = 0.1) -> floa
     """Seconds for simulation `name`, from a timed run of `fraction` of its steps, plus a figure."""
     scaled = lambda steps: max(2, int(steps * fraction))  # noqa: E731
     t0 = time.perf_counter()
-    with toy_parts.one_thread():
+    with one_thread():
         if name == "noise-ball":
             toys.simulate_noise_ball(toys.NoiseBall(), t.noise_runs, scaled(t.noise_steps), t.seed)
         elif name == "pair":

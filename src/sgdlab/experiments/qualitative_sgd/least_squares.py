@@ -9,7 +9,6 @@ the individual gradient norms at x* come from sgdlab.gradients on the linear mod
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

@@ -4,12 +4,11 @@ simulations: tables saved through the Lab, claims decided from them, figures dra
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from ..base import Claim, Lab, decide
+from ..base import Claim, Lab, decide, one_thread
 from . import figures
 from .settings import ToySettings
 from .toys import (Escape, NoiseBall, escape_summary, pair_amplitude, simulate_escape,
@@ -21,16 +20,6 @@ PAIR_X0 = 1.0
 PAIR_LOSS = 1e-5  # "reaches a small loss": f − f* ≤ this
 BATCH_SIZES = (1, 2, 3, 4)
 
-
-@contextmanager
-def one_thread():
-    """Small tensor ops on a shared machine run faster (and deterministically) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------

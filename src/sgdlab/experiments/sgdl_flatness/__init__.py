@@ -24,15 +24,12 @@ import dataclasses
 import json
 import math
 import time
-from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
-import torch
 
 from ...papers import ZHANG_2017_SGD
 from ...store.files import write_json
-from ..base import Claim, Lab, Plan, Simulation, experiments
+from ..base import Claim, Lab, Plan, Simulation, experiments, one_thread
 from . import figures
 from .labels import KINDS, interpolation_surface, label_claims, label_configs, measure_run, premise
 from .mlp import sweep_claims, sweep_configs
@@ -40,16 +37,6 @@ from .settings import SCALE_SETTINGS, LabelSettings, Settings, SweepSettings, To
 from .toy import (histogram, rosenbrock_claims, settings as toy_settings, simulate_all,
                   simulate_rosenbrock, toy_claims)
 
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Simulations and measurements in this process on one torch thread, as every run is."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _cached(lab: Lab, name: str, record: dict, compute, log: str) -> None:  # noqa: ANN001
