@@ -17,12 +17,16 @@ from sgdlab.engine import train
 from sgdlab.store import Recorder
 
 
+PASS = {"quick": False}  # set by bench_args, recorded by write_results
+
+
 def bench_args(parser, quick_repeats: int = 2):
     """The options every benchmark takes: --quick (a short pass: fewer repeats and steps) and
     --device; with --quick, --repeats (if the benchmark has it) drops to `quick_repeats`."""
     parser.add_argument("--quick", action="store_true", help="a short pass (fewer repeats and steps)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
     args = parser.parse_args()
+    PASS["quick"] = args.quick
     if args.quick and getattr(args, "repeats", None) is not None:
         args.repeats = min(args.repeats, quick_repeats)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -141,7 +145,7 @@ def write_results(name: str, cases: list[dict], **notes) -> Path:
     install error) and print the cases as a markdown table."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"benchmark": name, **machine_info(), "cases": cases, **notes},
+    path.write_text(json.dumps({"benchmark": name, **machine_info(), **PASS, "cases": cases, **notes},
                                indent=2) + "\n")
     print(f"| {name} case | metric | median | range | target |\n|---|---|---|---|---|")
     for c in cases:

@@ -136,7 +136,7 @@ def main() -> None:
         cases.append(case(f"hessian probe per call every {every} steps, {label}", "cost in training steps",
                           cost["units"], unit=" steps", lanczos_steps_per_call=cost["lanczos_steps"],
                           step_seconds=cost["step_seconds"]))
-    write_results("curvature", cases, quick=args.quick, **notes)
+    write_results("curvature", cases, **notes)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_args, case, write_results  # noqa: E402
 
 CASES = {
-    "mlp 512x2 digits (P≈300k), 480 steps": {
+    "mlp 512x2 digits (P≈300k)": {
         "data": {"name": "digits", "n_train": 512, "n_test": 0},
         "model": {"name": "mlp", "widths": [512, 512]},
         "train": {"batch_size": 32, "epochs": 30}},
-    "lenet CIFAR-10 (P≈122k), 480 steps": {
+    "lenet CIFAR-10 (P≈122k)": {
         "data": {"name": "cifar10", "n_train": 512, "n_test": 0},
         "model": {"name": "lenet"},
         "train": {"batch_size": 32, "epochs": 30}},
@@ -69,6 +69,7 @@ def main() -> None:
     for name, spec in CASES.items():
         if args.quick:
             spec = dict(spec, train=dict(spec["train"], epochs=10))
+        name = f"{name}, {spec['train']['epochs'] * spec['data']['n_train'] // spec['train']['batch_size']} steps"
         base = dict(spec, seed=0, device=args.device, optim={"name": "sgd", "lr": 0.05})
         modes = {
             "plain": dict(base, probes={"use": ["eval", "batch_loss"]}),
@@ -81,11 +82,11 @@ def main() -> None:
                 results[mode].append(measure(raw))
         print(name)
         for mode in modes:
-            rows = results[mode]
-            t = [r["time"] for r in rows]
+            samples = results[mode]
+            t = [r["time"] for r in samples]
             print(f"  {mode:6s} time {statistics.median(t):7.2f}s ({min(t):.2f}–{max(t):.2f})  "
-                  f"peak RSS {statistics.median(r['peak_mb'] for r in rows):7.0f} MB  "
-                  f"training adds {statistics.median(r['train_mb'] for r in rows):7.1f} MB")
+                  f"peak RSS {statistics.median(r['peak_mb'] for r in samples):7.0f} MB  "
+                  f"training adds {statistics.median(r['train_mb'] for r in samples):7.1f} MB")
         for a, b in (("replay", "plain"), ("store", "plain"), ("store", "replay")):
             ratios = [x["time"] / y["time"] for x, y in zip(results[a], results[b])]
             mem = [x["peak_mb"] / y["peak_mb"] for x, y in zip(results[a], results[b])]

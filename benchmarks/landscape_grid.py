@@ -109,7 +109,7 @@ def main() -> None:
                 cases.append(case(f"{STEPS}×{STEPS} grid, {name}: vs {other}", "speedup (their time / ours)",
                                   [b / a for a, b in zip(times["sgdlab"], times[other])], target="≥ 3×",
                                   sgdlab_seconds=times["sgdlab"], other_seconds=times[other], chunk=chunk))
-    write_results("landscape_grid", cases, quick=args.quick, **notes)
+    write_results("landscape_grid", cases, **notes)
 
 
 if __name__ == "__main__":

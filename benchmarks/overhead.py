@@ -14,7 +14,9 @@ Cases (each a ratio to the plain loop's seconds per step, measured in the same r
                              norms and the norm / inner-product / orthogonality tests, every K
                              steps (K = 1, 4, 16; the per-sample part captured from the step's
                              own backward)
-  sgdlab λ_max @K            the `hessian` probe's top eigenvalue every K steps (K = 16, 64)
+  sgdlab λ_max @K            the `hessian` probe's top eigenvalue every K steps (K = 16, 64) on
+                             a fixed subset of 128 training points, no trace: the work of
+                             Cockpit's HessMaxEV on its minibatch of 128
   cockpit economy @K         configuration("economy"): the same quantities plus Alpha and
                              GradHist1d, every K steps
   cockpit economy-matched @K the quantities sgdlab's economy computes, nothing else
@@ -29,6 +31,7 @@ run error is recorded in the results instead.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import subprocess
@@ -85,7 +88,8 @@ def sgdlab_probes(kind: str, every: int) -> dict:
                 "update_norm": {"schedule": sched},
                 "gradients": {"schedule": sched, "full_grad": False, "quantiles": []}}
     if kind == "hessian":
-        return {"use": ["hessian"], "hessian": {"schedule": sched}}
+        # Cockpit's HessMaxEV: the top eigenvalue on one batch of 128; the same work here
+        return {"use": ["hessian"], "hessian": {"schedule": sched, "subset": BATCH, "trace_probes": 0}}
     raise ValueError(kind)
 
 
@@ -185,6 +189,12 @@ def time_cockpit(net: str, steps: int, device: str, kind: str, every: int) -> fl
             loss.backward(create_graph=pit.create_graph(k))
         opt.step()
         stamps.append(time.perf_counter())
+    # create_graph=True leaves a parameter ↔ gradient reference cycle: break it, or repeated
+    # Cockpit cases in one process grow without bound (17 GB and an OOM kill here)
+    for p in model.parameters():
+        p.grad = None
+    del pit, model, opt
+    gc.collect()
     return (stamps[-1] - stamps[0]) / steps
 
 

@@ -47,7 +47,7 @@ def main() -> None:
              vectorized_particle_steps_per_s=rates["vectorized"], loop_particle_steps_per_s=rates["loop"],
              particles=n_fast, steps=steps_fast),
         case("vectorized", "particle-steps/s", rates["vectorized"], unit="/s"),
-    ], quick=args.quick, dynamics="SGDL γ'=0.1 constant, η=0.1, projection onto the disc r=7.5")
+    ], dynamics="SGDL γ'=0.1 constant, η=0.1, projection onto the disc r=7.5")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ one markdown table of all their results from benchmarks/results/<name>.json.
     .venv/bin/python benchmarks/run.py [--quick] [--device cpu|cuda] [--only NAME ...]
     make bench            # everything
     make bench QUICK=1    # the short pass
+    .venv/bin/python benchmarks/run.py --table   # the README's table, from benchmarks/results/
 
 Every benchmark measures ratios side by side in one process (interleaved A/B repetitions,
 medians and the min–max of per-pair ratios); absolute times are printed, only ratios claimed.
@@ -38,12 +39,13 @@ def table(names: list[str]) -> str:
             continue
         result = json.loads(path.read_text())
         header = header or result
+        label = f"{name} (quick)" if result.get("quick") else name
         for c in result.get("cases", []):
-            lines.append(f"| {name} | {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
+            lines.append(f"| {label} | {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
                          f"{c['min']:.3g}–{c['max']:.3g} | {c.get('target', '')} |")
         for key, note in result.items():
             if key.endswith("_error"):
-                lines.append(f"| {name} | {key} | {note} | | | |")
+                lines.append(f"| {label} | {key} | {note} | | | |")
     if header:
         lines.insert(0, f"Measured {header['date']} on {header['cpu']} ({header['cores']} cores), "
                         f"torch {header['torch']}, {header['threads']} thread(s) per process.\n")
@@ -55,8 +57,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", nargs="*", default=None, help="benchmark names (file stems)")
+    parser.add_argument("--table", action="store_true",
+                        help="print the table of the results on disk (the README's), run nothing")
     args = parser.parse_args()
     chosen = [p for p in benchmarks() if args.only is None or p.stem in args.only]
+    if args.table:
+        print(table([p.stem for p in chosen]))
+        return
     failed = []
     for path in chosen:
         print(f"\n=== {path.stem}", flush=True)
