@@ -210,3 +210,38 @@ def test_a_diverged_run_resumes_as_nothing_to_do(tmp_path, cli):
 
 def test_user_errors_are_errors_users_can_act_on():
     assert issubclass(DiskFull, UserError) and issubclass(CorruptCheckpoint, UserError)
+
+
+# ---------------------------------------------------------------------------------------
+# A reproduction whose worker process dies
+
+
+def three_runs(lab):
+    """An experiment of three tiny runs on a pool of 2 (this process and one worker)."""
+    from sgdlab.experiments.base import decide
+
+    runs = lab.run_many({f"r{i}": tiny(seed=i, train={"epochs": 4}) for i in range(3)}, workers=2)
+    return [decide("trained", "every run completes", all(r.status == "completed" for r in runs.values()),
+                   statuses={n: r.status for n, r in runs.items()})]
+
+
+def test_a_reproduction_whose_worker_died_is_one_error_line_and_finishes_when_run_again(
+        tmp_path, cli, monkeypatch):
+    from fake_experiments import registered
+
+    monkeypatch.setenv("SGDLAB_FAULT_WORKER", "step@20")  # the worker dies in r2, its first run
+    with registered("three-runs", three_runs):
+        result = cli("reproduce", "three-runs", "--scale", "smoke", "--out", tmp_path / "x", "--quiet")
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: r2: worker died"), result.stderr
+        assert "run the same command again" in lines[0] and "Traceback" not in result.output
+        assert [RunDir(tmp_path / "x" / "runs" / n).read_summary()["status"] for n in ("r0", "r1", "r2")] \
+            == ["completed", "completed", "failed"]
+
+        monkeypatch.delenv("SGDLAB_FAULT_WORKER")
+        again = cli("reproduce", "three-runs", "--scale", "smoke", "--out", tmp_path / "x")
+    assert again.exit_code == 0, again.output
+    assert "r0: reusing" in again.stderr and "r1: reusing" in again.stderr and "r2: resuming" in again.stderr
+    claims = json.loads((tmp_path / "x" / "claims.json").read_text())
+    assert claims[0]["verdict"] == "holds"

@@ -33,10 +33,13 @@ SERIES = ("train_loss", "train_error", "test_loss", "test_error")
 def cnn_config(m: CnnModel, c: CnnSettings) -> dict[str, Any]:
     data = {"name": "cifar10", **m.data}
     data.update({k: v for k, v in (("n_train", c.n_train), ("n_test", c.n_test)) if v is not None})
-    return {"seed": 0, "threads": c.threads, "data": data, "model": dict(m.model),
-            "optim": {"name": "sgd", "lr": LR},
-            "train": {"batch_size": c.batch_size, "epochs": m.epochs, "sampler": "reshuffle"},
-            "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}}}
+    cfg = {"seed": 0, "threads": c.threads, "data": data, "model": dict(m.model),
+           "optim": {"name": "sgd", "lr": LR},
+           "train": {"batch_size": c.batch_size, "epochs": m.epochs, "sampler": "reshuffle"},
+           "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}}}
+    if c.checkpoint_steps:
+        cfg["checkpoint"] = {"every_steps": c.checkpoint_steps}
+    return cfg
 
 
 @dataclass(frozen=True)
