@@ -53,6 +53,18 @@ def test_bad_axes_say_what_is_wrong(spec, message):
         parse_axis(spec)
 
 
+def test_too_many_runs_are_refused_before_any_is_expanded():
+    with pytest.raises(ConfigError, match="at most 100,000"):  # 10^20 configs would fill the memory
+        expand(tiny(), [parse_axis("optim.lr=0.1,0.2")], 10**20)
+
+
+def test_a_bad_override_without_a_grid_names_the_key():
+    from sgdlab.sweep.run import plan_sweep
+
+    with pytest.raises(ConfigError, match=r"^train\.epochs: expected an integer"):
+        plan_sweep(tiny(), [], 1, ["train.epochs=x"])
+
+
 def test_expand_is_the_product_times_seeds_with_readable_unique_names():
     runs = expand(LSQ, [parse_axis("optim.lr=0.1,0.01"), parse_axis("train.batch_size=4,8,16")], 2)
     assert len(runs) == 2 * 3 * 2 and len({r.name for r in runs}) == 12
