@@ -381,3 +381,20 @@ def test_a_sigkilled_reproduction_run_again_ends_as_an_uninterrupted_one(smoke, 
     metrics = RunDir(run).read_metrics()
     assert metrics.equals(RunDir(ref / "runs" / "cnn-base").read_metrics())
     assert metrics["step"].to_pylist() == sorted(set(metrics["step"].to_pylist()))  # no row twice
+
+
+def test_a_diverged_cnn_run_makes_its_claims_say_so(tmp_path, monkeypatch):
+    """lr 10^30 (for the paper's 0.01) makes the smoke CNN run diverge at once: the reproduction
+    still ends, with the zero-error claim failing and the other two not applicable, each giving
+    "run cnn-base diverged at step k" as its reason; no claim is decided on a NaN."""
+    monkeypatch.setattr(cnn, "LR", 1e30)
+    claims = {c.id: c for c in reproduce("exact-convergence", tmp_path, "smoke", "cpu", only="cnn-base")}
+    assert set(claims) == {"base-zero-train-error", "base-loss-still-falling", "base-val-loss-rises"}
+    summary = json.loads((tmp_path / "runs" / "cnn-base" / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    why = f"run cnn-base diverged at step {summary['diverged_at']}"
+    assert claims["base-zero-train-error"].verdict == "fails"
+    assert claims["base-loss-still-falling"].verdict == claims["base-val-loss-rises"].verdict == "not-applicable"
+    assert all(c.evidence["reason"] == why for c in claims.values())
+    assert "nan" not in json.dumps([c.evidence for c in claims.values()]).lower()
+    assert (tmp_path / "figures" / "cnn-base.png").is_file() and (tmp_path / "report.html").is_file()
