@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import string
 
 import pytest
@@ -219,6 +220,77 @@ def test_cli_arguments_fuzz(cli_env, data):
             assert len(lines) == 1, result.stderr
     before = sorted(p.name for p in root.iterdir())
     assert "new" not in before  # run --dry-run and failed commands never create an output
+
+
+# sweep, report, tune-init and export: random flags and values around inputs that can never
+# start training (each sweep ends with a piece that is always refused; the tune-init config has
+# no train.stop_loss and --stop-loss is never drawn; report and export get no run).
+NUMBERS = ["0", "-1", "2", "0.5", "nan", "inf", "-inf", "1e400", "99999999999999999999", "x"]
+OTHER_TOKENS = ["--out", "-o", "--set", "--grid", "--seeds", "--workers", "--report", "--no-report",
+                "--quiet", "--tensorboard", "--factor", "--margin", "--max-slowdown", "--max-trials",
+                "--validation", "--help-me", "optim.lr=0.1,0.01", "optim.lr=", "optim.lr=a,b",
+                "model.widths=[8],[", "nope.key=1", "seed=1,2", "train.epochs=x", "optim.lr=-1",
+                "optim.name=sgd,sgd", "=", "", "new", "tb"] + NUMBERS
+REFUSED = [["--seeds", "0"], ["--seeds", "99999999999999999999"], ["--workers", "0"], ["--grid", "optim.lr="],
+           ["--grid", "seed=1"], ["--grid", "nope.key=1,2"], ["--grid", "optim.lr=nan"],
+           ["--set", "train.epochs=x"], ["--ray", ""], ["--ray", "local", "--workers", "2"]]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_cli_arguments_fuzz_sweep_report_tune_init_export(cli_env, data):
+    """Random argument lists for sweep, report, tune-init and export: exit code 0 or 2, one
+    `error:` line or click's usage message, never a traceback, and nothing new on disk (the
+    commands run in the fixture's directory, so a default output would show up there too)."""
+    from typer.testing import CliRunner
+    from sgdlab.cli import app
+
+    root, paths = cli_env
+    command = data.draw(st.sampled_from(["sweep", "report", "tune-init", "export"]))
+    args = data.draw(st.lists(st.sampled_from(OTHER_TOKENS + paths), max_size=6))
+    if command in ("sweep", "tune-init"):
+        args = [data.draw(st.sampled_from(paths))] + args
+    if command == "sweep":
+        args = args + data.draw(st.sampled_from(REFUSED))
+    before = sorted(p.name for p in root.iterdir())
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        result = CliRunner().invoke(app, [command, *args])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code in (0, 2), (command, args, result.output, result.exception)
+    assert "Traceback" not in result.output, (command, args, result.output)
+    if result.exit_code == 2:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert lines, (command, args)
+        if lines[0].startswith("error:"):
+            assert len(lines) == 1, result.stderr
+        else:  # click's own message for a malformed command line
+            assert "Usage:" in result.stderr or "Error" in lines[0], result.stderr
+    assert sorted(p.name for p in root.iterdir()) == before, (command, args)
+
+
+@pytest.mark.parametrize("piece", REFUSED, ids=" ".join)
+def test_each_refused_sweep_argument_on_a_valid_sweep_writes_nothing(cli_env, cli, piece):
+    root, (good, *_) = cli_env
+    result = cli("sweep", good, "--out", root / "fresh", *piece)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert not (root / "fresh").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--factor", "nan"), ("--factor", "1"), ("--margin", "nan"),
+                                        ("--margin", "inf"), ("--max-slowdown", "inf"),
+                                        ("--max-trials", "1"), ("--validation", "1"),
+                                        ("--stop-loss", "nan"), ("--stop-loss", "-1"), ("--stop-loss", "inf")])
+def test_tune_init_refuses_out_of_range_options_before_training(cli_env, cli, flag, value):
+    root, (good, *_) = cli_env
+    result = cli("tune-init", good, "--out", root / "fresh", flag, value)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {flag}: ") and "out of range (must be" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (root / "fresh").exists()
 
 
 def test_nothing_is_half_written_when_a_run_is_refused(tmp_path, cli):

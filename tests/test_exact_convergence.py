@@ -342,3 +342,59 @@ def test_smoke_rerun_reuses_everything(smoke):
     assert any("reusing the simulated table" in m for m in messages)
     assert any("cnn-base: reusing" in m for m in messages)
     assert [(c.id, c.verdict) for c in again] == [(c.id, c.verdict) for c in claims]
+
+
+def test_a_sigkilled_reproduction_run_again_ends_as_an_uninterrupted_one(smoke, tmp_path):
+    """`sgdlab reproduce` killed (SIGKILL) inside its CNN run: the same command again resumes
+    the run from its latest state (not from step 0) and ends with the claims, table and metrics
+    of the uninterrupted reproduction (the `smoke` fixture). `--only cnn-base` leaves out the
+    linear simulation (seconds, no run in it; its reuse is tested above)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from sgdlab.store import RunDir
+
+    ref, _ = smoke
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "sgdlab", "reproduce", "exact-convergence", "--scale", "smoke",
+               "--device", "cpu", "--only", "cnn-base", "--out", str(out)]
+    killed = subprocess.run(command + ["--quiet"], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, SGDLAB_FAULT="step@350"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
+    run = out / "runs" / "cnn-base"
+    assert RunDir(run).read_summary()["status"] == "running" and RunDir(run).states()[-1][0] == 300
+    assert not (out / "claims.json").exists()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "cnn-base: resuming" in again.stderr and "cnn-base: training" not in again.stderr
+    summary = RunDir(run).read_summary()
+    assert summary["status"] == "completed" and summary["resumes"] == 1
+    expected = [c for c in json.loads((ref / "claims.json").read_text()) if c["id"].startswith("base-")]
+    assert json.loads((out / "claims.json").read_text()) == expected
+    a, b = (pq.read_table(d / "tables" / "cnn.parquet").drop_columns(["wall_time_s"]) for d in (out, ref))
+    assert a.equals(b)  # wall_time_s: the table's only measured time
+    metrics = RunDir(run).read_metrics()
+    assert metrics.equals(RunDir(ref / "runs" / "cnn-base").read_metrics())
+    assert metrics["step"].to_pylist() == sorted(set(metrics["step"].to_pylist()))  # no row twice
+
+
+def test_a_diverged_cnn_run_makes_its_claims_say_so(tmp_path, monkeypatch):
+    """lr 10^30 (for the paper's 0.01) makes the smoke CNN run diverge at once: the reproduction
+    still ends, with the zero-error claim failing and the other two not applicable, each giving
+    "run cnn-base diverged at step k" as its reason; no claim is decided on a NaN."""
+    monkeypatch.setattr(cnn, "LR", 1e30)
+    claims = {c.id: c for c in reproduce("exact-convergence", tmp_path, "smoke", "cpu", only="cnn-base")}
+    assert set(claims) == {"base-zero-train-error", "base-loss-still-falling", "base-val-loss-rises"}
+    summary = json.loads((tmp_path / "runs" / "cnn-base" / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    why = f"run cnn-base diverged at step {summary['diverged_at']}"
+    assert claims["base-zero-train-error"].verdict == "fails"
+    assert claims["base-loss-still-falling"].verdict == claims["base-val-loss-rises"].verdict == "not-applicable"
+    assert all(c.evidence["reason"] == why for c in claims.values())
+    assert "nan" not in json.dumps([c.evidence for c in claims.values()]).lower()
+    assert (tmp_path / "figures" / "cnn-base.png").is_file() and (tmp_path / "report.html").is_file()

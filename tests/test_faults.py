@@ -210,3 +210,131 @@ def test_a_diverged_run_resumes_as_nothing_to_do(tmp_path, cli):
 
 def test_user_errors_are_errors_users_can_act_on():
     assert issubclass(DiskFull, UserError) and issubclass(CorruptCheckpoint, UserError)
+
+
+# ---------------------------------------------------------------------------------------
+# A reproduction whose worker process dies
+
+
+def three_runs(lab):
+    """An experiment of three tiny runs on a pool of 2 (this process and one worker)."""
+    from sgdlab.experiments.base import decide
+
+    runs = lab.run_many({f"r{i}": tiny(seed=i, train={"epochs": 4}) for i in range(3)}, workers=2)
+    return [decide("trained", "every run completes", all(r.status == "completed" for r in runs.values()),
+                   statuses={n: r.status for n, r in runs.items()})]
+
+
+def test_a_reproduction_whose_worker_died_is_one_error_line_and_finishes_when_run_again(
+        tmp_path, cli, monkeypatch):
+    from fake_experiments import registered
+
+    monkeypatch.setenv("SGDLAB_FAULT_WORKER", "step@20")  # the worker dies in r2, its first run
+    with registered("three-runs", three_runs):
+        result = cli("reproduce", "three-runs", "--scale", "smoke", "--out", tmp_path / "x", "--quiet")
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: r2: worker died"), result.stderr
+        assert "run the same command again" in lines[0] and "Traceback" not in result.output
+        assert [RunDir(tmp_path / "x" / "runs" / n).read_summary()["status"] for n in ("r0", "r1", "r2")] \
+            == ["completed", "completed", "failed"]
+
+        monkeypatch.delenv("SGDLAB_FAULT_WORKER")
+        again = cli("reproduce", "three-runs", "--scale", "smoke", "--out", tmp_path / "x")
+    assert again.exit_code == 0, again.output
+    assert "r0: reusing" in again.stderr and "r1: reusing" in again.stderr and "r2: resuming" in again.stderr
+    claims = json.loads((tmp_path / "x" / "claims.json").read_text())
+    assert claims[0]["verdict"] == "holds"
+
+
+# ---------------------------------------------------------------------------------------
+# Reproductions whose runs diverge: claims say "run X diverged at step k", never crash
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A completed and a diverged (lr 10^30) tiny run with the probes the parts read."""
+    root = tmp_path_factory.mktemp("diverging")
+    probes = {"use": ["eval", "update_norm", "grad_norm"], "eval": {"schedule": "epoch"}}
+    sgdlab.run(tiny(probes=probes), root / "ok")
+    sgdlab.run(tiny(optim={"lr": 1e30}, probes=probes), root / "bad")
+    ok, bad = sgdlab.load_run(root / "ok"), sgdlab.load_run(root / "bad")
+    assert ok.status == "completed" and bad.status == "diverged"
+    return root, ok, bad
+
+
+def _why(name, bad):
+    return f"run {name} diverged at step {bad.summary['diverged_at']}"
+
+
+def test_a_diverged_run_misses_a_premise_because_it_diverged(tiny_runs):
+    from sgdlab.experiments.premise import Premise, premise_claim
+
+    _, ok, bad = tiny_runs
+    check = Premise(max_loss=10.0, max_error=1.0).check(bad)
+    assert not check["meets"] and check["why_not"] == f"diverged at step {bad.summary['diverged_at']}"
+    claim, meets = premise_claim("x/premise", "x", Premise(max_loss=10.0, max_error=1.0), {"a": ok, "b": bad})
+    assert claim.verdict == "fails" and meets == ["a"] and claim.evidence["missed"] == ["b"]
+
+
+def test_qualitative_sgd_parts_with_a_diverged_run(tiny_runs, tmp_path):
+    from sgdlab.experiments.base import Lab
+    from sgdlab.experiments.qualitative_sgd import agreement, least_squares, nets
+    from sgdlab.experiments.qualitative_sgd.settings import SCALE_SETTINGS
+
+    _, ok, bad = tiny_runs
+    s, lab = SCALE_SETTINGS["smoke"], Lab(tmp_path, "smoke")
+    ls = dict.fromkeys(least_squares.configs(s.least_squares), ok) | {"ls-over": bad}
+    [claim] = least_squares.least_squares_part(lab, s.least_squares, ls)
+    assert claim.verdict == "not-applicable" and claim.evidence["reason"] == _why("ls-over", bad)
+    [claim] = nets.nets_part(lab, s.nets, {"net-3x5": ok, "net-15x25": bad})
+    assert claim.verdict == "not-applicable" and claim.evidence["reason"] == _why("net-15x25", bad)
+    [claim] = agreement.agreement_part(lab, s.agreement, {"mu-mlp": bad})
+    assert claim.verdict == "not-applicable" and claim.evidence["reason"] == _why("mu-mlp", bad)
+    claims, _ = nets.rules_part(lab, s.nets, {"rule-combined": ok, "rule-undamped": bad, "rule-damped": bad})
+    by_id = {c.id: c for c in claims}
+    assert by_id["rules/undamped-diverges"].verdict == "holds"
+    assert by_id["rules/damping-survives"].verdict == "fails"
+    assert by_id["rules/damping-survives"].headline == _why("rule-damped", bad)
+    assert by_id["rules/diminishing-smaller-final-gradient"].verdict == "not-applicable"
+
+
+def test_gamma_principle_pca_with_a_diverged_run(tiny_runs, tmp_path):
+    from sgdlab.experiments.base import Lab
+    from sgdlab.experiments.gamma_principle import pca_claim
+
+    _, ok, bad = tiny_runs
+    claim = pca_claim(Lab(tmp_path, "smoke"), {"optimizer-momentum": ok, "optimizer-adam": bad})
+    assert claim.verdict == "not-applicable" and claim.evidence["reason"] == _why("optimizer-adam", bad)
+
+
+def test_sgdl_flatness_noise_sweep_with_a_diverged_run(tiny_runs):
+    from sgdlab.experiments.sgdl_flatness.mlp import sweep_claims
+    from sgdlab.experiments.sgdl_flatness.settings import SCALE_SETTINGS
+
+    _, ok, bad = tiny_runs
+    claims = sweep_claims("digits", {0.0: ok, 0.1: bad}, SCALE_SETTINGS["smoke"].sweep)
+    step = bad.summary["diverged_at"]
+    for claim in claims:
+        assert claim.verdict == "fails" and f"γ' = 0.1 diverged at step {step}" in claim.headline
+        assert claim.evidence["runs"]["0.1"]["status"] == "diverged"
+        assert claim.evidence["runs"]["0.1"]["diverged_at"] == step
+
+
+def test_a_reproduction_with_a_forced_divergence_ends_with_claims_that_say_so(tmp_path, monkeypatch):
+    """qualitative-sgd at smoke scale, its μ run (--only mu-mlp) at lr 10^30: the command
+    ends, and the claim names the run and the step."""
+    from sgdlab.experiments import base, reproduce
+
+    real_job = base.Lab.job
+
+    def diverging(self, name, raw):
+        return real_job(self, name, dict(raw, optim=dict(raw.get("optim", {}), lr=1e30)))
+
+    monkeypatch.setattr(base.Lab, "job", diverging)
+    claims = reproduce("qualitative-sgd", tmp_path, "smoke", "cpu", only="mu-mlp")
+    summary = json.loads((tmp_path / "runs" / "mu-mlp" / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    assert [(c.id, c.verdict, c.evidence["reason"]) for c in claims] == [
+        ("mu/batch-size", "not-applicable", f"run mu-mlp diverged at step {summary['diverged_at']}")]
+    assert json.loads((tmp_path / "claims.json").read_text())[0]["verdict"] == "not-applicable"

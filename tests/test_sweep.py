@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +51,18 @@ def test_values_split_at_top_level_commas_only():
 def test_bad_axes_say_what_is_wrong(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_axis(spec)
+
+
+def test_too_many_runs_are_refused_before_any_is_expanded():
+    with pytest.raises(ConfigError, match="at most 100,000"):  # 10^20 configs would fill the memory
+        expand(tiny(), [parse_axis("optim.lr=0.1,0.2")], 10**20)
+
+
+def test_a_bad_override_without_a_grid_names_the_key():
+    from sgdlab.sweep.run import plan_sweep
+
+    with pytest.raises(ConfigError, match=r"^train\.epochs: expected an integer"):
+        plan_sweep(tiny(), [], 1, ["train.epochs=x"])
 
 
 def test_expand_is_the_product_times_seeds_with_readable_unique_names():
@@ -241,6 +254,133 @@ def test_a_killed_sweep_resumes_its_interrupted_run_bit_identically(tmp_path):
     assert [r["status"] for r in sweep.index.to_pylist()] == ["completed", "completed"]
     ref = sgdlab.run(dict(SLOW, optim={"name": "sgd", "lr": 0.1}), tmp_path / "ref")
     assert sweep.run("lr=0.1_seed=0").metrics.equals(ref.metrics)
+
+
+# --- a worker process killed ----------------------------------------------------------
+
+def test_a_killed_worker_fails_its_run_and_the_others_finish(tmp_path, monkeypatch):
+    """SGDLAB_FAULT_WORKER kills only the spawned worker, in the first run it takes (the last
+    job). This process holds its own first run back until the dead pool has handed the job it
+    would have fed the worker next back to this process, which then trains it."""
+    from sgdlab.sweep.executors import run_local
+
+    monkeypatch.setenv("SGDLAB_FAULT_WORKER", "step@20")
+    messages: list[str] = []
+
+    class UntilHandedBack:  # progress of this process's first run: waits for the hand-back
+        def __init__(self, label):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def __call__(self, step, loss):
+            deadline = time.monotonic() + 60
+            while not any("worker process died" in m for m in messages) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    raw = tiny(train={"epochs": 4})  # 32 steps
+    jobs = [Job(f"r{i}", tmp_path / f"r{i}", dict(raw, seed=i)) for i in range(3)]
+    outcomes = run_local(jobs, workers=2, log=messages.append, progress_factory=UntilHandedBack)
+    assert "a worker process died; r1 is trained in this process" in messages
+    assert outcomes["r2"].status == "failed" and outcomes["r2"].error.startswith("worker died")
+    assert [outcomes[n].status for n in ("r0", "r1")] == ["completed", "completed"]
+    dead = RunDir(tmp_path / "r2").read_summary()  # left `running` by the worker; marked here
+    assert dead["status"] == "failed" and dead["error"].startswith("worker died")
+    ref = sgdlab.run(dict(raw, seed=1))
+    assert sgdlab.load_run(tmp_path / "r1").metrics.equals(ref.metrics)
+
+
+def test_a_sweep_whose_worker_died_finishes_only_that_run_when_run_again(tmp_path, monkeypatch):
+    raw = tiny(train={"epochs": 4})
+    monkeypatch.setenv("SGDLAB_FAULT_WORKER", "step@20")
+    sweep = run_sweep(raw, [], 3, tmp_path / "s", workers=2, report=False)
+    rows = final_rows(sweep)
+    assert rows["seed=2"]["status"] == "failed" and rows["seed=2"]["error"].startswith("worker died")
+    assert rows["seed=0"]["status"] == rows["seed=1"]["status"] == "completed"
+
+    monkeypatch.delenv("SGDLAB_FAULT_WORKER")
+    messages: list[str] = []
+    again = run_sweep(raw, [], 3, tmp_path / "s", workers=2, log=messages.append, report=False)
+    assert {m for m in messages if "reusing" in m} == {"seed=0: reusing the completed run",
+                                                     "seed=1: reusing the completed run"}
+    assert "seed=2: resuming" in messages
+    assert [r["status"] for r in again.index.to_pylist()] == ["completed"] * 3
+    assert again.run("seed=2").metrics.equals(sgdlab.run(dict(raw, seed=2)).metrics)
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is `pid`."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                kids.append((int(stat.parent.name), (stat.parent / "cmdline").read_bytes().decode(errors="replace")))
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
+    """The sweep process is killed while its worker trains a run of minutes: the worker stops
+    that run at a step boundary (resumable, `interrupted`) and exits within seconds."""
+    long = tiny(model={"widths": [8]}, train={"epochs": None, "max_steps": 1_000_000})
+    cfg = write_toml(tmp_path / "long.toml", long)
+    out = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "sweep", str(cfg), "--seeds", "2", "--out", str(out),
+                             "--workers", "2", "--no-report", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    held = out / "runs" / "seed=1"  # the worker's run (helpers take jobs from the back)
+    kids: list[tuple[int, str]] = []
+    everyone: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            kids = kids or [k for k in _children(proc.pid) if "spawn_main" in k[1]]
+            if kids and RunDir.is_run(held) and _locked(held):
+                break
+            time.sleep(0.05)
+        assert kids, "no worker process started"
+        everyone = [pid for pid, _ in _children(proc.pid)]  # the worker and multiprocessing's tracker
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in everyone) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in everyone if _alive(pid)], "processes outlived the killed sweep"
+        summary = RunDir(held).read_summary()
+        assert summary["status"] == "interrupted" and RunDir(held).states()[-1][0] == summary["steps"] > 0
+    finally:
+        for pid in everyone + [pid for pid, _ in kids]:  # only what this test started, if still there
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _locked(run: Path) -> bool:
+    """Whether some process holds the run's lock (is training it)."""
+    run_dir = RunDir(run)
+    try:
+        run_dir.lock()
+    except UserError:
+        return True
+    run_dir.unlock()
+    return False
 
 
 def test_sweep_cli_end_to_end(cli, tmp_path):

@@ -388,6 +388,8 @@ def sweep(config: Path = typer.Argument(..., help="TOML config every run starts 
 
     if workers is not None and workers < 1:
         fail(f"--workers: {workers} is not ≥ 1")
+    if ray is not None and not ray.strip():  # else "" would quietly mean the local pool
+        fail("--ray: an empty address; give auto, local or HOST:PORT")
     if workers is not None and ray:
         fail("--workers applies to the local pool; Ray places the runs on its cluster's CPUs")
     log = (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))

@@ -2,22 +2,47 @@
 kills itself (SIGKILL, as a crash or an OOM kill would) the N-th time it passes a point whose
 name starts with POINT. Points: "step" (after each update, before its metrics row is kept),
 "write:<file name>" (a file's temp copy is on disk, not yet renamed into place). Unset, a point
-costs one comparison."""
+costs one comparison.
+
+SGDLAB_FAULT is inherited by the worker processes of a pool, which count their own points.
+SGDLAB_FAULT_WORKER="POINT@N" fires only in a process started by `multiprocessing` (a sweep's or
+a reproduction's worker), never in the process that started the pool: a worker killed while
+the others go on."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 
-_SPEC = os.environ.get("SGDLAB_FAULT", "")
-_PREFIX, _, _COUNT = _SPEC.rpartition("@")
-_seen = 0
+
+class _Fault:
+    """One "POINT@N" spec and how many matching points this process has passed."""
+
+    def __init__(self, spec: str, workers_only: bool = False):
+        self.spec, self.workers_only = spec, workers_only
+        self.prefix, _, self.count = spec.rpartition("@")
+        self.seen = 0
+
+    def passed(self, name: str) -> None:
+        if not name.startswith(self.prefix):
+            return
+        # Asked at the point, not at import: a spawned worker imports sgdlab before it knows
+        # it is a worker.
+        if self.workers_only and multiprocessing.parent_process() is None:
+            return
+        self.seen += 1
+        if str(self.seen) == self.count:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULTS = [fault for fault in (_Fault(os.environ.get("SGDLAB_FAULT", "")),
+                               _Fault(os.environ.get("SGDLAB_FAULT_WORKER", ""), workers_only=True))
+           if fault.spec]
 
 
 def point(name: str) -> None:
-    global _seen
-    if not _SPEC or not name.startswith(_PREFIX):
+    if not _FAULTS:
         return
-    _seen += 1
-    if str(_seen) == _COUNT:
-        os.kill(os.getpid(), signal.SIGKILL)
+    for fault in _FAULTS:
+        fault.passed(name)

@@ -136,12 +136,15 @@ def tune_init(config: Config, *, factor: float = 0.7, margin: float = 0.05, max_
     from . import runner
 
     log = log or (lambda message: None)
-    for name, value, ok in (("--factor", factor, 0 < factor < 1), ("--margin", margin, margin >= 0),
-                            ("--max-slowdown", max_slowdown, max_slowdown >= 1),
-                            ("--max-trials", max_trials, max_trials >= 2),
-                            ("--validation", validation, 0 < validation < 1)):
-        if not ok:
-            raise UserError(f"{name}: {value!r} is out of range")
+    for name, value, ok, allowed in (
+            ("--factor", factor, 0 < factor < 1, "in (0, 1)"),
+            ("--margin", margin, 0 <= margin < math.inf, "finite and >= 0"),
+            ("--max-slowdown", max_slowdown, 1 <= max_slowdown < math.inf, "finite and >= 1"),
+            ("--max-trials", max_trials, max_trials >= 2, ">= 2"),
+            ("--validation", validation, 0 < validation < 1, "in (0, 1)"),
+            ("--stop-loss", stop_loss, stop_loss is None or 0 < stop_loss < math.inf, "finite and > 0")):
+        if not ok:  # comparisons written so that NaN fails them
+            raise UserError(f"{name}: {value!r} is out of range (must be {allowed})")
     cfg = resolve(config)
     check_sigma(cfg)
     threshold = stop_loss if stop_loss is not None else cfg.train.stop_loss

@@ -80,6 +80,19 @@ def missing_runs(needed: list[str] | tuple[str, ...], runs: dict[str, Any]) -> l
     return [name for name in needed if name not in runs]
 
 
+def divergence(name: str, run: Any) -> str | None:
+    """"run NAME diverged at step k" when `run` ended `diverged` (its loss or parameters became
+    NaN/inf), else None: the reason a claim that needs the run gives instead of a number."""
+    if run.status != "diverged":
+        return None
+    return f"run {name} diverged at step {run.summary.get('diverged_at')}"
+
+
+def divergences(runs: dict[str, Any]) -> list[str]:
+    """`divergence` of every run in `runs` that diverged."""
+    return [why for name, run in runs.items() if (why := divergence(name, run)) is not None]
+
+
 @dataclass(frozen=True)
 class Simulation:
     """A part of an experiment that is not a training run (a batched simulation, a closed-form

@@ -30,12 +30,15 @@ class Premise:
         loss = math.nan if loss is None else float(loss)
         error = math.nan if error is None else float(error)
         why = []
-        if run.status != "completed":
-            why.append(f"status {run.status}")
-        if not loss <= self.max_loss:
-            why.append(f"training loss {loss:.3g} > {self.max_loss:g}")
-        if not error <= self.max_error:
-            why.append(f"training error {error:.3g} > {self.max_error:g}")
+        if run.status == "diverged":  # its final numbers are NaN: the divergence is the reason
+            why.append(f"diverged at step {run.summary.get('diverged_at')}")
+        else:
+            if run.status != "completed":
+                why.append(f"status {run.status}")
+            if not loss <= self.max_loss:
+                why.append(f"training loss {loss:.3g} > {self.max_loss:g}")
+            if not error <= self.max_error:
+                why.append(f"training error {error:.3g} > {self.max_error:g}")
         return {"final_train_loss": loss, "final_train_error": error, "status": run.status,
                 "epochs": run.summary.get("epochs"), "stop_reason": run.summary.get("stop_reason"),
                 "meets": not why, "why_not": "; ".join(why)}

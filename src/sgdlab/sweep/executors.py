@@ -13,9 +13,12 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from queue import Empty, Queue
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any, Callable, Iterable
 
 from ..build import resolve
 from ..config import Config, config_to_toml, load_config
+from ..errors import UserError
 from ..store import RunDir
 
 FINISHED = ("completed", "diverged")
@@ -127,17 +131,23 @@ def run_local(jobs: Iterable[Job], workers: int | None = None,
         return {job.name: done[job.name] for job in jobs}
     results: Queue = Queue()  # (job, future or exception) from the pool, read by this thread
     lock = threading.Lock()
-    with ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=watch_parent, initargs=(os.getpid(),)) as pool:
         def feed() -> None:  # also called from the pool's result thread as each run ends
-            with lock:
+            with lock:  # held until the job is submitted or back in the queue (see below)
                 if not queue:
                     return
                 job = queue.pop()  # the helpers take jobs from the back, this process from the front
-            try:
-                future = pool.submit(ensure_caught, job)
-            except Exception as exc:  # noqa: BLE001 - a broken pool: the job is recorded as failed
-                results.put((job, exc))
-                return
+                try:
+                    future = pool.submit(in_worker, job)
+                except BrokenProcessPool:  # a worker died: this process trains the job instead
+                    queue.append(job)
+                    if log:
+                        log(f"a worker process died; {job.name} is trained in this process")
+                    return
+                except Exception as exc:  # noqa: BLE001 - a pool shut down: the job is recorded as failed
+                    results.put((job, exc))
+                    return
             future.add_done_callback(lambda f, job=job: (results.put((job, f)), feed()))
 
         def collect(block: bool) -> None:
@@ -155,15 +165,16 @@ def run_local(jobs: Iterable[Job], workers: int | None = None,
         try:
             for _ in range(helpers):
                 feed()
-            while True:
+            # The lock in `feed` makes a job it hands back visible here before this thread can
+            # see an empty queue and wait for results that will not come.
+            while len(done) < len(jobs):
                 collect(block=False)
                 with lock:
                     job = queue.popleft() if queue else None
-                if job is None:
-                    break
-                _record_here(done, _in_process(job, log, progress_factory), on_done)
-            while len(done) < len(jobs):
-                collect(block=True)
+                if job is not None:
+                    _record_here(done, _in_process(job, log, progress_factory), on_done)
+                elif len(done) < len(jobs):
+                    collect(block=True)
         except KeyboardInterrupt:
             with lock:
                 queue.clear()  # no new runs; those running stop at their next step boundary
@@ -188,9 +199,73 @@ def _pool_outcome(job: Job, result: Any) -> Outcome:
         return died(job, exc)
 
 
+class WorkerDied(UserError):
+    """A run's worker process died (killed, out of memory): running the same command again
+    resumes the run from its latest state."""
+
+
 def died(job: Job, exc: BaseException) -> Outcome:
-    """The outcome of a job whose worker process died (killed, out of memory)."""
-    return Outcome(job.name, "failed", error=f"worker died: {type(exc).__name__}: {exc}", exception=exc)
+    """The outcome of a job whose worker process died (killed, out of memory). Its run
+    directory, left `running` by the dead worker, is marked `failed` with the reason."""
+    error = f"worker died: {type(exc).__name__}: {exc}"
+    mark_failed(job.path, error)
+    return Outcome(job.name, "failed", error=error,
+                   exception=WorkerDied(f"{job.name}: {error}; run the same command again to continue"))
+
+
+def mark_failed(path: Path, error: str) -> None:
+    """Record `error` in the summary of the run at `path` if it was left `running` by a process
+    that no longer holds it (a live holder keeps its run as it is)."""
+    if not RunDir.is_run(path):
+        return
+    run_dir = RunDir(path)
+    try:
+        run_dir.lock()
+    except UserError:
+        return
+    try:
+        summary = run_dir.read_summary()
+        if summary.get("status") == "running":
+            run_dir.write_summary(dict(summary, status="failed", error=error))
+    finally:
+        run_dir.unlock()
+
+
+# ---------------------------------------------------------------------------------------
+# In a worker process. A pool's worker waits on a queue whose other end it also holds, so it
+# never notices that the process that started it is gone: killed with SIGKILL, that process
+# would leave its workers training (and holding their runs' locks) for as long as the run
+# lasts, then idle forever. Each worker therefore watches its parent.
+
+_busy = threading.Event()  # set while this worker runs a job
+PARENT_POLL_S = 0.2
+ORPHAN_GRACE_S = 30.0
+
+
+def watch_parent(parent: int) -> None:
+    """Pool initializer: a daemon thread that ends this worker once `parent` is gone."""
+    threading.Thread(target=_watch, args=(parent,), name="sgdlab-parent-watch", daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:  # an orphan is re-parented (to init or a subreaper)
+        time.sleep(PARENT_POLL_S)
+    if _busy.is_set():
+        # As Ctrl-C would: the run stops at its next step boundary, resumable, and says so.
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + ORPHAN_GRACE_S
+        while _busy.is_set() and time.monotonic() < deadline:
+            time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def in_worker(job: Job) -> Outcome:
+    """What a pool worker runs: `ensure_caught`, marked busy for the parent watch."""
+    _busy.set()
+    try:
+        return ensure_caught(job)
+    finally:
+        _busy.clear()
 
 
 def _in_process(job: Job, log: Log | None, progress_factory: Callable[[str], Any] | None) -> Outcome:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Any
 
 from ..config import _toml_value, apply_override, load_config
 from ..errors import ConfigError
+
+MAX_RUNS = 100_000  # runs in one sweep (each one a run directory)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ def expand(base: dict[str, Any], axes: list[Axis], seeds: int) -> list[SweepRun]
     keys = [a.key for a in axes]
     if len(set(keys)) != len(keys):
         raise ConfigError("--grid: a key is given twice")
+    count = seeds * math.prod(len(a.values) for a in axes)
+    if count > MAX_RUNS:  # checked before expanding: 10^20 seeds would fill the memory first
+        raise ConfigError(f"--grid × --seeds: {count} runs; a sweep has at most {MAX_RUNS:,}")
     first_seed = int(base.get("seed", 0))
     runs, names = [], set()
     for point, combo in enumerate(itertools.product(*(a.values for a in axes))):
@@ -118,7 +124,7 @@ def expand(base: dict[str, Any], axes: list[Axis], seeds: int) -> list[SweepRun]
                 load_config(raw=raw)
             except ConfigError as exc:
                 where = ", ".join(f"{k}={value_text(v)}" for k, v in values.items())
-                raise ConfigError(f"grid point {where}: {exc}") from None
+                raise ConfigError(f"grid point {where}: {exc}" if where else str(exc)) from None
             name = run_name(values, first_seed + i)
             if name in names:
                 raise ConfigError(f"--grid: two grid points share the run name {name!r}")

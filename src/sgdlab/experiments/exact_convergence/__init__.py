@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 
 import numpy as np
 
 from ...papers import NACSON_2019
 from ...store.files import write_json
-from ..base import Claim, Lab, Plan, Simulation, experiments
-from .cnn import History, cnn_claims, cnn_config, first_zero, zero_from
+from ..base import Claim, Lab, Plan, Simulation, divergence, experiments
+from .cnn import History, cnn_claims, cnn_config, diverged_claims, first_zero, zero_from
 from .figures import cnn_figure, linear_figure
 from .linear import curves, linear_claims, set_table, settings_record, simulate
 from .settings import SCALE_SETTINGS, CnnSettings, LinearSettings
@@ -88,14 +89,16 @@ def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
         run = runs[f"cnn-{m.key}"]
         h = History.of(run)
         n_test = s.n_test if s.n_test is not None else 10_000
-        claims += cnn_claims(m.key, m.title, h, s, n_test)
+        why = divergence(f"cnn-{m.key}", run)
+        claims += diverged_claims(m.key, m.title, h, why) if why else cnn_claims(m.key, m.title, h, s, n_test)
         e0, z = first_zero(h.epochs, h.values["train_error"]), zero_from(h.epochs, h.values["train_error"])
         cnn_figure(lab.figure(f"cnn-{m.key}"), f"{m.title} on CIFAR-10 "
                    f"({s.n_train or 50000} training images), SGD lr 0.01", h.series(), e0)
-        rows.append({"network": m.key, "n_params": run.summary.get("n_params"), "epochs": m.epochs,
+        rows.append({"network": m.key, "status": run.status, "n_params": run.summary.get("n_params"),
+                     "epochs": m.epochs,
                      "first_zero_epoch": -1 if e0 is None else e0,
                      "zero_from_epoch": -1 if z is None else z,
-                     **{f"final_{k}": float(v[-1]) for k, v in h.values.items()},
+                     **{f"final_{k}": float(v[-1]) if len(v) else math.nan for k, v in h.values.items()},
                      "wall_time_s": run.summary.get("wall_time_s")})
     if rows:
         lab.save_table("cnn", {k: [r[k] for r in rows] for k in rows[0]})

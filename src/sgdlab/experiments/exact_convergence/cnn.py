@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Claim, decide
+from ..base import Claim, decide, not_applicable
 from .rates import slope
 from .settings import LR, CnnModel, CnnSettings
 
@@ -33,10 +33,13 @@ SERIES = ("train_loss", "train_error", "test_loss", "test_error")
 def cnn_config(m: CnnModel, c: CnnSettings) -> dict[str, Any]:
     data = {"name": "cifar10", **m.data}
     data.update({k: v for k, v in (("n_train", c.n_train), ("n_test", c.n_test)) if v is not None})
-    return {"seed": 0, "threads": c.threads, "data": data, "model": dict(m.model),
-            "optim": {"name": "sgd", "lr": LR},
-            "train": {"batch_size": c.batch_size, "epochs": m.epochs, "sampler": "reshuffle"},
-            "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}}}
+    cfg = {"seed": 0, "threads": c.threads, "data": data, "model": dict(m.model),
+           "optim": {"name": "sgd", "lr": LR},
+           "train": {"batch_size": c.batch_size, "epochs": m.epochs, "sampler": "reshuffle"},
+           "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}}}
+    if c.checkpoint_steps:
+        cfg["checkpoint"] = {"every_steps": c.checkpoint_steps}
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,24 @@ def zero_from(epochs: np.ndarray, error: np.ndarray) -> int | None:
     if len(wrong) and wrong[-1] == len(error) - 1:
         return None
     return round(float(epochs[wrong[-1] + 1 if len(wrong) else 0]))
+
+
+def diverged_claims(key: str, title: str, h: History, why: str) -> list[Claim]:
+    """The claims of a network whose run diverged (`why`: "run … diverged at step k"): plain
+    SGD at lr 0.01 did not drive its loss to 0, so the first claim fails with that reason (even
+    if the error touched 0 on the way), and the two about the regime after 0 training error
+    are not applicable."""
+    errors = h.values["train_error"]
+    e0 = first_zero(h.epochs, errors) if len(errors) else None
+    ended = {"reason": why, "first_zero_epoch": e0,
+             "epochs_recorded": round(float(h.epochs[-1])) if len(h.epochs) else 0}
+    return [decide(f"{key}-zero-train-error", f"{title}: the training error reaches 0", False,
+                   headline=why, meaning="a CNN without skip connections interpolates its training "
+                   "set with plain constant-step SGD", **ended),
+            not_applicable(f"{key}-loss-still-falling", f"{title}: after 0 training error the "
+                           "training loss keeps falling (log-log slope < 0)", why),
+            not_applicable(f"{key}-val-loss-rises", f"{title}: the validation loss has its minimum "
+                           "before the end while the validation error stabilizes", why)]
 
 
 def cnn_claims(key: str, title: str, h: History, c: CnnSettings, n_test: int) -> list[Claim]:

@@ -79,13 +79,14 @@ def cnn_figure(path: Path, title: str, epochs: dict[str, tuple[np.ndarray, np.nd
     left.plot(e[e > 0], v[e > 0], "C0", label="training loss")
     e, v = epochs["train_error"]
     left.plot(e[(e > 0) & (v > 0)], v[(e > 0) & (v > 0)], "C3", label="training error")
-    left.set(xscale="log", yscale="log", xlabel="epoch", title="training loss and error (log axes)")
+    left.set(xlabel="epoch", title="training loss and error (log axes)")
+    _log_scale(left, x=True)
     for ax, kind in ((middle, "loss"), (right, "error")):
         for split, color, label in (("train", "C0", "training"), ("test", "C1", "validation")):
             e, v = epochs[f"{split}_{kind}"]
             ax.plot(e, v, color, label=f"{label} {kind}")
         ax.set(xlabel="epoch", title=f"training vs validation {kind}")
-    middle.set_yscale("log")
+    _log_scale(middle)
     for ax in (left, middle, right):
         if zero_epoch is not None:
             ax.axvline(zero_epoch, color="0.5", lw=0.8, ls=":", label=f"0 training error (epoch {zero_epoch})")
@@ -94,6 +95,14 @@ def cnn_figure(path: Path, title: str, epochs: dict[str, tuple[np.ndarray, np.nd
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _log_scale(ax, x: bool = False) -> None:
+    """Log axes where the plotted data allow them: a run that diverged in its first epoch
+    leaves nothing positive to draw on a log scale."""
+    lines = [(np.asarray(l.get_xdata(), float), np.asarray(l.get_ydata(), float)) for l in ax.get_lines()]
+    if any(np.any((ys > 0) & np.isfinite(ys) & ((xs > 0) if x else True)) for xs, ys in lines):
+        ax.set(yscale="log", **({"xscale": "log"} if x else {}))
 
 
 def _save(fig, path: Path) -> Path:

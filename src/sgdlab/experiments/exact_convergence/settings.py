@@ -65,6 +65,9 @@ class CnnSettings:
     n_test: int | None  # None: all 10,000
     batch_size: int = 32
     threads: int = 1
+    # A resumable state every this many steps (0: only the run's default, every 300 s): the
+    # smoke run is seconds long, and a killed smoke reproduction resumes it (tests/test_exact_convergence).
+    checkpoint_steps: int = 0
     # "Validation error stabilizes": its range over the last quarter of the epochs is at most
     # max(stable_tol, stable_images / n_test) (a few images of a small test set).
     stable_tol: float = 0.02
@@ -85,7 +88,7 @@ SCALE_SETTINGS = {
     "smoke": Settings(
         LinearSettings(steps=10**5, lrs=(4.0,), sgd_seeds=4),
         CnnSettings((CnnModel("base", "base (LeNet-like)", BASE, epochs=240),),
-                    n_train=64, n_test=64)),
+                    n_train=64, n_test=64, checkpoint_steps=100)),
     "cpu": Settings(
         LinearSettings(steps=10**6, lrs=(1.0, 4.0), sgd_seeds=16),
         CnnSettings((CnnModel("base", "base (LeNet-like)", BASE, epochs=200),

@@ -22,7 +22,7 @@ from typing import Any
 
 from ...papers import GAMMA_2019
 from ...report.gamma import gamma_figure
-from ..base import Claim, Lab, Plan, experiments, not_applicable
+from ..base import Claim, Lab, Plan, divergences, experiments, not_applicable
 from . import pca
 from .claims import ablation_claims
 from .settings import Ablation, ablations, settings
@@ -72,6 +72,9 @@ def pca_claim(lab: Lab, runs: dict) -> Claim:
     absent = [name for name in PCA_RUNS if name not in runs]
     if absent:
         return not_applicable(pca.CLAIM_ID, pca.STATEMENT, f"not trained here (--only): {', '.join(absent)}")
+    diverged = divergences({name: runs[name] for name in PCA_RUNS})
+    if diverged:  # a diverged path has no iterates to take principal directions of
+        return not_applicable(pca.CLAIM_ID, pca.STATEMENT, "; ".join(diverged))
     return pca.pca_view(lab, {name.split("-", 1)[1]: runs[name] for name in PCA_RUNS})
 
 

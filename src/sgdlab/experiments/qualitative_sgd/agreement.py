@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 from ...gradients import gram_stats, minibatch_agreement, per_sample_gram
 from ...params import set_flat_params
 from ...store import Run, RunDir
-from ..base import Claim, Lab, decide, missing_runs, not_applicable
+from ..base import Claim, Lab, decide, divergence, missing_runs, not_applicable
 from . import figures
 from .settings import AgreementSettings
 
@@ -35,6 +35,9 @@ def agreement_config(s: AgreementSettings) -> dict:
 def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list[Claim]:
     if missing_runs(["mu-mlp"], runs):
         return [not_applicable("mu/batch-size", "μ against the mini-batch size", "run mu-mlp not trained")]
+    diverged = divergence("mu-mlp", runs["mu-mlp"])
+    if diverged:  # its last iterates are not finite: no θ* and no Gram matrices there
+        return [not_applicable("mu/batch-size", "μ against the mini-batch size", diverged)]
     from ... import prepare
     run = runs["mu-mlp"]
     parts = prepare(run.config)

@@ -16,7 +16,7 @@ import torch
 from ...gradients import per_sample_gram
 from ...params import set_flat_params
 from ...store import Run
-from ..base import Claim, Lab, decide, missing_runs, not_applicable
+from ..base import Claim, Lab, decide, divergences, missing_runs, not_applicable
 from . import figures
 from .settings import LeastSquaresSettings
 
@@ -64,6 +64,9 @@ def least_squares_part(lab: Lab, s: LeastSquaresSettings, runs: dict[str, Run]) 
     if missing:
         return [not_applicable("ls/over-interpolates", "least squares under vs over",
                                f"runs not trained: {', '.join(missing)}")]
+    diverged = divergences({name: runs[name] for name in names})
+    if diverged:  # no final iterate to compare with A⁺b, no loss floor
+        return [not_applicable("ls/over-interpolates", "least squares under vs over", "; ".join(diverged))]
     info = {}
     for name in names:
         x_star, theta, f_star, parts = solution(runs[name])

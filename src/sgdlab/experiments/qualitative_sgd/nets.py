@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...store import Run
-from ..base import Claim, Lab, decide, missing_runs, not_applicable
+from ..base import Claim, Lab, decide, divergences, missing_runs, not_applicable
 from . import figures
 from .settings import NetSettings
 
@@ -80,6 +80,9 @@ def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
     if missing:
         return [not_applicable("nets/final-loss", "over- vs under-parameterized nets",
                                f"runs not trained: {', '.join(missing)}")]
+    diverged = divergences({name: runs[name] for name in need})
+    if diverged:  # no final iterate to take the individual gradients at
+        return [not_applicable("nets/final-loss", "over- vs under-parameterized nets", "; ".join(diverged))]
     small, big = runs["net-3x5"], runs["net-15x25"]
     labels = {"3x5,2,1": small, "15x25,2,1": big}
     series = {label: {k: _series(r, k) for k in ("train_loss", "grad_full_norm_best", "grad_mu")}
@@ -179,12 +182,20 @@ def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Cla
     full_end = {n: _last(runs[f"rule-{n}"], "grad_full_norm") for n in ("combined", "damped")}
     lr0 = {n: tables[n][0]["lr"] for n in ("combined", "damped")}
     damped_ok = all(runs[f"rule-{n}"].status == "completed" for n in ("combined", "damped"))
+    diverged = divergences({f"rule-{n}": runs[f"rule-{n}"] for n in ("combined", "damped")})
     claims.append(decide(
         "rules/damping-survives", "the damped rules take tiny first steps (η ≪ γ0) and train "
         "without diverging", damped_ok and all(v < 1e-2 * LR for v in lr0.values()),
-        headline=", ".join(f"{n}: η_0 = {lr0[n]:.2g}, final loss {loss[n]:.2g}" for n in lr0),
+        headline="; ".join(diverged) or ", ".join(f"{n}: η_0 = {lr0[n]:.2g}, final loss {loss[n]:.2g}"
+                                                   for n in lr0),
         meaning="γ0/(α‖g‖+1) dampens large initial gradients", first_step=lr0, final_loss=loss,
-        status={n: runs[f"rule-{n}"].status for n in ("combined", "damped")}))
+        status={n: runs[f"rule-{n}"].status for n in ("combined", "damped")},
+        **({"reason": "; ".join(diverged)} if diverged else {})))
+    if diverged:  # no final gradient norm to compare
+        claims.append(not_applicable(
+            "rules/diminishing-smaller-final-gradient", "the diminishing (combined) rule ends with a "
+            "clearly smaller full-gradient norm than the non-diminishing damped rule", "; ".join(diverged)))
+        return claims, tables
     claims.append(decide(
         "rules/diminishing-smaller-final-gradient", "the diminishing (combined) rule ends with a "
         f"clearly smaller full-gradient norm than the non-diminishing damped rule (≥ {FINAL_FACTOR:g}× "

@@ -48,10 +48,15 @@ def sweep_claims(key: str, runs: dict[float, Run], s: SweepSettings) -> list[Cla
     evidence = {f"{n:g}": {"converges": results[n][0], "initial_train_loss": results[n][1],
                            "final_train_loss": results[n][2], "last_quarter_median_loss": results[n][3],
                            "final_train_error": runs[n].final.get("train_error"),
-                           "final_test_error": runs[n].final.get("test_error"), "status": runs[n].status}
+                           "final_test_error": runs[n].final.get("test_error"), "status": runs[n].status,
+                           **({"diverged_at": runs[n].summary.get("diverged_at")}
+                              if runs[n].status == "diverged" else {})}
                 for n in noises}
     where = (f"converges for γ' ≤ {max(ok):g}, not for γ' ≥ {threshold:g}" if ok and threshold is not None
              else "converges at every γ'" if not bad else "converges at no γ'")
+    diverged = [f"γ' = {n:g} diverged at step {runs[n].summary.get('diverged_at')}" for n in noises
+                if runs[n].status == "diverged"]
+    where = "; ".join([where] + diverged)
     claims = [decide(
         f"mlp/{key}-noise-threshold", f"{key}: SGDL on the MLP converges (median training loss over "
         f"the last quarter of the epochs ≤ {s.converge_fraction:.0%} of the initial) below some noise level and stops converging "
