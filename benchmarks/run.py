@@ -31,7 +31,7 @@ def benchmarks() -> list[Path]:
 def table(names: list[str]) -> str:
     """One markdown table of the named benchmarks' results files."""
     lines = ["| benchmark | case | metric | median | range | target |", "|---|---|---|---|---|---|"]
-    header = None
+    header, dates = None, []
     for name in names:
         path = HERE / "results" / f"{name}.json"
         if not path.is_file():
@@ -39,16 +39,18 @@ def table(names: list[str]) -> str:
             continue
         result = json.loads(path.read_text())
         header = header or result
+        dates.append(result["date"][:10])
         label = f"{name} (quick)" if result.get("quick") else name
         for c in result.get("cases", []):
             lines.append(f"| {label} | {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
                          f"{c['min']:.3g}–{c['max']:.3g} | {c.get('target', '')} |")
         for key, note in result.items():
-            if key.endswith("_error"):
+            if key.endswith("_error") and note:
                 lines.append(f"| {label} | {key} | {note} | | | |")
     if header:
-        lines.insert(0, f"Measured {header['date']} on {header['cpu']} ({header['cores']} cores), "
-                        f"torch {header['torch']}, {header['threads']} thread(s) per process.\n")
+        when = min(dates) if min(dates) == max(dates) else f"{min(dates)} to {max(dates)}"
+        lines.insert(0, f"Measured {when} on {header['cpu']} ({header['cores']} cores), torch "
+                        f"{header['torch']}; each benchmark's threads are in its results file.\n")
     return "\n".join(lines)
 
 
