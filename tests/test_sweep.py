@@ -202,20 +202,25 @@ def test_an_interrupted_run_is_resumed_bit_identically(tmp_path):
     assert again.run("lr=0.1_seed=0").metrics.equals(reference)
 
 
+class Progress:
+    """The shape of `run_local`'s progress_factory: called with a run's label, entered around
+    the run, then called with (step, loss) as it trains."""
+
+    def __init__(self, label):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
 def test_ctrl_c_stops_the_run_at_a_boundary_and_starts_no_other(tmp_path):
     from sgdlab.sweep.executors import run_local
 
-    class CtrlC:  # a progress callback (called every 0.2 s) that presses Ctrl-C once past step 300
+    class CtrlC(Progress):  # a progress callback (called every 0.2 s) that presses Ctrl-C once past step 300
         pressed = False
-
-        def __init__(self, label):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
 
         def __call__(self, step, loss):
             if step >= 300 and not CtrlC.pressed:
@@ -267,16 +272,7 @@ def test_a_killed_worker_fails_its_run_and_the_others_finish(tmp_path, monkeypat
     monkeypatch.setenv("SGDLAB_FAULT_WORKER", "step@20")
     messages: list[str] = []
 
-    class UntilHandedBack:  # progress of this process's first run: waits for the hand-back
-        def __init__(self, label):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
+    class UntilHandedBack(Progress):  # progress of this process's first run: waits for the hand-back
         def __call__(self, step, loss):
             deadline = time.monotonic() + 60
             while not any("worker process died" in m for m in messages) and time.monotonic() < deadline:
@@ -351,7 +347,7 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read()
             kids = kids or [k for k in _children(proc.pid) if "spawn_main" in k[1]]
-            if kids and RunDir.is_run(held) and _locked(held):
+            if kids and RunDir.is_run(held) and RunDir(held).is_locked():
                 break
             time.sleep(0.05)
         assert kids, "no worker process started"
@@ -370,17 +366,6 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
                 os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
-
-
-def _locked(run: Path) -> bool:
-    """Whether some process holds the run's lock (is training it)."""
-    run_dir = RunDir(run)
-    try:
-        run_dir.lock()
-    except UserError:
-        return True
-    run_dir.unlock()
-    return False
 
 
 def test_sweep_cli_end_to_end(cli, tmp_path):

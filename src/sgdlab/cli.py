@@ -348,7 +348,7 @@ def show(run_dir: Path = typer.Argument(..., metavar="DIR"),
 
     run_ = load_run(run_dir)
     summary = dict(run_.summary)
-    if summary.get("status") == "running" and not _held(RunDir(run_dir)):
+    if summary.get("status") == "running" and not RunDir(run_dir).is_locked():
         summary["status"] = "running? (no process holds it: killed; continue with sgdlab resume)"
     print_summary(run_.path, summary)
     if plot:
@@ -442,15 +442,6 @@ def demo(out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="the to
     if failed:
         typer.echo(f"error: {len(failed)} stages stopped: {', '.join(failed)} (see the report)", err=True)
         raise typer.Exit(1)
-
-
-def _held(run_dir) -> bool:
-    try:
-        run_dir.lock()
-    except UserError:
-        return True
-    run_dir.unlock()
-    return False
 
 
 def main() -> None:

@@ -99,6 +99,15 @@ class RunDir:
             self._lock_fh.close()
             self._lock_fh = None
 
+    def is_locked(self) -> bool:
+        """Whether some process holds the run's lock, i.e. is training it right now."""
+        try:
+            self.lock()
+        except UserError:
+            return True
+        self.unlock()
+        return False
+
     # --- summary and metrics -----------------------------------------------------------
     def read_summary(self) -> dict[str, Any]:
         if not self.summary_path.is_file():

@@ -213,16 +213,26 @@ def died(job: Job, exc: BaseException) -> Outcome:
                    exception=WorkerDied(f"{job.name}: {error}; run the same command again to continue"))
 
 
+DEAD_LOCK_GRACE_S = 5.0  # a killed process's lock outlives its death notice by a few ms
+
+
 def mark_failed(path: Path, error: str) -> None:
     """Record `error` in the summary of the run at `path` if it was left `running` by a process
-    that no longer holds it (a live holder keeps its run as it is)."""
+    that no longer holds it (a live holder keeps its run as it is). The pool may hear of a
+    worker's death before the kernel has closed that worker's lock file, so the lock is retried
+    for a few seconds before the holder counts as alive."""
     if not RunDir.is_run(path):
         return
     run_dir = RunDir(path)
-    try:
-        run_dir.lock()
-    except UserError:
-        return
+    deadline = time.monotonic() + DEAD_LOCK_GRACE_S
+    while True:
+        try:
+            run_dir.lock()
+            break
+        except UserError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
     try:
         summary = run_dir.read_summary()
         if summary.get("status") == "running":
