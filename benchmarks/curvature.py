@@ -89,10 +89,10 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=3)
     args = bench_args(ap)  # the comparison runs on the CPU whatever --device says
     torch.set_num_threads(1)
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats
     model, x, y, loss = trained_lenet()
     model.eval()
     reference, _, ref_iters = sgdlab_lambda(model, loss, x, y, tol=1e-7, max_iter=200)

@@ -21,10 +21,10 @@ from sgdlab.toys import FLAT_SHARP, Dynamics, simulate, simulate_loop, uniform_s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=3)
     args = bench_args(ap)  # the comparison runs on the CPU whatever --device says
     torch.set_num_threads(1)
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats
     n_fast, steps_fast = (20_000, 200) if args.quick else (100_000, 500)
     n_loop, steps_loop = (5, 100) if args.quick else (10, 200)
     dyn = Dynamics(lr=0.1, noise=0.1, radius=7.5)

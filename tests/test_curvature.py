@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import sgdlab
+from sgdlab.experiments.base import one_thread
 from sgdlab.curvature import HessianOperator, MatrixOperator, hutchinson, lanczos
 from sgdlab.errors import UserError
 from sgdlab.losses import get_loss
@@ -23,12 +24,10 @@ CE = get_loss("cross-entropy", "index")
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def single_thread():
     """Small products on a shared machine: one thread (two spin-wait on each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
 def small_net(bn: bool = False) -> nn.Module:

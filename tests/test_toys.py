@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sgdlab.experiments.base import one_thread
 from sgdlab.toys import (FLAT_SHARP, FLAT_SHARP_PRINTED, ROSENBROCK, Dynamics, boltzmann_masses,
                          condition_number, hessian_at, log_ratio_se, simulate, simulate_loop,
                          uniform_starts, wilson)
@@ -16,11 +17,10 @@ from sgdlab.toys.landscapes import LN2, PRINTED_RING
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def single_thread():
+    """Small products on a shared machine: one thread (two spin-wait on each other)."""
+    with one_thread():
+        yield
 
 
 @pytest.mark.parametrize("landscape", [FLAT_SHARP, FLAT_SHARP_PRINTED, ROSENBROCK], ids=lambda ls: ls.name)
