@@ -7,7 +7,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 EXTRAS := $(VENV)/.test-extras
 
-.PHONY: install demo test test-all bench screenshot clean
+.PHONY: install demo lint test test-all bench screenshot clean
 
 install: $(STAMP)
 
@@ -41,6 +41,12 @@ $(EXTRAS): $(STAMP)
 # The tour of every reproduction at its tour scale, ending in runs/demo/report.html.
 demo: $(STAMP)
 	$(BIN)/sgdlab demo --out runs/demo
+
+# Lint and type checks (configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: $(EXTRAS)
 	$(BIN)/python -m pytest -q

@@ -15,13 +15,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_args, case, describe, interleave, ratio_summary, write_results  # noqa: E402
-
 from sgdlab.build import resolve  # noqa: E402
 from sgdlab.config import load_config  # noqa: E402
 from sgdlab.models import build_model  # noqa: E402
 
-CASES = {"lenet": {}, "resnet18 width 16": {"name": "resnet18", "width": 16},
-         "vgg11 width 16": {"name": "vgg11", "width": 16}, "alexnet-small": {}}
+CASES = {
+    "lenet": {},
+    "resnet18 width 16": {"name": "resnet18", "width": 16},
+    "vgg11 width 16": {"name": "vgg11", "width": 16},
+    "alexnet-small": {},
+}
 
 
 def step_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
@@ -50,13 +53,26 @@ def main() -> None:
         made = build_model(cfg.model, (3, 32, 32), 10)  # channels-last, as sgdlab builds it
         plain = made.to(memory_format=torch.contiguous_format)
         cl = build_model(cfg.model, (3, 32, 32), 10)
-        times = interleave({"contiguous": lambda plain=plain: step_time(plain, x, y, 6),
-                            "channels_last": lambda cl=cl: step_time(cl, x, y, 6)}, args.repeats)
+        times = interleave(
+            {
+                "contiguous": lambda plain=plain: step_time(plain, x, y, 6),
+                "channels_last": lambda cl=cl: step_time(cl, x, y, 6),
+            },
+            args.repeats,
+        )
         med, lo, hi = ratio_summary(times["contiguous"], times["channels_last"])
-        print(f"{label:20s} contiguous {describe(times['contiguous'])} s/step; channels-last "
-              f"{describe(times['channels_last'])}; speed-up {med:.2f}× ({lo:.2f}–{hi:.2f})")
-        rows.append(case(label, "channels-last speed-up per step",
-                         [c / l for c, l in zip(times["contiguous"], times["channels_last"])], target="> 1"))
+        print(
+            f"{label:20s} contiguous {describe(times['contiguous'])} s/step; channels-last "
+            f"{describe(times['channels_last'])}; speed-up {med:.2f}× ({lo:.2f}–{hi:.2f})"
+        )
+        rows.append(
+            case(
+                label,
+                "channels-last speed-up per step",
+                [c / l for c, l in zip(times["contiguous"], times["channels_last"])],
+                target="> 1",
+            )
+        )
     write_results("channels_last", rows)
 
 

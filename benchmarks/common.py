@@ -16,7 +16,6 @@ import sgdlab
 from sgdlab.engine import train
 from sgdlab.store import Recorder
 
-
 PASS = {"quick": False}  # set by bench_args, recorded by write_results
 
 
@@ -71,9 +70,9 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: in
     model.eval()
     loss = err = 0.0
     for i in range(0, len(x), chunk):
-        out = model(x[i:i + chunk])
-        loss += float(F.cross_entropy(out, y[i:i + chunk], reduction="sum"))
-        err += float((out.argmax(1) != y[i:i + chunk]).sum())
+        out = model(x[i : i + chunk])
+        loss += float(F.cross_entropy(out, y[i : i + chunk], reduction="sum"))
+        err += float((out.argmax(1) != y[i : i + chunk]).sum())
     model.train()
     return loss / max(len(x), 1), err / max(len(x), 1)
 
@@ -97,7 +96,7 @@ def plain_time(raw: dict, eval_each_epoch: bool = False) -> float:
             break
         perm = torch.randperm(n, generator=gen)
         for i in range(-(-n // b)):
-            idx = perm[i * b:(i + 1) * b]
+            idx = perm[i * b : (i + 1) * b]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -127,17 +126,30 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.machine(), "cpu": cpu, "cores": os.cpu_count(),
-            "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def case(name: str, metric: str, values: list[float], *, unit: str = "×", target: str = "",
-         **extra) -> dict:
+def case(name: str, metric: str, values: list[float], *, unit: str = "×", target: str = "", **extra) -> dict:
     """One row of a results file: the median and range of `values` (per-pair ratios, or times)."""
-    return {"case": name, "metric": metric, "unit": unit, "median": statistics.median(values),
-            "min": min(values), "max": max(values), "n": len(values), "target": target, **extra}
+    return {
+        "case": name,
+        "metric": metric,
+        "unit": unit,
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+        "target": target,
+        **extra,
+    }
 
 
 def write_results(name: str, cases: list[dict], **notes) -> Path:
@@ -145,11 +157,14 @@ def write_results(name: str, cases: list[dict], **notes) -> Path:
     install error) and print the cases as a markdown table."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"benchmark": name, **machine_info(), **PASS, "cases": cases, **notes},
-                               indent=2) + "\n")
+    path.write_text(
+        json.dumps({"benchmark": name, **machine_info(), **PASS, "cases": cases, **notes}, indent=2) + "\n"
+    )
     print(f"| {name} case | metric | median | range | target |\n|---|---|---|---|---|")
     for c in cases:
-        print(f"| {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
-              f"{c['min']:.3g}–{c['max']:.3g} | {c['target']} |")
+        print(
+            f"| {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
+            f"{c['min']:.3g}–{c['max']:.3g} | {c['target']} |"
+        )
     print(f"wrote {path}")
     return path

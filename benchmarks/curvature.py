@@ -21,14 +21,19 @@ import traceback
 
 import torch
 
-from common import bench_args, case, describe, engine_time, write_results
-
 import sgdlab
+from common import bench_args, case, describe, engine_time, write_results
 from sgdlab.curvature import HessianOperator, lanczos
 
-CONFIG = {"seed": 0, "device": "cpu", "data": {"name": "cifar10", "n_train": 512, "n_test": 0},
-          "model": {"name": "lenet"}, "optim": {"name": "sgd", "lr": 0.01},
-          "train": {"batch_size": 32, "epochs": 2}, "probes": {"use": []}}
+CONFIG = {
+    "seed": 0,
+    "device": "cpu",
+    "data": {"name": "cifar10", "n_train": 512, "n_test": 0},
+    "model": {"name": "lenet"},
+    "optim": {"name": "sgd", "lr": 0.01},
+    "train": {"batch_size": 32, "epochs": 2},
+    "probes": {"use": []},
+}
 
 
 def trained_lenet():
@@ -48,6 +53,7 @@ def sgdlab_lambda(model, loss, x, y, tol=1e-3, max_iter=100):
 
 def pyhessian_lambda(model, x, y, tol):
     import importlib
+
     ph = importlib.import_module("pyhessian.hessian")  # the module (the package exports a class of that name)
 
     count = {"n": 0}
@@ -56,6 +62,7 @@ def pyhessian_lambda(model, x, y, tol):
     def counted(*a, **k):
         count["n"] += 1
         return original(*a, **k)
+
     ph.hessian_vector_product = counted
     try:
         torch.manual_seed(0)
@@ -72,8 +79,18 @@ def pyhessian_lambda(model, x, y, tol):
 def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
     """(time with the probe − time without) / calls, in units of one training step."""
     base = dict(CONFIG, train={"batch_size": 32, "epochs": None, "max_steps": steps})
-    with_probe = dict(base, probes={"use": ["hessian"], "hessian": {
-        "schedule": f"every:{every}", "subset": 512, "trace_probes": trace_probes, "tol": 1e-3}})
+    with_probe = dict(
+        base,
+        probes={
+            "use": ["hessian"],
+            "hessian": {
+                "schedule": f"every:{every}",
+                "subset": 512,
+                "trace_probes": trace_probes,
+                "tol": 1e-3,
+            },
+        },
+    )
     plain_t, probe_t = [], []
     for _ in range(repeats):
         plain_t.append(engine_time(base))
@@ -82,8 +99,11 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
     per_step = [p / steps for p in plain_t]
     units = [(b - a) / calls / s for a, b, s in zip(plain_t, probe_t, per_step)]
     run = sgdlab.run(with_probe)
-    lanczos_steps = [r["hessian_lanczos_steps"] for r in run.metrics.to_pylist()
-                     if r.get("hessian_lanczos_steps") is not None]
+    lanczos_steps = [
+        r["hessian_lanczos_steps"]
+        for r in run.metrics.to_pylist()
+        if r.get("hessian_lanczos_steps") is not None
+    ]
     return {"units": units, "calls": calls, "lanczos_steps": lanczos_steps, "step_seconds": per_step}
 
 
@@ -101,6 +121,7 @@ def main() -> None:
     cases = []
     try:
         import pyhessian  # noqa: F401
+
         tol = 1e-3
         while True:  # the largest PyHessian tol whose answer is within 1e-3 of the reference
             value, _, hvps = pyhessian_lambda(model, x, y, tol)
@@ -116,26 +137,50 @@ def main() -> None:
             theirs.append(s2)
             ratios.append(s1 / s2)
         print(f"sgdlab Lanczos: {describe(ours)} s, {n1} HVPs, rel. error {abs(v1 / reference - 1):.2g}")
-        print(f"PyHessian power iteration (tol {tol:g}): {describe(theirs)} s, {n2} HVPs, "
-              f"rel. error {abs(v2 / reference - 1):.2g}")
-        cases.append(case("λ_max to 1e-3, LeNet, 512 CIFAR-10 images", "sgdlab time / PyHessian time",
-                          ratios, target="≤ 0.5×", sgdlab_seconds=ours, pyhessian_seconds=theirs,
-                          sgdlab_hvps=n1, pyhessian_hvps=n2, sgdlab_rel_error=abs(v1 / reference - 1),
-                          pyhessian_rel_error=abs(v2 / reference - 1), pyhessian_tol=tol))
+        print(
+            f"PyHessian power iteration (tol {tol:g}): {describe(theirs)} s, {n2} HVPs, "
+            f"rel. error {abs(v2 / reference - 1):.2g}"
+        )
+        cases.append(
+            case(
+                "λ_max to 1e-3, LeNet, 512 CIFAR-10 images",
+                "sgdlab time / PyHessian time",
+                ratios,
+                target="≤ 0.5×",
+                sgdlab_seconds=ours,
+                pyhessian_seconds=theirs,
+                sgdlab_hvps=n1,
+                pyhessian_hvps=n2,
+                sgdlab_rel_error=abs(v1 / reference - 1),
+                pyhessian_rel_error=abs(v2 / reference - 1),
+                pyhessian_tol=tol,
+            )
+        )
     except Exception as exc:  # the anchor tool is optional: record why it did not run
         notes["pyhessian_error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         print("PyHessian did not run:", notes["pyhessian_error"])
         ours = [sgdlab_lambda(model, loss, x, y)[1] for _ in range(repeats)]
-        cases.append(case("λ_max to 1e-3, LeNet, 512 CIFAR-10 images (sgdlab only)", "seconds", ours, unit=" s"))
+        cases.append(
+            case("λ_max to 1e-3, LeNet, 512 CIFAR-10 images (sgdlab only)", "seconds", ours, unit=" s")
+        )
     steps, every = (64, 16) if args.quick else (128, 16)
     for trace_probes in (0, 16):
         cost = probe_cost(repeats, steps, every, trace_probes)
         label = "λ_max only" if trace_probes == 0 else f"λ_max + trace ({trace_probes} probes)"
-        print(f"hessian probe ({label}) per call: {describe(cost['units'])} training steps; "
-              f"Lanczos steps per call {cost['lanczos_steps']}")
-        cases.append(case(f"hessian probe per call every {every} steps, {label}", "cost in training steps",
-                          cost["units"], unit=" steps", lanczos_steps_per_call=cost["lanczos_steps"],
-                          step_seconds=cost["step_seconds"]))
+        print(
+            f"hessian probe ({label}) per call: {describe(cost['units'])} training steps; "
+            f"Lanczos steps per call {cost['lanczos_steps']}"
+        )
+        cases.append(
+            case(
+                f"hessian probe per call every {every} steps, {label}",
+                "cost in training steps",
+                cost["units"],
+                unit=" steps",
+                lanczos_steps_per_call=cost["lanczos_steps"],
+                step_seconds=cost["step_seconds"],
+            )
+        )
     write_results("curvature", cases, **notes)
 
 

@@ -13,18 +13,29 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (bench_args, case, describe, engine_time, interleave, plain_time,  # noqa: E402
-                    ratio_summary, write_results)
-
 import sgdlab  # noqa: E402
+from common import (
+    bench_args,
+    case,
+    describe,
+    engine_time,
+    interleave,
+    plain_time,  # noqa: E402
+    ratio_summary,
+    write_results,
+)
 
 CASES = {
-    "mlp-64 digits b32": {"data": {"name": "digits", "n_train": 1024, "n_test": 0},
-                          "model": {"name": "mlp", "widths": [64]},
-                          "train": {"batch_size": 32, "epochs": 30}},
-    "mlp-512x2 digits b128": {"data": {"name": "digits", "n_train": 1280, "n_test": 0},
-                              "model": {"name": "mlp", "widths": [512, 512]},
-                              "train": {"batch_size": 128, "epochs": 60}},
+    "mlp-64 digits b32": {
+        "data": {"name": "digits", "n_train": 1024, "n_test": 0},
+        "model": {"name": "mlp", "widths": [64]},
+        "train": {"batch_size": 32, "epochs": 30},
+    },
+    "mlp-512x2 digits b128": {
+        "data": {"name": "digits", "n_train": 1280, "n_test": 0},
+        "model": {"name": "mlp", "widths": [512, 512]},
+        "train": {"batch_size": 128, "epochs": 60},
+    },
 }
 
 
@@ -37,21 +48,29 @@ def main() -> None:
     for name, spec in CASES.items():
         if args.quick:
             spec = dict(spec, train=dict(spec["train"], epochs=spec["train"]["epochs"] // 3))
-        raw = dict(spec, seed=0, device=args.device, optim={"name": "sgd", "lr": 0.05},
-                   probes={"use": []})
+        raw = dict(spec, seed=0, device=args.device, optim={"name": "sgd", "lr": 0.05}, probes={"use": []})
         steps = sgdlab.prepare(raw).sampler.steps_per_epoch * spec["train"]["epochs"]
         engine_time(raw), plain_time(raw)  # warm up
-        times = interleave({"engine": lambda raw=raw: engine_time(raw),
-                            "plain": lambda raw=raw: plain_time(raw)},
-                           args.repeats)
+        times = interleave(
+            {"engine": lambda raw=raw: engine_time(raw), "plain": lambda raw=raw: plain_time(raw)},
+            args.repeats,
+        )
         med, lo, hi = ratio_summary(times["plain"], times["engine"])
         print(f"{name}: {steps} steps")
         print(f"  engine s: {describe(times['engine'])}")
         print(f"  plain  s: {describe(times['plain'])}")
         print(f"  engine/plain steps/s ratio: median {med:.3f} (range {lo:.3f}–{hi:.3f}); target ≥ 0.95")
-        rows.append(case(name, "engine/plain steps/s, probes off",
-                         [p / e for p, e in zip(times["plain"], times["engine"])], target="≥ 0.95",
-                         engine_s=times["engine"], plain_s=times["plain"], steps=steps))
+        rows.append(
+            case(
+                name,
+                "engine/plain steps/s, probes off",
+                [p / e for p, e in zip(times["plain"], times["engine"])],
+                target="≥ 0.95",
+                engine_s=times["engine"],
+                plain_s=times["plain"],
+                steps=steps,
+            )
+        )
     write_results("engine_overhead", rows)
 
 

@@ -24,9 +24,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import (bench_args, case, describe, engine_time, interleave, plain_time,  # noqa: E402
-                    ratio_summary, write_results)
-
+from common import (
+    bench_args,
+    case,
+    describe,
+    engine_time,
+    interleave,
+    plain_time,  # noqa: E402
+    ratio_summary,
+    write_results,
+)
 from sgdlab.experiments.exact_convergence.cnn import cnn_config  # noqa: E402
 from sgdlab.experiments.exact_convergence.settings import SCALE_SETTINGS  # noqa: E402
 
@@ -48,20 +55,33 @@ def main() -> None:
         bare["probes"] = {"use": []}
         torch.set_num_threads(raw["threads"])
         engine_time(bare), plain_time(bare, False)  # warm up (and the data cache)
-        times = interleave({"engine": lambda bare=bare: engine_time(bare),
-                            "plain": lambda bare=bare: plain_time(bare, False),
-                            "engine+eval": lambda raw=raw: engine_time(raw),
-                            "plain+eval": lambda raw=raw: plain_time(raw, True)}, args.repeats)
-        print(f"{m.key} ({m.model['name']}), {s.n_train} train / {s.n_test} test images, batch "
-              f"{s.batch_size}, {args.epochs} epochs per measurement, {raw['threads']} thread(s)")
+        times = interleave(
+            {
+                "engine": lambda bare=bare: engine_time(bare),
+                "plain": lambda bare=bare: plain_time(bare, False),
+                "engine+eval": lambda raw=raw: engine_time(raw),
+                "plain+eval": lambda raw=raw: plain_time(raw, True),
+            },
+            args.repeats,
+        )
+        print(
+            f"{m.key} ({m.model['name']}), {s.n_train} train / {s.n_test} test images, batch "
+            f"{s.batch_size}, {args.epochs} epochs per measurement, {raw['threads']} thread(s)"
+        )
         for name, values in times.items():
             per_epoch = [v / args.epochs for v in values]
             print(f"  {name:12s} s/epoch: {describe(per_epoch)}")
         for a, b in (("plain", "engine"), ("plain+eval", "engine+eval")):
             med, lo, hi = ratio_summary(times[a], times[b])
             print(f"  {b}/{a} throughput: median {med:.3f} (range {lo:.3f}–{hi:.3f}); target ≥ 0.95")
-            rows.append(case(f"{m.key} CNN epoch", f"{b}/{a} throughput",
-                             [x / y for x, y in zip(times[a], times[b])], target="≥ 0.95"))
+            rows.append(
+                case(
+                    f"{m.key} CNN epoch",
+                    f"{b}/{a} throughput",
+                    [x / y for x, y in zip(times[a], times[b])],
+                    target="≥ 0.95",
+                )
+            )
     write_results("exact_convergence_cnn", rows)
 
 

@@ -17,7 +17,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_args, case, describe, interleave, write_results
-
 from sgdlab.experiments.exact_convergence.linear import load_set, run_grid
 from sgdlab.experiments.exact_convergence.logistic import (
     batch_generator,
@@ -58,26 +57,41 @@ def main() -> None:
     n_runs = len(runs) * len(sets)
     # The naive loop times one GD and one SGD run (the two kinds of step) on the first set.
     gd, sgd = runs[0], runs[len(s.lrs)]
-    times = interleave({
-        "batched": lambda: train_logistic(xs, runs, args.steps, record) and None,
-        "naive gd": lambda: naive(sets[0].x, gd, 0, args.steps, set(record.tolist())),
-        "naive sgd": lambda: naive(sets[0].x, sgd, 0, args.steps, set(record.tolist())),
-    }, args.repeats)
+    times = interleave(
+        {
+            "batched": lambda: train_logistic(xs, runs, args.steps, record) and None,
+            "naive gd": lambda: naive(sets[0].x, gd, 0, args.steps, set(record.tolist())),
+            "naive sgd": lambda: naive(sets[0].x, sgd, 0, args.steps, set(record.tolist())),
+        },
+        args.repeats,
+    )
     batched = [n_runs * args.steps / t for t in times["batched"]]
     naive_rate = [args.steps / statistics.mean(pair) for pair in zip(times["naive gd"], times["naive sgd"])]
     ratios = [b / n for b, n in zip(batched, naive_rate)]
-    print(f"cpu-scale grid: {n_runs} runs ({len(sets)} datasets × {len(runs)}), n={s.n}, "
-          f"dim={s.dim}, {args.steps} steps, float64, 1 thread")
+    print(
+        f"cpu-scale grid: {n_runs} runs ({len(sets)} datasets × {len(runs)}), n={s.n}, "
+        f"dim={s.dim}, {args.steps} steps, float64, 1 thread"
+    )
     print(f"  batched s per call:     {describe(times['batched'])}")
     print(f"  naive gd s per run:     {describe(times['naive gd'])}")
     print(f"  naive sgd s per run:    {describe(times['naive sgd'])}")
     print(f"  batched run-steps/s:    {describe(batched)}")
     print(f"  naive run-steps/s:      {describe(naive_rate)}")
-    print(f"  speed-up (paired):      median {statistics.median(ratios):.1f}× "
-          f"(range {min(ratios):.1f}–{max(ratios):.1f}×); target ≥ 50×")
-    write_results("exact_convergence_linear", [case(
-        f"{n_runs} logistic runs, {args.steps} steps", "batched/naive run-steps per s", ratios,
-        target="≥ 50")])
+    print(
+        f"  speed-up (paired):      median {statistics.median(ratios):.1f}× "
+        f"(range {min(ratios):.1f}–{max(ratios):.1f}×); target ≥ 50×"
+    )
+    write_results(
+        "exact_convergence_linear",
+        [
+            case(
+                f"{n_runs} logistic runs, {args.steps} steps",
+                "batched/naive run-steps per s",
+                ratios,
+                target="≥ 50",
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,13 @@ CASES = {
     "mlp 512x2 digits (P≈300k)": {
         "data": {"name": "digits", "n_train": 512, "n_test": 0},
         "model": {"name": "mlp", "widths": [512, 512]},
-        "train": {"batch_size": 32, "epochs": 30}},
+        "train": {"batch_size": 32, "epochs": 30},
+    },
     "lenet CIFAR-10 (P≈122k)": {
         "data": {"name": "cifar10", "n_train": 512, "n_test": 0},
         "model": {"name": "lenet"},
-        "train": {"batch_size": 32, "epochs": 30}},
+        "train": {"batch_size": 32, "epochs": 30},
+    },
 }
 
 CHILD = r"""
@@ -84,15 +86,19 @@ def main() -> None:
         for mode in modes:
             samples = results[mode]
             t = [r["time"] for r in samples]
-            print(f"  {mode:6s} time {statistics.median(t):7.2f}s ({min(t):.2f}–{max(t):.2f})  "
-                  f"peak RSS {statistics.median(r['peak_mb'] for r in samples):7.0f} MB  "
-                  f"training adds {statistics.median(r['train_mb'] for r in samples):7.1f} MB")
+            print(
+                f"  {mode:6s} time {statistics.median(t):7.2f}s ({min(t):.2f}–{max(t):.2f})  "
+                f"peak RSS {statistics.median(r['peak_mb'] for r in samples):7.0f} MB  "
+                f"training adds {statistics.median(r['train_mb'] for r in samples):7.1f} MB"
+            )
         for a, b in (("replay", "plain"), ("store", "plain"), ("store", "replay")):
             ratios = [x["time"] / y["time"] for x, y in zip(results[a], results[b])]
             mem = [x["peak_mb"] / y["peak_mb"] for x, y in zip(results[a], results[b])]
             add = [x["train_mb"] / max(y["train_mb"], 1e-9) for x, y in zip(results[a], results[b])]
-            print(f"  {a}/{b}: time ×{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}), "
-                  f"peak RSS ×{statistics.median(mem):.2f}, training-added memory ×{statistics.median(add):.1f}")
+            print(
+                f"  {a}/{b}: time ×{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}), "
+                f"peak RSS ×{statistics.median(mem):.2f}, training-added memory ×{statistics.median(add):.1f}"
+            )
             if b == "plain":
                 target = {"replay": ("≤ 2.5", "≤ 1.5"), "store": ("", "")}[a]
                 rows.append(case(name, f"{a}/plain time", ratios, target=target[0]))

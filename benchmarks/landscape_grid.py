@@ -23,18 +23,24 @@ import traceback
 
 import torch
 
-from common import bench_args, case, describe, write_results
-
 import sgdlab
+from common import bench_args, case, describe, write_results
 from sgdlab.params import set_flat_params
 from sgdlab.probes.landscape import filter_normalized, loss_grid
 
 STEPS = 21
 # name → (data, model, parameter vectors per vmapped forward)
 CASES = {
-    "mlp 512-512, 512 digits": ({"name": "digits", "n_train": 512, "n_test": 0}, {"name": "mlp", "widths": [512, 512]}, 16),
+    "mlp 512-512, 512 digits": (
+        {"name": "digits", "n_train": 512, "n_test": 0},
+        {"name": "mlp", "widths": [512, 512]},
+        16,
+    ),
     "mlp 16, 64 digits (per-point overhead dominates)": (
-        {"name": "digits", "n_train": 64, "n_test": 0}, {"name": "mlp", "widths": [16]}, 147),
+        {"name": "digits", "n_train": 64, "n_test": 0},
+        {"name": "mlp", "widths": [16]},
+        147,
+    ),
     "lenet, 512 CIFAR-10 images": ({"name": "cifar10", "n_train": 512, "n_test": 0}, {"name": "lenet"}, 1),
 }
 
@@ -70,7 +76,9 @@ def anchor(m, loss, x, y):
 
     metric = loss_landscapes.metrics.Loss(loss, x, y)
     t0 = time.perf_counter()
-    loss_landscapes.random_plane(m, metric, distance=1, steps=STEPS, normalization="filter", deepcopy_model=True)
+    loss_landscapes.random_plane(
+        m, metric, distance=1, steps=STEPS, normalization="filter", deepcopy_model=True
+    )
     return time.perf_counter() - t0
 
 
@@ -100,15 +108,25 @@ def main() -> None:
             try:
                 times["loss-landscapes"].append(anchor(m, loss, x, y))
             except Exception as exc:
-                notes["loss_landscapes_error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                notes["loss_landscapes_error"] = "".join(
+                    traceback.format_exception_only(type(exc), exc)
+                ).strip()
         for tool, ts in times.items():
             if ts:
                 print(f"{name}: {tool} {describe(ts)} s")
         for other in ("serial", "loss-landscapes"):
             if times[other]:
-                cases.append(case(f"{STEPS}×{STEPS} grid, {name}: vs {other}", "speedup (their time / ours)",
-                                  [b / a for a, b in zip(times["sgdlab"], times[other])], target="≥ 3×",
-                                  sgdlab_seconds=times["sgdlab"], other_seconds=times[other], chunk=chunk))
+                cases.append(
+                    case(
+                        f"{STEPS}×{STEPS} grid, {name}: vs {other}",
+                        "speedup (their time / ours)",
+                        [b / a for a, b in zip(times["sgdlab"], times[other])],
+                        target="≥ 3×",
+                        sgdlab_seconds=times["sgdlab"],
+                        other_seconds=times[other],
+                        chunk=chunk,
+                    )
+                )
     write_results("landscape_grid", cases, **notes)
 
 

@@ -42,7 +42,8 @@ JAX_PYTHON = HERE / ".venv-jax" / "bin" / "python"
 BUDGET = 1 << 30
 WIDTHS = (784, 512, 512, 1)
 
-TORCH_CHILD = r"""
+TORCH_CHILD = (
+    r"""
 import json, resource, sys, time
 import numpy as np, torch
 from sgdlab.ntk import empirical_ntk, plan_kernel
@@ -76,7 +77,10 @@ np.save(out, k.double().numpy())
 print(json.dumps({{"time": times[-1], "first_call": times[0], "peak_mb": peak, "added_mb": peak - base,
                   "method": plan.method,
                   "estimate_mb": (plan.jacobian_bytes if plan.method == "jacobian" else plan.products_bytes) / 2**20}}))
-""".replace("{budget}", str(BUDGET)).replace("{{", "{").replace("}}", "}")
+""".replace("{budget}", str(BUDGET))
+    .replace("{{", "{")
+    .replace("}}", "}")
+)
 
 JAX_CHILD = r"""
 import json, resource, sys, time
@@ -135,8 +139,9 @@ def make_data(path: Path, n: int) -> None:
 def measure(python: str, child: str, arg: str, n: int, data: Path, tmp: Path) -> dict:
     out = tmp / f"k-{arg}-{n}.npy"
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"), JAX_PLATFORMS="cpu")
-    done = subprocess.run([python, "-c", child, arg, str(n), str(data), str(out)], capture_output=True,
-                          text=True, env=env)
+    done = subprocess.run(
+        [python, "-c", child, arg, str(n), str(data), str(out)], capture_output=True, text=True, env=env
+    )
     if done.returncode:
         return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]}
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -148,8 +153,12 @@ def jax_status() -> str | None:
     """None when the JAX venv imports neural-tangents, else the exact error."""
     if not JAX_PYTHON.exists():
         return f"{JAX_PYTHON} does not exist (see this file's docstring to make it)"
-    done = subprocess.run([str(JAX_PYTHON), "-c", "import jax, neural_tangents"], capture_output=True,
-                          text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    done = subprocess.run(
+        [str(JAX_PYTHON), "-c", "import jax, neural_tangents"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )
     return None if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
 
 
@@ -162,8 +171,14 @@ def main() -> None:
     jax_error = jax_status()
     ours = ("auto", "jacobian", "products")
     theirs = tuple(NT_IMPLEMENTATIONS) if jax_error is None else ()
-    cases, notes = [], {"network": "784-512-512-1 ReLU MLP, float32, 665,089 parameters",
-                        "memory_budget_bytes": BUDGET, "neural_tangents_error": jax_error}
+    cases, notes = (
+        [],
+        {
+            "network": "784-512-512-1 ReLU MLP, float32, 665,089 parameters",
+            "memory_budget_bytes": BUDGET,
+            "neural_tangents_error": jax_error,
+        },
+    )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         data = tmp / "data.npz"
@@ -174,8 +189,9 @@ def main() -> None:
                 for m in ours:
                     results[m].append(measure(sys.executable, TORCH_CHILD, m, n, data, tmp))
                 for m in theirs:
-                    results[m].append(measure(str(JAX_PYTHON), JAX_CHILD, str(NT_IMPLEMENTATIONS[m]),
-                                              n, data, tmp))
+                    results[m].append(
+                        measure(str(JAX_PYTHON), JAX_CHILD, str(NT_IMPLEMENTATIONS[m]), n, data, tmp)
+                    )
             reference = None
             for m, rows in results.items():
                 good = [r for r in rows if "error" not in r]
@@ -191,19 +207,36 @@ def main() -> None:
                 if "first_call" in good[0]:
                     extra["first_call_s"] = [r["first_call"] for r in good]
                 cases.append(case(f"N={n} {m}", "time", [r["time"] for r in good], unit=" s", **extra))
-                cases.append(case(f"N={n} {m}", "peak memory added", [r["added_mb"] for r in good],
-                                  unit=" MB", target="≤ 1024 MB" if (n == 1000 and m == "auto") else "",
-                                  estimate_mb=good[0].get("estimate_mb")))
+                cases.append(
+                    case(
+                        f"N={n} {m}",
+                        "peak memory added",
+                        [r["added_mb"] for r in good],
+                        unit=" MB",
+                        target="≤ 1024 MB" if (n == 1000 and m == "auto") else "",
+                        estimate_mb=good[0].get("estimate_mb"),
+                    )
+                )
             times = {m: [r.get("time") for r in rows] for m, rows in results.items()}
             if all(None not in times[m] for m in ours):
                 fastest = [min(j, p) for j, p in zip(times["jacobian"], times["products"])]
-                cases.append(case(f"N={n} auto / faster method", "time ratio",
-                                  [a / f for a, f in zip(times["auto"], fastest)],
-                                  target="≤ 1.05" if n == 100 else ""))
+                cases.append(
+                    case(
+                        f"N={n} auto / faster method",
+                        "time ratio",
+                        [a / f for a, f in zip(times["auto"], fastest)],
+                        target="≤ 1.05" if n == 100 else "",
+                    )
+                )
                 for m in theirs:
                     if None not in times[m]:
-                        cases.append(case(f"N={n} auto / {m}", "time ratio",
-                                          [a / b for a, b in zip(times["auto"], times[m])]))
+                        cases.append(
+                            case(
+                                f"N={n} auto / {m}",
+                                "time ratio",
+                                [a / b for a, b in zip(times["auto"], times[m])],
+                            )
+                        )
     write_results("ntk", cases, **notes)
 
 

@@ -43,9 +43,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_args, case, write_results  # noqa: E402
-
 import sgdlab  # noqa: E402
+from common import bench_args, case, write_results  # noqa: E402
 from sgdlab.engine import train  # noqa: E402
 from sgdlab.probes import probes as probe_registry  # noqa: E402
 from sgdlab.store import Recorder  # noqa: E402
@@ -57,17 +56,36 @@ def c3d3() -> nn.Module:
     """DeepOBS cifar10_3c3d: conv 64 5×5 valid, pool 3/2; conv 96 3×3 valid, pool; conv 128 3×3
     same, pool; dense 512, 256, 10 (ReLU). 895,210 parameters."""
     return nn.Sequential(
-        nn.Conv2d(3, 64, 5), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1),
-        nn.Conv2d(64, 96, 3), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1),
-        nn.Conv2d(96, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1),
-        nn.Flatten(), nn.Linear(128 * 3 * 3, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-        nn.Linear(256, 10))
+        nn.Conv2d(3, 64, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, padding=1),
+        nn.Conv2d(64, 96, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, padding=1),
+        nn.Conv2d(96, 128, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, padding=1),
+        nn.Flatten(),
+        nn.Linear(128 * 3 * 3, 512),
+        nn.ReLU(),
+        nn.Linear(512, 256),
+        nn.ReLU(),
+        nn.Linear(256, 10),
+    )
 
 
 def mnist_mlp() -> nn.Module:
     """DeepOBS mnist_mlp: 784-1000-500-100-10, ReLU."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 1000), nn.ReLU(), nn.Linear(1000, 500), nn.ReLU(),
-                         nn.Linear(500, 100), nn.ReLU(), nn.Linear(100, 10))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 1000),
+        nn.ReLU(),
+        nn.Linear(1000, 500),
+        nn.ReLU(),
+        nn.Linear(500, 100),
+        nn.ReLU(),
+        nn.Linear(100, 10),
+    )
 
 
 NETS = {"3c3d cifar10": (c3d3, "cifar10"), "mlp mnist": (mnist_mlp, "mnist")}
@@ -81,12 +99,19 @@ def sgdlab_probes(kind: str, every: int) -> dict:
     if kind == "off":
         return {"use": []}
     if kind == "basic":
-        return {"use": ["batch_loss", "norms", "update_norm"], "norms": {"schedule": "step"},
-                "update_norm": {"schedule": "step"}}
+        return {
+            "use": ["batch_loss", "norms", "update_norm"],
+            "norms": {"schedule": "step"},
+            "update_norm": {"schedule": "step"},
+        }
     if kind == "economy":
-        return {"use": list(ECONOMY), "batch_loss": {"schedule": sched}, "norms": {"schedule": sched},
-                "update_norm": {"schedule": sched},
-                "gradients": {"schedule": sched, "full_grad": False, "quantiles": []}}
+        return {
+            "use": list(ECONOMY),
+            "batch_loss": {"schedule": sched},
+            "norms": {"schedule": sched},
+            "update_norm": {"schedule": sched},
+            "gradients": {"schedule": sched, "full_grad": False, "quantiles": []},
+        }
     if kind == "hessian":
         # Cockpit's HessMaxEV: the top eigenvalue on one batch of 128; the same work here
         return {"use": ["hessian"], "hessian": {"schedule": sched, "subset": BATCH, "trace_probes": 0}}
@@ -95,11 +120,16 @@ def sgdlab_probes(kind: str, every: int) -> dict:
 
 def config(net: str, steps: int, device: str, probes: dict) -> dict:
     _, data = NETS[net]
-    return {"seed": 0, "device": device, "threads": 1,
-            "data": {"name": data, "n_train": BATCH * 8, "n_test": 0},
-            "optim": {"name": "sgd", "lr": 0.01},
-            "train": {"batch_size": BATCH, "epochs": None, "max_steps": steps},
-            "checkpoint": {"every_seconds": 0}, "probes": probes}
+    return {
+        "seed": 0,
+        "device": device,
+        "threads": 1,
+        "data": {"name": data, "n_train": BATCH * 8, "n_test": 0},
+        "optim": {"name": "sgd", "lr": 0.01},
+        "train": {"batch_size": BATCH, "epochs": None, "max_steps": steps},
+        "checkpoint": {"every_seconds": 0},
+        "probes": probes,
+    }
 
 
 def build(net: str, steps: int, device: str, probes: dict):
@@ -119,6 +149,7 @@ def time_sgdlab(net: str, steps: int, device: str, probes: dict) -> float:
         def measure(self, ctx):
             t0.append(time.perf_counter())
             return {}
+
     parts.probes.append(Clock("_clock", "step"))
     train(parts, Recorder(None, parts.config.checkpoint))
     return (t0[-1] - t0[0]) / (len(t0) - 1)
@@ -134,8 +165,8 @@ def time_plain(net: str, steps: int, device: str) -> float:
     stamps = []
     for k in range(steps + 1):
         i = k % n
-        out = model(x[i * BATCH:(i + 1) * BATCH])
-        loss = nn.functional.cross_entropy(out, y[i * BATCH:(i + 1) * BATCH])
+        out = model(x[i * BATCH : (i + 1) * BATCH])
+        loss = nn.functional.cross_entropy(out, y[i * BATCH : (i + 1) * BATCH])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -153,10 +184,18 @@ def cockpit_quantities(kind: str, every: int):
     if kind == "economy":
         return configuration("economy", track_schedule=sched)
     if kind == "economy-matched":
-        return [q(track_schedule=sched) for q in (quantities.Loss, quantities.GradNorm,
-                                                    quantities.Distance, quantities.UpdateSize,
-                                                    quantities.NormTest, quantities.InnerTest,
-                                                    quantities.OrthoTest)]
+        return [
+            q(track_schedule=sched)
+            for q in (
+                quantities.Loss,
+                quantities.GradNorm,
+                quantities.Distance,
+                quantities.UpdateSize,
+                quantities.NormTest,
+                quantities.InnerTest,
+                quantities.OrthoTest,
+            )
+        ]
     if kind == "hessian":
         return [quantities.HessMaxEV(track_schedule=sched)]
     raise ValueError(kind)
@@ -179,13 +218,12 @@ def time_cockpit(net: str, steps: int, device: str, kind: str, every: int) -> fl
     stamps = []
     for k in range(steps + 1):
         i = k % n
-        xb, yb = x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]
+        xb, yb = x[i * BATCH : (i + 1) * BATCH], y[i * BATCH : (i + 1) * BATCH]
         opt.zero_grad(set_to_none=True)
         out = model(xb)
         loss = lossfunc(out, yb)
         losses = individual(out, yb)
-        with pit(k, info={"batch_size": BATCH, "individual_losses": losses, "loss": loss,
-                          "optimizer": opt}):
+        with pit(k, info={"batch_size": BATCH, "individual_losses": losses, "loss": loss, "optimizer": opt}):
             loss.backward(create_graph=pit.create_graph(k))
         opt.step()
         stamps.append(time.perf_counter())
@@ -199,8 +237,11 @@ def time_cockpit(net: str, steps: int, device: str, kind: str, every: int) -> fl
 
 
 def cases(has_hessian: bool) -> dict[str, tuple]:
-    out = {"plain": ("plain",), "sgdlab probes off": ("sgdlab", "off", 1),
-           "sgdlab basic @1": ("sgdlab", "basic", 1)}
+    out = {
+        "plain": ("plain",),
+        "sgdlab probes off": ("sgdlab", "off", 1),
+        "sgdlab basic @1": ("sgdlab", "basic", 1),
+    }
     for k in (1, 4, 16):
         out[f"sgdlab economy @{k}"] = ("sgdlab", "economy", k)
     if has_hessian:
@@ -242,8 +283,11 @@ for line in open("/proc/self/status"):
 
 
 def peak_memory(spec: tuple, net: str, steps: int, device: str) -> float:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(Path(__file__).parent),
-                          json.dumps([spec, net, steps, device])], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(Path(__file__).parent), json.dumps([spec, net, steps, device])],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed")
     return json.loads(out.stdout.strip().splitlines()[-1])["added_mb"]
@@ -263,8 +307,8 @@ def main() -> None:
     if not has_hessian:
         notes["sgdlab_hessian_error"] = "the hessian probe is not registered in this checkout"
     try:
-        import cockpit  # noqa: F401
         import backpack  # noqa: F401
+        import cockpit  # noqa: F401
     except Exception as exc:  # noqa: BLE001 — any import failure is what we record
         notes["cockpit_error"] = f"{type(exc).__name__}: {exc}"
     table = cases(has_hessian)
@@ -291,25 +335,39 @@ def main() -> None:
             memory = {}
             if args.memory:
                 try:
-                    memory["peak_added_mb"] = peak_memory(table[name], net, max(args.steps // 2, 4),
-                                                          args.device)
+                    memory["peak_added_mb"] = peak_memory(
+                        table[name], net, max(args.steps // 2, 4), args.device
+                    )
                 except RuntimeError as exc:
                     memory["peak_error"] = str(exc)[:300]
-            print(f"  {name:28s} ×{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
-                  f"  {statistics.median(values) * 1e3:7.1f} ms/step  {memory}")
-            rows.append(case(f"{net}: {name}", "time per step / plain loop", ratios,
-                             target=TARGETS.get((net.split()[0], name), ""),
-                             ms_per_step=statistics.median(values) * 1e3,
-                             plain_ms_per_step=statistics.median(plain) * 1e3, **memory))
+            print(
+                f"  {name:28s} ×{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
+                f"  {statistics.median(values) * 1e3:7.1f} ms/step  {memory}"
+            )
+            rows.append(
+                case(
+                    f"{net}: {name}",
+                    "time per step / plain loop",
+                    ratios,
+                    target=TARGETS.get((net.split()[0], name), ""),
+                    ms_per_step=statistics.median(values) * 1e3,
+                    plain_ms_per_step=statistics.median(plain) * 1e3,
+                    **memory,
+                )
+            )
     write_results("overhead", rows, steps=args.steps, batch=BATCH, **notes)
 
 
-TARGETS = {("3c3d", "sgdlab economy @1"): "≤ 1.3 (Cockpit paper: 1.52)",
-           ("mlp", "sgdlab economy @1"): "≤ 2 (Cockpit paper: 4.2)",
-           ("3c3d", "sgdlab economy @16"): "≤ 1.05", ("mlp", "sgdlab economy @16"): "≤ 1.05",
-           ("3c3d", "sgdlab λ_max @64"): "≤ 1.3", ("mlp", "sgdlab λ_max @64"): "≤ 1.3",
-           ("3c3d", "sgdlab probes off"): "≤ 1.05 (throughput ≥ 0.95)",
-           ("mlp", "sgdlab probes off"): "≤ 1.05 (throughput ≥ 0.95)"}
+TARGETS = {
+    ("3c3d", "sgdlab economy @1"): "≤ 1.3 (Cockpit paper: 1.52)",
+    ("mlp", "sgdlab economy @1"): "≤ 2 (Cockpit paper: 4.2)",
+    ("3c3d", "sgdlab economy @16"): "≤ 1.05",
+    ("mlp", "sgdlab economy @16"): "≤ 1.05",
+    ("3c3d", "sgdlab λ_max @64"): "≤ 1.3",
+    ("mlp", "sgdlab λ_max @64"): "≤ 1.3",
+    ("3c3d", "sgdlab probes off"): "≤ 1.05 (throughput ≥ 0.95)",
+    ("mlp", "sgdlab probes off"): "≤ 1.05 (throughput ≥ 0.95)",
+}
 
 
 if __name__ == "__main__":

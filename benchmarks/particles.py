@@ -15,7 +15,6 @@ import time
 import torch
 
 from common import bench_args, case, describe, write_results
-
 from sgdlab.toys import FLAT_SHARP, Dynamics, simulate, simulate_loop, uniform_starts
 
 
@@ -42,12 +41,23 @@ def main() -> None:
     ratios = [a / b for a, b in zip(rates["vectorized"], rates["loop"])]
     for name, r in rates.items():
         print(f"{name}: particle-steps/s {describe(r)}")
-    write_results("particles", [
-        case("vectorized vs per-particle loop", "speedup (particle-steps/s)", ratios, target="≥ 100×",
-             vectorized_particle_steps_per_s=rates["vectorized"], loop_particle_steps_per_s=rates["loop"],
-             particles=n_fast, steps=steps_fast),
-        case("vectorized", "particle-steps/s", rates["vectorized"], unit="/s"),
-    ], dynamics="SGDL γ'=0.1 constant, η=0.1, projection onto the disc r=7.5")
+    write_results(
+        "particles",
+        [
+            case(
+                "vectorized vs per-particle loop",
+                "speedup (particle-steps/s)",
+                ratios,
+                target="≥ 100×",
+                vectorized_particle_steps_per_s=rates["vectorized"],
+                loop_particle_steps_per_s=rates["loop"],
+                particles=n_fast,
+                steps=steps_fast,
+            ),
+            case("vectorized", "particle-steps/s", rates["vectorized"], unit="/s"),
+        ],
+        dynamics="SGDL γ'=0.1 constant, η=0.1, projection onto the disc r=7.5",
+    )
 
 
 if __name__ == "__main__":

@@ -32,16 +32,23 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_args, case, write_results  # noqa: E402
-
 import sgdlab  # noqa: E402
-from sgdlab.gradients import (Capture, gram_stats, per_sample_gram, per_sample_norms,  # noqa: E402
-                              plan_split, records_gram)
+from common import bench_args, case, write_results  # noqa: E402
+from sgdlab.gradients import (
+    Capture,
+    gram_stats,
+    per_sample_gram,
+    per_sample_norms,  # noqa: E402
+    plan_split,
+    records_gram,
+)
 
 N = 128
 CASES = {
-    "mlp": {"data": {"name": "mnist", "n_train": N, "n_test": 0},
-            "model": {"name": "mlp", "widths": [1000, 1000]}},
+    "mlp": {
+        "data": {"name": "mnist", "n_train": N, "n_test": 0},
+        "model": {"name": "mlp", "widths": [1000, 1000]},
+    },
     "lenet": {"data": {"name": "cifar10", "n_train": N, "n_test": 0}, "model": {"name": "lenet"}},
 }
 TARGETS = {"mlp": 2.0, "lenet": 3.0}
@@ -58,7 +65,7 @@ def loop_gram(model, loss, x, y):
     params = [p for p in model.parameters()]
     rows = []
     for i in range(len(x)):
-        li = loss.per_sample(model(x[i:i + 1]), y[i:i + 1]).sum()
+        li = loss.per_sample(model(x[i : i + 1]), y[i : i + 1]).sum()
         rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(li, params)]))
     j = torch.stack(rows)
     return (j @ j.T).double()
@@ -78,12 +85,14 @@ def candidates(model, loss, x, y) -> tuple[dict, dict]:
         model.zero_grad(set_to_none=True)
         loss(model(x), y).backward()
         return None
+
     fns["plain step"] = plain
 
     def fast():
         result = per_sample_gram(model, loss, x, y, path="auto")
         gram_stats(result.gram)
         return result.gram
+
     fns["sgdlab fast (own pass)"] = fast
 
     fns["sgdlab fast norms only (own pass)"] = lambda: per_sample_norms(model, loss, x, y) ** 2
@@ -97,12 +106,14 @@ def candidates(model, loss, x, y) -> tuple[dict, dict]:
         gram = records_gram(cap.records, None, float(len(x)), 512 << 20)
         gram_stats(gram)
         return gram
+
     fns["sgdlab fast (in the step)"] = in_step
 
     def vmap():
         result = per_sample_gram(model, loss, x, y, path="vmap")
         gram_stats(result.gram)
         return result.gram
+
     fns["sgdlab vmap"] = vmap
     fns["python loop"] = lambda: loop_gram(model, loss, x, y)
 
@@ -111,6 +122,7 @@ def candidates(model, loss, x, y) -> tuple[dict, dict]:
 
         from backpack import backpack, extend
         from backpack.extensions import BatchGrad, BatchL2Grad
+
         bp_model = extend(copy.deepcopy(model))
         bp_loss = extend(torch.nn.CrossEntropyLoss())
 
@@ -125,6 +137,7 @@ def candidates(model, loss, x, y) -> tuple[dict, dict]:
             with backpack(BatchGrad()):
                 bp_loss(bp_model(x), y).backward()
             return from_rows([p.grad_batch for p in bp_model.parameters()]) * len(x) ** 2
+
         bp_l2(), bp_grad()
         fns["backpack BatchL2Grad (norms only)"] = bp_l2
         fns["backpack BatchGrad + Gram"] = bp_grad
@@ -136,17 +149,20 @@ def candidates(model, loss, x, y) -> tuple[dict, dict]:
         import warnings
 
         from opacus import GradSampleModule
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # contiguous weights: with sgdlab's channels-last conv weights Opacus' conv grad
             # samples disagreed with the loop (max error 1.2 on LeNet)
-            op_model = GradSampleModule(copy.deepcopy(model).to(memory_format=torch.contiguous_format),
-                                        loss_reduction="mean")
+            op_model = GradSampleModule(
+                copy.deepcopy(model).to(memory_format=torch.contiguous_format), loss_reduction="mean"
+            )
 
         def opacus():
             op_model.zero_grad(set_to_none=True)
             loss(op_model(x), y).backward()
             return from_rows([p.grad_sample for p in op_model.parameters()])
+
         opacus()
         fns["opacus grad_sample + Gram"] = opacus
     except Exception as exc:  # noqa: BLE001
@@ -163,7 +179,7 @@ def accuracy(fns, reference) -> dict[str, float]:
             continue
         g = fn().double()
         if g.ndim == 1:
-            out[name] = float(((g - reference.diagonal()).abs() / d ** 2).max())
+            out[name] = float(((g - reference.diagonal()).abs() / d**2).max())
         else:
             out[name] = float(((g - reference).abs() / torch.outer(d, d)).max())
     return out
@@ -198,8 +214,11 @@ else:
 
 
 def peak_memory(case_name: str, name: str, device: str) -> float:
-    out = subprocess.run([sys.executable, "-c", CHILD, case_name, name, str(Path(__file__).parent),
-                          device], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, case_name, name, str(Path(__file__).parent), device],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         return float("nan")
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
@@ -214,6 +233,7 @@ def main() -> None:
     def sync():
         if args.device == "cuda":
             torch.cuda.synchronize()
+
     torch.set_num_threads(1)
     cases, notes = [], {"accuracy": {}, "peak_memory_mb": {}}
     for case_name in CASES:
@@ -245,12 +265,21 @@ def main() -> None:
                 target = "slower than sgdlab fast norms only"
             elif name.startswith(("backpack", "opacus")) or name == "python loop":
                 target = "slower than sgdlab fast" + (" by ≥ 10×" if name == "python loop" else "")
-            cases.append(case(f"{case_name}: {name}", "time / plain step", ratios, target=target,
-                              seconds=sorted(times[name])[len(times[name]) // 2],
-                              peak_memory_mb=memory[name],
-                              vs_fast=sorted(t / f for t, f in zip(times[name], fast))[len(fast) // 2]))
-        print(f"{case_name}: plain step {sorted(plain)[len(plain) // 2] * 1e3:.1f} ms; accuracy "
-              + ", ".join(f"{k} {v:.1e}" for k, v in notes["accuracy"][case_name].items()))
+            cases.append(
+                case(
+                    f"{case_name}: {name}",
+                    "time / plain step",
+                    ratios,
+                    target=target,
+                    seconds=sorted(times[name])[len(times[name]) // 2],
+                    peak_memory_mb=memory[name],
+                    vs_fast=sorted(t / f for t, f in zip(times[name], fast))[len(fast) // 2],
+                )
+            )
+        print(
+            f"{case_name}: plain step {sorted(plain)[len(plain) // 2] * 1e3:.1f} ms; accuracy "
+            + ", ".join(f"{k} {v:.1e}" for k, v in notes["accuracy"][case_name].items())
+        )
     write_results("per_sample_gradients", cases, batch=N, repeats=repeats, device=args.device, **notes)
 
 

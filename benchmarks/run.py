@@ -42,15 +42,20 @@ def table(names: list[str]) -> str:
         dates.append(result["date"][:10])
         label = f"{name} (quick)" if result.get("quick") else name
         for c in result.get("cases", []):
-            lines.append(f"| {label} | {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
-                         f"{c['min']:.3g}–{c['max']:.3g} | {c.get('target', '')} |")
+            lines.append(
+                f"| {label} | {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
+                f"{c['min']:.3g}–{c['max']:.3g} | {c.get('target', '')} |"
+            )
         for key, note in result.items():
             if key.endswith("_error") and note:
                 lines.append(f"| {label} | {key} | {note} | | | |")
     if header:
         when = min(dates) if min(dates) == max(dates) else f"{min(dates)} to {max(dates)}"
-        lines.insert(0, f"Measured {when} on {header['cpu']} ({header['cores']} cores), torch "
-                        f"{header['torch']}; each benchmark's threads are in its results file.\n")
+        lines.insert(
+            0,
+            f"Measured {when} on {header['cpu']} ({header['cores']} cores), torch "
+            f"{header['torch']}; each benchmark's threads are in its results file.\n",
+        )
     return "\n".join(lines)
 
 
@@ -59,8 +64,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", nargs="*", default=None, help="benchmark names (file stems)")
-    parser.add_argument("--table", action="store_true",
-                        help="print the table of the results on disk (the README's), run nothing")
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="print the table of the results on disk (the README's), run nothing",
+    )
     args = parser.parse_args()
     chosen = [p for p in benchmarks() if args.only is None or p.stem in args.only]
     if args.table:

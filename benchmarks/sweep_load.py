@@ -27,11 +27,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_args, case, write_results  # noqa: E402
 
-CONFIG = {"seed": 0, "device": "cpu", "threads": 1,
-          "data": {"name": "digits", "n_train": 128, "n_test": 64},
-          "model": {"name": "mlp", "widths": [16]},
-          "optim": {"name": "sgd", "lr": 0.1},
-          "train": {"batch_size": 16, "epochs": 2}}
+CONFIG = {
+    "seed": 0,
+    "device": "cpu",
+    "threads": 1,
+    "data": {"name": "digits", "n_train": 128, "n_test": 64},
+    "model": {"name": "mlp", "widths": [16]},
+    "optim": {"name": "sgd", "lr": 0.1},
+    "train": {"batch_size": 16, "epochs": 2},
+}
 QUICK_RUNS = 40
 
 
@@ -60,25 +64,49 @@ def child(out: Path, runs: int, workers: int, device: str) -> None:
     rows = sweep.index.to_pylist()
     summaries = sum((out / "runs" / r["run"] / "summary.json").is_file() for r in rows)
     statuses = sorted({r["status"] for r in rows})
-    print(json.dumps({
-        "wall_s": wall, "rows": len(rows), "summaries": summaries, "statuses": statuses,
-        "parent_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "samples": samples}))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "rows": len(rows),
+                "summaries": summaries,
+                "statuses": statuses,
+                "parent_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "samples": samples,
+            }
+        )
+    )
 
 
 def measure(runs: int, workers: int, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sweep"
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, __file__, "--child", str(out), "--runs", str(runs),
-                               "--workers", str(workers), "--device", device],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(out),
+                "--runs",
+                str(runs),
+                "--workers",
+                str(workers),
+                "--device",
+                device,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(done.stdout.strip().splitlines()[-1])
         result["process_wall_s"] = time.perf_counter() - t0  # with Python and torch start-up
     if result["rows"] != runs or result["summaries"] != runs or result["statuses"] != ["completed"]:
-        raise RuntimeError(f"not every run completed: {result['rows']} rows, {result['summaries']} "
-                           f"summaries, statuses {result['statuses']}")
+        raise RuntimeError(
+            f"not every run completed: {result['rows']} rows, {result['summaries']} "
+            f"summaries, statuses {result['statuses']}"
+        )
     return result
 
 
@@ -101,21 +129,50 @@ def main() -> None:
     load_before = os.getloadavg()
     r = measure(runs, args.workers, args.device)
     growth = growth_mb(r["samples"], runs)
-    print(f"{runs} runs on {args.workers} workers: {r['wall_s']:.1f} s in the sweep "
-          f"({r['process_wall_s']:.1f} s with start-up), {runs / r['wall_s']:.2f} runs/s")
-    print(f"  peak RSS: sweep process {r['parent_peak_mb']:.0f} MB, workers {r['workers_peak_mb']:.0f} MB; "
-          f"sweep process grew {growth:+.1f} MB from run {max(1, runs // 10)} to run {runs}")
-    write_results("sweep_load", [
-        case(f"{runs} runs, {args.workers} workers", "wall time", [r["wall_s"]], unit=" s",
-             process_wall_s=r["process_wall_s"], runs=runs, workers=args.workers),
-        case(f"{runs} runs, {args.workers} workers", "peak RSS, sweep process", [r["parent_peak_mb"]],
-             unit=" MB"),
-        case(f"{runs} runs, {args.workers} workers", "peak RSS, largest worker", [r["workers_peak_mb"]],
-             unit=" MB"),
-        case(f"{runs} runs, {args.workers} workers", "RSS growth of the sweep process", [growth],
-             unit=" MB", target="bounded (≈ 0: independent of the number of runs)",
-             rss_samples_mb=r["samples"])],
-        load_average_before=load_before, load_average_after=os.getloadavg())
+    print(
+        f"{runs} runs on {args.workers} workers: {r['wall_s']:.1f} s in the sweep "
+        f"({r['process_wall_s']:.1f} s with start-up), {runs / r['wall_s']:.2f} runs/s"
+    )
+    print(
+        f"  peak RSS: sweep process {r['parent_peak_mb']:.0f} MB, workers {r['workers_peak_mb']:.0f} MB; "
+        f"sweep process grew {growth:+.1f} MB from run {max(1, runs // 10)} to run {runs}"
+    )
+    write_results(
+        "sweep_load",
+        [
+            case(
+                f"{runs} runs, {args.workers} workers",
+                "wall time",
+                [r["wall_s"]],
+                unit=" s",
+                process_wall_s=r["process_wall_s"],
+                runs=runs,
+                workers=args.workers,
+            ),
+            case(
+                f"{runs} runs, {args.workers} workers",
+                "peak RSS, sweep process",
+                [r["parent_peak_mb"]],
+                unit=" MB",
+            ),
+            case(
+                f"{runs} runs, {args.workers} workers",
+                "peak RSS, largest worker",
+                [r["workers_peak_mb"]],
+                unit=" MB",
+            ),
+            case(
+                f"{runs} runs, {args.workers} workers",
+                "RSS growth of the sweep process",
+                [growth],
+                unit=" MB",
+                target="bounded (≈ 0: independent of the number of runs)",
+                rss_samples_mb=r["samples"],
+            ),
+        ],
+        load_average_before=load_before,
+        load_average_after=os.getloadavg(),
+    )
 
 
 if __name__ == "__main__":

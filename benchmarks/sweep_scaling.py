@@ -30,17 +30,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_args, case, describe, interleave, ratio_summary, write_results  # noqa: E402
-
 from sgdlab.config import dump_toml  # noqa: E402
 
 RUNS = 8
 # About 7 s per run on one idle core (an MLP on digits, 32 steps per epoch, evaluated per
 # epoch): long enough that starting the two workers (~3 s) does not dominate.
-CONFIG = {"seed": 0, "device": "cpu", "threads": 1,
-          "data": {"name": "digits", "n_train": 1024, "n_test": 512},
-          "model": {"name": "mlp", "widths": [256, 256]},
-          "optim": {"name": "sgd", "lr": 0.05},
-          "train": {"batch_size": 32, "epochs": 120}}
+CONFIG = {
+    "seed": 0,
+    "device": "cpu",
+    "threads": 1,
+    "data": {"name": "digits", "n_train": 1024, "n_test": 512},
+    "model": {"name": "mlp", "widths": [256, 256]},
+    "optim": {"name": "sgd", "lr": 0.05},
+    "train": {"batch_size": 32, "epochs": 120},
+}
 
 
 CPU_SECONDS: dict[int, list[float]] = {1: [], 2: []}
@@ -56,9 +59,25 @@ def sweep_seconds(config: Path, workers: int) -> float:
         out = Path(tmp) / "s"
         cpu0 = _children_cpu()
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "sgdlab", "sweep", str(config), "--seeds", str(RUNS),
-                        "--out", str(out), "--workers", str(workers), "--no-report", "--quiet"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sgdlab",
+                "sweep",
+                str(config),
+                "--seeds",
+                str(RUNS),
+                "--out",
+                str(out),
+                "--workers",
+                str(workers),
+                "--no-report",
+                "--quiet",
+            ],
+            check=True,
+            capture_output=True,
+        )
         seconds = time.perf_counter() - t0
         CPU_SECONDS[workers].append(_children_cpu() - cpu0)
         statuses = {row["status"] for row in json.loads((out / "index.json").read_text())}
@@ -75,8 +94,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
         config.write_text(dump_toml(dict(CONFIG, device=args.device)))
-        times = interleave({"1 worker": lambda: sweep_seconds(config, 1),
-                            "2 workers": lambda: sweep_seconds(config, 2)}, args.repeats)
+        times = interleave(
+            {"1 worker": lambda: sweep_seconds(config, 1), "2 workers": lambda: sweep_seconds(config, 2)},
+            args.repeats,
+        )
     med, lo, hi = ratio_summary(times["1 worker"], times["2 workers"])
     print(f"{RUNS} runs × {CONFIG['train']['epochs']} epochs, `sgdlab sweep` as a fresh process")
     for name, values in times.items():
@@ -84,13 +105,25 @@ def main() -> None:
     print(f"  speed-up 2 workers / 1: median {med:.2f}× (range {lo:.2f}–{hi:.2f}); target ≥ 1.7×")
     print(f"  CPU seconds: 1 worker {describe(CPU_SECONDS[1])}; 2 workers {describe(CPU_SECONDS[2])}")
     ratios = [a / b for a, b in zip(times["1 worker"], times["2 workers"])]
-    write_results("sweep_scaling", [
-        case(f"{RUNS} runs, 2 local workers vs 1", "speed-up", ratios, target="≥ 1.7× on 2 cores",
-             seconds_1_worker=times["1 worker"], seconds_2_workers=times["2 workers"],
-             cpu_seconds_1_worker=CPU_SECONDS[1], cpu_seconds_2_workers=CPU_SECONDS[2],
-             epochs=CONFIG["train"]["epochs"])],
-        load_average_before=load_before, load_average_after=os.getloadavg(),
-        sched_autogroup=_autogroup())
+    write_results(
+        "sweep_scaling",
+        [
+            case(
+                f"{RUNS} runs, 2 local workers vs 1",
+                "speed-up",
+                ratios,
+                target="≥ 1.7× on 2 cores",
+                seconds_1_worker=times["1 worker"],
+                seconds_2_workers=times["2 workers"],
+                cpu_seconds_1_worker=CPU_SECONDS[1],
+                cpu_seconds_2_workers=CPU_SECONDS[2],
+                epochs=CONFIG["train"]["epochs"],
+            )
+        ],
+        load_average_before=load_before,
+        load_average_after=os.getloadavg(),
+        sched_autogroup=_autogroup(),
+    )
 
 
 def _autogroup() -> str:

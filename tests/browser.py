@@ -19,9 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--mute-audio"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+]
 
 # What the test reads from the loaded page.
 PROBE_JS = """JSON.stringify({
@@ -69,10 +78,14 @@ class Chromium:
             os.set_inheritable(3, True)  # also when dup2 was a no-op (a == 3), which keeps CLOEXEC
             os.set_inheritable(4, True)
 
-        self.proc = subprocess.Popen([exe, *FLAGS, "--remote-debugging-pipe",
-                                      f"--user-data-dir={self.profile}", "about:blank"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, close_fds=False, preexec_fn=wire)
+        self.proc = subprocess.Popen(
+            [exe, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self.profile}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+            preexec_fn=wire,
+        )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buffer = b""
@@ -127,8 +140,13 @@ class Chromium:
         self.wait_event("Page.loadEventFired", session)
         probe = self.send("Runtime.evaluate", {"expression": PROBE_JS, "returnByValue": True}, session)
         found = json.loads(probe["result"]["value"])
-        report = PageReport(images=found["images"], scripts=found["scripts"], title=found["title"],
-                            text=found["text"], pwned=found["pwned"])
+        report = PageReport(
+            images=found["images"],
+            scripts=found["scripts"],
+            title=found["title"],
+            text=found["text"],
+            pwned=found["pwned"],
+        )
         for e in self.events:
             if e.get("sessionId") != session:
                 continue
@@ -136,7 +154,9 @@ class Chromium:
             if e.get("method") == "Runtime.exceptionThrown":
                 report.errors.append(f"exception: {params['exceptionDetails'].get('text')}")
             elif e.get("method") == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                report.errors.append("console.error: " + " ".join(str(a.get("value")) for a in params.get("args", [])))
+                report.errors.append(
+                    "console.error: " + " ".join(str(a.get("value")) for a in params.get("args", []))
+                )
             elif e.get("method") == "Log.entryAdded" and params["entry"].get("level") == "error":
                 report.errors.append(f"log: {params['entry'].get('text')}")
         self.send("Target.closeTarget", {"targetId": target})

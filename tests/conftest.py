@@ -37,6 +37,7 @@ def tiny(**sections) -> dict:
 
 def write_toml(path: Path, raw: dict) -> Path:
     from sgdlab.config import dump_toml
+
     path.write_text(dump_toml(raw))
     return path
 
@@ -45,28 +46,36 @@ def write_toml(path: Path, raw: dict) -> Path:
 def cli():
     """Invoke the sgdlab CLI in-process; returns the click Result (exit_code, stdout, stderr)."""
     from sgdlab.cli import app
+
     runner = CliRunner()
 
     def invoke(*args: str):
         return runner.invoke(app, [str(a) for a in args])
+
     return invoke
 
 
 def run_cli_process(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """The real `sgdlab` command in a fresh process."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "sgdlab", *map(str, args)], capture_output=True,
-                          text=True, env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "sgdlab", *map(str, args)], capture_output=True, text=True, env=env, **kwargs
+    )
 
 
-def start_and_stop(cfg_path: Path, out: Path, sig: int, min_state_step: int,
-                   watch: str = "") -> subprocess.Popen:
+def start_and_stop(
+    cfg_path: Path, out: Path, sig: int, min_state_step: int, watch: str = ""
+) -> subprocess.Popen:
     """Start `sgdlab run` and send `sig` once a state at ≥ min_state_step is on disk in
     `out / watch` (e.g. watch="replay" for the second pass of a γ run)."""
     from sgdlab.store import RunDir
 
-    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "run", str(cfg_path), "--out", str(out),
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sgdlab", "run", str(cfg_path), "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     watched = out / watch
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

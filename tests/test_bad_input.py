@@ -14,21 +14,29 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from conftest import tiny
 from sgdlab.build import resolve
 from sgdlab.config import Config, apply_override, dump_toml, load_config, parse_toml, to_dict
 from sgdlab.errors import UserError
 
-from conftest import tiny
+FUZZ = settings(
+    max_examples=10_000,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+SOME = settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
-FUZZ = settings(max_examples=10_000, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
-SOME = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
-
-BASES = [tiny(), to_dict(resolve(load_config(raw=tiny()))),
-         tiny(model={"name": "resnet18", "width": 2}, data={"name": "cifar10", "n_train": 8}),
-         tiny(optim={"name": "adam", "betas": [0.9, 0.99]}, probes={"use": ["eval", "gamma"]}),
-         tiny(optim={"name": "sgdl", "noise": 0.01, "schedule": {"name": "combined", "psi": "sqrt"}})]
+BASES = [
+    tiny(),
+    to_dict(resolve(load_config(raw=tiny()))),
+    tiny(model={"name": "resnet18", "width": 2}, data={"name": "cifar10", "n_train": 8}),
+    tiny(optim={"name": "adam", "betas": [0.9, 0.99]}, probes={"use": ["eval", "gamma"]}),
+    tiny(optim={"name": "sgdl", "noise": 0.01, "schedule": {"name": "combined", "psi": "sqrt"}}),
+]
 
 
 def keys_of(node: dict, prefix: tuple = ()) -> list[tuple]:
@@ -41,12 +49,37 @@ def keys_of(node: dict, prefix: tuple = ()) -> list[tuple]:
 
 
 scalars = st.one_of(
-    st.integers(min_value=-10**12, max_value=10**12), st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(), st.text(string.printable, max_size=8),
-    st.sampled_from(["", "sgd", "relu", "all", "none", "cifar10", "step", "every:0", "log:1",
-                     "epoch:-1", "auto", "cuda", "float16", "index", "pm1", "squared", "gamma"]))
-values = st.one_of(scalars, st.lists(scalars, max_size=3),
-                   st.dictionaries(st.text(string.ascii_lowercase, max_size=5), scalars, max_size=2))
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(string.printable, max_size=8),
+    st.sampled_from(
+        [
+            "",
+            "sgd",
+            "relu",
+            "all",
+            "none",
+            "cifar10",
+            "step",
+            "every:0",
+            "log:1",
+            "epoch:-1",
+            "auto",
+            "cuda",
+            "float16",
+            "index",
+            "pm1",
+            "squared",
+            "gamma",
+        ]
+    ),
+)
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.dictionaries(st.text(string.ascii_lowercase, max_size=5), scalars, max_size=2),
+)
 
 
 @st.composite
@@ -105,7 +138,7 @@ def test_config_loader_fuzz(raw):
 def test_mutated_toml_text_parses_or_errors(base, cut, insert):
     text = dump_toml(base)
     cut = min(cut, len(text))
-    broken = text[:cut] + insert + text[cut + len(insert) // 2:]
+    broken = text[:cut] + insert + text[cut + len(insert) // 2 :]
     try:
         raw = parse_toml(broken, "c.toml")
     except UserError as exc:
@@ -128,11 +161,42 @@ def test_random_overrides(assignments):
 
 
 @SOME
-@given(st.sampled_from(["train.epochs", "train.batch_size", "optim.lr", "model.widths", "data.n_train",
-                        "probes.use", "probes.gamma.mode", "data.classes", "seed", "threads",
-                        "optim.schedule.name", "model.activation", "checkpoint.iterates"]),
-       st.sampled_from(["-1", "0", "1e999", "nan", "'x'", "[1, -2]", "[]", "true", "{a = 1}",
-                        "\"\"", "3.5", "[\"eval\", \"eval\"]", "\"every:0\""]))
+@given(
+    st.sampled_from(
+        [
+            "train.epochs",
+            "train.batch_size",
+            "optim.lr",
+            "model.widths",
+            "data.n_train",
+            "probes.use",
+            "probes.gamma.mode",
+            "data.classes",
+            "seed",
+            "threads",
+            "optim.schedule.name",
+            "model.activation",
+            "checkpoint.iterates",
+        ]
+    ),
+    st.sampled_from(
+        [
+            "-1",
+            "0",
+            "1e999",
+            "nan",
+            "'x'",
+            "[1, -2]",
+            "[]",
+            "true",
+            "{a = 1}",
+            '""',
+            "3.5",
+            '["eval", "eval"]',
+            '"every:0"',
+        ]
+    ),
+)
 def test_key_value_overrides(key, value):
     raw = tiny()
     apply_override(raw, f"{key}={value}")
@@ -142,15 +206,26 @@ def test_key_value_overrides(key, value):
 # ---------------------------------------------------------------------------------------
 # Dataset options: the data is built (digits is embedded and fast)
 
+
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
-@given(n_train=st.one_of(st.none(), st.integers(0, 3000)), n_test=st.one_of(st.none(), st.integers(0, 3000)),
-       classes=st.one_of(st.none(), st.lists(st.integers(-1, 12), max_size=4)),
-       noise=st.floats(-0.5, 1.5))
+@given(
+    n_train=st.one_of(st.none(), st.integers(0, 3000)),
+    n_test=st.one_of(st.none(), st.integers(0, 3000)),
+    classes=st.one_of(st.none(), st.lists(st.integers(-1, 12), max_size=4)),
+    noise=st.floats(-0.5, 1.5),
+)
 def test_dataset_options_build_or_error(n_train, n_test, classes, noise):
     from sgdlab.data import build_dataset
 
-    raw = {"data": {"name": "digits", "n_train": n_train, "n_test": n_test, "classes": classes,
-                    "label_noise": noise}}
+    raw = {
+        "data": {
+            "name": "digits",
+            "n_train": n_train,
+            "n_test": n_test,
+            "classes": classes,
+            "label_noise": noise,
+        }
+    }
     raw["data"] = {k: v for k, v in raw["data"].items() if v is not None}
     try:
         cfg = resolve(load_config(raw=raw))
@@ -165,8 +240,12 @@ def test_dataset_options_build_or_error(n_train, n_test, classes, noise):
 def test_dataset_errors_name_the_problem():
     from sgdlab.data import build_dataset
 
-    for data, fragment in (({"n_train": 5000}, "n_train"), ({"classes": []}, "classes"),
-                           ({"classes": [3, 3]}, "classes"), ({"classes": [11]}, "classes")):
+    for data, fragment in (
+        ({"n_train": 5000}, "n_train"),
+        ({"classes": []}, "classes"),
+        ({"classes": [3, 3]}, "classes"),
+        ({"classes": [11]}, "classes"),
+    ):
         with pytest.raises(UserError, match=fragment):
             build_dataset(resolve(load_config(raw={"data": {"name": "digits", **data}})).data, 0)
 
@@ -174,15 +253,40 @@ def test_dataset_errors_name_the_problem():
 # ---------------------------------------------------------------------------------------
 # The CLI: every command, random arguments
 
-TOKENS = ["--out", "--set", "--scale", "--device", "--only", "--plan", "--quiet", "--dry-run",
-          "--overwrite", "smoke", "cpu", "huge", "cuda", "gpu", "gamma-principle", "nope",
-          "train.epochs=x", "optim.lr=-1", "model.name=?", "=", "", "-x", "--help-me",
-          "models", "configs", "all"]
+TOKENS = [
+    "--out",
+    "--set",
+    "--scale",
+    "--device",
+    "--only",
+    "--plan",
+    "--quiet",
+    "--dry-run",
+    "--overwrite",
+    "smoke",
+    "cpu",
+    "huge",
+    "cuda",
+    "gpu",
+    "gamma-principle",
+    "nope",
+    "train.epochs=x",
+    "optim.lr=-1",
+    "model.name=?",
+    "=",
+    "",
+    "-x",
+    "--help-me",
+    "models",
+    "configs",
+    "all",
+]
 
 
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory):
     from sgdlab.config import dump_toml as dump
+
     root = tmp_path_factory.mktemp("cli")
     good = root / "good.toml"
     good.write_text(dump(tiny()))
@@ -194,13 +298,15 @@ def cli_env(tmp_path_factory):
     return root, [str(good), str(bad), str(not_a_run), str(root / "missing.toml"), str(root / "new")]
 
 
-@settings(max_examples=250, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=250, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 @given(data=st.data())
 def test_cli_arguments_fuzz(cli_env, data):
     """Random argument lists for run (always --dry-run: nothing trains), resume, reproduce
     (with --plan at a bad scale or a bad name: nothing trains), show and list."""
     from typer.testing import CliRunner
+
     from sgdlab.cli import app
 
     root, paths = cli_env
@@ -209,8 +315,15 @@ def test_cli_arguments_fuzz(cli_env, data):
     if command == "run":
         args = args + ["--dry-run"]
     if command == "reproduce":
-        args = [data.draw(st.sampled_from(["nope", "gamma-principle"])), "--scale",
-                data.draw(st.sampled_from(["huge", "", "gpu"]))] + args + ["--plan"]
+        args = (
+            [
+                data.draw(st.sampled_from(["nope", "gamma-principle"])),
+                "--scale",
+                data.draw(st.sampled_from(["huge", "", "gpu"])),
+            ]
+            + args
+            + ["--plan"]
+        )
     result = CliRunner().invoke(app, [command, *args])
     assert result.exit_code in (0, 2), (command, args, result.output, result.exception)
     if result.exit_code == 2:
@@ -226,24 +339,61 @@ def test_cli_arguments_fuzz(cli_env, data):
 # start training (each sweep ends with a piece that is always refused; the tune-init config has
 # no train.stop_loss and --stop-loss is never drawn; report and export get no run).
 NUMBERS = ["0", "-1", "2", "0.5", "nan", "inf", "-inf", "1e400", "99999999999999999999", "x"]
-OTHER_TOKENS = ["--out", "-o", "--set", "--grid", "--seeds", "--workers", "--report", "--no-report",
-                "--quiet", "--tensorboard", "--factor", "--margin", "--max-slowdown", "--max-trials",
-                "--validation", "--help-me", "optim.lr=0.1,0.01", "optim.lr=", "optim.lr=a,b",
-                "model.widths=[8],[", "nope.key=1", "seed=1,2", "train.epochs=x", "optim.lr=-1",
-                "optim.name=sgd,sgd", "=", "", "new", "tb"] + NUMBERS
-REFUSED = [["--seeds", "0"], ["--seeds", "99999999999999999999"], ["--workers", "0"], ["--grid", "optim.lr="],
-           ["--grid", "seed=1"], ["--grid", "nope.key=1,2"], ["--grid", "optim.lr=nan"],
-           ["--set", "train.epochs=x"], ["--ray", ""], ["--ray", "local", "--workers", "2"]]
+OTHER_TOKENS = [
+    "--out",
+    "-o",
+    "--set",
+    "--grid",
+    "--seeds",
+    "--workers",
+    "--report",
+    "--no-report",
+    "--quiet",
+    "--tensorboard",
+    "--factor",
+    "--margin",
+    "--max-slowdown",
+    "--max-trials",
+    "--validation",
+    "--help-me",
+    "optim.lr=0.1,0.01",
+    "optim.lr=",
+    "optim.lr=a,b",
+    "model.widths=[8],[",
+    "nope.key=1",
+    "seed=1,2",
+    "train.epochs=x",
+    "optim.lr=-1",
+    "optim.name=sgd,sgd",
+    "=",
+    "",
+    "new",
+    "tb",
+] + NUMBERS
+REFUSED = [
+    ["--seeds", "0"],
+    ["--seeds", "99999999999999999999"],
+    ["--workers", "0"],
+    ["--grid", "optim.lr="],
+    ["--grid", "seed=1"],
+    ["--grid", "nope.key=1,2"],
+    ["--grid", "optim.lr=nan"],
+    ["--set", "train.epochs=x"],
+    ["--ray", ""],
+    ["--ray", "local", "--workers", "2"],
+]
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 @given(data=st.data())
 def test_cli_arguments_fuzz_sweep_report_tune_init_export(cli_env, data):
     """Random argument lists for sweep, report, tune-init and export: exit code 0 or 2, one
     `error:` line or click's usage message, never a traceback, and nothing new on disk (the
     commands run in the fixture's directory, so a default output would show up there too)."""
     from typer.testing import CliRunner
+
     from sgdlab.cli import app
 
     root, paths = cli_env
@@ -281,10 +431,21 @@ def test_each_refused_sweep_argument_on_a_valid_sweep_writes_nothing(cli_env, cl
     assert not (root / "fresh").exists()
 
 
-@pytest.mark.parametrize("flag,value", [("--factor", "nan"), ("--factor", "1"), ("--margin", "nan"),
-                                        ("--margin", "inf"), ("--max-slowdown", "inf"),
-                                        ("--max-trials", "1"), ("--validation", "1"),
-                                        ("--stop-loss", "nan"), ("--stop-loss", "-1"), ("--stop-loss", "inf")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--factor", "nan"),
+        ("--factor", "1"),
+        ("--margin", "nan"),
+        ("--margin", "inf"),
+        ("--max-slowdown", "inf"),
+        ("--max-trials", "1"),
+        ("--validation", "1"),
+        ("--stop-loss", "nan"),
+        ("--stop-loss", "-1"),
+        ("--stop-loss", "inf"),
+    ],
+)
 def test_tune_init_refuses_out_of_range_options_before_training(cli_env, cli, flag, value):
     root, (good, *_) = cli_env
     result = cli("tune-init", good, "--out", root / "fresh", flag, value)
@@ -295,6 +456,7 @@ def test_tune_init_refuses_out_of_range_options_before_training(cli_env, cli, fl
 
 def test_nothing_is_half_written_when_a_run_is_refused(tmp_path, cli):
     from sgdlab.config import dump_toml as dump
+
     cfg = tmp_path / "c.toml"
     cfg.write_text(dump(tiny(data={"n_train": 99999})))
     result = cli("run", cfg, "--out", tmp_path / "r")

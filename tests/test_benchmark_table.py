@@ -24,6 +24,9 @@ def test_the_readme_table_matches_the_results_files():
     rows = [line for line in run.table(names).splitlines() if line.startswith("| ")]
     missing = [line for line in rows if line not in readme]
     assert not missing, "README's Performance table differs from benchmarks/results/: " + missing[0]
-    quoted = [line for line in readme.splitlines() if line.startswith("| ") and
-              line.split(" | ")[0][2:].split(" (")[0] in names]
+    quoted = [
+        line
+        for line in readme.splitlines()
+        if line.startswith("| ") and line.split(" | ")[0][2:].split(" (")[0] in names
+    ]
     assert sorted(quoted) == sorted(r for r in rows if r.split(" | ")[0][2:].split(" (")[0] in names)

@@ -7,7 +7,6 @@ import json
 import pytest
 
 import sgdlab
-
 from conftest import run_cli_process, tiny, write_toml
 
 
@@ -27,8 +26,12 @@ def test_run_writes_the_run_directory(tmp_path, cli):
     assert summary["status"] == "completed" and summary["steps"] == 24
     assert {"train_loss", "train_error", "test_loss", "test_error"} <= summary["final"].keys()
     assert {"python", "torch", "sgdlab"} <= summary["versions"].keys() and summary["seed"] == 0
-    assert {p.name for p in (out / "checkpoints").iterdir()} == {"init.pt", "final.pt", "init.pt.sha256",
-                                                             "final.pt.sha256"}
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {
+        "init.pt",
+        "final.pt",
+        "init.pt.sha256",
+        "final.pt.sha256",
+    }
     run = sgdlab.load_run(out)
     assert run.config.train.epochs == 3 and run.metrics.column_names[:2] == ["step", "epoch"]
     assert run.series("train_loss")[0].tolist() == [0, 8, 16, 24]
@@ -44,16 +47,19 @@ def test_dry_run_prints_resolved_config_and_writes_nothing(tmp_path, cli):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("raw, overrides, fragment", [
-    (None, [], "no such config file"),
-    ("[train\n", [], "not valid TOML"),
-    ({"data": {"name": "imagenet"}}, [], "data.name: 'imagenet' is not one of"),
-    ({"model": {"name": "transformer"}}, [], "model.name: 'transformer' is not one of"),
-    ({}, ["optim.lr=-0.1"], "optim.lr: -0.1 is out of range (must be > 0)"),
-    ({}, ["optim.name=sgdd"], "optim.name: 'sgdd' is not one of sgd, gd, sgdl"),
-    ({}, ["train.epochs=three"], "train.epochs: expected an integer, got 'three'"),
-    ({"data": {"n_train": 5000}}, [], "data.n_train + data.n_test"),
-])
+@pytest.mark.parametrize(
+    "raw, overrides, fragment",
+    [
+        (None, [], "no such config file"),
+        ("[train\n", [], "not valid TOML"),
+        ({"data": {"name": "imagenet"}}, [], "data.name: 'imagenet' is not one of"),
+        ({"model": {"name": "transformer"}}, [], "model.name: 'transformer' is not one of"),
+        ({}, ["optim.lr=-0.1"], "optim.lr: -0.1 is out of range (must be > 0)"),
+        ({}, ["optim.name=sgdd"], "optim.name: 'sgdd' is not one of sgd, gd, sgdl"),
+        ({}, ["train.epochs=three"], "train.epochs: expected an integer, got 'three'"),
+        ({"data": {"n_train": 5000}}, [], "data.n_train + data.n_test"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, cli, raw, overrides, fragment):
     cfg = tmp_path / "c.toml"
     if isinstance(raw, str):
@@ -73,8 +79,7 @@ def test_out_dir_holding_a_run(tmp_path, cli):
     assert cli("run", cfg, "--out", out, "--quiet").exit_code == 0
     before = (out / "metrics.parquet").read_bytes()
     assert_one_line_error(cli("run", cfg, "--out", out), "already holds this run")
-    assert_one_line_error(cli("run", cfg, "--out", out, "--set", "optim.lr=0.05"),
-                          "holds a different run")
+    assert_one_line_error(cli("run", cfg, "--out", out, "--set", "optim.lr=0.05"), "holds a different run")
     assert (out / "metrics.parquet").read_bytes() == before
     replaced = cli("run", cfg, "--out", out, "--set", "optim.lr=0.05", "--overwrite", "--quiet")
     assert replaced.exit_code == 0 and sgdlab.load_run(out).config.optim.lr == 0.05
@@ -100,8 +105,13 @@ def test_resume_and_show_on_something_that_is_not_a_run(tmp_path, cli):
 def test_list(cli):
     result = cli("list", "models")
     assert result.exit_code == 0 and "mlp" in result.stdout and "linear" in result.stdout
-    for kind, name in (("datasets", "digits"), ("optimizers", "sgdl"), ("probes", "grad_norm"),
-                       ("losses", "logistic"), ("config", "train.batch_size")):
+    for kind, name in (
+        ("datasets", "digits"),
+        ("optimizers", "sgdl"),
+        ("probes", "grad_norm"),
+        ("losses", "logistic"),
+        ("config", "train.batch_size"),
+    ):
         result = cli("list", kind)
         assert result.exit_code == 0 and name in result.stdout, (kind, result.stdout)
     assert_one_line_error(cli("list", "widgets"), "'widgets' is not one of")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sgdlab.build import resolve
-from sgdlab.config import (Config, apply_override, config_to_toml, dump_toml, load_config,
-                           parse_toml)
-from sgdlab.errors import ConfigError
-
 from conftest import tiny, write_toml
+from sgdlab.build import resolve
+from sgdlab.config import Config, apply_override, config_to_toml, dump_toml, load_config, parse_toml
+from sgdlab.errors import ConfigError
 
 MINIMAL = """
 seed = 0
@@ -44,8 +42,13 @@ def test_every_field_has_a_default():
 
 
 def test_resolved_config_round_trips_through_toml_and_resolve_is_idempotent():
-    cfg = resolve(load_config(raw=tiny(optim={"name": "adam"}, probes={"use": ["eval", "norms"],
-                                                                        "norms": {"schedule": "log:1.5"}})))
+    cfg = resolve(
+        load_config(
+            raw=tiny(
+                optim={"name": "adam"}, probes={"use": ["eval", "norms"], "norms": {"schedule": "log:1.5"}}
+            )
+        )
+    )
     text = config_to_toml(cfg)
     again = resolve(load_config(raw=parse_toml(text, "t")))
     assert again == cfg
@@ -58,43 +61,55 @@ def test_toml_writer_escapes_strings():
     assert parse_toml(dump_toml(raw), "t") == raw
 
 
-@pytest.mark.parametrize("assignment, path, value", [
-    ("train.epochs=5", ("train", "epochs"), 5),
-    ("optim.lr=1e-3", ("optim", "lr"), 1e-3),
-    ("optim.name=adam", ("optim", "name"), "adam"),      # bare strings need no quotes
-    ("model.widths=[8, 8]", ("model", "widths"), [8, 8]),
-    ('data.name="digits"', ("data", "name"), "digits"),
-])
+@pytest.mark.parametrize(
+    "assignment, path, value",
+    [
+        ("train.epochs=5", ("train", "epochs"), 5),
+        ("optim.lr=1e-3", ("optim", "lr"), 1e-3),
+        ("optim.name=adam", ("optim", "name"), "adam"),  # bare strings need no quotes
+        ("model.widths=[8, 8]", ("model", "widths"), [8, 8]),
+        ('data.name="digits"', ("data", "name"), "digits"),
+    ],
+)
 def test_overrides(assignment, path, value):
     raw = {}
     apply_override(raw, assignment)
     assert raw[path[0]][path[1]] == value
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"optim": {"name": "sgdd"}},
-     "optim.name: 'sgdd' is not one of sgd, gd, sgdl, momentum, nesterov, adam, adagrad, rmsprop"),
-    ({"optim": {"lr": -0.1}}, "optim.lr: -0.1 is out of range (must be > 0)"),
-    ({"train": {"epochs": "three"}}, "train.epochs: expected an integer, got 'three' (str)"),
-    ({"train": {"epoch": 3}}, "train.epoch: unknown key"),
-    ({"data": {"name": "imagenet"}}, "data.name: 'imagenet' is not one of"),
-    ({"model": {"name": "mlp", "skips": "all"}}, "model.skips: not used by model 'mlp'"),
-    ({"model": {"activation": "swish"}}, "model.activation: 'swish' is not one of relu"),
-    ({"data": {"label_noise": 1.5}}, "data.label_noise: 1.5 is out of range (must be <= 1)"),
-    ({"optim": {"name": "sgd", "momentum": 0.9}}, "optim.momentum: not used by optimizer 'sgd'"),
-    ({"optim": {"name": "gd"}, "train": {"sampler": "iid"}}, "train.sampler: 'iid' conflicts"),
-    ({"train": {"epochs": None, "max_steps": 10}}, None),  # None = unset, allowed in dicts
-    ({"probes": {"use": ["eval"], "warp": {"x": 1}}}, "probes.warp: 'warp' is not one of"),
-    ({"probes": {"use": ["eval"], "norms": {"schedule": "epoch"}}},
-     "probes.norms: options given but 'norms' is not in probes.use"),
-    ({"probes": {"use": ["eval"], "eval": {"schedule": "hourly"}}},
-     "probes.eval.schedule: 'hourly' is not a schedule"),
-    ({"probes": {"use": ["eval"], "eval": {"every": 3}}}, "probes.eval.every: unknown option"),
-    ({"seed": 1.5}, "seed: expected an integer, got 1.5 (float)"),
-    ({"model": {"widths": [8, "x"]}}, "model.widths[1]: expected an integer"),
-    ({"optim": {"name": "adam", "betas": [0.9]}}, "optim.betas: [0.9] must be two numbers"),
-    ({"data": "digits"}, "data: expected a table, got 'digits' (str)"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"optim": {"name": "sgdd"}},
+            "optim.name: 'sgdd' is not one of sgd, gd, sgdl, momentum, nesterov, adam, adagrad, rmsprop",
+        ),
+        ({"optim": {"lr": -0.1}}, "optim.lr: -0.1 is out of range (must be > 0)"),
+        ({"train": {"epochs": "three"}}, "train.epochs: expected an integer, got 'three' (str)"),
+        ({"train": {"epoch": 3}}, "train.epoch: unknown key"),
+        ({"data": {"name": "imagenet"}}, "data.name: 'imagenet' is not one of"),
+        ({"model": {"name": "mlp", "skips": "all"}}, "model.skips: not used by model 'mlp'"),
+        ({"model": {"activation": "swish"}}, "model.activation: 'swish' is not one of relu"),
+        ({"data": {"label_noise": 1.5}}, "data.label_noise: 1.5 is out of range (must be <= 1)"),
+        ({"optim": {"name": "sgd", "momentum": 0.9}}, "optim.momentum: not used by optimizer 'sgd'"),
+        ({"optim": {"name": "gd"}, "train": {"sampler": "iid"}}, "train.sampler: 'iid' conflicts"),
+        ({"train": {"epochs": None, "max_steps": 10}}, None),  # None = unset, allowed in dicts
+        ({"probes": {"use": ["eval"], "warp": {"x": 1}}}, "probes.warp: 'warp' is not one of"),
+        (
+            {"probes": {"use": ["eval"], "norms": {"schedule": "epoch"}}},
+            "probes.norms: options given but 'norms' is not in probes.use",
+        ),
+        (
+            {"probes": {"use": ["eval"], "eval": {"schedule": "hourly"}}},
+            "probes.eval.schedule: 'hourly' is not a schedule",
+        ),
+        ({"probes": {"use": ["eval"], "eval": {"every": 3}}}, "probes.eval.every: unknown option"),
+        ({"seed": 1.5}, "seed: expected an integer, got 1.5 (float)"),
+        ({"model": {"widths": [8, "x"]}}, "model.widths[1]: expected an integer"),
+        ({"optim": {"name": "adam", "betas": [0.9]}}, "optim.betas: [0.9] must be two numbers"),
+        ({"data": "digits"}, "data: expected a table, got 'digits' (str)"),
+    ],
+)
 def test_bad_values_name_key_value_and_choices(raw, message):
     if message is None:
         resolve(load_config(raw=raw))

@@ -11,14 +11,13 @@ import torch
 from torch import nn
 
 import sgdlab
-from sgdlab.experiments.base import one_thread
+from conftest import tiny
 from sgdlab.curvature import HessianOperator, MatrixOperator, hutchinson, lanczos
 from sgdlab.errors import UserError
+from sgdlab.experiments.base import one_thread
 from sgdlab.losses import get_loss
 from sgdlab.params import set_flat_params
 from sgdlab.store import RunDir
-
-from conftest import tiny
 
 CE = get_loss("cross-entropy", "index")
 
@@ -49,10 +48,16 @@ def dense_hessian(model: nn.Module, x, y) -> torch.Tensor:
 
     def f(*ps):
         return CE(torch.func.functional_call(model, {**dict(zip(names, ps)), **buffers}, (x,)), y)
+
     blocks = torch.autograd.functional.hessian(f, params, vectorize=True)
     sizes = [p.numel() for p in params]
-    return torch.cat([torch.cat([blocks[i][j].reshape(sizes[i], sizes[j]) for j in range(len(sizes))], 1)
-                      for i in range(len(sizes))], 0)
+    return torch.cat(
+        [
+            torch.cat([blocks[i][j].reshape(sizes[i], sizes[j]) for j in range(len(sizes))], 1)
+            for i in range(len(sizes))
+        ],
+        0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +95,12 @@ def test_estimators_recover_a_known_spectrum():
     gen = torch.Generator().manual_seed(0)
     n = 300
     q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
-    spectrum = torch.cat([torch.tensor([50.0, 20.0, 10.0, 9.0, 5.0], dtype=torch.float64),
-                          torch.linspace(-1, 1, n - 5, dtype=torch.float64)])
+    spectrum = torch.cat(
+        [
+            torch.tensor([50.0, 20.0, 10.0, 9.0, 5.0], dtype=torch.float64),
+            torch.linspace(-1, 1, n - 5, dtype=torch.float64),
+        ]
+    )
     a = (q * spectrum) @ q.T
     op = MatrixOperator(a)
     eig = lanczos(op, 5, tol=1e-9, max_iter=n, generator=gen)
@@ -100,7 +109,7 @@ def test_estimators_recover_a_known_spectrum():
     trace = hutchinson(a, 400, generator=gen)  # a dense matrix works as an operator too
     assert abs(trace.estimate - float(spectrum.sum())) <= 3 * trace.stderr
     # Hutchinson's variance for Rademacher probes is 2(‖A‖_F² − Σ A_ii²)/m
-    predicted = math.sqrt(2 * (float((a ** 2).sum()) - float((a.diag() ** 2).sum())) / 400)
+    predicted = math.sqrt(2 * (float((a**2).sum()) - float((a.diag() ** 2).sum())) / 400)
     assert 0.7 * predicted < trace.stderr < 1.3 * predicted
 
 
@@ -154,12 +163,15 @@ def test_warm_start_from_the_previous_eigenvector_needs_fewer_products():
     op = HessianOperator(model, CE, x, y)
     first = lanczos(op, 1, tol=1e-6, max_iter=200, generator=torch.Generator().manual_seed(0))
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    nearby = theta + 1e-3 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(3),
-                                        dtype=theta.dtype)
+    nearby = theta + 1e-3 * torch.randn(
+        theta.shape, generator=torch.Generator().manual_seed(3), dtype=theta.dtype
+    )
     set_flat_params(model, nearby)
     op2 = HessianOperator(model, CE, x, y)
     cold = lanczos(op2, 1, tol=1e-6, max_iter=200, generator=torch.Generator().manual_seed(0))
-    warm = lanczos(op2, 1, tol=1e-6, max_iter=200, v0=first.vectors, generator=torch.Generator().manual_seed(0))
+    warm = lanczos(
+        op2, 1, tol=1e-6, max_iter=200, v0=first.vectors, generator=torch.Generator().manual_seed(0)
+    )
     assert warm.converged and cold.converged
     assert torch.allclose(warm.values, cold.values, rtol=1e-6)
     assert warm.iterations < cold.iterations
@@ -177,9 +189,14 @@ def test_bad_options_are_one_line_errors():
 
 
 def hessian_cfg(**probe) -> dict:
-    return tiny(model={"widths": [8]}, train={"epochs": None, "max_steps": 12},
-                probes={"use": ["hessian"], "hessian": {"schedule": "every:3", "k": 2, "subset": 64,
-                                                        "trace_probes": 8, **probe}})
+    return tiny(
+        model={"widths": [8]},
+        train={"epochs": None, "max_steps": 12},
+        probes={
+            "use": ["hessian"],
+            "hessian": {"schedule": "every:3", "k": 2, "subset": 64, "trace_probes": 8, **probe},
+        },
+    )
 
 
 def test_probe_matches_a_direct_computation_at_the_final_iterate():

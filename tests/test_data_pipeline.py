@@ -26,8 +26,9 @@ def raw_images(n_train: int = 64, n_test: int = 16, channels: int = 3) -> RawDat
     def draw(n):
         return torch.rand(n, channels, 6, 6, generator=gen) * scale + shift
 
-    return RawData(draw(n_train), torch.arange(n_train) % 4, draw(n_test), torch.arange(n_test) % 4,
-                   n_classes=4)
+    return RawData(
+        draw(n_train), torch.arange(n_train) % 4, draw(n_test), torch.arange(n_test) % 4, n_classes=4
+    )
 
 
 # ---------------------------------------------------------------------------------------

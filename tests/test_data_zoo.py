@@ -69,8 +69,11 @@ class Evil:
 
 @pytest.mark.parametrize("protocol", [3, 4])
 def test_unpickler_rebuilds_numpy_arrays(protocol):
-    obj = {b"data": np.arange(12, dtype=np.uint8).reshape(3, 4), "labels": [1, 2, 3],
-           "x": (np.linspace(0, 1, 5, dtype=np.float32), np.array([7], dtype=np.int64))}
+    obj = {
+        b"data": np.arange(12, dtype=np.uint8).reshape(3, 4),
+        "labels": [1, 2, 3],
+        "x": (np.linspace(0, 1, 5, dtype=np.float32), np.array([7], dtype=np.int64)),
+    }
     out = safepickle.load(io.BytesIO(pickle.dumps(obj, protocol=protocol)), "test")
     assert np.array_equal(out[b"data"], obj[b"data"]) and out["labels"] == [1, 2, 3]
     assert out["x"][0].dtype == np.float32 and np.array_equal(out["x"][0], obj["x"][0])
@@ -79,8 +82,7 @@ def test_unpickler_rebuilds_numpy_arrays(protocol):
 @pytest.mark.parametrize("protocol", [0, 2, 4])
 def test_unpickler_refuses_os_system(tmp_path, protocol):
     marker = tmp_path / "pwned"
-    payload = pickle.dumps({"x": Evil(os.system, f"touch {marker}"), "data": np.zeros(3)},
-                           protocol=protocol)
+    payload = pickle.dumps({"x": Evil(os.system, f"touch {marker}"), "data": np.zeros(3)}, protocol=protocol)
     with pytest.raises(UserError, match="refused to unpickle") as exc:
         safepickle.load(io.BytesIO(payload), "evil.pkl")
     assert "system" in one_line_error(exc)
@@ -154,10 +156,12 @@ def idx_bytes(array: np.ndarray, type_byte: int = 0x08) -> bytes:
 
 def write_fashion(folder: Path, n_train: int = 5, n_test: int = 3, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    arrays = {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "y_train": rng.integers(0, 10, n_train).astype(np.uint8),
-              "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              "y_test": rng.integers(0, 10, n_test).astype(np.uint8)}
+    arrays = {
+        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, n_train).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, n_test).astype(np.uint8),
+    }
     folder.mkdir(parents=True, exist_ok=True)
     for key, stem in fashion_mnist.FILES.items():
         (folder / f"{stem}.gz").write_bytes(gzip.compress(idx_bytes(arrays[key])))
@@ -202,7 +206,8 @@ def test_fashion_mnist_checks_magic_and_shapes(tmp_path, tmp_cache):
     with pytest.raises(UserError, match="4 labels for the 5 images"):
         load_raw("fashion-mnist", root=str(folder))
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(
-        gzip.compress(idx_bytes(np.zeros((3, 32, 32), np.uint8))))
+        gzip.compress(idx_bytes(np.zeros((3, 32, 32), np.uint8)))
+    )
     labels.write_bytes(gzip.compress(idx_bytes(np.zeros(5, np.uint8))))
     with pytest.raises(UserError, match="32x32, expected 28x28"):
         load_raw("fashion-mnist", root=str(folder))
@@ -331,15 +336,17 @@ def write_batches(folder: Path, n: int = 4) -> dict[str, np.ndarray]:
         y = [(i + k) % 10 for k in range(n)]
         x = np.stack([pattern(label, 10 * i + k) for k, label in enumerate(y)])
         rows = x.transpose(0, 3, 1, 2).reshape(n, 3072)  # R plane, G plane, B plane
-        batch = {b"batch_label": b"batch", b"labels": y, b"data": rows,
-                 b"filenames": [b"f.png"] * n}
+        batch = {b"batch_label": b"batch", b"labels": y, b"data": rows, b"filenames": [b"f.png"] * n}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=4))
         images[name], labels[name] = x, y
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": list(cifar10.CLASSES)}))
     split = cifar10.TRAIN_BATCHES
-    return {"x_train": np.concatenate([images[b] for b in split]),
-            "y_train": [label for b in split for label in labels[b]],
-            "x_test": images[cifar10.TEST_BATCH], "y_test": labels[cifar10.TEST_BATCH]}
+    return {
+        "x_train": np.concatenate([images[b] for b in split]),
+        "y_train": [label for b in split for label in labels[b]],
+        "x_test": images[cifar10.TEST_BATCH],
+        "y_test": labels[cifar10.TEST_BATCH],
+    }
 
 
 def test_cifar10_from_a_python_batches_folder(tmp_path, tmp_cache):
@@ -361,8 +368,12 @@ def write_cifar100(folder: Path, n: int = 6) -> dict[str, np.ndarray]:
     for i, split in enumerate(("train", "test")):
         y = [(37 * k + i) % 100 for k in range(n)]
         x = np.stack([pattern(label, k) for k, label in enumerate(y)])
-        batch = {b"data": x.transpose(0, 3, 1, 2).reshape(n, 3072), b"fine_labels": y,
-                 b"coarse_labels": [label // 5 for label in y], b"filenames": [b"f.png"] * n}
+        batch = {
+            b"data": x.transpose(0, 3, 1, 2).reshape(n, 3072),
+            b"fine_labels": y,
+            b"coarse_labels": [label // 5 for label in y],
+            b"filenames": [b"f.png"] * n,
+        }
         (folder / split).write_bytes(pickle.dumps(batch, protocol=4))
         out[f"x_{split}"], out[f"y_{split}"] = x, y
     names = [f"class{i}".encode() for i in range(100)]
@@ -397,8 +408,12 @@ def test_cifar10_missing_says_where_to_put_files(tmp_path, tmp_cache):
 
 
 def test_cifar10_full_set_needs_balanced_classes():
-    arrays = {"x_train": np.zeros((50000, 32, 32, 3), np.uint8), "y_train": np.zeros(50000, np.int64),
-              "x_test": np.zeros((10000, 32, 32, 3), np.uint8), "y_test": np.arange(10000) % 10}
+    arrays = {
+        "x_train": np.zeros((50000, 32, 32, 3), np.uint8),
+        "y_train": np.zeros(50000, np.int64),
+        "x_test": np.zeros((10000, 32, 32, 3), np.uint8),
+        "y_test": np.arange(10000) % 10,
+    }
     with pytest.raises(UserError, match=r"train class counts \[50000, 0"):
         cifar10.check_arrays(arrays, "fake")
     arrays["y_train"] = np.arange(50000) % 10

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.browser import find_chromium, inspect_page
+from tests.fake_experiments import broken_experiment, registered
 
 from sgdlab.experiments import experiments
 from sgdlab.experiments.tour import run_tour, stages
 from sgdlab.papers import Paper
-from tests.browser import find_chromium, inspect_page
-from tests.fake_experiments import broken_experiment, registered
 
 OTHER = Paper("Roe", 2021, "Another finding")
 
@@ -31,8 +31,11 @@ def test_every_registered_experiment_joins_the_tour():
 def tour(tmp_path_factory):
     out = tmp_path_factory.mktemp("tour")
     messages: list[str] = []
-    with registered("fake-a"), registered("fake-b", paper=OTHER, tour="cpu", help="a second finding"), \
-            registered("fake-c", fn=broken_experiment, help="a stage that breaks"):
+    with (
+        registered("fake-a"),
+        registered("fake-b", paper=OTHER, tour="cpu", help="a second finding"),
+        registered("fake-c", fn=broken_experiment, help="a stage that breaks"),
+    ):
         records = run_tour(out, device="cpu", only="fake-*", log=messages.append)
     return out, records, messages
 
@@ -40,7 +43,10 @@ def tour(tmp_path_factory):
 def test_each_stage_is_a_reproduction_at_its_tour_scale(tour):
     out, records, messages = tour
     assert [(r["experiment"], r["scale"], r["status"]) for r in records] == [
-        ("fake-a", "smoke", "completed"), ("fake-b", "cpu", "completed"), ("fake-c", "smoke", "failed")]
+        ("fake-a", "smoke", "completed"),
+        ("fake-b", "cpu", "completed"),
+        ("fake-c", "smoke", "failed"),
+    ]
     assert json.loads((out / "fake-b" / "experiment.json").read_text())["scale"] == "cpu"
     assert json.loads((out / "fake-b" / "claims.json").read_text())[0]["evidence"]["epochs"] == 3
     for name in ("fake-a", "fake-b"):
@@ -61,17 +67,19 @@ def test_progress_is_shown_per_stage(tour):
 def test_the_first_part_says_per_finding_what_was_claimed_and_measured(tour):
     out, records, _ = tour
     html = (out / "report.html").read_text(encoding="utf-8")
-    first = html[:html.index('<h2 id="fake-a">')]
+    first = html[: html.index('<h2 id="fake-a">')]
     claims = json.loads((out / "fake-a" / "claims.json").read_text())
-    for name, paper, claimed in (("fake-a", "Doe &amp; Roe 2020", "tiny MLPs train"),
-                                 ("fake-b", "Roe 2021", "a second finding")):
-        row = first[first.index(f'href="#{name}"'):]
-        row = row[:row.index("</tr>")]
+    for name, paper, claimed in (
+        ("fake-a", "Doe &amp; Roe 2020", "tiny MLPs train"),
+        ("fake-b", "Roe 2021", "a second finding"),
+    ):
+        row = first[first.index(f'href="#{name}"') :]
+        row = row[: row.index("</tr>")]
         assert paper in row and claimed in row
         assert f"sgdlab reproduce {name} --scale cpu" in row
         assert f"sgdlab reproduce {name} --scale full --device cuda" in row
-    row_a = first[first.index('href="#fake-a"'):]
-    assert claims[0]["headline"].replace(">", "&gt;") in row_a[:row_a.index("</tr>")]
+    row_a = first[first.index('href="#fake-a"') :]
+    assert claims[0]["headline"].replace(">", "&gt;") in row_a[: row_a.index("</tr>")]
     assert "1 hold" in row_a and "1 not-applicable" in row_a
     assert "this stage breaks on purpose" in first  # the broken stage says so
     assert "Scale <b>smoke</b>" in first and "Scale <b>cpu</b>" in first

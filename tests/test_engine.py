@@ -11,10 +11,9 @@ import pytest
 import torch
 
 import sgdlab
+from conftest import tiny
 from sgdlab.engine import Sampler
 from sgdlab.params import flat_params
-
-from conftest import tiny
 
 
 def column(result, name):
@@ -95,8 +94,7 @@ def test_gd_is_full_batch_and_one_step_per_epoch():
 
 
 def test_divergence_stops_cleanly_and_keeps_what_was_recorded():
-    cfg = tiny(data={"targets": "onehot"}, train={"loss": "squared", "epochs": 50},
-               optim={"lr": 50.0})
+    cfg = tiny(data={"targets": "onehot"}, train={"loss": "squared", "epochs": 50}, optim={"lr": 50.0})
     result = sgdlab.run(cfg)
     assert result.status == "diverged" and result.summary["stop_reason"] == "diverged"
     k = result.summary["diverged_at"]
@@ -109,10 +107,17 @@ def test_probes_do_not_change_the_trajectory():
     """Eval mode, full gradients and norms must leave parameters, BN buffers and RNG alone."""
     model = {"widths": [16], "batch_norm": "all", "dropout": 0.3}
     bare = sgdlab.run(tiny(model=model, probes={"use": ["batch_loss"]}))
-    probed = sgdlab.run(tiny(model=model, probes={
-        "use": ["eval", "batch_loss", "norms", "update_norm", "grad_norm"],
-        "norms": {"schedule": "step"}, "grad_norm": {"schedule": "every:3"},
-        "update_norm": {"schedule": "step"}}))
+    probed = sgdlab.run(
+        tiny(
+            model=model,
+            probes={
+                "use": ["eval", "batch_loss", "norms", "update_norm", "grad_norm"],
+                "norms": {"schedule": "step"},
+                "grad_norm": {"schedule": "every:3"},
+                "update_norm": {"schedule": "step"},
+            },
+        )
+    )
     assert np.array_equal(column(bare, "batch_loss")[1], column(probed, "batch_loss")[1])
     assert torch.equal(flat_params(bare.parts.model), flat_params(probed.parts.model))
 
@@ -136,18 +141,26 @@ def test_eval_and_gradient_probes_match_direct_computation():
     last = result.metrics.to_pylist()[-1]
     assert last["train_loss"] == pytest.approx(float(loss.detach()), rel=1e-6)
     assert last["train_error"] == pytest.approx(float((model(x).argmax(1) != y).float().mean()))
-    assert last["full_grad_norm"] == pytest.approx(float(torch.cat([g.flatten() for g in grads]).norm()),
-                                                   rel=1e-5)
+    assert last["full_grad_norm"] == pytest.approx(
+        float(torch.cat([g.flatten() for g in grads]).norm()), rel=1e-5
+    )
     assert last["param_norm"] == pytest.approx(float(flat_params(model).norm()), rel=1e-6)
 
 
 def test_update_of_gd_is_the_full_gradient():
     """U_k = (θ_k − θ_{k+1})/η is read from parameters; for GD it must equal ∇L(θ_k), which the
     grad_norm probe computes by a different path (chunked autograd at θ_k)."""
-    result = sgdlab.run(tiny(optim={"name": "gd", "lr": 0.3}, train={"epochs": 5, "eval_batch_size": 50},
-                             probes={"use": ["update_norm", "grad_norm"],
-                                     "update_norm": {"schedule": "step"},
-                                     "grad_norm": {"schedule": "step"}}))
+    result = sgdlab.run(
+        tiny(
+            optim={"name": "gd", "lr": 0.3},
+            train={"epochs": 5, "eval_batch_size": 50},
+            probes={
+                "use": ["update_norm", "grad_norm"],
+                "update_norm": {"schedule": "step"},
+                "grad_norm": {"schedule": "step"},
+            },
+        )
+    )
     rows = [r for r in result.metrics.to_pylist() if r["update_norm"] is not None]
     assert len(rows) == 5
     for r in rows:
@@ -159,6 +172,7 @@ def test_custom_model_and_data_through_the_library_api():
     y = (x[:, 0] > 0).long()
     data = sgdlab.Dataset.from_tensors(x[:48], y[:48], x[48:], y[48:])
     model = torch.nn.Sequential(torch.nn.Linear(5, 2))
-    result = sgdlab.run({"train": {"epochs": 20, "batch_size": 8}, "optim": {"lr": 0.5}},
-                        model=model, data=data)
+    result = sgdlab.run(
+        {"train": {"epochs": 20, "batch_size": 8}, "optim": {"lr": 0.5}}, model=model, data=data
+    )
     assert result.parts.model is model and result.summary["final"]["train_error"] < 0.1

@@ -31,13 +31,15 @@ def test_decade_factor_of_power_laws():
     t = T.astype(float)
     for start in rates.last_decades(10**6, 3):
         assert rates.decade_factor(t, 3.0 / t, start) == pytest.approx(10.0, rel=1e-12)
-        assert rates.decade_factor(t, 2.0 * t ** -1.5, start) == pytest.approx(10 ** 1.5, rel=1e-12)
+        assert rates.decade_factor(t, 2.0 * t**-1.5, start) == pytest.approx(10**1.5, rel=1e-12)
         assert rates.decade_factor(t, np.full_like(t, 0.7), start) == pytest.approx(1.0, rel=1e-12)
 
 
 def test_decade_increment_of_a_log_law():
     t = T.astype(float)
-    assert rates.decade_increment(t, 4.2 * np.log(t) - 3.0, 1e4) == pytest.approx(4.2 * math.log(10), rel=1e-12)
+    assert rates.decade_increment(t, 4.2 * np.log(t) - 3.0, 1e4) == pytest.approx(
+        4.2 * math.log(10), rel=1e-12
+    )
 
 
 def test_log_exponent_of_inverse_log_laws():
@@ -81,9 +83,14 @@ def test_hard_margin_svm_matches_a_generic_qp_solver_and_its_kkt_conditions():
     alpha, *_ = np.linalg.lstsq(g[support].T, w, rcond=None)  # w = Σ α_s y_s x_s, α ≥ 0
     np.testing.assert_allclose(g[support].T @ alpha, w, atol=1e-9)
     assert np.all(alpha >= -1e-9)
-    qp = minimize(lambda v: v @ v, np.ones(8) * 10, jac=lambda v: 2 * v, method="SLSQP",
-                  constraints={"type": "ineq", "fun": lambda v: g @ v - 1, "jac": lambda v: g},
-                  options={"ftol": 1e-14, "maxiter": 1000})
+    qp = minimize(
+        lambda v: v @ v,
+        np.ones(8) * 10,
+        jac=lambda v: 2 * v,
+        method="SLSQP",
+        constraints={"type": "ineq", "fun": lambda v: g @ v - 1, "jac": lambda v: g},
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
     assert qp.success and np.linalg.norm(w) <= np.linalg.norm(qp.x) + 1e-9
     np.testing.assert_allclose(w, qp.x, atol=1e-5)
 
@@ -109,8 +116,13 @@ def separable_pair(n=12, dim=7, seed=0):
     return torch.stack(out)
 
 
-RUNS = [logistic.RunSpec("gd", 0.5), logistic.RunSpec("gd", 3.0), logistic.RunSpec("sgd", 0.5, 3, 0),
-        logistic.RunSpec("sgd", 3.0, 3, 0), logistic.RunSpec("sgd", 3.0, 3, 1)]
+RUNS = [
+    logistic.RunSpec("gd", 0.5),
+    logistic.RunSpec("gd", 3.0),
+    logistic.RunSpec("sgd", 0.5, 3, 0),
+    logistic.RunSpec("sgd", 3.0, 3, 0),
+    logistic.RunSpec("sgd", 3.0, 3, 1),
+]
 
 
 def test_batched_trainer_matches_the_per_step_loop():
@@ -137,8 +149,9 @@ def test_run_specs_are_validated():
     with pytest.raises(Exception, match="method"):
         logistic.RunSpec("adam", 0.1)
     with pytest.raises(Exception, match="one batch size"):
-        logistic.train_logistic(separable_pair(), [logistic.RunSpec("sgd", 1, 1), logistic.RunSpec("sgd", 1, 2)],
-                                5, [5])
+        logistic.train_logistic(
+            separable_pair(), [logistic.RunSpec("sgd", 1, 1), logistic.RunSpec("sgd", 1, 2)], 5, [5]
+        )
 
 
 def test_measure_at_the_max_margin_direction():
@@ -188,10 +201,15 @@ def test_linear_claims_hold_on_lawful_curves_and_fail_on_a_floor():
 
 def history(train_error, train_loss, test_loss, test_error):
     e = np.arange(len(train_error), dtype=float)
-    return cnn.History(e, {"train_loss": np.asarray(train_loss, float),
-                           "train_error": np.asarray(train_error, float),
-                           "test_loss": np.asarray(test_loss, float),
-                           "test_error": np.asarray(test_error, float)})
+    return cnn.History(
+        e,
+        {
+            "train_loss": np.asarray(train_loss, float),
+            "train_error": np.asarray(train_error, float),
+            "test_loss": np.asarray(test_loss, float),
+            "test_error": np.asarray(test_error, float),
+        },
+    )
 
 
 CNN = settings.CnnSettings((), n_train=100, n_test=100)
@@ -226,11 +244,13 @@ def test_cnn_claims_are_not_applicable_without_zero_error():
 
 def test_cnn_claims_fail_on_a_flat_loss_and_a_wandering_val_error():
     e = np.arange(41, dtype=float)
-    h = history(np.where(e >= 5, 0.0, 0.5), np.full(41, 0.01), np.linspace(3, 1, 41),
-                0.3 + 0.05 * np.sin(e))
+    h = history(np.where(e >= 5, 0.0, 0.5), np.full(41, 0.01), np.linspace(3, 1, 41), 0.3 + 0.05 * np.sin(e))
     verdicts = {c.id: c.verdict for c in cnn.cnn_claims("m", "m", h, CNN, 100)}
-    assert verdicts == {"m-zero-train-error": "holds", "m-loss-still-falling": "fails",
-                        "m-val-loss-rises": "fails"}
+    assert verdicts == {
+        "m-zero-train-error": "holds",
+        "m-loss-still-falling": "fails",
+        "m-val-loss-rises": "fails",
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -292,8 +312,14 @@ def test_smoke_claims_file_has_the_required_shape(smoke):
 def test_smoke_linear_claims_hold(smoke):
     _, claims = smoke
     linear_claims = {c.id: c for c in claims if c.id.startswith("linear-")}
-    assert set(linear_claims) == {"linear-zero-error", "linear-loss-rate", "linear-norm-growth",
-                                  "linear-direction", "linear-margin", "linear-sgd-no-floor"}
+    assert set(linear_claims) == {
+        "linear-zero-error",
+        "linear-loss-rate",
+        "linear-norm-growth",
+        "linear-direction",
+        "linear-margin",
+        "linear-sgd-no-floor",
+    }
     for c in linear_claims.values():
         assert c.verdict == "holds", (c.id, c.evidence)
     for factors in linear_claims["linear-loss-rate"].evidence["factor_per_decade"].values():
@@ -314,8 +340,11 @@ def test_smoke_cnn_claims_follow_the_measurement(smoke):
         assert val.verdict == "not-applicable"
     else:
         ev = val.evidence
-        expected = ev["val_loss_min_epoch"] < epochs and ev["final_val_loss"] >= 1.05 * ev["val_loss_min"] \
+        expected = (
+            ev["val_loss_min_epoch"] < epochs
+            and ev["final_val_loss"] >= 1.05 * ev["val_loss_min"]
             and ev["val_error_range_last_quarter"] <= ev["stable_tolerance"]
+        )
         assert val.verdict == ("holds" if expected else "fails")
 
 
@@ -332,6 +361,7 @@ def test_smoke_writes_tables_and_figures(smoke):
 
 def experiments_table(out, name):
     from sgdlab.experiments import Lab
+
     return Lab(out, "smoke").load_table(name)
 
 
@@ -360,10 +390,28 @@ def test_a_sigkilled_reproduction_run_again_ends_as_an_uninterrupted_one(smoke, 
 
     ref, _ = smoke
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "sgdlab", "reproduce", "exact-convergence", "--scale", "smoke",
-               "--device", "cpu", "--only", "cnn-base", "--out", str(out)]
-    killed = subprocess.run(command + ["--quiet"], capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, SGDLAB_FAULT="step@350"))
+    command = [
+        sys.executable,
+        "-m",
+        "sgdlab",
+        "reproduce",
+        "exact-convergence",
+        "--scale",
+        "smoke",
+        "--device",
+        "cpu",
+        "--only",
+        "cnn-base",
+        "--out",
+        str(out),
+    ]
+    killed = subprocess.run(
+        command + ["--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, SGDLAB_FAULT="step@350"),
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     run = out / "runs" / "cnn-base"
     assert RunDir(run).read_summary()["status"] == "running" and RunDir(run).states()[-1][0] == 300
@@ -394,7 +442,9 @@ def test_a_diverged_cnn_run_makes_its_claims_say_so(tmp_path, monkeypatch):
     assert summary["status"] == "diverged"
     why = f"run cnn-base diverged at step {summary['diverged_at']}"
     assert claims["base-zero-train-error"].verdict == "fails"
-    assert claims["base-loss-still-falling"].verdict == claims["base-val-loss-rises"].verdict == "not-applicable"
+    assert (
+        claims["base-loss-still-falling"].verdict == claims["base-val-loss-rises"].verdict == "not-applicable"
+    )
     assert all(c.evidence["reason"] == why for c in claims.values())
     assert "nan" not in json.dumps([c.evidence for c in claims.values()]).lower()
     assert (tmp_path / "figures" / "cnn-base.png").is_file() and (tmp_path / "report.html").is_file()

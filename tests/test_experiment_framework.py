@@ -35,14 +35,17 @@ def test_paper_citation_text():
     assert Paper("Doe", None, "Notes").short == "Doe n.d."
 
 
-@pytest.mark.parametrize("pattern,name,expected", [
-    (None, "anything", True),
-    ("batch-norm", "batch-norm-none", True),
-    ("batch-norm", "skips-all", False),
-    ("*-sgd", "optimizer-sgd", True),
-    ("*-sgd", "optimizer-adam", False),
-    ("optimizer-[sm]*", "optimizer-momentum", True),
-])
+@pytest.mark.parametrize(
+    "pattern,name,expected",
+    [
+        (None, "anything", True),
+        ("batch-norm", "batch-norm-none", True),
+        ("batch-norm", "skips-all", False),
+        ("*-sgd", "optimizer-sgd", True),
+        ("*-sgd", "optimizer-adam", False),
+        ("optimizer-[sm]*", "optimizer-momentum", True),
+    ],
+)
 def test_only_patterns(pattern, name, expected):
     assert selected(name, pattern) is expected
 
@@ -65,8 +68,11 @@ class FakeRun:
 
 def test_premise_names_runs_that_miss_it_and_respects_the_papers_exception():
     premise = Premise(max_loss=0.01)
-    runs = {"a": FakeRun("completed", 0.005, 0.0), "b": FakeRun("completed", 0.5, 0.2),
-            "c": FakeRun("completed", 0.009, 0.0)}
+    runs = {
+        "a": FakeRun("completed", 0.005, 0.0),
+        "b": FakeRun("completed", 0.5, 0.2),
+        "c": FakeRun("completed", 0.009, 0.0),
+    }
     claim, meets = premise_claim("x/premise", "x", premise, runs)
     assert claim.verdict == "fails" and meets == ["a", "c"]
     assert claim.evidence["missed"] == ["b"]
@@ -75,15 +81,20 @@ def test_premise_names_runs_that_miss_it_and_respects_the_papers_exception():
     assert claim.verdict == "holds" and meets == ["a", "c"]
     assert claim.evidence["runs"]["b"]["paper_exception"] == "the paper says so"
     # an error above 0 misses it even below the loss threshold; a diverged run misses it
-    claim, meets = premise_claim("x/premise", "x", premise, {
-        "e": FakeRun("completed", 0.001, 0.01), "d": FakeRun("diverged", 0.001, 0.0)})
+    claim, meets = premise_claim(
+        "x/premise",
+        "x",
+        premise,
+        {"e": FakeRun("completed", 0.001, 0.01), "d": FakeRun("diverged", 0.001, 0.0)},
+    )
     assert claim.verdict == "fails" and meets == []
     assert premise_claim("x/premise", "x", premise, {})[0].verdict == "not-applicable"
 
 
 def test_premise_reads_a_real_run(tmp_path):
-    from sgdlab.experiments.base import Lab
     from tests.conftest import tiny
+
+    from sgdlab.experiments.base import Lab
 
     run: Run = Lab(tmp_path, "smoke", "cpu").run("r", tiny(train={"epochs": 30, "stop_loss": 0.05}))
     check = Premise(max_loss=0.05).check(run)
@@ -132,8 +143,10 @@ def test_reproduce_plan_prints_and_writes_nothing(cli, tmp_path, monkeypatch):
 def test_claims_print_one_line_each(capsys):
     from sgdlab.cli import print_claims
 
-    claims = [decide("a/one", "a long statement " * 20, True, headline="τ = 1", big=list(range(50))),
-              decide("b/two", "another", None, reason="no runs")]
+    claims = [
+        decide("a/one", "a long statement " * 20, True, headline="τ = 1", big=list(range(50))),
+        decide("b/two", "another", None, reason="no runs"),
+    ]
     print_claims(claims, tmp := __import__("pathlib").Path("out"))
     out = capsys.readouterr()
     lines = [line for line in out.out.splitlines() if line.strip()]
@@ -156,8 +169,9 @@ def test_reproduce_fills_in_the_papers_citation(tmp_path):
     assert isinstance(claims[0], Claim)
 
 
-@pytest.mark.parametrize("name,only", [("exact-convergence", "cnn-base"),
-                                       ("gamma-principle", "activation-relu")])
+@pytest.mark.parametrize(
+    "name,only", [("exact-convergence", "cnn-base"), ("gamma-principle", "activation-relu")]
+)
 def test_timed_plan_at_cpu_scale(name, only):
     _, rows, sims = plan(name, "cpu", "cpu", only=only)
     assert [r.name for r in rows] == [only] and not sims
@@ -165,16 +179,18 @@ def test_timed_plan_at_cpu_scale(name, only):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,only", [("exact-convergence", "cnn-base"),
-                                       ("gamma-principle", "optimizer-adam")])
+@pytest.mark.parametrize(
+    "name,only", [("exact-convergence", "cnn-base"), ("gamma-principle", "optimizer-adam")]
+)
 def test_timed_plan_at_full_scale(name, only):
     _, rows, _ = plan(name, "full", "cpu", only=only)
     assert [r.name for r in rows] == [only] and rows[0].n_train == 50_000 and rows[0].seconds > 0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,only", [("exact-convergence", "cnn-base"),
-                                       ("gamma-principle", "optimizer-adam")])
+@pytest.mark.parametrize(
+    "name,only", [("exact-convergence", "cnn-base"), ("gamma-principle", "optimizer-adam")]
+)
 def test_only_at_cpu_scale(name, only, tmp_path):
     from sgdlab.experiments import reproduce
 

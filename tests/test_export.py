@@ -7,13 +7,14 @@ import sys
 
 import numpy as np
 import pytest
+from tests.conftest import tiny
 
 import sgdlab
-from tests.conftest import tiny
 
 event_accumulator = pytest.importorskip(
     "tensorboard.backend.event_processing.event_accumulator",
-    reason="TensorBoard is not installed (pip install 'sgdlab[tensorboard]'; `make test` installs it)")
+    reason="TensorBoard is not installed (pip install 'sgdlab[tensorboard]'; `make test` installs it)",
+)
 
 
 def read_back(logdir):
@@ -56,8 +57,9 @@ def test_exporting_again_replaces_the_events(run, tmp_path):
 def test_a_directory_of_runs_exports_each_run(tmp_path):
     from sgdlab.export import export_tensorboard
 
-    sweep = sgdlab.run_sweep(tiny(train={"epochs": 1}), ["optim.lr=0.1,0.2"], 1, tmp_path / "s",
-                             workers=1, report=False)
+    sweep = sgdlab.run_sweep(
+        tiny(train={"epochs": 1}), ["optim.lr=0.1,0.2"], 1, tmp_path / "s", workers=1, report=False
+    )
     logdirs = export_tensorboard(sweep.path, tmp_path / "tb")
     assert sorted(d.name for d in logdirs) == sorted(sweep.names)
     assert all(d.parent.name == "runs" for d in logdirs)

@@ -17,24 +17,34 @@ import pytest
 import torch
 
 import sgdlab
+from conftest import run_cli_process, tiny, write_toml
 from sgdlab.errors import UserError
 from sgdlab.optim import optimizers
 from sgdlab.store import RunDir
 from sgdlab.store.files import CorruptCheckpoint, DiskFull, checksum_path
-
-from conftest import run_cli_process, tiny, write_toml
 from test_resume import assert_same_run
 
-RUN = tiny(train={"epochs": None, "max_steps": 600}, checkpoint={"every_steps": 50, "keep": 3},
-           probes={"use": ["eval", "batch_loss", "norms"], "eval": {"schedule": "every:100"}})
-GAMMA = tiny(train={"epochs": None, "max_steps": 300}, checkpoint={"every_steps": 50, "keep": 2},
-             probes={"use": ["eval", "batch_loss", "gamma"]})
+RUN = tiny(
+    train={"epochs": None, "max_steps": 600},
+    checkpoint={"every_steps": 50, "keep": 3},
+    probes={"use": ["eval", "batch_loss", "norms"], "eval": {"schedule": "every:100"}},
+)
+GAMMA = tiny(
+    train={"epochs": None, "max_steps": 300},
+    checkpoint={"every_steps": 50, "keep": 2},
+    probes={"use": ["eval", "batch_loss", "gamma"]},
+)
 
 
 def run_with_fault(cfg: Path, out: Path, fault: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SGDLAB_FAULT=fault)
-    return subprocess.run([sys.executable, "-m", "sgdlab", "run", str(cfg), "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sgdlab", "run", str(cfg), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +59,17 @@ def reference(tmp_path_factory):
     return refs
 
 
-@pytest.mark.parametrize("kind,fault", [
-    ("run", "step@350"),                          # between two checkpoints
-    ("run", "write:state-@4"),                    # a resumable state half-written
-    ("run", "write:metrics.parquet@3"),           # a metrics flush half-written
-    ("run", "write:summary.json@5"),
-    ("gamma", "step@420"),                        # in the replay pass (300 first-pass steps)
-    ("gamma", "write:final.pt@1"),                # between the two passes
-])
+@pytest.mark.parametrize(
+    "kind,fault",
+    [
+        ("run", "step@350"),  # between two checkpoints
+        ("run", "write:state-@4"),  # a resumable state half-written
+        ("run", "write:metrics.parquet@3"),  # a metrics flush half-written
+        ("run", "write:summary.json@5"),
+        ("gamma", "step@420"),  # in the replay pass (300 first-pass steps)
+        ("gamma", "write:final.pt@1"),  # between the two passes
+    ],
+)
 def test_sigkill_at_a_point_then_resume_is_bit_identical(reference, tmp_path, kind, fault):
     cfg, ref = reference[kind]
     out = tmp_path / "killed"
@@ -129,8 +142,9 @@ def tiny_disk(tmp_path):
     """A 600 kB tmpfs (needs root, as CI has); skipped where mounting is not allowed."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({made.stderr.strip() or 'not root'})")
     yield mount
@@ -138,8 +152,11 @@ def tiny_disk(tmp_path):
 
 
 def test_a_really_full_disk_from_the_cli(tiny_disk, tmp_path):
-    raw = tiny(model={"widths": [256]}, train={"epochs": None, "max_steps": 400},
-               checkpoint={"every_steps": 20, "keep": 50})
+    raw = tiny(
+        model={"widths": [256]},
+        train={"epochs": None, "max_steps": 400},
+        checkpoint={"every_steps": 20, "keep": 50},
+    )
     cfg = write_toml(tmp_path / "c.toml", raw)
     out = tiny_disk / "r"
     done = run_cli_process("run", cfg, "--out", out, "--quiet")
@@ -170,9 +187,9 @@ def test_every_step_size_rule_diverges_cleanly(rule):
 
 
 def test_nan_in_the_data_stops_at_the_step_that_meets_it():
-    from sgdlab.data import build_dataset
     from sgdlab.build import resolve
     from sgdlab.config import load_config
+    from sgdlab.data import build_dataset
 
     raw = tiny(train={"sampler": "cyclic"})
     data = build_dataset(resolve(load_config(raw=raw)).data, 0)
@@ -186,6 +203,7 @@ def test_nan_in_the_data_stops_at_the_step_that_meets_it():
 def test_inf_parameters_at_the_end_are_divergence_not_completion():
     class Blows(torch.nn.Module):
         """Finite losses, but the last update sends a weight to inf."""
+
         def __init__(self):
             super().__init__()
             self.lin = torch.nn.Linear(64, 10)
@@ -221,12 +239,19 @@ def three_runs(lab):
     from sgdlab.experiments.base import decide
 
     runs = lab.run_many({f"r{i}": tiny(seed=i, train={"epochs": 4}) for i in range(3)}, workers=2)
-    return [decide("trained", "every run completes", all(r.status == "completed" for r in runs.values()),
-                   statuses={n: r.status for n, r in runs.items()})]
+    return [
+        decide(
+            "trained",
+            "every run completes",
+            all(r.status == "completed" for r in runs.values()),
+            statuses={n: r.status for n, r in runs.items()},
+        )
+    ]
 
 
 def test_a_reproduction_whose_worker_died_is_one_error_line_and_finishes_when_run_again(
-        tmp_path, cli, monkeypatch):
+    tmp_path, cli, monkeypatch
+):
     from fake_experiments import registered
 
     monkeypatch.setenv("SGDLAB_FAULT_WORKER", "step@20")  # the worker dies in r2, its first run
@@ -236,8 +261,11 @@ def test_a_reproduction_whose_worker_died_is_one_error_line_and_finishes_when_ru
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: r2: worker died"), result.stderr
         assert "run the same command again" in lines[0] and "Traceback" not in result.output
-        assert [RunDir(tmp_path / "x" / "runs" / n).read_summary()["status"] for n in ("r0", "r1", "r2")] \
-            == ["completed", "completed", "failed"]
+        assert [RunDir(tmp_path / "x" / "runs" / n).read_summary()["status"] for n in ("r0", "r1", "r2")] == [
+            "completed",
+            "completed",
+            "failed",
+        ]
 
         monkeypatch.delenv("SGDLAB_FAULT_WORKER")
         again = cli("reproduce", "three-runs", "--scale", "smoke", "--out", tmp_path / "x")
@@ -336,5 +364,6 @@ def test_a_reproduction_with_a_forced_divergence_ends_with_claims_that_say_so(tm
     summary = json.loads((tmp_path / "runs" / "mu-mlp" / "summary.json").read_text())
     assert summary["status"] == "diverged"
     assert [(c.id, c.verdict, c.evidence["reason"]) for c in claims] == [
-        ("mu/batch-size", "not-applicable", f"run mu-mlp diverged at step {summary['diverged_at']}")]
+        ("mu/batch-size", "not-applicable", f"run mu-mlp diverged at step {summary['diverged_at']}")
+    ]
     assert json.loads((tmp_path / "claims.json").read_text())[0]["verdict"] == "not-applicable"

@@ -12,14 +12,13 @@ import pytest
 import torch
 
 import sgdlab
+from conftest import start_and_stop, tiny, write_toml
 from sgdlab.engine import train
 from sgdlab.params import flat_params
 from sgdlab.probes import Reference, Runtime, batch_loss_at
 from sgdlab.probes.context import sample_losses_at
 from sgdlab.probes.gamma import ReplayError, loss_on_batch, star_losses, theorem_checks
 from sgdlab.store import Recorder, RunDir
-
-from conftest import start_and_stop, tiny, write_toml
 
 ETA = 0.02
 
@@ -32,11 +31,15 @@ def least_squares(n_points=10, dim=40, seed=0):
 
 
 def ls_config(epochs: int, probes: dict) -> dict:
-    return {"seed": 0, "device": "cpu", "dtype": "float64",
-            "model": {"name": "linear", "bias": False},
-            "optim": {"name": "sgd", "lr": ETA},
-            "train": {"batch_size": 1, "epochs": epochs, "loss": "squared", "sampler": "cyclic"},
-            "probes": probes}
+    return {
+        "seed": 0,
+        "device": "cpu",
+        "dtype": "float64",
+        "model": {"name": "linear", "bias": False},
+        "optim": {"name": "sgd", "lr": ETA},
+        "train": {"batch_size": 1, "epochs": epochs, "loss": "squared", "sampler": "cyclic"},
+        "probes": probes,
+    }
 
 
 def test_least_squares_gamma_is_two_minus_eta_norm_a_squared_over_distance():
@@ -75,9 +78,11 @@ def test_least_squares_gamma_with_theta_star_the_final_iterate():
 
 
 def mlp_config(mode: str, batch_norm: str = "all", **train) -> dict:
-    return tiny(model={"widths": [16, 16], "batch_norm": batch_norm, "dropout": 0.2},
-                train={"epochs": 4, **train},
-                probes={"use": ["eval", "gamma"], "gamma": {"mode": mode}})
+    return tiny(
+        model={"widths": [16, 16], "batch_norm": batch_norm, "dropout": 0.2},
+        train={"epochs": 4, **train},
+        probes={"use": ["eval", "gamma"], "gamma": {"mode": mode}},
+    )
 
 
 @pytest.mark.parametrize("batch_norm", ["all", "none"])  # ℓ(θ*; B_k) per batch / from a table
@@ -97,7 +102,9 @@ def test_replay_matches_store_mode(batch_norm):
 def test_minibatch_losses_read_off_per_sample_losses_equal_a_forward_per_batch():
     parts = sgdlab.prepare(tiny(model={"widths": [16], "dropout": 0.3}))
     rt = Runtime(parts.model, parts.data, parts.loss, flat_params(parts.model), 64)
-    theta = flat_params(parts.model) + 0.1 * torch.randn(parts.n_params, generator=torch.Generator().manual_seed(1))
+    theta = flat_params(parts.model) + 0.1 * torch.randn(
+        parts.n_params, generator=torch.Generator().manual_seed(1)
+    )
     table = star_losses(rt, theta)
     assert table is not None and table.shape == (len(parts.data.train),)
     gen = torch.Generator().manual_seed(0)
@@ -156,11 +163,16 @@ def test_undefined_steps_are_recorded_and_counted():
 
 
 def test_theorem_checks_on_known_numbers():
-    table = pa.table({"step": [0, 1, 2, 3], "lr": [0.5] * 4,
-                      "gamma_dist": [1.0, 0.8, 0.85, 0.5],
-                      "gamma_loss_gap": [0.4, 0.3, 0.2, 0.1],
-                      "gamma_defined": [1.0, 1.0, 0.0, 1.0],
-                      "gamma": [2.0, 1.0, None, -1.0]})
+    table = pa.table(
+        {
+            "step": [0, 1, 2, 3],
+            "lr": [0.5] * 4,
+            "gamma_dist": [1.0, 0.8, 0.85, 0.5],
+            "gamma_loss_gap": [0.4, 0.3, 0.2, 0.1],
+            "gamma_defined": [1.0, 1.0, 0.0, 1.0],
+            "gamma": [2.0, 1.0, None, -1.0],
+        }
+    )
     checks = theorem_checks(table)
     assert checks["dist_max_increase"] == pytest.approx(0.05) and checks["dist_increases"] == 1
     assert checks["positive_fraction"] == pytest.approx(2 / 3)
@@ -182,8 +194,12 @@ def test_gamma_run_through_the_cli_is_one_directory(tmp_path, cli):
 
 
 def test_sigkill_during_the_replay_pass_then_resume(tmp_path):
-    raw = tiny(model={"widths": [8]}, train={"epochs": None, "max_steps": 3000},
-               checkpoint={"every_steps": 200}, probes={"use": ["batch_loss", "gamma"]})
+    raw = tiny(
+        model={"widths": [8]},
+        train={"epochs": None, "max_steps": 3000},
+        checkpoint={"every_steps": 200},
+        probes={"use": ["batch_loss", "gamma"]},
+    )
     cfg = write_toml(tmp_path / "c.toml", raw)
     ref = sgdlab.run(raw, tmp_path / "ref")
     out = tmp_path / "killed"
@@ -196,9 +212,12 @@ def test_sigkill_during_the_replay_pass_then_resume(tmp_path):
 
 @pytest.mark.parametrize("sampler", ["reshuffle", "full"])  # batch indices: a tensor / every sample
 def test_sigkill_in_store_mode_then_resume(tmp_path, sampler):
-    raw = tiny(model={"widths": [8]}, train={"epochs": None, "max_steps": 1200, "sampler": sampler},
-               checkpoint={"every_steps": 100},
-               probes={"use": ["batch_loss", "gamma"], "gamma": {"mode": "store"}})
+    raw = tiny(
+        model={"widths": [8]},
+        train={"epochs": None, "max_steps": 1200, "sampler": sampler},
+        checkpoint={"every_steps": 100},
+        probes={"use": ["batch_loss", "gamma"], "gamma": {"mode": "store"}},
+    )
     cfg = write_toml(tmp_path / "c.toml", raw)
     ref = sgdlab.run(raw, tmp_path / "ref")
     out = tmp_path / "killed"

@@ -13,9 +13,15 @@ import pytest
 
 from sgdlab.experiments import reproduce
 from sgdlab.experiments.gamma_principle import plan
-from sgdlab.experiments.gamma_principle.claims import (POSITIVE_FRACTION, SPEED_TIE,
-                                                       decisive_discordant, epochs_to_level,
-                                                       gamma_before, kendall_tau, tiers_hold)
+from sgdlab.experiments.gamma_principle.claims import (
+    POSITIVE_FRACTION,
+    SPEED_TIE,
+    decisive_discordant,
+    epochs_to_level,
+    gamma_before,
+    kendall_tau,
+    tiers_hold,
+)
 from sgdlab.experiments.gamma_principle.settings import ablations, settings
 
 ABLATIONS = ("activation", "batch-norm", "skips", "optimizer")
@@ -69,8 +75,11 @@ def test_the_premise_is_exercised_both_ways(smoke):
         for label, run in c.evidence["runs"].items():
             assert run["meets"] == (label in c.evidence["meets"])
             threshold = settings("smoke").premise.max_loss
-            assert run["meets"] == (run["final_train_loss"] <= threshold and run["final_train_error"] == 0
-                                    and run["status"] == "completed")
+            assert run["meets"] == (
+                run["final_train_loss"] <= threshold
+                and run["final_train_error"] == 0
+                and run["status"] == "completed"
+            )
         expected_missed = [x for x in c.evidence["missed"] if "paper_exception" not in c.evidence["runs"][x]]
         assert c.verdict == ("fails" if expected_missed else "holds")
     ids = {c.id: c for c in claims}
@@ -101,6 +110,7 @@ def test_figures_and_tables(smoke):
         assert (out / "figures" / f"gamma-{name}.png").stat().st_size > 10_000
     assert (out / "tables" / "pca-adam-grid.parquet").exists()
     import pyarrow.parquet as pq
+
     table = pq.read_table(out / "tables" / "gamma_runs.parquet")
     assert table.num_rows == sum(len(ab.variants) for ab in ablations("smoke"))
     assert {"meets_premise", "final_train_loss", "epochs_to_level"} <= set(table.column_names)
@@ -123,6 +133,7 @@ def test_only_trains_a_subset_and_marks_what_it_lacks(smoke, tmp_path):
     sub = tmp_path / "sub"
     # reuse the smoke runs: --only must not retrain what is there
     import shutil
+
     shutil.copytree(out / "runs", sub / "runs")
     claims = reproduce("gamma-principle", sub, "smoke", "cpu", only="optimizer-adam")
     ids = {c.id: c for c in claims}
@@ -162,8 +173,13 @@ def test_epochs_to_level_interpolates_in_log_loss():
 
 
 def test_gamma_before_uses_only_the_steps_before_the_level():
-    run = FakeRun({"epoch": [0, 0.5, 1, 1.5, 2], "gamma": [1.0, -1.0, 3.0, 5.0, float("nan")],
-                   "gamma_defined": [1, 1, 1, 1, 0]})
+    run = FakeRun(
+        {
+            "epoch": [0, 0.5, 1, 1.5, 2],
+            "gamma": [1.0, -1.0, 3.0, 5.0, float("nan")],
+            "gamma_defined": [1, 1, 1, 1, 0],
+        }
+    )
     before = gamma_before(run, 1.2)
     assert before["gamma_median"] == 1.0 and before["gamma_positive_fraction"] == pytest.approx(2 / 3)
     assert before["gamma_steps"] == 3
@@ -178,7 +194,10 @@ def test_ordering_helpers():
     # relu vs leaky-relu differ by < SPEED_TIE: their γ order does not count
     assert 0.5 / 10.5 < SPEED_TIE and decisive_discordant(gamma, epochs) == []
     assert decisive_discordant(dict(gamma, sigmoid=3.0), epochs) == [
-        ["relu", "sigmoid"], ["leaky-relu", "sigmoid"], ["tanh", "sigmoid"]]
+        ["relu", "sigmoid"],
+        ["leaky-relu", "sigmoid"],
+        ["tanh", "sigmoid"],
+    ]
 
 
 def test_every_scale_has_the_four_ablations_and_a_premise(tmp_path, monkeypatch):
@@ -203,14 +222,23 @@ def test_full_scale_repeats_the_ablations_on_cifar100_when_supplied(tmp_path, mo
     monkeypatch.setenv("SGDLAB_DATA_ROOT", str(tmp_path / "root"))
     monkeypatch.setenv("SGDLAB_DATA", str(tmp_path / "cache"))
     plan_ = {a.id: a for a in ablations("full")}
-    assert list(plan_) == ["activation", "batch-norm", "skips", "optimizer", "activation-cifar100",
-                           "batch-norm-cifar100", "skips-cifar100", "optimizer-cifar100"]
+    assert list(plan_) == [
+        "activation",
+        "batch-norm",
+        "skips",
+        "optimizer",
+        "activation-cifar100",
+        "batch-norm-cifar100",
+        "skips-cifar100",
+        "optimizer-cifar100",
+    ]
     for ab in ("activation", "optimizer"):
         base, copy = plan_[ab], plan_[f"{ab}-cifar100"]
         assert set(copy.variants) == set(base.variants)
         for label, cfg in copy.variants.items():
             assert cfg["data"]["name"] == "cifar100"
-            assert {k: v for k, v in cfg.items() if k != "data"} == \
-                {k: v for k, v in base.variants[label].items() if k != "data"}
+            assert {k: v for k, v in cfg.items() if k != "data"} == {
+                k: v for k, v in base.variants[label].items() if k != "data"
+            }
     assert [a.id for a in ablations("cpu")] == list(ABLATIONS)
     assert np.isfinite(settings("full").premise.max_loss)

@@ -26,7 +26,7 @@ def loop_gram(model, loss, x, y) -> torch.Tensor:
     rows = []
     model.eval()
     for i in range(len(x)):
-        li = loss.per_sample(model(x[i:i + 1]), y[i:i + 1]).sum()
+        li = loss.per_sample(model(x[i : i + 1]), y[i : i + 1]).sum()
         rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(li, params)]))
     j = torch.stack(rows).double()
     return j @ j.T
@@ -79,43 +79,81 @@ class Sequence(nn.Module):
 
 def inplace(bias):
     """ReLU(inplace=True) overwrites the Linear outputs the identity needs gradients of."""
-    return nn.Sequential(nn.Linear(6, 8, bias=bias), nn.ReLU(inplace=True), nn.Linear(8, 7, bias=bias),
-                         nn.ReLU(inplace=True), nn.Linear(7, 3, bias=bias))
+    return nn.Sequential(
+        nn.Linear(6, 8, bias=bias),
+        nn.ReLU(inplace=True),
+        nn.Linear(8, 7, bias=bias),
+        nn.ReLU(inplace=True),
+        nn.Linear(7, 3, bias=bias),
+    )
 
 
 def mlp(bias):
-    return nn.Sequential(nn.Flatten(), nn.Linear(6, 10, bias=bias), nn.ReLU(),
-                         nn.Linear(10, 7, bias=bias), nn.Tanh(), nn.Linear(7, 3, bias=bias))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(6, 10, bias=bias),
+        nn.ReLU(),
+        nn.Linear(10, 7, bias=bias),
+        nn.Tanh(),
+        nn.Linear(7, 3, bias=bias),
+    )
 
 
 def cnn(bias):
     """Both per-sample conv gradient kernels: few input channels (patches × output gradients)
     and ≥ 8 (grouped-convolution weight gradient), with stride, padding and dilation."""
-    return nn.Sequential(nn.Conv2d(2, 8, 3, bias=bias), nn.ReLU(),
-                         nn.Conv2d(8, 6, 3, stride=2, padding=1, dilation=2, bias=bias), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(6 * 3 * 3, 3, bias=bias))
+    return nn.Sequential(
+        nn.Conv2d(2, 8, 3, bias=bias),
+        nn.ReLU(),
+        nn.Conv2d(8, 6, 3, stride=2, padding=1, dilation=2, bias=bias),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 3 * 3, 3, bias=bias),
+    )
 
 
 def residual(bias):
     from sgdlab.config import ModelConfig
     from sgdlab.models import build_model
-    return build_model(ModelConfig(name="residual-mlp", residual_widths=(5, 5, 4), widths=(3,),
-                                   activation="relu", bias=bias, init="default",
-                                   parametrization="standard", sigma=1.0), (6,), 3)
+
+    return build_model(
+        ModelConfig(
+            name="residual-mlp",
+            residual_widths=(5, 5, 4),
+            widths=(3,),
+            activation="relu",
+            bias=bias,
+            init="default",
+            parametrization="standard",
+            sigma=1.0,
+        ),
+        (6,),
+        3,
+    )
 
 
 def unsupported(bias):
-    return nn.Sequential(nn.Linear(6, 8, bias=bias), nn.LayerNorm(8), nn.ReLU(), Scale(8),
-                         nn.Linear(8, 3, bias=bias))
+    return nn.Sequential(
+        nn.Linear(6, 8, bias=bias), nn.LayerNorm(8), nn.ReLU(), Scale(8), nn.Linear(8, 3, bias=bias)
+    )
 
 
 def ntk(bias):
-    return nn.Sequential(NTKLinear(6, 9, sigma=1.3, bias=bias), nn.ReLU(), NTKLinear(9, 3, sigma=0.7, bias=bias))
+    return nn.Sequential(
+        NTKLinear(6, 9, sigma=1.3, bias=bias), nn.ReLU(), NTKLinear(9, 3, sigma=0.7, bias=bias)
+    )
 
 
-MODELS = {"mlp": (mlp, (6,)), "cnn": (cnn, (2, 9, 9)), "residual": (residual, (6,)),
-          "unsupported": (unsupported, (6,)), "tied": (Tied, (6,)), "sequence": (Sequence, (3, 8)),
-          "ntk": (ntk, (6,)), "inplace": (inplace, (6,))}
+MODELS = {
+    "mlp": (mlp, (6,)),
+    "cnn": (cnn, (2, 9, 9)),
+    "residual": (residual, (6,)),
+    "unsupported": (unsupported, (6,)),
+    "tied": (Tied, (6,)),
+    "sequence": (Sequence, (3, 8)),
+    "ntk": (ntk, (6,)),
+    "inplace": (inplace, (6,)),
+}
 # parameters each model leaves to the generic path under "auto"
 GENERIC = {"unsupported": {"1.weight", "1.bias", "3.s"}, "tied": {"mid.weight", "mid.bias"}}
 
@@ -169,6 +207,7 @@ def test_float64_agreement_is_at_rounding_level():
 def test_conv_by_identity_and_by_per_sample_gradients_agree():
     """weight_gram picks the double sum or the per-sample gradients by cost; both are exact."""
     from sgdlab.gradients.ghost import weight_gram
+
     gen = torch.Generator().manual_seed(3)
     a = torch.randn(5, 7, 4, generator=gen, dtype=torch.float64)
     d = torch.randn(5, 7, 3, generator=gen, dtype=torch.float64)
@@ -187,13 +226,18 @@ def test_conv_by_identity_and_by_per_sample_gradients_agree():
     torch.testing.assert_close(weight_gram(big_a, big_d, budget=1), g @ g.T)
 
 
-@pytest.mark.parametrize("shape", [
-    (5, 64, 4, 32, 3, 1, 0, 1),    # few output positions, wide kernel: the identity's double sum
-    (5, 3, 9, 4, 3, 2, 1, 1),      # few input channels: patches × output gradients
-    (5, 12, 9, 4, 2, 1, 2, 2),     # many input channels: grouped-convolution weight gradient
-], ids=["double-sum", "patches", "grouped"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (5, 64, 4, 32, 3, 1, 0, 1),  # few output positions, wide kernel: the identity's double sum
+        (5, 3, 9, 4, 3, 2, 1, 1),  # few input channels: patches × output gradients
+        (5, 12, 9, 4, 2, 1, 2, 2),  # many input channels: grouped-convolution weight gradient
+    ],
+    ids=["double-sum", "patches", "grouped"],
+)
 def test_conv_weight_gram_branches_against_autograd(shape):
     from sgdlab.gradients.ghost import conv_weight_gram
+
     n, c, h, o, k, stride, padding, dilation = shape
     torch.manual_seed(8)
     conv = nn.Conv2d(c, o, k, stride=stride, padding=padding, dilation=dilation, bias=False).double()
@@ -201,7 +245,7 @@ def test_conv_weight_gram_branches_against_autograd(shape):
     d = torch.randn(n, o, *conv(a).shape[2:], dtype=torch.float64)
     rows = []
     for i in range(n):
-        (g,) = torch.autograd.grad((conv(a[i:i + 1]) * d[i:i + 1]).sum(), [conv.weight])
+        (g,) = torch.autograd.grad((conv(a[i : i + 1]) * d[i : i + 1]).sum(), [conv.weight])
         rows.append(g.reshape(-1))
     j = torch.stack(rows)
     torch.testing.assert_close(conv_weight_gram(conv, a, d, budget=1 << 20), j @ j.T)
@@ -252,8 +296,10 @@ def test_squared_and_logistic_losses():
     torch.manual_seed(6)
     model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1))
     x = torch.randn(7, 4)
-    for loss, y in ((get_loss("squared", "real"), torch.randn(7)),
-                    (get_loss("logistic", "pm1"), torch.randint(0, 2, (7,)).float() * 2 - 1)):
+    for loss, y in (
+        (get_loss("squared", "real"), torch.randn(7)),
+        (get_loss("logistic", "pm1"), torch.randint(0, 2, (7,)).float() * 2 - 1),
+    ):
         ref = loop_gram(model, loss, x, y)
         assert rel_error(per_sample_gram(model, loss, x, y).gram, ref) <= 1e-5
 
@@ -291,9 +337,12 @@ def test_gram_stats_match_their_definitions():
     assert s["grad_variance"] == pytest.approx(var)
     assert s["grad_snr"] == pytest.approx(float(mean.dot(mean)) / var)
     assert s["grad_norm_test"] == pytest.approx(var / (n * float(mean.dot(mean))))
-    assert s["grad_inner_product_test"] == pytest.approx(float(along.var()) / (n * float(mean.dot(mean)) ** 2))
+    assert s["grad_inner_product_test"] == pytest.approx(
+        float(along.var()) / (n * float(mean.dot(mean)) ** 2)
+    )
     assert s["grad_orthogonality_test"] == pytest.approx(
-        float((ortho ** 2).sum()) / (n - 1) / (n * float(mean.dot(mean))))
+        float((ortho**2).sum()) / (n - 1) / (n * float(mean.dot(mean)))
+    )
 
 
 def test_single_sample_and_zero_gradients_leave_undefined_statistics_out():
@@ -318,9 +367,8 @@ import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 import sgdlab  # noqa: E402
-from sgdlab.store import RunDir  # noqa: E402
-
 from conftest import tiny  # noqa: E402
+from sgdlab.store import RunDir  # noqa: E402
 
 
 def tiny_cnn():
@@ -334,14 +382,18 @@ def tiny_mixed():
 
 
 def probe_cfg(schedule="every:2", steps=8, **options):
-    return tiny(probes={"use": ["batch_loss", "gradients"],
-                        "gradients": {"schedule": schedule, **options}},
-                train={"epochs": None, "max_steps": steps, "batch_size": 16})
+    return tiny(
+        probes={"use": ["batch_loss", "gradients"], "gradients": {"schedule": schedule, **options}},
+        train={"epochs": None, "max_steps": steps, "batch_size": 16},
+    )
 
 
 def columns(table, prefix="grad_"):
-    return {c: np.asarray(table.filter(pc.is_valid(table[c]))[c].to_pylist())
-            for c in table.column_names if c.startswith(prefix)}
+    return {
+        c: np.asarray(table.filter(pc.is_valid(table[c]))[c].to_pylist())
+        for c in table.column_names
+        if c.startswith(prefix)
+    }
 
 
 def tiny_inplace():
@@ -349,8 +401,9 @@ def tiny_inplace():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(inplace=True), nn.Linear(12, 10))
 
 
-@pytest.mark.parametrize("model", [None, tiny_cnn, tiny_mixed, tiny_inplace],
-                         ids=["mlp", "cnn", "mixed", "inplace-relu"])
+@pytest.mark.parametrize(
+    "model", [None, tiny_cnn, tiny_mixed, tiny_inplace], ids=["mlp", "cnn", "mixed", "inplace-relu"]
+)
 def test_probe_on_the_training_step_equals_the_probe_on_a_separate_pass(model):
     build = {} if model is None else {"model": model()}
     on_step = sgdlab.run(probe_cfg(), **build)
@@ -367,20 +420,27 @@ def test_probe_on_the_training_step_equals_the_probe_on_a_separate_pass(model):
     assert len(a["grad_mu"]) == 4  # steps 0, 2, 4, 6
 
 
-@pytest.mark.parametrize("options,model", [
-    ({"batch": "train", "schedule": "step"}, {}),                        # captured from the step
-    ({"batch": "train", "schedule": "step"}, {"dropout": 0.2}),          # separate eval-mode pass
-    ({"batch": "eval", "n_eval": 32, "schedule": "every:3"}, {}),        # state probe on a subset
-])
+@pytest.mark.parametrize(
+    "options,model",
+    [
+        ({"batch": "train", "schedule": "step"}, {}),  # captured from the step
+        ({"batch": "train", "schedule": "step"}, {"dropout": 0.2}),  # separate eval-mode pass
+        ({"batch": "eval", "n_eval": 32, "schedule": "every:3"}, {}),  # state probe on a subset
+    ],
+)
 def test_trajectory_is_bit_identical_with_the_probe_on(options, model):
     def cfg(use):
         raw = tiny(probes={"use": use}, model=model, train={"epochs": None, "max_steps": 12})
         if "gradients" in use:
             raw["probes"]["gradients"] = options
         return raw
+
     off = sgdlab.run(cfg(["batch_loss"]))
     on = sgdlab.run(cfg(["batch_loss", "gradients"]))
-    assert columns(off.metrics, "batch")["batch_loss"].tolist() == columns(on.metrics, "batch")["batch_loss"].tolist()
+    assert (
+        columns(off.metrics, "batch")["batch_loss"].tolist()
+        == columns(on.metrics, "batch")["batch_loss"].tolist()
+    )
     for p, q in zip(off.parts.model.parameters(), on.parts.model.parameters()):
         assert torch.equal(p, q)
     assert "grad_mu" in on.metrics.column_names
@@ -413,12 +473,15 @@ def test_best_full_gradient_is_the_running_minimum_and_survives_resume(tmp_path)
     assert sgdlab.resume(out).metrics.equals(ref.metrics)
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("batch", "test", "'test' is not one of train, eval"),
-    ("path", "ghost", "'ghost' is not one of auto, fast, vmap"),
-    ("n_eval", 1, "must be ≥ 2"),
-    ("quantiles", [0.5, 2.0], "must lie in \\[0, 1\\]"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("batch", "test", "'test' is not one of train, eval"),
+        ("path", "ghost", "'ghost' is not one of auto, fast, vmap"),
+        ("n_eval", 1, "must be ≥ 2"),
+        ("quantiles", [0.5, 2.0], "must lie in \\[0, 1\\]"),
+    ],
+)
 def test_probe_options_are_checked(option, value, message):
     with pytest.raises(UserError, match=message):
         sgdlab.prepare(probe_cfg(**{option: value}))

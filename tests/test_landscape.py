@@ -6,11 +6,10 @@ import pytest
 import torch
 
 import sgdlab
+from conftest import tiny
 from sgdlab.losses import get_loss
 from sgdlab.params import set_flat_params
 from sgdlab.probes.landscape import loss_grid, path_pca, projected_gradients
-
-from conftest import tiny
 
 
 def test_pca_recovers_the_plane_of_a_planar_path():
@@ -58,8 +57,14 @@ def test_loss_grid_and_projected_gradients_match_a_loop():
 
 # --- 1-D, 2-D random-plane, three-point and sharpness views against per-point loops -------
 
-from sgdlab.probes.landscape import (filter_normalized, interpolation, perturbation_sharpness,  # noqa: E402
-                                     random_plane, simplex_lambdas, three_point_interpolation)
+from sgdlab.probes.landscape import (
+    filter_normalized,
+    interpolation,
+    perturbation_sharpness,  # noqa: E402
+    random_plane,
+    simplex_lambdas,
+    three_point_interpolation,
+)
 
 CE = get_loss("cross-entropy", "index")
 
@@ -74,6 +79,7 @@ def trained(seed: int = 0, bn: str = "none"):
 def loop_loss(model, theta, x, y) -> torch.Tensor:
     """The obvious reference: write θ into a copy of the model, evaluate in eval mode."""
     import copy
+
     probe = copy.deepcopy(model)
     set_flat_params(probe, theta)
     probe.eval()
@@ -98,7 +104,7 @@ def test_filter_normalized_directions_have_each_filters_norm():
     offset = 0
     for p in model.parameters():
         n = p.numel()
-        block, w = d[:, offset:offset + n], theta[offset:offset + n]
+        block, w = d[:, offset : offset + n], theta[offset : offset + n]
         if p.ndim <= 1:
             assert torch.all(block == 0)
         else:
@@ -112,11 +118,15 @@ def test_filter_normalized_directions_have_each_filters_norm():
 def test_random_plane_matches_a_loop():
     model, x, y, theta = trained()
     alphas, betas = torch.linspace(-1, 1, 5), torch.linspace(-1, 1, 4)
-    grid, dirs = random_plane(model, CE, x, y, theta, alphas, betas, torch.Generator().manual_seed(2), chunk=6)
+    grid, dirs = random_plane(
+        model, CE, x, y, theta, alphas, betas, torch.Generator().manual_seed(2), chunk=6
+    )
     assert grid.shape == (5, 4) and dirs.shape == (2, theta.numel())
     for i, a in enumerate(alphas):
         for j, b in enumerate(betas):
-            assert torch.allclose(grid[i, j], loop_loss(model, theta + a * dirs[0] + b * dirs[1], x, y), rtol=1e-5)
+            assert torch.allclose(
+                grid[i, j], loop_loss(model, theta + a * dirs[0] + b * dirs[1], x, y), rtol=1e-5
+            )
 
 
 def test_simplex_lambdas_cover_the_simplex_and_a_band_around_it():
@@ -143,7 +153,9 @@ def test_three_point_interpolation_matches_a_loop():
 
 def test_perturbation_sharpness_matches_a_loop():
     model, x, y, theta = trained()
-    s = perturbation_sharpness(model, CE, x, y, theta, 0.05, n=6, generator=torch.Generator().manual_seed(4), chunk=4)
+    s = perturbation_sharpness(
+        model, CE, x, y, theta, 0.05, n=6, generator=torch.Generator().manual_seed(4), chunk=4
+    )
     dirs = filter_normalized(model, theta, torch.Generator().manual_seed(4), count=6)
     base = loop_loss(model, theta, x, y)
     inc = torch.stack([loop_loss(model, theta + 0.05 * d, x, y) - base for d in dirs]).double()
@@ -151,5 +163,7 @@ def test_perturbation_sharpness_matches_a_loop():
     assert torch.allclose(s.increases, inc, atol=1e-5)
     assert s.mean_increase == pytest.approx(float(inc.mean()), abs=1e-5)
     assert s.max_increase == pytest.approx(float(inc.max()), abs=1e-5)
-    bigger = perturbation_sharpness(model, CE, x, y, theta, 0.5, n=6, generator=torch.Generator().manual_seed(4))
+    bigger = perturbation_sharpness(
+        model, CE, x, y, theta, 0.5, n=6, generator=torch.Generator().manual_seed(4)
+    )
     assert bigger.mean_increase > s.mean_increase  # near a minimizer, larger moves cost more

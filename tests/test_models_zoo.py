@@ -38,8 +38,7 @@ def config(name: str, **options):
     return resolve(load_config(raw={"model": {"name": name, **options}}))
 
 
-def build(name: str, shape: tuple[int, ...] = (3, 32, 32), n_outputs: int = 10,
-          **options) -> nn.Module:
+def build(name: str, shape: tuple[int, ...] = (3, 32, 32), n_outputs: int = 10, **options) -> nn.Module:
     return build_model_seeded(config(name, **options), shape, n_outputs)
 
 
@@ -50,16 +49,20 @@ def count(model: nn.Module, kind: type) -> int:
 # ---------------------------------------------------------------------------------------
 # Parameter counts pinned by the papers (construction only, no big forwards)
 
-@pytest.mark.parametrize("name, shape, options, expected", [
-    ("lenet", (3, 32, 32), {}, 121_802),                      # seed 000 base model
-    ("alexnet", (3, 224, 224), {}, 21_622_154),               # seed 000
-    ("vgg16", (3, 32, 32), {}, 37_704_258),                   # seed 000 (fc4096 head, no BN)
-    ("alexnet-small", (3, 28, 28), {}, 1_387_786),            # Zhang et al. 2017, Table 1
-    ("resnet18", (3, 32, 32), {}, 11_173_962),                # the usual CIFAR ResNets
-    ("resnet34", (3, 32, 32), {}, 21_282_122),
-    ("vgg11", (3, 32, 32), {"batch_norm": "all"}, 9_231_114),  # the usual CIFAR VGG-BN
-    ("vgg16", (3, 32, 32), {"batch_norm": "all", "head": "linear"}, 14_728_266),
-])
+
+@pytest.mark.parametrize(
+    "name, shape, options, expected",
+    [
+        ("lenet", (3, 32, 32), {}, 121_802),  # seed 000 base model
+        ("alexnet", (3, 224, 224), {}, 21_622_154),  # seed 000
+        ("vgg16", (3, 32, 32), {}, 37_704_258),  # seed 000 (fc4096 head, no BN)
+        ("alexnet-small", (3, 28, 28), {}, 1_387_786),  # Zhang et al. 2017, Table 1
+        ("resnet18", (3, 32, 32), {}, 11_173_962),  # the usual CIFAR ResNets
+        ("resnet34", (3, 32, 32), {}, 21_282_122),
+        ("vgg11", (3, 32, 32), {"batch_norm": "all"}, 9_231_114),  # the usual CIFAR VGG-BN
+        ("vgg16", (3, 32, 32), {"batch_norm": "all", "head": "linear"}, 14_728_266),
+    ],
+)
 def test_parameter_counts(name, shape, options, expected):
     assert count_params(build(name, shape, 10, **options)) == expected
 
@@ -73,6 +76,7 @@ def test_alexnet_at_224_runs_and_flattens_256_features():
 
 # ---------------------------------------------------------------------------------------
 # Conformance: every registered model trains one SGD step
+
 
 def small_options(name: str) -> dict:
     if name in SMALL:
@@ -94,9 +98,15 @@ def sgd_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return loss.item(), flat(model) - before
 
 
-@pytest.mark.parametrize("name, layout", [(e.name, layout) for e in models
-                                          for layout in ("contiguous", "channels_last")
-                                          if layout == "contiguous" or e.extra.get("channels_last")])
+@pytest.mark.parametrize(
+    "name, layout",
+    [
+        (e.name, layout)
+        for e in models
+        for layout in ("contiguous", "channels_last")
+        if layout == "contiguous" or e.extra.get("channels_last")
+    ],
+)
 def test_every_model_trains_one_sgd_step(name, layout):
     side = SIDE.get(name, 32)
     model = build(name, (3, side, side), 3, **small_options(name))
@@ -125,8 +135,9 @@ def test_channels_last_gives_the_same_gradients(name):
     reference = copy.deepcopy(model)
     x, y = torch.randn(4, 3, side, side), torch.tensor([0, 1, 2, 0])
     reference_loss, _ = sgd_step(reference, x, y)
-    loss, _ = sgd_step(model.to(memory_format=torch.channels_last),
-                       x.contiguous(memory_format=torch.channels_last), y)
+    loss, _ = sgd_step(
+        model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last), y
+    )
     assert loss == pytest.approx(reference_loss, rel=1e-5)
     scale = torch.cat([q.grad.reshape(-1) for q in reference.parameters()]).norm()
     for (where, p), q in zip(model.named_parameters(), reference.parameters()):
@@ -148,17 +159,21 @@ def test_same_seed_same_parameters():
 # ---------------------------------------------------------------------------------------
 # Option semantics, checked on the structure
 
-@pytest.mark.parametrize("name, batch_norm, expected", [
-    ("resnet18", "all", 1 + 2 * 8 + 3),       # stem, two per BasicBlock, three projections
-    ("resnet18", "first-in-block", 1 + 4),    # stem and the first of each stage
-    ("resnet18", "none", 0),
-    ("resnet34", "all", 1 + 2 * 16 + 3),
-    ("resnet34", "first-in-block", 1 + 4),
-    ("vgg11", "all", 8),
-    ("vgg11", "first-in-block", 5),           # the first conv of each of the 5 stages
-    ("vgg11", "none", 0),
-    ("vgg16", "first-in-block", 5),
-])
+
+@pytest.mark.parametrize(
+    "name, batch_norm, expected",
+    [
+        ("resnet18", "all", 1 + 2 * 8 + 3),  # stem, two per BasicBlock, three projections
+        ("resnet18", "first-in-block", 1 + 4),  # stem and the first of each stage
+        ("resnet18", "none", 0),
+        ("resnet34", "all", 1 + 2 * 16 + 3),
+        ("resnet34", "first-in-block", 1 + 4),
+        ("vgg11", "all", 8),
+        ("vgg11", "first-in-block", 5),  # the first conv of each of the 5 stages
+        ("vgg11", "none", 0),
+        ("vgg16", "first-in-block", 5),
+    ],
+)
 def test_batch_norm_counts(name, batch_norm, expected):
     assert count(build(name, width=4, batch_norm=batch_norm), nn.BatchNorm2d) == expected
 
@@ -171,8 +186,10 @@ def test_first_in_block_batch_norm_follows_the_first_conv_of_each_stage():
     assert after_bn == [convs[i] for i in (0, 1, 2, 4, 6)]  # stages (1, 1, 2, 2, 2) convs
 
 
-@pytest.mark.parametrize("skips, with_skip, projections", [
-    ("all", 16, 3), ("first-in-block", 4, 3), ("first-two-in-block", 8, 3), ("none", 0, 0)])
+@pytest.mark.parametrize(
+    "skips, with_skip, projections",
+    [("all", 16, 3), ("first-in-block", 4, 3), ("first-two-in-block", 8, 3), ("none", 0, 0)],
+)
 def test_resnet34_skip_counts(skips, with_skip, projections):
     model = build("resnet34", width=4, skips=skips)
     blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
@@ -190,8 +207,9 @@ def test_projection_shortcut_is_a_strided_1x1_conv(layout):
     """Subsample + 1x1 conv == 1x1 conv of stride 2, also in channels-last with 4 input
     channels, the case where oneDNN's own strided kernel corrupts memory on AVX2 CPUs."""
     model = build("resnet18", width=4).to(memory_format=layout)
-    block = next(m for m in model.modules()
-                 if isinstance(m, BasicBlock) and isinstance(m.shortcut, nn.Sequential))
+    block = next(
+        m for m in model.modules() if isinstance(m, BasicBlock) and isinstance(m.shortcut, nn.Sequential)
+    )
     subsample, conv = block.shortcut[0], block.shortcut[1]
     x = torch.randn(2, 4, 16, 16).contiguous(memory_format=layout)
     out = conv(subsample(x))
@@ -206,8 +224,7 @@ def test_resnet_without_skips_still_runs():
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name", [n for n in models.names()
-                                  if "activation" in models.get(n).options])
+@pytest.mark.parametrize("name", [n for n in models.names() if "activation" in models.get(n).options])
 def test_activation_swap_leaves_no_relu(name):
     side = SIDE.get(name, 32)
     model = build(name, (3, side, side), 10, **small_options(name), activation="tanh")
@@ -233,8 +250,7 @@ def test_width_scales_conv_and_dense_layers():
     lenet = build("lenet", width=16)
     assert lenet.features[0].out_channels == 16 and lenet.classifier[0].out_features == 64
     vgg = build("vgg16", width=32)
-    assert [m.out_features for m in vgg.classifier if isinstance(m, nn.Linear)] == [
-        2048, 2048, 500, 10]
+    assert [m.out_features for m in vgg.classifier if isinstance(m, nn.Linear)] == [2048, 2048, 500, 10]
 
 
 def test_dropout_goes_into_the_fc_head():
@@ -281,10 +297,11 @@ def test_residual_mlp_ntk_parametrization():
 # ---------------------------------------------------------------------------------------
 # TF semantics of alexnet-small's LRN and SAME pooling, against direct definitions
 
+
 def test_lrn_matches_tensorflow_definition():
     x = torch.randn(2, 16, 5, 5)
     sq = nn.functional.pad(x * x, (0, 0, 0, 0, 4, 4))  # zero channels outside, radius 4
-    sqr_sum = sum(sq[:, d:d + 16] for d in range(9))
+    sqr_sum = sum(sq[:, d : d + 16] for d in range(9))
     expected = x / (1.0 + (0.001 / 9) * sqr_sum) ** 0.75
     torch.testing.assert_close(tf_lrn()(x), expected)
 
@@ -299,7 +316,7 @@ def test_max_pool_same_matches_tensorflow(n):
     for i in range(out):
         for j in range(out):
             r0, c0 = start + 2 * i, start + 2 * j
-            window = x[..., max(r0, 0):r0 + 3, max(c0, 0):c0 + 3]
+            window = x[..., max(r0, 0) : r0 + 3, max(c0, 0) : c0 + 3]
             expected[..., i, j] = window.amax(dim=(-2, -1))
     torch.testing.assert_close(MaxPoolSame(3, 2)(x), expected)
 
@@ -307,26 +324,33 @@ def test_max_pool_same_matches_tensorflow(n):
 # ---------------------------------------------------------------------------------------
 # Errors: one line naming the key, the value and what is allowed
 
-@pytest.mark.parametrize("model, match", [
-    ({"name": "lenet", "skips": "none"}, r"model\.skips: not used by model 'lenet'"),
-    ({"name": "vgg11", "skips": "all"}, r"model\.skips: not used by model 'vgg11'"),
-    ({"name": "resnet18", "activation": "gelu"}, r"model\.activation: 'gelu' is not one of"),
-    ({"name": "resnet18", "dropout": 0.5}, r"model\.dropout: not used by model 'resnet18'"),
-])
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        ({"name": "lenet", "skips": "none"}, r"model\.skips: not used by model 'lenet'"),
+        ({"name": "vgg11", "skips": "all"}, r"model\.skips: not used by model 'vgg11'"),
+        ({"name": "resnet18", "activation": "gelu"}, r"model\.activation: 'gelu' is not one of"),
+        ({"name": "resnet18", "dropout": 0.5}, r"model\.dropout: not used by model 'resnet18'"),
+    ],
+)
 def test_resolve_rejects(model, match):
     with pytest.raises(ConfigError, match=match):
         resolve(load_config(raw={"model": model}))
 
 
-@pytest.mark.parametrize("name, shape, options, match", [
-    ("vgg16", (3, 32, 32), {"head": "mlp"}, r"model\.head: 'mlp' is not one of linear, fc4096"),
-    ("vgg11", (3, 32, 32), {"dropout": 0.5}, r"model\.dropout: 0\.5 needs head = 'fc4096'"),
-    ("alexnet", (3, 32, 32), {}, r"'alexnet' needs larger inputs.*data\.resize"),
-    ("vgg11", (3, 16, 16), {}, r"'vgg11' needs larger inputs"),
-    ("lenet", (64,), {}, r"'lenet' needs image inputs"),
-    ("resnet18", (3, 32, 32), {"init": "zeros"}, r"model\.init: 'zeros'"),
-    ("residual-mlp", (2,), {"init": "zeros"}, r"model\.init: 'zeros'"),
-])
+@pytest.mark.parametrize(
+    "name, shape, options, match",
+    [
+        ("vgg16", (3, 32, 32), {"head": "mlp"}, r"model\.head: 'mlp' is not one of linear, fc4096"),
+        ("vgg11", (3, 32, 32), {"dropout": 0.5}, r"model\.dropout: 0\.5 needs head = 'fc4096'"),
+        ("alexnet", (3, 32, 32), {}, r"'alexnet' needs larger inputs.*data\.resize"),
+        ("vgg11", (3, 16, 16), {}, r"'vgg11' needs larger inputs"),
+        ("lenet", (64,), {}, r"'lenet' needs image inputs"),
+        ("resnet18", (3, 32, 32), {"init": "zeros"}, r"model\.init: 'zeros'"),
+        ("residual-mlp", (2,), {"init": "zeros"}, r"model\.init: 'zeros'"),
+    ],
+)
 def test_build_rejects(name, shape, options, match):
     cfg = config(name, **options)
     with pytest.raises(ConfigError, match=match) as error:

@@ -15,29 +15,64 @@ from sgdlab.build import resolve
 from sgdlab.config import load_config
 from sgdlab.errors import UserError
 from sgdlab.models import build_model
-from sgdlab.ntk import (KernelSolver, SingularKernel, closed_form, empirical_ntk, gd_learning_rate,
-                        gd_limit, jacobian_rows, linearize, plan_kernel,
-                        sign_kernel_limit)
+from sgdlab.ntk import (
+    KernelSolver,
+    SingularKernel,
+    closed_form,
+    empirical_ntk,
+    gd_learning_rate,
+    gd_limit,
+    jacobian_rows,
+    linearize,
+    plan_kernel,
+    sign_kernel_limit,
+)
 from sgdlab.ntk.functional import functional
 from sgdlab.params import flat_params
 
 
 def ntk_mlp(widths, sigma=1.0, bias=False, n_in=5, n_out=1, seed=0, dtype=torch.float64):
-    cfg = resolve(load_config(raw={"model": {"name": "mlp", "widths": list(widths), "bias": bias,
-                                             "parametrization": "ntk", "sigma": sigma}}))
+    cfg = resolve(
+        load_config(
+            raw={
+                "model": {
+                    "name": "mlp",
+                    "widths": list(widths),
+                    "bias": bias,
+                    "parametrization": "ntk",
+                    "sigma": sigma,
+                }
+            }
+        )
+    )
     torch.manual_seed(seed)
     return build_model(cfg.model, (n_in,), n_out).to(dtype)
 
 
 def brute_force_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
     """Θ̂[i, j, a, b] from one backward pass per (input, output): the obviously correct loop."""
+
     def rows(x):
         out = []
         for xi in x:
             y = model(xi[None]).reshape(-1)
-            out.append(torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(
-                y[a], list(model.parameters()), retain_graph=True)]) for a in range(len(y))]))
+            out.append(
+                torch.stack(
+                    [
+                        torch.cat(
+                            [
+                                g.reshape(-1)
+                                for g in torch.autograd.grad(
+                                    y[a], list(model.parameters()), retain_graph=True
+                                )
+                            ]
+                        )
+                        for a in range(len(y))
+                    ]
+                )
+            )
         return torch.stack(out)
+
     j1, j2 = rows(x1), rows(x2)
     return torch.einsum("iap,jbp->ijab", j1, j2)
 
@@ -48,8 +83,9 @@ def brute_force_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor) -> tor
 
 @pytest.mark.parametrize("n_out", [1, 3])
 def test_jacobian_and_products_equal_the_backward_loop(n_out):
-    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 8), nn.ReLU(),
-                          nn.Linear(8, n_out)).double()
+    model = nn.Sequential(
+        nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, n_out)
+    ).double()
     x1, x2 = torch.randn(7, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
     ref = brute_force_ntk(model, x1, x2)
     ref = ref[:, :, 0, 0] if n_out == 1 else ref
@@ -59,14 +95,21 @@ def test_jacobian_and_products_equal_the_backward_loop(n_out):
         torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
     # A budget of a few kB forces one input per block of both methods, and symmetric blocks.
     tiny = empirical_ntk(model, x1, method="products", memory_budget=4096)
-    torch.testing.assert_close(tiny, brute_force_ntk(model, x1, x1).squeeze(-1).squeeze(-1)
-                               if n_out == 1 else brute_force_ntk(model, x1, x1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        tiny,
+        brute_force_ntk(model, x1, x1).squeeze(-1).squeeze(-1)
+        if n_out == 1
+        else brute_force_ntk(model, x1, x1),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     assert torch.equal(tiny, tiny.transpose(0, 1) if n_out == 1 else tiny.permute(1, 0, 3, 2))
 
 
 def test_products_equal_jacobian_on_a_conv_net_with_batch_norm_in_eval_mode():
-    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(3 * 4 * 4, 2)).double()
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2)
+    ).double()
     model.train()
     x = torch.randn(6, 1, 6, 6, dtype=torch.float64)
     a = empirical_ntk(model, x, method="jacobian")
@@ -144,14 +187,15 @@ def test_output_variance_at_init_matches_the_closed_form(bias):
     x = torch.randn(2, n_in, dtype=torch.float64)
     x = x / x.norm(dim=1, keepdim=True) * torch.tensor([[0.5], [1.0]], dtype=torch.float64)
     beta = 1.0 if bias else 0.0
-    q = sigma ** 2 * (x.pow(2).sum(1) / n_in + beta)
+    q = sigma**2 * (x.pow(2).sum(1) / n_in + beta)
     for _ in range(depth):
-        q = sigma ** 2 * (q / 2 + beta)
+        q = sigma**2 * (q / 2 + beta)
     model = ntk_mlp([16] * depth, sigma, bias, n_in)
     theta0 = flat_params(model)
     assert abs(float(theta0.mean())) < 0.1 and abs(float(theta0.var()) - 1) < 0.1  # N(0, 1) draws
-    thetas = torch.randn(inits, theta0.numel(), generator=torch.Generator().manual_seed(1),
-                         dtype=torch.float64)
+    thetas = torch.randn(
+        inits, theta0.numel(), generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     f = functional(model)
     outs = torch.func.vmap(lambda t: f.fn(f.params(t), x).reshape(-1))(thetas)
     second = outs.pow(2)
@@ -215,8 +259,13 @@ def test_finite_time_trajectory_equals_gd_on_the_linearized_model():
         torch.testing.assert_close(train[i], seen[t][0], rtol=0, atol=1e-10)
         torch.testing.assert_close(test[i], seen[t][1], rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="GD diverges"):
-        cf.trajectory(2.5 * cf.learning_rate() * (cf.solver.lambda_min + cf.solver.lambda_max)
-                      / (2 * cf.solver.lambda_max), [1])
+        cf.trajectory(
+            2.5
+            * cf.learning_rate()
+            * (cf.solver.lambda_min + cf.solver.lambda_max)
+            / (2 * cf.solver.lambda_max),
+            [1],
+        )
 
 
 def test_adagrad_on_one_point_converges_to_the_sign_kernel():
@@ -226,8 +275,7 @@ def test_adagrad_on_one_point_converges_to_the_sign_kernel():
     residual = float(y[0] - model(x).reshape(-1)[0])
     # AdaGrad's first step moves f(x_1) by η‖φ_1‖₁: this η closes half the residual at once.
     lin = linearize(model)
-    opt = torch.optim.Adagrad(lin.parameters(), lr=0.5 * abs(residual) / float(phi1.abs().sum()),
-                              eps=1e-300)
+    opt = torch.optim.Adagrad(lin.parameters(), lr=0.5 * abs(residual) / float(phi1.abs().sum()), eps=1e-300)
     for _ in range(80):
         opt.zero_grad()
         (0.5 * (lin(x).reshape(-1) - y).pow(2).mean()).backward()
@@ -295,14 +343,23 @@ def test_solver_matches_a_direct_solve_on_a_well_conditioned_kernel():
 
 def trained_gap(width: int, seed: int, steps_factor: float = 3.0) -> float:
     """RMS over test points of (trained net − closed-form GD limit), N = 20 digits 0 vs 1."""
-    raw = {"seed": seed, "device": "cpu", "dtype": "float64",
-           "data": {"name": "digits", "classes": [0, 1], "n_train": 20, "n_test": 40,
-                    "normalize": "unit-ball", "targets": "pm1"},
-           "model": {"name": "mlp", "widths": [width], "parametrization": "ntk", "sigma": 1.5,
-                     "bias": False},
-           "optim": {"name": "gd", "lr": 1.0},
-           "train": {"loss": "squared", "max_steps": 100_000, "stop_loss": 1e-9},
-           "probes": {"use": []}}
+    raw = {
+        "seed": seed,
+        "device": "cpu",
+        "dtype": "float64",
+        "data": {
+            "name": "digits",
+            "classes": [0, 1],
+            "n_train": 20,
+            "n_test": 40,
+            "normalize": "unit-ball",
+            "targets": "pm1",
+        },
+        "model": {"name": "mlp", "widths": [width], "parametrization": "ntk", "sigma": 1.5, "bias": False},
+        "optim": {"name": "gd", "lr": 1.0},
+        "train": {"loss": "squared", "max_steps": 100_000, "stop_loss": 1e-9},
+        "probes": {"use": []},
+    }
     parts = sgdlab.prepare(raw)
     d = parts.data
     cf = closed_form(parts.model, d.train.x, d.train.y, d.test.x)
@@ -333,22 +390,31 @@ def test_wide_net_of_width_4096_on_20_points_matches_the_prediction():
 
 
 def probe_config(**checkpoint):
-    return {"seed": 0, "device": "cpu",
-            "data": {"name": "digits", "classes": [0, 1], "n_train": 20, "n_test": 30,
-                     "normalize": "unit-ball", "targets": "pm1"},
-            "model": {"name": "mlp", "widths": [256], "parametrization": "ntk", "sigma": 1.5,
-                      "bias": False},
-            "optim": {"name": "gd", "lr": 40.0},
-            "train": {"loss": "squared", "max_steps": 40},
-            "checkpoint": checkpoint,
-            "probes": {"use": ["ntk"], "ntk": {"schedule": "every:10", "points": 8, "test_points": 30}}}
+    return {
+        "seed": 0,
+        "device": "cpu",
+        "data": {
+            "name": "digits",
+            "classes": [0, 1],
+            "n_train": 20,
+            "n_test": 30,
+            "normalize": "unit-ball",
+            "targets": "pm1",
+        },
+        "model": {"name": "mlp", "widths": [256], "parametrization": "ntk", "sigma": 1.5, "bias": False},
+        "optim": {"name": "gd", "lr": 40.0},
+        "train": {"loss": "squared", "max_steps": 40},
+        "checkpoint": checkpoint,
+        "probes": {"use": ["ntk"], "ntk": {"schedule": "every:10", "points": 8, "test_points": 30}},
+    }
 
 
 def test_ntk_probe_measures_the_lazy_regime():
     result = sgdlab.run(probe_config())
     t = result.metrics
-    change, lin, limit = (t[c].to_numpy(zero_copy_only=False) for c in
-                          ("ntk_kernel_change", "ntk_lin_gap", "ntk_limit_gap"))
+    change, lin, limit = (
+        t[c].to_numpy(zero_copy_only=False) for c in ("ntk_kernel_change", "ntk_lin_gap", "ntk_limit_gap")
+    )
     assert change[0] == 0 and lin[0] == 0  # θ_t = θ_0
     assert 0 < change[1] <= change[-1] < 0.5 and lin[-1] > 0  # a wide net moves its kernel a little
     assert limit[-1] < 0.3 * limit[0]  # and its outputs head for the closed-form limit

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 import sgdlab
+from conftest import tiny, write_toml
 from sgdlab.config import OptimConfig, ScheduleConfig
 from sgdlab.optim import BallProjection, LangevinNoise, StepSize, build_rule, optimizers
-
-from conftest import tiny, write_toml
 
 
 def rule_with_grad(cfg: OptimConfig, grad: torch.Tensor, theta: torch.Tensor | None = None):
@@ -34,19 +33,24 @@ def test_gradient_damped_rule_matches_its_formula(alpha, norm):
     assert torch.allclose(p.detach(), -lr * grad)
 
 
-@pytest.mark.parametrize("name, unit, k_step, k_epoch, expected", [
-    ("constant", "epoch", 500, 9, 0.1),
-    ("inverse", "epoch", 500, 0, 0.1),                      # ⌈0/K⌉ = 0
-    ("inverse", "epoch", 500, 51, 0.1 / (1 + 2)),            # ⌈51/50⌉ = 2
-    ("inverse", "step", 100, 0, 0.1 / (1 + 2)),              # ⌈100/50⌉ = 2
-    ("inverse-sqrt", "epoch", 0, 101, 0.1 / (1 + math.sqrt(3))),
-])
+@pytest.mark.parametrize(
+    "name, unit, k_step, k_epoch, expected",
+    [
+        ("constant", "epoch", 500, 9, 0.1),
+        ("inverse", "epoch", 500, 0, 0.1),  # ⌈0/K⌉ = 0
+        ("inverse", "epoch", 500, 51, 0.1 / (1 + 2)),  # ⌈51/50⌉ = 2
+        ("inverse", "step", 100, 0, 0.1 / (1 + 2)),  # ⌈100/50⌉ = 2
+        ("inverse-sqrt", "epoch", 0, 101, 0.1 / (1 + math.sqrt(3))),
+    ],
+)
 def test_decay_rules(name, unit, k_step, k_epoch, expected):
     rule = StepSize(0.1, ScheduleConfig(name=name, unit=unit, period=50))
     assert rule(k_step, k_epoch, lambda: pytest.fail("needs no gradient norm")) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("psi, c, expected_decay", [("linear", 1.0, 1 + 3), ("sqrt", 0.5, 1 + 0.5 * math.sqrt(3))])
+@pytest.mark.parametrize(
+    "psi, c, expected_decay", [("linear", 1.0, 1 + 3), ("sqrt", 0.5, 1 + 0.5 * math.sqrt(3))]
+)
 def test_combined_rule(psi, c, expected_decay):
     rule = StepSize(0.1, ScheduleConfig(name="combined", period=50, alpha=0.1, psi=psi, c=c))
     assert rule(0, 101, lambda: 4.0) == pytest.approx(0.1 / (expected_decay * (0.1 * 4.0 + 1)))
@@ -100,8 +104,9 @@ def test_momentum_update_is_the_velocity():
 
 
 def test_recorded_step_size_follows_the_schedule():
-    result = sgdlab.run(tiny(optim={"lr": 0.2, "schedule": {"name": "inverse", "period": 1}},
-                             train={"epochs": 3}))
+    result = sgdlab.run(
+        tiny(optim={"lr": 0.2, "schedule": {"name": "inverse", "period": 1}}, train={"epochs": 3})
+    )
     table = result.metrics.filter(pc.is_valid(result.metrics["lr"]))
     for epoch, lr in zip(table["epoch"].to_pylist(), table["lr"].to_pylist()):
         assert lr == pytest.approx(0.2 / (1 + math.ceil(int(epoch))))
@@ -110,11 +115,17 @@ def test_recorded_step_size_follows_the_schedule():
 def test_without_damping_the_first_steps_explode_and_damping_prevents_it():
     """Seed 004's table: the combined rule with α = 0 explodes to NaN (detected and reported,
     not a crash); with α > 0 the same run trains."""
+
     def run(alpha):
-        return sgdlab.run(tiny(data={"targets": "onehot"}, model={"widths": [64, 64, 64]},
-                               train={"loss": "squared", "epochs": 10},
-                               optim={"lr": 3.0, "schedule": {"name": "combined", "alpha": alpha,
-                                                              "psi": "sqrt", "c": 0.5}}))
+        return sgdlab.run(
+            tiny(
+                data={"targets": "onehot"},
+                model={"widths": [64, 64, 64]},
+                train={"loss": "squared", "epochs": 10},
+                optim={"lr": 3.0, "schedule": {"name": "combined", "alpha": alpha, "psi": "sqrt", "c": 0.5}},
+            )
+        )
+
     exploded, damped = run(0.0), run(10.0)
     assert exploded.status == "diverged" and exploded.summary["diverged_at"] < 80
     assert damped.status == "completed" and math.isfinite(damped.summary["final"]["train_loss"])

@@ -23,8 +23,12 @@ def flat(ts):
 def test_distance_and_norm_match_the_naive_forms(tensors):
     other = [t * 0.5 + 1 for t in tensors]
     expected = float(torch.linalg.vector_norm((flat(tensors) - flat(other)).double()))
-    for a, b in ((tensors, other), (flat(tensors), other), (tensors, flat(other)),
-                 (flat(tensors), flat(other))):
+    for a, b in (
+        (tensors, other),
+        (flat(tensors), other),
+        (tensors, flat(other)),
+        (flat(tensors), flat(other)),
+    ):
         assert params.distance(a, b) == pytest.approx(expected, rel=1e-6)
     assert params.norm(tensors) == pytest.approx(float(torch.linalg.vector_norm(flat(tensors))), rel=1e-6)
     assert params.distance(tensors, tensors) == 0.0
@@ -32,17 +36,28 @@ def test_distance_and_norm_match_the_naive_forms(tensors):
 
 def test_the_norm_probes_match_the_saved_iterates(tmp_path):
     import sgdlab
-    from sgdlab.store import RunDir
     from conftest import tiny
+    from sgdlab.store import RunDir
 
-    result = sgdlab.run(tiny(probes={"use": ["norms", "update_norm"], "norms": {"schedule": "step"},
-                                     "update_norm": {"schedule": "step"}},
-                             train={"epochs": 1}, checkpoint={"iterates": "step"}), tmp_path / "r")
+    result = sgdlab.run(
+        tiny(
+            probes={
+                "use": ["norms", "update_norm"],
+                "norms": {"schedule": "step"},
+                "update_norm": {"schedule": "step"},
+            },
+            train={"epochs": 1},
+            checkpoint={"iterates": "step"},
+        ),
+        tmp_path / "r",
+    )
     run_dir = RunDir(tmp_path / "r")
     thetas = torch.stack([run_dir.load(f"iterates/{p.name}") for _, p in run_dir.iterates()])
     m = result.metrics
     dist = torch.linalg.vector_norm(thetas - thetas[0], dim=1)
     assert m["dist_init"].to_pylist() == pytest.approx(dist.tolist(), rel=1e-5, abs=1e-7)
-    assert m["param_norm"].to_pylist() == pytest.approx(torch.linalg.vector_norm(thetas, dim=1).tolist(), rel=1e-6)
+    assert m["param_norm"].to_pylist() == pytest.approx(
+        torch.linalg.vector_norm(thetas, dim=1).tolist(), rel=1e-6
+    )
     steps = torch.linalg.vector_norm(thetas[1:] - thetas[:-1], dim=1) / 0.1
     assert m["update_norm"].to_pylist()[:-1] == pytest.approx(steps.tolist(), rel=1e-4)

@@ -9,11 +9,10 @@ import pyarrow.compute as pc
 import pytest
 
 import sgdlab
+from conftest import tiny
 from sgdlab.errors import ConfigError
 from sgdlab.probes import parse_schedule, probes
 from sgdlab.store import RunDir
-
-from conftest import tiny
 
 # Options a probe needs to run on the tiny config, by name (empty for most).
 CONFORMANCE_OPTIONS: dict[str, dict] = {}
@@ -51,9 +50,11 @@ def test_bad_schedules(spec):
 
 def probe_run(name: str, spec: str, out=None, **train):
     options = dict(CONFORMANCE_OPTIONS.get(name, {}), schedule=spec)
-    cfg = tiny(probes={"use": [name], name: options},
-               train={"epochs": None, "max_steps": 10, "batch_size": 16, **train},
-               model={"widths": [8], "dropout": 0.1})
+    cfg = tiny(
+        probes={"use": [name], name: options},
+        train={"epochs": None, "max_steps": 10, "batch_size": 16, **train},
+        model={"widths": [8], "dropout": 0.1},
+    )
     return sgdlab.run(cfg, out)
 
 
@@ -77,9 +78,12 @@ def test_probe_measures_on_schedule_with_finite_floats(name):
 def test_probe_continues_identically_after_resume(name, tmp_path):
     ref = probe_run(name, "step", tmp_path / "ref")
     out = tmp_path / "cut"
-    cfg_state = tiny(probes={"use": [name], name: dict(CONFORMANCE_OPTIONS.get(name, {}), schedule="step")},
-                     train={"epochs": None, "max_steps": 10, "batch_size": 16},
-                     model={"widths": [8], "dropout": 0.1}, checkpoint={"every_steps": 4})
+    cfg_state = tiny(
+        probes={"use": [name], name: dict(CONFORMANCE_OPTIONS.get(name, {}), schedule="step")},
+        train={"epochs": None, "max_steps": 10, "batch_size": 16},
+        model={"widths": [8], "dropout": 0.1},
+        checkpoint={"every_steps": 4},
+    )
     sgdlab.run(cfg_state, out)
     run_dir = RunDir(out)
     (out / "checkpoints/final.pt").unlink()

@@ -12,9 +12,16 @@ import torch
 
 from sgdlab.experiments import experiments, reproduce
 from sgdlab.experiments.qualitative_sgd import plan, toy_parts
-from sgdlab.experiments.qualitative_sgd.toys import (Escape, NoiseBall, escape_summary,
-                                                     pair_amplitude, simulate_escape,
-                                                     simulate_noise_ball, simulate_pair, subset_masks)
+from sgdlab.experiments.qualitative_sgd.toys import (
+    Escape,
+    NoiseBall,
+    escape_summary,
+    pair_amplitude,
+    simulate_escape,
+    simulate_noise_ball,
+    simulate_pair,
+    subset_masks,
+)
 
 
 def test_noise_ball_closed_forms():
@@ -81,12 +88,15 @@ def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
     by_id = {c.id: c for c in claims}
     for part in ("noise-ball/", "pair/", "ls/", "nets/", "escaping/", "rules/", "mu/"):
         assert any(i.startswith(part) for i in by_id), part
-    assert all(c.verdict in ("holds", "fails") for c in claims), [c.id for c in claims if c.verdict not in ("holds", "fails")]
+    assert all(c.verdict in ("holds", "fails") for c in claims), [
+        c.id for c in claims if c.verdict not in ("holds", "fails")
+    ]
     assert all(c.headline and c.meaning and "Giselsson" in c.source for c in claims)
     # verdicts follow from the recorded evidence
     nb = by_id["noise-ball/sgd-stationary"].evidence
     assert (by_id["noise-ball/sgd-stationary"].verdict == "holds") == (
-        abs(nb["measured"] - nb["target"]) <= 4 * nb["standard_error"])
+        abs(nb["measured"] - nb["target"]) <= 4 * nb["standard_error"]
+    )
     esc = by_id["escaping/gd-never"]
     assert esc.verdict == "holds" and esc.evidence["escapes"] == 0
     und = by_id["rules/undamped-diverges"].evidence
@@ -105,6 +115,7 @@ def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
 
 def test_undamped_rule_is_recorded_as_diverged_with_its_step(smoke):
     from sgdlab.store import load_run
+
     out, _ = smoke
     run = load_run(out / "runs" / "rule-undamped")
     assert run.status == "diverged" and isinstance(run.summary["diverged_at"], int)
@@ -119,5 +130,6 @@ def test_only_selects_a_simulation_and_skips_the_rest(tmp_path):
 def test_plan_estimates_simulations_from_a_timed_stretch():
     from sgdlab.experiments.qualitative_sgd import SIMULATIONS, simulation_seconds
     from sgdlab.experiments.qualitative_sgd.settings import SCALE_SETTINGS
+
     for name in SIMULATIONS:
         assert 0 < simulation_seconds(name, SCALE_SETTINGS["smoke"].toys, fraction=0.05) < 120

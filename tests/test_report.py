@@ -10,16 +10,16 @@ import shutil
 
 import numpy as np
 import pytest
-
-from sgdlab.experiments import reproduce
-from sgdlab.report.figures import spans_decades
-from sgdlab.report.html import write_report
 from tests.browser import find_chromium, inspect_page
 from tests.conftest import tiny
 from tests.fake_experiments import registered
 
+from sgdlab.experiments import reproduce
+from sgdlab.report.figures import spans_decades
+from sgdlab.report.html import write_report
+
 PAYLOAD = "<script>window.__pwned = true; document.documentElement.setAttribute('data-pwned', '1')</script>"
-IMG_PAYLOAD = "<img src=x onerror=\"window.__pwned = true\">"  # a name with no "/" (a directory name)
+IMG_PAYLOAD = '<img src=x onerror="window.__pwned = true">'  # a name with no "/" (a directory name)
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,19 @@ def repro(tmp_path_factory):
 def test_reproduce_writes_a_report_with_claims_first(repro):
     out, claims = repro
     html = (out / "report.html").read_text(encoding="utf-8")
-    order = [html.index(h) for h in ("<h2>Claims</h2>", "<h2>Figures</h2>", "<h2>Runs</h2>",
-                                     "<h2>Resolved configs</h2>", "<h2>Environment</h2>", "<h2>Timings</h2>")]
+    order = [
+        html.index(h)
+        for h in (
+            "<h2>Claims</h2>",
+            "<h2>Figures</h2>",
+            "<h2>Runs</h2>",
+            "<h2>Resolved configs</h2>",
+            "<h2>Environment</h2>",
+            "<h2>Timings</h2>",
+        )
+    ]
     assert order == sorted(order)
-    claims_part = html[order[0]:order[1]]
+    claims_part = html[order[0] : order[1]]
     for c in claims:  # verdict, statement, the key number, the meaning, in the claims table
         assert f"v-{c.verdict}" in claims_part and c.id in claims_part
         assert c.statement in claims_part
@@ -93,14 +102,36 @@ def crafted_reproduction(root):
     """A reproduction directory whose every string carries markup."""
     out = root / "crafted"
     (out / "figures").mkdir(parents=True)
-    (out / "claims.json").write_text(json.dumps([{
-        "id": f"x/{IMG_PAYLOAD}", "statement": f"statement {PAYLOAD}", "verdict": "fails",
-        "evidence": {PAYLOAD: 1.5, "note": PAYLOAD}, "headline": f"h = 1 {PAYLOAD}",
-        "meaning": f"meaning {PAYLOAD}", "source": f"Mallory (2024), {PAYLOAD}"}]))
-    (out / "experiment.json").write_text(json.dumps({
-        "experiment": PAYLOAD, "scale": "smoke", "paper": PAYLOAD, "help": PAYLOAD,
-        "versions": {"torch": PAYLOAD}, "environment": {"cpu": PAYLOAD}, "wall_time_s": 1.0}))
+    (out / "claims.json").write_text(
+        json.dumps(
+            [
+                {
+                    "id": f"x/{IMG_PAYLOAD}",
+                    "statement": f"statement {PAYLOAD}",
+                    "verdict": "fails",
+                    "evidence": {PAYLOAD: 1.5, "note": PAYLOAD},
+                    "headline": f"h = 1 {PAYLOAD}",
+                    "meaning": f"meaning {PAYLOAD}",
+                    "source": f"Mallory (2024), {PAYLOAD}",
+                }
+            ]
+        )
+    )
+    (out / "experiment.json").write_text(
+        json.dumps(
+            {
+                "experiment": PAYLOAD,
+                "scale": "smoke",
+                "paper": PAYLOAD,
+                "help": PAYLOAD,
+                "versions": {"torch": PAYLOAD},
+                "environment": {"cpu": PAYLOAD},
+                "wall_time_s": 1.0,
+            }
+        )
+    )
     import sgdlab
+
     run = out / "runs" / IMG_PAYLOAD
     sgdlab.run(tiny(train={"epochs": 1}), run)
     toml = run / "config.toml"
@@ -128,8 +159,16 @@ def test_run_report_from_the_cli(cli, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert f"{summary['final']['train_loss']:.4g}" in html
     assert (run / "figures" / "curves.png").stat().st_size > 0 and (run / "figures" / "curves.svg").is_file()
-    order = [html.index(h) for h in ("<h2>Summary</h2>", "<h2>Figures</h2>", "<h2>Resolved config</h2>",
-                                     "<h2>Environment</h2>", "<h2>Timings</h2>")]
+    order = [
+        html.index(h)
+        for h in (
+            "<h2>Summary</h2>",
+            "<h2>Figures</h2>",
+            "<h2>Resolved config</h2>",
+            "<h2>Environment</h2>",
+            "<h2>Timings</h2>",
+        )
+    ]
     assert order == sorted(order)
 
 
@@ -148,16 +187,20 @@ def test_log_axes_only_where_values_span_decades():
 
 # --- in a real browser -------------------------------------------------------------------
 
-chromium = pytest.mark.skipif(find_chromium() is None, reason="no headless Chromium installed "
-                              "(Debian: apt-get install chromium; `make install` does it as root)")
+chromium = pytest.mark.skipif(
+    find_chromium() is None,
+    reason="no headless Chromium installed "
+    "(Debian: apt-get install chromium; `make install` does it as root)",
+)
 
 
 @chromium
 def test_report_in_a_browser_loads_clean_and_draws_every_image(repro):
     page = inspect_page(repro[0] / "report.html")
     assert page.errors == []
-    assert page.images and all(i["complete"] and min(i["natural"]) > 0 and min(i["shown"]) > 0
-                               for i in page.images), page.images
+    assert page.images and all(
+        i["complete"] and min(i["natural"]) > 0 and min(i["shown"]) > 0 for i in page.images
+    ), page.images
     assert "loss-falls" in page.text and page.scripts == 0
 
 

@@ -13,15 +13,16 @@ import pytest
 import torch
 
 import sgdlab
+from conftest import run_cli_process, start_and_stop, tiny, write_toml
 from sgdlab.errors import UserError
 from sgdlab.store import RunDir
 
-from conftest import run_cli_process, start_and_stop, tiny, write_toml
-
-LONG = tiny(model={"widths": [8], "dropout": 0.1}, train={"epochs": None, "max_steps": 6000},
-            checkpoint={"every_steps": 250, "keep": 2},
-            probes={"use": ["eval", "batch_loss", "norms", "update_norm"],
-                    "eval": {"schedule": "every:500"}})
+LONG = tiny(
+    model={"widths": [8], "dropout": 0.1},
+    train={"epochs": None, "max_steps": 6000},
+    checkpoint={"every_steps": 250, "keep": 2},
+    probes={"use": ["eval", "batch_loss", "norms", "update_norm"], "eval": {"schedule": "every:500"}},
+)
 
 
 def assert_same_run(a: Path, b: Path) -> None:
@@ -133,8 +134,14 @@ def test_resume_refuses_when_the_code_builds_a_different_theta0(tmp_path):
 
 def test_states_load_without_pickle(tmp_path):
     out = tmp_path / "r"
-    sgdlab.run(tiny(checkpoint={"every_steps": 4}, model={"widths": [8], "dropout": 0.2},
-                    optim={"name": "adam", "lr": 0.01}), out)
+    sgdlab.run(
+        tiny(
+            checkpoint={"every_steps": 4},
+            model={"widths": [8], "dropout": 0.2},
+            optim={"name": "adam", "lr": 0.01},
+        ),
+        out,
+    )
     for _, path in RunDir(out).states():
         state = torch.load(path, weights_only=True)
         assert {"model", "rule", "sampler", "torch_rng", "step"} <= state.keys()

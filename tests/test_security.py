@@ -10,10 +10,9 @@ import pytest
 import torch
 
 import sgdlab
+from conftest import tiny
 from sgdlab.store import RunDir
 from sgdlab.store.files import CorruptCheckpoint, checksum_path
-
-from conftest import tiny
 
 
 class Payload:
@@ -40,8 +39,13 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
 
 def test_every_checkpoint_a_run_writes_loads_with_weights_only(tmp_path):
     out = tmp_path / "r"
-    sgdlab.run(tiny(checkpoint={"every_steps": 4, "iterates": "epoch"},
-                    probes={"use": ["eval", "batch_loss", "gamma"], "gamma": {"mode": "store"}}), out)
+    sgdlab.run(
+        tiny(
+            checkpoint={"every_steps": 4, "iterates": "epoch"},
+            probes={"use": ["eval", "batch_loss", "gamma"], "gamma": {"mode": "store"}},
+        ),
+        out,
+    )
     files = [p for p in (out / "checkpoints").rglob("*.pt")]
     assert len(files) >= 4
     for p in files:
@@ -65,7 +69,10 @@ def test_a_config_string_is_never_code(tmp_path):
     from sgdlab.config import load_config
     from sgdlab.errors import ConfigError
 
-    for raw in ({"model": {"name": "__import__('os').system('true')"}},
-                {"probes": {"use": ["os.system"]}}, {"optim": {"name": "torch.optim.SGD"}}):
+    for raw in (
+        {"model": {"name": "__import__('os').system('true')"}},
+        {"probes": {"use": ["os.system"]}},
+        {"optim": {"name": "torch.optim.SGD"}},
+    ):
         with pytest.raises(ConfigError, match="is not one of"):
             resolve(load_config(raw=raw))

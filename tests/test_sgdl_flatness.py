@@ -15,8 +15,15 @@ from sgdlab.experiments.sgdl_flatness.settings import SCALE_SETTINGS
 from sgdlab.experiments.sgdl_flatness.toy import ratio_check
 from sgdlab.papers import ZHANG_2017_SGD
 
-FIGURES = ("toy-landscapes", "toy-histogram-vs-mass", "toy-occupancy", "rosenbrock", "sgdl-digits",
-           "labels-interpolation", "labels-flatness")
+FIGURES = (
+    "toy-landscapes",
+    "toy-histogram-vs-mass",
+    "toy-occupancy",
+    "rosenbrock",
+    "sgdl-digits",
+    "labels-interpolation",
+    "labels-flatness",
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +35,23 @@ def smoke(tmp_path_factory):
 def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
     out, claims = smoke
     by_id = {c.id: c for c in claims}
-    assert {"2d/gd-mass", "2d/sgdl-mass", "2d/report-sharp-popular", "2d/boltzmann",
-            "2d/boltzmann-paper-levels", "rosenbrock/budget", "rosenbrock/ill-conditioned",
-            "mlp/digits-noise-threshold", "mlp/digits-report-all-similar", "labels/zero-train-error",
-            "labels/lambda_max", "labels/trace", "labels/sharpness", "labels/simplex_excess",
-            "labels/measures-agree"} <= set(by_id)
+    assert {
+        "2d/gd-mass",
+        "2d/sgdl-mass",
+        "2d/report-sharp-popular",
+        "2d/boltzmann",
+        "2d/boltzmann-paper-levels",
+        "rosenbrock/budget",
+        "rosenbrock/ill-conditioned",
+        "mlp/digits-noise-threshold",
+        "mlp/digits-report-all-similar",
+        "labels/zero-train-error",
+        "labels/lambda_max",
+        "labels/trace",
+        "labels/sharpness",
+        "labels/simplex_excess",
+        "labels/measures-agree",
+    } <= set(by_id)
     for c in claims:
         assert c.source == str(ZHANG_2017_SGD) and c.statement
         if c.verdict != "not-applicable":
@@ -47,12 +66,18 @@ def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
     gd = by_id["2d/gd-mass"].evidence
     assert (by_id["2d/gd-mass"].verdict == "holds") == (gd["flat_ci95"][0] > gd["sharp_ci95"][1])
     report = by_id["2d/report-sharp-popular"].evidence
-    assert (by_id["2d/report-sharp-popular"].verdict == "holds") == (report["sharp_mass"] > report["flat_mass"])
+    assert (by_id["2d/report-sharp-popular"].verdict == "holds") == (
+        report["sharp_mass"] > report["flat_mass"]
+    )
     # The report's picture: GD piles the sharp minimum's runs into one bin.
-    assert report["tallest_bin_basin"] == "sharp minimum" and report["tallest_bar_sharp"] > report["tallest_bar_flat"]
+    assert (
+        report["tallest_bin_basin"] == "sharp minimum"
+        and report["tallest_bar_sharp"] > report["tallest_bar_flat"]
+    )
     for check in by_id["2d/boltzmann"].evidence["checks"].values():
-        assert check["matches"] == (abs(math.log(check["measured_ratio"] / check["boltzmann_ratio"]))
-                                    <= check["allowed"])
+        assert check["matches"] == (
+            abs(math.log(check["measured_ratio"] / check["boltzmann_ratio"])) <= check["allowed"]
+        )
     rb = by_id["rosenbrock/budget"].evidence
     assert rb["condition_number"] == pytest.approx(2508, rel=1e-3)
     assert (by_id["rosenbrock/budget"].verdict == "holds") == (rb["median_distance"] <= 0.01)
@@ -71,6 +96,7 @@ def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
 
     # Tables hold what the claims and figures were made from.
     import pyarrow.parquet as pq
+
     runs = pq.read_table(out / "tables" / "toy_runs.parquet").to_pydict()
     assert runs["particles"][0] == SCALE_SETTINGS["smoke"].toy.particles
     assert np.allclose(np.array(runs["flat"]) + runs["sharp"] + runs["plateau"] + runs["elsewhere"], 1.0)
@@ -86,6 +112,7 @@ def test_second_invocation_reuses_simulations_and_runs(smoke, monkeypatch):
 
     def boom(*a, **k):
         raise AssertionError("the particle study was simulated again")
+
     monkeypatch.setattr(toy, "simulate", boom)
     monkeypatch.setattr("sgdlab.experiments.sgdl_flatness.simulate_all", boom)
     monkeypatch.setattr("sgdlab.experiments.sgdl_flatness.simulate_rosenbrock", boom)
@@ -115,8 +142,18 @@ def test_plan_lists_every_run_and_the_simulations():
 
 
 def test_boltzmann_check_allows_sampling_error_and_discretization_only():
-    row = {"particles": 100_000, "flat": 0.6, "sharp": 0.05, "boltzmann_flat": 0.6, "boltzmann_sharp": 0.05,
-           "boltzmann_error": 1e-4, "lr": 0.1, "temperature": 0.25, "steps": 1000, "noise": 0.22}
+    row = {
+        "particles": 100_000,
+        "flat": 0.6,
+        "sharp": 0.05,
+        "boltzmann_flat": 0.6,
+        "boltzmann_sharp": 0.05,
+        "boltzmann_error": 1e-4,
+        "lr": 0.1,
+        "temperature": 0.25,
+        "steps": 1000,
+        "noise": 0.22,
+    }
     assert ratio_check(row, 1.586)["matches"]
     off = dict(row, sharp=0.04)  # 25 % off: far beyond 3 s.e. (≈ 4 %) + ηκ/2 (≈ 8 %)
     assert not ratio_check(off, 1.586)["matches"]

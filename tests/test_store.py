@@ -6,10 +6,9 @@ import pytest
 import torch
 
 import sgdlab
+from conftest import tiny
 from sgdlab.store import MetricsLog, RunDir
 from sgdlab.store.files import atomic_write
-
-from conftest import tiny
 
 
 def test_metrics_log_unions_columns_and_truncates():

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.conftest import tiny, write_toml
 
 import sgdlab
 from sgdlab.errors import ConfigError, UserError
@@ -23,12 +24,16 @@ from sgdlab.store import RunDir
 from sgdlab.sweep import load_sweep, run_sweep
 from sgdlab.sweep.executors import Job
 from sgdlab.sweep.grid import expand, parse_axis, split_values
-from tests.conftest import tiny, write_toml
 
 # Least squares with a linear model: lr 0.05 converges, lr 50 diverges (loss → inf).
-LSQ = {"seed": 0, "device": "cpu", "data": {"name": "least-squares", "n_train": 32, "n_test": 16},
-       "model": {"name": "linear"}, "optim": {"name": "sgd", "lr": 0.05},
-       "train": {"batch_size": 8, "epochs": 6, "loss": "squared"}}
+LSQ = {
+    "seed": 0,
+    "device": "cpu",
+    "data": {"name": "least-squares", "n_train": 32, "n_test": 16},
+    "model": {"name": "linear"},
+    "optim": {"name": "sgd", "lr": 0.05},
+    "train": {"batch_size": 8, "epochs": 6, "loss": "squared"},
+}
 
 
 def final_rows(sweep) -> dict[str, dict]:
@@ -36,6 +41,7 @@ def final_rows(sweep) -> dict[str, dict]:
 
 
 # --- the grid ----------------------------------------------------------------------------
+
 
 def test_values_split_at_top_level_commas_only():
     assert split_values('0.1, 1e-3,[64, 64],"a,b",{x = 1}') == ["0.1", "1e-3", "[64, 64]", '"a,b"', "{x = 1}"]
@@ -45,9 +51,16 @@ def test_values_split_at_top_level_commas_only():
     assert parse_axis("optim.lr=0.1,1e-2").values == (0.1, 0.01)
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("optim.lr", "expected KEY=V1,V2"), ("seed=1,2", "--seeds"), ("optim.lr=0.1,0.1", "twice"),
-    ("optim.lr=0.1,,0.2", "empty value"), ("model={a = 1}", "not a table")])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("optim.lr", "expected KEY=V1,V2"),
+        ("seed=1,2", "--seeds"),
+        ("optim.lr=0.1,0.1", "twice"),
+        ("optim.lr=0.1,,0.2", "empty value"),
+        ("model={a = 1}", "not a table"),
+    ],
+)
 def test_bad_axes_say_what_is_wrong(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_axis(spec)
@@ -80,6 +93,7 @@ def test_expand_is_the_product_times_seeds_with_readable_unique_names():
 
 
 # --- the local pool ----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
@@ -128,9 +142,13 @@ def test_rerunning_reuses_every_finished_run(local):
     root, cfg, sweep, _ = local
     before = {p.name: (p / "metrics.parquet").stat().st_mtime_ns for p in (sweep.path / "runs").iterdir()}
     messages: list[str] = []
-    again = run_sweep(cfg, ["optim.lr=0.05,50.0"], 2, sweep.path, workers=2, log=messages.append, report=False)
+    again = run_sweep(
+        cfg, ["optim.lr=0.05,50.0"], 2, sweep.path, workers=2, log=messages.append, report=False
+    )
     assert sum("reusing the" in m for m in messages) == 4 and not any("worker process" in m for m in messages)
-    assert {p.name: (p / "metrics.parquet").stat().st_mtime_ns for p in (sweep.path / "runs").iterdir()} == before
+    assert {
+        p.name: (p / "metrics.parquet").stat().st_mtime_ns for p in (sweep.path / "runs").iterdir()
+    } == before
     assert again.index.equals(sweep.index)
 
 
@@ -155,7 +173,9 @@ def test_the_report_aggregates_seeds_per_grid_point(local):
     for metric in ("train_loss", "test_loss", "batch_loss"):
         assert (sweep.path / "figures" / f"sweep-{metric}.png").stat().st_size > 0
         assert (sweep.path / "figures" / f"sweep-{metric}.svg").is_file()
-    assert html.index("Mean ± std across seeds") < html.index("<h2>Figures</h2>") < html.index("<h2>Runs</h2>")
+    assert (
+        html.index("Mean ± std across seeds") < html.index("<h2>Figures</h2>") < html.index("<h2>Runs</h2>")
+    )
 
 
 def test_load_sweep_errors(tmp_path):
@@ -173,9 +193,12 @@ def test_a_failed_run_is_recorded_and_the_others_finish(tmp_path, monkeypatch):
     assert rows["cifar100"]["status"] == "failed" and "cifar-100" in rows["cifar100"]["error"].lower()
 
 
-SLOW = tiny(model={"widths": [8]}, train={"epochs": None, "max_steps": 1500},
-            checkpoint={"every_steps": 200, "keep": 2}, probes={"use": ["eval", "batch_loss"],
-                                                             "eval": {"schedule": "every:500"}})
+SLOW = tiny(
+    model={"widths": [8]},
+    train={"epochs": None, "max_steps": 1500},
+    checkpoint={"every_steps": 200, "keep": 2},
+    probes={"use": ["eval", "batch_loss"], "eval": {"schedule": "every:500"}},
+)
 
 
 def test_an_interrupted_run_is_resumed_bit_identically(tmp_path):
@@ -240,13 +263,30 @@ def test_ctrl_c_stops_the_run_at_a_boundary_and_starts_no_other(tmp_path):
 def test_a_killed_sweep_resumes_its_interrupted_run_bit_identically(tmp_path):
     cfg = write_toml(tmp_path / "slow.toml", SLOW)
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "sweep", str(cfg), "--grid", "optim.lr=0.1,0.05",
-                             "--out", str(out), "--workers", "1", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sgdlab",
+            "sweep",
+            str(cfg),
+            "--grid",
+            "optim.lr=0.1,0.05",
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = out / "runs" / "lr=0.1_seed=0"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (first.exists() and RunDir(first).states()
-                                               and RunDir(first).states()[-1][0] >= 400):
+    while time.monotonic() < deadline and not (
+        first.exists() and RunDir(first).states() and RunDir(first).states()[-1][0] >= 400
+    ):
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
@@ -262,6 +302,7 @@ def test_a_killed_sweep_resumes_its_interrupted_run_bit_identically(tmp_path):
 
 
 # --- a worker process killed ----------------------------------------------------------
+
 
 def test_a_killed_worker_fails_its_run_and_the_others_finish(tmp_path, monkeypatch):
     """SGDLAB_FAULT_WORKER kills only the spawned worker, in the first run it takes (the last
@@ -301,8 +342,10 @@ def test_a_sweep_whose_worker_died_finishes_only_that_run_when_run_again(tmp_pat
     monkeypatch.delenv("SGDLAB_FAULT_WORKER")
     messages: list[str] = []
     again = run_sweep(raw, [], 3, tmp_path / "s", workers=2, log=messages.append, report=False)
-    assert {m for m in messages if "reusing" in m} == {"seed=0: reusing the completed run",
-                                                     "seed=1: reusing the completed run"}
+    assert {m for m in messages if "reusing" in m} == {
+        "seed=0: reusing the completed run",
+        "seed=1: reusing the completed run",
+    }
     assert "seed=2: resuming" in messages
     assert [r["status"] for r in again.index.to_pylist()] == ["completed"] * 3
     assert again.run("seed=2").metrics.equals(sgdlab.run(dict(raw, seed=2)).metrics)
@@ -315,7 +358,9 @@ def _children(pid: int) -> list[tuple[int, str]]:
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             if int(fields[1]) == pid:
-                kids.append((int(stat.parent.name), (stat.parent / "cmdline").read_bytes().decode(errors="replace")))
+                kids.append(
+                    (int(stat.parent.name), (stat.parent / "cmdline").read_bytes().decode(errors="replace"))
+                )
         except (OSError, IndexError, ValueError):
             continue  # the process ended while we looked
     return kids
@@ -336,9 +381,26 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
     long = tiny(model={"widths": [8]}, train={"epochs": None, "max_steps": 1_000_000})
     cfg = write_toml(tmp_path / "long.toml", long)
     out = tmp_path / "s"
-    proc = subprocess.Popen([sys.executable, "-m", "sgdlab", "sweep", str(cfg), "--seeds", "2", "--out", str(out),
-                             "--workers", "2", "--no-report", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sgdlab",
+            "sweep",
+            str(cfg),
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--no-report",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     held = out / "runs" / "seed=1"  # the worker's run (helpers take jobs from the back)
     kids: list[tuple[int, str]] = []
     everyone: list[int] = []
@@ -370,8 +432,20 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
 
 def test_sweep_cli_end_to_end(cli, tmp_path):
     cfg = write_toml(tmp_path / "c.toml", tiny())
-    result = cli("sweep", cfg, "--grid", "optim.lr=0.1", "--seeds", "2", "--out", tmp_path / "s",
-                 "--workers", "1", "--set", "train.epochs=1")
+    result = cli(
+        "sweep",
+        cfg,
+        "--grid",
+        "optim.lr=0.1",
+        "--seeds",
+        "2",
+        "--out",
+        tmp_path / "s",
+        "--workers",
+        "1",
+        "--set",
+        "train.epochs=1",
+    )
     assert result.exit_code == 0, result.output
     assert "2 runs: 2 completed" in result.stdout and (tmp_path / "s" / "report.html").is_file()
     assert all(r.config.train.epochs == 1 for r in load_sweep(tmp_path / "s").runs().values())
@@ -379,6 +453,7 @@ def test_sweep_cli_end_to_end(cli, tmp_path):
 
 
 # --- Ray ---------------------------------------------------------------------------------
+
 
 def test_without_ray_installed_the_error_is_one_line(cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
@@ -399,11 +474,13 @@ def test_ray_tasks_ask_for_the_runs_cpus_and_a_gpu_for_cuda(tmp_path):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sgdlab[ray]'; "
-                                            "`make test` installs it)")
+    ray = pytest.importorskip(
+        "ray", reason="Ray is not installed (pip install 'sgdlab[ray]'; `make test` installs it)"
+    )
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     yield ray
     ray.shutdown()
 

@@ -10,9 +10,20 @@ import pytest
 import torch
 
 from sgdlab.experiments.base import one_thread
-from sgdlab.toys import (FLAT_SHARP, FLAT_SHARP_PRINTED, ROSENBROCK, Dynamics, boltzmann_masses,
-                         condition_number, hessian_at, log_ratio_se, simulate, simulate_loop,
-                         uniform_starts, wilson)
+from sgdlab.toys import (
+    FLAT_SHARP,
+    FLAT_SHARP_PRINTED,
+    ROSENBROCK,
+    Dynamics,
+    boltzmann_masses,
+    condition_number,
+    hessian_at,
+    log_ratio_se,
+    simulate,
+    simulate_loop,
+    uniform_starts,
+    wilson,
+)
 from sgdlab.toys.landscapes import LN2, PRINTED_RING
 
 
@@ -35,8 +46,9 @@ def test_gradient_and_hessian_match_autograd(landscape):
         gx, gy = landscape.gradient(p[0].clone(), p[1].clone())
         hxx, hxy, hyy = landscape.hessian(p[0], p[1])
         assert torch.allclose(torch.stack([gx, gy]), g, rtol=1e-10, atol=1e-12)
-        assert torch.allclose(torch.stack([hxx, hxy, hyy]), torch.stack([h[0, 0], h[0, 1], h[1, 1]]),
-                              rtol=1e-10, atol=1e-12)
+        assert torch.allclose(
+            torch.stack([hxx, hxy, hyy]), torch.stack([h[0, 0], h[0, 1], h[1, 1]]), rtol=1e-10, atol=1e-12
+        )
     # vectorized calls agree with pointwise ones
     gx, gy = landscape.gradient(pts[:, 0].clone(), pts[:, 1].clone())
     assert torch.allclose(gx[7], landscape.gradient(pts[7, 0].clone(), pts[7, 1].clone())[0])
@@ -64,10 +76,16 @@ def test_rosenbrock_minimum_and_condition_number():
     t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     assert float(ROSENBROCK.value(t(1.0), t(1.0))) == 0.0
     assert all(float(g) == 0.0 for g in ROSENBROCK.gradient(t(1.0), t(1.0)))
-    assert torch.equal(hessian_at(ROSENBROCK, 1.0, 1.0),
-                       torch.tensor([[802.0, -400.0], [-400.0, 200.0]], dtype=torch.float64))
+    assert torch.equal(
+        hessian_at(ROSENBROCK, 1.0, 1.0),
+        torch.tensor([[802.0, -400.0], [-400.0, 200.0]], dtype=torch.float64),
+    )
     ev = np.linalg.eigvalsh(np.array([[802.0, -400.0], [-400.0, 200.0]]))
-    assert condition_number(ROSENBROCK, 1.0, 1.0) == pytest.approx(ev[1] / ev[0]) == pytest.approx(2508.0, rel=1e-3)
+    assert (
+        condition_number(ROSENBROCK, 1.0, 1.0)
+        == pytest.approx(ev[1] / ev[0])
+        == pytest.approx(2508.0, rel=1e-3)
+    )
     assert condition_number(FLAT_SHARP, 4.0, 5.0) == math.inf or condition_number(FLAT_SHARP, 4.0, 5.0) > 1e4
 
 
@@ -78,13 +96,21 @@ def test_classifier_labels_the_basins():
     assert FLAT_SHARP_PRINTED.classify(torch.tensor([8.5]), torch.tensor([5.0])).tolist() == [1]
 
 
-@pytest.mark.parametrize("dynamics", [Dynamics(lr=0.1), Dynamics(lr=0.2, noise=0.3, radius=6.0),
-                                      Dynamics(lr=0.1, noise=0.5, decay="inverse", radius=7.0)],
-                         ids=["gd", "sgdl-projected", "sgdl-decaying"])
+@pytest.mark.parametrize(
+    "dynamics",
+    [
+        Dynamics(lr=0.1),
+        Dynamics(lr=0.2, noise=0.3, radius=6.0),
+        Dynamics(lr=0.1, noise=0.5, decay="inverse", radius=7.0),
+    ],
+    ids=["gd", "sgdl-projected", "sgdl-decaying"],
+)
 def test_vectorized_simulator_matches_a_per_particle_loop(dynamics):
     gen = torch.Generator().manual_seed(0)
     x, y = uniform_starts(11, (0, 10, 0, 10), gen)
-    fast = simulate(FLAT_SHARP, x, y, dynamics, 25, torch.Generator().manual_seed(1), record_every=10, chunk=4)
+    fast = simulate(
+        FLAT_SHARP, x, y, dynamics, 25, torch.Generator().manual_seed(1), record_every=10, chunk=4
+    )
     lx, ly = simulate_loop(FLAT_SHARP, x, y, dynamics, 25, torch.Generator().manual_seed(1), chunk=4)
     assert np.allclose(fast.x.numpy(), lx, rtol=0, atol=1e-12)
     assert np.allclose(fast.y.numpy(), ly, rtol=0, atol=1e-12)
@@ -108,13 +134,13 @@ def test_boltzmann_quadrature_matches_the_laplace_approximation():
     t, radius = 0.05, 7.5
     b = boltzmann_masses(FLAT_SHARP, t, (5.0, 5.0), radius)
     kappa = FLAT_SHARP.curvature
-    chord = 2 * math.sqrt(radius ** 2 - 1.0)
+    chord = 2 * math.sqrt(radius**2 - 1.0)
     laplace = chord * math.sqrt(2 * math.pi * t / kappa) / (2 * math.pi * t / kappa)
     assert b.masses[0] / b.masses[1] == pytest.approx(laplace, rel=0.05)
     assert b.masses.sum() == pytest.approx(1.0) and (b.error < 1e-4).all()
     hot = boltzmann_masses(FLAT_SHARP, 50.0, (5.0, 5.0), radius, coarse=0.02)
     # at very high T the density is nearly uniform: the masses approach area fractions
-    area_sharp = math.pi * 0.93 ** 2 / (math.pi * radius ** 2)
+    area_sharp = math.pi * 0.93**2 / (math.pi * radius**2)
     assert hot.masses[1] == pytest.approx(area_sharp, rel=0.1)
 
 

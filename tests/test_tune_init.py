@@ -9,16 +9,22 @@ import json
 import pytest
 import torch
 
+from conftest import write_toml
 from sgdlab.build import build_model_seeded, resolve
 from sgdlab.config import load_config, read_toml
 from sgdlab.data import build_dataset
 
-from conftest import write_toml
-
 DIGITS = {
-    "seed": 0, "device": "cpu",
-    "data": {"name": "digits", "classes": [0, 1], "n_train": 80, "n_test": 100,
-             "normalize": "unit-ball", "targets": "pm1"},
+    "seed": 0,
+    "device": "cpu",
+    "data": {
+        "name": "digits",
+        "classes": [0, 1],
+        "n_train": 80,
+        "n_test": 100,
+        "normalize": "unit-ball",
+        "targets": "pm1",
+    },
     "model": {"name": "mlp", "widths": [64], "parametrization": "ntk", "sigma": 4.0, "bias": False},
     "optim": {"name": "gd", "lr": 2.0},
     "train": {"loss": "squared", "max_steps": 2000, "stop_loss": 1e-3},
@@ -35,8 +41,9 @@ def tuned(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tune")
     cfg = write_toml(tmp / "digits.toml", DIGITS)
     out = tmp / "out"
-    result = CliRunner().invoke(app, ["tune-init", str(cfg), "--out", str(out), "--max-trials", "4",
-                                      "--max-slowdown", "3"])
+    result = CliRunner().invoke(
+        app, ["tune-init", str(cfg), "--out", str(out), "--max-trials", "4", "--max-slowdown", "3"]
+    )
     assert result.exit_code == 0, result.output
     return out, json.loads((out / "tune.json").read_text())
 
@@ -52,8 +59,11 @@ def test_the_sequence_follows_the_papers_rule(tuned):
     for a, b in zip(trials[:-2], trials[1:-1]):
         assert b["practical"] and a["val_loss"] - b["val_loss"] >= margin * a["val_loss"]
     last, before = trials[-1], trials[-2]
-    stopped = (not last["practical"] or last["val_loss"] >= before["val_loss"]
-               or before["val_loss"] - last["val_loss"] < margin * before["val_loss"])
+    stopped = (
+        not last["practical"]
+        or last["val_loss"] >= before["val_loss"]
+        or before["val_loss"] - last["val_loss"] < margin * before["val_loss"]
+    )
     assert stopped or len(trials) == 4
     assert all(t["steps"] <= record["step_budget"] for t in trials[1:])
     best = min((t for t in trials if t["practical"]), key=lambda t: t["val_loss"])
@@ -73,35 +83,50 @@ def test_outputs_reload_to_the_chosen_net(tuned):
         out_test = model(data.test.x).reshape(-1)
     loss = float(0.5 * (out_test.double() - data.test.y.double()).pow(2).mean())
     assert loss == pytest.approx(record["chosen"]["test_loss"], rel=1e-5)
-    assert float((out_test * data.test.y <= 0).double().mean()) == pytest.approx(record["chosen"]["test_error"])
+    assert float((out_test * data.test.y <= 0).double().mean()) == pytest.approx(
+        record["chosen"]["test_error"]
+    )
 
 
 def test_every_trial_starts_from_the_same_draws():
     """NTK parametrization: θ_0 is the same N(0,1) draws at every σ (σ multiplies them in the
     forward pass); standard parametrization with ntk-normal init: the draws times σ/√fan_in."""
+
     def theta0(model_cfg, sigma):
         cfg = resolve(load_config(raw={"seed": 3, "model": dict(model_cfg, sigma=sigma)}))
         m = build_model_seeded(cfg, (64,), 1)
         return torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+
     ntk = {"name": "mlp", "widths": [16], "parametrization": "ntk"}
     assert torch.equal(theta0(ntk, 4.0), theta0(ntk, 2.8))
     std = {"name": "mlp", "widths": [16], "init": "ntk-normal"}
     torch.testing.assert_close(theta0(std, 5.0) / 5.0, theta0(std, 3.5) / 3.5)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"model": {"name": "lenet"}, "data": {"name": "digits", "resize": 32}},
-     "model.name: 'lenet' has no initialization scale model.sigma; tune-init needs one of"),
-    ({"model": {"name": "mlp", "widths": [16]}},
-     "model.sigma: changing it does not change 'mlp' at initialization"),
-    ({"train": {"loss": "squared", "max_steps": 10}},
-     "train.stop_loss: tune-init needs the loss at which training counts as done"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"model": {"name": "lenet"}, "data": {"name": "digits", "resize": 32}},
+            "model.name: 'lenet' has no initialization scale model.sigma; tune-init needs one of",
+        ),
+        (
+            {"model": {"name": "mlp", "widths": [16]}},
+            "model.sigma: changing it does not change 'mlp' at initialization",
+        ),
+        (
+            {"train": {"loss": "squared", "max_steps": 10}},
+            "train.stop_loss: tune-init needs the loss at which training counts as done",
+        ),
+    ],
+)
 def test_configs_it_cannot_tune_fail_with_one_line(cli, tmp_path, change, message):
     raw = dict(DIGITS, **change)
     if change.get("model", {}).get("name") == "lenet":
-        raw = {k: v for k, v in raw.items() if k != "data"} | {"data": change["data"],
-                                                               "train": {"max_steps": 10, "stop_loss": 0.1}}
+        raw = {k: v for k, v in raw.items() if k != "data"} | {
+            "data": change["data"],
+            "train": {"max_steps": 10, "stop_loss": 0.1},
+        }
     cfg = write_toml(tmp_path / "c.toml", raw)
     result = cli("tune-init", cfg, "--out", tmp_path / "out")
     assert result.exit_code == 2

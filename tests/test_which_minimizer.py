@@ -57,8 +57,10 @@ def test_every_claim_is_decided_by_its_evidence(smoke):
         elif kind == "closed-form":
             assert holds(c) == (max(e["gap_over_output"].values()) <= e["tolerance"])
         elif kind == "minimizers-differ":
-            ok = all(v["test"]["mean"] >= e["factor"] * max(v["train"]["mean"], e["gd_linearization_gap"])
-                     for v in e["per_optimizer"].values())
+            ok = all(
+                v["test"]["mean"] >= e["factor"] * max(v["train"]["mean"], e["gd_linearization_gap"])
+                for v in e["per_optimizer"].values()
+            )
             assert holds(c) == ok
         elif kind == "sgd-reaches-gd":
             worst = max(v["mean"] for k, v in e["sgd"].items() if k != "order")
@@ -68,8 +70,9 @@ def test_every_claim_is_decided_by_its_evidence(smoke):
             worst = max(v["mean"] for k, v in e["sgd"].items() if k != "order")
             assert holds(c) == (least >= e["factor"] * worst)
         elif kind == "data-order":
-            assert holds(c) == (e["sgd"] <= e["gd_linearization_gap"]
-                                and e["adagrad"] >= s.differ_factor * e["sgd"])
+            assert holds(c) == (
+                e["sgd"] <= e["gd_linearization_gap"] and e["adagrad"] >= s.differ_factor * e["sgd"]
+            )
         elif kind == "linearize-later":
             assert holds(c) == (e["gap_from_theta_T"]["mean"] <= 0.5 * e["gap_from_theta0"]["mean"])
         elif kind == "sigma-still-matters":
@@ -100,6 +103,7 @@ def test_the_runs_are_the_plan_and_the_steps_are_as_specified(smoke):
     # GD: 2N/(λ_min + λ_max) of Θ̂ at the run's own θ_0; SGD: the same per-sample step
     gd = load_run(out / "runs" / "sigma-digits-L1w128-s8-i1")
     from sgdlab import runner
+
     parts = runner.prepare(sp["sigma-digits-L1w128-s8-i1"].config)
     expected = gd_learning_rate(empirical_ntk(parts.model, parts.data.train.x))
     assert gd.config.optim.lr == pytest.approx(expected, rel=1e-12)
@@ -108,8 +112,11 @@ def test_the_runs_are_the_plan_and_the_steps_are_as_specified(smoke):
     assert sgd.lr == pytest.approx(full.lr * 4 / s.n_train)
     # adaptive: the chosen step was monotone, twice it was not
     search = pq.read_table(out / "tables" / "lr_search.parquet").to_pydict()
-    rows = [i for i, (a, o) in enumerate(zip(search["arch"], search["optimizer"]))
-            if a == "L1w128" and o == "adagrad"]
+    rows = [
+        i
+        for i, (a, o) in enumerate(zip(search["arch"], search["optimizer"]))
+        if a == "L1w128" and o == "adagrad"
+    ]
     chosen = [search["lr"][i] for i in rows if search["chosen"][i]]
     assert len(chosen) == 1 and sp["adaptive-digits-L1w128-adagrad-i0"].lr == chosen[0]
     tried = {search["lr"][i]: search["monotone"][i] for i in rows}
@@ -130,6 +137,7 @@ def test_a_second_invocation_reuses_everything(smoke):
     """As in a new process: step sizes and searches are recomputed (deterministically), so
     every config is the same and every run is reused."""
     from sgdlab.experiments.which_minimizer import configs
+
     for cached in (configs._specs, configs._search, configs._gd_lr):
         cached.cache_clear()
     out, claims = smoke

@@ -22,7 +22,6 @@ from .probes import build_probes, parse_schedule, probes
 from .registry import Entry
 from .seeding import derive_seed, generator
 
-
 DEFAULT_EPOCHS = 10
 
 
@@ -91,15 +90,24 @@ def resolve(cfg: Config) -> Config:
     train = cfg.train
     forced = optim_entry.extra.get("sampler")
     if forced and train.sampler not in ("auto", forced):
-        raise ConfigError(f"train.sampler: {train.sampler!r} conflicts with "
-                          f"optim.name = {cfg.optim.name!r}, which uses the {forced} sampler")
+        raise ConfigError(
+            f"train.sampler: {train.sampler!r} conflicts with "
+            f"optim.name = {cfg.optim.name!r}, which uses the {forced} sampler"
+        )
     if train.sampler == "auto":
         train = dataclasses.replace(train, sampler=forced or "reshuffle")
     if train.epochs is None and train.max_steps is None:
         train = dataclasses.replace(train, epochs=DEFAULT_EPOCHS)
     parse_schedule(cfg.checkpoint.iterates, "checkpoint.iterates")
-    return dataclasses.replace(cfg, device=resolve_device(cfg.device), data=data, model=model,
-                               optim=optim, train=train, probes=resolve_probes(cfg.probes))
+    return dataclasses.replace(
+        cfg,
+        device=resolve_device(cfg.device),
+        data=data,
+        model=model,
+        optim=optim,
+        train=train,
+        probes=resolve_probes(cfg.probes),
+    )
 
 
 def build_model_seeded(cfg: Config, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
@@ -110,8 +118,7 @@ def build_model_seeded(cfg: Config, input_shape: tuple[int, ...], n_outputs: int
         return build_model(cfg.model, input_shape, n_outputs)
 
 
-def build_parts(cfg: Config, *, model: nn.Module | None = None,
-                data: Dataset | None = None) -> Parts:
+def build_parts(cfg: Config, *, model: nn.Module | None = None, data: Dataset | None = None) -> Parts:
     """Parts of a resolved config; pass your own `model` or `data` to use them instead."""
     torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
@@ -125,7 +132,12 @@ def build_parts(cfg: Config, *, model: nn.Module | None = None,
     model = model.to(device=device, dtype=dtype)
     dataset = dataset.to(device, dtype)
     rule = build_rule(cfg.optim, trainable(model), cfg.seed, device)
-    sampler = Sampler(cfg.train.sampler, len(dataset.train), cfg.train.batch_size,
-                      generator(cfg.seed, "sampler"), drop_last=cfg.train.drop_last)
+    sampler = Sampler(
+        cfg.train.sampler,
+        len(dataset.train),
+        cfg.train.batch_size,
+        generator(cfg.seed, "sampler"),
+        drop_last=cfg.train.drop_last,
+    )
     torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout and any other global draws
     return Parts(cfg, dataset, model, loss, rule, sampler, build_probes(cfg.probes), device)

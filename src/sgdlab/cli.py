@@ -14,11 +14,16 @@ import typer
 
 from .errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="A laboratory for how SGD and its relatives converge on over-parameterized models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="A laboratory for how SGD and its relatives converge on over-parameterized models.",
+)
 
-SetOption = typer.Option(None, "--set", help="override a config key, e.g. --set train.epochs=5",
-                         metavar="KEY=VALUE")
+SetOption = typer.Option(
+    None, "--set", help="override a config key, e.g. --set train.epochs=5", metavar="KEY=VALUE"
+)
 
 
 def fail(message: str) -> None:
@@ -28,12 +33,14 @@ def fail(message: str) -> None:
 
 def user_errors(fn: Callable) -> Callable:
     """Turn UserError into the one-line, exit-code-2 form."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
             fail(str(exc))
+
     return wrapper
 
 
@@ -49,11 +56,25 @@ class ProgressReporter:
 
     def __enter__(self) -> "ProgressReporter":
         if self.rich:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                                 TextColumn("eta"), TimeRemainingColumn(), transient=False)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=self.total, loss="-")
         return self
@@ -71,8 +92,11 @@ class ProgressReporter:
         elapsed = now - self._t0
         if self.total:
             eta = elapsed / max(step, 1) * (self.total - step)
-            typer.echo(f"{self.label}: step {step}/{self.total} ({100 * step / self.total:.0f}%) "
-                       f"loss {loss:.4g} eta {eta:.0f}s", err=True)
+            typer.echo(
+                f"{self.label}: step {step}/{self.total} ({100 * step / self.total:.0f}%) "
+                f"loss {loss:.4g} eta {eta:.0f}s",
+                err=True,
+            )
         else:
             typer.echo(f"{self.label}: step {step} loss {loss:.4g}", err=True)
 
@@ -83,6 +107,7 @@ class ProgressReporter:
 
 def _total_steps(parts) -> int | None:
     from .engine import last_step
+
     return last_step(parts.config.train, parts.sampler.steps_per_epoch)
 
 
@@ -103,13 +128,18 @@ def print_summary(path: Path | None, summary: dict) -> None:
 
 @app.command()
 @user_errors
-def run(config: Path = typer.Argument(..., help="TOML config"),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory to create"),
-        set_: Optional[list[str]] = SetOption,
-        dry_run: bool = typer.Option(False, "--dry-run", help="validate, build, print the resolved "
-                                     "config and n_params as JSON; write nothing"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output")) -> None:
+def run(
+    config: Path = typer.Argument(..., help="TOML config"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory to create"),
+    set_: Optional[list[str]] = SetOption,
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="validate, build, print the resolved config and n_params as JSON; write nothing",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in --out"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+) -> None:
     """Train the run CONFIG describes and write it to --out."""
     from . import runner
     from .config import to_dict
@@ -130,8 +160,10 @@ def run(config: Path = typer.Argument(..., help="TOML config"),
 
 @app.command()
 @user_errors
-def resume(run_dir: Path = typer.Argument(..., metavar="DIR", help="run directory"),
-           quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+def resume(
+    run_dir: Path = typer.Argument(..., metavar="DIR", help="run directory"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
     """Continue a killed or interrupted run from its latest saved state."""
     from . import runner
     from .store import RunDir
@@ -150,19 +182,28 @@ def resume(run_dir: Path = typer.Argument(..., metavar="DIR", help="run director
 
 @app.command()
 @user_errors
-def reproduce(name: str = typer.Argument(..., help="experiment (sgdlab list experiments)"),
-              scale: str = typer.Option("cpu", help="smoke (seconds) | cpu (minutes) | full (GPU)"),
-              out: Optional[Path] = typer.Option(None, "--out", "-o", help="default runs/NAME-SCALE"),
-              device: str = typer.Option("auto", help="cpu | cuda | auto"),
-              only: Optional[str] = typer.Option(None, "--only", metavar="PATTERN",
-                                                 help="only the runs and parts matching PATTERN "
-                                                 "(a glob, or a substring such as an ablation name)"),
-              plan: bool = typer.Option(False, "--plan", help="print the runs this scale would "
-                                        "train with a measured time estimate; write nothing"),
-              quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+def reproduce(
+    name: str = typer.Argument(..., help="experiment (sgdlab list experiments)"),
+    scale: str = typer.Option("cpu", help="smoke (seconds) | cpu (minutes) | full (GPU)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="default runs/NAME-SCALE"),
+    device: str = typer.Option("auto", help="cpu | cuda | auto"),
+    only: Optional[str] = typer.Option(
+        None,
+        "--only",
+        metavar="PATTERN",
+        help="only the runs and parts matching PATTERN (a glob, or a substring such as an ablation name)",
+    ),
+    plan: bool = typer.Option(
+        False,
+        "--plan",
+        help="print the runs this scale would train with a measured time estimate; write nothing",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
     """Reproduce a published finding: runs, figures and a verdict per claim."""
     from .config import DEVICES
-    from .experiments import SCALES, experiments, reproduce as run_experiment
+    from .experiments import SCALES, experiments
+    from .experiments import reproduce as run_experiment
 
     experiments.get(name, "experiment")
     if scale not in SCALES:
@@ -174,35 +215,57 @@ def reproduce(name: str = typer.Argument(..., help="experiment (sgdlab list expe
         return
     out = out or Path("runs") / f"{name}-{scale}"
     log = (lambda message: None) if quiet else (lambda message: typer.echo(f"[{name}] {message}", err=True))
-    claims = run_experiment(name, out, scale, device, log=log, only=only,
-                            progress_factory=lambda label: ProgressReporter(None, quiet, label))
+    claims = run_experiment(
+        name,
+        out,
+        scale,
+        device,
+        log=log,
+        only=only,
+        progress_factory=lambda label: ProgressReporter(None, quiet, label),
+    )
     print_claims(claims, out)
     typer.echo(f"Report: {out / 'report.html'}", err=True)
 
 
 @app.command("tune-init")
 @user_errors
-def tune_init(config: Path = typer.Argument(..., help="TOML config whose model has model.sigma"),
-              out: Optional[Path] = typer.Option(None, "--out", "-o", help="default runs/tune-init-CONFIG"),
-              set_: Optional[list[str]] = SetOption,
-              factor: float = typer.Option(0.7, help="σ of the next trial = factor × σ"),
-              margin: float = typer.Option(0.05, help="continue only while the validation loss "
-                                           "falls by at least this fraction"),
-              max_slowdown: float = typer.Option(10.0, help="a trial needing more than this × the "
-                                                 "standard σ's steps is too slow"),
-              max_trials: int = typer.Option(8, help="at most this many σ values"),
-              validation: float = typer.Option(0.2, help="fraction of the training set held out"),
-              stop_loss: Optional[float] = typer.Option(None, help="loss at which a trial counts as "
-                                                        "trained (default: train.stop_loss)"),
-              quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+def tune_init(
+    config: Path = typer.Argument(..., help="TOML config whose model has model.sigma"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="default runs/tune-init-CONFIG"),
+    set_: Optional[list[str]] = SetOption,
+    factor: float = typer.Option(0.7, help="σ of the next trial = factor × σ"),
+    margin: float = typer.Option(
+        0.05, help="continue only while the validation loss falls by at least this fraction"
+    ),
+    max_slowdown: float = typer.Option(
+        10.0, help="a trial needing more than this × the standard σ's steps is too slow"
+    ),
+    max_trials: int = typer.Option(8, help="at most this many σ values"),
+    validation: float = typer.Option(0.2, help="fraction of the training set held out"),
+    stop_loss: Optional[float] = typer.Option(
+        None, help="loss at which a trial counts as trained (default: train.stop_loss)"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
     """Choose the initialization scale σ by the procedure of Nonnenmacher, Reeb & Steinwart 2021."""
     from . import tune_init as tuning
     from .runner import as_config
 
     cfg = as_config(config, tuple(set_ or ()))
-    log = (lambda message: None) if quiet else (lambda message: typer.echo(f"[tune-init] {message}", err=True))
-    result = tuning.tune_init(cfg, factor=factor, margin=margin, max_slowdown=max_slowdown,
-                              max_trials=max_trials, validation=validation, stop_loss=stop_loss, log=log)
+    log = (
+        (lambda message: None) if quiet else (lambda message: typer.echo(f"[tune-init] {message}", err=True))
+    )
+    result = tuning.tune_init(
+        cfg,
+        factor=factor,
+        margin=margin,
+        max_slowdown=max_slowdown,
+        max_trials=max_trials,
+        validation=validation,
+        stop_loss=stop_loss,
+        log=log,
+    )
     out = out or Path("runs") / f"tune-init-{config.stem}"
     tuning.write(result, out, cfg)
     if not quiet:
@@ -213,12 +276,20 @@ def tune_init(config: Path = typer.Argument(..., help="TOML config whose model h
         for col in ("σ", "steps", "trained", "val loss", "val error", "test loss", "test error", ""):
             table.add_column(col, justify="right")
         for i, t in enumerate(result.trials):
-            table.add_row(f"{t.sigma:.4g}", str(t.steps), "yes" if t.practical else "too slow",
-                          f"{t.val_loss:.4g}", f"{t.val_error:.3g}", f"{t.test_loss:.4g}",
-                          f"{t.test_error:.3g}", "chosen" if i == result.chosen else "")
+            table.add_row(
+                f"{t.sigma:.4g}",
+                str(t.steps),
+                "yes" if t.practical else "too slow",
+                f"{t.val_loss:.4g}",
+                f"{t.val_error:.3g}",
+                f"{t.test_loss:.4g}",
+                f"{t.test_error:.3g}",
+                "chosen" if i == result.chosen else "",
+            )
         Console().print(table)
-    typer.echo(f"chosen σ = {result.sigma:.4g}; wrote {out}/tune.json, tune-init.png, best.pt, best.toml",
-               err=True)
+    typer.echo(
+        f"chosen σ = {result.sigma:.4g}; wrote {out}/tune.json, tune-init.png, best.pt, best.toml", err=True
+    )
 
 
 def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
@@ -238,8 +309,16 @@ def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
         table.add_column(col, justify="right" if col in ("params", "train", "batch", "est. time") else "left")
     for r in rows:
         when = f"= {r.same_as}" if r.same_as else _duration(r.seconds)
-        table.add_row(escape(r.name), r.model, f"{r.n_params:,}", f"{r.n_train:,}", str(r.batch_size),
-                      r.stop, ", ".join(r.probes), when)
+        table.add_row(
+            escape(r.name),
+            r.model,
+            f"{r.n_params:,}",
+            f"{r.n_train:,}",
+            str(r.batch_size),
+            r.stop,
+            ", ".join(r.probes),
+            when,
+        )
     for sim, seconds in sims.items():
         table.add_row(escape(sim), "(simulation)", "", "", "", "", "", _duration(seconds))
     console = Console(width=max(140, Console().width))
@@ -249,11 +328,13 @@ def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
     sim_total = sum(s for s in sims.values() if s is not None)
     total = sum(times) + sim_total
     wall = wall_estimate(times) + sim_total
-    console.print(f"total: {_duration(total)} of compute; about {_duration(wall)} wall with "
-                  f"{min(os.cpu_count() or 1, max(len(times), 1))} parallel runs"
-                  + (f" (plus {len(unbounded)} runs with no step cap)" if unbounded else "")
-                  + ". Estimates come from a few timed steps of each model here; runs with a loss "
-                  "threshold are counted at their cap.")
+    console.print(
+        f"total: {_duration(total)} of compute; about {_duration(wall)} wall with "
+        f"{min(os.cpu_count() or 1, max(len(times), 1))} parallel runs"
+        + (f" (plus {len(unbounded)} runs with no step cap)" if unbounded else "")
+        + ". Estimates come from a few timed steps of each model here; runs with a loss "
+        "threshold are counted at their cap."
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -277,11 +358,18 @@ def print_claims(claims, out: Path) -> None:
     width = max((len(c.id) for c in claims), default=10)
     for c in claims:
         key = c.headline or _first_number(c.evidence)
-        console.print(f"[{colors[c.verdict]}]{c.verdict:>14}[/]  {escape(c.id):<{width}}  "
-                      f"{escape(key)}", overflow="ellipsis", no_wrap=True)
+        console.print(
+            f"[{colors[c.verdict]}]{c.verdict:>14}[/]  {escape(c.id):<{width}}  {escape(key)}",
+            overflow="ellipsis",
+            no_wrap=True,
+        )
     counts = {v: sum(c.verdict == v for c in claims) for v in colors}
-    typer.echo(f"{len(claims)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-               + f". Evidence: {out}/claims.json; figures: {out}/figures", err=True)
+    typer.echo(
+        f"{len(claims)} claims: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+        + f". Evidence: {out}/claims.json; figures: {out}/figures",
+        err=True,
+    )
 
 
 def _first_number(evidence: dict) -> str:
@@ -312,8 +400,14 @@ def list_(kind: str = typer.Argument("all", help=f"one of {', '.join(KINDS)}, or
     from .config import field_help
     from .experiments import experiments
 
-    tables = {"models": models, "datasets": datasets, "optimizers": optimizers,
-              "probes": probes, "losses": losses, "experiments": experiments}
+    tables = {
+        "models": models,
+        "datasets": datasets,
+        "optimizers": optimizers,
+        "probes": probes,
+        "losses": losses,
+        "experiments": experiments,
+    }
     if kind not in KINDS + ("all",):
         fail(f"list: {kind!r} is not one of {', '.join(KINDS)}, all")
     console = Console()
@@ -340,8 +434,10 @@ def list_(kind: str = typer.Argument("all", help=f"one of {', '.join(KINDS)}, or
 
 @app.command()
 @user_errors
-def show(run_dir: Path = typer.Argument(..., metavar="DIR"),
-         plot: bool = typer.Option(True, help="write DIR/figures/curves.png")) -> None:
+def show(
+    run_dir: Path = typer.Argument(..., metavar="DIR"),
+    plot: bool = typer.Option(True, help="write DIR/figures/curves.png"),
+) -> None:
     """Summary of a run and a PNG of its loss and error curves."""
     from .report.curves import plot_curves
     from .store import RunDir, load_run
@@ -356,13 +452,16 @@ def show(run_dir: Path = typer.Argument(..., metavar="DIR"),
         typer.echo(f"wrote {path}")
         if "gamma_dist" in run_.metrics.column_names:
             from .report.gamma import gamma_figure
+
             path = gamma_figure(RunDir(run_dir).figures / "gamma.png", run_.path.name, {run_.path.name: run_})
             typer.echo(f"wrote {path}")
 
 
 @app.command()
 @user_errors
-def report(path: Path = typer.Argument(..., metavar="DIR", help="a run, reproduction, sweep or demo directory")) -> None:
+def report(
+    path: Path = typer.Argument(..., metavar="DIR", help="a run, reproduction, sweep or demo directory"),
+) -> None:
     """Write DIR/report.html: claims first, then figures, configs, environment and timings."""
     from .report.html import write_report
 
@@ -371,18 +470,24 @@ def report(path: Path = typer.Argument(..., metavar="DIR", help="a run, reproduc
 
 @app.command()
 @user_errors
-def sweep(config: Path = typer.Argument(..., help="TOML config every run starts from"),
-          grid: Optional[list[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2",
-                                                   help="a grid axis, e.g. --grid optim.lr=0.1,0.01 (repeatable)"),
-          seeds: int = typer.Option(1, "--seeds", help="seeds per grid point: the config's seed, seed+1, …"),
-          out: Path = typer.Option(..., "--out", "-o", help="the sweep directory"),
-          workers: Optional[int] = typer.Option(None, "--workers", help="local processes (default: one per core)"),
-          ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS",
-                                            help="run on Ray: auto (join the running cluster), local "
-                                                 "(start one here) or HOST:PORT"),
-          set_: Optional[list[str]] = SetOption,
-          report_: bool = typer.Option(True, "--report/--no-report", help="write DIR/report.html at the end"),
-          quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+def sweep(
+    config: Path = typer.Argument(..., help="TOML config every run starts from"),
+    grid: Optional[list[str]] = typer.Option(
+        None, "--grid", metavar="KEY=V1,V2", help="a grid axis, e.g. --grid optim.lr=0.1,0.01 (repeatable)"
+    ),
+    seeds: int = typer.Option(1, "--seeds", help="seeds per grid point: the config's seed, seed+1, …"),
+    out: Path = typer.Option(..., "--out", "-o", help="the sweep directory"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="local processes (default: one per core)"),
+    ray: Optional[str] = typer.Option(
+        None,
+        "--ray",
+        metavar="ADDRESS",
+        help="run on Ray: auto (join the running cluster), local (start one here) or HOST:PORT",
+    ),
+    set_: Optional[list[str]] = SetOption,
+    report_: bool = typer.Option(True, "--report/--no-report", help="write DIR/report.html at the end"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
     """Every grid point × seed as one run; re-running resumes. Writes DIR/index.parquet and DIR/report.html."""
     from .sweep import run_sweep
 
@@ -394,23 +499,38 @@ def sweep(config: Path = typer.Argument(..., help="TOML config every run starts 
         fail("--workers applies to the local pool; Ray places the runs on its cluster's CPUs")
     log = (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))
     try:
-        result = run_sweep(config, tuple(grid or ()), seeds, out, overrides=tuple(set_ or ()),
-                           workers=workers, ray=ray, log=log, report=report_)
+        result = run_sweep(
+            config,
+            tuple(grid or ()),
+            seeds,
+            out,
+            overrides=tuple(set_ or ()),
+            workers=workers,
+            ray=ray,
+            log=log,
+            report=report_,
+        )
     except KeyboardInterrupt:
         typer.echo(f"interrupted; the index is in {out}; run the same command again to continue", err=True)
         raise typer.Exit(130)
     statuses = result.index["status"].to_pylist()
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
-    typer.echo(f"{len(statuses)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-               + f". Index: {result.path}/index.parquet"
-               + (f"; report: {result.path}/report.html" if report_ else ""))
+    typer.echo(
+        f"{len(statuses)} runs: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + f". Index: {result.path}/index.parquet"
+        + (f"; report: {result.path}/report.html" if report_ else "")
+    )
 
 
 @app.command()
 @user_errors
-def export(run_dir: Path = typer.Argument(..., metavar="RUN", help="a run (or a directory of runs)"),
-           tensorboard: Path = typer.Option(..., "--tensorboard", metavar="DIR",
-                                            help="write TensorBoard event files under DIR/<run>")) -> None:
+def export(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="a run (or a directory of runs)"),
+    tensorboard: Path = typer.Option(
+        ..., "--tensorboard", metavar="DIR", help="write TensorBoard event files under DIR/<run>"
+    ),
+) -> None:
     """Export a run's metrics for other tools (TensorBoard scalars)."""
     from .export import export_tensorboard
 
@@ -421,11 +541,14 @@ def export(run_dir: Path = typer.Argument(..., metavar="RUN", help="a run (or a 
 
 @app.command()
 @user_errors
-def demo(out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="the tour's directory"),
-         device: str = typer.Option("auto", help="cpu | cuda | auto"),
-         only: Optional[str] = typer.Option(None, "--only", metavar="PATTERN",
-                                            help="only the experiments matching PATTERN"),
-         quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="the tour's directory"),
+    device: str = typer.Option("auto", help="cpu | cuda | auto"),
+    only: Optional[str] = typer.Option(
+        None, "--only", metavar="PATTERN", help="only the experiments matching PATTERN"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
     """A tour of every reproduction at a scale of seconds, ending in OUT/report.html."""
     from .config import DEVICES
     from .experiments.tour import run_tour
@@ -434,11 +557,17 @@ def demo(out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="the to
         fail(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
     log = (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))
     t0 = time.perf_counter()
-    stages = run_tour(out, device=device, only=only, log=log,
-                      progress_factory=lambda label: ProgressReporter(None, quiet, label))
+    stages = run_tour(
+        out,
+        device=device,
+        only=only,
+        log=log,
+        progress_factory=lambda label: ProgressReporter(None, quiet, label),
+    )
     failed = [s["experiment"] for s in stages if s["status"] != "completed"]
-    typer.echo(f"demo: {len(stages)} reproductions in {time.perf_counter() - t0:.0f} s. "
-               f"Open {out / 'report.html'}")
+    typer.echo(
+        f"demo: {len(stages)} reproductions in {time.perf_counter() - t0:.0f} s. Open {out / 'report.html'}"
+    )
     if failed:
         typer.echo(f"error: {len(failed)} stages stopped: {', '.join(failed)} (see the report)", err=True)
         raise typer.Exit(1)

@@ -27,9 +27,16 @@ SAMPLERS = ("auto", "reshuffle", "iid", "cyclic", "full")
 DEVICES = ("cpu", "cuda", "auto")
 
 
-def opt(default: Any = None, *, ge: float | None = None, gt: float | None = None,
-        le: float | None = None, choices: tuple[str, ...] | None = None,
-        specific: bool = False, help: str = "") -> Any:
+def opt(
+    default: Any = None,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    specific: bool = False,
+    help: str = "",
+) -> Any:
     """A config field with its default, allowed range or choices, and a one-line help."""
     meta = {"ge": ge, "gt": gt, "le": le, "choices": choices, "specific": specific, "help": help}
     if isinstance(default, (list, dict)):
@@ -44,10 +51,16 @@ class DataConfig:
     n_test: int | None = opt(None, ge=0, help="test points (None: all)")
     classes: tuple[int, ...] | None = opt(None, ge=0, help="keep these classes, relabelled 0..k-1")
     label_noise: float = opt(0.0, ge=0, le=1, help="fraction of training labels made uniform random")
-    targets: str = opt("index", choices=("index", "onehot", "pm1"),
-                       help="class index, one-hot vectors, or ±1 for two classes")
-    standardize: bool | None = opt(None, help="standardize inputs per channel with training "
-                                    "statistics (default: yes for images, no for synthetic data)")
+    targets: str = opt(
+        "index",
+        choices=("index", "onehot", "pm1"),
+        help="class index, one-hot vectors, or ±1 for two classes",
+    )
+    standardize: bool | None = opt(
+        None,
+        help="standardize inputs per channel with training "
+        "statistics (default: yes for images, no for synthetic data)",
+    )
     normalize: str = opt("none", choices=("none", "unit-ball"), help="scale inputs to ‖x‖ ≤ 1")
     resize: int | None = opt(None, ge=1, help="bilinear resize of images to this side length")
     root: str | None = opt(None, help="where the dataset's files are (or SGDLAB_DATA_ROOT)")
@@ -58,7 +71,9 @@ class DataConfig:
     noise: float | None = opt(None, ge=0, specific=True, help="noise level")
     n_classes: int | None = opt(None, ge=2, specific=True, help="number of classes")
     margin: float | None = opt(None, gt=0, specific=True, help="margin of separable data")
-    teacher_widths: tuple[int, ...] | None = opt(None, ge=1, specific=True, help="hidden widths of the teacher")
+    teacher_widths: tuple[int, ...] | None = opt(
+        None, ge=1, specific=True, help="hidden widths of the teacher"
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class ScheduleConfig:
     """Step size η_k = lr · rule(k), see sgdlab.optim.schedules."""
+
     name: str = opt("constant", choices=("constant", "inverse", "inverse-sqrt", "grad-damped", "combined"))
     period: int = opt(1, ge=1, help="K in ⌈k/K⌉")
     unit: str = opt("epoch", choices=("epoch", "step"), help="what k counts")
@@ -112,13 +128,15 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = opt(32, ge=1)
-    epochs: int | None = opt(None, ge=0, help="stop after this many epochs (10 when neither "
-                             "epochs nor max_steps is set)")
+    epochs: int | None = opt(
+        None, ge=0, help="stop after this many epochs (10 when neither epochs nor max_steps is set)"
+    )
     max_steps: int | None = opt(None, ge=0, help="stop after this many steps")
     stop_loss: float | None = opt(None, gt=0, help="stop once the full training loss is below this")
     loss: str = opt("cross-entropy", help="loss (sgdlab list losses)")
-    sampler: str = opt("auto", choices=SAMPLERS,
-                       help="auto: full batch for gd, reshuffled cyclic order otherwise")
+    sampler: str = opt(
+        "auto", choices=SAMPLERS, help="auto: full batch for gd, reshuffled cyclic order otherwise"
+    )
     drop_last: bool = opt(False, help="drop the last partial batch of an epoch")
     eval_batch_size: int = opt(1024, ge=1, help="chunk size of full-set evaluations")
 
@@ -128,13 +146,17 @@ class CheckpointConfig:
     every_steps: int = opt(0, ge=0, help="save a resumable state every this many steps (0: off)")
     every_seconds: float = opt(300.0, ge=0, help="... and at least this often (0: off)")
     keep: int = opt(2, ge=1, help="periodic states kept")
-    iterates: str = opt("never", help="save θ_k (flat) on this schedule to checkpoints/iterates/, "
-                        "e.g. \"epoch\" for the PCA view of the path")
+    iterates: str = opt(
+        "never",
+        help="save θ_k (flat) on this schedule to checkpoints/iterates/, "
+        'e.g. "epoch" for the PCA view of the path',
+    )
 
 
 @dataclass(frozen=True)
 class ProbesConfig:
     """`use` lists the active probes in order; `[probes.NAME]` tables hold their options."""
+
     use: tuple[str, ...] = opt(("eval", "batch_loss", "norms", "update_norm", "grad_norm"))
     options: dict[str, dict[str, Any]] = opt({})
 
@@ -222,8 +244,11 @@ def check_range(value: Any, meta: dict[str, Any], key: str) -> None:
         return
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(meta['choices'])}")
-    for bound, ok, text in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-                            ("le", lambda v, b: v <= b, "<=")):
+    for bound, ok, text in (
+        ("ge", lambda v, b: v >= b, ">="),
+        ("gt", lambda v, b: v > b, ">"),
+        ("le", lambda v, b: v <= b, "<="),
+    ):
         b = meta.get(bound)
         if b is not None and isinstance(value, (int, float)) and not ok(value, b):
             raise ConfigError(f"{key}: {value!r} is out of range (must be {text} {b})")
@@ -262,8 +287,10 @@ def _probes_from_dict(data: dict[str, Any], prefix: str) -> ProbesConfig:
         if name == "use":
             continue
         if not isinstance(table, dict):
-            raise ConfigError(f"{prefix}{name}: expected a table of probe options "
-                              f"(or 'use', the list of probes), got {_describe(table)}")
+            raise ConfigError(
+                f"{prefix}{name}: expected a table of probe options "
+                f"(or 'use', the list of probes), got {_describe(table)}"
+            )
         options[name] = dict(table)
     return ProbesConfig(use=use, options=options)
 
@@ -275,8 +302,11 @@ def to_dict(obj: Any) -> Any:
         out.update({k: to_dict(v) for k, v in obj.options.items()})
         return out
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if getattr(obj, f.name) is not None}
+        return {
+            f.name: to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if getattr(obj, f.name) is not None
+        }
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
@@ -321,13 +351,16 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     for i, part in enumerate(parents):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: {'.'.join(parents[:i + 1])} is not a table")
+            raise ConfigError(f"--set {key}: {'.'.join(parents[: i + 1])} is not a table")
         node = child
     node[leaf] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
-                raw: dict[str, Any] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    raw: dict[str, Any] | None = None,
+) -> Config:
     """Read a TOML file (or a raw dict), apply overrides, check structure, types and ranges."""
     data = read_toml(path) if path is not None else dict(raw or {})
     for assignment in overrides:

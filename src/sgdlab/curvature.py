@@ -43,7 +43,7 @@ from torch.func import functional_call, grad, jvp
 
 from .errors import UserError
 from .losses import Loss
-from .probes.context import eval_mode
+from .modes import eval_mode
 
 METHODS = ("double-backward", "jvp")
 
@@ -96,9 +96,18 @@ class HessianOperator:
     defaults to the model's current parameters. The evaluation set is processed in pieces of
     `chunk` samples (the loss is their size-weighted mean)."""
 
-    def __init__(self, model: nn.Module, loss: Loss | Callable, x: torch.Tensor, y: torch.Tensor, *,
-                 theta: torch.Tensor | None = None, block: str | Sequence[str] | None = None,
-                 method: str = "double-backward", chunk: int | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: Loss | Callable,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        theta: torch.Tensor | None = None,
+        block: str | Sequence[str] | None = None,
+        method: str = "double-backward",
+        chunk: int | None = None,
+    ):
         if method not in METHODS:
             raise UserError(f"method: {method!r} is not one of {', '.join(METHODS)}")
         self.model, self.loss, self.method = model, loss, method
@@ -108,7 +117,7 @@ class HessianOperator:
             flat = theta.detach()
             offset, values = 0, {}
             for n, p in params.items():
-                values[n] = flat[offset:offset + p.numel()].view_as(p)
+                values[n] = flat[offset : offset + p.numel()].view_as(p)
                 offset += p.numel()
             if offset != flat.numel():
                 raise ValueError(f"θ has {flat.numel()} entries, the model {offset}")
@@ -122,7 +131,7 @@ class HessianOperator:
         self.shape = (self.n, self.n)
         self.dtype, self.device = self.theta.dtype, self.theta.device
         step = chunk or len(x)
-        self.pieces = [(x[i:i + step], y[i:i + step]) for i in range(0, len(x), step)]
+        self.pieces = [(x[i : i + step], y[i : i + step]) for i in range(0, len(x), step)]
         self.count = len(x)
         self.products = 0
         self._grads: list[torch.Tensor] | None = None
@@ -135,7 +144,7 @@ class HessianOperator:
         views, offset = {}, 0
         for name, shape in zip(self.names, self.shapes):
             size = math.prod(shape)
-            views[name] = theta_block[offset:offset + size].view(shape)
+            views[name] = theta_block[offset : offset + size].view(shape)
             offset += size
         out = functional_call(self.model, {**self.fixed, **views, **self.buffers}, (x,))
         return self.loss(out, y)
@@ -143,14 +152,12 @@ class HessianOperator:
     def value(self) -> float:
         """L(θ) on the whole evaluation set."""
         with torch.no_grad(), eval_mode(self.model):
-            return float(sum(self.loss_at(self.theta, x, y) * (len(x) / self.count)
-                             for x, y in self.pieces))
+            return float(sum(self.loss_at(self.theta, x, y) * (len(x) / self.count) for x, y in self.pieces))
 
     def gradient(self) -> torch.Tensor:
         """∇L(θ) restricted to the block."""
         with eval_mode(self.model):
-            return sum(grad(self.loss_at)(self.theta, x, y) * (len(x) / self.count)
-                       for x, y in self.pieces)
+            return sum(grad(self.loss_at)(self.theta, x, y) * (len(x) / self.count) for x, y in self.pieces)
 
     def _build_graph(self) -> None:
         self._leaf = self.theta.detach().requires_grad_(True)
@@ -201,10 +208,10 @@ class HessianOperator:
 
 @dataclass
 class Eigen:
-    values: torch.Tensor      # [k] float64, descending
-    vectors: torch.Tensor     # [n, k] unit columns, in the operator's dtype
-    residuals: torch.Tensor   # [k] float64 Ritz residuals ‖H s − θ s‖
-    iterations: int           # Lanczos steps = operator products
+    values: torch.Tensor  # [k] float64, descending
+    vectors: torch.Tensor  # [n, k] unit columns, in the operator's dtype
+    residuals: torch.Tensor  # [k] float64 Ritz residuals ‖H s − θ s‖
+    iterations: int  # Lanczos steps = operator products
     converged: bool
 
 
@@ -212,15 +219,21 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
     return v / torch.linalg.vector_norm(v)
 
 
-def _random(n: int, generator: torch.Generator | None, dtype: torch.dtype,
-            device) -> torch.Tensor:  # noqa: ANN001
+def _random(n: int, generator: torch.Generator | None, dtype: torch.dtype, device) -> torch.Tensor:  # noqa: ANN001
     """N(0, I) drawn on the CPU (the same numbers on every device)."""
     return torch.randn(n, generator=generator, dtype=dtype, device="cpu").to(device)
 
 
-def lanczos(op, k: int = 1, *, tol: float = 1e-3, max_iter: int = 100,  # noqa: ANN001
-            v0: torch.Tensor | None = None, generator: torch.Generator | None = None,
-            mix: float = 0.05) -> Eigen:
+def lanczos(
+    op,
+    k: int = 1,
+    *,
+    tol: float = 1e-3,
+    max_iter: int = 100,  # noqa: ANN001
+    v0: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    mix: float = 0.05,
+) -> Eigen:
     """The k algebraically largest eigenpairs of the symmetric operator `op` (or dense matrix).
 
     Lanczos with full reorthogonalization (every new vector is orthogonalized twice against all
@@ -281,17 +294,17 @@ def _ritz(alphas: list[float], betas: list[float], beta_last: float, k: int):
     m = len(alphas)
     t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
     if m > 1:
-        off = torch.tensor(betas[:m - 1], dtype=torch.float64)
+        off = torch.tensor(betas[: m - 1], dtype=torch.float64)
         t = t + torch.diag(off, 1) + torch.diag(off, -1)
     theta, s = torch.linalg.eigh(t)
-    order = torch.argsort(theta, descending=True)[:min(k, m)]
+    order = torch.argsort(theta, descending=True)[: min(k, m)]
     return theta[order], s[:, order], beta_last * s[-1, order].abs()
 
 
 @dataclass
 class Trace:
     estimate: float
-    stderr: float         # s/√m, s the sample standard deviation of zᵀHz
+    stderr: float  # s/√m, s the sample standard deviation of zᵀHz
     probes: int
     samples: torch.Tensor  # [m] float64 zᵀHz
 
@@ -311,5 +324,14 @@ def hutchinson(op, probes: int = 32, *, generator: torch.Generator | None = None
     return Trace(float(samples.mean()), stderr, probes, samples)
 
 
-__all__ = ["Eigen", "HessianOperator", "MatrixOperator", "METHODS", "Trace", "as_operator",
-           "block_names", "hutchinson", "lanczos"]
+__all__ = [
+    "Eigen",
+    "HessianOperator",
+    "MatrixOperator",
+    "METHODS",
+    "Trace",
+    "as_operator",
+    "block_names",
+    "hutchinson",
+    "lanczos",
+]

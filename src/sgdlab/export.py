@@ -37,7 +37,9 @@ def summary_writer():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise UserError("--tensorboard: TensorBoard is not installed; pip install 'sgdlab[tensorboard]'") from None
+        raise UserError(
+            "--tensorboard: TensorBoard is not installed; pip install 'sgdlab[tensorboard]'"
+        ) from None
     return SummaryWriter
 
 
@@ -60,12 +62,20 @@ def export_tensorboard(source: str | Path, out: str | Path) -> list[Path]:
         steps = max(int(run.summary.get("steps") or 0), 1)
         writer = writer_cls(log_dir=str(logdir))
         try:
-            writer.add_text("config", "```toml\n" + run_path.joinpath("config.toml").read_text(encoding="utf-8")
-                            + "\n```", 0, walltime=start)
+            writer.add_text(
+                "config",
+                "```toml\n" + run_path.joinpath("config.toml").read_text(encoding="utf-8") + "\n```",
+                0,
+                walltime=start,
+            )
             for metric in run.metrics.column_names[2:]:
                 for step, value in zip(*run.series(metric)):
-                    writer.add_scalar(metric, float(value), int(step),
-                                      walltime=start + seconds * min(int(step) / steps, 1.0))
+                    writer.add_scalar(
+                        metric,
+                        float(value),
+                        int(step),
+                        walltime=start + seconds * min(int(step) / steps, 1.0),
+                    )
         finally:
             writer.close()
         written.append(logdir)

@@ -36,9 +36,14 @@ class _Fault:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-_FAULTS = [fault for fault in (_Fault(os.environ.get("SGDLAB_FAULT", "")),
-                               _Fault(os.environ.get("SGDLAB_FAULT_WORKER", ""), workers_only=True))
-           if fault.spec]
+_FAULTS = [
+    fault
+    for fault in (
+        _Fault(os.environ.get("SGDLAB_FAULT", "")),
+        _Fault(os.environ.get("SGDLAB_FAULT_WORKER", ""), workers_only=True),
+    )
+    if fault.spec
+]
 
 
 def point(name: str) -> None:

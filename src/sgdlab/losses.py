@@ -40,12 +40,20 @@ def _logistic(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 for _loss, _help in (
-    (Loss("cross-entropy", ("index",), lambda o, y: F.cross_entropy(o, y, reduction="none"),
-          F.cross_entropy), "softmax cross-entropy on class indices"),
-    (Loss("squared", ("onehot", "pm1", "real"), _squared, lambda o, y: _squared(o, y).mean()),
-     "½‖f(x) − y‖² per sample (one-hot, ±1 or real targets)"),
-    (Loss("logistic", ("pm1",), _logistic, lambda o, y: _logistic(o, y).mean()),
-     "log(1 + exp(−y·f(x))) with ±1 targets and one output"),
+    (
+        Loss(
+            "cross-entropy", ("index",), lambda o, y: F.cross_entropy(o, y, reduction="none"), F.cross_entropy
+        ),
+        "softmax cross-entropy on class indices",
+    ),
+    (
+        Loss("squared", ("onehot", "pm1", "real"), _squared, lambda o, y: _squared(o, y).mean()),
+        "½‖f(x) − y‖² per sample (one-hot, ±1 or real targets)",
+    ),
+    (
+        Loss("logistic", ("pm1",), _logistic, lambda o, y: _logistic(o, y).mean()),
+        "log(1 + exp(−y·f(x))) with ±1 targets and one output",
+    ),
 ):
     losses.register(_loss.name, help=_help, targets=_loss.targets)(_loss)
 
@@ -54,10 +62,11 @@ def get_loss(name: str, target_kind: str) -> Loss:
     entry = losses.get(name, "train.loss")
     loss: Loss = entry.factory
     if target_kind not in loss.targets:
-        hint = {"index": "data.targets = \"onehot\" or \"pm1\"", "pm1": "data.targets = \"index\""}
-        raise ConfigError(f"train.loss: {name!r} needs {' or '.join(loss.targets)} targets but the "
-                          f"data has {target_kind} targets"
-                          + (f" (try {hint[target_kind]})" if target_kind in hint else ""))
+        hint = {"index": 'data.targets = "onehot" or "pm1"', "pm1": 'data.targets = "index"'}
+        raise ConfigError(
+            f"train.loss: {name!r} needs {' or '.join(loss.targets)} targets but the "
+            f"data has {target_kind} targets" + (f" (try {hint[target_kind]})" if target_kind in hint else "")
+        )
     return loss
 
 

@@ -21,7 +21,7 @@ def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     offset = 0
     for p in trainable(model):
         n = p.numel()
-        p.copy_(theta[offset:offset + n].view_as(p))
+        p.copy_(theta[offset : offset + n].view_as(p))
         offset += n
     if offset != theta.numel():
         raise ValueError(f"θ has {theta.numel()} entries, the model {offset}")
@@ -32,7 +32,7 @@ def named_views(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor
     out, offset = {}, 0
     for name, p in model.named_parameters():
         if p.requires_grad:
-            out[name] = theta[offset:offset + p.numel()].view_as(p)
+            out[name] = theta[offset : offset + p.numel()].view_as(p)
             offset += p.numel()
     return out
 
@@ -50,9 +50,9 @@ def _segments(a: Vector, b: Vector) -> list[tuple[torch.Tensor, torch.Tensor]]:
     out, offset = [], 0
     tensors = [p.detach().reshape(-1) for p in b] if isinstance(b, list) else None
     for i, piece in enumerate(pieces):
-        other = tensors[i] if tensors is not None else b[offset:offset + piece.numel()]
+        other = tensors[i] if tensors is not None else b[offset : offset + piece.numel()]
         for start in range(0, piece.numel(), CHUNK):
-            out.append((piece[start:start + CHUNK], other[start:start + CHUNK]))
+            out.append((piece[start : start + CHUNK], other[start : start + CHUNK]))
         offset += piece.numel()
     return out
 
@@ -70,7 +70,7 @@ def distance(a: Vector, b: Vector, work: torch.Tensor | None = None) -> float:
         work = torch.empty(CHUNK, dtype=first.dtype, device=first.device)
     total = torch.zeros((), dtype=torch.float64, device=first.device)
     for x, y in segments:
-        row = work[:x.numel()]
+        row = work[: x.numel()]
         torch.sub(x, y, out=row)
         total += torch.dot(row, row).double()
     return float(total.sqrt())
@@ -93,6 +93,10 @@ def in_format_of(view: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
     """`view` in `param`'s memory format: a channels-last copy where the model keeps a conv
     weight channels-last (functional_call with plain views of θ would otherwise run the conv
     on mismatched formats, ~3× slower on a CPU); `view` itself otherwise."""
-    if param.dim() == 4 and not param.is_contiguous() and param.is_contiguous(memory_format=torch.channels_last):
+    if (
+        param.dim() == 4
+        and not param.is_contiguous()
+        and param.is_contiguous(memory_format=torch.channels_last)
+    ):
         return view.contiguous(memory_format=torch.channels_last)
     return view

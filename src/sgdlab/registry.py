@@ -28,13 +28,15 @@ class Registry(Generic[F]):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, *, help: str, options: dict[str, Any] | None = None,
-                 **extra: Any) -> Callable[[F], F]:
+    def register(
+        self, name: str, *, help: str, options: dict[str, Any] | None = None, **extra: Any
+    ) -> Callable[[F], F]:
         def decorate(factory: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = Entry(name, factory, help, dict(options or {}), extra)
             return factory
+
         return decorate
 
     def get(self, name: str, key: str | None = None) -> Entry:

@@ -53,12 +53,20 @@ class RunResult:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "torch": torch.__version__,
-           "numpy": np.__version__, "sgdlab": __version__}
+    out = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "sgdlab": __version__,
+    }
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         if commit.returncode == 0:
             out["sgdlab_git"] = commit.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -76,10 +84,18 @@ def environment() -> dict[str, object]:
             cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
     except OSError:
         pass
-    cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] \
-        if torch.cuda.is_available() else []
-    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "cuda_devices": cuda}
+    cuda = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available()
+        else []
+    )
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda_devices": cuda,
+    }
 
 
 def _now() -> str:
@@ -96,41 +112,66 @@ def as_config(config: Config | str | Path | dict, overrides: tuple[str, ...] | l
     return load_config(config, overrides)
 
 
-def prepare(config: Config | str | Path | dict, overrides: tuple[str, ...] | list[str] = (), *,
-            model: nn.Module | None = None, data: Dataset | None = None) -> Parts:
+def prepare(
+    config: Config | str | Path | dict,
+    overrides: tuple[str, ...] | list[str] = (),
+    *,
+    model: nn.Module | None = None,
+    data: Dataset | None = None,
+) -> Parts:
     """Validate and build everything a run needs, without running or writing anything."""
     return build_parts(resolve(as_config(config, overrides)), model=model, data=data)
 
 
-def run(config: Config | str | Path | dict, out: str | Path | None = None, *,
-        overrides: tuple[str, ...] | list[str] = (), overwrite: bool = False,
-        progress: Progress | None = None, model: nn.Module | None = None,
-        data: Dataset | None = None) -> RunResult:
+def run(
+    config: Config | str | Path | dict,
+    out: str | Path | None = None,
+    *,
+    overrides: tuple[str, ...] | list[str] = (),
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    model: nn.Module | None = None,
+    data: Dataset | None = None,
+) -> RunResult:
     """Train from a config (a Config, a TOML path or a dict). With `out`, everything is written
     to that run directory; without, results stay in memory."""
     parts = prepare(config, overrides, model=model, data=data)
     return start(parts, out, overwrite=overwrite, progress=progress)
 
 
-def start(parts: Parts, out: str | Path | None = None, *, overwrite: bool = False,
-          progress: Progress | None = None) -> RunResult:
+def start(
+    parts: Parts, out: str | Path | None = None, *, overwrite: bool = False, progress: Progress | None = None
+) -> RunResult:
     """Train freshly built `parts` (from `prepare`); the run directory is created only now."""
     cfg = parts.config
     run_dir = RunDir.create(out, config_to_toml(cfg), overwrite=overwrite) if out is not None else None
     if run_dir is not None:
         run_dir.lock()
     recorder = Recorder(run_dir, cfg.checkpoint)
-    recorder.summary = {"status": "running", "seed": cfg.seed, "n_params": parts.n_params,
-                        "steps": 0, "steps_per_epoch": parts.sampler.steps_per_epoch,
-                        "device": cfg.device, "threads": cfg.threads, "versions": versions(),
-                        "started_at": _now(), "resumes": 0}
+    recorder.summary = {
+        "status": "running",
+        "seed": cfg.seed,
+        "n_params": parts.n_params,
+        "steps": 0,
+        "steps_per_epoch": parts.sampler.steps_per_epoch,
+        "device": cfg.device,
+        "threads": cfg.threads,
+        "versions": versions(),
+        "started_at": _now(),
+        "resumes": 0,
+    }
     init_state = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
     recorder.save("init.pt", init_state)
     return _execute(parts, recorder, init_state, None, progress)
 
 
-def resume(path: str | Path, *, progress: Progress | None = None, model: nn.Module | None = None,
-           data: Dataset | None = None) -> RunResult:
+def resume(
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    model: nn.Module | None = None,
+    data: Dataset | None = None,
+) -> RunResult:
     """Continue a run that was killed or interrupted, from its latest saved state; the result
     is bit-identical to an uninterrupted run (same machine kind and thread count)."""
     run_dir = RunDir.open(path)
@@ -146,8 +187,10 @@ def resume(path: str | Path, *, progress: Progress | None = None, model: nn.Modu
     init = run_dir.load("init.pt")
     rebuilt = parts.model.state_dict()
     if init.keys() != rebuilt.keys() or any(not torch.equal(init[k].cpu(), rebuilt[k].cpu()) for k in init):
-        raise UserError(f"{path}: this sgdlab builds a different θ_0 for the run's config than the "
-                        "run recorded (the code changed?); cannot resume it bit-identically")
+        raise UserError(
+            f"{path}: this sgdlab builds a different θ_0 for the run's config than the "
+            "run recorded (the code changed?); cannot resume it bit-identically"
+        )
     parts.model.load_state_dict(init)
     metrics = MetricsLog(run_dir.read_metrics())
     recorder = Recorder(run_dir, cfg.checkpoint, metrics)
@@ -173,8 +216,14 @@ def replayed_probes(probes: list[Probe]) -> list[Probe]:
     return [p for p in probes if "theta_star" in p.needs]
 
 
-def _execute(parts: Parts, recorder: Recorder, init_state: dict[str, torch.Tensor],
-             state: dict[str, Any] | None, progress: Progress | None, phase: str = "train") -> RunResult:
+def _execute(
+    parts: Parts,
+    recorder: Recorder,
+    init_state: dict[str, torch.Tensor],
+    state: dict[str, Any] | None,
+    progress: Progress | None,
+    phase: str = "train",
+) -> RunResult:
     summary = recorder.summary
     replayed = replayed_probes(parts.probes)
     try:
@@ -183,8 +232,9 @@ def _execute(parts: Parts, recorder: Recorder, init_state: dict[str, torch.Tenso
             if replayed:
                 summary["phase"] = "train"
             recorder.flush()
-            outcome = train(first, recorder, theta0=_theta0(parts.model, init_state), state=state,
-                            progress=progress)
+            outcome = train(
+                first, recorder, theta0=_theta0(parts.model, init_state), state=state, progress=progress
+            )
             _record(first, recorder, outcome)
             if outcome.status == "completed":
                 recorder.save("final.pt", parts.model.state_dict())
@@ -196,8 +246,11 @@ def _execute(parts: Parts, recorder: Recorder, init_state: dict[str, torch.Tenso
         return _finish(parts, recorder)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
-        summary.update(status="interrupted" if interrupted else "failed",
-                       error=f"{type(exc).__name__}: {exc}", finished_at=_now())
+        summary.update(
+            status="interrupted" if interrupted else "failed",
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=_now(),
+        )
         try:
             recorder.flush()
         except (OSError, UserError):
@@ -210,8 +263,9 @@ def _execute(parts: Parts, recorder: Recorder, init_state: dict[str, torch.Tenso
 
 def _theta0(model: nn.Module, init_state: dict[str, torch.Tensor]) -> torch.Tensor:
     names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return torch.cat([init_state[n].reshape(-1) for n, _ in model.named_parameters() if n in names]) \
-        .to(next(model.parameters()).device, next(model.parameters()).dtype)
+    return torch.cat([init_state[n].reshape(-1) for n, _ in model.named_parameters() if n in names]).to(
+        next(model.parameters()).device, next(model.parameters()).dtype
+    )
 
 
 def first_pass(parts: Parts) -> Parts:
@@ -227,9 +281,14 @@ def first_pass(parts: Parts) -> Parts:
 
 def _record(parts: Parts, recorder: Recorder, outcome: Outcome) -> None:
     spe = parts.sampler.steps_per_epoch
-    recorder.summary.update(status=outcome.status, steps=outcome.steps, epochs=outcome.steps / spe,
-                            stop_reason=outcome.stop_reason, wall_time_s=round(outcome.wall_time, 3),
-                            finished_at=_now())
+    recorder.summary.update(
+        status=outcome.status,
+        steps=outcome.steps,
+        epochs=outcome.steps / spe,
+        stop_reason=outcome.stop_reason,
+        wall_time_s=round(outcome.wall_time, 3),
+        finished_at=_now(),
+    )
     if outcome.status != "interrupted":
         recorder.summary["final"] = {k: outcome.final.get(k) for k in FINAL_KEYS} | outcome.final
     if outcome.diverged_at is not None:
@@ -239,19 +298,31 @@ def _record(parts: Parts, recorder: Recorder, outcome: Outcome) -> None:
         recorder.summary.setdefault("probes", {}).update(outcome.probe_summaries)
 
 
-def _replay(parts: Parts, replayed: list[Probe], recorder: Recorder,
-            init_state: dict[str, torch.Tensor], progress: Progress | None) -> None:
+def _replay(
+    parts: Parts,
+    replayed: list[Probe],
+    recorder: Recorder,
+    init_state: dict[str, torch.Tensor],
+    progress: Progress | None,
+) -> None:
     """Pass 2: θ_0 again, only the θ*-probes, the same number of steps, verified step by step."""
     cfg = parts.config
     summary = recorder.summary
     steps = int(summary["steps"])
     table = recorder.metrics.table()
-    reference = Reference(_final_params(parts, recorder), _loss_per_step(table, steps),
-                          str(recorder.run_dir.path) if recorder.run_dir else "memory")
+    reference = Reference(
+        _final_params(parts, recorder),
+        _loss_per_step(table, steps),
+        str(recorder.run_dir.path) if recorder.run_dir else "memory",
+    )
     replay_cfg = dataclasses.replace(
-        cfg, train=dataclasses.replace(cfg.train, epochs=None, max_steps=steps, stop_loss=None),
-        probes=ProbesConfig(use=tuple(p.name for p in replayed),
-                            options={p.name: cfg.probes.options[p.name] for p in replayed}))
+        cfg,
+        train=dataclasses.replace(cfg.train, epochs=None, max_steps=steps, stop_loss=None),
+        probes=ProbesConfig(
+            use=tuple(p.name for p in replayed),
+            options={p.name: cfg.probes.options[p.name] for p in replayed},
+        ),
+    )
     parts.model.load_state_dict(init_state)
     replay_parts = build_parts(replay_cfg, model=parts.model, data=parts.data)
     replay_dir, state = None, None
@@ -268,8 +339,14 @@ def _replay(parts: Parts, replayed: list[Probe], recorder: Recorder,
         metrics.truncate(int(state["step"]))
     replay_recorder = Recorder(replay_dir, cfg.checkpoint, metrics)
     replay_recorder.summary = {"status": "running", "phase": "replay", "of": reference.source}
-    outcome = train(replay_parts, replay_recorder, theta0=_theta0(parts.model, init_state),
-                    reference=reference, state=state, progress=progress)
+    outcome = train(
+        replay_parts,
+        replay_recorder,
+        theta0=_theta0(parts.model, init_state),
+        reference=reference,
+        state=state,
+        progress=progress,
+    )
     _record(replay_parts, replay_recorder, outcome)
     replay_recorder.flush()
     if outcome.status != "completed":

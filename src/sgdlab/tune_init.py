@@ -63,9 +63,9 @@ class Trial:
 @dataclass
 class TuneResult:
     trials: list[Trial]
-    chosen: int          # index into trials
-    reason: str          # why the sequence stopped
-    budget: int          # the step budget of every trial after the first
+    chosen: int  # index into trials
+    reason: str  # why the sequence stopped
+    budget: int  # the step budget of every trial after the first
     model: Any = field(default=None, repr=False)  # the chosen net
 
     @property
@@ -73,9 +73,14 @@ class TuneResult:
         return self.trials[self.chosen].sigma
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": str(NONNENMACHER_2021), "chosen_sigma": self.sigma,
-                "chosen": dataclasses.asdict(self.trials[self.chosen]), "stopped_because": self.reason,
-                "step_budget": self.budget, "trials": [dataclasses.asdict(t) for t in self.trials]}
+        return {
+            "source": str(NONNENMACHER_2021),
+            "chosen_sigma": self.sigma,
+            "chosen": dataclasses.asdict(self.trials[self.chosen]),
+            "stopped_because": self.reason,
+            "step_budget": self.budget,
+            "trials": [dataclasses.asdict(t) for t in self.trials],
+        }
 
 
 def sigma_models() -> list[str]:
@@ -86,8 +91,10 @@ def check_sigma(cfg: Config) -> None:
     """The model must have an initialization scale, and it must change θ_0's effect."""
     entry = models.get(cfg.model.name, "model.name")
     if "sigma" not in entry.options:
-        raise ConfigError(f"model.name: {cfg.model.name!r} has no initialization scale model.sigma; "
-                          f"tune-init needs one of {', '.join(sigma_models())}")
+        raise ConfigError(
+            f"model.name: {cfg.model.name!r} has no initialization scale model.sigma; "
+            f"tune-init needs one of {', '.join(sigma_models())}"
+        )
 
 
 def _effective(cfg: Config, data: Dataset, sigma: float) -> torch.Tensor:
@@ -103,13 +110,16 @@ def validation_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset
     n = len(data.train)
     k = round(fraction * n)
     if not 0 < k < n:
-        raise UserError(f"--validation: {fraction:g} of {n} training points leaves no training or "
-                        "no validation points")
+        raise UserError(
+            f"--validation: {fraction:g} of {n} training points leaves no training or no validation points"
+        )
     perm = torch.randperm(n, generator=generator(seed, "validation"))
     val, keep = perm[:k].sort().values, perm[k:].sort().values
     train = Split(data.train.x[keep], data.train.y[keep])
-    return (dataclasses.replace(data, train=train, test=Split(data.train.x[val], data.train.y[val])),
-            dataclasses.replace(data, train=train, test=data.test))
+    return (
+        dataclasses.replace(data, train=train, test=Split(data.train.x[val], data.train.y[val])),
+        dataclasses.replace(data, train=train, test=data.test),
+    )
 
 
 @torch.no_grad()
@@ -126,37 +136,52 @@ def _evaluate(model: torch.nn.Module, split: Split, cfg: Config, target_kind: st
         y = y.to(param.dtype)
     wrong = misclassified(out, y, target_kind)
     model.train(was)
-    return float(loss.per_sample(out, y).double().mean()), float(wrong.double().mean()) if wrong is not None else math.nan
+    return float(loss.per_sample(out, y).double().mean()), float(
+        wrong.double().mean()
+    ) if wrong is not None else math.nan
 
 
-def tune_init(config: Config, *, factor: float = 0.7, margin: float = 0.05, max_slowdown: float = 10.0,
-              max_trials: int = 8, validation: float = 0.2, stop_loss: float | None = None,
-              log: Callable[[str], None] | None = None) -> TuneResult:
+def tune_init(
+    config: Config,
+    *,
+    factor: float = 0.7,
+    margin: float = 0.05,
+    max_slowdown: float = 10.0,
+    max_trials: int = 8,
+    validation: float = 0.2,
+    stop_loss: float | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TuneResult:
     """Run the procedure on `config` (a Config); see the module docstring."""
     from . import runner
 
     log = log or (lambda message: None)
     for name, value, ok, allowed in (
-            ("--factor", factor, 0 < factor < 1, "in (0, 1)"),
-            ("--margin", margin, 0 <= margin < math.inf, "finite and >= 0"),
-            ("--max-slowdown", max_slowdown, 1 <= max_slowdown < math.inf, "finite and >= 1"),
-            ("--max-trials", max_trials, max_trials >= 2, ">= 2"),
-            ("--validation", validation, 0 < validation < 1, "in (0, 1)"),
-            ("--stop-loss", stop_loss, stop_loss is None or 0 < stop_loss < math.inf, "finite and > 0")):
+        ("--factor", factor, 0 < factor < 1, "in (0, 1)"),
+        ("--margin", margin, 0 <= margin < math.inf, "finite and >= 0"),
+        ("--max-slowdown", max_slowdown, 1 <= max_slowdown < math.inf, "finite and >= 1"),
+        ("--max-trials", max_trials, max_trials >= 2, ">= 2"),
+        ("--validation", validation, 0 < validation < 1, "in (0, 1)"),
+        ("--stop-loss", stop_loss, stop_loss is None or 0 < stop_loss < math.inf, "finite and > 0"),
+    ):
         if not ok:  # comparisons written so that NaN fails them
             raise UserError(f"{name}: {value!r} is out of range (must be {allowed})")
     cfg = resolve(config)
     check_sigma(cfg)
     threshold = stop_loss if stop_loss is not None else cfg.train.stop_loss
     if threshold is None:
-        raise ConfigError("train.stop_loss: tune-init needs the loss at which training counts as done "
-                          "(set train.stop_loss or pass --stop-loss)")
+        raise ConfigError(
+            "train.stop_loss: tune-init needs the loss at which training counts as done "
+            "(set train.stop_loss or pass --stop-loss)"
+        )
     data = build_dataset(cfg.data, cfg.seed)
     sigma0 = float(cfg.model.sigma)
     if torch.equal(_effective(cfg, data, sigma0), _effective(cfg, data, sigma0 * factor)):
-        raise ConfigError(f"model.sigma: changing it does not change {cfg.model.name!r} at "
-                          f"initialization (parametrization = {cfg.model.parametrization!r}, "
-                          f"init = {cfg.model.init!r}); use parametrization = \"ntk\" or init = \"ntk-normal\"")
+        raise ConfigError(
+            f"model.sigma: changing it does not change {cfg.model.name!r} at "
+            f"initialization (parametrization = {cfg.model.parametrization!r}, "
+            f'init = {cfg.model.init!r}); use parametrization = "ntk" or init = "ntk-normal"'
+        )
     train_val, train_test = validation_split(data, validation, cfg.seed)
 
     trials: list[Trial] = []
@@ -172,10 +197,18 @@ def tune_init(config: Config, *, factor: float = 0.7, margin: float = 0.05, max_
         final = result.summary.get("final", {})
         model = result.parts.model
         test_loss, test_error = _evaluate(model, train_test.test, c, data.target_kind)
-        t = Trial(sigma, result.status, int(result.summary["steps"]), str(result.summary["stop_reason"]),
-                  float(final.get("train_loss", math.nan)), float(final.get("test_loss", math.nan)),
-                  float(final.get("test_error", math.nan)), test_loss, test_error,
-                  result.status == "completed" and result.summary["stop_reason"] == "stop_loss")
+        t = Trial(
+            sigma,
+            result.status,
+            int(result.summary["steps"]),
+            str(result.summary["stop_reason"]),
+            float(final.get("train_loss", math.nan)),
+            float(final.get("test_loss", math.nan)),
+            float(final.get("test_error", math.nan)),
+            test_loss,
+            test_error,
+            result.status == "completed" and result.summary["stop_reason"] == "stop_loss",
+        )
         log(f"σ = {sigma:.4g}: {t.steps} steps ({t.stop_reason}), validation loss {t.val_loss:.4g}")
         trials.append(t)
         nets.append(model)
@@ -184,8 +217,10 @@ def tune_init(config: Config, *, factor: float = 0.7, margin: float = 0.05, max_
     first = trial(sigma0, None)
     budget = max(1, math.ceil(max_slowdown * first.steps))
     if not first.practical:
-        reason = (f"the standard σ = {sigma0:g} does not reach the loss threshold {threshold:g} "
-                  "within the config's own budget; nothing to compare with")
+        reason = (
+            f"the standard σ = {sigma0:g} does not reach the loss threshold {threshold:g} "
+            "within the config's own budget; nothing to compare with"
+        )
     else:
         reason = f"reached --max-trials {max_trials}"
         sigma, previous = sigma0, first
@@ -193,14 +228,16 @@ def tune_init(config: Config, *, factor: float = 0.7, margin: float = 0.05, max_
             sigma *= factor
             t = trial(sigma, budget)
             if not t.practical:
-                reason = (f"training got impractically slow at σ = {sigma:.4g} (no loss < {threshold:g} "
-                          f"within {budget} steps = {max_slowdown:g}× the standard σ's)")
+                reason = (
+                    f"training got impractically slow at σ = {sigma:.4g} (no loss < {threshold:g} "
+                    f"within {budget} steps = {max_slowdown:g}× the standard σ's)"
+                )
                 break
             if not t.val_loss < previous.val_loss:
                 reason = f"the validation loss stopped decreasing at σ = {sigma:.4g}"
                 break
             if previous.val_loss - t.val_loss < margin * previous.val_loss:
-                reason = (f"the validation loss improved by less than {100 * margin:g}% at σ = {sigma:.4g}")
+                reason = f"the validation loss improved by less than {100 * margin:g}% at σ = {sigma:.4g}"
                 break
             previous = t
     eligible = [i for i, t in enumerate(trials) if t.practical] or [0]
@@ -230,20 +267,28 @@ def figure(result: TuneResult, path: Path) -> Path:
     left.plot(sigmas, [x.val_loss for x in t], "o-", label="validation loss (chooses)")
     left.plot(sigmas, [x.test_loss for x in t], "s--", label="test loss (reported)")
     left.axvline(result.sigma, color="0.5", ls=":", label=f"chosen σ = {result.sigma:.3g}")
-    left.set(xscale="log", yscale="log", xlabel="initialization scale σ", ylabel="loss",
-             title="loss of each trial (same θ_0 draws)")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="initialization scale σ",
+        ylabel="loss",
+        title="loss of each trial (same θ_0 draws)",
+    )
     right.plot(sigmas, [x.steps for x in t], "o-", color="C2", label="steps to the loss threshold")
     right.axhline(result.budget, color="C3", ls=":", label=f"step budget {result.budget}")
     for x in t:
         if not x.practical:
             right.plot([x.sigma], [x.steps], "x", color="C3", ms=10)
-    right.set(xscale="log", xlabel="initialization scale σ", ylabel="training steps",
-              title="cost of each trial (× = too slow)")
+    right.set(
+        xscale="log",
+        xlabel="initialization scale σ",
+        ylabel="training steps",
+        title="cost of each trial (× = too slow)",
+    )
     for ax in (left, right):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, frameon=False)
-    fig.suptitle(f"tune-init: {result.reason} — procedure of {NONNENMACHER_2021.short}, Sect. 3",
-                 fontsize=10)
+    fig.suptitle(f"tune-init: {result.reason} — procedure of {NONNENMACHER_2021.short}, Sect. 3", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import DataConfig
 from ..seeding import generator
 from . import cifar10, cifar100, digits, fashion_mnist, mnist, separable, synthetic  # noqa: F401  (registers)
-from .dataset import Dataset, RawData, Split, TARGET_KINDS
+from .dataset import TARGET_KINDS, Dataset, RawData, Split
 from .pipeline import prepare
 from .registry import datasets
 

@@ -25,14 +25,13 @@ import torch
 
 from ..config import DataConfig
 from ..errors import UserError
+from ..store.files import sha256_of
 from . import safepickle
 from .dataset import RawData
-from ..store.files import sha256_of
 from .files import cache_dir, load_npz, locate, save_npz_atomic, shared_datasets
 from .registry import IMAGE_DEFAULTS, datasets
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck")
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 ARCHIVE = "cifar10-jpeg.tar.xz"
 BATCHES = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -42,8 +41,10 @@ FULL = {"train": 5000, "test": 1000}  # images per class in the full set
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 TAR_SUFFIXES = (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2")
 CACHE_VERSION = 1
-TODO = (f"put {BATCHES}, the image-folder tree train/<class>/*.jpg + test/<class>/*.jpg or its "
-        f".tar.xz under data.root or SGDLAB_DATA_ROOT")
+TODO = (
+    f"put {BATCHES}, the image-folder tree train/<class>/*.jpg + test/<class>/*.jpg or its "
+    f".tar.xz under data.root or SGDLAB_DATA_ROOT"
+)
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -90,16 +91,22 @@ def read_batch(path: Path, label_key: str = "labels", todo: str = TODO) -> tuple
     data = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else np.asarray(data, np.uint8)
     labels = np.asarray(labels, np.int64)
     if data.size != labels.size * 3072:
-        raise UserError(f"{path}: {data.size} values for {labels.size} labels, expected "
-                        f"{labels.size * 3072} (3×32×32 each)")
+        raise UserError(
+            f"{path}: {data.size} values for {labels.size} labels, expected "
+            f"{labels.size * 3072} (3×32×32 each)"
+        )
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
 
 
 def read_batches(folder: Path) -> dict[str, np.ndarray]:
     train = [read_batch(folder / name) for name in TRAIN_BATCHES]
     x_test, y_test = read_batch(folder / TEST_BATCH)
-    return {"x_train": np.concatenate([x for x, _ in train]),
-            "y_train": np.concatenate([y for _, y in train]), "x_test": x_test, "y_test": y_test}
+    return {
+        "x_train": np.concatenate([x for x, _ in train]),
+        "y_train": np.concatenate([y for _, y in train]),
+        "x_test": x_test,
+        "y_test": y_test,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -128,8 +135,7 @@ def member_place(name: str) -> tuple[str, int, str] | None:
     if parts[-1].startswith("."):
         return None
     if parts[-2] not in CLASSES:
-        raise UserError(f"cifar10: {name}: {parts[-2]!r} is not a CIFAR-10 class "
-                        f"({', '.join(CLASSES)})")
+        raise UserError(f"cifar10: {name}: {parts[-2]!r} is not a CIFAR-10 class ({', '.join(CLASSES)})")
     return parts[-3], CLASSES.index(parts[-2]), parts[-1]
 
 
@@ -197,16 +203,19 @@ def check_arrays(arrays: dict[str, np.ndarray], what: str) -> None:
     for split in SPLITS:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3) or len(x) != len(y):
-            raise UserError(f"{what}: {split} images have shape {x.shape} ({x.dtype}) for "
-                            f"{len(y)} labels, expected N×32×32×3 uint8")
+            raise UserError(
+                f"{what}: {split} images have shape {x.shape} ({x.dtype}) for "
+                f"{len(y)} labels, expected N×32×32×3 uint8"
+            )
         if len(y) and not (0 <= y.min() and y.max() < len(CLASSES)):
             raise UserError(f"{what}: {split} labels outside 0..{len(CLASSES) - 1}")
     if all(len(arrays[f"y_{s}"]) == FULL[s] * len(CLASSES) for s in SPLITS):
         for split in SPLITS:
             counts = np.bincount(arrays[f"y_{split}"], minlength=len(CLASSES))
             if (counts != FULL[split]).any():
-                raise UserError(f"{what}: {split} class counts {counts.tolist()}, expected "
-                                f"{FULL[split]} per class")
+                raise UserError(
+                    f"{what}: {split} class counts {counts.tolist()}, expected {FULL[split]} per class"
+                )
 
 
 def load_arrays(source: Source) -> tuple[dict[str, np.ndarray], dict]:
@@ -233,15 +242,25 @@ def locate_cifar10(cfg: DataConfig) -> Source:
     return locate(cfg, "cifar10", find_source, conventional, TODO)
 
 
-@datasets.register("cifar10", help="CIFAR-10, 50,000/10,000 32x32 colour images, 10 classes; "
-                   f"from {BATCHES}, an image-folder tree or its .tar.xz in data.root "
-                   "(decoded once, cached in SGDLAB_DATA)", options=IMAGE_DEFAULTS)
+@datasets.register(
+    "cifar10",
+    help="CIFAR-10, 50,000/10,000 32x32 colour images, 10 classes; "
+    f"from {BATCHES}, an image-folder tree or its .tar.xz in data.root "
+    "(decoded once, cached in SGDLAB_DATA)",
+    options=IMAGE_DEFAULTS,
+)
 def load_cifar10(cfg: DataConfig, gen: torch.Generator) -> RawData:
     arrays, meta = load_arrays(locate_cifar10(cfg))
 
     def images(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # uint8; [0,1] after subsetting
 
-    return RawData(images(arrays["x_train"]), torch.from_numpy(arrays["y_train"]),
-                   images(arrays["x_test"]), torch.from_numpy(arrays["y_test"]), n_classes=10,
-                   class_names=CLASSES, meta=meta)
+    return RawData(
+        images(arrays["x_train"]),
+        torch.from_numpy(arrays["y_train"]),
+        images(arrays["x_test"]),
+        torch.from_numpy(arrays["y_test"]),
+        n_classes=10,
+        class_names=CLASSES,
+        meta=meta,
+    )

@@ -49,9 +49,12 @@ def locate_cifar100(cfg: DataConfig) -> Path:
     return locate(cfg, "cifar100", find_folder, [cache_dir(), cache_dir() / "cifar100"], TODO)
 
 
-@datasets.register("cifar100", help="CIFAR-100, 50,000/10,000 32x32 colour images, 100 fine "
-                   f"classes; from {FOLDER} in data.root (user-supplied, never downloaded)",
-                   options=IMAGE_DEFAULTS)
+@datasets.register(
+    "cifar100",
+    help="CIFAR-100, 50,000/10,000 32x32 colour images, 100 fine "
+    f"classes; from {FOLDER} in data.root (user-supplied, never downloaded)",
+    options=IMAGE_DEFAULTS,
+)
 def load_cifar100(cfg: DataConfig, gen: torch.Generator) -> RawData:
     folder = locate_cifar100(cfg)
     splits = {name: read_batch(folder / name, "fine_labels", TODO) for name in ("train", "test")}
@@ -63,6 +66,12 @@ def load_cifar100(cfg: DataConfig, gen: torch.Generator) -> RawData:
         return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()  # uint8; [0,1] after subsetting
 
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
-    return RawData(images(x_train), torch.from_numpy(y_train), images(x_test),
-                   torch.from_numpy(y_test), n_classes=N_CLASSES, class_names=class_names(folder),
-                   meta={"source": str(folder), "source_kind": "batches"})
+    return RawData(
+        images(x_train),
+        torch.from_numpy(y_train),
+        images(x_test),
+        torch.from_numpy(y_test),
+        n_classes=N_CLASSES,
+        class_names=class_names(folder),
+        meta={"source": str(folder), "source_kind": "batches"},
+    )

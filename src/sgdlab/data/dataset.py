@@ -25,6 +25,7 @@ class Split:
 class RawData:
     """What a loader returns: images N×C×H×W as uint8 (0–255) or float in [0,1], or float
     vectors N×D. uint8 images become floats only after subsetting, which keeps big sets small."""
+
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
@@ -67,16 +68,28 @@ class Dataset:
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Dataset":
         """On `device`; floating tensors (inputs, float targets) also in `dtype` if given."""
+
         def move(t: torch.Tensor) -> torch.Tensor:
             return t.to(device, dtype) if dtype is not None and t.is_floating_point() else t.to(device)
-        return replace(self, train=Split(move(self.train.x), move(self.train.y)),
-                       test=Split(move(self.test.x), move(self.test.y)))
+
+        return replace(
+            self,
+            train=Split(move(self.train.x), move(self.train.y)),
+            test=Split(move(self.test.x), move(self.test.y)),
+        )
 
     @classmethod
-    def from_tensors(cls, x_train: torch.Tensor, y_train: torch.Tensor,
-                     x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
-                     *, name: str = "custom", target_kind: str | None = None,
-                     n_classes: int | None = None) -> "Dataset":
+    def from_tensors(
+        cls,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        x_test: torch.Tensor | None = None,
+        y_test: torch.Tensor | None = None,
+        *,
+        name: str = "custom",
+        target_kind: str | None = None,
+        n_classes: int | None = None,
+    ) -> "Dataset":
         """Wrap your own tensors; integer labels are class indices, floats are targets."""
         if x_test is None or y_test is None:
             x_test, y_test = x_train[:0], y_train[:0]

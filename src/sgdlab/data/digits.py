@@ -7,11 +7,14 @@ import torch
 from ..config import DataConfig
 from ..errors import ConfigError
 from .dataset import RawData
-from .registry import datasets, IMAGE_DEFAULTS
+from .registry import IMAGE_DEFAULTS, datasets
 
 
-@datasets.register("digits", help="scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes); "
-                   "built in", options=IMAGE_DEFAULTS)
+@datasets.register(
+    "digits",
+    help="scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes); built in",
+    options=IMAGE_DEFAULTS,
+)
 def load_digits(cfg: DataConfig, gen: torch.Generator) -> RawData:
     """No canonical split: one seeded permutation gives n_train training points and the next
     n_test test points (default 1,297 and 500). With `data.classes` and a count given, the
@@ -33,9 +36,9 @@ def load_digits(cfg: DataConfig, gen: torch.Generator) -> RawData:
         what = "digits"
     n_test = n_test if n_test is not None else x.shape[0] - n_train
     if n_train < 0 or n_train + n_test > x.shape[0]:
-        raise ConfigError(f"data.n_train + data.n_test: {n_train} + {n_test} is more than the "
-                          f"{x.shape[0]} {what} available")
+        raise ConfigError(
+            f"data.n_train + data.n_test: {n_train} + {n_test} is more than the {x.shape[0]} {what} available"
+        )
     perm = torch.randperm(x.shape[0], generator=gen)
-    tr, te = perm[:n_train], perm[n_train:n_train + n_test]
-    return RawData(x[tr], y[tr], x[te], y[te], n_classes=10,
-                   class_names=tuple(str(i) for i in range(10)))
+    tr, te = perm[:n_train], perm[n_train : n_train + n_test]
+    return RawData(x[tr], y[tr], x[te], y[te], n_classes=10, class_names=tuple(str(i) for i in range(10)))

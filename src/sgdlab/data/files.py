@@ -35,6 +35,7 @@ def repo_root() -> Path | None:
     """The source checkout holding the package (src layout), or None when installed elsewhere."""
     try:
         import sgdlab
+
         return Path(sgdlab.__file__).resolve().parents[2]
     except (ImportError, AttributeError, IndexError, TypeError, OSError):
         return None
@@ -61,8 +62,9 @@ def search_paths(cfg: DataConfig, name: str, conventional: Iterable[Path] = ()) 
     return [p for p in paths if not (str(p) in seen or seen.add(str(p)))]
 
 
-def locate(cfg: DataConfig, name: str, probe: Callable[[Path], T | None],
-           conventional: Iterable[Path], todo: str) -> T:
+def locate(
+    cfg: DataConfig, name: str, probe: Callable[[Path], T | None], conventional: Iterable[Path], todo: str
+) -> T:
     """The first hit of `probe` over the search paths; else a one-line UserError saying `todo`."""
     paths = search_paths(cfg, name, conventional)
     for path in paths:
@@ -80,8 +82,10 @@ def locate(cfg: DataConfig, name: str, probe: Callable[[Path], T | None],
 def check_sha256(path: Path, expected: str, name: str, todo: str) -> None:
     actual = sha256_of(path)
     if actual != expected:
-        raise UserError(f"{name}: {path} has sha256 {actual[:16]}…, expected {expected[:16]}… "
-                        f"(corrupt or a different file); {todo}")
+        raise UserError(
+            f"{name}: {path} has sha256 {actual[:16]}…, expected {expected[:16]}… "
+            f"(corrupt or a different file); {todo}"
+        )
 
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:

@@ -28,8 +28,7 @@ def parse_idx(data: bytes, what: str = "IDX data") -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", data[4:header])
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
-        raise UserError(f"{what}: IDX shape {shape} needs {expected} bytes, the file has "
-                        f"{len(data)}")
+        raise UserError(f"{what}: IDX shape {shape} needs {expected} bytes, the file has {len(data)}")
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -43,6 +42,8 @@ def read_idx(path: Path, ndim: int, type_byte: int = 0x08) -> np.ndarray:
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc})") from None
     if len(data) >= 4 and data[:2] == b"\0\0" and (data[2], data[3]) != (type_byte, ndim):
-        raise UserError(f"{path}: IDX magic {data[:4].hex()}, expected "
-                        f"{bytes((0, 0, type_byte, ndim)).hex()} ({ndim}-d, type {type_byte:#04x})")
+        raise UserError(
+            f"{path}: IDX magic {data[:4].hex()}, expected "
+            f"{bytes((0, 0, type_byte, ndim)).hex()} ({ndim}-d, type {type_byte:#04x})"
+        )
     return parse_idx(data, str(path))

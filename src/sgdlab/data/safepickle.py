@@ -48,8 +48,17 @@ def load(f: IO[bytes], what: str) -> Any:
     try:
         return NumpyOnlyUnpickler(f, encoding="latin1").load()
     except ForbiddenGlobal as exc:
-        raise UserError(f"{what}: refused to unpickle, it names the global {exc} (only numpy "
-                        f"arrays are allowed); the file is not what sgdlab expects") from None
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError, AttributeError,
-            IndexError) as exc:
+        raise UserError(
+            f"{what}: refused to unpickle, it names the global {exc} (only numpy "
+            f"arrays are allowed); the file is not what sgdlab expects"
+        ) from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        OSError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+    ) as exc:
         raise UserError(f"{what}: not a readable pickle ({type(exc).__name__}: {exc})") from None

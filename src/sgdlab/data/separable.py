@@ -16,9 +16,15 @@ from .dataset import RawData
 from .registry import SYNTHETIC_DEFAULTS, datasets
 
 
-def make_separable(n: int, dim: int, margin: float, gen: torch.Generator,
-                   w_hat: torch.Tensor | None = None, n_support: int = 2):
-    """n points (n even: each point x with label +1 is mirrored as −x with −1) whose hard-margin
+def make_separable(
+    n: int,
+    dim: int,
+    margin: float,
+    gen: torch.Generator,
+    w_hat: torch.Tensor | None = None,
+    n_support: int = 2,
+):
+    """N points (n even: each point x with label +1 is mirrored as −x with −1) whose hard-margin
     vector is exactly `w_hat` (default: ‖ŵ‖ = 1 along the first axis).
 
     Support vectors sit on the margin, x = ŵ/‖ŵ‖² + v_s with v_s ⊥ ŵ and Σ v_s = 0; all other
@@ -78,27 +84,29 @@ def _split(x: torch.Tensor, y: torch.Tensor, n_train: int):
     return x[:n_train].float(), y[:n_train], x[n_train:].float(), y[n_train:]
 
 
-@datasets.register("separable", help="linearly separable ±x pairs whose max-margin vector ŵ is "
-                   "known by construction (meta: w_hat)",
-                   options={**SYNTHETIC_DEFAULTS, "n_train": 100, "n_test": 100, "dim": 5,
-                            "margin": 0.5})
+@datasets.register(
+    "separable",
+    help="linearly separable ±x pairs whose max-margin vector ŵ is known by construction (meta: w_hat)",
+    options={**SYNTHETIC_DEFAULTS, "n_train": 100, "n_test": 100, "dim": 5, "margin": 0.5},
+)
 def load_separable(cfg: DataConfig, gen: torch.Generator) -> RawData:
     """Train set built around ŵ; the test set is drawn the same way (support vectors excluded)."""
     x, y, w_hat = make_separable(cfg.n_train, cfg.dim, cfg.margin, gen)
     n_test = cfg.n_test + cfg.n_test % 2
     if n_test:
         xt, yt, _ = make_separable(n_test + 4, cfg.dim, cfg.margin, gen, w_hat)
-        xt, yt = xt[:cfg.n_test], yt[:cfg.n_test]
+        xt, yt = xt[: cfg.n_test], yt[: cfg.n_test]
     else:
         xt, yt = x[:0], y[:0]
-    return RawData(x.float(), y, xt.float(), yt, n_classes=2, class_names=("-1", "+1"),
-                   meta={"w_hat": w_hat})
+    return RawData(x.float(), y, xt.float(), yt, n_classes=2, class_names=("-1", "+1"), meta={"w_hat": w_hat})
 
 
-@datasets.register("separable-random", help="random Gaussian points labelled by a random "
-                   "hyperplane through 0 with a margin gap; ŵ from the exact hard-margin SVM",
-                   options={**SYNTHETIC_DEFAULTS, "n_train": 100, "n_test": 100, "dim": 5,
-                            "margin": 0.1})
+@datasets.register(
+    "separable-random",
+    help="random Gaussian points labelled by a random "
+    "hyperplane through 0 with a margin gap; ŵ from the exact hard-margin SVM",
+    options={**SYNTHETIC_DEFAULTS, "n_train": 100, "n_test": 100, "dim": 5, "margin": 0.1},
+)
 def load_separable_random(cfg: DataConfig, gen: torch.Generator) -> RawData:
     n = cfg.n_train + cfg.n_test
     teacher = torch.randn(cfg.dim, generator=gen, dtype=torch.float64)
@@ -108,5 +116,5 @@ def load_separable_random(cfg: DataConfig, gen: torch.Generator) -> RawData:
     x = x + (torch.sign(s) * cfg.margin)[:, None] * teacher  # push every point off the plane
     y = (s > 0).to(torch.int64)
     xtr, ytr, xte, yte = _split(x, y, cfg.n_train)
-    w_hat = torch.from_numpy(hard_margin_svm(x[:cfg.n_train], 2.0 * y[:cfg.n_train] - 1))
+    w_hat = torch.from_numpy(hard_margin_svm(x[: cfg.n_train], 2.0 * y[: cfg.n_train] - 1))
     return RawData(xtr, ytr, xte, yte, n_classes=2, class_names=("-1", "+1"), meta={"w_hat": w_hat})

@@ -21,8 +21,10 @@ SIZES = {"n_train": 200, "n_test": 200}
 def balanced_labels(cfg: DataConfig, k: int, gen: torch.Generator) -> torch.Tensor:
     """n_train then n_test labels in 0..k-1, each split balanced (every class ⌊n/k⌋ or ⌈n/k⌉
     times), in random order."""
+
     def one(n: int) -> torch.Tensor:
         return (torch.arange(n) % k)[torch.randperm(n, generator=gen)]
+
     return torch.cat([one(cfg.n_train), one(cfg.n_test)])
 
 
@@ -38,9 +40,11 @@ def total(cfg: DataConfig) -> int:
     return cfg.n_train + cfg.n_test
 
 
-@datasets.register("gaussian-mixture", help="n_classes Gaussian blobs in dim dimensions: centres "
-                   "~ N(0, I), points = centre + noise·N(0, I)",
-                   options={**SYNTHETIC_DEFAULTS, **SIZES, "dim": 2, "n_classes": 3, "noise": 0.3})
+@datasets.register(
+    "gaussian-mixture",
+    help="n_classes Gaussian blobs in dim dimensions: centres ~ N(0, I), points = centre + noise·N(0, I)",
+    options={**SYNTHETIC_DEFAULTS, **SIZES, "dim": 2, "n_classes": 3, "noise": 0.3},
+)
 def load_gaussian_mixture(cfg: DataConfig, gen: torch.Generator) -> RawData:
     centers = torch.randn(cfg.n_classes, cfg.dim, generator=gen, dtype=torch.float64)
     y = balanced_labels(cfg, cfg.n_classes, gen)
@@ -49,10 +53,12 @@ def load_gaussian_mixture(cfg: DataConfig, gen: torch.Generator) -> RawData:
     return split(cfg, x, y, cfg.n_classes, centers=centers)
 
 
-@datasets.register("least-squares", help="regression rows a_i ~ N(0, I_dim), b = A·x_true + "
-                   "noise·N(0, 1); noise = 0 gives a consistent system (meta: x_true)",
-                   options={**SYNTHETIC_DEFAULTS, "n_train": 200, "n_test": 100, "dim": 100,
-                            "noise": 0.0})
+@datasets.register(
+    "least-squares",
+    help="regression rows a_i ~ N(0, I_dim), b = A·x_true + "
+    "noise·N(0, 1); noise = 0 gives a consistent system (meta: x_true)",
+    options={**SYNTHETIC_DEFAULTS, "n_train": 200, "n_test": 100, "dim": 100, "noise": 0.0},
+)
 def load_least_squares(cfg: DataConfig, gen: torch.Generator) -> RawData:
     """Any shape: n_train < dim is the over-parameterized case (many exact solutions), n_train >
     dim the under-parameterized one. b is computed from the float32 rows, so with noise = 0 the
@@ -65,9 +71,11 @@ def load_least_squares(cfg: DataConfig, gen: torch.Generator) -> RawData:
     return split(cfg, a, b, None, x_true=x_true)
 
 
-@datasets.register("moons", help="two interleaving half circles in 2-D (binary), "
-                   "Gaussian noise of std noise",
-                   options={**SYNTHETIC_DEFAULTS, **SIZES, "noise": 0.1})
+@datasets.register(
+    "moons",
+    help="two interleaving half circles in 2-D (binary), Gaussian noise of std noise",
+    options={**SYNTHETIC_DEFAULTS, **SIZES, "noise": 0.1},
+)
 def load_moons(cfg: DataConfig, gen: torch.Generator) -> RawData:
     """The layout of scikit-learn's make_moons: class 0 on (cos t, sin t), class 1 on
     (1 − cos t, 1/2 − sin t), t ~ U(0, π)."""
@@ -80,9 +88,11 @@ def load_moons(cfg: DataConfig, gen: torch.Generator) -> RawData:
     return split(cfg, x, y, 2)
 
 
-@datasets.register("spirals", help="two interleaved spirals in 2-D (binary, 1.5 turns each), "
-                   "Gaussian noise of std noise",
-                   options={**SYNTHETIC_DEFAULTS, **SIZES, "noise": 0.05})
+@datasets.register(
+    "spirals",
+    help="two interleaved spirals in 2-D (binary, 1.5 turns each), Gaussian noise of std noise",
+    options={**SYNTHETIC_DEFAULTS, **SIZES, "noise": 0.05},
+)
 def load_spirals(cfg: DataConfig, gen: torch.Generator) -> RawData:
     """Class c at radius r ~ U(0, 1) and angle 3πr + cπ (the second spiral is the first turned
     by half a turn)."""
@@ -94,10 +104,12 @@ def load_spirals(cfg: DataConfig, gen: torch.Generator) -> RawData:
     return split(cfg, x, y, 2)
 
 
-@datasets.register("teacher", help="Gaussian inputs labelled by the argmax of a random ReLU MLP "
-                   "teacher with hidden widths teacher_widths and n_classes outputs",
-                   options={**SYNTHETIC_DEFAULTS, **SIZES, "dim": 10, "n_classes": 2,
-                            "teacher_widths": (32,)})
+@datasets.register(
+    "teacher",
+    help="Gaussian inputs labelled by the argmax of a random ReLU MLP "
+    "teacher with hidden widths teacher_widths and n_classes outputs",
+    options={**SYNTHETIC_DEFAULTS, **SIZES, "dim": 10, "n_classes": 2, "teacher_widths": (32,)},
+)
 def load_teacher(cfg: DataConfig, gen: torch.Generator) -> RawData:
     """Weights ~ N(0, 1/fan_in), no hidden biases; the output bias is minus the mean logit over
     the training inputs, so no class is left (nearly) empty. meta: the teacher's weights."""
@@ -105,12 +117,14 @@ def load_teacher(cfg: DataConfig, gen: torch.Generator) -> RawData:
         raise ConfigError(f"data.teacher_widths: {list(cfg.teacher_widths)} must all be ≥ 1")
     x = torch.randn(total(cfg), cfg.dim, generator=gen, dtype=torch.float64)
     sizes = [cfg.dim, *cfg.teacher_widths, cfg.n_classes]
-    weights = [torch.randn(n_out, n_in, generator=gen, dtype=torch.float64) / math.sqrt(n_in)
-               for n_in, n_out in pairwise(sizes)]
+    weights = [
+        torch.randn(n_out, n_in, generator=gen, dtype=torch.float64) / math.sqrt(n_in)
+        for n_in, n_out in pairwise(sizes)
+    ]
     h = x
     for w in weights[:-1]:
         h = torch.relu(h @ w.T)
     logits = h @ weights[-1].T
-    bias = -logits[:cfg.n_train].mean(dim=0)
+    bias = -logits[: cfg.n_train].mean(dim=0)
     y = (logits + bias).argmax(dim=1)
     return split(cfg, x, y, cfg.n_classes, teacher_weights=weights, teacher_bias=bias)

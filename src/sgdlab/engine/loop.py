@@ -37,18 +37,34 @@ class Outcome:
 
 def last_step(train: TrainConfig, steps_per_epoch: int) -> int | None:
     """The step at which training stops by count (None: only the loss threshold stops it)."""
-    caps = [c for c in (train.epochs * steps_per_epoch if train.epochs is not None else None,
-                        train.max_steps) if c is not None]
+    caps = [
+        c
+        for c in (train.epochs * steps_per_epoch if train.epochs is not None else None, train.max_steps)
+        if c is not None
+    ]
     return min(caps) if caps else None
 
 
-def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference | None = None,
-          state: dict[str, Any] | None = None, progress: Progress | None = None) -> Outcome:
+def train(
+    parts: Parts,
+    recorder: Recorder,
+    *,
+    theta0=None,
+    reference: Reference | None = None,
+    state: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
     cfg, model, data, rule, sampler = parts.config.train, parts.model, parts.data, parts.rule, parts.sampler
     spe = sampler.steps_per_epoch
     stop_at = last_step(cfg, spe)
-    rt = Runtime(model, data, parts.loss, theta0 if theta0 is not None else flat_params(model),
-                 cfg.eval_batch_size, reference)
+    rt = Runtime(
+        model,
+        data,
+        parts.loss,
+        theta0 if theta0 is not None else flat_params(model),
+        cfg.eval_batch_size,
+        reference,
+    )
     for probe in parts.probes:
         probe.setup(rt)
     save_iterate = parse_schedule(parts.config.checkpoint.iterates, "checkpoint.iterates")
@@ -76,8 +92,12 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
             row: dict[str, float] = {}
             ctx = StepContext(rt, step, epoch)
             final = stop_at is not None and step >= stop_at
-            if (not final and cfg.stop_loss is not None and step % spe == 0
-                    and ctx.evaluate("train")["loss"] < cfg.stop_loss):
+            if (
+                not final
+                and cfg.stop_loss is not None
+                and step % spe == 0
+                and ctx.evaluate("train")["loss"] < cfg.stop_loss
+            ):
                 final, reason = True, "stop_loss"
             for probe in state_probes:
                 if (final and probe.schedule.at_end) or probe.schedule.due(step, spe):
@@ -101,8 +121,9 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
             lr = rule.step(step, step // spe)
             loss_value = loss.item()
             if due:
-                ictx = StepContext(rt, step, epoch, before=before, batch=(x, y), indices=idx,
-                                   batch_loss=loss_value, lr=lr)
+                ictx = StepContext(
+                    rt, step, epoch, before=before, batch=(x, y), indices=idx, batch_loss=loss_value, lr=lr
+                )
                 for probe in due:
                     _put(row, probe.measure(ictx), probe.name)
             faults.point("step")
@@ -127,8 +148,9 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
     if status != "interrupted":
         # At a completed stop the last state context already holds θ_final's evaluation.
         final_ctx = ctx if ctx.step == step else StepContext(rt, step, step / spe)
-        final = {f"{split}_{k}": v for split in ("train", "test")
-                 for k, v in final_ctx.evaluate(split).items()}
+        final = {
+            f"{split}_{k}": v for split in ("train", "test") for k, v in final_ctx.evaluate(split).items()
+        }
         if status == "completed":
             for probe in parts.probes:
                 deferred = probe.finish(final_ctx)
@@ -137,8 +159,9 @@ def train(parts: Parts, recorder: Recorder, *, theta0=None, reference: Reference
                     summaries[probe.name] = deferred.summary
     if progress is not None:
         progress(step, final.get("train_loss", float("nan")))
-    return Outcome(status, step, reason, wall_before + time.perf_counter() - t0, final, diverged_at,
-                   summaries)
+    return Outcome(
+        status, step, reason, wall_before + time.perf_counter() - t0, final, diverged_at, summaries
+    )
 
 
 def _put(row: dict[str, float], values: dict[str, float], probe: str) -> None:

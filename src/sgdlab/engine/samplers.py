@@ -18,8 +18,7 @@ KINDS = ("reshuffle", "cyclic", "iid", "full")
 
 
 class Sampler:
-    def __init__(self, kind: str, n: int, batch_size: int, gen: torch.Generator,
-                 drop_last: bool = False):
+    def __init__(self, kind: str, n: int, batch_size: int, gen: torch.Generator, drop_last: bool = False):
         if kind not in KINDS:
             raise ValueError(f"sampler {kind!r} is not one of {', '.join(KINDS)}")
         if n < 1:
@@ -40,7 +39,7 @@ class Sampler:
         if pos == 0 and self.kind == "reshuffle":
             self.order = torch.randperm(self.n, generator=self.gen)
         start = pos * self.batch_size
-        return self.order[start:start + self.batch_size]
+        return self.order[start : start + self.batch_size]
 
     def state_dict(self) -> dict[str, Any]:
         return {"gen": self.gen.get_state(), "order": self.order}

@@ -13,10 +13,10 @@ measured numbers. `sgdlab reproduce NAME` writes everything under one directory:
 from __future__ import annotations
 
 import fnmatch
-from contextlib import contextmanager
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -48,6 +48,7 @@ class Claim:
     `headline` is the one number a reader looks at first ("τ = 0.67", "E0 = 95"), `meaning`
     one line on what the claim says about the paper, `source` the paper it comes from
     (authors, year, title; `reproduce` fills in the experiment's paper where it is empty)."""
+
     id: str
     statement: str
     verdict: str
@@ -61,13 +62,22 @@ class Claim:
             raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
 
 
-def decide(id: str, statement: str, holds: bool | None, *, headline: str = "", meaning: str = "",
-           source: Any = "", **evidence: Any) -> Claim:
+def decide(
+    id: str,
+    statement: str,
+    holds: bool | None,
+    *,
+    headline: str = "",
+    meaning: str = "",
+    source: Any = "",
+    **evidence: Any,
+) -> Claim:
     """A claim whose verdict is `holds` (True → holds, False → fails, None → not-applicable).
     A not-applicable claim should carry its reason as `reason="..."` in the evidence."""
     verdict = "not-applicable" if holds is None else ("holds" if holds else "fails")
-    return Claim(id, statement, verdict, {k: plain(v) for k, v in evidence.items()},
-                 headline, meaning, str(source))
+    return Claim(
+        id, statement, verdict, {k: plain(v) for k, v in evidence.items()}, headline, meaning, str(source)
+    )
 
 
 def not_applicable(id: str, statement: str, reason: str, **kw: Any) -> Claim:
@@ -81,7 +91,7 @@ def missing_runs(needed: list[str] | tuple[str, ...], runs: dict[str, Any]) -> l
 
 
 def divergence(name: str, run: Any) -> str | None:
-    """"run NAME diverged at step k" when `run` ended `diverged` (its loss or parameters became
+    """ "run NAME diverged at step k" when `run` ended `diverged` (its loss or parameters became
     NaN/inf), else None: the reason a claim that needs the run gives instead of a number."""
     if run.status != "diverged":
         return None
@@ -97,6 +107,7 @@ def divergences(runs: dict[str, Any]) -> list[str]:
 class Simulation:
     """A part of an experiment that is not a training run (a batched simulation, a closed-form
     computation), as `--plan` lists it; `estimate()` returns seconds from a short measured timing."""
+
     description: str
     estimate: Callable[[], float] | None = None
 
@@ -105,6 +116,7 @@ class Simulation:
 class Plan:
     """What an experiment does at one scale: the run configs it trains (name → raw config,
     exactly what `Lab.run_many` receives) and its other parts."""
+
     runs: dict[str, dict[str, Any]]
     simulations: dict[str, Simulation] = field(default_factory=dict)
 
@@ -146,9 +158,15 @@ class Lab:
     """What an experiment works with: its directory, scale and device, and a way to run
     configs that reuses finished runs and resumes unfinished ones."""
 
-    def __init__(self, out: str | Path, scale: str, device: str = "auto",
-                 log: Progress | None = None, progress_factory: Callable | None = None,
-                 only: str | None = None):
+    def __init__(
+        self,
+        out: str | Path,
+        scale: str,
+        device: str = "auto",
+        log: Progress | None = None,
+        progress_factory: Callable | None = None,
+        only: str | None = None,
+    ):
         if scale not in SCALES:
             raise UserError(f"--scale: {scale!r} is not one of {', '.join(SCALES)}")
         self.out, self.scale, self.device, self.only = Path(out), scale, device, only
@@ -185,8 +203,9 @@ class Lab:
         for name, job in jobs.items():
             canonical[name] = first_of.setdefault(config_to_toml(job.config()), name)
         unique = [jobs[name] for name in dict.fromkeys(canonical.values())]
-        outcomes = run_local(unique, workers, log=self.log, progress_factory=self.progress_factory,
-                             on_done=self._log_outcome)
+        outcomes = run_local(
+            unique, workers, log=self.log, progress_factory=self.progress_factory, on_done=self._log_outcome
+        )
         for outcome in outcomes.values():
             if outcome.exception is not None:
                 raise outcome.exception
@@ -199,6 +218,7 @@ class Lab:
     def _progress(self, label: str):
         if self.progress_factory is None:
             from contextlib import nullcontext
+
             return nullcontext(None)
         return self.progress_factory(label)
 
@@ -217,13 +237,22 @@ class Lab:
 
 def selected(name: str, only: str | None) -> bool:
     """`--only PATTERN`: a glob (`batch-norm-*`) or a plain substring (`batch-norm`)."""
-    return only is None or fnmatch.fnmatchcase(name, only) or (
-        not any(c in only for c in "*?[") and only in name)
+    return (
+        only is None
+        or fnmatch.fnmatchcase(name, only)
+        or (not any(c in only for c in "*?[") and only in name)
+    )
 
 
-def reproduce(name: str, out: str | Path, scale: str = "cpu", device: str = "auto",
-              log: Progress | None = None, progress_factory: Callable | None = None,
-              only: str | None = None) -> list[Claim]:
+def reproduce(
+    name: str,
+    out: str | Path,
+    scale: str = "cpu",
+    device: str = "auto",
+    log: Progress | None = None,
+    progress_factory: Callable | None = None,
+    only: str | None = None,
+) -> list[Claim]:
     """Run experiment `name` at `scale` into `out` (only the runs and parts `only` selects);
     returns its claims (also in claims.json), each citing the experiment's paper, and writes
     OUT/report.html."""
@@ -234,15 +263,23 @@ def reproduce(name: str, out: str | Path, scale: str = "cpu", device: str = "aut
     paper = entry.extra.get("paper")
     lab = Lab(out, scale, device, log, progress_factory, only)
     t0 = time.perf_counter()
-    claims = [c if c.source or paper is None else replace(c, source=str(paper))
-              for c in entry.factory(lab)]
+    claims = [c if c.source or paper is None else replace(c, source=str(paper)) for c in entry.factory(lab)]
     write_json(lab.out / "claims.json", [asdict(c) for c in claims])
-    write_json(lab.out / "experiment.json", {
-        "experiment": name, "scale": scale, "device": device, "only": only,
-        "paper": str(paper) if paper is not None else None, "help": entry.help,
-        "versions": versions(), "environment": environment(),
-        "wall_time_s": round(time.perf_counter() - t0, 2),
-        "verdicts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS}})
+    write_json(
+        lab.out / "experiment.json",
+        {
+            "experiment": name,
+            "scale": scale,
+            "device": device,
+            "only": only,
+            "paper": str(paper) if paper is not None else None,
+            "help": entry.help,
+            "versions": versions(),
+            "environment": environment(),
+            "wall_time_s": round(time.perf_counter() - t0, 2),
+            "verdicts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS},
+        },
+    )
     write_report(lab.out)
     return claims
 

@@ -39,8 +39,8 @@ class PlannedRun:
     n_params: int
     n_train: int
     batch_size: int
-    steps: int | None      # the step cap (None: only a loss threshold stops it)
-    stop: str              # how the run stops, in words
+    steps: int | None  # the step cap (None: only a loss threshold stops it)
+    stop: str  # how the run stops, in words
     probes: tuple[str, ...]
     seconds: float | None  # estimated wall time of the run (both passes), None if unbounded
     same_as: str | None = None  # trained once under this name
@@ -48,14 +48,21 @@ class PlannedRun:
 
 def _timing_key(cfg: Any) -> str:
     d = to_dict(cfg)
-    keep = {"data": d["data"], "model": d["model"], "dtype": d["dtype"], "device": d["device"],
-            "optim": d["optim"]["name"], "batch_size": d["train"]["batch_size"],
-            "probes": d["probes"]}
+    keep = {
+        "data": d["data"],
+        "model": d["model"],
+        "dtype": d["dtype"],
+        "device": d["device"],
+        "optim": d["optim"]["name"],
+        "batch_size": d["train"]["batch_size"],
+        "probes": d["probes"],
+    }
     return json.dumps(keep, sort_keys=True, default=str)
 
 
 class _Clock(Probe):
     """Notes the time after every step (last in the probe list, so after the other probes)."""
+
     needs = frozenset({"batch_loss"})
 
     def __init__(self) -> None:
@@ -73,10 +80,12 @@ def _per_step(parts: Parts, probes: ProbesConfig, reference: Reference | None = 
     cfg = parts.config
     train_cfg = dataclasses.replace(cfg.train, epochs=None, max_steps=TIMED_STEPS + 1, stop_loss=None)
     clock = _Clock()
-    run_parts = dataclasses.replace(parts, config=dataclasses.replace(cfg, train=train_cfg),
-                                    probes=[p for p in build_probes(probes) if p.iteration] + [clock])
-    train(run_parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model),
-          reference=reference)
+    run_parts = dataclasses.replace(
+        parts,
+        config=dataclasses.replace(cfg, train=train_cfg),
+        probes=[p for p in build_probes(probes) if p.iteration] + [clock],
+    )
+    train(run_parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model), reference=reference)
     return statistics.median(b - a for a, b in zip(clock.times, clock.times[1:]))
 
 
@@ -104,15 +113,19 @@ def _evaluations(parts: Parts, steps: int) -> int:
     the per-epoch checks of a loss threshold."""
     spe = parts.sampler.steps_per_epoch
     state = [p for p in parts.probes if not p.iteration and "theta_star" not in p.needs]
-    count = sum(1 for k in range(steps + 1)
-                if any(p.schedule.due(k, spe) or (k == steps and p.schedule.at_end) for p in state))
+    count = sum(
+        1
+        for k in range(steps + 1)
+        if any(p.schedule.due(k, spe) or (k == steps and p.schedule.at_end) for p in state)
+    )
     if parts.config.train.stop_loss is not None:
         count += steps // spe + 1
     return count
 
 
-def estimate_run(name: str, raw: dict[str, Any], device: str,
-                 cache: dict[str, tuple[float, float, float]]) -> PlannedRun:
+def estimate_run(
+    name: str, raw: dict[str, Any], device: str, cache: dict[str, tuple[float, float, float]]
+) -> PlannedRun:
     """The planned run `raw`, with its time estimated from a short timing (cached per model)."""
     from ..runner import first_pass, replayed_probes
 
@@ -127,17 +140,22 @@ def estimate_run(name: str, raw: dict[str, Any], device: str,
     if key not in cache:
         torch.set_num_threads(cfg.threads)
         first = first_pass(parts)
-        first_probes = ProbesConfig(use=tuple(p.name for p in first.probes),
-                                    options={p.name: dict(cfg.probes.options.get(p.name, {}),
-                                                          schedule=p.schedule.spec)
-                                             for p in first.probes})
+        first_probes = ProbesConfig(
+            use=tuple(p.name for p in first.probes),
+            options={
+                p.name: dict(cfg.probes.options.get(p.name, {}), schedule=p.schedule.spec)
+                for p in first.probes
+            },
+        )
         per_step = _per_step(parts, first_probes)
         replay_step = 0.0
         if replayed:
             n = TIMED_STEPS + 1
             reference = Reference(flat_params(parts.model), torch.full((n,), math.nan), "plan")
-            replay_probes = ProbesConfig(use=tuple(p.name for p in replayed),
-                                         options={p.name: cfg.probes.options[p.name] for p in replayed})
+            replay_probes = ProbesConfig(
+                use=tuple(p.name for p in replayed),
+                options={p.name: cfg.probes.options[p.name] for p in replayed},
+            )
             replay_step = _per_step(parts, replay_probes, reference)
         cache[key] = (per_step, replay_step, _evaluation_seconds(parts))
     per_step, replay_step, evaluation = cache[key]
@@ -147,11 +165,22 @@ def estimate_run(name: str, raw: dict[str, Any], device: str,
     stop = f"{steps:,} steps ({steps / spe:g} epochs)" if steps is not None else "no step cap"
     if cfg.train.stop_loss is not None:
         stop = f"until training loss < {cfg.train.stop_loss:g}, at most {stop}"
-    return PlannedRun(name, cfg.model.name, parts.n_params, len(parts.data.train),
-                      cfg.train.batch_size, steps, stop, cfg.probes.use, seconds)
+    return PlannedRun(
+        name,
+        cfg.model.name,
+        parts.n_params,
+        len(parts.data.train),
+        cfg.train.batch_size,
+        steps,
+        stop,
+        cfg.probes.use,
+        seconds,
+    )
 
 
-def plan(name: str, scale: str, device: str = "auto", only: str | None = None) -> tuple[Plan, list[PlannedRun], dict[str, float | None]]:
+def plan(
+    name: str, scale: str, device: str = "auto", only: str | None = None
+) -> tuple[Plan, list[PlannedRun], dict[str, float | None]]:
     """The plan of experiment `name` at `scale`: its runs (as `--only` selects them) with time
     estimates, and its other parts with theirs."""
     entry = experiments.get(name, "experiment")
@@ -171,8 +200,11 @@ def plan(name: str, scale: str, device: str = "auto", only: str | None = None) -
             continue
         first_of[text] = run_name
         rows.append(estimate_run(run_name, raw, device, cache))
-    sims = {k: (s.estimate() if s.estimate is not None else None)
-            for k, s in p.simulations.items() if selected(k, only)}
+    sims = {
+        k: (s.estimate() if s.estimate is not None else None)
+        for k, s in p.simulations.items()
+        if selected(k, only)
+    }
     return p, rows, sims
 
 

@@ -14,8 +14,9 @@ from .base import Claim, decide
 
 @dataclass(frozen=True)
 class Premise:
-    """"Trained to an approximate global minimum": the run completed (or stopped at its loss
+    """ "Trained to an approximate global minimum": the run completed (or stopped at its loss
     threshold) with final training loss ≤ `max_loss` and training error ≤ `max_error`."""
+
     max_loss: float
     max_error: float = 0.0
 
@@ -39,13 +40,20 @@ class Premise:
                 why.append(f"training loss {loss:.3g} > {self.max_loss:g}")
             if not error <= self.max_error:
                 why.append(f"training error {error:.3g} > {self.max_error:g}")
-        return {"final_train_loss": loss, "final_train_error": error, "status": run.status,
-                "epochs": run.summary.get("epochs"), "stop_reason": run.summary.get("stop_reason"),
-                "meets": not why, "why_not": "; ".join(why)}
+        return {
+            "final_train_loss": loss,
+            "final_train_error": error,
+            "status": run.status,
+            "epochs": run.summary.get("epochs"),
+            "stop_reason": run.summary.get("stop_reason"),
+            "meets": not why,
+            "why_not": "; ".join(why),
+        }
 
 
-def premise_claim(id: str, title: str, premise: Premise, runs: dict[str, Run],
-                  exceptions: dict[str, str] | None = None) -> tuple[Claim, list[str]]:
+def premise_claim(
+    id: str, title: str, premise: Premise, runs: dict[str, Run], exceptions: dict[str, str] | None = None
+) -> tuple[Claim, list[str]]:
     """The claim `<id>`: every run except the paper's documented `exceptions` (label → what the
     paper reports) meets the premise. Returns it and the labels of the runs that meet it; the
     claims that assume the premise are computed over those runs only."""
@@ -57,14 +65,23 @@ def premise_claim(id: str, title: str, premise: Premise, runs: dict[str, Run],
     meets = [label for label, c in checks.items() if c["meets"]]
     expected = [label for label in runs if label not in exceptions]
     missed = [label for label in expected if label not in meets]
-    statement = (f"{title}: every run reaches the premise ({premise.describe()})"
-                 + (f", except where the paper itself reports no convergence ({', '.join(exceptions)})"
-                    if exceptions else ""))
+    statement = f"{title}: every run reaches the premise ({premise.describe()})" + (
+        f", except where the paper itself reports no convergence ({', '.join(exceptions)})"
+        if exceptions
+        else ""
+    )
     if not runs:
         return decide(id, statement, None, reason="no runs of this group were trained"), []
     headline = f"{len(meets)}/{len(runs)} runs meet it" + (f"; missed: {', '.join(missed)}" if missed else "")
-    claim = decide(id, statement, not missed, headline=headline,
-                   meaning="the paper's statements concern paths to a minimizer; runs that stop "
-                           "short of one are named here and left out of the claims that assume it",
-                   meets=meets, missed=[label for label in runs if label not in meets], runs=checks)
+    claim = decide(
+        id,
+        statement,
+        not missed,
+        headline=headline,
+        meaning="the paper's statements concern paths to a minimizer; runs that stop "
+        "short of one are named here and left out of the claims that assume it",
+        meets=meets,
+        missed=[label for label in runs if label not in meets],
+        runs=checks,
+    )
     return claim, meets

@@ -33,14 +33,20 @@ def stages(only: str | None = None) -> list[Any]:
     """The registered experiments the tour visits (those `only` selects), in registry order."""
     chosen = [e for e in experiments if selected(e.name, only)]
     if not chosen:
-        raise UserError(f"--only: {only!r} selects none of the experiments "
-                        f"({', '.join(experiments.names())})")
+        raise UserError(
+            f"--only: {only!r} selects none of the experiments ({', '.join(experiments.names())})"
+        )
     return chosen
 
 
-def run_tour(out: str | Path, *, device: str = "auto", only: str | None = None,
-             log: Callable[[str], None] | None = None,
-             progress_factory: Callable | None = None) -> list[dict[str, Any]]:
+def run_tour(
+    out: str | Path,
+    *,
+    device: str = "auto",
+    only: str | None = None,
+    log: Callable[[str], None] | None = None,
+    progress_factory: Callable | None = None,
+) -> list[dict[str, Any]]:
     """Reproduce every (selected) experiment at its tour scale into `out`/<name>, then write
     `out`/report.html; returns the stage records (also in `out`/tour.json)."""
     from ..report.html import write_report
@@ -50,14 +56,27 @@ def run_tour(out: str | Path, *, device: str = "auto", only: str | None = None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     entries = stages(only)
-    record: dict[str, Any] = {"device": device, "only": only, "versions": versions(),
-                              "environment": environment(), "stages": []}
+    record: dict[str, Any] = {
+        "device": device,
+        "only": only,
+        "versions": versions(),
+        "environment": environment(),
+        "stages": [],
+    }
     for entry in entries:
         paper = entry.extra.get("paper")
-        record["stages"].append({"experiment": entry.name, "dir": entry.name, "scale": tour_scale(entry),
-                                 "paper": str(paper or ""), "paper_short": getattr(paper, "short", ""),
-                                 "paper_title": getattr(paper, "title", ""), "help": entry.help,
-                                 "status": "pending"})
+        record["stages"].append(
+            {
+                "experiment": entry.name,
+                "dir": entry.name,
+                "scale": tour_scale(entry),
+                "paper": str(paper or ""),
+                "paper_short": getattr(paper, "short", ""),
+                "paper_title": getattr(paper, "title", ""),
+                "help": entry.help,
+                "status": "pending",
+            }
+        )
     write_json(out / TOUR, record)
     t_tour = time.perf_counter()
     for i, stage in enumerate(record["stages"], 1):
@@ -67,18 +86,26 @@ def run_tour(out: str | Path, *, device: str = "auto", only: str | None = None,
         write_json(out / TOUR, record)
         t0 = time.perf_counter()
         try:
-            claims = reproduce(name, out / stage["dir"], scale, device,
-                               log=lambda m, name=name: log(f"    [{name}] {m}"),
-                               progress_factory=progress_factory)
+            claims = reproduce(
+                name,
+                out / stage["dir"],
+                scale,
+                device,
+                log=lambda m, name=name: log(f"    [{name}] {m}"),
+                progress_factory=progress_factory,
+            )
         except Exception as exc:  # noqa: BLE001 - recorded; the tour goes on
             stage.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             log(f"[{i}/{len(entries)}] {name}: failed ({stage['error']})")
         else:
             counts = {v: sum(c.verdict == v for c in claims) for v in ("holds", "fails", "not-applicable")}
             stage.update(status="completed", verdicts=counts)
-            log(f"[{i}/{len(entries)}] {name}: {len(claims)} claims ("
-                + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ")"
-                + f" in {time.perf_counter() - t0:.0f} s; {time.perf_counter() - t_tour:.0f} s so far")
+            log(
+                f"[{i}/{len(entries)}] {name}: {len(claims)} claims ("
+                + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+                + ")"
+                + f" in {time.perf_counter() - t0:.0f} s; {time.perf_counter() - t_tour:.0f} s so far"
+            )
         stage["wall_time_s"] = round(time.perf_counter() - t0, 2)
         write_json(out / TOUR, record)
     write_report(out)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..probes.context import eval_mode
+from ..modes import eval_mode
 from .generic import PerSampleLoss, vmap_gram
 from .ghost import Capture, Record, candidate_layers, record_gram, trainable_names
 from .stats import gram_stats, minibatch_agreement, minibatch_gram, sample_batches
@@ -38,6 +38,7 @@ DEFAULT_BUDGET_MB = 512.0
 @dataclass
 class PerSampleGram:
     """G (float64 [N, N]) and which parameters each path computed."""
+
     gram: torch.Tensor
     ghost: tuple[str, ...]
     generic: tuple[str, ...]
@@ -54,13 +55,15 @@ class PerSampleGram:
 class Split:
     """Which layers the identity handles (qualified name → layer) and which parameters (by
     qualified name) go to the generic path."""
+
     ghost: dict[str, nn.Module]
     generic: tuple[str, ...]
 
     @property
     def ghost_params(self) -> tuple[str, ...]:
-        return tuple(_qualified(name, local) for name, m in self.ghost.items()
-                     for local in trainable_names(m))
+        return tuple(
+            _qualified(name, local) for name, m in self.ghost.items() for local in trainable_names(m)
+        )
 
 
 def _qualified(layer: str, local: str) -> str:
@@ -81,8 +84,7 @@ def _trainable(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-def split_for(model: nn.Module, calls: dict[str, int], path: str,
-              layers: dict[str, nn.Module]) -> Split:
+def split_for(model: nn.Module, calls: dict[str, int], path: str, layers: dict[str, nn.Module]) -> Split:
     """The split once the hooks counted each candidate layer's calls in one forward: a layer
     is handled by the identity if it ran exactly once."""
     once = {name: m for name, m in layers.items() if calls.get(name) == 1}
@@ -90,10 +92,12 @@ def split_for(model: nn.Module, calls: dict[str, int], path: str,
     covered = set(split.ghost_params)
     generic = tuple(n for n in _trainable(model) if n not in covered)
     if path == "fast" and generic:
-        raise UserError(f"path 'fast': the outer-product identity cannot compute the parameters "
-                        f"{', '.join(generic[:6])}{' …' if len(generic) > 6 else ''} (supported: "
-                        "Linear, NTKLinear, Conv1d, Conv2d layers called once per forward); use "
-                        "path 'auto' to compute them by vmap")
+        raise UserError(
+            f"path 'fast': the outer-product identity cannot compute the parameters "
+            f"{', '.join(generic[:6])}{' …' if len(generic) > 6 else ''} (supported: "
+            "Linear, NTKLinear, Conv1d, Conv2d layers called once per forward); use "
+            "path 'auto' to compute them by vmap"
+        )
     return Split(once, generic)
 
 
@@ -107,27 +111,42 @@ def plan_split(model: nn.Module, x: torch.Tensor, path: str = "auto") -> Split:
     return split_for(model, cap.calls(), path, layers)
 
 
-def per_sample_gram(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, *,
-                    path: str = "auto", budget_mb: float = DEFAULT_BUDGET_MB) -> PerSampleGram:
+def per_sample_gram(
+    model: nn.Module,
+    loss: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    path: str = "auto",
+    budget_mb: float = DEFAULT_BUDGET_MB,
+) -> PerSampleGram:
     """G_ij = ⟨∇_θ ℓ_i, ∇_θ ℓ_j⟩ over the trainable parameters, ℓ_i the loss of sample i, in eval
     mode; no parameter, buffer, .grad or RNG state changes."""
     gram, split = _compute(model, loss, x, y, path, budget_mb, diag=False)
     return PerSampleGram(gram, split.ghost_params, split.generic)
 
 
-def per_sample_norms(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, *,
-                     path: str = "auto", budget_mb: float = DEFAULT_BUDGET_MB) -> torch.Tensor:
+def per_sample_norms(
+    model: nn.Module,
+    loss: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    path: str = "auto",
+    budget_mb: float = DEFAULT_BUDGET_MB,
+) -> torch.Tensor:
     """‖∇_θ ℓ_i‖ of every sample (float64 [N]): the diagonal of the Gram matrix alone, cheaper
     (for a Linear layer ‖a_i‖·‖δ_i‖: no N×N products)."""
     sq, _ = _compute(model, loss, x, y, path, budget_mb, diag=True)
     return sq.clamp_min(0).sqrt()
 
 
-def _compute(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, path: str,
-             budget_mb: float, diag: bool) -> tuple[torch.Tensor, Split]:
+def _compute(
+    model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, path: str, budget_mb: float, diag: bool
+) -> tuple[torch.Tensor, Split]:
     check_path(path)
     fn = per_sample_loss(loss)
-    budget = int(budget_mb * 2 ** 20)
+    budget = int(budget_mb * 2**20)
     n = x.shape[0]
     gram = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=x.device)
     layers = {} if path == "vmap" else candidate_layers(model)
@@ -145,8 +164,9 @@ def _compute(model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, path
     return gram, split
 
 
-def records_gram(records: list[Record], total: torch.Tensor | None, scale: float,
-                 budget: int, diag: bool = False) -> torch.Tensor:
+def records_gram(
+    records: list[Record], total: torch.Tensor | None, scale: float, budget: int, diag: bool = False
+) -> torch.Tensor:
     """Σ over recorded layer calls of their Gram matrices; with `total` (a loss whose backward
     has not run), the output gradients come from torch.autograd.grad(total, outputs), which
     backpropagates to the layer outputs only (no weight gradients, no .grad writes)."""
@@ -157,8 +177,9 @@ def records_gram(records: list[Record], total: torch.Tensor | None, scale: float
         # gradient comes from the tensor hook set at the forward, reached by asking for the
         # layer's weight gradient instead (records must come from Capture(grad_hooks=True)).
         fresh = [r for r in records if not r.modified]
-        weights = [p for r in records if r.modified
-                   for p in r.layer.parameters(recurse=False) if p.requires_grad]
+        weights = [
+            p for r in records if r.modified for p in r.layer.parameters(recurse=False) if p.requires_grad
+        ]
         grads = torch.autograd.grad(total, [r.output for r in fresh] + weights, allow_unused=True)
         for r, g in zip(fresh, grads):
             r.grad = g
@@ -169,6 +190,20 @@ def records_gram(records: list[Record], total: torch.Tensor | None, scale: float
     return out
 
 
-__all__ = ["Capture", "DEFAULT_BUDGET_MB", "PATHS", "PerSampleGram", "Split", "gram_stats",
-           "minibatch_agreement", "minibatch_gram", "per_sample_gram", "per_sample_loss", "per_sample_norms",
-           "plan_split", "records_gram", "sample_batches", "vmap_gram"]
+__all__ = [
+    "Capture",
+    "DEFAULT_BUDGET_MB",
+    "PATHS",
+    "PerSampleGram",
+    "Split",
+    "gram_stats",
+    "minibatch_agreement",
+    "minibatch_gram",
+    "per_sample_gram",
+    "per_sample_loss",
+    "per_sample_norms",
+    "plan_split",
+    "records_gram",
+    "sample_batches",
+    "vmap_gram",
+]

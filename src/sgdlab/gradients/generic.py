@@ -38,8 +38,15 @@ def blocks(sizes: dict[str, int], n: int, itemsize: int, budget: int) -> list[li
     return [b for b in out if b]
 
 
-def vmap_gram(model: nn.Module, per_sample: PerSampleLoss, x: torch.Tensor, y: torch.Tensor,
-              names: list[str], budget: int, diag: bool = False) -> torch.Tensor:
+def vmap_gram(
+    model: nn.Module,
+    per_sample: PerSampleLoss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    names: list[str],
+    budget: int,
+    diag: bool = False,
+) -> torch.Tensor:
     """G_ij = Σ_{p ∈ names} ⟨∂ℓ_i/∂p, ∂ℓ_j/∂p⟩ (float64 [N, N]; with `diag` only G_ii, [N]) at the
     model's current parameters and in its current mode (the caller puts it in eval mode)."""
     n = x.shape[0]
@@ -61,8 +68,8 @@ def vmap_gram(model: nn.Module, per_sample: PerSampleLoss, x: torch.Tensor, y: t
         chunk = max(1, min(n, budget // (2 * itemsize * full)))
         jac = x.new_empty((n, sum(hi - lo for _, lo, hi in block)), dtype=params[tensors[0]].dtype)
         for s in range(0, n, chunk):
-            g = per_sample_grads({k: params[k] for k in tensors}, x[s:s + chunk], y[s:s + chunk])
+            g = per_sample_grads({k: params[k] for k in tensors}, x[s : s + chunk], y[s : s + chunk])
             m = min(chunk, n - s)
-            jac[s:s + m] = torch.cat([g[k].reshape(m, -1)[:, lo:hi] for k, lo, hi in block], dim=1)
+            jac[s : s + m] = torch.cat([g[k].reshape(m, -1)[:, lo:hi] for k, lo, hi in block], dim=1)
         out += (jac * jac).sum(dim=1).double() if diag else (jac @ jac.T).double()
     return out

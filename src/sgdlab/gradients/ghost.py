@@ -37,6 +37,7 @@ from ..models.layers import NTKLinear
 @dataclass
 class Record:
     """One call of a hooked layer: its input, its output and (once known) ∂loss/∂output."""
+
     layer: nn.Module
     input: torch.Tensor
     output: torch.Tensor
@@ -108,8 +109,10 @@ class Capture:
         record = Record(layer, inputs[0].detach(), output, version=output._version)
         self.records.append(record)
         if self.grad_hooks and output.requires_grad:
+
             def keep(grad: torch.Tensor, record: Record = record) -> None:
                 record.grad = grad.detach()
+
             output.register_hook(keep)
 
     def calls(self) -> dict[str, int]:
@@ -124,8 +127,14 @@ def _conv2d_args(layer: nn.Module, a: torch.Tensor, d: torch.Tensor):
     """A Conv1d call as a Conv2d one: (input [N,C,H,W], output grad [N,O,H',W'], kernel, stride,
     padding, dilation), all 2-tuples."""
     if isinstance(layer, nn.Conv1d):
-        return (a.unsqueeze(2), d.unsqueeze(2), (1, layer.kernel_size[0]), (1, layer.stride[0]),
-                (0, layer.padding[0]), (1, layer.dilation[0]))
+        return (
+            a.unsqueeze(2),
+            d.unsqueeze(2),
+            (1, layer.kernel_size[0]),
+            (1, layer.stride[0]),
+            (0, layer.padding[0]),
+            (1, layer.dilation[0]),
+        )
     return a, d, layer.kernel_size, layer.stride, layer.padding, layer.dilation
 
 
@@ -136,13 +145,16 @@ def patches(a: torch.Tensor, kernel, stride, padding, dilation, out_hw) -> torch
         a = F.pad(a, (padding[1], padding[1], padding[0], padding[0]))
     n, c = a.shape[:2]
     sn, sc, sh, sw = a.stride()
-    view = a.as_strided((n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
-                        (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]))
+    view = a.as_strided(
+        (n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
+        (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]),
+    )
     return view.reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
 
 
-def conv_per_sample_grads(a: torch.Tensor, d: torch.Tensor, kernel, stride, padding,
-                          dilation) -> torch.Tensor:
+def conv_per_sample_grads(
+    a: torch.Tensor, d: torch.Tensor, kernel, stride, padding, dilation
+) -> torch.Tensor:
     """∇_W ℓ_i of a Conv2d for every sample, [N, O·C·kh·kw]. With many input channels: the
     weight-gradient kernel of a grouped convolution whose groups are the samples (input
     [1, N·C, H, W], output gradient [1, N·O, H', W'], groups = N); with few, the patches times
@@ -152,15 +164,26 @@ def conv_per_sample_grads(a: torch.Tensor, d: torch.Tensor, kernel, stride, padd
     if c >= 8:
         w = a.new_empty(n * o, c, *kernel)  # only its shape is read
         grads = torch.ops.aten.convolution_backward(
-            d.reshape(1, n * o, *hw), a.reshape(1, n * c, *a.shape[2:]), w, None, list(stride),
-            list(padding), list(dilation), False, [0, 0], n, [False, True, False])[1]
+            d.reshape(1, n * o, *hw),
+            a.reshape(1, n * c, *a.shape[2:]),
+            w,
+            None,
+            list(stride),
+            list(padding),
+            list(dilation),
+            False,
+            [0, 0],
+            n,
+            [False, True, False],
+        )[1]
         return grads.reshape(n, -1)
     u = patches(a, kernel, stride, padding, dilation, hw)
     return torch.bmm(d.reshape(n, o, -1), u.transpose(1, 2)).reshape(n, -1)
 
 
-def conv_weight_gram(layer: nn.Module, a: torch.Tensor, d: torch.Tensor, budget: int,
-                     diag: bool = False) -> torch.Tensor:
+def conv_weight_gram(
+    layer: nn.Module, a: torch.Tensor, d: torch.Tensor, budget: int, diag: bool = False
+) -> torch.Tensor:
     """⟨∇_W ℓ_i, ∇_W ℓ_j⟩ of a Conv1d/Conv2d call: the identity's double sum over output
     positions when it is cheaper, else the Gram matrix of the per-sample weight gradients
     (in blocks of output channels within `budget`)."""
@@ -175,7 +198,7 @@ def conv_weight_gram(layer: nn.Module, a: torch.Tensor, d: torch.Tensor, budget:
     rows = max(1, min(o, budget // (a.element_size() * n * d_in)))
     out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
     for start in range(0, o, rows):
-        g = conv_per_sample_grads(a, d[:, start:start + rows], kernel, stride, padding, dilation)
+        g = conv_per_sample_grads(a, d[:, start : start + rows], kernel, stride, padding, dilation)
         out += _reduce(g, diag)
     return out
 
@@ -205,22 +228,22 @@ def weight_gram(a: torch.Tensor, d: torch.Tensor, budget: int, diag: bool = Fals
             rows = max(1, budget // (2 * size * t * t))
             out = torch.empty(n, dtype=torch.float64, device=a.device)
             for i in range(0, n, rows):
-                ka = torch.bmm(a[i:i + rows], a[i:i + rows].transpose(1, 2))
-                kd = torch.bmm(d[i:i + rows], d[i:i + rows].transpose(1, 2))
-                out[i:i + rows] = (ka * kd).sum(dim=(1, 2)).double()
+                ka = torch.bmm(a[i : i + rows], a[i : i + rows].transpose(1, 2))
+                kd = torch.bmm(d[i : i + rows], d[i : i + rows].transpose(1, 2))
+                out[i : i + rows] = (ka * kd).sum(dim=(1, 2)).double()
             return out
         flat_a, flat_d = a.reshape(n * t, d_in), d.reshape(n * t, d_out)
         rows = max(1, budget // (2 * size * n * t * t))
         out = torch.empty(n, n, dtype=torch.float64, device=a.device)
         for i in range(0, n, rows):
-            ka = a[i:i + rows].reshape(-1, d_in) @ flat_a.T
-            kd = d[i:i + rows].reshape(-1, d_out) @ flat_d.T
-            out[i:i + rows] = (ka * kd).reshape(-1, t, n, t).sum(dim=(1, 3)).double()
+            ka = a[i : i + rows].reshape(-1, d_in) @ flat_a.T
+            kd = d[i : i + rows].reshape(-1, d_out) @ flat_d.T
+            out[i : i + rows] = (ka * kd).reshape(-1, t, n, t).sum(dim=(1, 3)).double()
         return out
     rows = max(1, min(d_out, budget // (size * n * d_in)))
     out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
     for o in range(0, d_out, rows):
-        g = torch.einsum("nto,nti->noi", d[:, :, o:o + rows], a).reshape(n, -1)
+        g = torch.einsum("nto,nti->noi", d[:, :, o : o + rows], a).reshape(n, -1)
         out += _reduce(g, diag)
     return out
 
@@ -247,8 +270,9 @@ def record_gram(record: Record, scale: float, budget: int, diag: bool = False) -
         if conv:
             out += conv_weight_gram(layer, a, d, budget, diag)
         else:
-            out += (s_w * s_w) * weight_gram(a.reshape(n, -1, a.shape[-1]),
-                                             d.reshape(n, -1, d.shape[-1]), budget, diag)
+            out += (s_w * s_w) * weight_gram(
+                a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1]), budget, diag
+            )
     if "bias" in names:
         db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else d.reshape(n, -1, d.shape[-1]).sum(dim=1)
         out += (s_b * s_b) * _reduce(db, diag)

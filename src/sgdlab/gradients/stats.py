@@ -31,8 +31,9 @@ def _quantiles(values: torch.Tensor, qs: tuple[float, ...], prefix: str) -> dict
     return {f"{prefix}_q{100 * p:g}": float(v) for p, v in zip(qs, q)}
 
 
-def gram_stats(gram: torch.Tensor, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
-               prefix: str = "grad") -> dict[str, float]:
+def gram_stats(
+    gram: torch.Tensor, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9), prefix: str = "grad"
+) -> dict[str, float]:
     """The statistics above as a flat dict `{prefix}_…`; pair statistics need N ≥ 2 and the
     tests ‖ḡ‖ > 0 (undefined ones are left out rather than reported as NaN)."""
     g = gram.double()
@@ -40,10 +41,14 @@ def gram_stats(gram: torch.Tensor, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9
     diag = g.diagonal().clamp_min(0)
     norms = diag.sqrt()
     p = prefix
-    out = {f"{p}_n": float(n), f"{p}_norm_max": float(norms.max()),
-           f"{p}_norm_mean": float(norms.mean()), f"{p}_norm_min": float(norms.min())}
+    out = {
+        f"{p}_n": float(n),
+        f"{p}_norm_max": float(norms.max()),
+        f"{p}_norm_mean": float(norms.mean()),
+        f"{p}_norm_min": float(norms.min()),
+    }
     out |= _quantiles(norms, quantiles, f"{p}_norm")
-    mean_sq = float(g.sum()) / n ** 2
+    mean_sq = float(g.sum()) / n**2
     out[f"{p}_batch_norm"] = math.sqrt(max(mean_sq, 0.0))
     if n < 2:
         return out
@@ -63,8 +68,8 @@ def gram_stats(gram: torch.Tensor, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9
         along = g.sum(dim=1) / n  # ⟨g_i, ḡ⟩
         out[f"{p}_snr"] = mean_sq / variance if variance > 0 else math.inf
         out[f"{p}_norm_test"] = variance / (n * mean_sq)
-        out[f"{p}_inner_product_test"] = float(along.var(unbiased=True)) / (n * mean_sq ** 2)
-        ortho = (diag - along ** 2 / mean_sq).clamp_min(0).sum() / (n - 1)
+        out[f"{p}_inner_product_test"] = float(along.var(unbiased=True)) / (n * mean_sq**2)
+        ortho = (diag - along**2 / mean_sq).clamp_min(0).sum() / (n - 1)
         out[f"{p}_orthogonality_test"] = float(ortho) / (n * mean_sq)
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
@@ -73,8 +78,9 @@ def minibatch_gram(gram: torch.Tensor, batches: torch.Tensor) -> torch.Tensor:
     """⟨g_B, g_B'⟩ for the rows of `batches` ([M, K] sample indices): [M, M] float64."""
     m, k = batches.shape
     s = torch.zeros(m, gram.shape[0], dtype=torch.float64, device=gram.device)
-    s.scatter_add_(1, batches.to(gram.device), torch.full((m, k), 1.0 / k, dtype=torch.float64,
-                                                           device=gram.device))
+    s.scatter_add_(
+        1, batches.to(gram.device), torch.full((m, k), 1.0 / k, dtype=torch.float64, device=gram.device)
+    )
     return s @ gram.double() @ s.T
 
 
@@ -91,5 +97,8 @@ def minibatch_agreement(gram: torch.Tensor, k: int, m: int, gen: torch.Generator
     norms = bg.diagonal().clamp_min(0).sqrt()
     scale = torch.outer(norms, norms)[off]
     cos = bg[off][scale > 0] / scale[scale > 0]
-    return {"mu": float(bg[off].min()), "inner_mean": float(bg[off].mean()),
-            "cos_mean": float(cos.mean()) if cos.numel() else math.nan}
+    return {
+        "mu": float(bg[off].min()),
+        "inner_mean": float(bg[off].mean()),
+        "cos_mean": float(cos.mean()) if cos.numel() else math.nan,
+    }

@@ -8,40 +8,63 @@ from collections import OrderedDict
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import (MaxPoolSame, activation, check_init, classifier, image_shape, init_layers,
-                     scaled, spatial_size)
+from .layers import (
+    MaxPoolSame,
+    activation,
+    check_init,
+    classifier,
+    image_shape,
+    init_layers,
+    scaled,
+    spatial_size,
+)
 from .registry import models
 
 ALEXNET_WIDTH = 96
-ALEXNET_OPTIONS = {"width": ALEXNET_WIDTH, "activation": "relu", "dropout": 0.0, "bias": True,
-                   "init": "default"}
+ALEXNET_OPTIONS = {
+    "width": ALEXNET_WIDTH,
+    "activation": "relu",
+    "dropout": 0.0,
+    "bias": True,
+    "init": "default",
+}
 SMALL_WIDTH = 64
-SMALL_OPTIONS = {"width": SMALL_WIDTH, "activation": "relu", "dropout": 0.0, "bias": True,
-                 "init": "default"}
+SMALL_OPTIONS = {"width": SMALL_WIDTH, "activation": "relu", "dropout": 0.0, "bias": True, "init": "default"}
 
 
-@models.register("alexnet", help="seed-000 AlexNet for 224x224 inputs (set data.resize = 224): "
-                 "5 valid convs (96 11x11/4, 256 5x5, 384, 384, 256 3x3) with 3 max-pools, "
-                 "Dense 4096 → 4096 → outputs, no BN (21,622,154 params, 10 classes); `width` "
-                 "scales every layer (96 = the paper's)", options=ALEXNET_OPTIONS,
-                 channels_last=True)
+@models.register(
+    "alexnet",
+    help="seed-000 AlexNet for 224x224 inputs (set data.resize = 224): "
+    "5 valid convs (96 11x11/4, 256 5x5, 384, 384, 256 3x3) with 3 max-pools, "
+    "Dense 4096 → 4096 → outputs, no BN (21,622,154 params, 10 classes); `width` "
+    "scales every layer (96 = the paper's)",
+    options=ALEXNET_OPTIONS,
+    channels_last=True,
+)
 def alexnet(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     check_init(cfg.init, "alexnet")
     c_in = image_shape(input_shape, "alexnet")[0]
     c1, c2, c3, c4, c5 = (scaled(n, cfg.width, ALEXNET_WIDTH) for n in (96, 256, 384, 384, 256))
     pool = (3, 2, 0)
-    h, w = spatial_size(input_shape, [(11, 4, 0), pool, (5, 1, 0), pool, (3, 1, 0), (3, 1, 0),
-                                      (3, 1, 0), pool], "alexnet")
+    h, w = spatial_size(
+        input_shape, [(11, 4, 0), pool, (5, 1, 0), pool, (3, 1, 0), (3, 1, 0), (3, 1, 0), pool], "alexnet"
+    )
 
     def conv(a: int, b: int, kernel: int, stride: int = 1) -> list[nn.Module]:
         return [nn.Conv2d(a, b, kernel, stride, bias=cfg.bias), activation(cfg.activation)]
 
     features = nn.Sequential(
-        *conv(c_in, c1, 11, 4), nn.MaxPool2d(3, 2), *conv(c1, c2, 5), nn.MaxPool2d(3, 2),
-        *conv(c2, c3, 3), *conv(c3, c4, 3), *conv(c4, c5, 3), nn.MaxPool2d(3, 2))
+        *conv(c_in, c1, 11, 4),
+        nn.MaxPool2d(3, 2),
+        *conv(c1, c2, 5),
+        nn.MaxPool2d(3, 2),
+        *conv(c2, c3, 3),
+        *conv(c3, c4, 3),
+        *conv(c4, c5, 3),
+        nn.MaxPool2d(3, 2),
+    )
     fc = scaled(4096, cfg.width, ALEXNET_WIDTH)
-    head = classifier(c5 * h * w, (fc, fc), n_outputs, act=cfg.activation, dropout=cfg.dropout,
-                      bias=cfg.bias)
+    head = classifier(c5 * h * w, (fc, fc), n_outputs, act=cfg.activation, dropout=cfg.dropout, bias=cfg.bias)
     model = nn.Sequential(OrderedDict(features=features, flatten=nn.Flatten(), classifier=head))
     init_layers(model, cfg.init, output=head[-1])
     return model
@@ -53,11 +76,15 @@ def tf_lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(size=9, alpha=0.001, beta=0.75, k=1.0)
 
 
-@models.register("alexnet-small", help="Zhang et al. 2017's small AlexNet (TF CIFAR-10 "
-                 "tutorial net): 2 × [conv 5x5 64 SAME → max-pool 3x3/2 SAME → LRN], "
-                 "Dense 384 → 192 → outputs (1,387,786 params on 28x28x3, 10 classes); "
-                 "`width` scales every layer (64 = the paper's)", options=SMALL_OPTIONS,
-                 channels_last=True)
+@models.register(
+    "alexnet-small",
+    help="Zhang et al. 2017's small AlexNet (TF CIFAR-10 "
+    "tutorial net): 2 × [conv 5x5 64 SAME → max-pool 3x3/2 SAME → LRN], "
+    "Dense 384 → 192 → outputs (1,387,786 params on 28x28x3, 10 classes); "
+    "`width` scales every layer (64 = the paper's)",
+    options=SMALL_OPTIONS,
+    channels_last=True,
+)
 def alexnet_small(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     check_init(cfg.init, "alexnet-small")
     c_in = image_shape(input_shape, "alexnet-small")[0]
@@ -65,13 +92,16 @@ def alexnet_small(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int
     h, w = spatial_size(input_shape, [(5, 1, 2), (3, 2, 1)] * 2, "alexnet-small")
 
     def module(a: int) -> list[nn.Module]:
-        return [nn.Conv2d(a, c, 5, padding=2, bias=cfg.bias), activation(cfg.activation),
-                MaxPoolSame(3, 2), tf_lrn()]
+        return [
+            nn.Conv2d(a, c, 5, padding=2, bias=cfg.bias),
+            activation(cfg.activation),
+            MaxPoolSame(3, 2),
+            tf_lrn(),
+        ]
 
     features = nn.Sequential(*module(c_in), *module(c))
     hidden = (scaled(384, c, SMALL_WIDTH), scaled(192, c, SMALL_WIDTH))
-    head = classifier(c * h * w, hidden, n_outputs, act=cfg.activation, dropout=cfg.dropout,
-                      bias=cfg.bias)
+    head = classifier(c * h * w, hidden, n_outputs, act=cfg.activation, dropout=cfg.dropout, bias=cfg.bias)
     model = nn.Sequential(OrderedDict(features=features, flatten=nn.Flatten(), classifier=head))
     init_layers(model, cfg.init, output=head[-1])
     return model

@@ -5,15 +5,19 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import ConfigError
 
 
 def activation(name: str) -> nn.Module:
-    table = {"relu": nn.ReLU, "leaky-relu": lambda: nn.LeakyReLU(0.01),
-             "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+    table = {
+        "relu": nn.ReLU,
+        "leaky-relu": lambda: nn.LeakyReLU(0.01),
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+    }
     return table[name]()
 
 
@@ -36,13 +40,14 @@ class NTKLinear(nn.Module):
         return f"{self.n_in}, {self.weight.shape[0]}, sigma={self.sigma}, bias={self.bias is not None}"
 
 
-def dense(n_in: int, n_out: int, *, parametrization: str, sigma: float, bias: bool,
-          init: str) -> nn.Module:
+def dense(n_in: int, n_out: int, *, parametrization: str, sigma: float, bias: bool, init: str) -> nn.Module:
     """A fully connected layer in the requested parametrization and initialization."""
     if parametrization == "ntk":
         if init not in ("default", "ntk-normal"):
-            raise ConfigError(f"model.init: {init!r} does not apply to the ntk parametrization "
-                              "(its weights are always N(0, 1))")
+            raise ConfigError(
+                f"model.init: {init!r} does not apply to the ntk parametrization "
+                "(its weights are always N(0, 1))"
+            )
         return NTKLinear(n_in, n_out, sigma, bias)
     layer = nn.Linear(n_in, n_out, bias=bias)
     init_weights(layer, init, sigma)
@@ -84,21 +89,26 @@ def flat_size(shape: tuple[int, ...]) -> int:
 def image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
     """(channels, height, width) of an image input, or a ConfigError naming the model."""
     if len(input_shape) != 3:
-        raise ConfigError(f"model.name: {model!r} needs image inputs (channels, height, width), "
-                          f"got input shape {tuple(input_shape)}")
+        raise ConfigError(
+            f"model.name: {model!r} needs image inputs (channels, height, width), "
+            f"got input shape {tuple(input_shape)}"
+        )
     return tuple(input_shape)  # type: ignore[return-value]
 
 
-def spatial_size(input_shape: tuple[int, ...], ops: list[tuple[int, int, int]],
-                 model: str) -> tuple[int, int]:
+def spatial_size(
+    input_shape: tuple[int, ...], ops: list[tuple[int, int, int]], model: str
+) -> tuple[int, int]:
     """(height, width) after conv/pool `ops` of (kernel, stride, padding): what the flatten
     before a dense head sees. Fails when an op would see less than its kernel."""
     _, h, w = image_shape(input_shape, model)
     for kernel, stride, padding in ops:
         h, w = ((s + 2 * padding - kernel) // stride + 1 for s in (h, w))
         if h < 1 or w < 1:
-            raise ConfigError(f"model.name: {model!r} needs larger inputs: its layers shrink "
-                              f"{tuple(input_shape)[1:]} below 1×1 (set data.resize)")
+            raise ConfigError(
+                f"model.name: {model!r} needs larger inputs: its layers shrink "
+                f"{tuple(input_shape)[1:]} below 1×1 (set data.resize)"
+            )
     return h, w
 
 
@@ -107,8 +117,9 @@ def scaled(n: int, width: int, base: int) -> int:
     return max(1, round(n * width / base))
 
 
-def classifier(n_in: int, hidden: tuple[int, ...], n_outputs: int, *, act: str,
-               dropout: float, bias: bool) -> nn.Sequential:
+def classifier(
+    n_in: int, hidden: tuple[int, ...], n_outputs: int, *, act: str, dropout: float, bias: bool
+) -> nn.Sequential:
     """Dense head: (Linear → act → Dropout) per hidden width, then the output Linear."""
     layers: list[nn.Module] = []
     for width in hidden:
@@ -122,8 +133,9 @@ def classifier(n_in: int, hidden: tuple[int, ...], n_outputs: int, *, act: str,
 
 def check_init(init: str, model: str) -> None:
     if init == "zeros":
-        raise ConfigError(f"model.init: 'zeros' would make every unit identical in {model} "
-                          "(use default, he or ntk-normal)")
+        raise ConfigError(
+            f"model.init: 'zeros' would make every unit identical in {model} (use default, he or ntk-normal)"
+        )
 
 
 def init_layers(model: nn.Module, init: str, output: nn.Module) -> None:

@@ -10,8 +10,15 @@ from ..config import ModelConfig
 from .layers import activation, check_init, dense, flat_size
 from .registry import models
 
-OPTIONS = {"residual_widths": (5, 5, 5), "widths": (2,), "activation": "relu", "bias": True,
-           "init": "default", "parametrization": "standard", "sigma": 1.0}
+OPTIONS = {
+    "residual_widths": (5, 5, 5),
+    "widths": (2,),
+    "activation": "relu",
+    "bias": True,
+    "init": "default",
+    "parametrization": "standard",
+    "sigma": 1.0,
+}
 
 
 class ResidualDense(nn.Module):
@@ -26,15 +33,18 @@ class ResidualDense(nn.Module):
         return self.shortcut(h) + self.act(self.layer(h))
 
 
-@models.register("residual-mlp", help="residual fully connected net, \"3x5,2,1\" = "
-                 "residual_widths [5, 5, 5], widths [2], then the outputs; a projection "
-                 "shortcut where the width changes", options=OPTIONS)
+@models.register(
+    "residual-mlp",
+    help='residual fully connected net, "3x5,2,1" = '
+    "residual_widths [5, 5, 5], widths [2], then the outputs; a projection "
+    "shortcut where the width changes",
+    options=OPTIONS,
+)
 def residual_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     check_init(cfg.init, "residual-mlp")
 
     def linear(n_in: int, n_out: int, *, bias: bool = cfg.bias, init: str = cfg.init) -> nn.Module:
-        return dense(n_in, n_out, parametrization=cfg.parametrization, sigma=cfg.sigma,
-                     bias=bias, init=init)
+        return dense(n_in, n_out, parametrization=cfg.parametrization, sigma=cfg.sigma, bias=bias, init=init)
 
     layers: list[nn.Module] = [nn.Flatten()]
     n_in = flat_size(input_shape)

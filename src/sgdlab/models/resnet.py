@@ -11,14 +11,15 @@ from ..config import ModelConfig
 from .layers import activation, batch_norm_2d, check_init, image_shape, init_layers
 from .registry import models
 
-OPTIONS = {"width": 64, "activation": "relu", "batch_norm": "all", "skips": "all",
-           "init": "default"}
+OPTIONS = {"width": 64, "activation": "relu", "batch_norm": "all", "skips": "all", "init": "default"}
 KEPT_SKIPS = {"all": None, "first-in-block": 1, "first-two-in-block": 2, "none": 0}
-HELP = ("ResNet-{n} for CIFAR: 3x3 stem, stages of {blocks} BasicBlocks with width, 2·width, "
-        "4·width, 8·width channels, average pool, linear head. A block is a stage: batch_norm "
-        "first-in-block keeps the stem's BN and the first BN of each stage; skips "
-        "first-in-block / first-two-in-block keep the shortcuts of the first one / two "
-        "BasicBlocks of each stage, none removes all (no projection replaces them)")
+HELP = (
+    "ResNet-{n} for CIFAR: 3x3 stem, stages of {blocks} BasicBlocks with width, 2·width, "
+    "4·width, 8·width channels, average pool, linear head. A block is a stage: batch_norm "
+    "first-in-block keeps the stem's BN and the first BN of each stage; skips "
+    "first-in-block / first-two-in-block keep the shortcuts of the first one / two "
+    "BasicBlocks of each stage, none removes all (no projection replaces them)"
+)
 
 
 def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Conv2d:
@@ -35,7 +36,7 @@ class Subsample(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[..., ::self.stride, ::self.stride]
+        return x[..., :: self.stride, :: self.stride]
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}"
@@ -45,8 +46,9 @@ class BasicBlock(nn.Module):
     """act(bn(conv(act(bn(conv(x))))) + shortcut(x)); the shortcut is the identity, or a 1x1
     projection (+ BN) where the shape changes, or absent (`skip=False`: two plain convs)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, *, bn: tuple[bool, bool, bool],
-                 skip: bool, act: str):
+    def __init__(
+        self, c_in: int, c_out: int, stride: int, *, bn: tuple[bool, bool, bool], skip: bool, act: str
+    ):
         super().__init__()
         self.conv1, self.bn1 = conv(c_in, c_out, 3, stride), batch_norm_2d(c_out, bn[0])
         self.conv2, self.bn2 = conv(c_out, c_out, 3), batch_norm_2d(c_out, bn[1])
@@ -56,8 +58,9 @@ class BasicBlock(nn.Module):
             projected = stride != 1 or c_in != c_out
             self.shortcut = nn.Identity()
             if projected:
-                self.shortcut = nn.Sequential(Subsample(stride), conv(c_in, c_out, 1),
-                                              batch_norm_2d(c_out, bn[2]))
+                self.shortcut = nn.Sequential(
+                    Subsample(stride), conv(c_in, c_out, 1), batch_norm_2d(c_out, bn[2])
+                )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
@@ -66,22 +69,21 @@ class BasicBlock(nn.Module):
         return self.act2(out)
 
 
-def resnet(blocks: tuple[int, ...], cfg: ModelConfig, input_shape: tuple[int, ...],
-           n_outputs: int, name: str) -> nn.Module:
+def resnet(
+    blocks: tuple[int, ...], cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, name: str
+) -> nn.Module:
     check_init(cfg.init, name)
     c_in = image_shape(input_shape, name)[0]
     w, act, kept = cfg.width, cfg.activation, KEPT_SKIPS[cfg.skips]
     all_bn, first_bn = cfg.batch_norm == "all", cfg.batch_norm == "first-in-block"
-    layers: list[nn.Module] = [conv(c_in, w, 3), batch_norm_2d(w, all_bn or first_bn),
-                               activation(act)]
+    layers: list[nn.Module] = [conv(c_in, w, 3), batch_norm_2d(w, all_bn or first_bn), activation(act)]
     c = w
     for stage, n_blocks in enumerate(blocks):
-        c_out = w * 2 ** stage
+        c_out = w * 2**stage
         for i in range(n_blocks):
             bn = (all_bn or (first_bn and i == 0), all_bn, all_bn)
             skip = kept is None or i < kept
-            layers.append(BasicBlock(c, c_out, 2 if stage > 0 and i == 0 else 1, bn=bn,
-                                     skip=skip, act=act))
+            layers.append(BasicBlock(c, c_out, 2 if stage > 0 and i == 0 else 1, bn=bn, skip=skip, act=act))
             c = c_out
     head = nn.Linear(c, n_outputs)
     model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
@@ -89,13 +91,11 @@ def resnet(blocks: tuple[int, ...], cfg: ModelConfig, input_shape: tuple[int, ..
     return model
 
 
-@models.register("resnet18", help=HELP.format(n=18, blocks="2,2,2,2"), options=OPTIONS,
-                 channels_last=True)
+@models.register("resnet18", help=HELP.format(n=18, blocks="2,2,2,2"), options=OPTIONS, channels_last=True)
 def resnet18(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     return resnet((2, 2, 2, 2), cfg, input_shape, n_outputs, "resnet18")
 
 
-@models.register("resnet34", help=HELP.format(n=34, blocks="3,4,6,3"), options=OPTIONS,
-                 channels_last=True)
+@models.register("resnet34", help=HELP.format(n=34, blocks="3,4,6,3"), options=OPTIONS, channels_last=True)
 def resnet34(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     return resnet((3, 4, 6, 3), cfg, input_shape, n_outputs, "resnet34")

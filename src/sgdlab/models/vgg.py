@@ -11,45 +11,66 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .layers import (activation, batch_norm_2d, check_init, classifier, image_shape, init_layers,
-                     scaled, spatial_size)
+from .layers import (
+    activation,
+    batch_norm_2d,
+    check_init,
+    classifier,
+    image_shape,
+    init_layers,
+    scaled,
+    spatial_size,
+)
 from .registry import models
 
 BASE_WIDTH = 64
-STAGES = {"vgg11": ((64,), (128,), (256, 256), (512, 512), (512, 512)),
-          "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))}
+STAGES = {
+    "vgg11": ((64,), (128,), (256, 256), (512, 512), (512, 512)),
+    "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+}
 # Hidden widths of the dense head: "linear" is the usual CIFAR head (features → outputs),
 # "fc4096" the seed-000 head (the ImageNet classifier with a Dense-10 added after it).
 HEADS = {"linear": (), "fc4096": (4096, 4096, 1000)}
-HELP = ("{n} convs in 5 stages of 64 to 512 channels (`width` scales every layer, 64 = the "
-        "paper's), batch_norm all / "
-        "first-in-block (first conv of each stage) / none; head = linear (features → outputs) "
-        "or fc4096 (Dense 4096 → 4096 → 1000 → outputs, as in the exact-convergence study{extra}); dropout in the "
-        "fc4096 head")
+HELP = (
+    "{n} convs in 5 stages of 64 to 512 channels (`width` scales every layer, 64 = the "
+    "paper's), batch_norm all / "
+    "first-in-block (first conv of each stage) / none; head = linear (features → outputs) "
+    "or fc4096 (Dense 4096 → 4096 → 1000 → outputs, as in the exact-convergence study{extra}); dropout in the "
+    "fc4096 head"
+)
 
 
-def vgg(stages: tuple[tuple[int, ...], ...], cfg: ModelConfig, input_shape: tuple[int, ...],
-        n_outputs: int, name: str) -> nn.Module:
+def vgg(
+    stages: tuple[tuple[int, ...], ...],
+    cfg: ModelConfig,
+    input_shape: tuple[int, ...],
+    n_outputs: int,
+    name: str,
+) -> nn.Module:
     check_init(cfg.init, name)
     if cfg.head not in HEADS:
         raise ConfigError(f"model.head: {cfg.head!r} is not one of {', '.join(HEADS)} for {name}")
     if cfg.dropout > 0 and not HEADS[cfg.head]:
-        raise ConfigError(f"model.dropout: {cfg.dropout} needs head = 'fc4096' (the linear head "
-                          f"of {name} has no hidden layer to drop)")
+        raise ConfigError(
+            f"model.dropout: {cfg.dropout} needs head = 'fc4096' (the linear head "
+            f"of {name} has no hidden layer to drop)"
+        )
     c = image_shape(input_shape, name)[0]
     layers: list[nn.Module] = []
     for stage in stages:
         for i, channels in enumerate(stage):
             out = scaled(channels, cfg.width, BASE_WIDTH)
             bn = cfg.batch_norm == "all" or (cfg.batch_norm == "first-in-block" and i == 0)
-            layers += [nn.Conv2d(c, out, 3, padding=1, bias=cfg.bias), batch_norm_2d(out, bn),
-                       activation(cfg.activation)]
+            layers += [
+                nn.Conv2d(c, out, 3, padding=1, bias=cfg.bias),
+                batch_norm_2d(out, bn),
+                activation(cfg.activation),
+            ]
             c = out
         layers.append(nn.MaxPool2d(2))
     h, w = spatial_size(input_shape, [(2, 2, 0)] * len(stages), name)  # the convs keep sizes
     hidden = tuple(scaled(n, cfg.width, BASE_WIDTH) for n in HEADS[cfg.head])
-    head = classifier(c * h * w, hidden, n_outputs, act=cfg.activation, dropout=cfg.dropout,
-                      bias=cfg.bias)
+    head = classifier(c * h * w, hidden, n_outputs, act=cfg.activation, dropout=cfg.dropout, bias=cfg.bias)
     features = nn.Sequential(*(m for m in layers if not isinstance(m, nn.Identity)))
     model = nn.Sequential(OrderedDict(features=features, flatten=nn.Flatten(), classifier=head))
     init_layers(model, cfg.init, output=head[-1])
@@ -57,18 +78,33 @@ def vgg(stages: tuple[tuple[int, ...], ...], cfg: ModelConfig, input_shape: tupl
 
 
 def options(head: str) -> dict:
-    return {"width": BASE_WIDTH, "activation": "relu", "batch_norm": "none", "dropout": 0.0,
-            "bias": True, "init": "default", "head": head}
+    return {
+        "width": BASE_WIDTH,
+        "activation": "relu",
+        "batch_norm": "none",
+        "dropout": 0.0,
+        "bias": True,
+        "init": "default",
+        "head": head,
+    }
 
 
-@models.register("vgg11", help="VGG-11 for CIFAR: " + HELP.format(n=8, extra=""),
-                 options=options("linear"), channels_last=True)
+@models.register(
+    "vgg11",
+    help="VGG-11 for CIFAR: " + HELP.format(n=8, extra=""),
+    options=options("linear"),
+    channels_last=True,
+)
 def vgg11(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     return vgg(STAGES["vgg11"], cfg, input_shape, n_outputs, "vgg11")
 
 
-@models.register("vgg16", help="VGG-16 for CIFAR: " + HELP.format(
-                 n=13, extra="; the default: 37,704,258 params on 32x32x3, 10 classes"),
-                 options=options("fc4096"), channels_last=True)
+@models.register(
+    "vgg16",
+    help="VGG-16 for CIFAR: "
+    + HELP.format(n=13, extra="; the default: 37,704,258 params on 32x32x3, 10 classes"),
+    options=options("fc4096"),
+    channels_last=True,
+)
 def vgg16(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     return vgg(STAGES["vgg16"], cfg, input_shape, n_outputs, "vgg16")

@@ -17,7 +17,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from ..params import flat_params, named_views
-from ..probes.context import eval_mode
+from ..modes import eval_mode
 
 Params = dict[str, torch.Tensor]
 ModelFn = Callable[[Params, torch.Tensor], torch.Tensor]
@@ -27,6 +27,7 @@ ModelFn = Callable[[Params, torch.Tensor], torch.Tensor]
 class Functional:
     """f(params, x) → [n, k] for a batch x, with `params` a {name: tensor} dict of the model's
     trainable parameters; `theta` is the flat θ at which kernels are taken."""
+
     model: nn.Module
     fn: ModelFn
     theta: torch.Tensor
@@ -49,8 +50,9 @@ class Functional:
         return named_views(self.model, flat)
 
 
-def functional(model: nn.Module, theta: torch.Tensor | None = None,
-               example: torch.Tensor | None = None) -> Functional:
+def functional(
+    model: nn.Module, theta: torch.Tensor | None = None, example: torch.Tensor | None = None
+) -> Functional:
     """`model` as f(params, x) at θ = `theta` (default: its current parameters). `example` (one
     or more inputs) sizes the output and the activations; without it they are found on the
     first call of `sized`."""

@@ -48,20 +48,27 @@ class NtkMethod(str, Enum):
 class KernelPlan:
     """What a call will do: the method and the block sizes, with the memory estimates behind
     the automatic choice (bytes)."""
+
     method: str
-    rows: int             # inputs per vmapped block of Jacobian rows
-    block1: int           # products: inputs of X1 per jvp block
-    jacobian_bytes: int   # estimated peak of the jacobian method
-    products_bytes: int   # estimated peak of the products method with these blocks
+    rows: int  # inputs per vmapped block of Jacobian rows
+    block1: int  # products: inputs of X1 per jvp block
+    jacobian_bytes: int  # estimated peak of the jacobian method
+    products_bytes: int  # estimated peak of the products method with these blocks
     budget: int
 
 
-def plan_kernel(f: Functional, n1: int, n2: int, symmetric: bool, method: str = "auto",
-                memory_budget: int = DEFAULT_BUDGET) -> KernelPlan:
+def plan_kernel(
+    f: Functional,
+    n1: int,
+    n2: int,
+    symmetric: bool,
+    method: str = "auto",
+    memory_budget: int = DEFAULT_BUDGET,
+) -> KernelPlan:
     """Block sizes and the method for Θ̂ of `n1` × `n2` inputs within `memory_budget` bytes."""
     method = _method(method)
     s, k, p, a = f.itemsize, f.n_outputs, f.n_params, f.sample_activations
-    row = k * p * s                              # one input's Jacobian rows
+    row = k * p * s  # one input's Jacobian rows
     out = n1 * n2 * k * k * s
     stored = n1 + (0 if symmetric else n2)
     # jacobian: J itself, plus the vmap intermediates of one block of rows (measured ≈ 1/4 of
@@ -73,7 +80,7 @@ def plan_kernel(f: Functional, n1: int, n2: int, symmetric: bool, method: str = 
     # jvps hold about 6 copies of their tangents whatever the number of inputs (measured on
     # MLPs), the activations grow with the inputs per jvp (`block1`: primal, tangent, temporary)
     # `rows2` leaves room for jvps over at least min(n1, 16) inputs at a time.
-    act = 3 * k * a * s                          # activations per (tangent row, input)
+    act = 3 * k * a * s  # activations per (tangent row, input)
     free = max(memory_budget - out, 0)
     rows2 = max(1, min(n2, free // (8 * row + min(n1, 16) * act)))
     tangents = 7 * rows2 * row
@@ -81,22 +88,31 @@ def plan_kernel(f: Functional, n1: int, n2: int, symmetric: bool, method: str = 
     prod = tangents + block1 * rows2 * act + out
     if method == NtkMethod.AUTO:
         method = NtkMethod.JACOBIAN if jac <= memory_budget else NtkMethod.PRODUCTS
-    return KernelPlan(method.value, rows if method == NtkMethod.JACOBIAN else rows2, block1,
-                      jac, prod, memory_budget)
+    return KernelPlan(
+        method.value, rows if method == NtkMethod.JACOBIAN else rows2, block1, jac, prod, memory_budget
+    )
 
 
 def _method(method: str | NtkMethod) -> NtkMethod:
     try:
         return NtkMethod(method)
     except ValueError:
-        raise UserError(f"ntk method: {method!r} is not one of "
-                        f"{', '.join(m.value for m in NtkMethod)}") from None
+        raise UserError(
+            f"ntk method: {method!r} is not one of {', '.join(m.value for m in NtkMethod)}"
+        ) from None
 
 
-def empirical_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None = None, *,
-                  theta: torch.Tensor | None = None, method: str = "auto",
-                  memory_budget: int = DEFAULT_BUDGET, preconditioner: torch.Tensor | None = None,
-                  trace: bool = False) -> torch.Tensor:
+def empirical_ntk(
+    model: nn.Module,
+    x1: torch.Tensor,
+    x2: torch.Tensor | None = None,
+    *,
+    theta: torch.Tensor | None = None,
+    method: str = "auto",
+    memory_budget: int = DEFAULT_BUDGET,
+    preconditioner: torch.Tensor | None = None,
+    trace: bool = False,
+) -> torch.Tensor:
     """Θ̂(X1, X2) at θ = `theta` (flat; default: the model's current parameters).
 
     Returns [N1, N2] for a model with one output (or with `trace=True`: Σ_a Θ̂_aa), else
@@ -120,18 +136,19 @@ def _jacobian(f: Functional, x: torch.Tensor, rows: int) -> Params:
     """J(x) as {name: [n, k, *shape]}, computed `rows` inputs at a time into one buffer."""
     out: Params | None = None
     for i in range(0, len(x), rows):
-        block = jacobian_rows(f, x[i:i + rows])
+        block = jacobian_rows(f, x[i : i + rows])
         if out is None:
             if len(x) <= rows:
                 return block
             out = {name: b.new_empty(len(x), *b.shape[1:]) for name, b in block.items()}
         for name, b in block.items():
-            out[name][i:i + len(b)] = b
+            out[name][i : i + len(b)] = b
     return out
 
 
-def _by_jacobian(f: Functional, x1: torch.Tensor, x2: torch.Tensor, symmetric: bool,
-                 plan: KernelPlan, scale: Params | None) -> torch.Tensor:
+def _by_jacobian(
+    f: Functional, x1: torch.Tensor, x2: torch.Tensor, symmetric: bool, plan: KernelPlan, scale: Params | None
+) -> torch.Tensor:
     n1, n2, k = len(x1), len(x2), f.n_outputs
     j1 = _jacobian(f, x1, plan.rows)
     j2 = j1 if symmetric else _jacobian(f, x2, plan.rows)
@@ -144,32 +161,37 @@ def _by_jacobian(f: Functional, x1: torch.Tensor, x2: torch.Tensor, symmetric: b
     return out.view(n1, k, n2, k).permute(0, 2, 1, 3)
 
 
-def _by_products(f: Functional, x1: torch.Tensor, x2: torch.Tensor, symmetric: bool,
-                 plan: KernelPlan, scale: Params | None) -> torch.Tensor:
+def _by_products(
+    f: Functional, x1: torch.Tensor, x2: torch.Tensor, symmetric: bool, plan: KernelPlan, scale: Params | None
+) -> torch.Tensor:
     n1, n2, k = len(x1), len(x2), f.n_outputs
     out = torch.empty(n1, n2, k, k, dtype=f.theta.dtype, device=f.theta.device)
     params = f.params()
     for s in range(0, n2, plan.rows):
         e = min(s + plan.rows, n2)
         rows = jacobian_rows(f, x2[s:e])  # vjps: rows of J(X2), {name: [c, k, *shape]}
-        tangents = {name: (r * scale[name] if scale is not None else r).reshape(-1, *r.shape[2:])
-                    for name, r in rows.items()}
+        tangents = {
+            name: (r * scale[name] if scale is not None else r).reshape(-1, *r.shape[2:])
+            for name, r in rows.items()
+        }
         del rows
         stop = e if symmetric else n1  # symmetric: blocks on and above the diagonal only
         for i in range(0, stop, plan.block1):
-            xi = x1[i:min(i + plan.block1, stop)]
+            xi = x1[i : min(i + plan.block1, stop)]
             products = _jvps(f, params, xi, tangents)  # [c·k, len(xi), k]
             block = products.view(e - s, k, len(xi), k).permute(2, 0, 3, 1)
-            out[i:i + len(xi), s:e] = block
+            out[i : i + len(xi), s:e] = block
             if symmetric:
-                out[s:e, i:i + len(xi)] = block.permute(1, 0, 3, 2)
+                out[s:e, i : i + len(xi)] = block.permute(1, 0, 3, 2)
     return out
 
 
 def _jvps(f: Functional, params: Params, x: torch.Tensor, tangents: Params) -> torch.Tensor:
     """J(x)·t for every tangent t (rows of `tangents`): [n_tangents, len(x), k]."""
+
     def along(t: Params) -> torch.Tensor:
         return jvp(lambda p: f.fn(p, x), (params,), (t,))[1]
+
     return vmap(along)(tangents)
 
 

@@ -20,8 +20,9 @@ from torch.func import functional_call, jvp
 from ..params import flat_params, named_views, set_flat_params
 
 
-def outputs_and_jvp(model: nn.Module, x: torch.Tensor, theta: torch.Tensor,
-                    tangent: torch.Tensor, *, frozen: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def outputs_and_jvp(
+    model: nn.Module, x: torch.Tensor, theta: torch.Tensor, tangent: torch.Tensor, *, frozen: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(f(x; θ), φ(x; θ)ᵀ·tangent) for flat θ and tangent over the trainable parameters (over
     all parameters with `frozen`, for a frozen copy); the model's output shape."""
     buffers = dict(model.named_buffers())
@@ -29,13 +30,14 @@ def outputs_and_jvp(model: nn.Module, x: torch.Tensor, theta: torch.Tensor,
 
     def f(flat: torch.Tensor) -> torch.Tensor:
         return functional_call(model, {**buffers, **views(model, flat)}, (x,))
+
     return jvp(f, (theta,), (tangent,))
 
 
 def _all_views(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
     out, offset = {}, 0
     for name, p in model.named_parameters():
-        out[name] = flat[offset:offset + p.numel()].view_as(p)
+        out[name] = flat[offset : offset + p.numel()].view_as(p)
         offset += p.numel()
     return out
 

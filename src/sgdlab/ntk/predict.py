@@ -39,6 +39,7 @@ from .solve import KernelSolver, as_matrix, as_vector
 @dataclass(frozen=True)
 class Prediction:
     """f_∞ at some points, split into its two parts (float64, shaped like the outputs)."""
+
     interpolating: torch.Tensor
     initialization: torch.Tensor
 
@@ -51,9 +52,15 @@ def _shape_like(flat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return flat.reshape(like.shape)
 
 
-def gd_limit(k_train_train: torch.Tensor, y_train: torch.Tensor, fx_train_0: torch.Tensor,
-             k_test_train: torch.Tensor, fx_test_0: torch.Tensor, *,
-             solver: KernelSolver | None = None) -> Prediction:
+def gd_limit(
+    k_train_train: torch.Tensor,
+    y_train: torch.Tensor,
+    fx_train_0: torch.Tensor,
+    k_test_train: torch.Tensor,
+    fx_test_0: torch.Tensor,
+    *,
+    solver: KernelSolver | None = None,
+) -> Prediction:
     """f_∞ on the test points, as interpolating + initialization parts (see the module)."""
     solver = solver or KernelSolver.of(k_train_train)
     k = as_matrix(k_test_train).double()
@@ -66,8 +73,9 @@ def gd_limit(k_train_train: torch.Tensor, y_train: torch.Tensor, fx_train_0: tor
 preconditioned_limit = gd_limit
 
 
-def gd_learning_rate(k_train_train: torch.Tensor, n: int | None = None, *,
-                     solver: KernelSolver | None = None) -> float:
+def gd_learning_rate(
+    k_train_train: torch.Tensor, n: int | None = None, *, solver: KernelSolver | None = None
+) -> float:
     """η = 2N/(λ_min + λ_max) of Θ̂ for the mean loss over N points: the fastest uniformly
     contracting GD step of the linearized model (the paper's 2/(λ_min + λ_max) for ½Σ)."""
     if solver is None:  # only the spectrum's ends are needed: no conditioning requirement
@@ -79,10 +87,18 @@ def gd_learning_rate(k_train_train: torch.Tensor, n: int | None = None, *,
     return 2.0 * n / (low + high)
 
 
-def gd_trajectory(k_train_train: torch.Tensor, y_train: torch.Tensor, fx_train_0: torch.Tensor,
-                  k_test_train: torch.Tensor, fx_test_0: torch.Tensor, lr: float,
-                  steps: int | list[int] | torch.Tensor, *, n: int | None = None,
-                  solver: KernelSolver | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def gd_trajectory(
+    k_train_train: torch.Tensor,
+    y_train: torch.Tensor,
+    fx_train_0: torch.Tensor,
+    k_test_train: torch.Tensor,
+    fx_test_0: torch.Tensor,
+    lr: float,
+    steps: int | list[int] | torch.Tensor,
+    *,
+    n: int | None = None,
+    solver: KernelSolver | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(f_t(X), f_t(x_test)) of GD with step `lr` on the mean loss, for each t in `steps`:
     tensors [T, *output shape] (float64). Exact for discrete steps, computed on the
     eigenbasis: 1 − (1 − ηλ/N)ᵗ = −expm1(t·log1p(−ηλ/N)) keeps small ηλ/N accurate."""
@@ -104,13 +120,16 @@ def gd_trajectory(k_train_train: torch.Tensor, y_train: torch.Tensor, fx_train_0
         kernel_train = solver.apply(lambda lam: lam, coef)
         train.append(as_vector(fx_train_0).double() - kernel_train)
         test.append(as_vector(fx_test_0).double() - k_test @ coef)
-    return (torch.stack(train).reshape(len(ts), *fx_train_0.shape),
-            torch.stack(test).reshape(len(ts), *fx_test_0.shape))
+    return (
+        torch.stack(train).reshape(len(ts), *fx_train_0.shape),
+        torch.stack(test).reshape(len(ts), *fx_test_0.shape),
+    )
 
 
 @dataclass(frozen=True)
 class ClosedForm:
     """Everything the closed forms need for one network at θ_0 and a train/test split."""
+
     k_train_train: torch.Tensor
     k_test_train: torch.Tensor
     fx_train_0: torch.Tensor
@@ -119,15 +138,29 @@ class ClosedForm:
     solver: KernelSolver
 
     def limit(self) -> Prediction:
-        return gd_limit(self.k_train_train, self.y_train, self.fx_train_0, self.k_test_train,
-                        self.fx_test_0, solver=self.solver)
+        return gd_limit(
+            self.k_train_train,
+            self.y_train,
+            self.fx_train_0,
+            self.k_test_train,
+            self.fx_test_0,
+            solver=self.solver,
+        )
 
     def learning_rate(self) -> float:
         return gd_learning_rate(self.k_train_train, solver=self.solver)
 
     def trajectory(self, lr: float, steps) -> tuple[torch.Tensor, torch.Tensor]:
-        return gd_trajectory(self.k_train_train, self.y_train, self.fx_train_0, self.k_test_train,
-                             self.fx_test_0, lr, steps, solver=self.solver)
+        return gd_trajectory(
+            self.k_train_train,
+            self.y_train,
+            self.fx_train_0,
+            self.k_test_train,
+            self.fx_test_0,
+            lr,
+            steps,
+            solver=self.solver,
+        )
 
 
 def _outputs(model: nn.Module, x: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
@@ -138,22 +171,36 @@ def _outputs(model: nn.Module, x: torch.Tensor, theta: torch.Tensor | None) -> t
     return out[:, 0] if out.shape[1] == 1 else out
 
 
-def closed_form(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
-                x_test: torch.Tensor, *, theta: torch.Tensor | None = None,
-                preconditioner: torch.Tensor | None = None, method: str = "auto",
-                memory_budget: int = DEFAULT_BUDGET) -> ClosedForm:
+def closed_form(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    *,
+    theta: torch.Tensor | None = None,
+    preconditioner: torch.Tensor | None = None,
+    method: str = "auto",
+    memory_budget: int = DEFAULT_BUDGET,
+) -> ClosedForm:
     """Kernels Θ̂(X,X), Θ̂(x_test,X) (or Θ_A with `preconditioner`), outputs f_0 at θ =
     `theta` (default: the model's current parameters) and the factored training kernel."""
     opts = dict(theta=theta, method=method, memory_budget=memory_budget, preconditioner=preconditioner)
     k_train = empirical_ntk(model, x_train, **opts)
     k_test = empirical_ntk(model, x_test, x_train, **opts)
     f_train, f_test = _outputs(model, x_train, theta), _outputs(model, x_test, theta)
-    return ClosedForm(k_train, k_test, f_train, f_test, y_train.reshape(f_train.shape),
-                      KernelSolver.of(k_train))
+    return ClosedForm(
+        k_train, k_test, f_train, f_test, y_train.reshape(f_train.shape), KernelSolver.of(k_train)
+    )
 
 
-def sign_kernel_limit(model: nn.Module, x1: torch.Tensor, y1: torch.Tensor, x_test: torch.Tensor,
-                      *, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sign_kernel_limit(
+    model: nn.Module,
+    x1: torch.Tensor,
+    y1: torch.Tensor,
+    x_test: torch.Tensor,
+    *,
+    theta: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(AdaGrad limit, GD limit) at `x_test` for one training point (x1 of shape [1, …], a
     scalar-output model): f_0(x) + Θ_A(x,x_1)/Θ_A(x_1,x_1)·(y_1 − f_0(x_1)) with
     A = diag(1/|φ_1|) (0 where φ_1 = 0), i.e. φ(x)ᵀsign(φ_1)/‖φ_1‖₁, and A = I."""
@@ -163,8 +210,9 @@ def sign_kernel_limit(model: nn.Module, x1: torch.Tensor, y1: torch.Tensor, x_te
     with evaluating(model):
         rows = jacobian_rows(f, x1)
     phi1 = torch.cat([r.reshape(-1) for r in rows.values()])
-    inverse = torch.where(phi1 != 0, 1.0 / phi1.abs().clamp_min(torch.finfo(phi1.dtype).tiny),
-                          torch.zeros_like(phi1))
+    inverse = torch.where(
+        phi1 != 0, 1.0 / phi1.abs().clamp_min(torch.finfo(phi1.dtype).tiny), torch.zeros_like(phi1)
+    )
     f0_test = _outputs(model, x_test, theta).double()
     residual = float(y1.reshape(-1)[0]) - float(_outputs(model, x1, theta).reshape(-1)[0])
     out = []

@@ -35,7 +35,8 @@ def as_vector(values: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class KernelSolver:
     """The eigendecomposition of a symmetric positive definite kernel matrix (float64)."""
-    values: torch.Tensor   # λ, ascending
+
+    values: torch.Tensor  # λ, ascending
     vectors: torch.Tensor  # V, columns
 
     @classmethod
@@ -56,7 +57,8 @@ class KernelSolver:
             raise SingularKernel(
                 f"{what} ({n}×{n}) is singular to working precision: λ_min = {bottom:.3g}, "
                 f"λ_max = {top:.3g}, λ_min/λ_max = {ratio:.3g} ≤ {rcond:.1e} (duplicate inputs, "
-                "more training outputs than parameters, or a float32 kernel that needs float64)")
+                "more training outputs than parameters, or a float32 kernel that needs float64)"
+            )
         return cls(values, vectors)
 
     @property

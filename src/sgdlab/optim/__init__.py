@@ -11,8 +11,9 @@ from .rule import BallProjection, LangevinNoise, PostStep, UpdateRule
 from .schedules import StepSize
 
 
-def build_rule(cfg: OptimConfig, params: list[torch.Tensor], seed: int,
-               device: torch.device | str = "cpu") -> UpdateRule:
+def build_rule(
+    cfg: OptimConfig, params: list[torch.Tensor], seed: int, device: torch.device | str = "cpu"
+) -> UpdateRule:
     """The update rule `cfg` (resolved) describes, over `params`."""
     entry = optimizers.get(cfg.name, "optim.name")
     base = entry.factory(cfg, params)

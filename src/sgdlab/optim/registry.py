@@ -25,14 +25,19 @@ def gd(cfg: OptimConfig, params) -> torch.optim.Optimizer:
     return _sgd(cfg, params)
 
 
-@optimizers.register("sgdl", help="SGD plus Langevin noise γ'·N(0, I) after each step (Zhang et al. 2017, Theory of deep learning IIb)",
-                     options={"noise": 0.01, "noise_decay": "none"}, post="langevin")
+@optimizers.register(
+    "sgdl",
+    help="SGD plus Langevin noise γ'·N(0, I) after each step (Zhang et al. 2017, Theory of deep learning IIb)",
+    options={"noise": 0.01, "noise_decay": "none"},
+    post="langevin",
+)
 def sgdl(cfg: OptimConfig, params) -> torch.optim.Optimizer:
     return _sgd(cfg, params)
 
 
-@optimizers.register("momentum", help="SGD with heavy-ball momentum",
-                     options={"momentum": 0.9, "dampening": 0.0})
+@optimizers.register(
+    "momentum", help="SGD with heavy-ball momentum", options={"momentum": 0.9, "dampening": 0.0}
+)
 def momentum(cfg: OptimConfig, params) -> torch.optim.Optimizer:
     return _sgd(cfg, params, momentum=cfg.momentum, dampening=cfg.dampening)
 
@@ -42,24 +47,48 @@ def nesterov(cfg: OptimConfig, params) -> torch.optim.Optimizer:
     return _sgd(cfg, params, momentum=cfg.momentum, nesterov=True)
 
 
-@optimizers.register("adam", help="Adam (Kingma & Ba 2015)",
-                     options={"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False})
+@optimizers.register(
+    "adam", help="Adam (Kingma & Ba 2015)", options={"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False}
+)
 def adam(cfg: OptimConfig, params) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                            weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    return torch.optim.Adam(
+        params,
+        lr=cfg.lr,
+        betas=tuple(cfg.betas),
+        eps=cfg.eps,
+        weight_decay=cfg.weight_decay,
+        amsgrad=cfg.amsgrad,
+    )
 
 
-@optimizers.register("adagrad", help="AdaGrad (Duchi et al. 2011)",
-                     options={"eps": 1e-10, "lr_decay": 0.0, "initial_accumulator_value": 0.0})
+@optimizers.register(
+    "adagrad",
+    help="AdaGrad (Duchi et al. 2011)",
+    options={"eps": 1e-10, "lr_decay": 0.0, "initial_accumulator_value": 0.0},
+)
 def adagrad(cfg: OptimConfig, params) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(params, lr=cfg.lr, lr_decay=cfg.lr_decay, eps=cfg.eps,
-                               weight_decay=cfg.weight_decay,
-                               initial_accumulator_value=cfg.initial_accumulator_value)
+    return torch.optim.Adagrad(
+        params,
+        lr=cfg.lr,
+        lr_decay=cfg.lr_decay,
+        eps=cfg.eps,
+        weight_decay=cfg.weight_decay,
+        initial_accumulator_value=cfg.initial_accumulator_value,
+    )
 
 
-@optimizers.register("rmsprop", help="RMSprop (Tieleman & Hinton 2012)",
-                     options={"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False})
+@optimizers.register(
+    "rmsprop",
+    help="RMSprop (Tieleman & Hinton 2012)",
+    options={"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False},
+)
 def rmsprop(cfg: OptimConfig, params) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps,
-                               weight_decay=cfg.weight_decay, momentum=cfg.momentum,
-                               centered=cfg.centered)
+    return torch.optim.RMSprop(
+        params,
+        lr=cfg.lr,
+        alpha=cfg.alpha,
+        eps=cfg.eps,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        centered=cfg.centered,
+    )

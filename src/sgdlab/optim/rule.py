@@ -67,8 +67,13 @@ class BallProjection:
 class UpdateRule:
     """Step size rule ∘ torch optimizer ∘ post-step transforms."""
 
-    def __init__(self, params: list[torch.Tensor], base: torch.optim.Optimizer,
-                 step_size: StepSize, post: list[PostStep] | None = None):
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        base: torch.optim.Optimizer,
+        step_size: StepSize,
+        post: list[PostStep] | None = None,
+    ):
         self.params, self.base, self.step_size = params, base, step_size
         self.post = list(post or [])
 

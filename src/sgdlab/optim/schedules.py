@@ -20,6 +20,7 @@ from ..config import ScheduleConfig
 @dataclass(frozen=True)
 class StepSize:
     """η_k as a function of the counter k (epochs or steps) and, lazily, the gradient norm."""
+
     lr: float
     cfg: ScheduleConfig
 
@@ -37,8 +38,11 @@ class StepSize:
             return self.lr
         k = epoch if cfg.unit == "epoch" else step
         phase = math.ceil(k / cfg.period)
-        decay = {"inverse": 1.0 + phase, "inverse-sqrt": 1.0 + math.sqrt(phase),
-                 "combined": 1.0 + self.psi(phase)}.get(cfg.name, 1.0)
+        decay = {
+            "inverse": 1.0 + phase,
+            "inverse-sqrt": 1.0 + math.sqrt(phase),
+            "combined": 1.0 + self.psi(phase),
+        }.get(cfg.name, 1.0)
         damping = cfg.alpha * grad_norm() + 1.0 if self.needs_grad_norm else 1.0
         return self.lr / (decay * damping)
 

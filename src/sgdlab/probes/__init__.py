@@ -9,8 +9,7 @@ from . import basic, gamma, gradients, hessian, ntk  # noqa: F401  (registers)
 from .base import ITERATION_NEEDS, Deferred, Probe, capturing
 from .context import Reference, Runtime, StepContext, batch_loss_at, eval_mode
 from .registry import probes
-from .schedules import (Schedule, each_step, epoch_ends, every, final_only, log_spaced, never,
-                        parse_schedule)
+from .schedules import Schedule, each_step, epoch_ends, every, final_only, log_spaced, never, parse_schedule
 
 
 def build_probes(cfg: ProbesConfig) -> list[Probe]:
@@ -23,6 +22,24 @@ def build_probes(cfg: ProbesConfig) -> list[Probe]:
     return built
 
 
-__all__ = ["Deferred", "ITERATION_NEEDS", "Probe", "capturing", "Reference", "Runtime", "batch_loss_at", "Schedule", "StepContext", "build_probes",
-           "each_step", "epoch_ends", "eval_mode", "every", "final_only", "log_spaced", "never",
-           "parse_schedule", "probes"]
+__all__ = [
+    "Deferred",
+    "ITERATION_NEEDS",
+    "Probe",
+    "capturing",
+    "Reference",
+    "Runtime",
+    "batch_loss_at",
+    "Schedule",
+    "StepContext",
+    "build_probes",
+    "each_step",
+    "epoch_ends",
+    "eval_mode",
+    "every",
+    "final_only",
+    "log_spaced",
+    "never",
+    "parse_schedule",
+    "probes",
+]

@@ -24,6 +24,7 @@ KNOWN_NEEDS = ITERATION_NEEDS | {"eval", "full_grad", "theta0", "theta_star"}
 class Deferred:
     """What a probe reports once training has ended: rows for earlier steps (merged into the
     metrics table by step) and a summary (stored under summary.json["probes"][name])."""
+
     rows: dict[int, dict[str, float]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -36,8 +37,9 @@ class Probe:
 
     def __init__(self, name: str, schedule: Schedule | str = "epoch", **options: Any):
         self.name = name
-        self.schedule = parse_schedule(schedule, f"probes.{name}.schedule") \
-            if isinstance(schedule, str) else schedule
+        self.schedule = (
+            parse_schedule(schedule, f"probes.{name}.schedule") if isinstance(schedule, str) else schedule
+        )
         self.options = options
         self.needs = frozenset(self.needs)
         unknown = set(self.needs) - KNOWN_NEEDS

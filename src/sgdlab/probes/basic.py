@@ -10,8 +10,7 @@ from .base import Probe
 from .registry import probes
 
 
-@probes.register("eval", help="train/test loss and error on the full sets",
-                 options={"schedule": "epoch"})
+@probes.register("eval", help="train/test loss and error on the full sets", options={"schedule": "epoch"})
 class Eval(Probe):
     needs = frozenset({"eval"})
 
@@ -22,8 +21,9 @@ class Eval(Probe):
         return out
 
 
-@probes.register("batch_loss", help="minibatch loss ℓ(θ_k; B_k) and the step size η_k used",
-                 options={"schedule": "step"})
+@probes.register(
+    "batch_loss", help="minibatch loss ℓ(θ_k; B_k) and the step size η_k used", options={"schedule": "step"}
+)
 class BatchLoss(Probe):
     needs = frozenset({"batch_loss", "lr"})
 
@@ -31,8 +31,9 @@ class BatchLoss(Probe):
         return {"batch_loss": ctx.batch_loss, "lr": ctx.lr}
 
 
-@probes.register("norms", help="‖θ‖ and the distance ‖θ − θ_0‖ from the initialization",
-                 options={"schedule": "epoch"})
+@probes.register(
+    "norms", help="‖θ‖ and the distance ‖θ − θ_0‖ from the initialization", options={"schedule": "epoch"}
+)
 class Norms(Probe):
     needs = frozenset({"theta0"})
 

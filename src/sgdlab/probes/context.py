@@ -5,15 +5,14 @@ are a function of θ alone and leave buffers and RNG streams untouched."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn
 
 from ..data import Dataset
 from ..losses import Loss, misclassified
+from ..modes import DROPOUT_TYPES, dropout_off, eval_mode
 from ..params import Vector, distance, flat_params, named_views, trainable
 
 
@@ -22,6 +21,7 @@ class Reference:
     """An earlier pass of the same run, for probes that need its end (deterministic replay):
     θ* (the final iterate, flat) and the minibatch loss it recorded at each step (NaN where
     not recorded), which the replay must reproduce."""
+
     theta_star: torch.Tensor
     batch_losses: torch.Tensor
     source: str = ""
@@ -30,6 +30,7 @@ class Reference:
 @dataclass
 class Runtime:
     """The parts probes read, fixed for the whole run."""
+
     model: nn.Module
     data: Dataset
     loss: Loss
@@ -43,23 +44,6 @@ class Runtime:
     @property
     def has_dropout(self) -> bool:
         return any(isinstance(m, DROPOUT_TYPES) and m.p > 0 for m in self.model.modules())
-
-
-DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
-                 nn.FeatureAlphaDropout)
-
-
-@contextmanager
-def dropout_off(model: nn.Module) -> Iterator[None]:
-    """Dropout modules in eval mode, everything else (BN batch statistics) as it is."""
-    switched = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES) and m.training]
-    for m in switched:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m in switched:
-            m.train()
 
 
 def _state_at(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -100,25 +84,23 @@ def sample_losses_at(rt: Runtime, theta: torch.Tensor) -> torch.Tensor:
         for start in range(0, len(part), rt.eval_batch_size):
             x, y = rt.data.batch(part, slice(start, start + rt.eval_batch_size))
             losses = rt.loss.per_sample(torch.func.functional_call(model, state, (x,)), y)
-            out[start:start + len(y)] = losses.double()
+            out[start : start + len(y)] = losses.double()
     return out
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 class StepContext:
-    def __init__(self, rt: Runtime, step: int, epoch: float, *, before: torch.Tensor | None = None,
-                 batch: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 indices: torch.Tensor | slice | None = None,
-                 batch_loss: float | None = None, lr: float | None = None):
+    def __init__(
+        self,
+        rt: Runtime,
+        step: int,
+        epoch: float,
+        *,
+        before: torch.Tensor | None = None,
+        batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+        indices: torch.Tensor | slice | None = None,
+        batch_loss: float | None = None,
+        lr: float | None = None,
+    ):
         self.rt, self.step, self.epoch = rt, step, epoch
         self.model, self.data, self.loss = rt.model, rt.data, rt.loss
         self.params_before, self.batch, self.batch_loss, self.lr = before, batch, batch_loss, lr
@@ -151,8 +133,7 @@ class StepContext:
         """‖U_k‖ without forming U_k."""
         if self.params_before is None or self.lr is None:
             raise RuntimeError("the update is only available to probes that declare needs={'update'}")
-        return self._cached("update_norm",
-                            lambda: self.distance(self.params_before, self.tensors) / self.lr)
+        return self._cached("update_norm", lambda: self.distance(self.params_before, self.tensors) / self.lr)
 
     @property
     def tensors(self) -> list[torch.Tensor]:
@@ -171,10 +152,12 @@ class StepContext:
     def batch_loss_before(self) -> float:
         """ℓ(θ_k; B_k) as `batch_loss_at` defines it: the training loss itself unless the model
         has dropout, whose masks make the training loss a different, random quantity."""
+
         def compute() -> float:
             if not self.rt.has_dropout:
                 return self.batch_loss
             return batch_loss_at(self.rt, self.params_before, *self.batch)
+
         return self._cached("batch_loss_before", compute)
 
     def batch_loss_at(self, theta: torch.Tensor) -> float:

@@ -47,8 +47,13 @@ def workspace(theta: torch.Tensor) -> torch.Tensor:
     return torch.empty(2, min(theta.numel(), CHUNK), dtype=theta.dtype, device=theta.device)
 
 
-def _inner_products(before: torch.Tensor, after: list[torch.Tensor], theta_star: torch.Tensor,
-                    lr: float, work: torch.Tensor | None = None) -> tuple[float, float, float]:
+def _inner_products(
+    before: torch.Tensor,
+    after: list[torch.Tensor],
+    theta_star: torch.Tensor,
+    lr: float,
+    work: torch.Tensor | None = None,
+) -> tuple[float, float, float]:
     """⟨θ_k − θ*, U_k⟩, ‖U_k‖², ‖θ_k − θ*‖² with U_k = (θ_k − θ_{k+1})/η: per chunk, the rows
     θ_k − θ* and θ_k − θ_{k+1} are written into `work` (see `workspace`) and their 2×2 Gram
     matrix is one BLAS product in the parameters' dtype, summed over chunks in float64; one
@@ -60,7 +65,7 @@ def _inner_products(before: torch.Tensor, after: list[torch.Tensor], theta_star:
     for tensor in after:
         flat = tensor.detach().reshape(-1)
         for start in range(0, flat.numel(), CHUNK):
-            nxt = flat[start:start + CHUNK]
+            nxt = flat[start : start + CHUNK]
             n = nxt.numel()
             lo, hi = offset + start, offset + start + n
             rows = work[:, :n]
@@ -69,18 +74,30 @@ def _inner_products(before: torch.Tensor, after: list[torch.Tensor], theta_star:
             gram += (rows @ rows.T).double()
         offset += flat.numel()
     (dist_sq, coherence), (_, step_sq) = gram.tolist()
-    return coherence / lr, step_sq / lr ** 2, dist_sq
+    return coherence / lr, step_sq / lr**2, dist_sq
 
 
-def gamma_terms(before: torch.Tensor, after: list[torch.Tensor], lr: float, theta_star: torch.Tensor,
-                dist0_sq: float, loss_k: float, loss_star: float, gap_tol: float,
-                work: torch.Tensor | None = None) -> dict[str, float]:
+def gamma_terms(
+    before: torch.Tensor,
+    after: list[torch.Tensor],
+    lr: float,
+    theta_star: torch.Tensor,
+    dist0_sq: float,
+    loss_k: float,
+    loss_star: float,
+    gap_tol: float,
+    work: torch.Tensor | None = None,
+) -> dict[str, float]:
     """The per-step quantities of the principle at iterate θ_k = `before`."""
     coherence, update_sq, dist_sq = _inner_products(before, after, theta_star, lr, work)
     update_term = 0.5 * lr * update_sq
     gap = loss_k - loss_star
-    row = {"gamma_coherence": coherence, "gamma_update_term": update_term, "gamma_loss_gap": gap,
-           "gamma_dist": math.sqrt(dist_sq / dist0_sq) if dist0_sq > 0 else 0.0}
+    row = {
+        "gamma_coherence": coherence,
+        "gamma_update_term": update_term,
+        "gamma_loss_gap": gap,
+        "gamma_dist": math.sqrt(dist_sq / dist0_sq) if dist0_sq > 0 else 0.0,
+    }
     defined = gap > gap_tol and dist0_sq > 0
     row["gamma_defined"] = float(defined)
     if defined:
@@ -94,8 +111,9 @@ def star_losses(rt: Any, theta_star: torch.Tensor) -> torch.Tensor | None:
     return None if batch_dependent(rt.model) else sample_losses_at(rt, theta_star)
 
 
-def loss_on_batch(rt: Any, theta: torch.Tensor, table: torch.Tensor | None,
-                  idx: torch.Tensor | slice) -> float:
+def loss_on_batch(
+    rt: Any, theta: torch.Tensor, table: torch.Tensor | None, idx: torch.Tensor | slice
+) -> float:
     """ℓ(θ; B) for the training samples `idx`, from `table` (see `star_losses`) if given."""
     if table is not None:
         return float(table[idx].mean())
@@ -106,24 +124,40 @@ def _dist_sq(a: torch.Tensor, b: torch.Tensor) -> float:
     return _inner_products(a, [a], b, 1.0)[2]
 
 
-@probes.register("gamma", help="γ-optimization principle: γ_k, ‖θ_k−θ*‖/‖θ_0−θ*‖, the two sides "
-                 "and the loss gap, with θ* the final iterate (deterministic replay or stored path)",
-                 options={"schedule": "step", "mode": "replay", "gap_tol": 1e-7, "replay_tol": 0.0})
+@probes.register(
+    "gamma",
+    help="γ-optimization principle: γ_k, ‖θ_k−θ*‖/‖θ_0−θ*‖, the two sides "
+    "and the loss gap, with θ* the final iterate (deterministic replay or stored path)",
+    options={"schedule": "step", "mode": "replay", "gap_tol": 1e-7, "replay_tol": 0.0},
+)
 class Gamma(Probe):
     needs = frozenset({"update", "batch", "batch_loss", "lr", "theta_star"})
     # "update": the engine snapshots θ_k before the step; U_k is formed chunk-wise from it.
 
-    def __init__(self, name: str, schedule: str = "step", mode: str = "replay",
-                 gap_tol: float = 1e-7, replay_tol: float = 0.0):
+    def __init__(
+        self,
+        name: str,
+        schedule: str = "step",
+        mode: str = "replay",
+        gap_tol: float = 1e-7,
+        replay_tol: float = 0.0,
+    ):
         super().__init__(name, schedule)
         if mode not in ("replay", "store"):
             raise UserError(f"probes.{name}.mode: {mode!r} is not one of replay, store")
         if mode == "store":
             self.needs = self.needs - {"theta_star"}
         self.mode, self.gap_tol, self.replay_tol = mode, gap_tol, replay_tol
-        self.stats = {"defined": 0, "undefined": 0, "positive": 0, "gamma_min": math.inf,
-                      "dist_max_increase": 0.0, "dist_prev": math.nan,
-                      "replay_checked": 0, "replay_max_diff": 0.0}
+        self.stats = {
+            "defined": 0,
+            "undefined": 0,
+            "positive": 0,
+            "gamma_min": math.inf,
+            "dist_max_increase": 0.0,
+            "dist_prev": math.nan,
+            "replay_checked": 0,
+            "replay_max_diff": 0.0,
+        }
         self.stored: list[tuple[int, torch.Tensor, torch.Tensor, float, float, torch.Tensor]] = []
 
     def setup(self, rt: Any) -> None:
@@ -131,8 +165,10 @@ class Gamma(Probe):
         if self.mode == "store":
             return
         if rt.reference is None:
-            raise UserError(f"probe {self.name}: replay mode needs the final iterate of a first "
-                            "pass (sgdlab.run does both passes; pass reference= to train())")
+            raise UserError(
+                f"probe {self.name}: replay mode needs the final iterate of a first "
+                "pass (sgdlab.run does both passes; pass reference= to train())"
+            )
         self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
         self.ref_losses = rt.reference.batch_losses
         self.dist0_sq = _dist_sq(rt.theta0, self.theta_star)
@@ -143,22 +179,38 @@ class Gamma(Probe):
         if self.mode == "store":
             # B_k as training-set indices (a plain tensor, so checkpoints hold it as it is)
             idx = torch.arange(len(ctx.data.train))[ctx.indices].clone()
-            self.stored.append((ctx.step, ctx.params_before.detach().clone(), ctx.params.clone(),
-                                ctx.lr, ctx.batch_loss_before, idx))
+            self.stored.append(
+                (
+                    ctx.step,
+                    ctx.params_before.detach().clone(),
+                    ctx.params.clone(),
+                    ctx.lr,
+                    ctx.batch_loss_before,
+                    idx,
+                )
+            )
             return {}
         self._verify(ctx.step, ctx.batch_loss)
         after = [p for p in ctx.model.parameters() if p.requires_grad]
-        row = gamma_terms(ctx.params_before, after, ctx.lr, self.theta_star, self.dist0_sq,
-                          ctx.batch_loss_before,
-                          loss_on_batch(self.rt, self.theta_star, self.star_table, ctx.indices),
-                          self.gap_tol, self.work)
+        row = gamma_terms(
+            ctx.params_before,
+            after,
+            ctx.lr,
+            self.theta_star,
+            self.dist0_sq,
+            ctx.batch_loss_before,
+            loss_on_batch(self.rt, self.theta_star, self.star_table, ctx.indices),
+            self.gap_tol,
+            self.work,
+        )
         self._count(row)
         return row
 
     def _verify(self, step: int, loss: float) -> None:
         if step >= len(self.ref_losses):
-            raise ReplayError(f"replay reached step {step}, past the {len(self.ref_losses)} steps of "
-                              "the first pass")
+            raise ReplayError(
+                f"replay reached step {step}, past the {len(self.ref_losses)} steps of the first pass"
+            )
         ref = float(self.ref_losses[step])
         if math.isnan(ref):
             return
@@ -167,7 +219,8 @@ class Gamma(Probe):
             raise ReplayError(
                 f"replay diverged from the first pass at step {step}: minibatch loss {loss!r} vs "
                 f"{ref!r}; the run is not deterministic here (on GPU set deterministic = true, or "
-                f"allow probes.{self.name}.replay_tol)")
+                f"allow probes.{self.name}.replay_tol)"
+            )
         self.stats["replay_checked"] += 1
         self.stats["replay_max_diff"] = max(self.stats["replay_max_diff"], diff)
 
@@ -191,17 +244,24 @@ class Gamma(Probe):
             work, table = workspace(theta_star), star_losses(self.rt, theta_star)
             for step, theta_k, theta_next, lr, loss_k, idx in self.stored:
                 loss_star = loss_on_batch(self.rt, theta_star, table, idx)
-                rows[step] = gamma_terms(theta_k, [theta_next], lr, theta_star, dist0_sq, loss_k,
-                                         loss_star, self.gap_tol, work)
+                rows[step] = gamma_terms(
+                    theta_k, [theta_next], lr, theta_star, dist0_sq, loss_k, loss_star, self.gap_tol, work
+                )
                 self._count(rows[step])
         s = self.stats
-        summary = {"mode": self.mode, "defined_steps": s["defined"], "undefined_steps": s["undefined"],
-                   "positive_fraction": s["positive"] / s["defined"] if s["defined"] else None,
-                   "gamma_min": s["gamma_min"] if s["defined"] else None,
-                   "dist_max_increase": s["dist_max_increase"]}
+        summary = {
+            "mode": self.mode,
+            "defined_steps": s["defined"],
+            "undefined_steps": s["undefined"],
+            "positive_fraction": s["positive"] / s["defined"] if s["defined"] else None,
+            "gamma_min": s["gamma_min"] if s["defined"] else None,
+            "dist_max_increase": s["dist_max_increase"],
+        }
         if self.mode == "replay":
-            summary |= {"replay_checked_steps": s["replay_checked"],
-                        "replay_max_loss_diff": s["replay_max_diff"]}
+            summary |= {
+                "replay_checked_steps": s["replay_checked"],
+                "replay_max_loss_diff": s["replay_max_diff"],
+            }
         return Deferred(rows, summary)
 
     def state_dict(self) -> dict[str, Any]:
@@ -213,8 +273,9 @@ class Gamma(Probe):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "stats" in state:
             self.stats = dict(state["stats"])
-        self.stored = [(int(s), t, u, float(lr), float(loss), idx)
-                       for s, t, u, lr, loss, idx in state.get("stored", [])]
+        self.stored = [
+            (int(s), t, u, float(lr), float(loss), idx) for s, t, u, lr, loss, idx in state.get("stored", [])
+        ]
 
 
 def theorem_checks(table: pa.Table) -> dict[str, Any]:
@@ -226,8 +287,11 @@ def theorem_checks(table: pa.Table) -> dict[str, Any]:
     dist = rows["gamma_dist"].to_numpy()
     gap = rows["gamma_loss_gap"].to_numpy()
     lr = rows["lr"].to_numpy() if "lr" in rows.column_names else np.full(len(dist), np.nan)
-    gamma = rows["gamma"].to_numpy(zero_copy_only=False) if "gamma" in rows.column_names \
+    gamma = (
+        rows["gamma"].to_numpy(zero_copy_only=False)
+        if "gamma" in rows.column_names
         else np.full(len(dist), np.nan)
+    )
     gamma = np.where(rows["gamma_defined"].to_numpy() > 0, gamma, np.nan)
     defined = ~np.isnan(gamma)
     increases = np.diff(dist)

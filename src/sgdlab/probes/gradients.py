@@ -31,8 +31,16 @@ from typing import Any, Iterator
 import torch
 
 from ..errors import UserError
-from ..gradients import (DEFAULT_BUDGET_MB, Capture, check_path, gram_stats, per_sample_gram,
-                         plan_split, records_gram, vmap_gram)
+from ..gradients import (
+    DEFAULT_BUDGET_MB,
+    Capture,
+    check_path,
+    gram_stats,
+    per_sample_gram,
+    plan_split,
+    records_gram,
+    vmap_gram,
+)
 from .base import Probe
 from .context import batch_dependent, eval_mode
 from .registry import probes
@@ -43,16 +51,34 @@ BATCHES = ("train", "eval")
 @probes.register(
     "gradients",
     help="per-sample gradients on B_k (reusing the step's backward) or a fixed subset: norms, "
-         "agreement μ = min⟨∇ℓ_i,∇ℓ_j⟩, cosines, variance, SNR, norm / inner-product / "
-         "orthogonality tests, full-gradient norm and its best so far",
-    options={"schedule": "epoch", "batch": "train", "path": "auto", "n_eval": 256,
-             "quantiles": (0.1, 0.5, 0.9), "budget_mb": DEFAULT_BUDGET_MB, "full_grad": True,
-             "reuse_step": True, "seed": 0})
+    "agreement μ = min⟨∇ℓ_i,∇ℓ_j⟩, cosines, variance, SNR, norm / inner-product / "
+    "orthogonality tests, full-gradient norm and its best so far",
+    options={
+        "schedule": "epoch",
+        "batch": "train",
+        "path": "auto",
+        "n_eval": 256,
+        "quantiles": (0.1, 0.5, 0.9),
+        "budget_mb": DEFAULT_BUDGET_MB,
+        "full_grad": True,
+        "reuse_step": True,
+        "seed": 0,
+    },
+)
 class Gradients(Probe):
-    def __init__(self, name: str, schedule: str = "epoch", batch: str = "train", path: str = "auto",
-                 n_eval: int = 256, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
-                 budget_mb: float = DEFAULT_BUDGET_MB, full_grad: bool = True,
-                 reuse_step: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        name: str,
+        schedule: str = "epoch",
+        batch: str = "train",
+        path: str = "auto",
+        n_eval: int = 256,
+        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+        budget_mb: float = DEFAULT_BUDGET_MB,
+        full_grad: bool = True,
+        reuse_step: bool = True,
+        seed: int = 0,
+    ):
         super().__init__(name, schedule)
         key = f"probes.{name}"
         if batch not in BATCHES:
@@ -66,8 +92,9 @@ class Gradients(Probe):
             raise UserError(f"{key}.budget_mb: {budget_mb} must be > 0")
         self.batch, self.path, self.n_eval, self.quantiles = batch, path, n_eval, tuple(quantiles)
         self.budget_mb, self.full_grad, self.reuse_step, self.seed = budget_mb, full_grad, reuse_step, seed
-        self.needs = frozenset({"batch"} if batch == "train" else {"eval"}) \
-            | ({"full_grad"} if full_grad else set())
+        self.needs = frozenset({"batch"} if batch == "train" else {"eval"}) | (
+            {"full_grad"} if full_grad else set()
+        )
         self.best = math.inf
         self._pending: tuple[int, Any] | None = None
 
@@ -77,12 +104,16 @@ class Gradients(Probe):
         self.split = plan_split(rt.model, rt.data.batch(train, slice(0, 1))[0], self.path)
         # The step's own forward/backward gives eval-mode per-sample gradients only when train
         # and eval mode compute the same.
-        self.from_step = (self.reuse_step and bool(self.split.ghost)
-                          and not batch_dependent(rt.model) and not rt.has_dropout)
+        self.from_step = (
+            self.reuse_step
+            and bool(self.split.ghost)
+            and not batch_dependent(rt.model)
+            and not rt.has_dropout
+        )
         if self.batch == "eval":
             n = len(train)
             gen = torch.Generator().manual_seed(self.seed)
-            self.subset = torch.randperm(n, generator=gen)[:min(self.n_eval, n)].sort().values
+            self.subset = torch.randperm(n, generator=gen)[: min(self.n_eval, n)].sort().values
 
     # --- batch = "train": capture during the step ------------------------------------------
 
@@ -100,8 +131,9 @@ class Gradients(Probe):
         generic = None
         if self.split.generic:
             with eval_mode(self.rt.model):
-                generic = vmap_gram(self.rt.model, self.rt.loss.per_sample, x, y,
-                                    list(self.split.generic), self._budget)
+                generic = vmap_gram(
+                    self.rt.model, self.rt.loss.per_sample, x, y, list(self.split.generic), self._budget
+                )
         with Capture(self.split.ghost, grad_hooks=True) as cap:
             yield
         self._pending = (ctx.step, (cap, generic, full))
@@ -110,8 +142,10 @@ class Gradients(Probe):
         calls = cap.calls()
         wrong = {name: c for name, c in calls.items() if c != 1}
         if wrong:
-            raise RuntimeError(f"probe {self.name}: layers {wrong} did not run exactly once in "
-                               "the training step as they did at setup")
+            raise RuntimeError(
+                f"probe {self.name}: layers {wrong} did not run exactly once in "
+                "the training step as they did at setup"
+            )
         n = cap.records[0].input.shape[0]
         gram = records_gram(cap.records, None, float(n), self._budget)  # δ_i = N·∂(mean loss)/∂z_i
         return gram + generic if generic is not None else gram
@@ -134,11 +168,12 @@ class Gradients(Probe):
 
     @property
     def _budget(self) -> int:
-        return int(self.budget_mb * 2 ** 20)
+        return int(self.budget_mb * 2**20)
 
     def _gram(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return per_sample_gram(self.rt.model, self.rt.loss, x, y, path=self.path,
-                               budget_mb=self.budget_mb).gram
+        return per_sample_gram(
+            self.rt.model, self.rt.loss, x, y, path=self.path, budget_mb=self.budget_mb
+        ).gram
 
     def _full_norm(self, ctx: Any) -> float | None:
         if not self.full_grad:

@@ -37,22 +37,51 @@ def evaluation_subset(n_train: int, size: int, seed: int) -> torch.Tensor:
     return perm[:size].sort().values
 
 
-@probes.register("hessian", help="top-k Hessian eigenvalues (Lanczos, warm-started) and the "
-                 "Hutchinson trace with its standard error, on a fixed training subset; "
-                 "optionally one parameter block",
-                 options={"schedule": "epoch", "k": 1, "subset": 512, "trace_probes": 16,
-                          "block": "", "tol": 1e-3, "max_iter": 100,
-                          "method": "double-backward", "seed": 0, "chunk": 0})
+@probes.register(
+    "hessian",
+    help="top-k Hessian eigenvalues (Lanczos, warm-started) and the "
+    "Hutchinson trace with its standard error, on a fixed training subset; "
+    "optionally one parameter block",
+    options={
+        "schedule": "epoch",
+        "k": 1,
+        "subset": 512,
+        "trace_probes": 16,
+        "block": "",
+        "tol": 1e-3,
+        "max_iter": 100,
+        "method": "double-backward",
+        "seed": 0,
+        "chunk": 0,
+    },
+)
 class Hessian(Probe):
     needs = frozenset({"eval"})
 
-    def __init__(self, name: str, schedule: str = "epoch", k: int = 1, subset: int = 512,
-                 trace_probes: int = 16, block: str = "", tol: float = 1e-3, max_iter: int = 100,
-                 method: str = "double-backward", seed: int = 0, chunk: int = 0):
+    def __init__(
+        self,
+        name: str,
+        schedule: str = "epoch",
+        k: int = 1,
+        subset: int = 512,
+        trace_probes: int = 16,
+        block: str = "",
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        method: str = "double-backward",
+        seed: int = 0,
+        chunk: int = 0,
+    ):
         super().__init__(name, schedule)
         where = f"probes.{name}"
-        for key, value, low in (("k", k, 1), ("subset", subset, 1), ("trace_probes", trace_probes, 0),
-                                ("max_iter", max_iter, 1), ("chunk", chunk, 0), ("seed", seed, 0)):
+        for key, value, low in (
+            ("k", k, 1),
+            ("subset", subset, 1),
+            ("trace_probes", trace_probes, 0),
+            ("max_iter", max_iter, 1),
+            ("chunk", chunk, 0),
+            ("seed", seed, 0),
+        ):
             if value < low:
                 raise UserError(f"{where}.{key}: {value} is out of range (must be >= {low})")
         if trace_probes == 1:
@@ -73,8 +102,9 @@ class Hessian(Probe):
     def operator(self, ctx: Any) -> HessianOperator:
         x, y = ctx.data.batch(ctx.data.train, self.indices.to(ctx.data.train.x.device))
         try:
-            return HessianOperator(ctx.model, ctx.loss, x, y, block=self.block or None,
-                                   method=self.method, chunk=self.chunk_size)
+            return HessianOperator(
+                ctx.model, ctx.loss, x, y, block=self.block or None, method=self.method, chunk=self.chunk_size
+            )
         except UserError as exc:
             raise UserError(f"probes.{self.name}.{exc}") from None
 
@@ -83,9 +113,11 @@ class Hessian(Probe):
         warm = self.vectors if self.vectors is not None and self.vectors.shape[0] == op.n else None
         eig = lanczos(op, self.k, tol=self.tol, max_iter=self.max_iter, v0=warm, generator=self.gen)
         self.vectors = eig.vectors.detach().cpu().clone()
-        row = {"hessian_lambda_max": float(eig.values[0]),
-               "hessian_lanczos_steps": float(eig.iterations),
-               "hessian_lanczos_converged": float(eig.converged)}
+        row = {
+            "hessian_lambda_max": float(eig.values[0]),
+            "hessian_lanczos_steps": float(eig.iterations),
+            "hessian_lanczos_converged": float(eig.converged),
+        }
         for i in range(1, len(eig.values)):
             row[f"hessian_lambda_{i + 1}"] = float(eig.values[i])
         if self.trace_probes:

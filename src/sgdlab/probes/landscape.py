@@ -25,9 +25,9 @@ from .context import eval_mode
 
 @dataclass
 class PathPCA:
-    directions: torch.Tensor   # [2, P], orthonormal
-    explained: torch.Tensor    # [2] explained variance ratio of each direction
-    coords: torch.Tensor       # [K, 2] the path θ_k − θ_final projected on the directions
+    directions: torch.Tensor  # [2, P], orthonormal
+    explained: torch.Tensor  # [2] explained variance ratio of each direction
+    coords: torch.Tensor  # [K, 2] the path θ_k − θ_final projected on the directions
 
 
 def path_pca(iterates: torch.Tensor, final: torch.Tensor, k: int = 2) -> PathPCA:
@@ -46,15 +46,21 @@ def path_pca(iterates: torch.Tensor, final: torch.Tensor, k: int = 2) -> PathPCA
     return PathPCA(dirs.to(iterates.dtype), explained, (d @ dirs.T.double()).to(iterates.dtype))
 
 
-def _batched_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-                  data_chunk: int | None = None, match_format: bool = False):
+def _batched_loss(
+    model: nn.Module,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_chunk: int | None = None,
+    match_format: bool = False,
+):
     """θ ↦ L(θ) on (x, y), in pieces of `data_chunk` samples (the size-weighted mean of the
     pieces' mean losses: the whole set's mean loss for a mean-reduced loss). `match_format`:
     give each parameter the model's memory format (not under vmap)."""
     buffers = dict(model.named_buffers())
     params = dict(model.named_parameters())
     step = data_chunk or len(x)
-    pieces = [(x[i:i + step], y[i:i + step]) for i in range(0, len(x), step)]
+    pieces = [(x[i : i + step], y[i : i + step]) for i in range(0, len(x), step)]
 
     def loss_at(theta: torch.Tensor) -> torch.Tensor:
         views = named_views(model, theta)
@@ -66,13 +72,21 @@ def _batched_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor
             value = loss(functional_call(model, state, (xp,)), yp) * (len(xp) / len(x))
             total = value if total is None else total + value
         return total
+
     return loss_at
 
 
 @torch.no_grad()
-def losses_at(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-              thetas: Callable[[int, int], torch.Tensor], count: int, chunk: int = 16,
-              data_chunk: int | None = None) -> torch.Tensor:
+def losses_at(
+    model: nn.Module,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thetas: Callable[[int, int], torch.Tensor],
+    count: int,
+    chunk: int = 16,
+    data_chunk: int | None = None,
+) -> torch.Tensor:
     """[L(θ_0), …, L(θ_{count−1})]: `thetas(start, stop)` returns the rows θ_start … θ_{stop−1}
     ([stop − start, P]), made `chunk` at a time and evaluated by one vmapped forward each, so
     no model copy per point and at most `chunk` parameter vectors in memory. Eval mode.
@@ -81,8 +95,11 @@ def losses_at(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
     is compute-bound it cannot cut the arithmetic, and on a CPU vmap over convolution weights
     runs as a grouped convolution several times slower than separate ones: `chunk=1` then
     evaluates point by point through functional_call, without vmap (benchmarks/landscape_grid.py)."""
-    f = _batched_loss(model, loss, x, y, data_chunk, match_format=True) if chunk == 1 \
+    f = (
+        _batched_loss(model, loss, x, y, data_chunk, match_format=True)
+        if chunk == 1
         else vmap(_batched_loss(model, loss, x, y, data_chunk))
+    )
     out = []
     with eval_mode(model):
         for start in range(0, count, chunk):
@@ -92,32 +109,52 @@ def losses_at(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
 
 
 @torch.no_grad()
-def loss_grid(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor, center: torch.Tensor,
-              directions: torch.Tensor, alphas: torch.Tensor, betas: torch.Tensor,
-              chunk: int = 16, data_chunk: int | None = None) -> torch.Tensor:
+def loss_grid(
+    model: nn.Module,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    center: torch.Tensor,
+    directions: torch.Tensor,
+    alphas: torch.Tensor,
+    betas: torch.Tensor,
+    chunk: int = 16,
+    data_chunk: int | None = None,
+) -> torch.Tensor:
     """L(center + a·d1 + b·d2) on the grid alphas × betas ([len(alphas), len(betas)]), `chunk`
     parameter vectors per vmapped forward."""
     a, b = torch.meshgrid(alphas, betas, indexing="ij")
     coeffs = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1).to(center)
-    values = losses_at(model, loss, x, y, lambda i, j: center + coeffs[i:j] @ directions,
-                       len(coeffs), chunk, data_chunk)
+    values = losses_at(
+        model, loss, x, y, lambda i, j: center + coeffs[i:j] @ directions, len(coeffs), chunk, data_chunk
+    )
     return values.reshape(a.shape)
 
 
 @torch.no_grad()
-def interpolation(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-                  theta_a: torch.Tensor, theta_b: torch.Tensor, alphas: torch.Tensor,
-                  chunk: int = 16, data_chunk: int | None = None) -> torch.Tensor:
+def interpolation(
+    model: nn.Module,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    theta_a: torch.Tensor,
+    theta_b: torch.Tensor,
+    alphas: torch.Tensor,
+    chunk: int = 16,
+    data_chunk: int | None = None,
+) -> torch.Tensor:
     """1-D linear interpolation L((1 − α)θ_a + αθ_b) for each α (α outside [0, 1] extrapolates;
     Goodfellow, Vinyals & Saxe 2015)."""
     alphas = alphas.to(theta_a)
     step = theta_b - theta_a
-    return losses_at(model, loss, x, y, lambda i, j: theta_a + alphas[i:j, None] * step,
-                     len(alphas), chunk, data_chunk)
+    return losses_at(
+        model, loss, x, y, lambda i, j: theta_a + alphas[i:j, None] * step, len(alphas), chunk, data_chunk
+    )
 
 
-def filter_normalized(model: nn.Module, theta: torch.Tensor, generator: torch.Generator | None = None,
-                      count: int | None = None) -> torch.Tensor:
+def filter_normalized(
+    model: nn.Module, theta: torch.Tensor, generator: torch.Generator | None = None, count: int | None = None
+) -> torch.Tensor:
     """Random directions normalized filter by filter (Li, Xu, Taylor, Studer & Goldstein 2018,
     §4): d ~ N(0, I), then each filter d_{i,j} (one output unit: a row of a Linear weight, an
     output channel of a conv kernel) is rescaled to ‖θ_{i,j}‖·d_{i,j}/‖d_{i,j}‖. Parameters with
@@ -130,11 +167,11 @@ def filter_normalized(model: nn.Module, theta: torch.Tensor, generator: torch.Ge
         if not p.requires_grad:
             continue
         n = p.numel()
-        block = d[:, offset:offset + n]
+        block = d[:, offset : offset + n]
         if p.ndim <= 1:
             block.zero_()
         else:
-            w = theta[offset:offset + n].view(p.shape[0], -1)
+            w = theta[offset : offset + n].view(p.shape[0], -1)
             view = block.view(rows, p.shape[0], -1)
             norms = torch.linalg.vector_norm(view, dim=2, keepdim=True).clamp_min(1e-30)
             view.mul_(torch.linalg.vector_norm(w, dim=1)[None, :, None] / norms)
@@ -143,9 +180,18 @@ def filter_normalized(model: nn.Module, theta: torch.Tensor, generator: torch.Ge
 
 
 @torch.no_grad()
-def random_plane(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor, center: torch.Tensor,
-                 alphas: torch.Tensor, betas: torch.Tensor, generator: torch.Generator | None = None,
-                 chunk: int = 16, data_chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_plane(
+    model: nn.Module,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    center: torch.Tensor,
+    alphas: torch.Tensor,
+    betas: torch.Tensor,
+    generator: torch.Generator | None = None,
+    chunk: int = 16,
+    data_chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A 2-D slice along two random filter-normalized directions (Li et al. 2018): the grid
     L(center + a·d1 + b·d2) and the directions [2, P]."""
     directions = filter_normalized(model, center, generator, count=2)
@@ -158,15 +204,26 @@ def simplex_lambdas(steps: int = 20, margin: float = 0.25) -> torch.Tensor:
     Float64 [G, 3]; the simplex's corners are rows with one λ_i = 1."""
     lo = -round(margin * steps)
     hi = steps - 2 * lo
-    rows = [(i / steps, j / steps, 1 - (i + j) / steps)
-            for i in range(lo, hi + 1) for j in range(lo, hi + 1) if (steps - i - j) >= lo]
+    rows = [
+        (i / steps, j / steps, 1 - (i + j) / steps)
+        for i in range(lo, hi + 1)
+        for j in range(lo, hi + 1)
+        if (steps - i - j) >= lo
+    ]
     return torch.tensor(rows, dtype=torch.float64)
 
 
 @torch.no_grad()
-def three_point_interpolation(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-                              minimizers: torch.Tensor, lambdas: torch.Tensor, chunk: int = 16,
-                              data_chunk: int | None = None) -> torch.Tensor:
+def three_point_interpolation(
+    model: nn.Module,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    minimizers: torch.Tensor,
+    lambdas: torch.Tensor,
+    chunk: int = 16,
+    data_chunk: int | None = None,
+) -> torch.Tensor:
     """L(w_λ), w_λ = λ1·w1 + λ2·w2 + λ3·w3, for each row of `lambdas` ([G, 3], see
     `simplex_lambdas`); `minimizers` [3, P] are the three w_i (Zhang, Liao, Rakhlin, Miranda,
     Golowich & Poggio 2017, the three-point interpolation of their random-label experiment)."""
@@ -176,18 +233,26 @@ def three_point_interpolation(model: nn.Module, loss: Loss, x: torch.Tensor, y: 
 
 @dataclass
 class Sharpness:
-    base: float            # L(θ)
-    mean_increase: float   # mean over directions of L(θ + r·d) − L(θ)
+    base: float  # L(θ)
+    mean_increase: float  # mean over directions of L(θ + r·d) − L(θ)
     max_increase: float
     increases: torch.Tensor  # [n]
     radius: float
 
 
 @torch.no_grad()
-def perturbation_sharpness(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-                           theta: torch.Tensor, radius: float, n: int = 32,
-                           generator: torch.Generator | None = None, chunk: int = 16,
-                           data_chunk: int | None = None) -> Sharpness:
+def perturbation_sharpness(
+    model: nn.Module,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    theta: torch.Tensor,
+    radius: float,
+    n: int = 32,
+    generator: torch.Generator | None = None,
+    chunk: int = 16,
+    data_chunk: int | None = None,
+) -> Sharpness:
     """Loss increase under random filter-normalized perturbations of relative size `radius`:
     L(θ + r·d_j) − L(θ) for n directions d_j from `filter_normalized` (each filter moves by r
     times its own norm; Li et al. 2018's normalization, which makes the measure invariant to
@@ -199,13 +264,20 @@ def perturbation_sharpness(model: nn.Module, loss: Loss, x: torch.Tensor, y: tor
     return Sharpness(base, float(inc.mean()), float(inc.max()), inc, radius)
 
 
-def projected_gradients(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-                        thetas: torch.Tensor, directions: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+def projected_gradients(
+    model: nn.Module,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    thetas: torch.Tensor,
+    directions: torch.Tensor,
+    chunk: int = 8,
+) -> torch.Tensor:
     """The SGD update (minibatch gradient on x, y) at each row of `thetas`, projected on the
     directions: [K, 2]. Li et al.'s arrows; Appendix D.2 of “An optimization principle of deep learning?”."""
     g = vmap(grad(_batched_loss(model, loss, x, y)))
     out = []
     with eval_mode(model):
         for start in range(0, len(thetas), chunk):
-            out.append(g(thetas[start:start + chunk]) @ directions.T)
+            out.append(g(thetas[start : start + chunk]) @ directions.T)
     return torch.cat(out)

@@ -40,25 +40,45 @@ def _rms(values: torch.Tensor) -> float:
     return float(values.double().pow(2).mean().sqrt()) if values.numel() else 0.0
 
 
-@probes.register("ntk", help="lazy-regime monitor: relative change of the empirical NTK on a fixed "
-                 "subset, network vs its linearization at θ_0 on test inputs, gap to the closed-form "
-                 "GD limit (Lee et al. 2019; Nonnenmacher et al. 2021)",
-                 options={"schedule": "log:1.5", "points": 32, "test_points": 64, "method": "auto",
-                          "memory_mb": 1024, "prediction": "auto"})
+@probes.register(
+    "ntk",
+    help="lazy-regime monitor: relative change of the empirical NTK on a fixed "
+    "subset, network vs its linearization at θ_0 on test inputs, gap to the closed-form "
+    "GD limit (Lee et al. 2019; Nonnenmacher et al. 2021)",
+    options={
+        "schedule": "log:1.5",
+        "points": 32,
+        "test_points": 64,
+        "method": "auto",
+        "memory_mb": 1024,
+        "prediction": "auto",
+    },
+)
 class NtkProbe(Probe):
     needs = frozenset({"theta0"})
 
-    def __init__(self, name: str, schedule: str = "log:1.5", points: int = 32, test_points: int = 64,
-                 method: str = "auto", memory_mb: int = 1024, prediction: str = "auto"):
+    def __init__(
+        self,
+        name: str,
+        schedule: str = "log:1.5",
+        points: int = 32,
+        test_points: int = 64,
+        method: str = "auto",
+        memory_mb: int = 1024,
+        prediction: str = "auto",
+    ):
         super().__init__(name, schedule)
         for key, value in (("points", points), ("test_points", test_points), ("memory_mb", memory_mb)):
             if value < 1:
                 raise UserError(f"probes.{name}.{key}: {value} is out of range (must be >= 1)")
         if method not in {m.value for m in NtkMethod}:
-            raise UserError(f"probes.{name}.method: {method!r} is not one of "
-                            f"{', '.join(m.value for m in NtkMethod)}")
+            raise UserError(
+                f"probes.{name}.method: {method!r} is not one of {', '.join(m.value for m in NtkMethod)}"
+            )
         if prediction not in PREDICTIONS:
-            raise UserError(f"probes.{name}.prediction: {prediction!r} is not one of {', '.join(PREDICTIONS)}")
+            raise UserError(
+                f"probes.{name}.prediction: {prediction!r} is not one of {', '.join(PREDICTIONS)}"
+            )
         self.points, self.test_points, self.method = points, test_points, method
         self.budget, self.prediction = memory_mb << 20, prediction
         self.rt: Any = None
@@ -106,8 +126,11 @@ class NtkProbe(Probe):
             f_t = outputs_and_jvp(model, test, theta, torch.zeros_like(theta))[0]
             f0, move = outputs_and_jvp(model, test, theta0, theta - theta0)
         gap, moved = _rms(f_t - (f0 + move)), _rms(f_t - ref["f0"])
-        row = {"ntk_kernel_change": relative_change(kernel, ref["kernel0"]),
-               "ntk_lin_gap": gap, "ntk_lin_gap_rel": gap / moved if moved > 0 else 0.0}
+        row = {
+            "ntk_kernel_change": relative_change(kernel, ref["kernel0"]),
+            "ntk_lin_gap": gap,
+            "ntk_lin_gap_rel": gap / moved if moved > 0 else 0.0,
+        }
         if "limit" in ref:
             row["ntk_limit_gap"] = _rms(f_t - ref["limit"])
         return {k: (v if math.isfinite(v) else float("nan")) for k, v in row.items()}

@@ -82,5 +82,6 @@ def parse_schedule(spec: str, key: str = "schedule") -> Schedule:
             return final_only() if name == "final" else never()
     except ValueError:
         pass
-    raise ConfigError(f"{key}: {spec!r} is not a schedule (step, every:K, epoch, epoch:K, "
-                      "log, log:BASE>1, final, never)")
+    raise ConfigError(
+        f"{key}: {spec!r} is not a schedule (step, every:K, epoch, epoch:K, log, log:BASE>1, final, never)"
+    )

@@ -44,7 +44,9 @@ def plot_curves(run: Run, path: str | Path) -> Path:
             ax.legend(frameon=False)
         ax.grid(alpha=0.3)
     c = run.config
-    fig.suptitle(f"{run.path.name}: {run.status} — {c.model.name} on {c.data.name}, "
-                 f"{c.optim.name} lr {c.optim.lr:g}, batch {c.train.batch_size}")
+    fig.suptitle(
+        f"{run.path.name}: {run.status} — {c.model.name} on {c.data.name}, "
+        f"{c.optim.name} lr {c.optim.lr:g}, batch {c.train.batch_size}"
+    )
     fig.tight_layout()
     return save_figure(fig, path)

@@ -28,8 +28,11 @@ def spans_decades(*arrays: np.ndarray, decades: float = 1.5) -> bool:
     return bool(np.log10(values.max() / values.min()) > decades)
 
 
-LOSS_UNITS = {"cross-entropy": "cross-entropy (nats)", "squared": "squared loss",
-              "logistic": "logistic loss (nats)"}
+LOSS_UNITS = {
+    "cross-entropy": "cross-entropy (nats)",
+    "squared": "squared loss",
+    "logistic": "logistic loss (nats)",
+}
 
 
 def loss_label(loss: str) -> str:

@@ -22,8 +22,14 @@ def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
     return uniq + 0.5, np.array([np.median(values[ok & (keys == k)]) for k in uniq])
 
 
-def gamma_figure(path: str | Path, title: str, runs: dict[str, Run], *, level: float | None = None,
-                 notes: dict[str, str] | None = None) -> Path:
+def gamma_figure(
+    path: str | Path,
+    title: str,
+    runs: dict[str, Run],
+    *,
+    level: float | None = None,
+    notes: dict[str, str] | None = None,
+) -> Path:
     """Three rows as in the paper: normalized distance to θ* (dimensionless), training loss (log
     scale when it spans decades), γ (per step, faint; per-epoch median, solid; symmetric log
     scale). `level` draws a loss level on the loss row (e.g. the premise threshold); `notes`

@@ -17,8 +17,7 @@ from ..errors import UserError
 from ..experiments.base import Claim, load_claims
 from ..store import RunDir
 from ..store.files import write_text
-from .page import (as_json, code, details, document, esc, figures, fmt, pre, table,
-                   verdict_badge)
+from .page import as_json, code, details, document, esc, figures, fmt, pre, table, verdict_badge
 
 REPORT = "report.html"
 TOUR = "tour.json"
@@ -26,12 +25,12 @@ VERDICTS = ("holds", "fails", "not-applicable")
 MARKS = {"holds": "✓", "fails": "✗", "not-applicable": "–"}
 SCALE_NOTE = {
     "smoke": "Scale <b>smoke</b>: seconds-long runs that exercise every part of the reproduction. "
-             "They are too small and short for the regimes the claims assume, so their verdicts "
-             "show the machinery, not the paper's test: the faithful verdicts come from the "
-             "<b>cpu</b> scale (minutes on a laptop) and the <b>full</b> scale (the paper's "
-             "settings, for a GPU).",
+    "They are too small and short for the regimes the claims assume, so their verdicts "
+    "show the machinery, not the paper's test: the faithful verdicts come from the "
+    "<b>cpu</b> scale (minutes on a laptop) and the <b>full</b> scale (the paper's "
+    "settings, for a GPU).",
     "cpu": "Scale <b>cpu</b>: smaller data and networks than the paper, with the settings its "
-           "argument needs (trained to the regime it assumes, enough runs for each statistic).",
+    "argument needs (trained to the regime it assumes, enough runs for each statistic).",
     "full": "Scale <b>full</b>: the paper's settings.",
 }
 
@@ -47,8 +46,10 @@ def kind_of(path: Path) -> str:
         return "reproduction"
     if RunDir.is_run(path):
         return "run"
-    raise UserError(f"{path}: not a run, reproduction, sweep or demo directory "
-                    "(no config.toml, claims.json, sweep.json or tour.json)")
+    raise UserError(
+        f"{path}: not a run, reproduction, sweep or demo directory "
+        "(no config.toml, claims.json, sweep.json or tour.json)"
+    )
 
 
 def write_report(path: str | Path) -> Path:
@@ -63,6 +64,7 @@ def write_report(path: str | Path) -> Path:
         title, body = reproduction_page(path)
     elif kind == "sweep":
         from .sweep import sweep_page
+
         title, body = sweep_page(path)
     else:
         title, body = tour_page(path)
@@ -78,6 +80,7 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 # --- claims ------------------------------------------------------------------------------
+
 
 def key_numbers(claim: Claim, leaves: int = 3) -> str:
     """The claim's headline, or its first few scalar evidence entries when it has none."""
@@ -100,8 +103,11 @@ def _scalar_leaves(value: Any, prefix: str):
 
 def verdict_counts(claims: list[Claim]) -> str:
     counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
-    return '<p class="counts">' + "".join(
-        f"<span>{verdict_badge(v)} × {n}</span>" for v, n in counts.items() if n) + "</p>"
+    return (
+        '<p class="counts">'
+        + "".join(f"<span>{verdict_badge(v)} × {n}</span>" for v, n in counts.items() if n)
+        + "</p>"
+    )
 
 
 def claims_table(claims: list[Claim], paper: str | None) -> str:
@@ -113,20 +119,25 @@ def claims_table(claims: list[Claim], paper: str | None) -> str:
     per_claim = len(sources) > 1
     caption = f"Claims of {esc(paper)}" if paper and not per_claim else ""
     meanings = any(c.meaning for c in claims)
-    headers = (["verdict", "claim", "measured"] + (["what it means"] if meanings else [])
-               + (["paper"] if per_claim else []))
+    headers = (
+        ["verdict", "claim", "measured"]
+        + (["what it means"] if meanings else [])
+        + (["paper"] if per_claim else [])
+    )
     rows = []
     for c in claims:
-        statement = (f'<span class="id">{esc(c.id)}</span><br>{esc(c.statement)}'
-                     + (details("evidence", pre(as_json(c.evidence))) if c.evidence else ""))
+        statement = f'<span class="id">{esc(c.id)}</span><br>{esc(c.statement)}' + (
+            details("evidence", pre(as_json(c.evidence))) if c.evidence else ""
+        )
         row = [verdict_badge(c.verdict), statement, esc(key_numbers(c))]
         if meanings:
             row.append(esc(c.meaning))
         if per_claim:
             row.append(esc(c.source or paper or ""))
         rows.append(row)
-    return table(headers, rows, cls="claims", caption=caption,
-                 columns={1: "statement", 2: "key", 3: "meaning"})
+    return table(
+        headers, rows, cls="claims", caption=caption, columns={1: "statement", 2: "key", 3: "meaning"}
+    )
 
 
 # --- runs --------------------------------------------------------------------------------
@@ -146,12 +157,33 @@ def runs_table(dirs: list[Path], base: Path) -> str:
     for d in dirs:
         s = RunDir(d).read_summary()
         final = s.get("final") or {}
-        rows.append([f'<a href="{esc(_rel(d, base))}/">{esc(d.name)}</a>', verdict_badge(s.get("status", "unknown")),
-                     esc(fmt(s.get("n_params"))), esc(fmt(s.get("steps"))), esc(fmt(s.get("epochs"))),
-                     *[esc(fmt(final.get(k))) for k in FINAL_COLUMNS],
-                     esc(_seconds(s.get("wall_time_s"), s.get("replay_wall_time_s")))])
-    return table(["run", "status", "params", "steps", "epochs", "train loss", "train error",
-                  "test loss", "test error", "wall time"], rows, numeric=range(2, 10))
+        rows.append(
+            [
+                f'<a href="{esc(_rel(d, base))}/">{esc(d.name)}</a>',
+                verdict_badge(s.get("status", "unknown")),
+                esc(fmt(s.get("n_params"))),
+                esc(fmt(s.get("steps"))),
+                esc(fmt(s.get("epochs"))),
+                *[esc(fmt(final.get(k))) for k in FINAL_COLUMNS],
+                esc(_seconds(s.get("wall_time_s"), s.get("replay_wall_time_s"))),
+            ]
+        )
+    return table(
+        [
+            "run",
+            "status",
+            "params",
+            "steps",
+            "epochs",
+            "train loss",
+            "train error",
+            "test loss",
+            "test error",
+            "wall time",
+        ],
+        rows,
+        numeric=range(2, 10),
+    )
 
 
 def _seconds(train: Any, replay: Any = None) -> str:
@@ -171,13 +203,13 @@ def _rel(path: Path, base: Path) -> str:
 def configs_section(dirs: list[Path]) -> str:
     if not dirs:
         return ""
-    items = "".join(details(d.name, pre(d.joinpath("config.toml").read_text(encoding="utf-8")))
-                    for d in dirs)
-    return f"<h2>Resolved configs</h2><p class=\"muted\">The config.toml of every run (every default filled in).</p>{items}"
+    items = "".join(details(d.name, pre(d.joinpath("config.toml").read_text(encoding="utf-8"))) for d in dirs)
+    return f'<h2>Resolved configs</h2><p class="muted">The config.toml of every run (every default filled in).</p>{items}'
 
 
-def environment_section(versions: dict[str, Any] | None, environment: dict[str, Any] | None,
-                        devices: set[str], threads: set[Any]) -> str:
+def environment_section(
+    versions: dict[str, Any] | None, environment: dict[str, Any] | None, devices: set[str], threads: set[Any]
+) -> str:
     versions, environment = versions or {}, environment or {}
     rows = [[esc("git commit"), code(versions.get("sgdlab_git", "unknown"))]]
     rows += [[esc(k), esc(v)] for k, v in versions.items() if k != "sgdlab_git"]
@@ -185,8 +217,12 @@ def environment_section(versions: dict[str, Any] | None, environment: dict[str, 
         rows.append([esc("device"), esc(", ".join(sorted(devices)))])
     if threads:
         rows.append([esc("torch threads per run"), esc(", ".join(map(str, sorted(threads))))])
-    for key, label in (("platform", "platform"), ("cpu", "cpu"), ("cores", "cores"),
-                       ("cuda_devices", "CUDA devices")):
+    for key, label in (
+        ("platform", "platform"),
+        ("cpu", "cpu"),
+        ("cores", "cores"),
+        ("cuda_devices", "CUDA devices"),
+    ):
         if environment.get(key) not in (None, "", []):
             value = environment[key]
             rows.append([esc(label), esc(", ".join(value) if isinstance(value, list) else value)])
@@ -206,6 +242,7 @@ def run_devices_threads(dirs: list[Path]) -> tuple[set[str], set[Any]]:
 
 # --- a run -------------------------------------------------------------------------------
 
+
 def run_figures(path: Path) -> list[Path]:
     """Curves (and γ curves when the run has them) drawn from metrics.parquet into figures/,
     plus any other PNG there."""
@@ -220,8 +257,10 @@ def run_figures(path: Path) -> list[Path]:
         if "gamma_dist" in run.metrics.column_names:
             from ..papers import GAMMA_2019
             from .gamma import gamma_figure
-            made.append(gamma_figure(figs / "gamma.png", f"{path.name} (after {GAMMA_2019.short})",
-                                     {path.name: run}))
+
+            made.append(
+                gamma_figure(figs / "gamma.png", f"{path.name} (after {GAMMA_2019.short})", {path.name: run})
+            )
     others = sorted(p for p in figs.glob("*.png") if p not in made) if figs.is_dir() else []
     return made + others
 
@@ -231,31 +270,46 @@ def run_page(path: Path) -> tuple[str, str]:
     s = run_dir.read_summary()
     status = s.get("status", "unknown")
     final = s.get("final") or {}
-    head = (f"<h1>Run {esc(path.name)}</h1><p>{verdict_badge(status)} "
-            f"<span class=\"muted\">{esc(path.resolve())}</span></p>")
-    facts = [[esc(k), esc(fmt(s[k]))] for k in ("seed", "steps", "epochs", "stop_reason", "diverged_at",
-                                                "n_params", "error") if s.get(k) is not None]
+    head = (
+        f"<h1>Run {esc(path.name)}</h1><p>{verdict_badge(status)} "
+        f'<span class="muted">{esc(path.resolve())}</span></p>'
+    )
+    facts = [
+        [esc(k), esc(fmt(s[k]))]
+        for k in ("seed", "steps", "epochs", "stop_reason", "diverged_at", "n_params", "error")
+        if s.get(k) is not None
+    ]
     summary = "<h2>Summary</h2>" + table(["", ""], facts) if facts else ""
     if final:
-        summary += table(["final metric", "value"], [[esc(k), esc(fmt(v))] for k, v in final.items()],
-                         numeric=[1])
+        summary += table(
+            ["final metric", "value"], [[esc(k), esc(fmt(v))] for k, v in final.items()], numeric=[1]
+        )
     figs = "<h2>Figures</h2>" + figures(run_figures(path), path)
     config = "<h2>Resolved config</h2>" + pre(run_dir.config_path.read_text(encoding="utf-8"))
-    env = environment_section(s.get("versions"), s.get("environment"),
-                              {s["device"]} if s.get("device") else set(),
-                              {s["threads"]} if s.get("threads") is not None else set())
-    timing_rows = [[esc(k), esc(fmt(s[k]))] for k in ("started_at", "finished_at", "wall_time_s",
-                                                      "replay_wall_time_s", "resumes") if s.get(k) is not None]
+    env = environment_section(
+        s.get("versions"),
+        s.get("environment"),
+        {s["device"]} if s.get("device") else set(),
+        {s["threads"]} if s.get("threads") is not None else set(),
+    )
+    timing_rows = [
+        [esc(k), esc(fmt(s[k]))]
+        for k in ("started_at", "finished_at", "wall_time_s", "replay_wall_time_s", "resumes")
+        if s.get(k) is not None
+    ]
     timings = "<h2>Timings</h2>" + table(["", ""], timing_rows) if timing_rows else ""
     return f"run {path.name}", head + summary + figs + config + env + timings
 
 
 # --- a reproduction ----------------------------------------------------------------------
 
+
 def commands(name: str, out: bool = True) -> list[str]:
     """The commands for the faithful scales (`--out` is their default, runs/NAME-SCALE)."""
-    return [f"sgdlab reproduce {name} --scale cpu" + (f" --out runs/{name}-cpu" if out else ""),
-            f"sgdlab reproduce {name} --scale full --device cuda" + (f" --out runs/{name}-full" if out else "")]
+    return [
+        f"sgdlab reproduce {name} --scale cpu" + (f" --out runs/{name}-cpu" if out else ""),
+        f"sgdlab reproduce {name} --scale full --device cuda" + (f" --out runs/{name}-full" if out else ""),
+    ]
 
 
 def reproduction_body(path: Path, level: int = 2) -> tuple[list[Claim], str]:
@@ -264,8 +318,13 @@ def reproduction_body(path: Path, level: int = 2) -> tuple[list[Claim], str]:
     exp = read_json(path / "experiment.json", {})
     claims = load_claims(path) if (path / "claims.json").is_file() else []
     h = f"h{level}"
-    body = (f"<{h}>Claims</{h}>" + verdict_counts(claims) + claims_table(claims, exp.get("paper"))
-            + f"<{h}>Figures</{h}>" + figures(sorted((path / "figures").glob("*.png")), path))
+    body = (
+        f"<{h}>Claims</{h}>"
+        + verdict_counts(claims)
+        + claims_table(claims, exp.get("paper"))
+        + f"<{h}>Figures</{h}>"
+        + figures(sorted((path / "figures").glob("*.png")), path)
+    )
     return claims, body
 
 
@@ -273,14 +332,23 @@ def reproduction_page(path: Path) -> tuple[str, str]:
     exp = read_json(path / "experiment.json", {})
     name = exp.get("experiment", path.name)
     scale = exp.get("scale", "?")
-    head = (f"<h1>{esc(name)}: reproduction at scale {esc(scale)}</h1>"
-            + (f"<p class=\"lead\">{esc(exp['paper'])}</p>" if exp.get("paper") else "")
-            + (f"<p class=\"lead muted\">{esc(exp['help'])}</p>" if exp.get("help") else "")
-            + (f"<p class=\"note\">{SCALE_NOTE[scale]} Faithful runs: "
-               + " · ".join(f'<span class="cmd">{code(c)}</span>' for c in commands(name)) + "</p>"
-               if scale in SCALE_NOTE else "")
-            + (f"<p class=\"muted\">Only the runs and parts matching {code(exp['only'])}.</p>"
-               if exp.get("only") else ""))
+    head = (
+        f"<h1>{esc(name)}: reproduction at scale {esc(scale)}</h1>"
+        + (f'<p class="lead">{esc(exp["paper"])}</p>' if exp.get("paper") else "")
+        + (f'<p class="lead muted">{esc(exp["help"])}</p>' if exp.get("help") else "")
+        + (
+            f'<p class="note">{SCALE_NOTE[scale]} Faithful runs: '
+            + " · ".join(f'<span class="cmd">{code(c)}</span>' for c in commands(name))
+            + "</p>"
+            if scale in SCALE_NOTE
+            else ""
+        )
+        + (
+            f'<p class="muted">Only the runs and parts matching {code(exp["only"])}.</p>'
+            if exp.get("only")
+            else ""
+        )
+    )
     _, body = reproduction_body(path)
     dirs = run_dirs(path)
     runs = "<h2>Runs</h2>" + runs_table(dirs, path)
@@ -291,8 +359,10 @@ def reproduction_page(path: Path) -> tuple[str, str]:
     env = environment_section(exp.get("versions"), exp.get("environment"), devices, threads)
     timings = ""
     if exp.get("wall_time_s") is not None:
-        timings = (f"<h2>Timings</h2><p>The reproduction took {exp['wall_time_s']:.1f} s "
-                   "(reused runs count only their loading); each run's own time is in the runs table.</p>")
+        timings = (
+            f"<h2>Timings</h2><p>The reproduction took {exp['wall_time_s']:.1f} s "
+            "(reused runs count only their loading); each run's own time is in the runs table.</p>"
+        )
     return f"{name} ({scale})", head + body + runs + tables + configs_section(dirs) + env + timings
 
 
@@ -308,8 +378,10 @@ def tables_section(path: Path, max_rows: int = 40) -> str:
         t = pq.read_table(f)
         label = f"{f.name}: {t.num_rows} rows × {t.num_columns} columns"
         if t.num_rows <= max_rows:
-            rows = [[esc(fmt(v if not isinstance(v, list) else str(v))) for v in row.values()]
-                    for row in t.to_pylist()]
+            rows = [
+                [esc(fmt(v if not isinstance(v, list) else str(v))) for v in row.values()]
+                for row in t.to_pylist()
+            ]
             items.append(details(label, table(t.column_names, rows)))
         else:
             items.append(details(label, pre(", ".join(t.column_names))))
@@ -318,12 +390,17 @@ def tables_section(path: Path, max_rows: int = 40) -> str:
 
 # --- the demo tour ----------------------------------------------------------------------
 
+
 def compact_counts(claims: list[Claim]) -> str:
     counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
     words = {"holds": "hold", "fails": "fail", "not-applicable": "not applicable"}
-    return ('<div class="claimline"><b>' + " · ".join(
-        f'<span class="m-{v}">{n} {words[v] if n != 1 else v}</span>' for v, n in counts.items() if n)
-        + f"</b> of {len(claims)} claims</div>")
+    return (
+        '<div class="claimline"><b>'
+        + " · ".join(
+            f'<span class="m-{v}">{n} {words[v] if n != 1 else v}</span>' for v, n in counts.items() if n
+        )
+        + f"</b> of {len(claims)} claims</div>"
+    )
 
 
 def finding_row(stage: dict[str, Any], path: Path, max_lines: int = 3) -> list[str]:
@@ -339,15 +416,27 @@ def finding_row(stage: dict[str, Any], path: Path, max_lines: int = 3) -> list[s
     else:
         claims = load_claims(path)
         shown = ([c for c in claims if c.headline] + [c for c in claims if not c.headline])[:max_lines]
-        lines = "".join(f'<div class="claimline"><span class="mark m-{esc(c.verdict)}">{MARKS[c.verdict]}</span>'
-                        f"{esc(c.id)}: {esc(key_numbers(c, leaves=1))}</div>" for c in shown)
+        lines = "".join(
+            f'<div class="claimline"><span class="mark m-{esc(c.verdict)}">{MARKS[c.verdict]}</span>'
+            f"{esc(c.id)}: {esc(key_numbers(c, leaves=1))}</div>"
+            for c in shown
+        )
         more = len(claims) - len(shown)
-        measured = (compact_counts(claims) + lines
-                    + (f'<div class="claimline"><a href="#{esc(name)}">+ {more} more below</a></div>'
-                       if more > 0 else ""))
+        measured = (
+            compact_counts(claims)
+            + lines
+            + (
+                f'<div class="claimline"><a href="#{esc(name)}">+ {more} more below</a></div>'
+                if more > 0
+                else ""
+            )
+        )
     cmds = "".join(f'<div class="cmd">{code(c)}</div>' for c in commands(name, out=False))
-    paper = (f"<br><span class=\"paper\">{esc(stage['paper_short'])}: {esc(stage.get('paper_title', ''))}</span>"
-             if stage.get("paper_short") else f"<br><span class=\"paper\">{esc(exp.get('paper') or '')}</span>")
+    paper = (
+        f'<br><span class="paper">{esc(stage["paper_short"])}: {esc(stage.get("paper_title", ""))}</span>'
+        if stage.get("paper_short")
+        else f'<br><span class="paper">{esc(exp.get("paper") or "")}</span>'
+    )
     title = f'<a href="#{esc(name)}"><b>{esc(name)}</b></a>{paper}'
     return [title, claimed, measured, cmds]
 
@@ -357,20 +446,27 @@ def tour_page(path: Path) -> tuple[str, str]:
     stages = tour.get("stages", [])
     total = sum(s.get("wall_time_s") or 0 for s in stages)
     scales = sorted({s.get("scale", "?") for s in stages})
-    head = ("<h1>sgdlab demo: every reproduction, briefly</h1>"
-            f"<p class=\"lead\">{len(stages)} published findings on how SGD converges on "
-            f"over-parameterized models, each reproduced at scale {esc(', '.join(scales))} "
-            f"({total:.0f} s in all). Every verdict is computed from the numbers measured here.</p>")
+    head = (
+        "<h1>sgdlab demo: every reproduction, briefly</h1>"
+        f'<p class="lead">{len(stages)} published findings on how SGD converges on '
+        f"over-parameterized models, each reproduced at scale {esc(', '.join(scales))} "
+        f"({total:.0f} s in all). Every verdict is computed from the numbers measured here.</p>"
+    )
     note = "".join(f'<p class="note">{SCALE_NOTE[s]}</p>' for s in scales if s in SCALE_NOTE)
     rows = [finding_row(s, path / s["dir"]) for s in stages]
-    first = table(["finding", "what the paper claims", "what this run measured",
-                   "faithful runs"], rows, cls="findings",
-                  columns={0: "finding", 1: "claimed", 2: "measured", 3: "commands"})
+    first = table(
+        ["finding", "what the paper claims", "what this run measured", "faithful runs"],
+        rows,
+        cls="findings",
+        columns={0: "finding", 1: "claimed", 2: "measured", 3: "commands"},
+    )
     sections = []
     for s in stages:
         stage_dir = path / s["dir"]
-        sections.append(f'<h2 id="{esc(s["experiment"])}">{esc(s["experiment"])} '
-                        f'<span class="muted">(scale {esc(s.get("scale", "?"))})</span></h2>')
+        sections.append(
+            f'<h2 id="{esc(s["experiment"])}">{esc(s["experiment"])} '
+            f'<span class="muted">(scale {esc(s.get("scale", "?"))})</span></h2>'
+        )
         exp = read_json(stage_dir / "experiment.json", {})
         if exp.get("paper"):
             sections.append(f"<p>{esc(exp['paper'])}</p>")
@@ -378,12 +474,28 @@ def tour_page(path: Path) -> tuple[str, str]:
             sections.append(f"<p>{verdict_badge('failed')} {esc(s['error'])}</p>")
         if (stage_dir / "claims.json").is_file() or (stage_dir / "figures").is_dir():
             sections.append(reproduction_body(stage_dir, level=3)[1])
-        sections.append(f'<p class="muted">This stage\'s own report, with its runs and configs: '
-                        f'<a href="{esc(s["dir"])}/report.html">{esc(s["dir"])}/report.html</a></p>')
-    timing_rows = [[esc(s["experiment"]), esc(s.get("scale", "")), esc(s.get("status", "")),
-                    esc(_seconds(s.get("wall_time_s")))] for s in stages]
-    timings = ("<h2>Timings</h2>" + table(["stage", "scale", "status", "wall time"], timing_rows, numeric=[3])
-               + f"<p>Total {total:.1f} s.</p>")
-    env = environment_section(tour.get("versions"), tour.get("environment"),
-                              {tour["device"]} if tour.get("device") else set(), set())
+        sections.append(
+            f'<p class="muted">This stage\'s own report, with its runs and configs: '
+            f'<a href="{esc(s["dir"])}/report.html">{esc(s["dir"])}/report.html</a></p>'
+        )
+    timing_rows = [
+        [
+            esc(s["experiment"]),
+            esc(s.get("scale", "")),
+            esc(s.get("status", "")),
+            esc(_seconds(s.get("wall_time_s"))),
+        ]
+        for s in stages
+    ]
+    timings = (
+        "<h2>Timings</h2>"
+        + table(["stage", "scale", "status", "wall time"], timing_rows, numeric=[3])
+        + f"<p>Total {total:.1f} s.</p>"
+    )
+    env = environment_section(
+        tour.get("versions"),
+        tour.get("environment"),
+        {tour["device"]} if tour.get("device") else set(),
+        set(),
+    )
     return "sgdlab demo", head + note + first + "".join(sections) + env + timings

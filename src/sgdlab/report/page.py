@@ -11,8 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-       "base-uri 'none'; form-action 'none'")
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 CSS = """
 :root { --fg: #1d232b; --muted: #5b6673; --line: #d9dee4; --bg: #ffffff; --soft: #f4f6f8;
@@ -95,8 +94,15 @@ def verdict_badge(verdict: str) -> str:
     return f'<span class="verdict v-{esc(verdict)}">{esc(verdict)}</span>'
 
 
-def table(headers: list[str], rows: Iterable[list[str]], *, cls: str = "", caption: str = "",
-          numeric: Iterable[int] = (), columns: dict[int, str] | None = None) -> str:
+def table(
+    headers: list[str],
+    rows: Iterable[list[str]],
+    *,
+    cls: str = "",
+    caption: str = "",
+    numeric: Iterable[int] = (),
+    columns: dict[int, str] | None = None,
+) -> str:
     """`rows` hold cells that are already HTML (escape text with `esc`); `numeric` columns are
     right-aligned, `columns` gives other columns a CSS class."""
     classes = dict(columns or {})
@@ -104,8 +110,10 @@ def table(headers: list[str], rows: Iterable[list[str]], *, cls: str = "", capti
         classes[i] = "num"
     attr = {i: f' class="{esc(c)}"' for i, c in classes.items()}
     head = "".join(f"<th{attr.get(i, '')}>{esc(h)}</th>" for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f"<td{attr.get(i, '')}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{attr.get(i, '')}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
     cap = f"<caption>{caption}</caption>" if caption else ""
     klass = f' class="{esc(cls)}"' if cls else ""
     return f"<table{klass}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -145,9 +153,11 @@ def figure(png: Path, base: Path, caption: str = "") -> str:
     label = caption or png.stem
     width, height = png_size(png)
     wide = ' class="wide"' if width >= 2.2 * height else ""
-    return (f'<figure{wide}><img alt="{esc(label)}" width="{width}" height="{height}" '
-            f'src="data:image/png;base64,{data}">'
-            f"<figcaption>{esc(label)}{links}</figcaption></figure>")
+    return (
+        f'<figure{wide}><img alt="{esc(label)}" width="{width}" height="{height}" '
+        f'src="data:image/png;base64,{data}">'
+        f"<figcaption>{esc(label)}{links}</figcaption></figure>"
+    )
 
 
 def png_size(png: Path) -> tuple[int, int]:
@@ -174,9 +184,11 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def document(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<link rel="icon" href="data:,">'
-            f"<title>{esc(title)}</title><style>{CSS}</style></head>"
-            f"<body><main>{body}</main></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )

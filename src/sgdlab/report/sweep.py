@@ -59,8 +59,10 @@ def binned(epochs: np.ndarray, values: np.ndarray, bins: int = MAX_POINTS) -> tu
     which = np.clip(np.searchsorted(edges, epochs, side="right") - 1, 0, bins - 1)
     counts = np.bincount(which, minlength=bins)
     keep = counts > 0
-    return ((np.bincount(which, epochs, bins)[keep] / counts[keep]),
-            (np.bincount(which, values, bins)[keep] / counts[keep]))
+    return (
+        (np.bincount(which, epochs, bins)[keep] / counts[keep]),
+        (np.bincount(which, values, bins)[keep] / counts[keep]),
+    )
 
 
 def seed_band(series: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,7 +88,9 @@ def metric_figures(path: Path, grouped: dict[int, dict[str, Any]], seeds: int) -
         runs[point] = [load_run(path / "runs" / r["run"]) for r in g["rows"] if r["status"] == "completed"]
         for run in runs[point]:
             metrics.update(dict.fromkeys(run.metrics.column_names[2:]))
-    metrics = {m: None for m in metrics if not _constant_in_every_run(m, [r for rs in runs.values() for r in rs])}
+    metrics = {
+        m: None for m in metrics if not _constant_in_every_run(m, [r for rs in runs.values() for r in rs])
+    }
     ordered = [m for m in METRIC_ORDER if m in metrics] + sorted(m for m in metrics if m not in METRIC_ORDER)
     colors = plt.get_cmap("tab10" if len(grouped) <= 10 else "viridis")
     made = []
@@ -114,8 +118,11 @@ def metric_figures(path: Path, grouped: dict[int, dict[str, Any]], seeds: int) -
         if spans_decades(*drawn):
             ax.set_yscale("log")
         loss = next(r for rs in runs.values() for r in rs).config.train.loss
-        ax.set(xlabel="epoch", ylabel=metric_label(metric, loss),
-               title=f"{metric}: mean ± std across seeds (up to {seeds} per grid point)")
+        ax.set(
+            xlabel="epoch",
+            ylabel=metric_label(metric, loss),
+            title=f"{metric}: mean ± std across seeds (up to {seeds} per grid point)",
+        )
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8, loc="best")
         fig.tight_layout()
@@ -145,11 +152,17 @@ def sweep_page(path: Path) -> tuple[str, str]:
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
     finals = [m for m in METRIC_ORDER[:4] if any(row.get(m) is not None for row in rows)]
-    head = (f"<h1>Sweep {esc(path.name)}</h1><p class=\"lead\">{len(grouped)} grid points × "
-            f"{spec.get('seeds')} seeds = {len(rows)} runs. "
-            + "".join(f"{verdict_badge(s)} × {n} " for s, n in sorted(statuses.items())) + "</p>"
-            + "<p>Grid: " + "; ".join(f"{code(a['key'])} ∈ {{{esc(', '.join(map(fmt, a['values'])))}}}"
-                                      for a in spec.get("grid", [])) + "</p>")
+    head = (
+        f'<h1>Sweep {esc(path.name)}</h1><p class="lead">{len(grouped)} grid points × '
+        f"{spec.get('seeds')} seeds = {len(rows)} runs. "
+        + "".join(f"{verdict_badge(s)} × {n} " for s, n in sorted(statuses.items()))
+        + "</p>"
+        + "<p>Grid: "
+        + "; ".join(
+            f"{code(a['key'])} ∈ {{{esc(', '.join(map(fmt, a['values'])))}}}" for a in spec.get("grid", [])
+        )
+        + "</p>"
+    )
     agg_rows = []
     for point, g in grouped.items():
         done = [r for r in g["rows"] if r["status"] == "completed"]
@@ -159,33 +172,72 @@ def sweep_page(path: Path) -> tuple[str, str]:
             cells.append(esc(_pm(*mean_std([r.get(m) for r in done]))))
         agg_rows.append(cells)
     n = len(keys)
-    aggregate = ("<h2>Mean ± std across seeds</h2>"
-                 + table(keys + ["completed"] + [f"final {m.replace('_', ' ')}" for m in finals] + ["wall time (s)"],
-                         agg_rows, numeric=range(n, n + len(finals) + 2),
-                         caption="Mean ± sample standard deviation (ddof = 1) over the completed "
-                                 "runs of each grid point."))
+    aggregate = "<h2>Mean ± std across seeds</h2>" + table(
+        keys + ["completed"] + [f"final {m.replace('_', ' ')}" for m in finals] + ["wall time (s)"],
+        agg_rows,
+        numeric=range(n, n + len(finals) + 2),
+        caption="Mean ± sample standard deviation (ddof = 1) over the completed runs of each grid point.",
+    )
     figs = "<h2>Figures</h2>" + figures(metric_figures(path, grouped, spec.get("seeds", 1)), path)
     index_rows = []
     for r in rows:
-        link = (f'<a href="runs/{esc(r["run"])}/">{esc(r["run"])}</a>'
-                if (path / "runs" / r["run"]).is_dir() else esc(r["run"]))
-        index_rows.append([link, *[esc(fmt(r.get(k))) for k in keys], esc(r["seed"]), verdict_badge(r["status"]),
-                           *[esc(fmt(r.get(m))) for m in finals], esc(fmt(r.get("wall_time_s"))),
-                           esc(r.get("error") or "")])
-    index = ("<h2>Runs</h2>" + table(["run", *keys, "seed", "status", *finals, "wall time (s)", "error"],
-                                     index_rows, numeric=range(n + 3, n + 4 + len(finals)))
-             + f"<p class=\"muted\">Also in {code('index.parquet')} / {code('index.json')}; "
-               f"load with {code('sgdlab.load_sweep(DIR)')}.</p>")
-    config = ("<h2>Config</h2><p>The base config every run starts from (grid values and seeds are set "
-              "on top; each run's resolved config.toml is in its directory):</p>"
-              + pre(dump_toml(spec.get("config", {}))))
-    devices, threads = run_devices_threads([path / "runs" / r["run"] for r in rows
-                                            if (path / "runs" / r["run"]).is_dir()])
+        link = (
+            f'<a href="runs/{esc(r["run"])}/">{esc(r["run"])}</a>'
+            if (path / "runs" / r["run"]).is_dir()
+            else esc(r["run"])
+        )
+        index_rows.append(
+            [
+                link,
+                *[esc(fmt(r.get(k))) for k in keys],
+                esc(r["seed"]),
+                verdict_badge(r["status"]),
+                *[esc(fmt(r.get(m))) for m in finals],
+                esc(fmt(r.get("wall_time_s"))),
+                esc(r.get("error") or ""),
+            ]
+        )
+    index = (
+        "<h2>Runs</h2>"
+        + table(
+            ["run", *keys, "seed", "status", *finals, "wall time (s)", "error"],
+            index_rows,
+            numeric=range(n + 3, n + 4 + len(finals)),
+        )
+        + f'<p class="muted">Also in {code("index.parquet")} / {code("index.json")}; '
+        f"load with {code('sgdlab.load_sweep(DIR)')}.</p>"
+    )
+    config = (
+        "<h2>Config</h2><p>The base config every run starts from (grid values and seeds are set "
+        "on top; each run's resolved config.toml is in its directory):</p>"
+        + pre(dump_toml(spec.get("config", {})))
+    )
+    devices, threads = run_devices_threads(
+        [path / "runs" / r["run"] for r in rows if (path / "runs" / r["run"]).is_dir()]
+    )
     env = environment_section(spec.get("versions"), spec.get("environment"), devices, threads)
     inv = spec.get("invocations", [])
-    timings = ("<h2>Timings</h2>" + table(
-        ["started", "executor", "wall time (s)"],
-        [[esc(i.get("started_at")), esc(f"{i.get('executor')}" + (f" {i['address']}" if i.get("address") else "")
-                                        + (f", {i['workers']} workers" if i.get("workers") else "")),
-          esc(fmt(i.get("wall_time_s")))] for i in inv], numeric=[2])) if inv else ""
+    timings = (
+        (
+            "<h2>Timings</h2>"
+            + table(
+                ["started", "executor", "wall time (s)"],
+                [
+                    [
+                        esc(i.get("started_at")),
+                        esc(
+                            f"{i.get('executor')}"
+                            + (f" {i['address']}" if i.get("address") else "")
+                            + (f", {i['workers']} workers" if i.get("workers") else "")
+                        ),
+                        esc(fmt(i.get("wall_time_s"))),
+                    ]
+                    for i in inv
+                ],
+                numeric=[2],
+            )
+        )
+        if inv
+        else ""
+    )
     return f"sweep {path.name}", head + aggregate + figs + index + config + env + timings

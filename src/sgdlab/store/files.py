@@ -50,8 +50,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         _fsync_dir(path.parent)
     except Exception as exc:
         if _out_of_space(exc, path.parent):
-            raise DiskFull(f"{path}: no space left to write it; the previous files are intact "
-                           "— free space and resume") from None
+            raise DiskFull(
+                f"{path}: no space left to write it; the previous files are intact — free space and resume"
+            ) from None
         raise
     finally:
         if tmp.exists():
@@ -119,6 +120,7 @@ def save_tensors(path: Path, obj: Any) -> None:
     def write(tmp: Path) -> None:
         torch.save(obj, tmp)
         digest.append(sha256_of(tmp))
+
     atomic_write(path, write)
     write_text(checksum_path(path), digest[0] + "\n")
 
@@ -129,13 +131,15 @@ def load_tensors(path: Path, map_location: str | torch.device = "cpu") -> Any:
     if check.is_file():
         expected = check.read_text(encoding="utf-8").strip()
         if sha256_of(path) != expected:
-            raise CorruptCheckpoint(f"{path}: does not match its checksum (damaged after it was "
-                                    "written); refusing to load it")
+            raise CorruptCheckpoint(
+                f"{path}: does not match its checksum (damaged after it was written); refusing to load it"
+            )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, foreign pickle globals, …: never half-load
-        raise CorruptCheckpoint(f"{path}: cannot be read as a checkpoint "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise CorruptCheckpoint(
+            f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
 
 
 def remove_checkpoint(path: Path) -> None:

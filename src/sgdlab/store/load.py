@@ -52,5 +52,9 @@ class Run:
 def load_run(path: str | Path) -> Run:
     run_dir = RunDir.open(path)
     metrics = run_dir.read_metrics()
-    return Run(run_dir.path, load_config(run_dir.config_path), run_dir.read_summary(),
-               metrics if metrics is not None else rows_to_table([]))
+    return Run(
+        run_dir.path,
+        load_config(run_dir.config_path),
+        run_dir.read_summary(),
+        metrics if metrics is not None else rows_to_table([]),
+    )

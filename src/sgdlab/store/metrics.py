@@ -65,8 +65,10 @@ class MetricsLog:
 
     def merge(self, rows: dict[int, dict[str, Any]], steps_per_epoch: int) -> None:
         """Join columns measured after the fact onto existing steps (new steps are added)."""
-        self._table = merge_tables(self.commit(), rows_to_table(
-            [(step, step / steps_per_epoch, row) for step, row in sorted(rows.items())]))
+        self._table = merge_tables(
+            self.commit(),
+            rows_to_table([(step, step / steps_per_epoch, row) for step, row in sorted(rows.items())]),
+        )
 
     def truncate(self, step: int) -> None:
         table = self.commit()

@@ -12,8 +12,13 @@ from .run_dir import RunDir
 
 
 class Recorder:
-    def __init__(self, run_dir: RunDir | None, checkpoint: CheckpointConfig,
-                 metrics: MetricsLog | None = None, flush_seconds: float = 30.0):
+    def __init__(
+        self,
+        run_dir: RunDir | None,
+        checkpoint: CheckpointConfig,
+        metrics: MetricsLog | None = None,
+        flush_seconds: float = 30.0,
+    ):
         self.run_dir, self.policy = run_dir, checkpoint
         self.metrics = metrics if metrics is not None else MetricsLog()
         self.summary: dict[str, Any] = {}
@@ -28,8 +33,9 @@ class Recorder:
         if self.run_dir is None:
             return False
         every, seconds = self.policy.every_steps, self.policy.every_seconds
-        return bool((every and step % every == 0)
-                    or (seconds and time.monotonic() - self._last_state >= seconds))
+        return bool(
+            (every and step % every == 0) or (seconds and time.monotonic() - self._last_state >= seconds)
+        )
 
     def save_state(self, step: int, state: dict[str, Any]) -> None:
         """Metrics first, then the state: a kill in between leaves rows that the resume from

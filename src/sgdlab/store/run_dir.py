@@ -24,8 +24,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
-from .files import (CorruptCheckpoint, load_tensors, remove_checkpoint, save_tensors, write_json,
-                    write_parquet, write_text)
+from .files import (
+    CorruptCheckpoint,
+    load_tensors,
+    remove_checkpoint,
+    save_tensors,
+    write_json,
+    write_parquet,
+    write_text,
+)
 
 STATE_RE = re.compile(r"^state-(\d+)\.pt$")
 
@@ -55,16 +62,21 @@ class RunDir:
                 raise UserError(f"{path}: exists and is not a directory")
             if any(path.iterdir()):
                 if not cls.is_run(path):
-                    raise UserError(f"{path}: exists, is not empty and is not an sgdlab run; "
-                                    "choose another --out")
+                    raise UserError(
+                        f"{path}: exists, is not empty and is not an sgdlab run; choose another --out"
+                    )
                 if not overwrite:
                     same = (path / "config.toml").read_text(encoding="utf-8") == config_text
                     status = cls(path).read_summary().get("status", "unknown")
                     if same:
-                        raise UserError(f"{path}: already holds this run (status {status}); "
-                                        f"continue it with `sgdlab resume {path}` or pass --overwrite")
-                    raise UserError(f"{path}: holds a different run (status {status}); "
-                                    "choose another --out or pass --overwrite to replace it")
+                        raise UserError(
+                            f"{path}: already holds this run (status {status}); "
+                            f"continue it with `sgdlab resume {path}` or pass --overwrite"
+                        )
+                    raise UserError(
+                        f"{path}: holds a different run (status {status}); "
+                        "choose another --out or pass --overwrite to replace it"
+                    )
                 cls(path).lock()  # refuse to delete a run another process is writing
                 shutil.rmtree(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,9 @@ import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from queue import Empty, Queue
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any, Callable, Iterable
 
 from ..build import resolve
@@ -37,6 +37,7 @@ Log = Callable[[str], None]
 @dataclass(frozen=True)
 class Job:
     """Train config `raw` (a raw config dict, as a TOML file holds it) into run directory `path`."""
+
     name: str
     path: Path
     raw: dict[str, Any]
@@ -54,6 +55,7 @@ class Job:
 class Outcome:
     """How a job ended: the run's status, what was done (`reused`, `resumed`, `trained`,
     `retrained` after a config change), and the exception when the run raised one."""
+
     name: str
     status: str
     action: str = ""
@@ -97,8 +99,9 @@ def ensure_caught(job: Job) -> Outcome:
         return Outcome(job.name, "failed", error=f"{type(exc).__name__}: {exc}", exception=exc)
 
 
-def reuse_finished(jobs: list[Job], done: dict[str, Outcome], on_done: Callable[[Outcome], None] | None,
-                   log: Log | None) -> list[Job]:
+def reuse_finished(
+    jobs: list[Job], done: dict[str, Outcome], on_done: Callable[[Outcome], None] | None, log: Log | None
+) -> list[Job]:
     """Record the jobs whose runs already finished with their config; return the others."""
     todo = []
     for job in jobs:
@@ -112,9 +115,13 @@ def reuse_finished(jobs: list[Job], done: dict[str, Outcome], on_done: Callable[
     return todo
 
 
-def run_local(jobs: Iterable[Job], workers: int | None = None,
-              on_done: Callable[[Outcome], None] | None = None, log: Log | None = None,
-              progress_factory: Callable[[str], Any] | None = None) -> dict[str, Outcome]:
+def run_local(
+    jobs: Iterable[Job],
+    workers: int | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+    log: Log | None = None,
+    progress_factory: Callable[[str], Any] | None = None,
+) -> dict[str, Outcome]:
     """Every job, `workers` runs at a time (default: one per core). This process trains runs
     one after another (with `log` and progress bars) while `workers - 1` spawned processes take
     the others, so a pool of 2 starts one extra Python, not two. Each run uses its config's
@@ -131,8 +138,13 @@ def run_local(jobs: Iterable[Job], workers: int | None = None,
         return {job.name: done[job.name] for job in jobs}
     results: Queue = Queue()  # (job, future or exception) from the pool, read by this thread
     lock = threading.Lock()
-    with ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=watch_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(
+        helpers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=watch_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
+
         def feed() -> None:  # also called from the pool's result thread as each run ends
             with lock:  # held until the job is submitted or back in the queue (see below)
                 if not queue:
@@ -183,7 +195,9 @@ def run_local(jobs: Iterable[Job], workers: int | None = None,
     return {job.name: done[job.name] for job in jobs}
 
 
-def _record_here(done: dict[str, Outcome], outcome: Outcome, on_done: Callable[[Outcome], None] | None) -> None:
+def _record_here(
+    done: dict[str, Outcome], outcome: Outcome, on_done: Callable[[Outcome], None] | None
+) -> None:
     """Record a run trained in this process; a run stopped by Ctrl-C stops the others too."""
     record(done, outcome, on_done)
     if outcome.status == "interrupted":
@@ -209,8 +223,12 @@ def died(job: Job, exc: BaseException) -> Outcome:
     directory, left `running` by the dead worker, is marked `failed` with the reason."""
     error = f"worker died: {type(exc).__name__}: {exc}"
     mark_failed(job.path, error)
-    return Outcome(job.name, "failed", error=error,
-                   exception=WorkerDied(f"{job.name}: {error}; run the same command again to continue"))
+    return Outcome(
+        job.name,
+        "failed",
+        error=error,
+        exception=WorkerDied(f"{job.name}: {error}; run the same command again to continue"),
+    )
 
 
 DEAD_LOCK_GRACE_S = 5.0  # a killed process's lock outlives its death notice by a few ms
@@ -282,7 +300,7 @@ def _in_process(job: Job, log: Log | None, progress_factory: Callable[[str], Any
     from contextlib import nullcontext
 
     try:
-        with (progress_factory(job.name) if progress_factory else nullcontext(None)) as progress:
+        with progress_factory(job.name) if progress_factory else nullcontext(None) as progress:
             return ensure(job, log, progress)
     except Exception as exc:  # noqa: BLE001 - recorded, the other runs go on
         return Outcome(job.name, "failed", error=f"{type(exc).__name__}: {exc}", exception=exc)

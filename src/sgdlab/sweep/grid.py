@@ -29,11 +29,11 @@ class Axis:
 
 @dataclass(frozen=True)
 class SweepRun:
-    name: str               # the run directory under DIR/runs/
-    point: int              # index of the grid point (the same for every seed of it)
+    name: str  # the run directory under DIR/runs/
+    point: int  # index of the grid point (the same for every seed of it)
     values: dict[str, Any]  # grid key → value at this point
     seed: int
-    raw: dict[str, Any]     # the full raw config of this run
+    raw: dict[str, Any]  # the full raw config of this run
 
 
 def parse_axis(spec: str) -> Axis:

@@ -43,10 +43,17 @@ def index_rows(out: Path, runs: list[SweepRun], errors: dict[str, str] | None = 
         path = out / "runs" / r.name
         summary = RunDir(path).read_summary() if RunDir.is_run(path) else {}
         status = summary.get("status") or ("failed" if r.name in errors else "pending")
-        row = {"run": r.name, "point": r.point, **r.values, "seed": r.seed, "status": status,
-               "steps": summary.get("steps"), "epochs": summary.get("epochs"),
-               "wall_time_s": summary.get("wall_time_s"),
-               "error": summary.get("error") or errors.get(r.name)}
+        row = {
+            "run": r.name,
+            "point": r.point,
+            **r.values,
+            "seed": r.seed,
+            "status": status,
+            "steps": summary.get("steps"),
+            "epochs": summary.get("epochs"),
+            "wall_time_s": summary.get("wall_time_s"),
+            "error": summary.get("error") or errors.get(r.name),
+        }
         for key, value in (summary.get("final") or {}).items():
             if key not in row:
                 row[key] = value
@@ -98,6 +105,7 @@ def write_index(out: Path, rows: list[dict[str, Any]], grid_keys: list[str]) -> 
 @dataclass
 class Sweep:
     """A sweep read back: its spec, the index (a pyarrow Table, one row per run) and the runs."""
+
     path: Path
     spec: dict[str, Any]
     index: pa.Table
@@ -120,8 +128,11 @@ class Sweep:
     def runs(self, status: str | None = "completed") -> dict[str, Run]:
         """Every run whose status is `status` (None: every run that has a directory)."""
         rows = self.index.to_pylist()
-        return {r["run"]: load_run(self.path / "runs" / r["run"]) for r in rows
-                if (status is None or r["status"] == status) and RunDir.is_run(self.path / "runs" / r["run"])}
+        return {
+            r["run"]: load_run(self.path / "runs" / r["run"])
+            for r in rows
+            if (status is None or r["status"] == status) and RunDir.is_run(self.path / "runs" / r["run"])
+        }
 
 
 def load_sweep(path: str | Path) -> Sweep:

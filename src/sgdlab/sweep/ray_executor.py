@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import UserError
-from .executors import Job, Log, Outcome, record, died, ensure_caught, reuse_finished
+from .executors import Job, Log, Outcome, died, ensure_caught, record, reuse_finished
 
 
 def import_ray() -> Any:
@@ -31,8 +31,7 @@ def connect(ray: Any, address: str) -> bool:
         return False
     try:
         if address == "local":
-            ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
     except ConnectionError as exc:
@@ -58,8 +57,12 @@ def resources(job: Job) -> dict[str, float]:
     return {"num_cpus": cfg.threads, "num_gpus": 1 if cfg.device == "cuda" else 0}
 
 
-def run_ray(jobs: Iterable[Job], address: str, on_done: Callable[[Outcome], None] | None = None,
-            log: Log | None = None) -> dict[str, Outcome]:
+def run_ray(
+    jobs: Iterable[Job],
+    address: str,
+    on_done: Callable[[Outcome], None] | None = None,
+    log: Log | None = None,
+) -> dict[str, Outcome]:
     """Every job as a Ray task; outcomes are reported as tasks finish."""
     ray = import_ray()
     jobs = list(jobs)

@@ -28,8 +28,12 @@ from .ray_executor import ray_session, run_ray
 Log = Callable[[str], None]
 
 
-def plan_sweep(config: str | Path | dict, grid: list[str] | tuple[str, ...], seeds: int,
-               overrides: list[str] | tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Axis], list[SweepRun]]:
+def plan_sweep(
+    config: str | Path | dict,
+    grid: list[str] | tuple[str, ...],
+    seeds: int,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> tuple[dict[str, Any], list[Axis], list[SweepRun]]:
     """(base raw config, grid axes, runs): everything checked before anything is written."""
     base = copy.deepcopy(config) if isinstance(config, dict) else read_toml(config)
     for assignment in overrides:
@@ -50,8 +54,7 @@ def sweep_jobs(out: Path, runs: list[SweepRun]) -> list[Job]:
 
 
 def _spec(base: dict[str, Any], axes: list[Axis], seeds: int) -> dict[str, Any]:
-    return {"config": base, "grid": [{"key": a.key, "values": list(a.values)} for a in axes],
-            "seeds": seeds}
+    return {"config": base, "grid": [{"key": a.key, "values": list(a.values)} for a in axes], "seeds": seeds}
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -64,8 +67,9 @@ def existing_record(out: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
     if is_sweep(out):
         record = json.loads((out / SPEC).read_text(encoding="utf-8"))
         if not _same({k: record.get(k) for k in spec}, spec):
-            raise UserError(f"{out}: holds a different sweep (another config, grid or --seeds); "
-                            "choose another --out")
+            raise UserError(
+                f"{out}: holds a different sweep (another config, grid or --seeds); choose another --out"
+            )
         return record
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out}: exists and is not an sgdlab sweep; choose another --out")
@@ -80,16 +84,29 @@ def open_sweep_dir(out: Path, spec: dict[str, Any]) -> dict[str, Any]:
     from ..runner import environment, versions
 
     out.mkdir(parents=True, exist_ok=True)
-    record = {**spec, "created_at": _now(), "versions": versions(), "environment": environment(),
-              "invocations": []}
+    record = {
+        **spec,
+        "created_at": _now(),
+        "versions": versions(),
+        "environment": environment(),
+        "invocations": [],
+    }
     write_json(out / SPEC, record)
     return record
 
 
-def run_sweep(config: str | Path | dict, grid: list[str] | tuple[str, ...], seeds: int,
-              out: str | Path, *, overrides: list[str] | tuple[str, ...] = (),
-              workers: int | None = None, ray: str | None = None, log: Log | None = None,
-              report: bool = True) -> Sweep:
+def run_sweep(
+    config: str | Path | dict,
+    grid: list[str] | tuple[str, ...],
+    seeds: int,
+    out: str | Path,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    workers: int | None = None,
+    ray: str | None = None,
+    log: Log | None = None,
+    report: bool = True,
+) -> Sweep:
     """Run (or continue) the sweep; returns it as `load_sweep` reads it."""
     log = log or (lambda message: None)
     out = Path(out).resolve()  # Ray tasks may start elsewhere
@@ -107,8 +124,18 @@ def finished(job: Job) -> bool:
     return same and status in FINISHED
 
 
-def _run(out: Path, base: dict[str, Any], axes: list[Axis], seeds: int, runs: list[SweepRun],
-         jobs: list[Job], workers: int | None, ray: str | None, log: Log, report: bool) -> Sweep:
+def _run(
+    out: Path,
+    base: dict[str, Any],
+    axes: list[Axis],
+    seeds: int,
+    runs: list[SweepRun],
+    jobs: list[Job],
+    workers: int | None,
+    ray: str | None,
+    log: Log,
+    report: bool,
+) -> Sweep:
     record = open_sweep_dir(out, _spec(base, axes, seeds))
     keys = [a.key for a in axes]
     errors: dict[str, str] = {}
@@ -123,8 +150,10 @@ def _run(out: Path, base: dict[str, Any], axes: list[Axis], seeds: int, runs: li
 
     write_index(out, index_rows(out, runs), keys)
     executor = f"ray {ray}" if ray else f"local, {workers or 'one per core'} workers"
-    log(f"{len(axes)} grid keys, {len(runs) // max(seeds, 1)} points × {seeds} seeds = "
-        f"{len(runs)} runs in {out} ({executor})")
+    log(
+        f"{len(axes)} grid keys, {len(runs) // max(seeds, 1)} points × {seeds} seeds = "
+        f"{len(runs)} runs in {out} ({executor})"
+    )
     t0, started = time.perf_counter(), _now()
     try:
         if ray:
@@ -134,11 +163,18 @@ def _run(out: Path, base: dict[str, Any], axes: list[Axis], seeds: int, runs: li
     finally:
         write_index(out, index_rows(out, runs, errors), keys)
         record.setdefault("invocations", []).append(
-            {"started_at": started, "wall_time_s": round(time.perf_counter() - t0, 2),
-             "executor": "ray" if ray else "local", "address": ray, "workers": workers})
+            {
+                "started_at": started,
+                "wall_time_s": round(time.perf_counter() - t0, 2),
+                "executor": "ray" if ray else "local",
+                "address": ray,
+                "workers": workers,
+            }
+        )
         write_json(out / SPEC, record)
     if report:
         from ..report.html import write_report
+
         write_report(out)
     return load_sweep(out)
 

@@ -25,12 +25,13 @@ from .landscapes import Landscape
 class BoltzmannMasses:
     temperature: float
     masses: np.ndarray  # [B] fraction of the stationary mass in each basin
-    error: np.ndarray   # [B] |difference| from the half-resolution quadrature
+    error: np.ndarray  # [B] |difference| from the half-resolution quadrature
     nodes: int
 
 
-def _axis(lo: float, hi: float, features: tuple[float, ...], coarse: float, fine: float,
-          reach: float) -> torch.Tensor:
+def _axis(
+    lo: float, hi: float, features: tuple[float, ...], coarse: float, fine: float, reach: float
+) -> torch.Tensor:
     pieces = [torch.arange(lo, hi + coarse / 2, coarse, dtype=torch.float64)]
     for c in features:
         a, b = max(lo, c - reach), min(hi, c + reach)
@@ -47,29 +48,41 @@ def _trapezoid_weights(nodes: torch.Tensor) -> torch.Tensor:
     return w
 
 
-def _masses(landscape: Landscape, temperature: float, center: tuple[float, float], radius: float,
-            coarse: float, fine: float, reach: float, rows: int = 256) -> tuple[np.ndarray, int]:
+def _masses(
+    landscape: Landscape,
+    temperature: float,
+    center: tuple[float, float],
+    radius: float,
+    coarse: float,
+    fine: float,
+    reach: float,
+    rows: int = 256,
+) -> tuple[np.ndarray, int]:
     cx, cy = center
     xs = _axis(cx - radius, cx + radius, landscape.features[0], coarse, fine, reach)
     ys = _axis(cy - radius, cy + radius, landscape.features[1], coarse, fine, reach)
     wx, wy = _trapezoid_weights(xs), _trapezoid_weights(ys)
     totals = torch.zeros(len(landscape.basins), dtype=torch.float64)
     # exp(−(f − f_min)/T) with f_min ≈ the deepest minimum's value (for range), row block by block
-    f_min = min(float(landscape.value(torch.tensor(p[0], dtype=torch.float64),
-                                      torch.tensor(p[1], dtype=torch.float64)))
-                for p in landscape.minima.values())
+    f_min = min(
+        float(
+            landscape.value(torch.tensor(p[0], dtype=torch.float64), torch.tensor(p[1], dtype=torch.float64))
+        )
+        for p in landscape.minima.values()
+    )
     for start in range(0, len(xs), rows):
-        gx, gy = torch.meshgrid(xs[start:start + rows], ys, indexing="ij")
-        inside = ((gx - cx) ** 2 + (gy - cy) ** 2) <= radius ** 2
+        gx, gy = torch.meshgrid(xs[start : start + rows], ys, indexing="ij")
+        inside = ((gx - cx) ** 2 + (gy - cy) ** 2) <= radius**2
         weight = torch.exp(-(landscape.value(gx, gy) - f_min) / temperature) * inside
-        weight = weight * wx[start:start + rows, None] * wy[None, :]
+        weight = weight * wx[start : start + rows, None] * wy[None, :]
         labels = landscape.classify(gx, gy).long()
         totals += torch.bincount(labels.reshape(-1), weights=weight.reshape(-1), minlength=len(totals))
     return (totals / totals.sum()).numpy(), len(xs) * len(ys)
 
 
-def boltzmann_masses(landscape: Landscape, temperature: float, center: tuple[float, float],
-                     radius: float, coarse: float = 0.01) -> BoltzmannMasses:
+def boltzmann_masses(
+    landscape: Landscape, temperature: float, center: tuple[float, float], radius: float, coarse: float = 0.01
+) -> BoltzmannMasses:
     """Fraction of exp(−f/T) on the disc (center, radius) in each of the landscape's basins."""
     if temperature <= 0:
         raise ValueError("the Boltzmann density needs a temperature T > 0")

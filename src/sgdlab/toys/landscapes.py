@@ -36,6 +36,7 @@ Triple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 @dataclass(frozen=True)
 class Landscape:
     """f: R² → R with its gradient and Hessian, the known minima, and the basin labels."""
+
     name: str
     title: str
     value: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -76,13 +77,13 @@ def _flat_sharp(offset: float):
         u, w, v = x - 4, x - 8, y - 5
         _, a1, a2 = _radial(u * u, -1.0)
         _, b1, b2 = _radial(w * w + v * v, offset)
-        return (4 * u * u * a2 + 2 * a1 + 4 * w * w * b2 + 2 * b1, 4 * w * v * b2,
-                4 * v * v * b2 + 2 * b1)
+        return (4 * u * u * a2 + 2 * a1 + 4 * w * w * b2 + 2 * b1, 4 * w * v * b2, 4 * v * v * b2 + 2 * b1)
+
     return value, gradient, hessian
 
 
 BASINS = ("flat valley", "sharp minimum", "plateau", "elsewhere")
-BASIN_LEVEL = -0.5    # a minimum's basin: its component of the sublevel set {f ≤ −0.5} (half depth)
+BASIN_LEVEL = -0.5  # a minimum's basin: its component of the sublevel set {f ≤ −0.5} (half depth)
 PLATEAU_LEVEL = -0.01  # the plateau: f > −0.01 (flat ground away from both wells)
 PRINTED_RING = math.sqrt(1 / LN2)  # radius of the printed variant's ring of maxima around (8, 5)
 
@@ -107,20 +108,36 @@ def classify_printed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     out = torch.full(x.shape, 3, dtype=torch.int8, device=x.device)
     out[f > PLATEAU_LEVEL] = 2
     out[(f <= BASIN_LEVEL) & (x < 6)] = 0
-    out[((x - 8) ** 2 + (y - 5) ** 2) < PRINTED_RING ** 2] = 1
+    out[((x - 8) ** 2 + (y - 5) ** 2) < PRINTED_RING**2] = 1
     return out
 
 
 _v, _g, _h = _flat_sharp(-1.0)
 FLAT_SHARP = Landscape(
-    "flat-sharp", "flat valley x = 4 and sharp minimum (8, 5), equal depth (the report's code)",
-    _v, _g, _h, {"flat valley": (4.0, 5.0), "sharp minimum": (8.0, 5.0)}, BASINS, classify_flat_sharp,
-    features=((4.0, 8.0), (5.0,)), curvature=2 * (0.1 + LN2))
+    "flat-sharp",
+    "flat valley x = 4 and sharp minimum (8, 5), equal depth (the report's code)",
+    _v,
+    _g,
+    _h,
+    {"flat valley": (4.0, 5.0), "sharp minimum": (8.0, 5.0)},
+    BASINS,
+    classify_flat_sharp,
+    features=((4.0, 8.0), (5.0,)),
+    curvature=2 * (0.1 + LN2),
+)
 _v, _g, _h = _flat_sharp(0.0)
 FLAT_SHARP_PRINTED = Landscape(
-    "flat-sharp-printed", "the report's printed eq. (3): the second term without its −1",
-    _v, _g, _h, {"flat valley": (4.0, 5.0), "sharp minimum": (8.0, 5.0)}, BASINS, classify_printed,
-    features=((4.0, 8.0), (5.0,)), curvature=2 * (0.1 + LN2))
+    "flat-sharp-printed",
+    "the report's printed eq. (3): the second term without its −1",
+    _v,
+    _g,
+    _h,
+    {"flat valley": (4.0, 5.0), "sharp minimum": (8.0, 5.0)},
+    BASINS,
+    classify_printed,
+    features=((4.0, 8.0), (5.0,)),
+    curvature=2 * (0.1 + LN2),
+)
 
 
 def _rosen_value(x, y):
@@ -145,17 +162,27 @@ def classify_rosenbrock(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return out
 
 
-ROSENBROCK = Landscape("rosenbrock", "Rosenbrock (1 − x)² + 100(y − x²)²", _rosen_value,
-                       _rosen_gradient, _rosen_hessian, {"minimum": (1.0, 1.0)},
-                       ("at (1, 1)", "not there", "diverged"), classify_rosenbrock,
-                       features=((1.0,), (1.0,)), curvature=1001.6)
+ROSENBROCK = Landscape(
+    "rosenbrock",
+    "Rosenbrock (1 − x)² + 100(y − x²)²",
+    _rosen_value,
+    _rosen_gradient,
+    _rosen_hessian,
+    {"minimum": (1.0, 1.0)},
+    ("at (1, 1)", "not there", "diverged"),
+    classify_rosenbrock,
+    features=((1.0,), (1.0,)),
+    curvature=1001.6,
+)
 
 LANDSCAPES = {ls.name: ls for ls in (FLAT_SHARP, FLAT_SHARP_PRINTED, ROSENBROCK)}
 
 
 def hessian_at(landscape: Landscape, x: float, y: float) -> torch.Tensor:
     """The 2×2 Hessian at one point (float64)."""
-    hxx, hxy, hyy = landscape.hessian(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))
+    hxx, hxy, hyy = landscape.hessian(
+        torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+    )
     return torch.tensor([[float(hxx), float(hxy)], [float(hxy), float(hyy)]], dtype=torch.float64)
 
 

@@ -30,8 +30,8 @@ from .landscapes import Landscape
 @dataclass(frozen=True)
 class Dynamics:
     lr: float = 0.1
-    noise: float = 0.0          # γ'
-    decay: str = "none"         # none | inverse: γ'_t = γ'/(1 + t)
+    noise: float = 0.0  # γ'
+    decay: str = "none"  # none | inverse: γ'_t = γ'/(1 + t)
     radius: float | None = None  # Π_K onto the disc of this radius around `center` (None: off)
     center: tuple[float, float] = (5.0, 5.0)
 
@@ -41,21 +41,25 @@ class Dynamics:
     @property
     def temperature(self) -> float:
         """T = γ'²/(2η) of constant-noise SGDL (the Langevin temperature)."""
-        return self.noise ** 2 / (2 * self.lr)
+        return self.noise**2 / (2 * self.lr)
 
 
 @dataclass
 class Simulation:
-    x: torch.Tensor            # [n] final positions
+    x: torch.Tensor  # [n] final positions
     y: torch.Tensor
-    steps: np.ndarray          # [R] recorded steps
-    occupancy: np.ndarray      # [R, B] fraction of particles in each basin
+    steps: np.ndarray  # [R] recorded steps
+    occupancy: np.ndarray  # [R, B] fraction of particles in each basin
     basins: tuple[str, ...]
 
 
-def uniform_starts(n: int, box: tuple[float, float, float, float], generator: torch.Generator,
-                   dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """n starts uniform on [x0, x1] × [y0, y1]."""
+def uniform_starts(
+    n: int,
+    box: tuple[float, float, float, float],
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """N starts uniform on [x0, x1] × [y0, y1]."""
     x0, x1, y0, y1 = box
     u = torch.rand(2, n, generator=generator, dtype=dtype)
     return x0 + (x1 - x0) * u[0], y0 + (y1 - y0) * u[1]
@@ -93,8 +97,16 @@ def record_steps(steps: int, record_every: int) -> list[int]:
 
 
 @torch.no_grad()
-def simulate(landscape: Landscape, x: torch.Tensor, y: torch.Tensor, dynamics: Dynamics, steps: int,
-             generator: torch.Generator, record_every: int = 0, chunk: int = CHUNK) -> Simulation:
+def simulate(
+    landscape: Landscape,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    dynamics: Dynamics,
+    steps: int,
+    generator: torch.Generator,
+    record_every: int = 0,
+    chunk: int = CHUNK,
+) -> Simulation:
     """Advance all particles (x, y) by `steps` SGDL steps (on copies); the basin occupancy is
     recorded at `record_steps(steps, record_every)`. Particles go `chunk` at a time, each chunk
     through all its steps (the noise is drawn per chunk and step, [2, chunk] from `generator`,
@@ -103,7 +115,7 @@ def simulate(landscape: Landscape, x: torch.Tensor, y: torch.Tensor, dynamics: D
     when = record_steps(steps, record_every)
     total = np.zeros((len(when), len(landscape.basins)), dtype=np.int64)
     for lo in range(0, x.numel(), chunk):
-        cx, cy = x[lo:lo + chunk], y[lo:lo + chunk]  # views: updated in place
+        cx, cy = x[lo : lo + chunk], y[lo : lo + chunk]  # views: updated in place
         noise = torch.empty(2, cx.numel(), dtype=x.dtype)
         r = 0
         for t in range(steps + 1):
@@ -125,8 +137,15 @@ def simulate(landscape: Landscape, x: torch.Tensor, y: torch.Tensor, dynamics: D
     return Simulation(x, y, np.array(when), total / max(x.numel(), 1), landscape.basins)
 
 
-def simulate_loop(landscape: Landscape, x: torch.Tensor, y: torch.Tensor, dynamics: Dynamics,
-                  steps: int, generator: torch.Generator, chunk: int = CHUNK) -> tuple[list[float], list[float]]:
+def simulate_loop(
+    landscape: Landscape,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    dynamics: Dynamics,
+    steps: int,
+    generator: torch.Generator,
+    chunk: int = CHUNK,
+) -> tuple[list[float], list[float]]:
     """The per-particle reference: each particle advanced alone by a Python loop over its
     steps with scalar arithmetic, on the same noise numbers as `simulate` (drawn in the same
     order), and the landscape's gradient called on one particle at a time."""

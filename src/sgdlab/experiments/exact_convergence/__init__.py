@@ -66,9 +66,15 @@ def plan(scale: str) -> Plan:
     settings = SCALE_SETTINGS[scale]
     s = settings.linear
     runs = 2 * len(s.lrs) * (1 + s.sgd_seeds)
-    return Plan(cnn_configs(settings.cnn), {"linear": Simulation(
-        f"logistic regression, {runs} GD/SGD runs × {s.steps:,} steps, batched float64",
-        lambda: estimate_linear(s))})
+    return Plan(
+        cnn_configs(settings.cnn),
+        {
+            "linear": Simulation(
+                f"logistic regression, {runs} GD/SGD runs × {s.steps:,} steps, batched float64",
+                lambda: estimate_linear(s),
+            )
+        },
+    )
 
 
 def linear_part(lab: Lab, s: LinearSettings) -> list[Claim]:
@@ -92,23 +98,37 @@ def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
         why = divergence(f"cnn-{m.key}", run)
         claims += diverged_claims(m.key, m.title, h, why) if why else cnn_claims(m.key, m.title, h, s, n_test)
         e0, z = first_zero(h.epochs, h.values["train_error"]), zero_from(h.epochs, h.values["train_error"])
-        cnn_figure(lab.figure(f"cnn-{m.key}"), f"{m.title} on CIFAR-10 "
-                   f"({s.n_train or 50000} training images), SGD lr 0.01", h.series(), e0)
-        rows.append({"network": m.key, "status": run.status, "n_params": run.summary.get("n_params"),
-                     "epochs": m.epochs,
-                     "first_zero_epoch": -1 if e0 is None else e0,
-                     "zero_from_epoch": -1 if z is None else z,
-                     **{f"final_{k}": float(v[-1]) if len(v) else math.nan for k, v in h.values.items()},
-                     "wall_time_s": run.summary.get("wall_time_s")})
+        cnn_figure(
+            lab.figure(f"cnn-{m.key}"),
+            f"{m.title} on CIFAR-10 ({s.n_train or 50000} training images), SGD lr 0.01",
+            h.series(),
+            e0,
+        )
+        rows.append(
+            {
+                "network": m.key,
+                "status": run.status,
+                "n_params": run.summary.get("n_params"),
+                "epochs": m.epochs,
+                "first_zero_epoch": -1 if e0 is None else e0,
+                "zero_from_epoch": -1 if z is None else z,
+                **{f"final_{k}": float(v[-1]) if len(v) else math.nan for k, v in h.values.items()},
+                "wall_time_s": run.summary.get("wall_time_s"),
+            }
+        )
     if rows:
         lab.save_table("cnn", {k: [r[k] for r in rows] for k in rows[0]})
     return claims
 
 
-@experiments.register("exact-convergence", help="constant-step SGD drives the loss of separable "
-                      "problems to 0: linear max-margin rates (GD/SGD) and CNNs without skips "
-                      "(LeNet-like, AlexNet, VGG-16) reaching 0 training error",
-                      paper=NACSON_2019, plan=plan)
+@experiments.register(
+    "exact-convergence",
+    help="constant-step SGD drives the loss of separable "
+    "problems to 0: linear max-margin rates (GD/SGD) and CNNs without skips "
+    "(LeNet-like, AlexNet, VGG-16) reaching 0 training error",
+    paper=NACSON_2019,
+    plan=plan,
+)
 def run(lab: Lab) -> list[Claim]:
     settings = SCALE_SETTINGS[lab.scale]
     linear = linear_part(lab, settings.linear) if lab.selected("linear") else []

@@ -33,10 +33,15 @@ SERIES = ("train_loss", "train_error", "test_loss", "test_error")
 def cnn_config(m: CnnModel, c: CnnSettings) -> dict[str, Any]:
     data = {"name": "cifar10", **m.data}
     data.update({k: v for k, v in (("n_train", c.n_train), ("n_test", c.n_test)) if v is not None})
-    cfg = {"seed": 0, "threads": c.threads, "data": data, "model": dict(m.model),
-           "optim": {"name": "sgd", "lr": LR},
-           "train": {"batch_size": c.batch_size, "epochs": m.epochs, "sampler": "reshuffle"},
-           "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}}}
+    cfg = {
+        "seed": 0,
+        "threads": c.threads,
+        "data": data,
+        "model": dict(m.model),
+        "optim": {"name": "sgd", "lr": LR},
+        "train": {"batch_size": c.batch_size, "epochs": m.epochs, "sampler": "reshuffle"},
+        "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}},
+    }
     if c.checkpoint_steps:
         cfg["checkpoint"] = {"every_steps": c.checkpoint_steps}
     return cfg
@@ -45,6 +50,7 @@ def cnn_config(m: CnnModel, c: CnnSettings) -> dict[str, Any]:
 @dataclass(frozen=True)
 class History:
     """Per-epoch measurements of one run, aligned on `epochs`."""
+
     epochs: np.ndarray
     values: dict[str, np.ndarray]
 
@@ -78,30 +84,59 @@ def diverged_claims(key: str, title: str, h: History, why: str) -> list[Claim]:
     are not applicable."""
     errors = h.values["train_error"]
     e0 = first_zero(h.epochs, errors) if len(errors) else None
-    ended = {"reason": why, "first_zero_epoch": e0,
-             "epochs_recorded": round(float(h.epochs[-1])) if len(h.epochs) else 0}
-    return [decide(f"{key}-zero-train-error", f"{title}: the training error reaches 0", False,
-                   headline=why, meaning="a CNN without skip connections interpolates its training "
-                   "set with plain constant-step SGD", **ended),
-            not_applicable(f"{key}-loss-still-falling", f"{title}: after 0 training error the "
-                           "training loss keeps falling (log-log slope < 0)", why),
-            not_applicable(f"{key}-val-loss-rises", f"{title}: the validation loss has its minimum "
-                           "before the end while the validation error stabilizes", why)]
+    ended = {
+        "reason": why,
+        "first_zero_epoch": e0,
+        "epochs_recorded": round(float(h.epochs[-1])) if len(h.epochs) else 0,
+    }
+    return [
+        decide(
+            f"{key}-zero-train-error",
+            f"{title}: the training error reaches 0",
+            False,
+            headline=why,
+            meaning="a CNN without skip connections interpolates its training "
+            "set with plain constant-step SGD",
+            **ended,
+        ),
+        not_applicable(
+            f"{key}-loss-still-falling",
+            f"{title}: after 0 training error the training loss keeps falling (log-log slope < 0)",
+            why,
+        ),
+        not_applicable(
+            f"{key}-val-loss-rises",
+            f"{title}: the validation loss has its minimum "
+            "before the end while the validation error stabilizes",
+            why,
+        ),
+    ]
 
 
 def cnn_claims(key: str, title: str, h: History, c: CnnSettings, n_test: int) -> list[Claim]:
     e, v = h.epochs, h.values
     end = round(float(e[-1]))
     e0, z = first_zero(e, v["train_error"]), zero_from(e, v["train_error"])
-    claims = [decide(f"{key}-zero-train-error", f"{title}: the training error reaches 0",
-                     e0 is not None,
-                     headline=(f"first 0 at epoch {e0}, 0 from epoch {z}" if e0 is not None else
-                               f"min training error {v['train_error'].min():.3g} after {end} epochs"),
-                     meaning="a CNN without skip connections interpolates its training set with "
-                             "plain constant-step SGD",
-                     first_zero_epoch=e0, zero_from_epoch=z, epochs=end,
-                     final_train_error=v["train_error"][-1], min_train_error=v["train_error"].min(),
-                     final_train_loss=v["train_loss"][-1])]
+    claims = [
+        decide(
+            f"{key}-zero-train-error",
+            f"{title}: the training error reaches 0",
+            e0 is not None,
+            headline=(
+                f"first 0 at epoch {e0}, 0 from epoch {z}"
+                if e0 is not None
+                else f"min training error {v['train_error'].min():.3g} after {end} epochs"
+            ),
+            meaning="a CNN without skip connections interpolates its training set with "
+            "plain constant-step SGD",
+            first_zero_epoch=e0,
+            zero_from_epoch=z,
+            epochs=end,
+            final_train_error=v["train_error"][-1],
+            min_train_error=v["train_error"].min(),
+            final_train_loss=v["train_loss"][-1],
+        )
+    ]
     after = {"first_zero_epoch": e0, "zero_from_epoch": z, "epochs": end}
     never = "0 training error never reached" if e0 is None else "training error not 0 at the end"
 
@@ -109,39 +144,70 @@ def cnn_claims(key: str, title: str, h: History, c: CnnSettings, n_test: int) ->
     start = None if z is None else max(z, end / 2)
     window = (e >= start) & (e > 0) if start is not None else np.zeros_like(e, dtype=bool)
     if window.sum() < 3:
-        claims.append(decide(f"{key}-loss-still-falling", statement, None, **after,
-                             reason=never if z is None else "fewer than 3 epochs to fit after it"))
+        claims.append(
+            decide(
+                f"{key}-loss-still-falling",
+                statement,
+                None,
+                **after,
+                reason=never if z is None else "fewer than 3 epochs to fit after it",
+            )
+        )
     else:
         fitted = slope(np.log10(e[window]), np.log10(v["train_loss"][window]))
-        claims.append(decide(f"{key}-loss-still-falling", statement, fitted < 0,
-                             headline=f"log-log slope {fitted:.3g} after epoch {start:g}; "
-                                      f"final loss {v['train_loss'][-1]:.3g}",
-                             meaning="after interpolation the loss keeps going to 0, as in the "
-                                     "separable linear case",
-                             slope_log_loss_vs_log_epoch=fitted, window_epochs=[start, end],
-                             loss_at_zero_from=v["train_loss"][e == z][0],
-                             final_train_loss=v["train_loss"][-1], **after))
+        claims.append(
+            decide(
+                f"{key}-loss-still-falling",
+                statement,
+                fitted < 0,
+                headline=f"log-log slope {fitted:.3g} after epoch {start:g}; "
+                f"final loss {v['train_loss'][-1]:.3g}",
+                meaning="after interpolation the loss keeps going to 0, as in the separable linear case",
+                slope_log_loss_vs_log_epoch=fitted,
+                window_epochs=[start, end],
+                loss_at_zero_from=v["train_loss"][e == z][0],
+                final_train_loss=v["train_loss"][-1],
+                **after,
+            )
+        )
 
-    statement = (f"{title}: the validation loss has its minimum before the end while the "
-                 "validation error stabilizes")
+    statement = (
+        f"{title}: the validation loss has its minimum before the end while the validation error stabilizes"
+    )
     tol = max(c.stable_tol, c.stable_images / max(n_test, 1))
     if z is None or z > 0.75 * end:
-        claims.append(decide(f"{key}-val-loss-rises", statement, None, **after,
-                             reason=never if z is None else
-                             "0 training error only in the last quarter of the epochs"))
+        claims.append(
+            decide(
+                f"{key}-val-loss-rises",
+                statement,
+                None,
+                **after,
+                reason=never if z is None else "0 training error only in the last quarter of the epochs",
+            )
+        )
     else:
         loss, err = v["test_loss"], v["test_error"]
         best = int(np.argmin(loss))
         rises = e[best] < end and loss[-1] >= (1 + c.rise_tol) * loss[best]
         tail = err[e >= 0.75 * end]
         spread = float(tail.max() - tail.min())
-        claims.append(decide(f"{key}-val-loss-rises", statement, bool(rises and spread <= tol),
-                             headline=f"val loss min at epoch {e[best]:g}, ends ×{loss[-1] / loss[best]:.2g}; "
-                                      f"val error range {spread:.3g} over the last quarter",
-                             meaning="overconfidence, not overfitting: the validation loss grows "
-                                     "while the validation error settles",
-                             val_loss_min_epoch=e[best], val_loss_min=loss[best],
-                             final_val_loss=loss[-1], rise_tolerance=c.rise_tol,
-                             val_error_range_last_quarter=spread, stable_tolerance=tol,
-                             final_val_error=err[-1], **after))
+        claims.append(
+            decide(
+                f"{key}-val-loss-rises",
+                statement,
+                bool(rises and spread <= tol),
+                headline=f"val loss min at epoch {e[best]:g}, ends ×{loss[-1] / loss[best]:.2g}; "
+                f"val error range {spread:.3g} over the last quarter",
+                meaning="overconfidence, not overfitting: the validation loss grows "
+                "while the validation error settles",
+                val_loss_min_epoch=e[best],
+                val_loss_min=loss[best],
+                final_val_loss=loss[-1],
+                rise_tolerance=c.rise_tol,
+                val_error_range_last_quarter=spread,
+                stable_tolerance=tol,
+                final_val_error=err[-1],
+                **after,
+            )
+        )
     return claims

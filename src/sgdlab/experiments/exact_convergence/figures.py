@@ -19,17 +19,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .linear import Curve, select
 from ...report.figures import save_figure
+from .linear import Curve, select
 
-PANELS = (("loss", "training loss", "log"), ("w_norm", "‖w‖", "linear"),
-          ("direction_error", "‖w/‖w‖ − ŵ/‖ŵ‖‖", "log"), ("margin", "min_n y_n wᵀx_n / ‖w‖", "linear"))
+PANELS = (
+    ("loss", "training loss", "log"),
+    ("w_norm", "‖w‖", "linear"),
+    ("direction_error", "‖w/‖w‖ − ŵ/‖ŵ‖‖", "log"),
+    ("margin", "min_n y_n wᵀx_n / ‖w‖", "linear"),
+)
 
 
 def _theory(name: str, c: Curve) -> np.ndarray | None:
     t, end = c.t.astype(np.float64), c.values
     if name == "loss":
-        return c.w_hat_norm ** 2 / (c.lr * t)
+        return c.w_hat_norm**2 / (c.lr * t)
     if name == "w_norm":
         return end["w_norm"][-1] + c.w_hat_norm * (np.log(t) - np.log(t[-1]))
     if name == "direction_error":
@@ -47,18 +51,32 @@ def linear_figure(path: Path, dataset: str, curves: list[Curve], table: dict[str
         rows = select(table, dataset=dataset, method=c.method, lr=c.lr)
         for ax, (name, title, yscale) in zip(axes.flat, PANELS):
             keep = c.t >= 1
-            ax.plot(c.t[keep], c.values[name][keep], color=color, lw=1.5,
-                    ls="-" if c.method == "gd" else "--", label=label)
+            ax.plot(
+                c.t[keep],
+                c.values[name][keep],
+                color=color,
+                lw=1.5,
+                ls="-" if c.method == "gd" else "--",
+                label=label,
+            )
             if c.method == "sgd":
-                per_seed = np.stack([table[name][rows & (table["seed"] == seed)]
-                                     for seed in np.unique(table["seed"][rows])])
-                ax.fill_between(c.t[keep], per_seed.min(0)[keep], per_seed.max(0)[keep],
-                                color=color, alpha=0.15, lw=0)
+                per_seed = np.stack(
+                    [table[name][rows & (table["seed"] == seed)] for seed in np.unique(table["seed"][rows])]
+                )
+                ax.fill_between(
+                    c.t[keep], per_seed.min(0)[keep], per_seed.max(0)[keep], color=color, alpha=0.15, lw=0
+                )
             theory = _theory(name, c)
             if theory is not None and c.method == "gd":
-                ax.plot(c.t[c.t >= 10], theory[c.t >= 10], color=color, lw=0.8,
-                        ls=":", label={"loss": "‖ŵ‖²/(ηt)", "w_norm": "‖ŵ‖ ln t + c",
-                                       "direction_error": "c / ln t"}[name] + f" (η={c.lr:g})")
+                ax.plot(
+                    c.t[c.t >= 10],
+                    theory[c.t >= 10],
+                    color=color,
+                    lw=0.8,
+                    ls=":",
+                    label={"loss": "‖ŵ‖²/(ηt)", "w_norm": "‖ŵ‖ ln t + c", "direction_error": "c / ln t"}[name]
+                    + f" (η={c.lr:g})",
+                )
             ax.set(xscale="log", yscale=yscale, xlabel="step t", title=title)
     if mine:
         axes[1, 1].axhline(1 / mine[0].w_hat_norm, color="k", lw=0.8, ls=":", label="1/‖ŵ‖")
@@ -71,8 +89,9 @@ def linear_figure(path: Path, dataset: str, curves: list[Curve], table: dict[str
     return _save(fig, path)
 
 
-def cnn_figure(path: Path, title: str, epochs: dict[str, tuple[np.ndarray, np.ndarray]],
-               zero_epoch: int | None) -> Path:
+def cnn_figure(
+    path: Path, title: str, epochs: dict[str, tuple[np.ndarray, np.ndarray]], zero_epoch: int | None
+) -> Path:
     """`epochs[name]` = (epochs, values) of train_loss, train_error, test_loss, test_error."""
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
     e, v = epochs["train_loss"]
@@ -89,7 +108,9 @@ def cnn_figure(path: Path, title: str, epochs: dict[str, tuple[np.ndarray, np.nd
     _log_scale(middle)
     for ax in (left, middle, right):
         if zero_epoch is not None:
-            ax.axvline(zero_epoch, color="0.5", lw=0.8, ls=":", label=f"0 training error (epoch {zero_epoch})")
+            ax.axvline(
+                zero_epoch, color="0.5", lw=0.8, ls=":", label=f"0 training error (epoch {zero_epoch})"
+            )
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, frameon=False)
     fig.suptitle(title)

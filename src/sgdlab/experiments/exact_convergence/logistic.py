@@ -30,6 +30,7 @@ METHODS = ("gd", "sgd")
 @dataclass(frozen=True)
 class RunSpec:
     """One trajectory: `method` gd or sgd, fixed step `lr`, SGD batch size and seed."""
+
     method: str
     lr: float
     batch_size: int = 1
@@ -56,6 +57,7 @@ def batch_generator(spec: RunSpec, dataset: int) -> torch.Generator:
 @dataclass
 class Trajectories:
     """w at the recorded steps: `weights[i, d, r]` is run r on dataset d at `steps[i]`."""
+
     steps: np.ndarray
     weights: torch.Tensor  # [len(steps), D, R, dim], float64
     runs: tuple[RunSpec, ...]
@@ -66,8 +68,9 @@ def signed_inputs(x: torch.Tensor, y_pm1: torch.Tensor) -> torch.Tensor:
     return (y_pm1.to(torch.float64)[:, None] * x.to(torch.float64)).contiguous()
 
 
-def train_logistic(xs: torch.Tensor, runs: Sequence[RunSpec], steps: int,
-                   record: Sequence[int], chunk: int = 256) -> Trajectories:
+def train_logistic(
+    xs: torch.Tensor, runs: Sequence[RunSpec], steps: int, record: Sequence[int], chunk: int = 256
+) -> Trajectories:
     """Run every spec of `runs` on every dataset of `xs` ([D, N, dim] signed inputs, see
     `signed_inputs`) from w_0 = 0 for `steps` steps; keep w at the steps in `record`.
     Single-threaded: the products are far too small to gain from threads, and lose to their
@@ -80,8 +83,9 @@ def train_logistic(xs: torch.Tensor, runs: Sequence[RunSpec], steps: int,
         torch.set_num_threads(threads)
 
 
-def _train(xs: torch.Tensor, runs: Sequence[RunSpec], steps: int, record: Sequence[int],
-           chunk: int) -> Trajectories:
+def _train(
+    xs: torch.Tensor, runs: Sequence[RunSpec], steps: int, record: Sequence[int], chunk: int
+) -> Trajectories:
     xs = xs.to(torch.float64)
     n_sets, n, dim = xs.shape
     record = sorted({int(s) for s in record if 0 <= s <= steps})

@@ -49,7 +49,7 @@ def decade_increment(t: np.ndarray, y: np.ndarray, start: float) -> float:
 
 
 def log_exponent(t: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
-    """a in y ≈ c·(ln t)^(−a) over [lo, hi] (lo > 1, y > 0)."""
+    """A in y ≈ c·(ln t)^(−a) over [lo, hi] (lo > 1, y > 0)."""
     tw, yw = _window(t, y, lo, hi)
     if np.any(yw <= 0) or tw.min() <= 1:
         return float("nan")
@@ -58,11 +58,11 @@ def log_exponent(t: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
 
 def last_decades(t_end: float, k: int) -> list[float]:
     """Starts of the last k full decades before t_end, oldest first: t_end/10^k … t_end/10."""
-    return [t_end / 10.0 ** j for j in range(k, 0, -1)]
+    return [t_end / 10.0**j for j in range(k, 0, -1)]
 
 
 def at(t: np.ndarray, y: np.ndarray, step: float) -> float:
-    """y at the recorded step closest to `step` on a log axis."""
+    """Y at the recorded step closest to `step` on a log axis."""
     t = np.asarray(t, dtype=np.float64)
     return float(np.asarray(y)[np.argmin(np.abs(np.log(t / step)))])
 

@@ -29,6 +29,7 @@ class LinearSettings:
     over-parameterized regime), GD and SGD (batch `sgd_batch`, `sgd_seeds` seeds) with every
     fixed step of `lrs`. Inputs are scaled into the unit ball, so each per-sample loss is
     (1/4)-smooth and every lr < 8 is stable for both GD and SGD (Nacson et al.: η < 2/β)."""
+
     steps: int
     lrs: tuple[float, ...]
     sgd_seeds: int
@@ -38,7 +39,9 @@ class LinearSettings:
     # The constructed set puts its non-support points ≥ 1 + margin beyond the margin: a wide
     # gap keeps their transient (∝ t^(−margin)) short. The random set keeps its default.
     datasets: tuple[tuple[str, dict[str, Any]], ...] = (
-        ("separable", {"margin": 2.0}), ("separable-random", {}))
+        ("separable", {"margin": 2.0}),
+        ("separable-random", {}),
+    )
     data_seed: int = 0
     per_decade: int = 10  # recorded steps per decade
     window: int = 2  # the claims read the last `window` decades
@@ -51,6 +54,7 @@ class LinearSettings:
 @dataclass(frozen=True)
 class CnnModel:
     """One network of the CNN study: `key` names it in files and claims."""
+
     key: str
     title: str
     model: dict[str, Any]
@@ -87,18 +91,36 @@ SMALL_VGG = {"name": "vgg11", "width": 8, "batch_norm": "none", "head": "linear"
 SCALE_SETTINGS = {
     "smoke": Settings(
         LinearSettings(steps=10**5, lrs=(4.0,), sgd_seeds=4),
-        CnnSettings((CnnModel("base", "base (LeNet-like)", BASE, epochs=240),),
-                    n_train=64, n_test=64, checkpoint_steps=100)),
+        CnnSettings(
+            (CnnModel("base", "base (LeNet-like)", BASE, epochs=240),),
+            n_train=64,
+            n_test=64,
+            checkpoint_steps=100,
+        ),
+    ),
     "cpu": Settings(
         LinearSettings(steps=10**6, lrs=(1.0, 4.0), sgd_seeds=16),
-        CnnSettings((CnnModel("base", "base (LeNet-like)", BASE, epochs=200),
-                     CnnModel("vgg-small", "VGG-11 (width 8, no BN)", SMALL_VGG, epochs=150)),
-                    n_train=500, n_test=500)),
+        CnnSettings(
+            (
+                CnnModel("base", "base (LeNet-like)", BASE, epochs=200),
+                CnnModel("vgg-small", "VGG-11 (width 8, no BN)", SMALL_VGG, epochs=150),
+            ),
+            n_train=500,
+            n_test=500,
+        ),
+    ),
     "full": Settings(
         LinearSettings(steps=10**7, lrs=(1.0, 2.0, 4.0), sgd_seeds=32),
-        CnnSettings((CnnModel("base", "base (LeNet-like)", BASE, epochs=1000),
-                     CnnModel("alexnet", "AlexNet", {"name": "alexnet", "init": "he"}, epochs=100,
-                              data={"resize": 224}),
-                     CnnModel("vgg16", "VGG-16", {"name": "vgg16", "init": "he"}, epochs=100)),
-                    n_train=None, n_test=None)),
+        CnnSettings(
+            (
+                CnnModel("base", "base (LeNet-like)", BASE, epochs=1000),
+                CnnModel(
+                    "alexnet", "AlexNet", {"name": "alexnet", "init": "he"}, epochs=100, data={"resize": 224}
+                ),
+                CnnModel("vgg16", "VGG-16", {"name": "vgg16", "init": "he"}, epochs=100),
+            ),
+            n_train=None,
+            n_test=None,
+        ),
+    ),
 }

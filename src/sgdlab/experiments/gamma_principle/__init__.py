@@ -38,15 +38,21 @@ def plan(scale: str) -> Plan:
     return Plan(run_configs(ablations(scale)))
 
 
-@experiments.register("gamma-principle", help="γ-optimization principle across activation, "
-                      "batch-norm, skip and optimizer ablations, with the PCA view of the paths",
-                      paper=GAMMA_2019, plan=plan)
+@experiments.register(
+    "gamma-principle",
+    help="γ-optimization principle across activation, "
+    "batch-norm, skip and optimizer ablations, with the PCA view of the paths",
+    paper=GAMMA_2019,
+    plan=plan,
+)
 def run(lab: Lab) -> list[Claim]:
     plan = ablations(lab.scale)
     premise = settings(lab.scale).premise
     configs = run_configs(plan)
-    lab.log(f"{sum(lab.selected(n) for n in configs)} runs, each trained until training loss "
-            f"< {premise.max_loss:g} (or its epoch cap), then replayed for γ")
+    lab.log(
+        f"{sum(lab.selected(n) for n in configs)} runs, each trained until training loss "
+        f"< {premise.max_loss:g} (or its epoch cap), then replayed for γ"
+    )
     runs = lab.run_many(configs)
     claims: list[Claim] = []
     records: list[dict[str, Any]] = []
@@ -57,10 +63,17 @@ def run(lab: Lab) -> list[Claim]:
         ab_claims, per_run = ablation_claims(ab, ab_runs, premise)
         claims += ab_claims
         records += [{"ablation": ab.id, "variant": label, **values} for label, values in per_run.items()]
-        notes = {label: "" if values["meets_premise"] else "misses the premise"
-                 for label, values in per_run.items()}
-        gamma_figure(lab.figure(f"gamma-{ab.id}"), f"{ab.title} ({GAMMA_2019.short})", ab_runs,
-                     level=premise.max_loss, notes=notes)
+        notes = {
+            label: "" if values["meets_premise"] else "misses the premise"
+            for label, values in per_run.items()
+        }
+        gamma_figure(
+            lab.figure(f"gamma-{ab.id}"),
+            f"{ab.title} ({GAMMA_2019.short})",
+            ab_runs,
+            level=premise.max_loss,
+            notes=notes,
+        )
     if records:
         lab.save_table("gamma_runs", columns(records))
     if any(name in runs for name in PCA_RUNS):
@@ -81,7 +94,9 @@ def pca_claim(lab: Lab, runs: dict) -> Claim:
 def columns(records: list[dict[str, Any]]) -> dict[str, list]:
     """One column per key of any record; numbers as floats, NaN where a record lacks the key."""
     keys = list(dict.fromkeys(k for r in records for k in r))
+
     def value(r: dict[str, Any], k: str) -> Any:
         v = r.get(k, float("nan"))
         return float(v) if isinstance(v, (bool, int)) or v is None else v
+
     return {k: [value(r, k) for r in records] for k in keys}

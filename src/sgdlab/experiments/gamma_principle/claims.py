@@ -24,16 +24,16 @@ from ..premise import Premise, premise_claim
 from .settings import Ablation
 
 POSITIVE_FRACTION = 0.95  # "the principle holds": γ > 0 on at least this share of defined steps
-DIST_TOL = 1e-6           # increases of the normalized distance below this are rounding
-SPEED_TIE = 0.10          # runs whose epochs-to-level differ by less than 10 % are equally fast
+DIST_TOL = 1e-6  # increases of the normalized distance below this are rounding
+SPEED_TIE = 0.10  # runs whose epochs-to-level differ by less than 10 % are equally fast
 
 MEANINGS = {
     "principle": "the paper's central claim: along the path every update points toward θ* by "
-                 "at least γ·‖θ_0 − θ*‖² times the loss gap, with γ > 0",
+    "at least γ·‖θ_0 − θ*‖² times the loss gap, with γ > 0",
     "distance": "Theorem 1.1: under the principle the distance to the minimizer never grows",
     "rate": "Theorem 1.3: the summed loss gap stays below 1/(2ηγ_min), an O(1/(γK)) rate",
     "gamma-vs-speed": "Theorem 1.3 read across runs: the run with the larger γ should reach the "
-                      "common loss level in fewer epochs",
+    "common loss level in fewer epochs",
     "paper-order": "the paper's ranking of the training techniques by how fast they train",
 }
 
@@ -61,13 +61,18 @@ def gamma_before(run: Run, epoch: float) -> dict[str, float]:
         return {"gamma_median": math.nan, "gamma_positive_fraction": math.nan, "gamma_steps": 0}
     e = table["epoch"].to_numpy()
     gamma = table["gamma"].to_numpy(zero_copy_only=False)
-    defined = table["gamma_defined"].to_numpy(zero_copy_only=False) if "gamma_defined" in \
-        table.column_names else np.ones(len(e))
+    defined = (
+        table["gamma_defined"].to_numpy(zero_copy_only=False)
+        if "gamma_defined" in table.column_names
+        else np.ones(len(e))
+    )
     keep = (e < epoch) & np.isfinite(gamma) & (np.nan_to_num(defined) > 0)
     g = gamma[keep]
-    return {"gamma_median": float(np.median(g)) if len(g) else math.nan,
-            "gamma_positive_fraction": float((g > 0).mean()) if len(g) else math.nan,
-            "gamma_steps": int(len(g))}
+    return {
+        "gamma_median": float(np.median(g)) if len(g) else math.nan,
+        "gamma_positive_fraction": float((g > 0).mean()) if len(g) else math.nan,
+        "gamma_steps": int(len(g)),
+    }
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
@@ -84,7 +89,7 @@ def decisive_discordant(gamma: dict[str, float], epochs: dict[str, float]) -> li
     the other way (the slower run has the larger γ)."""
     labels, out = list(gamma), []
     for i, a in enumerate(labels):
-        for b in labels[i + 1:]:
+        for b in labels[i + 1 :]:
             fast, slow = (a, b) if epochs[a] <= epochs[b] else (b, a)
             if epochs[slow] - epochs[fast] < SPEED_TIE * epochs[slow]:
                 continue
@@ -95,18 +100,31 @@ def decisive_discordant(gamma: dict[str, float], epochs: dict[str, float]) -> li
 
 def tiers_hold(epochs: dict[str, float], tiers: tuple[tuple[str, ...], ...]) -> bool:
     """Every run of an earlier tier reaches the level in fewer epochs than every later one."""
-    return all(epochs[fast] < epochs[slow] for i, tier in enumerate(tiers)
-               for later in tiers[i + 1:] for fast in tier for slow in later)
+    return all(
+        epochs[fast] < epochs[slow]
+        for i, tier in enumerate(tiers)
+        for later in tiers[i + 1 :]
+        for fast in tier
+        for slow in later
+    )
 
 
-def ablation_claims(ab: Ablation, runs: dict[str, Run], premise: Premise) -> tuple[list[Claim], dict[str, dict]]:
+def ablation_claims(
+    ab: Ablation, runs: dict[str, Run], premise: Premise
+) -> tuple[list[Claim], dict[str, dict]]:
     """The premise, Theorem-1 and ordering claims of one ablation; and one summary row per run."""
     absent = missing_runs(list(ab.variants), runs)
     claim, meets = premise_claim(f"{ab.id}/premise", ab.title, premise, runs, ab.exceptions)
     if absent:
-        claim = decide(claim.id, claim.statement, None, reason=f"not trained here (--only): "
-                       f"{', '.join(absent)}", headline=claim.headline, meaning=claim.meaning,
-                       **claim.evidence)
+        claim = decide(
+            claim.id,
+            claim.statement,
+            None,
+            reason=f"not trained here (--only): {', '.join(absent)}",
+            headline=claim.headline,
+            meaning=claim.meaning,
+            **claim.evidence,
+        )
     claims = [claim]
     left_out = [label for label in runs if label not in meets]
     level = premise.max_loss
@@ -121,8 +139,13 @@ def ablation_claims(ab: Ablation, runs: dict[str, Run], premise: Premise) -> tup
     per_run = {}
     for label, run in runs.items():
         row = premise.check(run)
-        row = {"final_train_loss": row["final_train_loss"], "final_train_error": row["final_train_error"],
-               "meets_premise": row["meets"], "status": run.status, "epochs": run.summary.get("epochs")}
+        row = {
+            "final_train_loss": row["final_train_loss"],
+            "final_train_error": row["final_train_error"],
+            "meets_premise": row["meets"],
+            "status": run.status,
+            "epochs": run.summary.get("epochs"),
+        }
         if label in ok:
             row |= {**checks[label], "epochs_to_level": speed[label], **before[label]}
         per_run[label] = row
@@ -130,88 +153,167 @@ def ablation_claims(ab: Ablation, runs: dict[str, Run], premise: Premise) -> tup
 
 
 def theorem_claims(ab: Ablation, checks: dict[str, dict], over: dict[str, Any]) -> list[Claim]:
-    principle = (f"{ab.title}: every run that meets the premise obeys the γ-principle (γ_k > 0 on "
-                 f"≥ {POSITIVE_FRACTION:.0%} of the defined steps)")
-    distance = (f"{ab.title}: ‖θ_k − θ*‖ is non-increasing in every run that meets the premise "
-                f"(Theorem 1.1; increases below {DIST_TOL:g} of ‖θ_0 − θ*‖ count as rounding)")
-    rate = (f"{ab.title}: Σ_k gap_k ≤ 1/(2η γ_min) on the prefix where the principle holds, in "
-            "every run that meets the premise (Theorem 1.3)")
+    principle = (
+        f"{ab.title}: every run that meets the premise obeys the γ-principle (γ_k > 0 on "
+        f"≥ {POSITIVE_FRACTION:.0%} of the defined steps)"
+    )
+    distance = (
+        f"{ab.title}: ‖θ_k − θ*‖ is non-increasing in every run that meets the premise "
+        f"(Theorem 1.1; increases below {DIST_TOL:g} of ‖θ_0 − θ*‖ count as rounding)"
+    )
+    rate = (
+        f"{ab.title}: Σ_k gap_k ≤ 1/(2η γ_min) on the prefix where the principle holds, in "
+        "every run that meets the premise (Theorem 1.3)"
+    )
     if not checks:
         reason = "no run of this ablation meets the premise"
-        return [not_applicable(f"{ab.id}/{kind}", text, reason, meaning=MEANINGS[kind], **over)
-                for kind, text in (("principle", principle), ("distance", distance), ("rate", rate))]
+        return [
+            not_applicable(f"{ab.id}/{kind}", text, reason, meaning=MEANINGS[kind], **over)
+            for kind, text in (("principle", principle), ("distance", distance), ("rate", rate))
+        ]
     fractions = {label: c["positive_fraction"] for label, c in checks.items()}
     worst = min(fractions, key=lambda x: fractions[x] if not math.isnan(fractions[x]) else -1)
     increases = {label: c["dist_max_increase"] for label, c in checks.items()}
     biggest = max(increases, key=increases.get)
-    used = {label: c["gap_sum_prefix"] / c["rate_bound"] if c["rate_bound"] not in (0, math.inf)
-            else 0.0 for label, c in checks.items()}
+    used = {
+        label: c["gap_sum_prefix"] / c["rate_bound"] if c["rate_bound"] not in (0, math.inf) else 0.0
+        for label, c in checks.items()
+    }
     return [
-        decide(f"{ab.id}/principle", principle,
-               all(f >= POSITIVE_FRACTION for f in fractions.values()),
-               headline=f"γ > 0 on {fractions[worst]:.1%} of steps in the worst run ({worst})",
-               meaning=MEANINGS["principle"], **over,
-               per_run={label: {"positive_fraction": c["positive_fraction"],
-                                "defined_steps": c["defined_steps"],
-                                "undefined_steps": c["steps"] - c["defined_steps"],
-                                "gamma_median": c["gamma_median"]} for label, c in checks.items()}),
-        decide(f"{ab.id}/distance", distance, all(v <= DIST_TOL for v in increases.values()),
-               headline=f"largest increase {increases[biggest]:.2g} ({biggest})",
-               meaning=MEANINGS["distance"], **over,
-               per_run={label: {"largest_increase": c["dist_max_increase"],
-                                "increases": c["dist_increases"], "final": c["dist_final"]}
-                        for label, c in checks.items()}),
-        decide(f"{ab.id}/rate", rate, all(c["rate_bound_holds"] for c in checks.values()),
-               headline=f"Σ gap uses ≤ {max(used.values()):.2g} of the bound",
-               meaning=MEANINGS["rate"], **over,
-               per_run={label: {"gap_sum": c["gap_sum_prefix"], "bound": c["rate_bound"],
-                                "prefix_steps": c["principle_prefix_steps"]}
-                        for label, c in checks.items()}),
+        decide(
+            f"{ab.id}/principle",
+            principle,
+            all(f >= POSITIVE_FRACTION for f in fractions.values()),
+            headline=f"γ > 0 on {fractions[worst]:.1%} of steps in the worst run ({worst})",
+            meaning=MEANINGS["principle"],
+            **over,
+            per_run={
+                label: {
+                    "positive_fraction": c["positive_fraction"],
+                    "defined_steps": c["defined_steps"],
+                    "undefined_steps": c["steps"] - c["defined_steps"],
+                    "gamma_median": c["gamma_median"],
+                }
+                for label, c in checks.items()
+            },
+        ),
+        decide(
+            f"{ab.id}/distance",
+            distance,
+            all(v <= DIST_TOL for v in increases.values()),
+            headline=f"largest increase {increases[biggest]:.2g} ({biggest})",
+            meaning=MEANINGS["distance"],
+            **over,
+            per_run={
+                label: {
+                    "largest_increase": c["dist_max_increase"],
+                    "increases": c["dist_increases"],
+                    "final": c["dist_final"],
+                }
+                for label, c in checks.items()
+            },
+        ),
+        decide(
+            f"{ab.id}/rate",
+            rate,
+            all(c["rate_bound_holds"] for c in checks.values()),
+            headline=f"Σ gap uses ≤ {max(used.values()):.2g} of the bound",
+            meaning=MEANINGS["rate"],
+            **over,
+            per_run={
+                label: {
+                    "gap_sum": c["gap_sum_prefix"],
+                    "bound": c["rate_bound"],
+                    "prefix_steps": c["principle_prefix_steps"],
+                }
+                for label, c in checks.items()
+            },
+        ),
     ]
 
 
-def ordering_claims(ab: Ablation, speed: dict[str, float], before: dict[str, dict],
-                    over: dict[str, Any], absent: list[str], level: float) -> list[Claim]:
-    by_gamma_stmt = (f"{ab.title}: a larger median γ (over the steps before the common loss level "
-                     f"{level:g}) goes with reaching that level in fewer epochs")
+def ordering_claims(
+    ab: Ablation,
+    speed: dict[str, float],
+    before: dict[str, dict],
+    over: dict[str, Any],
+    absent: list[str],
+    level: float,
+) -> list[Claim]:
+    by_gamma_stmt = (
+        f"{ab.title}: a larger median γ (over the steps before the common loss level "
+        f"{level:g}) goes with reaching that level in fewer epochs"
+    )
     order_stmt = f"{ab.title}: {ab.paper_statement} (epochs to the common loss level {level:g})"
     reason = None
     if absent:
         reason = f"needs every run of the ablation; not trained here (--only): {', '.join(absent)}"
     elif len(speed) < 2:
-        reason = (f"fewer than two runs meet the premise (left out: "
-                  f"{', '.join(over['left_out_missing_premise']) or 'none'})")
+        reason = (
+            f"fewer than two runs meet the premise (left out: "
+            f"{', '.join(over['left_out_missing_premise']) or 'none'})"
+        )
     if reason:
-        return [not_applicable(f"{ab.id}/gamma-vs-speed", by_gamma_stmt, reason,
-                               meaning=MEANINGS["gamma-vs-speed"], **over),
-                not_applicable(f"{ab.id}/paper-order", order_stmt, reason,
-                               meaning=MEANINGS["paper-order"], **over)]
+        return [
+            not_applicable(
+                f"{ab.id}/gamma-vs-speed", by_gamma_stmt, reason, meaning=MEANINGS["gamma-vs-speed"], **over
+            ),
+            not_applicable(
+                f"{ab.id}/paper-order", order_stmt, reason, meaning=MEANINGS["paper-order"], **over
+            ),
+        ]
     labels = list(speed)
     medians = {x: before[x]["gamma_median"] for x in labels}
     tau = kendall_tau([medians[x] for x in labels], [-speed[x] for x in labels])
     discordant = decisive_discordant(medians, speed)
     by_speed = sorted(labels, key=lambda x: speed[x])
-    evidence = dict(over, epochs_to_level=speed, level=level, by_speed=by_speed,
-                    median_gamma_before_level=medians,
-                    gamma_positive_fraction_before_level={x: before[x]["gamma_positive_fraction"]
-                                                          for x in labels})
-    claims = [decide(f"{ab.id}/gamma-vs-speed", by_gamma_stmt,
-                     None if any(math.isnan(v) for v in medians.values()) else not discordant,
-                     headline=f"Kendall τ = {tau:+.2f}" + (f"; {len(discordant)} pair(s) out of order"
-                                                           if discordant else ""),
-                     meaning=MEANINGS["gamma-vs-speed"], kendall_tau=tau,
-                     by_gamma=sorted(labels, key=lambda x: -medians[x]),
-                     discordant_pairs=discordant, speed_tie=SPEED_TIE, **evidence)]
+    evidence = dict(
+        over,
+        epochs_to_level=speed,
+        level=level,
+        by_speed=by_speed,
+        median_gamma_before_level=medians,
+        gamma_positive_fraction_before_level={x: before[x]["gamma_positive_fraction"] for x in labels},
+    )
+    claims = [
+        decide(
+            f"{ab.id}/gamma-vs-speed",
+            by_gamma_stmt,
+            None if any(math.isnan(v) for v in medians.values()) else not discordant,
+            headline=f"Kendall τ = {tau:+.2f}"
+            + (f"; {len(discordant)} pair(s) out of order" if discordant else ""),
+            meaning=MEANINGS["gamma-vs-speed"],
+            kendall_tau=tau,
+            by_gamma=sorted(labels, key=lambda x: -medians[x]),
+            discordant_pairs=discordant,
+            speed_tie=SPEED_TIE,
+            **evidence,
+        )
+    ]
     tiers = tuple(t for t in (tuple(x for x in tier if x in speed) for tier in ab.paper_tiers) if t)
     order_text = " < ".join(f"{x} {speed[x]:.3g}" for x in by_speed)
     if len(tiers) < 2:
-        claims.append(not_applicable(f"{ab.id}/paper-order", order_stmt,
-                                     "the runs that meet the premise all sit in one of the paper's "
-                                     "tiers, which it does not order", headline=order_text,
-                                     meaning=MEANINGS["paper-order"], tiers=[list(t) for t in tiers],
-                                     **evidence))
+        claims.append(
+            not_applicable(
+                f"{ab.id}/paper-order",
+                order_stmt,
+                "the runs that meet the premise all sit in one of the paper's tiers, which it does not order",
+                headline=order_text,
+                meaning=MEANINGS["paper-order"],
+                tiers=[list(t) for t in tiers],
+                **evidence,
+            )
+        )
     else:
-        claims.append(decide(f"{ab.id}/paper-order", order_stmt, tiers_hold(speed, tiers),
-                             headline=f"epochs: {order_text}", meaning=MEANINGS["paper-order"],
-                             tiers=[list(t) for t in tiers], **evidence))
+        claims.append(
+            decide(
+                f"{ab.id}/paper-order",
+                order_stmt,
+                tiers_hold(speed, tiers),
+                headline=f"epochs: {order_text}",
+                meaning=MEANINGS["paper-order"],
+                tiers=[list(t) for t in tiers],
+                **evidence,
+            )
+        )
     return claims

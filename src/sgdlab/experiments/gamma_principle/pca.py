@@ -12,16 +12,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ...runner import prepare  # noqa: E402
 from ...probes.landscape import loss_grid, path_pca, projected_gradients  # noqa: E402
+from ...report.figures import save_figure  # noqa: E402
+from ...runner import prepare  # noqa: E402
 from ...store import Run, RunDir  # noqa: E402
 from ..base import Claim, Lab, decide  # noqa: E402
-from ...report.figures import save_figure  # noqa: E402
 
 ANGLE = 45.0  # degrees: "the SGD direction differs from the path's direction"
 CLAIM_ID = "optimizer/pca-directions"
-STATEMENT = (f"in the PCA plane of the momentum and Adam paths, the SGD update directions differ "
-             f"from the paths' own directions (median angle > {ANGLE:g}°; the paper's Appendix D.2)")
+STATEMENT = (
+    f"in the PCA plane of the momentum and Adam paths, the SGD update directions differ "
+    f"from the paths' own directions (median angle > {ANGLE:g}°; the paper's Appendix D.2)"
+)
 
 
 def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
@@ -43,19 +45,38 @@ def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
     pad = 0.25 * np.maximum(hi - lo, 1e-6)
     alphas = torch.linspace(float(lo[0] - pad[0]), float(hi[0] + pad[0]), 21)
     betas = torch.linspace(float(lo[1] - pad[1]), float(hi[1] + pad[1]), 21)
-    grid = loss_grid(model, parts.loss, x, y, final.to(parts.device), pca.directions.to(parts.device),
-                     alphas, betas).cpu().numpy()
-    sgd = -projected_gradients(model, parts.loss, x, y, thetas.to(parts.device),
-                               pca.directions.to(parts.device)).cpu().numpy()
+    grid = (
+        loss_grid(
+            model, parts.loss, x, y, final.to(parts.device), pca.directions.to(parts.device), alphas, betas
+        )
+        .cpu()
+        .numpy()
+    )
+    sgd = (
+        -projected_gradients(
+            model, parts.loss, x, y, thetas.to(parts.device), pca.directions.to(parts.device)
+        )
+        .cpu()
+        .numpy()
+    )
     motion = np.diff(coords, axis=0)
-    angles = [math.degrees(math.acos(np.clip(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)))
-              for a, b in zip(sgd[:-1], motion) if np.linalg.norm(a) > 0 and np.linalg.norm(b) > 0]
+    angles = [
+        math.degrees(math.acos(np.clip(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)))
+        for a, b in zip(sgd[:-1], motion)
+        if np.linalg.norm(a) > 0 and np.linalg.norm(b) > 0
+    ]
     a, b = np.meshgrid(alphas.numpy(), betas.numpy(), indexing="ij")
     lab.save_table(f"pca-{label}-grid", {"a": a.ravel(), "b": b.ravel(), "loss": grid.ravel()})
-    lab.save_table(f"pca-{label}-path", {"step": steps, "pc1": coords[:, 0], "pc2": coords[:, 1],
-                                         "sgd_pc1": sgd[:, 0], "sgd_pc2": sgd[:, 1]})
-    return {"explained_pc1": float(pca.explained[0]), "explained_pc2": float(pca.explained[1]),
-            "median_angle_deg": float(np.median(angles)) if angles else math.nan, "iterates": len(steps)}
+    lab.save_table(
+        f"pca-{label}-path",
+        {"step": steps, "pc1": coords[:, 0], "pc2": coords[:, 1], "sgd_pc1": sgd[:, 0], "sgd_pc2": sgd[:, 1]},
+    )
+    return {
+        "explained_pc1": float(pca.explained[0]),
+        "explained_pc2": float(pca.explained[1]),
+        "median_angle_deg": float(np.median(angles)) if angles else math.nan,
+        "iterates": len(steps),
+    }
 
 
 def pca_view(lab: Lab, runs: dict[str, Run]) -> Claim:
@@ -70,21 +91,37 @@ def pca_view(lab: Lab, runs: dict[str, Run]) -> Claim:
         ax.plot(path["pc1"], path["pc2"], "o-", color="C3", ms=3, label=f"{label} path")
         scale = np.hypot(path["sgd_pc1"], path["sgd_pc2"]).max() or 1.0
         span = max(np.ptp(a), np.ptp(b))
-        ax.quiver(path["pc1"], path["pc2"], path["sgd_pc1"] / scale, path["sgd_pc2"] / scale,
-                  angles="xy", scale_units="xy", scale=8 / span, color="k", width=0.004,
-                  label="SGD update direction")
+        ax.quiver(
+            path["pc1"],
+            path["pc2"],
+            path["sgd_pc1"] / scale,
+            path["sgd_pc2"] / scale,
+            angles="xy",
+            scale_units="xy",
+            scale=8 / span,
+            color="k",
+            width=0.004,
+            label="SGD update direction",
+        )
         ev = evidence[label]
-        ax.set(title=f"{label}: PC1 {ev['explained_pc1']:.0%}, PC2 {ev['explained_pc2']:.0%} of variance",
-               xlabel="PC1", ylabel="PC2")
+        ax.set(
+            title=f"{label}: PC1 {ev['explained_pc1']:.0%}, PC2 {ev['explained_pc2']:.0%} of variance",
+            xlabel="PC1",
+            ylabel="PC2",
+        )
         ax.legend(frameon=False, fontsize=8)
-    fig.suptitle("log10 training loss on the plane of the path's two principal directions "
-                 "(Li et al. 2018's view)")
+    fig.suptitle(
+        "log10 training loss on the plane of the path's two principal directions (Li et al. 2018's view)"
+    )
     fig.tight_layout()
     save_figure(fig, lab.figure("gamma-pca"), dpi=110)
     angles = {label: e["median_angle_deg"] for label, e in evidence.items()}
-    return decide(CLAIM_ID, STATEMENT,
-                  None if any(math.isnan(x) for x in angles.values()) else all(x > ANGLE for x in angles.values()),
-                  headline=", ".join(f"{k} {v:.0f}°" for k, v in angles.items()),
-                  meaning="the paper's picture: SGD's own direction at points of the momentum/Adam "
-                          "paths points elsewhere than those paths go",
-                  **evidence)
+    return decide(
+        CLAIM_ID,
+        STATEMENT,
+        None if any(math.isnan(x) for x in angles.values()) else all(x > ANGLE for x in angles.values()),
+        headline=", ".join(f"{k} {v:.0f}°" for k, v in angles.items()),
+        meaning="the paper's picture: SGD's own direction at points of the momentum/Adam "
+        "paths points elsewhere than those paths go",
+        **evidence,
+    )

@@ -31,14 +31,18 @@ from ..premise import Premise
 
 ACTIVATIONS = ("relu", "leaky-relu", "tanh", "sigmoid")
 BATCH_NORMS = ("all", "first-in-block", "none")
-OPTIMIZERS = {"sgd": {"name": "sgd"},
-              "momentum": {"name": "momentum", "momentum": 0.5},
-              "adam": {"name": "adam", "eps": 1e-2}}
+OPTIMIZERS = {
+    "sgd": {"name": "sgd"},
+    "momentum": {"name": "momentum", "momentum": 0.5},
+    "adam": {"name": "adam", "eps": 1e-2},
+}
 # ResNets without any BN layer stop learning after ~25 epochs in the paper ("vanishing gradient
 # occurs after around 25 epochs in the trainings of resnets without any BN layer"): the one run
 # the paper itself does not report as converging.
-NO_BN_EXCEPTION = ("the paper reports that ResNets without any BN layer stop learning after "
-                   "about 25 epochs (vanishing gradients)")
+NO_BN_EXCEPTION = (
+    "the paper reports that ResNets without any BN layer stop learning after "
+    "about 25 epochs (vanishing gradients)"
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Ablation:
 class Group:
     """How one ablation's runs are trained at one scale: `model(label)` is the model config of
     a variant, the rest is shared."""
+
     model: Callable[[str], dict[str, Any]]
     data: dict[str, Any]
     lr: float
@@ -76,11 +81,13 @@ def _smoke() -> ScaleSettings:
     digits = {"name": "digits", "n_train": 128, "n_test": 0}
     conv = {"name": "resnet18", "width": 2}
     return ScaleSettings(
-        Premise(max_loss=0.1), 16,
+        Premise(max_loss=0.1),
+        16,
         Group(lambda a: {"name": "mlp", "widths": [32], "activation": a}, digits, 0.1, 60, ACTIVATIONS),
         Group(lambda v: dict(conv, batch_norm=v), digits, 0.05, 3, BATCH_NORMS),
         Group(lambda v: dict(conv, skips=v), digits, 0.05, 3, ("all", "first-in-block")),
-        Group(lambda o: {"name": "mlp", "widths": [32]}, digits, 0.01, 30, tuple(OPTIMIZERS)))
+        Group(lambda o: {"name": "mlp", "widths": [32]}, digits, 0.01, 30, tuple(OPTIMIZERS)),
+    )
 
 
 def _cpu() -> ScaleSettings:
@@ -92,26 +99,41 @@ def _cpu() -> ScaleSettings:
     cifar = {"name": "cifar10", "n_train": 256, "n_test": 0}
     digits = {"name": "digits", "n_train": 512, "n_test": 0}
     return ScaleSettings(
-        Premise(max_loss=0.01), 64,
-        Group(lambda a: {"name": "mlp", "widths": [128, 128], "activation": a}, digits, 0.05, 3000,
-              ACTIVATIONS),
-        Group(lambda v: {"name": "resnet18", "width": 8, "batch_norm": v}, cifar, 0.05, 120,
-              BATCH_NORMS),
-        Group(lambda v: {"name": "resnet34", "width": 4, "skips": v}, cifar, 0.05, 300,
-              ("all", "first-two-in-block", "first-in-block")),
-        Group(lambda o: {"name": "vgg11", "width": 8, "batch_norm": "all"}, cifar, 0.01, 200,
-              tuple(OPTIMIZERS)))
+        Premise(max_loss=0.01),
+        64,
+        Group(
+            lambda a: {"name": "mlp", "widths": [128, 128], "activation": a}, digits, 0.05, 3000, ACTIVATIONS
+        ),
+        Group(lambda v: {"name": "resnet18", "width": 8, "batch_norm": v}, cifar, 0.05, 120, BATCH_NORMS),
+        Group(
+            lambda v: {"name": "resnet34", "width": 4, "skips": v},
+            cifar,
+            0.05,
+            300,
+            ("all", "first-two-in-block", "first-in-block"),
+        ),
+        Group(
+            lambda o: {"name": "vgg11", "width": 8, "batch_norm": "all"}, cifar, 0.01, 200, tuple(OPTIMIZERS)
+        ),
+    )
 
 
 def _full() -> ScaleSettings:
     cifar = {"name": "cifar10"}
     return ScaleSettings(
-        Premise(max_loss=1e-3), 128,
+        Premise(max_loss=1e-3),
+        128,
         Group(lambda a: {"name": "resnet18", "activation": a}, cifar, 0.05, 150, ACTIVATIONS),
         Group(lambda v: {"name": "resnet18", "batch_norm": v}, cifar, 0.05, 150, BATCH_NORMS),
-        Group(lambda v: {"name": "resnet34", "skips": v}, cifar, 0.05, 150,
-              ("all", "first-two-in-block", "first-in-block")),
-        Group(lambda o: {"name": "resnet18"}, cifar, 0.001, 150, tuple(OPTIMIZERS)))
+        Group(
+            lambda v: {"name": "resnet34", "skips": v},
+            cifar,
+            0.05,
+            150,
+            ("all", "first-two-in-block", "first-in-block"),
+        ),
+        Group(lambda o: {"name": "resnet18"}, cifar, 0.001, 150, tuple(OPTIMIZERS)),
+    )
 
 
 SCALES: dict[str, Callable[[], ScaleSettings]] = {"smoke": _smoke, "cpu": _cpu, "full": _full}
@@ -121,12 +143,17 @@ def settings(scale: str) -> ScaleSettings:
     return SCALES[scale]()
 
 
-def run_config(s: ScaleSettings, g: Group, model: dict[str, Any], optim: dict[str, Any],
-               iterates: bool = False) -> dict[str, Any]:
-    cfg = {"seed": 0, "data": dict(g.data), "model": model, "optim": {"lr": g.lr, **optim},
-           "train": {"batch_size": s.batch_size, "epochs": g.max_epochs,
-                     "stop_loss": s.premise.max_loss},
-           "probes": {"use": ["eval", "batch_loss", "gamma"]}}
+def run_config(
+    s: ScaleSettings, g: Group, model: dict[str, Any], optim: dict[str, Any], iterates: bool = False
+) -> dict[str, Any]:
+    cfg = {
+        "seed": 0,
+        "data": dict(g.data),
+        "model": model,
+        "optim": {"lr": g.lr, **optim},
+        "train": {"batch_size": s.batch_size, "epochs": g.max_epochs, "stop_loss": s.premise.max_loss},
+        "probes": {"use": ["eval", "batch_loss", "gamma"]},
+    }
     if iterates:
         cfg["checkpoint"] = {"iterates": "epoch"}
     return cfg
@@ -142,24 +169,38 @@ def base_ablations(scale: str) -> list[Ablation]:
     sgd = {"name": "sgd"}
     act, bn, sk, op = s.activation, s.batch_norm, s.skips, s.optimizer
     return [
-        Ablation("activation", "activation function",
-                 {a: run_config(s, act, act.model(a), sgd) for a in act.variants},
-                 (("relu", "leaky-relu"), ("tanh",), ("sigmoid",)),
-                 "ReLU-type activations train faster than tanh, which trains faster than sigmoid", {}),
-        Ablation("batch-norm", "batch normalization",
-                 {v: run_config(s, bn, bn.model(v), sgd) for v in bn.variants},
-                 (("all", "first-in-block"), ("none",)),
-                 "keeping all BN layers or the first of each block trains faster than none",
-                 {"none": NO_BN_EXCEPTION} if bn.model("none")["name"].startswith("resnet") else {}),
-        Ablation("skips", "skip connections",
-                 {v: run_config(s, sk, sk.model(v), sgd) for v in sk.variants},
-                 _tiers_present((("all",), ("first-two-in-block",), ("first-in-block",)), sk.variants),
-                 "more skip connections per block train faster", {}),
-        Ablation("optimizer", "optimizer",
-                 {o: run_config(s, op, op.model(o), OPTIMIZERS[o], iterates=o != "sgd")
-                  for o in op.variants},
-                 (("adam",), ("momentum",), ("sgd",)),
-                 "Adam trains faster than SGD with momentum, which trains faster than SGD", {}),
+        Ablation(
+            "activation",
+            "activation function",
+            {a: run_config(s, act, act.model(a), sgd) for a in act.variants},
+            (("relu", "leaky-relu"), ("tanh",), ("sigmoid",)),
+            "ReLU-type activations train faster than tanh, which trains faster than sigmoid",
+            {},
+        ),
+        Ablation(
+            "batch-norm",
+            "batch normalization",
+            {v: run_config(s, bn, bn.model(v), sgd) for v in bn.variants},
+            (("all", "first-in-block"), ("none",)),
+            "keeping all BN layers or the first of each block trains faster than none",
+            {"none": NO_BN_EXCEPTION} if bn.model("none")["name"].startswith("resnet") else {},
+        ),
+        Ablation(
+            "skips",
+            "skip connections",
+            {v: run_config(s, sk, sk.model(v), sgd) for v in sk.variants},
+            _tiers_present((("all",), ("first-two-in-block",), ("first-in-block",)), sk.variants),
+            "more skip connections per block train faster",
+            {},
+        ),
+        Ablation(
+            "optimizer",
+            "optimizer",
+            {o: run_config(s, op, op.model(o), OPTIMIZERS[o], iterates=o != "sgd") for o in op.variants},
+            (("adam",), ("momentum",), ("sgd",)),
+            "Adam trains faster than SGD with momentum, which trains faster than SGD",
+            {},
+        ),
     ]
 
 
@@ -182,6 +223,11 @@ def cifar100_supplied() -> bool:
 
 def on_cifar100(ab: Ablation) -> Ablation:
     """The same ablation with every run on CIFAR-100."""
-    return replace(ab, id=f"{ab.id}-cifar100", title=f"{ab.title} (CIFAR-100)",
-                   variants={label: dict(cfg, data={**cfg["data"], "name": "cifar100"})
-                             for label, cfg in ab.variants.items()})
+    return replace(
+        ab,
+        id=f"{ab.id}-cifar100",
+        title=f"{ab.title} (CIFAR-100)",
+        variants={
+            label: dict(cfg, data={**cfg["data"], "name": "cifar100"}) for label, cfg in ab.variants.items()
+        },
+    )

@@ -34,8 +34,11 @@ SIMULATIONS = ("noise-ball", "pair", "escaping")
 
 
 def run_configs(s: Settings) -> dict[str, dict]:
-    return {**least_squares.configs(s.least_squares), **nets.configs(s.nets),
-            "mu-mlp": agreement.agreement_config(s.agreement)}
+    return {
+        **least_squares.configs(s.least_squares),
+        **nets.configs(s.nets),
+        "mu-mlp": agreement.agreement_config(s.agreement),
+    }
 
 
 FIGURE_SECONDS = 2.0  # drawing and saving one figure, roughly
@@ -52,27 +55,35 @@ def simulation_seconds(name: str, t: ToySettings, fraction: float = 0.1) -> floa
             for c in toy_parts.PAIR_C:
                 toys.simulate_pair(c, toy_parts.PAIR_STEP, toy_parts.PAIR_X0, scaled(t.pair_steps))
         else:
-            toys.simulate_escape(toys.Escape(), toy_parts.BATCH_SIZES + (1,), t.escape_runs,
-                                 scaled(t.escape_steps), t.seed)
+            toys.simulate_escape(
+                toys.Escape(), toy_parts.BATCH_SIZES + (1,), t.escape_runs, scaled(t.escape_steps), t.seed
+            )
     return (time.perf_counter() - t0) / fraction + FIGURE_SECONDS
 
 
 def plan(scale: str) -> Plan:
     s = SCALE_SETTINGS[scale]
     t = s.toys
-    text = {"noise-ball": f"noise ball: {t.noise_runs:,} iid SGD runs × {t.noise_steps} steps, cyclic, GD",
-            "pair": f"1-D pair: cyclic SGD, {t.pair_steps} steps, two problems",
-            "escaping": f"escaping: {t.escape_runs:,} runs × {t.escape_steps} steps for each batch size 1…4"}
-    sims = {name: Simulation(text[name], lambda name=name: simulation_seconds(name, t))
-            for name in SIMULATIONS}
+    text = {
+        "noise-ball": f"noise ball: {t.noise_runs:,} iid SGD runs × {t.noise_steps} steps, cyclic, GD",
+        "pair": f"1-D pair: cyclic SGD, {t.pair_steps} steps, two problems",
+        "escaping": f"escaping: {t.escape_runs:,} runs × {t.escape_steps} steps for each batch size 1…4",
+    }
+    sims = {
+        name: Simulation(text[name], lambda name=name: simulation_seconds(name, t)) for name in SIMULATIONS
+    }
     return Plan(run_configs(s), sims)
 
 
-@experiments.register("qualitative-sgd", help="gradient agreement μ and the qualitative behaviour "
-                      "of SGD: noise ball, individual gradients at the solution, over- vs "
-                      "under-parameterized least squares and residual nets, escaping "
-                      "non-individually-flat minima vs batch size, step-size rules",
-                      paper=GISELSSON_SGD, plan=plan)
+@experiments.register(
+    "qualitative-sgd",
+    help="gradient agreement μ and the qualitative behaviour "
+    "of SGD: noise ball, individual gradients at the solution, over- vs "
+    "under-parameterized least squares and residual nets, escaping "
+    "non-individually-flat minima vs batch size, step-size rules",
+    paper=GISELSSON_SGD,
+    plan=plan,
+)
 def run(lab: Lab) -> list[Claim]:
     s = SCALE_SETTINGS[lab.scale]
     claims: list[Claim] = []

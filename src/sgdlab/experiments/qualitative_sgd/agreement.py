@@ -23,13 +23,16 @@ from .settings import AgreementSettings
 
 
 def agreement_config(s: AgreementSettings) -> dict:
-    return {"seed": 0, "threads": 1,
-            "data": {"name": "digits", "n_train": s.n_train, "n_test": 0},
-            "model": {"name": "mlp", "widths": list(s.widths)},
-            "optim": {"name": "sgd", "lr": s.lr},
-            "train": {"batch_size": s.batch_size, "epochs": s.epochs},
-            "checkpoint": {"iterates": "log:1.4"},
-            "probes": {"use": ["eval", "batch_loss"], "eval": {"schedule": "epoch"}}}
+    return {
+        "seed": 0,
+        "threads": 1,
+        "data": {"name": "digits", "n_train": s.n_train, "n_test": 0},
+        "model": {"name": "mlp", "widths": list(s.widths)},
+        "optim": {"name": "sgd", "lr": s.lr},
+        "train": {"batch_size": s.batch_size, "epochs": s.epochs},
+        "checkpoint": {"iterates": "log:1.4"},
+        "probes": {"use": ["eval", "batch_loss"], "eval": {"schedule": "epoch"}},
+    }
 
 
 def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list[Claim]:
@@ -39,16 +42,24 @@ def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list
     if diverged:  # its last iterates are not finite: no θ* and no Gram matrices there
         return [not_applicable("mu/batch-size", "μ against the mini-batch size", diverged)]
     from ... import prepare
+
     run = runs["mu-mlp"]
     parts = prepare(run.config)
     x, y = parts.data.train.x, parts.data.train.y
     stored = RunDir(run.path).iterates()
-    thetas = {step: RunDir(run.path).load(str(p.relative_to(RunDir(run.path).checkpoints)))
-              for step, p in stored}
+    thetas = {
+        step: RunDir(run.path).load(str(p.relative_to(RunDir(run.path).checkpoints))) for step, p in stored
+    }
     steps = sorted(thetas)
     theta_star = thetas[steps[-1]]
-    rows: dict[str, list] = {"step": [], "distance": [], "mu": [], "inner_mean": [], "cos_mean": [],
-                             "norm_mean": []}
+    rows: dict[str, list] = {
+        "step": [],
+        "distance": [],
+        "mu": [],
+        "inner_mean": [],
+        "cos_mean": [],
+        "norm_mean": [],
+    }
     grams = {}
     for step in steps:
         set_flat_params(parts.model, thetas[step])
@@ -65,45 +76,73 @@ def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list
     by_batch = {}
     for label, step in points.items():
         vals = [minibatch_agreement(grams[step], k, s.pairs_of, gen) for k in s.batch_sizes]
-        by_batch[f"{label} (step {step})"] = {"batch_size": list(s.batch_sizes),
-                                              "mu": [v["mu"] for v in vals],
-                                              "cos_mean": [v["cos_mean"] for v in vals]}
-    lab.save_table("agreement_batch", {"point": [p for p in by_batch for _ in s.batch_sizes],
-                                       "batch_size": [k for _ in by_batch for k in s.batch_sizes],
-                                       "mu": [m for v in by_batch.values() for m in v["mu"]]})
+        by_batch[f"{label} (step {step})"] = {
+            "batch_size": list(s.batch_sizes),
+            "mu": [v["mu"] for v in vals],
+            "cos_mean": [v["cos_mean"] for v in vals],
+        }
+    lab.save_table(
+        "agreement_batch",
+        {
+            "point": [p for p in by_batch for _ in s.batch_sizes],
+            "batch_size": [k for _ in by_batch for k in s.batch_sizes],
+            "mu": [m for v in by_batch.values() for m in v["mu"]],
+        },
+    )
     figures.agreement(lab.figure("agreement"), {k: np.asarray(v) for k, v in rows.items()}, by_batch)
     rising = {p: bool(np.all(np.diff(v["mu"]) >= 0)) for p, v in by_batch.items()}
     first = next(iter(by_batch.values()))
-    claims = [decide(
-        "mu/batch-size", "a larger mini-batch gives a larger μ (min over pairs of sampled "
-        "mini-batches of ⟨g_B, g_B'⟩), at the start, midway and at the end of training",
-        all(rising.values()),
-        headline=f"θ_0: μ_1 = {first['mu'][0]:.3g} → μ_{s.batch_sizes[-1]} = {first['mu'][-1]:.3g}",
-        meaning="larger mini-batches are more alike, the limit being GD; at a higher cost per step",
-        mu_by_batch_size={p: dict(zip(map(str, v["batch_size"]), v["mu"])) for p, v in by_batch.items()},
-        non_decreasing=rising, batches_sampled=s.pairs_of, n_train=s.n_train,
-        final_train_loss=run.final.get("train_loss"))]
+    claims = [
+        decide(
+            "mu/batch-size",
+            "a larger mini-batch gives a larger μ (min over pairs of sampled "
+            "mini-batches of ⟨g_B, g_B'⟩), at the start, midway and at the end of training",
+            all(rising.values()),
+            headline=f"θ_0: μ_1 = {first['mu'][0]:.3g} → μ_{s.batch_sizes[-1]} = {first['mu'][-1]:.3g}",
+            meaning="larger mini-batches are more alike, the limit being GD; at a higher cost per step",
+            mu_by_batch_size={p: dict(zip(map(str, v["batch_size"]), v["mu"])) for p, v in by_batch.items()},
+            non_decreasing=rising,
+            batches_sampled=s.pairs_of,
+            n_train=s.n_train,
+            final_train_loss=run.final.get("train_loss"),
+        )
+    ]
     d = np.asarray(rows["distance"])
     mu, cos = np.asarray(rows["mu"]), np.asarray(rows["cos_mean"])
     rho_mu = float(spearmanr(d, mu).statistic)
     rho_cos = float(spearmanr(d, cos).statistic)
     low = int(np.argmin(mu))
-    claims.append(decide(
-        "mu/distance", "far from the solution the individual gradients agree more: μ at θ_0 (the "
-        "farthest iterate) exceeds μ at θ*, and μ rises with ‖θ_k − θ*‖ along the path "
-        "(Spearman ρ > 0)", mu[0] > mu[-1] and rho_mu > 0,
-        headline=f"μ(θ_0) = {mu[0]:.3g} vs μ(θ*) = {mu[-1]:.3g}; ρ = {rho_mu:.2f}",
-        meaning="the lecture's reading of the noise-ball picture, tested on a network",
-        mu_at_start=mu[0], mu_at_end=mu[-1], spearman_mu=rho_mu,
-        lowest_mu=float(mu[low]), lowest_mu_distance=float(d[low]),
-        distance_start=float(d[0]), iterates=len(steps),
-        note="iterates are log-spaced in steps, so most sit far from θ*; the lowest μ tells "
-             "whether μ is monotone in the distance"))
-    claims.append(decide(
-        "mu/distance-cosine", "far from the solution the individual gradients point more alike: "
-        "the mean cosine at θ_0 exceeds that at θ*, and it rises with the distance (Spearman ρ > 0)",
-        cos[0] > cos[-1] and rho_cos > 0,
-        headline=f"mean cos {cos[0]:.3g} (θ_0) vs {cos[-1]:.3g} (θ*); ρ = {rho_cos:.2f}",
-        meaning="the same statement, free of the gradients' scale",
-        cos_at_start=cos[0], cos_at_end=cos[-1], spearman_cos_mean=rho_cos))
+    claims.append(
+        decide(
+            "mu/distance",
+            "far from the solution the individual gradients agree more: μ at θ_0 (the "
+            "farthest iterate) exceeds μ at θ*, and μ rises with ‖θ_k − θ*‖ along the path "
+            "(Spearman ρ > 0)",
+            mu[0] > mu[-1] and rho_mu > 0,
+            headline=f"μ(θ_0) = {mu[0]:.3g} vs μ(θ*) = {mu[-1]:.3g}; ρ = {rho_mu:.2f}",
+            meaning="the lecture's reading of the noise-ball picture, tested on a network",
+            mu_at_start=mu[0],
+            mu_at_end=mu[-1],
+            spearman_mu=rho_mu,
+            lowest_mu=float(mu[low]),
+            lowest_mu_distance=float(d[low]),
+            distance_start=float(d[0]),
+            iterates=len(steps),
+            note="iterates are log-spaced in steps, so most sit far from θ*; the lowest μ tells "
+            "whether μ is monotone in the distance",
+        )
+    )
+    claims.append(
+        decide(
+            "mu/distance-cosine",
+            "far from the solution the individual gradients point more alike: "
+            "the mean cosine at θ_0 exceeds that at θ*, and it rises with the distance (Spearman ρ > 0)",
+            cos[0] > cos[-1] and rho_cos > 0,
+            headline=f"mean cos {cos[0]:.3g} (θ_0) vs {cos[-1]:.3g} (θ*); ρ = {rho_cos:.2f}",
+            meaning="the same statement, free of the gradients' scale",
+            cos_at_start=cos[0],
+            cos_at_end=cos[-1],
+            spearman_cos_mean=rho_cos,
+        )
+    )
     return claims

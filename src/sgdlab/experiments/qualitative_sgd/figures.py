@@ -30,8 +30,9 @@ def noise_ball(path: Path, nb, sim: dict) -> Path:
         grid = np.linspace(-lim, lim, 300)
         gx, gy = np.meshgrid(grid, grid)
         for i, ci in enumerate(c):
-            ax.contour(gx, gy, np.hypot(gx - ci[0], gy - ci[1]), levels=6, colors=f"C{i}",
-                       linewidths=0.6, alpha=0.5)
+            ax.contour(
+                gx, gy, np.hypot(gx - ci[0], gy - ci[1]), levels=6, colors=f"C{i}", linewidths=0.6, alpha=0.5
+            )
         ax.contour(gx, gy, np.hypot(gx, gy), levels=6, colors="k", linewidths=0.6, alpha=0.3)
         tri = np.vstack([c, c[:1]])
         ax.plot(tri[:, 0], tri[:, 1], "k-", lw=0.8)
@@ -39,8 +40,11 @@ def noise_ball(path: Path, nb, sim: dict) -> Path:
         ax.plot(*sim["iid"][:60, 0].T, "C3.-", lw=0.8, ms=3, label="SGD, iid (one run)")
         ax.plot(*sim["cyclic"][:60].T, "C2.-", lw=0.8, ms=3, label="SGD, cyclic order")
         ax.plot(*sim["gd"].T, "C0o-", lw=1.5, ms=4, label="GD (one step)")
-        ax.add_patch(plt.Circle((0, 0), np.sqrt(nb.ball), fill=False, ls="--", color="C3",
-                                label="noise ball √(mean‖c‖²/5)"))
+        ax.add_patch(
+            plt.Circle(
+                (0, 0), np.sqrt(nb.ball), fill=False, ls="--", color="C3", label="noise ball √(mean‖c‖²/5)"
+            )
+        )
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="x₁", ylabel="x₂")
     axes[0].set_title("level sets of f_i (colours) and f (grey), zoomed in")
     axes[1].set_title("zoomed out: far away the gradients agree")
@@ -65,8 +69,8 @@ def pair(path: Path, paths: dict[float, np.ndarray], step: float) -> Path:
         amp = step * c / (2 - step)
         axes[0].axhline(amp, color=f"C{i}", ls=":", lw=0.8)
         axes[0].axhline(-amp, color=f"C{i}", ls=":", lw=0.8)
-        axes[1].semilogy(k, np.maximum(x ** 2, 1e-300), f"C{i}", label=f"±{c:g}")
-        axes[1].axhline(amp ** 2, color=f"C{i}", ls=":", lw=0.8)
+        axes[1].semilogy(k, np.maximum(x**2, 1e-300), f"C{i}", label=f"±{c:g}")
+        axes[1].axhline(amp**2, color=f"C{i}", ls=":", lw=0.8)
     axes[0].set(xlabel="iteration k", ylabel="x_k", title="iterates (dotted: ±γc/(2−γ))")
     axes[1].set(xlabel="iteration k", ylabel="f(x_k) − f*", title="loss")
     for ax in axes:
@@ -90,13 +94,19 @@ def escaping(path: Path, e, summary: dict, curves: dict, batch_sizes) -> Path:
     axes[0].set(ylim=(-3, 3), xlabel="x", title="f_i: not individually flat (left), flat (right)")
     axes[0].legend(fontsize=7)
     axes[1].bar([str(k) for k in batch_sizes], summary["escape_probability"], color="C0")
-    axes[1].set(xlabel="mini-batch size K (4 = GD)", ylabel="escape probability",
-                title="escape probability within the horizon")
+    axes[1].set(
+        xlabel="mini-batch size K (4 = GD)",
+        ylabel="escape probability",
+        title="escape probability within the horizon",
+    )
     steps = curves["step"]
     for i, k in enumerate(batch_sizes):
         axes[2].semilogx(np.maximum(steps, 1), curves[f"not_escaped_b{k}"], f"C{i}", label=f"K = {k}")
-    axes[2].set(xlabel="iteration", ylabel="fraction still in the left minimum",
-                title="survival in the non-flat minimum")
+    axes[2].set(
+        xlabel="iteration",
+        ylabel="fraction still in the left minimum",
+        title="survival in the non-flat minimum",
+    )
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
     axes[2].legend(fontsize=8)
@@ -112,7 +122,9 @@ def least_squares(path: Path, curves: dict, norms: dict) -> Path:
     axes[0].set(xlabel="epoch", ylabel="f(x_k) − f* (mean per sample)", title="SGD, batch 1")
     for i, (label, v) in enumerate(norms.items()):
         axes[1].semilogy(np.sort(v)[::-1], f"C{i}.", ms=3, label=label)
-    axes[1].set(xlabel="sample (sorted)", ylabel="‖∇f_i(x*)‖", title="individual gradient norms at the solution")
+    axes[1].set(
+        xlabel="sample (sorted)", ylabel="‖∇f_i(x*)‖", title="individual gradient norms at the solution"
+    )
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
@@ -155,8 +167,13 @@ def agreement(path: Path, by_distance: dict, by_batch: dict) -> Path:
     axes[1].set(xlabel="‖θ_k − θ*‖", ylabel="cosine", title="normalized agreement vs distance")
     for label, rows in by_batch.items():
         axes[2].plot(rows["batch_size"], rows["mu"], ".-", label=label)
-    axes[2].set(xscale="log", xlabel="mini-batch size K", ylabel="μ_K = min ⟨g_B, g_B'⟩",
-                yscale="symlog", title="agreement vs mini-batch size")
+    axes[2].set(
+        xscale="log",
+        xlabel="mini-batch size K",
+        ylabel="μ_K = min ⟨g_B, g_B'⟩",
+        yscale="symlog",
+        title="agreement vs mini-batch size",
+    )
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")

@@ -33,15 +33,19 @@ FINAL_FACTOR = 2.0  # "larger final full norm" (the lecture's rule tables differ
 def net_config(s: NetSettings, widths: tuple[int, ...], rule: dict[str, Any]) -> dict:
     n = s.n_train
     return {
-        "seed": s.seed, "threads": 1,
+        "seed": s.seed,
+        "threads": 1,
         "data": {"name": s.data, "n_train": n, "n_test": 0, "targets": "pm1"},
         "model": {"name": "residual-mlp", "residual_widths": list(widths), "widths": [], "init": s.init},
         "optim": {"name": "sgd", "lr": LR, "schedule": dict(rule, period=s.period)},
         "train": {"batch_size": 1, "epochs": s.epochs, "loss": "logistic", "eval_batch_size": n},
-        "probes": {"use": ["eval", "batch_loss", "update_norm", "gradients"],
-                   "eval": {"schedule": "epoch"}, "batch_loss": {"schedule": "epoch"},
-                   "update_norm": {"schedule": "epoch"},
-                   "gradients": {"schedule": "epoch", "batch": "eval", "n_eval": n}},
+        "probes": {
+            "use": ["eval", "batch_loss", "update_norm", "gradients"],
+            "eval": {"schedule": "epoch"},
+            "batch_loss": {"schedule": "epoch"},
+            "update_norm": {"schedule": "epoch"},
+            "gradients": {"schedule": "epoch", "batch": "eval", "n_eval": n},
+        },
     }
 
 
@@ -68,6 +72,7 @@ def final_norms(run: Run) -> np.ndarray:
     """‖∇f_i‖ of every training point at the final iterate (sgdlab.gradients on final.pt)."""
     from ... import prepare
     from ...gradients import per_sample_gram
+
     parts = prepare(run.config)
     parts.model.load_state_dict(run.checkpoint("final.pt"))
     x, y = parts.data.train.x, parts.data.train.y
@@ -78,15 +83,22 @@ def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
     need = ["net-3x5", "net-15x25"]
     missing = missing_runs(need, runs)
     if missing:
-        return [not_applicable("nets/final-loss", "over- vs under-parameterized nets",
-                               f"runs not trained: {', '.join(missing)}")]
+        return [
+            not_applicable(
+                "nets/final-loss",
+                "over- vs under-parameterized nets",
+                f"runs not trained: {', '.join(missing)}",
+            )
+        ]
     diverged = divergences({name: runs[name] for name in need})
     if diverged:  # no final iterate to take the individual gradients at
         return [not_applicable("nets/final-loss", "over- vs under-parameterized nets", "; ".join(diverged))]
     small, big = runs["net-3x5"], runs["net-15x25"]
     labels = {"3x5,2,1": small, "15x25,2,1": big}
-    series = {label: {k: _series(r, k) for k in ("train_loss", "grad_full_norm_best", "grad_mu")}
-              for label, r in labels.items()}
+    series = {
+        label: {k: _series(r, k) for k in ("train_loss", "grad_full_norm_best", "grad_mu")}
+        for label, r in labels.items()
+    }
     norms = {label: final_norms(r) for label, r in labels.items()}
     figures.nets(lab.figure("nets"), series, norms)
     loss = {label: float(r.final.get("train_loss", math.nan)) for label, r in labels.items()}
@@ -100,32 +112,55 @@ def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
     status = {label: r.status for label, r in labels.items()}
     ok = all(v == "completed" for v in status.values())
     claims = [
-        decide("nets/final-loss", "the over-parameterized 15x25,2,1 net reaches a much smaller "
-               f"training loss than the 3x5,2,1 net (≥ {AGREE_FACTOR:g}× smaller)",
-               ok and loss[o] * AGREE_FACTOR <= loss[u],
-               headline=f"final loss {loss[u]:.3g} vs {loss[o]:.3g} (lecture: 0.17 vs 0.00018)",
-               meaning="over-parameterized models give faster SGD convergence",
-               final_loss=loss, status=status, epochs=s.epochs, n_train=s.n_train, data=s.data),
-        decide("nets/best-gradient", "the best full-gradient norm so far ends much smaller for the "
-               "over-parameterized net", ok and best[o] * AGREE_FACTOR <= best[u],
-               headline=f"min ‖∇f‖ {best[u]:.2g} vs {best[o]:.2g}",
-               meaning="the lecture's \"best gradient\" curve", best_full_gradient=best),
-        decide("nets/individual-gradients", "at the end the individual gradients of the "
-               "over-parameterized net are much smaller (max and median over the training points)",
-               ok and norm_max[o] * AGREE_FACTOR <= norm_max[u] and norm_med[o] * AGREE_FACTOR <= norm_med[u],
-               headline=f"max ‖∇f_i‖ {norm_max[u]:.2g} vs {norm_max[o]:.2g}",
-               meaning="individual gradients vanish near an interpolating solution, so a constant "
-                       "step keeps converging", max_norm=norm_max, median_norm=norm_med),
-        decide("nets/agreement", "the individual gradients of the over-parameterized net agree "
-               "better: its μ = min_{i≠j}⟨∇f_i, ∇f_j⟩ is larger at the end and over the second "
-               "half of training (median)",
-               ok and mu_end[o] > mu_end[u] and float(np.median(mu_big[len(mu_big) // 2:]))
-               > float(np.median(mu_small[len(mu_small) // 2:])),
-               headline=f"μ at the end {mu_end[u]:.2g} vs {mu_end[o]:.2g}",
-               meaning="the lecture's reason for the faster convergence: individual gradients agree",
-               mu_end=mu_end, mu_median_second_half={
-                   u: float(np.median(mu_small[len(mu_small) // 2:])),
-                   o: float(np.median(mu_big[len(mu_big) // 2:]))}),
+        decide(
+            "nets/final-loss",
+            "the over-parameterized 15x25,2,1 net reaches a much smaller "
+            f"training loss than the 3x5,2,1 net (≥ {AGREE_FACTOR:g}× smaller)",
+            ok and loss[o] * AGREE_FACTOR <= loss[u],
+            headline=f"final loss {loss[u]:.3g} vs {loss[o]:.3g} (lecture: 0.17 vs 0.00018)",
+            meaning="over-parameterized models give faster SGD convergence",
+            final_loss=loss,
+            status=status,
+            epochs=s.epochs,
+            n_train=s.n_train,
+            data=s.data,
+        ),
+        decide(
+            "nets/best-gradient",
+            "the best full-gradient norm so far ends much smaller for the over-parameterized net",
+            ok and best[o] * AGREE_FACTOR <= best[u],
+            headline=f"min ‖∇f‖ {best[u]:.2g} vs {best[o]:.2g}",
+            meaning='the lecture\'s "best gradient" curve',
+            best_full_gradient=best,
+        ),
+        decide(
+            "nets/individual-gradients",
+            "at the end the individual gradients of the "
+            "over-parameterized net are much smaller (max and median over the training points)",
+            ok and norm_max[o] * AGREE_FACTOR <= norm_max[u] and norm_med[o] * AGREE_FACTOR <= norm_med[u],
+            headline=f"max ‖∇f_i‖ {norm_max[u]:.2g} vs {norm_max[o]:.2g}",
+            meaning="individual gradients vanish near an interpolating solution, so a constant "
+            "step keeps converging",
+            max_norm=norm_max,
+            median_norm=norm_med,
+        ),
+        decide(
+            "nets/agreement",
+            "the individual gradients of the over-parameterized net agree "
+            "better: its μ = min_{i≠j}⟨∇f_i, ∇f_j⟩ is larger at the end and over the second "
+            "half of training (median)",
+            ok
+            and mu_end[o] > mu_end[u]
+            and float(np.median(mu_big[len(mu_big) // 2 :]))
+            > float(np.median(mu_small[len(mu_small) // 2 :])),
+            headline=f"μ at the end {mu_end[u]:.2g} vs {mu_end[o]:.2g}",
+            meaning="the lecture's reason for the faster convergence: individual gradients agree",
+            mu_end=mu_end,
+            mu_median_second_half={
+                u: float(np.median(mu_small[len(mu_small) // 2 :])),
+                o: float(np.median(mu_big[len(mu_big) // 2 :])),
+            },
+        ),
     ]
     return claims
 
@@ -152,11 +187,19 @@ def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Cla
     names = [f"rule-{name}" for name in RULES]
     missing = missing_runs(names, runs)
     if missing:
-        return [not_applicable("rules/table", "the lecture's step-size table",
-                               f"runs not trained: {', '.join(missing)}")], {}
+        return [
+            not_applicable(
+                "rules/table", "the lecture's step-size table", f"runs not trained: {', '.join(missing)}"
+            )
+        ], {}
     tables = {name: rule_table(runs[f"rule-{name}"], s.table_epochs) for name in RULES}
-    columns: dict[str, list] = {"rule": [], "epoch": [], "lr": [], "batch_grad_norm": [],
-                                "full_grad_norm": []}
+    columns: dict[str, list] = {
+        "rule": [],
+        "epoch": [],
+        "lr": [],
+        "batch_grad_norm": [],
+        "full_grad_norm": [],
+    }
     for name, rows in tables.items():
         for r in rows:
             columns["rule"].append(name)
@@ -167,42 +210,69 @@ def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Cla
     lab.save_table("step_size_rules", columns)
     comb, und, damp = (runs[f"rule-{n}"] for n in ("combined", "undamped", "damped"))
     first_full = tables["combined"][0]["grad_full_norm"]
-    claims = [decide(
-        "rules/large-initial-gradients", "the 15x25,2,1 net starts with very large gradients "
-        "(full-gradient norm ≥ 1e3), the regime the damped rules are for", first_full >= 1e3,
-        headline=f"‖∇f(x_0)‖ = {first_full:.2g} (lecture: 6.8e5)",
-        meaning="the premise of the step-size tables", full_grad_norm_epoch0=first_full)]
-    claims.append(decide(
-        "rules/undamped-diverges", "without damping (α = 0) the first steps explode: the run stops "
-        "with status diverged", und.status == "diverged",
-        headline=f"status {und.status} at step {und.summary.get('diverged_at')}",
-        meaning="a fixed step ignores the gradient's size; diminishing it does not help",
-        status=und.status, diverged_at=und.summary.get("diverged_at")))
+    claims = [
+        decide(
+            "rules/large-initial-gradients",
+            "the 15x25,2,1 net starts with very large gradients "
+            "(full-gradient norm ≥ 1e3), the regime the damped rules are for",
+            first_full >= 1e3,
+            headline=f"‖∇f(x_0)‖ = {first_full:.2g} (lecture: 6.8e5)",
+            meaning="the premise of the step-size tables",
+            full_grad_norm_epoch0=first_full,
+        )
+    ]
+    claims.append(
+        decide(
+            "rules/undamped-diverges",
+            "without damping (α = 0) the first steps explode: the run stops with status diverged",
+            und.status == "diverged",
+            headline=f"status {und.status} at step {und.summary.get('diverged_at')}",
+            meaning="a fixed step ignores the gradient's size; diminishing it does not help",
+            status=und.status,
+            diverged_at=und.summary.get("diverged_at"),
+        )
+    )
     loss = {n: float(runs[f"rule-{n}"].final.get("train_loss", math.nan)) for n in ("combined", "damped")}
     full_end = {n: _last(runs[f"rule-{n}"], "grad_full_norm") for n in ("combined", "damped")}
     lr0 = {n: tables[n][0]["lr"] for n in ("combined", "damped")}
     damped_ok = all(runs[f"rule-{n}"].status == "completed" for n in ("combined", "damped"))
     diverged = divergences({f"rule-{n}": runs[f"rule-{n}"] for n in ("combined", "damped")})
-    claims.append(decide(
-        "rules/damping-survives", "the damped rules take tiny first steps (η ≪ γ0) and train "
-        "without diverging", damped_ok and all(v < 1e-2 * LR for v in lr0.values()),
-        headline="; ".join(diverged) or ", ".join(f"{n}: η_0 = {lr0[n]:.2g}, final loss {loss[n]:.2g}"
-                                                   for n in lr0),
-        meaning="γ0/(α‖g‖+1) dampens large initial gradients", first_step=lr0, final_loss=loss,
-        status={n: runs[f"rule-{n}"].status for n in ("combined", "damped")},
-        **({"reason": "; ".join(diverged)} if diverged else {})))
+    claims.append(
+        decide(
+            "rules/damping-survives",
+            "the damped rules take tiny first steps (η ≪ γ0) and train without diverging",
+            damped_ok and all(v < 1e-2 * LR for v in lr0.values()),
+            headline="; ".join(diverged)
+            or ", ".join(f"{n}: η_0 = {lr0[n]:.2g}, final loss {loss[n]:.2g}" for n in lr0),
+            meaning="γ0/(α‖g‖+1) dampens large initial gradients",
+            first_step=lr0,
+            final_loss=loss,
+            status={n: runs[f"rule-{n}"].status for n in ("combined", "damped")},
+            **({"reason": "; ".join(diverged)} if diverged else {}),
+        )
+    )
     if diverged:  # no final gradient norm to compare
-        claims.append(not_applicable(
-            "rules/diminishing-smaller-final-gradient", "the diminishing (combined) rule ends with a "
-            "clearly smaller full-gradient norm than the non-diminishing damped rule", "; ".join(diverged)))
+        claims.append(
+            not_applicable(
+                "rules/diminishing-smaller-final-gradient",
+                "the diminishing (combined) rule ends with a "
+                "clearly smaller full-gradient norm than the non-diminishing damped rule",
+                "; ".join(diverged),
+            )
+        )
         return claims, tables
-    claims.append(decide(
-        "rules/diminishing-smaller-final-gradient", "the diminishing (combined) rule ends with a "
-        f"clearly smaller full-gradient norm than the non-diminishing damped rule (≥ {FINAL_FACTOR:g}× "
-        "smaller; the lecture: 0.0003 vs 0.013)",
-        damped_ok and full_end["combined"] * FINAL_FACTOR <= full_end["damped"],
-        headline=f"‖∇f‖ at the end {full_end['combined']:.2g} (combined) vs {full_end['damped']:.2g} (damped)",
-        meaning="a diminishing step gives local convergence; a constant one a larger final norm",
-        final_full_grad_norm=full_end, ratio=full_end["damped"] / full_end["combined"],
-        final_step={n: tables[n][-1]["lr"] for n in ("combined", "damped")}))
+    claims.append(
+        decide(
+            "rules/diminishing-smaller-final-gradient",
+            "the diminishing (combined) rule ends with a "
+            f"clearly smaller full-gradient norm than the non-diminishing damped rule (≥ {FINAL_FACTOR:g}× "
+            "smaller; the lecture: 0.0003 vs 0.013)",
+            damped_ok and full_end["combined"] * FINAL_FACTOR <= full_end["damped"],
+            headline=f"‖∇f‖ at the end {full_end['combined']:.2g} (combined) vs {full_end['damped']:.2g} (damped)",
+            meaning="a diminishing step gives local convergence; a constant one a larger final norm",
+            final_full_grad_norm=full_end,
+            ratio=full_end["damped"] / full_end["combined"],
+            final_step={n: tables[n][-1]["lr"] for n in ("combined", "damped")},
+        )
+    )
     return claims, tables

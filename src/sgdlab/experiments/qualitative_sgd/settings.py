@@ -85,20 +85,24 @@ class Settings:
 
 
 SCALE_SETTINGS = {
-    "smoke": Settings(ToySettings(noise_runs=2000, noise_steps=120, pair_steps=600, escape_runs=512,
-                                  escape_steps=400),
-                      LeastSquaresSettings(epochs=40, n=50, dims=(25, 250)),
-                      NetSettings(n_train=16, epochs=8, table_epochs=(0, 4, 8),
-                                  period=5),
-                      AgreementSettings(n_train=128, epochs=8, batch_sizes=(1, 4, 16))),
-    "cpu": Settings(ToySettings(noise_runs=20000, noise_steps=200, pair_steps=2000, escape_runs=4096,
-                                escape_steps=1000),
-                    LeastSquaresSettings(epochs=100),
-                    NetSettings(n_train=100, epochs=300, table_epochs=(0, 10, 50, 100, 200, 300)),
-                    AgreementSettings(n_train=512, epochs=60)),
-    "full": Settings(ToySettings(noise_runs=100000, noise_steps=400, pair_steps=4000,
-                                 escape_runs=32768, escape_steps=2000),
-                     LeastSquaresSettings(epochs=300),
-                     NetSettings(n_train=200, epochs=1000),
-                     AgreementSettings(n_train=1797, epochs=200, widths=(256,))),
+    "smoke": Settings(
+        ToySettings(noise_runs=2000, noise_steps=120, pair_steps=600, escape_runs=512, escape_steps=400),
+        LeastSquaresSettings(epochs=40, n=50, dims=(25, 250)),
+        NetSettings(n_train=16, epochs=8, table_epochs=(0, 4, 8), period=5),
+        AgreementSettings(n_train=128, epochs=8, batch_sizes=(1, 4, 16)),
+    ),
+    "cpu": Settings(
+        ToySettings(noise_runs=20000, noise_steps=200, pair_steps=2000, escape_runs=4096, escape_steps=1000),
+        LeastSquaresSettings(epochs=100),
+        NetSettings(n_train=100, epochs=300, table_epochs=(0, 10, 50, 100, 200, 300)),
+        AgreementSettings(n_train=512, epochs=60),
+    ),
+    "full": Settings(
+        ToySettings(
+            noise_runs=100000, noise_steps=400, pair_steps=4000, escape_runs=32768, escape_steps=2000
+        ),
+        LeastSquaresSettings(epochs=300),
+        NetSettings(n_train=200, epochs=1000),
+        AgreementSettings(n_train=1797, epochs=200, widths=(256,)),
+    ),
 }

@@ -46,7 +46,7 @@ class NoiseBall:
     @property
     def ball(self) -> float:
         """mean‖c_i‖²/5: the stationary E‖x‖² of iid SGD at step 1/3."""
-        return float((self.c ** 2).sum(dim=1).mean()) / 5
+        return float((self.c**2).sum(dim=1).mean()) / 5
 
     def cycle(self) -> torch.Tensor:
         """The 3-cycle of the cyclic order [3, 2], p_0 the iterate before f_1's step."""
@@ -65,7 +65,7 @@ class NoiseBall:
 
 
 def simulate_noise_ball(nb: NoiseBall, runs: int, steps: int, seed: int) -> dict[str, np.ndarray]:
-    """iid SGD (`runs` runs), cyclic SGD and GD from x0: iterates [steps+1, runs, 2] etc."""
+    """Iid SGD (`runs` runs), cyclic SGD and GD from x0: iterates [steps+1, runs, 2] etc."""
     gen = torch.Generator().manual_seed(seed)
     c, g = nb.c, nb.step
     x = torch.tensor(nb.x0, dtype=F64).expand(runs, 2).clone()
@@ -133,11 +133,11 @@ class Escape:
 
     def phi(self, x: torch.Tensor) -> torch.Tensor:
         u = (x - self.x_left) / self.width
-        return torch.where(u.abs() < 1, self.width * u * (1 - u ** 2) ** 2, torch.zeros_like(x))
+        return torch.where(u.abs() < 1, self.width * u * (1 - u**2) ** 2, torch.zeros_like(x))
 
     def dphi(self, x: torch.Tensor) -> torch.Tensor:
         u = (x - self.x_left) / self.width
-        return torch.where(u.abs() < 1, (1 - u ** 2) * (1 - 5 * u ** 2), torch.zeros_like(x))
+        return torch.where(u.abs() < 1, (1 - u**2) * (1 - 5 * u**2), torch.zeros_like(x))
 
     def f_i(self, x: torch.Tensor) -> torch.Tensor:
         """[..., 4]: the four summands at x."""
@@ -154,8 +154,9 @@ def subset_masks(k: int, n: int = 4) -> torch.Tensor:
     return torch.tensor(rows, dtype=F64)
 
 
-def simulate_escape(e: Escape, batch_sizes: tuple[int, ...], runs: int, steps: int,
-                    seed: int, start: float | None = None) -> dict[str, np.ndarray]:
+def simulate_escape(
+    e: Escape, batch_sizes: tuple[int, ...], runs: int, steps: int, seed: int, start: float | None = None
+) -> dict[str, np.ndarray]:
     """Mini-batch SGD from `start` (default x_L) for every batch size at once: each run draws a
     uniform K-subset of {1…4} per step. Returns the first step with x > barrier (−1: never),
     the final iterates and the largest distance from the start, per batch size × run."""
@@ -179,7 +180,12 @@ def simulate_escape(e: Escape, batch_sizes: tuple[int, ...], runs: int, steps: i
 
 def escape_summary(first: np.ndarray, batch_sizes: tuple[int, ...]) -> dict[str, list[float]]:
     prob = [(first[i] > 0).mean() for i in range(len(batch_sizes))]
-    time = [float(first[i][first[i] > 0].mean()) if (first[i] > 0).any() else math.nan
-            for i in range(len(batch_sizes))]
-    return {"batch_size": list(batch_sizes), "escape_probability": [float(p) for p in prob],
-            "mean_escape_step": time}
+    time = [
+        float(first[i][first[i] > 0].mean()) if (first[i] > 0).any() else math.nan
+        for i in range(len(batch_sizes))
+    ]
+    return {
+        "batch_size": list(batch_sizes),
+        "escape_probability": [float(p) for p in prob],
+        "mean_escape_step": time,
+    }

@@ -34,9 +34,16 @@ from . import figures
 from .labels import KINDS, interpolation_surface, label_claims, label_configs, measure_run, premise
 from .mlp import sweep_claims, sweep_configs
 from .settings import SCALE_SETTINGS, LabelSettings, Settings, SweepSettings, ToySettings
-from .toy import (histogram, rosenbrock_claims, settings as toy_settings, simulate_all,
-                  simulate_rosenbrock, toy_claims)
-
+from .toy import (
+    histogram,
+    rosenbrock_claims,
+    simulate_all,
+    simulate_rosenbrock,
+    toy_claims,
+)
+from .toy import (
+    settings as toy_settings,
+)
 
 
 def _cached(lab: Lab, name: str, record: dict, compute, log: str) -> None:  # noqa: ANN001
@@ -60,14 +67,28 @@ def _record(s) -> dict:  # noqa: ANN001
 def toy_part(lab: Lab, s: ToySettings) -> list[Claim]:
     if lab.selected("particles"):
         n = sum(st.particles * st.steps for st in toy_settings(s))
-        _cached(lab, "particles", _record(s), lambda: simulate_all(s, lab.log),
-                f"particles: {len(toy_settings(s))} settings, {n:,} particle-steps")
+        _cached(
+            lab,
+            "particles",
+            _record(s),
+            lambda: simulate_all(s, lab.log),
+            f"particles: {len(toy_settings(s))} settings, {n:,} particle-steps",
+        )
     if lab.selected("rosenbrock"):
-        _cached(lab, "rosenbrock", _record(s), lambda: {"rosenbrock": simulate_rosenbrock(s)},
-                f"rosenbrock: {s.rosen_particles:,} runs × {s.rosen_steps * s.rosen_factor:,} steps")
+        _cached(
+            lab,
+            "rosenbrock",
+            _record(s),
+            lambda: {"rosenbrock": simulate_rosenbrock(s)},
+            f"rosenbrock: {s.rosen_particles:,} runs × {s.rosen_steps * s.rosen_factor:,} steps",
+        )
     claims: list[Claim] = []
     if lab.selected("particles"):
-        runs, occ, final = lab.load_table("toy_runs"), lab.load_table("toy_occupancy"), lab.load_table("toy_final")
+        runs, occ, final = (
+            lab.load_table("toy_runs"),
+            lab.load_table("toy_occupancy"),
+            lab.load_table("toy_final"),
+        )
         figures.landscapes_figure(lab.figure("toy-landscapes"))
         counts, xe, ye = histogram(final, s)
         figures.histogram_vs_mass_figure(lab.figure("toy-histogram-vs-mass"), counts, xe, ye, runs)
@@ -83,8 +104,17 @@ def toy_part(lab: Lab, s: ToySettings) -> list[Claim]:
 def sweep_part(lab: Lab, s: SweepSettings) -> list[Claim]:
     configs = sweep_configs(s)
     runs = lab.run_many(configs)
-    claims, rows = [], {"dataset": [], "noise": [], "initial_train_loss": [], "final_train_loss": [],
-                        "final_train_error": [], "status": []}
+    claims, rows = (
+        [],
+        {
+            "dataset": [],
+            "noise": [],
+            "initial_train_loss": [],
+            "final_train_loss": [],
+            "final_train_error": [],
+            "status": [],
+        },
+    )
     for key, _ in s.datasets:
         mine = {noise: runs[f"sgdl-{key}-{noise:g}"] for noise in s.noises if f"sgdl-{key}-{noise:g}" in runs}
         if len(mine) < len(s.noises):
@@ -127,16 +157,19 @@ def labels_part(lab: Lab, s: LabelSettings) -> list[Claim]:
             table.setdefault(k, []).append(float(v) if v is not None else math.nan)
     if table["run"]:
         lab.save_table("labels_flatness", table)
-        figures.flatness_figure(lab.figure("labels-flatness"),
-                                {k: np.asarray(v) for k, v in table.items()}, s.radii[0])
+        figures.flatness_figure(
+            lab.figure("labels-flatness"), {k: np.asarray(v) for k, v in table.items()}, s.radii[0]
+        )
     surfaces, summaries = {}, {}
     for kind in KINDS:
         names = [f"labels-{kind}-{seed}" for seed in s.seeds]
         if all(n in meets for n in names) and len(names) == 3:
             with one_thread():
                 lam, values, summary = interpolation_surface([runs[n] for n in names], s)
-            lab.save_table(f"labels_interpolation_{kind}", {"l1": lam[:, 0], "l2": lam[:, 1], "l3": lam[:, 2],
-                                                           "loss": values})
+            lab.save_table(
+                f"labels_interpolation_{kind}",
+                {"l1": lam[:, 0], "l2": lam[:, 1], "l3": lam[:, 2], "loss": values},
+            )
             surfaces[kind], summaries[kind] = (lam, values), summary
     if surfaces:
         figures.interpolation_figure(lab.figure("labels-interpolation"), surfaces)
@@ -148,9 +181,12 @@ def estimate_particles(s: ToySettings) -> float:
     """Seconds for the particle study, from a timed stretch of its first setting."""
     from ...toys.particles import CHUNK
     from .toy import run_setting
+
     first = toy_settings(s)[0]
     # whole chunks, so the per-op overhead is counted as the full run pays it
-    short = dataclasses.replace(first, steps=max(1, min(50, first.steps)), particles=min(first.particles, 2 * CHUNK))
+    short = dataclasses.replace(
+        first, steps=max(1, min(50, first.steps)), particles=min(first.particles, 2 * CHUNK)
+    )
     t0 = time.perf_counter()
     run_setting(short, s, 0)
     per = (time.perf_counter() - t0) / (short.steps * short.particles)
@@ -169,18 +205,31 @@ def plan(scale: str) -> Plan:
     st: Settings = SCALE_SETTINGS[scale]
     runs = {**sweep_configs(st.sweep), **label_configs(st.labels)}
     t = st.toy
-    return Plan(runs, {
-        "particles": Simulation(f"{len(toy_settings(t))} GD/SGDL settings × {t.particles:,} particles "
-                                f"on the flat/sharp landscape, vectorized", lambda: estimate_particles(t)),
-        "rosenbrock": Simulation(f"GD on Rosenbrock, {t.rosen_particles:,} runs × "
-                                 f"{t.rosen_steps * t.rosen_factor:,} steps", lambda: estimate_rosenbrock(t)),
-    })
+    return Plan(
+        runs,
+        {
+            "particles": Simulation(
+                f"{len(toy_settings(t))} GD/SGDL settings × {t.particles:,} particles "
+                f"on the flat/sharp landscape, vectorized",
+                lambda: estimate_particles(t),
+            ),
+            "rosenbrock": Simulation(
+                f"GD on Rosenbrock, {t.rosen_particles:,} runs × {t.rosen_steps * t.rosen_factor:,} steps",
+                lambda: estimate_rosenbrock(t),
+            ),
+        },
+    )
 
 
-@experiments.register("sgdl-flatness", help="SGD vs SGD with Langevin noise: basin mass of flat vs "
-                      "sharp minima on 2-D landscapes (≥10^5 particles, Boltzmann check), Rosenbrock, "
-                      "SGDL noise sweep on an MLP, natural vs random labels compared by Hessian, "
-                      "sharpness and three-point interpolation", paper=ZHANG_2017_SGD, plan=plan)
+@experiments.register(
+    "sgdl-flatness",
+    help="SGD vs SGD with Langevin noise: basin mass of flat vs "
+    "sharp minima on 2-D landscapes (≥10^5 particles, Boltzmann check), Rosenbrock, "
+    "SGDL noise sweep on an MLP, natural vs random labels compared by Hessian, "
+    "sharpness and three-point interpolation",
+    paper=ZHANG_2017_SGD,
+    plan=plan,
+)
 def run(lab: Lab) -> list[Claim]:
     s = SCALE_SETTINGS[lab.scale]
     return toy_part(lab, s.toy) + sweep_part(lab, s.sweep) + labels_part(lab, s.labels)

@@ -29,8 +29,11 @@ def _save(fig, path: Path) -> Path:
 def landscapes_figure(path: Path) -> Path:
     """The three landscapes as contour maps, with their minima."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-    for ax, ls, box in ((axes[0], FLAT_SHARP, (0, 12, 0, 10)), (axes[1], FLAT_SHARP_PRINTED, (0, 12, 0, 10)),
-                        (axes[2], ROSENBROCK, (-2, 2, -1, 3))):
+    for ax, ls, box in (
+        (axes[0], FLAT_SHARP, (0, 12, 0, 10)),
+        (axes[1], FLAT_SHARP_PRINTED, (0, 12, 0, 10)),
+        (axes[2], ROSENBROCK, (-2, 2, -1, 3)),
+    ):
         xs = torch.linspace(box[0], box[1], 160, dtype=torch.float64)
         ys = torch.linspace(box[2], box[3], 160, dtype=torch.float64)
         gx, gy = torch.meshgrid(xs, ys, indexing="ij")
@@ -49,31 +52,49 @@ def landscapes_figure(path: Path) -> Path:
     return _save(fig, path)
 
 
-def histogram_vs_mass_figure(path: Path, counts: np.ndarray, xe: np.ndarray, ye: np.ndarray,
-                             runs: dict[str, np.ndarray]) -> Path:
+def histogram_vs_mass_figure(
+    path: Path, counts: np.ndarray, xe: np.ndarray, ye: np.ndarray, runs: dict[str, np.ndarray]
+) -> Path:
     """Left: the report's picture, a histogram of GD's final positions (the tallest bar is the
     sharp minimum). Right: what the claim is about, the basin masses with 95 % intervals."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1, 1.4]})
-    im = left.imshow(counts.T, origin="lower", extent=(xe[0], xe[-1], ye[0], ye[-1]), cmap="magma",
-                     norm=matplotlib.colors.LogNorm(vmin=1, vmax=max(counts.max(), 2)), aspect="auto")
+    im = left.imshow(
+        counts.T,
+        origin="lower",
+        extent=(xe[0], xe[-1], ye[0], ye[-1]),
+        cmap="magma",
+        norm=matplotlib.colors.LogNorm(vmin=1, vmax=max(counts.max(), 2)),
+        aspect="auto",
+    )
     fig.colorbar(im, ax=left, label="runs per bin (log scale)")
     i, j = np.unravel_index(np.argmax(counts), counts.shape)
-    left.plot((xe[i] + xe[i + 1]) / 2, (ye[j] + ye[j + 1]) / 2, "c^", ms=10,
-              label=f"tallest bar: {int(counts.max())} runs")
+    left.plot(
+        (xe[i] + xe[i + 1]) / 2,
+        (ye[j] + ye[j + 1]) / 2,
+        "c^",
+        ms=10,
+        label=f"tallest bar: {int(counts.max())} runs",
+    )
     left.legend(loc="upper left", fontsize=8)
     left.set(xlabel="x", ylabel="y", title="final positions under GD (histogram, as the report drew it)")
     hot = runs["hot"].astype(bool)
     labels = [str(lb) for lb, h in zip(runs["label"], hot) if not h]
     idx = [i for i, h in enumerate(hot) if not h]
     pos = np.arange(len(idx))
-    for offset, key, color, name in ((-0.2, "flat", "C0", "flat valley"), (0.2, "sharp", "C3", "sharp minimum")):
+    for offset, key, color, name in (
+        (-0.2, "flat", "C0", "flat valley"),
+        (0.2, "sharp", "C3", "sharp minimum"),
+    ):
         mass = runs[key][idx]
         err = np.stack([mass - runs[f"{key}_lo"][idx], runs[f"{key}_hi"][idx] - mass])
         right.bar(pos + offset, mass, 0.4, yerr=err, color=color, capsize=3, label=name)
     right.bar(pos, runs["plateau"][idx], 0.15, color="0.6", label="plateau")
     right.set_xticks(pos, labels, rotation=30, ha="right", fontsize=8)
-    right.set(ylabel="basin mass (fraction of runs), 95% CI", ylim=(0, 1),
-              title=f"basin mass after the budget ({int(runs['particles'][0]):,} runs each)")
+    right.set(
+        ylabel="basin mass (fraction of runs), 95% CI",
+        ylim=(0, 1),
+        title=f"basin mass after the budget ({int(runs['particles'][0]):,} runs each)",
+    )
     right.legend(fontsize=8)
     fig.suptitle(f"flat vs sharp minimum: peak height is not mass ({CITE}; {OSIPOV_2018.short})")
     return _save(fig, path)
@@ -92,8 +113,12 @@ def occupancy_figure(path: Path, runs: dict[str, np.ndarray], occ: dict[str, np.
             keep = steps > 0
             ax.plot(steps[keep], frac[keep], color=f"C{k}", label=f"{lb} (T={runs['temperature'][i]:.2g})")
             ax.axhline(runs[f"boltzmann_{key}"][i], color=f"C{k}", ls="--", lw=0.8)
-            ax.set(xscale="log", xlabel="step", ylabel=f"fraction of runs in the {basin}",
-                   title=f"{basin}: occupancy (solid) vs Boltzmann ∫exp(−f/T) (dashed)")
+            ax.set(
+                xscale="log",
+                xlabel="step",
+                ylabel=f"fraction of runs in the {basin}",
+                title=f"{basin}: occupancy (solid) vs Boltzmann ∫exp(−f/T) (dashed)",
+            )
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
@@ -106,17 +131,25 @@ def rosenbrock_figure(path: Path, rosen: dict[str, np.ndarray], budget: int) -> 
     steps = rosen["step"]
     keep = steps > 0
     ax.plot(steps[keep], rosen["median"][keep], "C0", label="median distance")
-    ax.fill_between(steps[keep], rosen["q10"][keep], rosen["q90"][keep], color="C0", alpha=0.2,
-                    label="10–90% of runs")
+    ax.fill_between(
+        steps[keep], rosen["q10"][keep], rosen["q90"][keep], color="C0", alpha=0.2, label="10–90% of runs"
+    )
     ax.axvline(budget, color="0.4", ls=":", label=f"budget ({budget:,} steps)")
-    ax.set(xscale="log", yscale="log", xlabel="step", ylabel="‖θ − (1, 1)‖",
-           title=f"GD on Rosenbrock: slow, ill-conditioned convergence (after {OSIPOV_2018.short})")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="step",
+        ylabel="‖θ − (1, 1)‖",
+        title=f"GD on Rosenbrock: slow, ill-conditioned convergence (after {OSIPOV_2018.short})",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def sweep_figure(path: Path, dataset: str, curves: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Path:
+def sweep_figure(
+    path: Path, dataset: str, curves: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> Path:
     """Training loss and error against the epoch for each γ'."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
     for k, (noise, (epochs, loss, err)) in enumerate(sorted(curves.items())):
@@ -147,13 +180,18 @@ def interpolation_figure(path: Path, surfaces: dict[str, tuple[np.ndarray, np.nd
         ax.set(title=f"{kind} labels: L(λ1w1 + λ2w2 + λ3w3)", aspect="equal")
         ax.set_xticks([]), ax.set_yticks([])
         fig.colorbar(cs, ax=ax, label="training loss")
-    fig.suptitle(f"three-point interpolation between three minimizers (seeds), on and around the simplex ({CITE})")
+    fig.suptitle(
+        f"three-point interpolation between three minimizers (seeds), on and around the simplex ({CITE})"
+    )
     return _save(fig, path)
 
 
 def flatness_figure(path: Path, table: dict[str, np.ndarray], radius: float) -> Path:
-    keys = (("lambda_max", "λ_max (Lanczos)"), ("trace", "tr H (Hutchinson)"),
-            (f"sharpness_mean_{radius:g}", f"mean ΔL, filter-normalized r = {radius:g}"))
+    keys = (
+        ("lambda_max", "λ_max (Lanczos)"),
+        ("trace", "tr H (Hutchinson)"),
+        (f"sharpness_mean_{radius:g}", f"mean ΔL, filter-normalized r = {radius:g}"),
+    )
     fig, axes = plt.subplots(1, len(keys), figsize=(14, 4.2))
     for ax, (key, title) in zip(axes, keys):
         for k, kind in enumerate(("natural", "random")):
@@ -161,10 +199,18 @@ def flatness_figure(path: Path, table: dict[str, np.ndarray], radius: float) -> 
             vals = table[key][sel]
             ax.scatter(np.full(len(vals), k), vals, color=f"C{k}", s=40, label=kind)
             if key == "trace":
-                ax.errorbar(np.full(len(vals), k), vals, yerr=3 * table["trace_se"][sel], fmt="none",
-                            color=f"C{k}", capsize=3)
+                ax.errorbar(
+                    np.full(len(vals), k),
+                    vals,
+                    yerr=3 * table["trace_se"][sel],
+                    fmt="none",
+                    color=f"C{k}",
+                    capsize=3,
+                )
         ax.set_xticks([0, 1], ["natural", "random"])
         ax.set(yscale="log", title=title, xlim=(-0.5, 1.5))
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"flatness of minimizers at zero training error, per seed ({CITE}; perturbations after {LI_2018.short})")
+    fig.suptitle(
+        f"flatness of minimizers at zero training error, per seed ({CITE}; perturbations after {LI_2018.short})"
+    )
     return _save(fig, path)

@@ -36,11 +36,22 @@ def label_configs(s: LabelSettings) -> dict[str, dict[str, Any]]:
         data = dict(s.data, seed=0, label_noise=1.0 if kind == "random" else 0.0)
         for seed in s.seeds:
             out[f"labels-{kind}-{seed}"] = {
-                "seed": seed, "data": data, "model": dict(MLP), "optim": {"name": "sgd", "lr": s.lr},
+                "seed": seed,
+                "data": data,
+                "model": dict(MLP),
+                "optim": {"name": "sgd", "lr": s.lr},
                 "train": {"batch_size": BATCH, "epochs": s.max_epochs, "stop_loss": s.stop_loss},
-                "probes": {"use": ["eval", "hessian"], "eval": {"schedule": "epoch:10"},
-                           "hessian": {"schedule": "final", "subset": int(s.data.get("n_train") or 10**9),
-                                       "tol": 1e-4, **s.hessian}}}
+                "probes": {
+                    "use": ["eval", "hessian"],
+                    "eval": {"schedule": "epoch:10"},
+                    "hessian": {
+                        "schedule": "final",
+                        "subset": int(s.data.get("n_train") or 10**9),
+                        "tol": 1e-4,
+                        **s.hessian,
+                    },
+                },
+            }
     return out
 
 
@@ -60,19 +71,26 @@ def measure_run(run: Run, s: LabelSettings, seed: int) -> dict[str, float]:
     """The flatness measures of one minimizer."""
     model, theta, x, y, loss = minimizer(run)
     last = run.metrics.to_pylist()[-1]
-    row = {"lambda_max": last.get("hessian_lambda_max", math.nan),
-           "trace": last.get("hessian_trace", math.nan), "trace_se": last.get("hessian_trace_se", math.nan),
-           "train_loss": run.final.get("train_loss"), "epochs": run.summary.get("epochs"),
-           "weight_norm": float(torch.linalg.vector_norm(theta))}
+    row = {
+        "lambda_max": last.get("hessian_lambda_max", math.nan),
+        "trace": last.get("hessian_trace", math.nan),
+        "trace_se": last.get("hessian_trace_se", math.nan),
+        "train_loss": run.final.get("train_loss"),
+        "epochs": run.summary.get("epochs"),
+        "weight_norm": float(torch.linalg.vector_norm(theta)),
+    }
     for r in s.radii:
-        sh = perturbation_sharpness(model, loss, x, y, theta, r, s.directions,
-                                    torch.Generator().manual_seed(1000 + seed), chunk=8)
+        sh = perturbation_sharpness(
+            model, loss, x, y, theta, r, s.directions, torch.Generator().manual_seed(1000 + seed), chunk=8
+        )
         row[f"sharpness_mean_{r:g}"] = sh.mean_increase
         row[f"sharpness_max_{r:g}"] = sh.max_increase
     return row
 
 
-def interpolation_surface(runs: list[Run], s: LabelSettings) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+def interpolation_surface(
+    runs: list[Run], s: LabelSettings
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """L(w_λ) on `simplex_lambdas` for the three runs' minimizers, and its summaries."""
     parts = [minimizer(r) for r in runs]
     model, _, x, y, loss = parts[0]
@@ -83,64 +101,105 @@ def interpolation_surface(runs: list[Run], s: LabelSettings) -> tuple[np.ndarray
     inside = (lam_np >= -1e-12).all(axis=1)
     corners = values[(np.abs(lam_np - 1) < 1e-12).any(axis=1)]
     centroid = values[np.argmin(np.abs(lam_np - 1 / 3).sum(axis=1))]
-    summary = {"corner_mean": float(corners.mean()), "simplex_mean": float(values[inside].mean()),
-               "simplex_excess": float(values[inside].mean() - corners.mean()),
-               "centroid": float(centroid), "simplex_max": float(values[inside].max()),
-               "flat_fraction": float((values[inside] <= s.flat_level).mean())}
+    summary = {
+        "corner_mean": float(corners.mean()),
+        "simplex_mean": float(values[inside].mean()),
+        "simplex_excess": float(values[inside].mean() - corners.mean()),
+        "centroid": float(centroid),
+        "simplex_max": float(values[inside].max()),
+        "flat_fraction": float((values[inside] <= s.flat_level).mean()),
+    }
     return lam_np, values, summary
 
 
-MEASURES = (("lambda_max", "top Hessian eigenvalue λ_max"), ("trace", "Hessian trace (Hutchinson)"),
-            ("sharpness", "mean loss increase under filter-normalized perturbations"),
-            ("simplex_excess", "mean loss over the three-point simplex above its corners"))
+MEASURES = (
+    ("lambda_max", "top Hessian eigenvalue λ_max"),
+    ("trace", "Hessian trace (Hutchinson)"),
+    ("sharpness", "mean loss increase under filter-normalized perturbations"),
+    ("simplex_excess", "mean loss over the three-point simplex above its corners"),
+)
 
 
-def label_claims(runs: dict[str, Run], s: LabelSettings, measured: dict[str, dict[str, float]],
-                 surfaces: dict[str, dict[str, float]]) -> list[Claim]:
+def label_claims(
+    runs: dict[str, Run],
+    s: LabelSettings,
+    measured: dict[str, dict[str, float]],
+    surfaces: dict[str, dict[str, float]],
+) -> list[Claim]:
     claim, meets = premise_claim("labels/zero-train-error", "natural and random labels", premise(s), runs)
     claims = [claim]
     r0 = f"sharpness_mean_{s.radii[0]:g}"
     groups = {kind: [lb for lb in meets if lb.startswith(f"labels-{kind}-")] for kind in KINDS}
     directions = {}
     for key, title in MEASURES:
-        statement = f"Natural-label minimizers are flatter than random-label ones by the {title}" + (
-            f" (r = {s.radii[0]:g})" if key == "sharpness" else "") + (
-            " (one surface per label kind, through its three seeds' minimizers)" if key == "simplex_excess"
-            else " (every natural seed below every random one)")
+        statement = (
+            f"Natural-label minimizers are flatter than random-label ones by the {title}"
+            + (f" (r = {s.radii[0]:g})" if key == "sharpness" else "")
+            + (
+                " (one surface per label kind, through its three seeds' minimizers)"
+                if key == "simplex_excess"
+                else " (every natural seed below every random one)"
+            )
+        )
         if key == "simplex_excess":
             if not all(kind in surfaces for kind in KINDS):
-                claims.append(not_applicable(f"labels/{key}", statement, "the interpolation needs three "
-                                             "minimizers of each label kind at zero training error",
-                                             meets=meets))
+                claims.append(
+                    not_applicable(
+                        f"labels/{key}",
+                        statement,
+                        "the interpolation needs three minimizers of each label kind at zero training error",
+                        meets=meets,
+                    )
+                )
                 continue
             nat, rnd = [surfaces["natural"]["simplex_excess"]], [surfaces["random"]["simplex_excess"]]
         else:
             field = r0 if key == "sharpness" else key
             if not groups["natural"] or not groups["random"]:
-                claims.append(not_applicable(f"labels/{key}", statement, "needs runs of both label kinds "
-                                             "at zero training error", meets=meets))
+                claims.append(
+                    not_applicable(
+                        f"labels/{key}",
+                        statement,
+                        "needs runs of both label kinds at zero training error",
+                        meets=meets,
+                    )
+                )
                 continue
             nat = [measured[lb][field] for lb in groups["natural"]]
             rnd = [measured[lb][field] for lb in groups["random"]]
         mean_n, mean_r = float(np.mean(nat)), float(np.mean(rnd))
         directions[key] = "natural" if mean_n < mean_r else "random"
-        claims.append(decide(
-            f"labels/{key}", statement, max(nat) < min(rnd),
-            headline=f"natural {mean_n:.3g} vs random {mean_r:.3g} (×{mean_r / mean_n:.2g})" if mean_n else
-                     f"natural {mean_n:.3g} vs random {mean_r:.3g}",
-            meaning="Zhang et al.: minimizers that generalize (natural labels) sit in flatter regions "
-                    "than those that memorize (random labels)",
-            natural=nat, random=rnd, natural_mean=mean_n, random_mean=mean_r,
-            flatter_by_mean=directions[key]))
+        claims.append(
+            decide(
+                f"labels/{key}",
+                statement,
+                max(nat) < min(rnd),
+                headline=f"natural {mean_n:.3g} vs random {mean_r:.3g} (×{mean_r / mean_n:.2g})"
+                if mean_n
+                else f"natural {mean_n:.3g} vs random {mean_r:.3g}",
+                meaning="Zhang et al.: minimizers that generalize (natural labels) sit in flatter regions "
+                "than those that memorize (random labels)",
+                natural=nat,
+                random=rnd,
+                natural_mean=mean_n,
+                random_mean=mean_r,
+                flatter_by_mean=directions[key],
+            )
+        )
     statement = "The flatness measures agree on which label kind gives the flatter minimizers"
     if len(directions) < 2:
         claims.append(not_applicable("labels/measures-agree", statement, "fewer than two measures decided"))
     else:
         agree = len(set(directions.values())) == 1
-        claims.append(decide(
-            "labels/measures-agree", statement, agree,
-            headline=", ".join(f"{k}: {v}" for k, v in directions.items()),
-            meaning="curvature (λ_max, trace), random-direction sharpness and the simplex surface "
-                    "are different summaries; agreement makes the flatness verdict robust",
-            flatter_by_mean=directions))
+        claims.append(
+            decide(
+                "labels/measures-agree",
+                statement,
+                agree,
+                headline=", ".join(f"{k}: {v}" for k, v in directions.items()),
+                meaning="curvature (λ_max, trace), random-direction sharpness and the simplex surface "
+                "are different summaries; agreement makes the flatness verdict robust",
+                flatter_by_mean=directions,
+            )
+        )
     return claims

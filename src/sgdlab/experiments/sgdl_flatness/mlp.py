@@ -19,10 +19,13 @@ def sweep_configs(s: SweepSettings) -> dict[str, dict[str, Any]]:
     for key, data in s.datasets:
         for noise in s.noises:
             out[f"sgdl-{key}-{noise:g}"] = {
-                "seed": 0, "data": dict(data), "model": dict(MLP),
+                "seed": 0,
+                "data": dict(data),
+                "model": dict(MLP),
                 "optim": {"name": "sgdl", "lr": LR, "noise": noise, "noise_decay": "none"},
                 "train": {"batch_size": BATCH, "epochs": s.epochs},
-                "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}}}
+                "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}},
+            }
     return out
 
 
@@ -45,28 +48,55 @@ def sweep_claims(key: str, runs: dict[float, Run], s: SweepSettings) -> list[Cla
     bad = [n for n in noises if not results[n][0]]
     threshold = min(bad) if bad else None
     monotone = all(n < threshold for n in ok) if threshold is not None else True
-    evidence = {f"{n:g}": {"converges": results[n][0], "initial_train_loss": results[n][1],
-                           "final_train_loss": results[n][2], "last_quarter_median_loss": results[n][3],
-                           "final_train_error": runs[n].final.get("train_error"),
-                           "final_test_error": runs[n].final.get("test_error"), "status": runs[n].status,
-                           **({"diverged_at": runs[n].summary.get("diverged_at")}
-                              if runs[n].status == "diverged" else {})}
-                for n in noises}
-    where = (f"converges for γ' ≤ {max(ok):g}, not for γ' ≥ {threshold:g}" if ok and threshold is not None
-             else "converges at every γ'" if not bad else "converges at no γ'")
-    diverged = [f"γ' = {n:g} diverged at step {runs[n].summary.get('diverged_at')}" for n in noises
-                if runs[n].status == "diverged"]
+    evidence = {
+        f"{n:g}": {
+            "converges": results[n][0],
+            "initial_train_loss": results[n][1],
+            "final_train_loss": results[n][2],
+            "last_quarter_median_loss": results[n][3],
+            "final_train_error": runs[n].final.get("train_error"),
+            "final_test_error": runs[n].final.get("test_error"),
+            "status": runs[n].status,
+            **({"diverged_at": runs[n].summary.get("diverged_at")} if runs[n].status == "diverged" else {}),
+        }
+        for n in noises
+    }
+    where = (
+        f"converges for γ' ≤ {max(ok):g}, not for γ' ≥ {threshold:g}"
+        if ok and threshold is not None
+        else "converges at every γ'"
+        if not bad
+        else "converges at no γ'"
+    )
+    diverged = [
+        f"γ' = {n:g} diverged at step {runs[n].summary.get('diverged_at')}"
+        for n in noises
+        if runs[n].status == "diverged"
+    ]
     where = "; ".join([where] + diverged)
-    claims = [decide(
-        f"mlp/{key}-noise-threshold", f"{key}: SGDL on the MLP converges (median training loss over "
-        f"the last quarter of the epochs ≤ {s.converge_fraction:.0%} of the initial) below some noise level and stops converging "
-        "above it, within the swept γ'", bool(ok) and threshold is not None and monotone,
-        headline=where, meaning="the noise SGDL tolerates is bounded: past it the Langevin term "
-                                "swamps the gradient step (γ'·√P per step against η‖∇L‖)",
-        threshold=threshold, runs=evidence)]
-    claims.append(decide(
-        f"mlp/{key}-report-all-similar", f"{key}: every swept γ' gives similarly good convergence "
-        "(the report: “all of them have similar good results”)", not bad,
-        headline=where, meaning="the report's reading of its SGDL curves, checked at each level",
-        runs=evidence))
+    claims = [
+        decide(
+            f"mlp/{key}-noise-threshold",
+            f"{key}: SGDL on the MLP converges (median training loss over "
+            f"the last quarter of the epochs ≤ {s.converge_fraction:.0%} of the initial) below some noise level and stops converging "
+            "above it, within the swept γ'",
+            bool(ok) and threshold is not None and monotone,
+            headline=where,
+            meaning="the noise SGDL tolerates is bounded: past it the Langevin term "
+            "swamps the gradient step (γ'·√P per step against η‖∇L‖)",
+            threshold=threshold,
+            runs=evidence,
+        )
+    ]
+    claims.append(
+        decide(
+            f"mlp/{key}-report-all-similar",
+            f"{key}: every swept γ' gives similarly good convergence "
+            "(the report: “all of them have similar good results”)",
+            not bad,
+            headline=where,
+            meaning="the report's reading of its SGDL curves, checked at each level",
+            runs=evidence,
+        )
+    )
     return claims

@@ -65,6 +65,7 @@ class ToySettings:
 @dataclass(frozen=True)
 class SweepSettings:
     """SGDL on the report's MLP for each γ' (constant noise, as in the paper)."""
+
     datasets: tuple[tuple[str, dict[str, Any]], ...]
     epochs: int
     noises: tuple[float, ...] = PAPER_NOISES
@@ -95,20 +96,39 @@ class Settings:
 
 SCALE_SETTINGS = {
     "smoke": Settings(
-        ToySettings(particles=2000, steps=150, hot_steps=300, rosen_particles=100, rosen_steps=300,
-                    records=6, quadrature=0.1),
+        ToySettings(
+            particles=2000,
+            steps=150,
+            hot_steps=300,
+            rosen_particles=100,
+            rosen_steps=300,
+            records=6,
+            quadrature=0.1,
+        ),
         SweepSettings((("digits", {"name": "digits", "n_train": 64, "n_test": 0}),), epochs=3),
         # lr 0.1 so 32 random labels are memorized within seconds (plumbing, not the finding)
-        LabelSettings({"name": "digits", "n_train": 32, "n_test": 0}, max_epochs=300, lr=0.1,
-                      stop_loss=0.05, hessian={"k": 2, "trace_probes": 8}, directions=8,
-                      simplex_steps=5)),
+        LabelSettings(
+            {"name": "digits", "n_train": 32, "n_test": 0},
+            max_epochs=300,
+            lr=0.1,
+            stop_loss=0.05,
+            hessian={"k": 2, "trace_probes": 8},
+            directions=8,
+            simplex_steps=5,
+        ),
+    ),
     "cpu": Settings(
         ToySettings(particles=100_000, steps=2000),
         SweepSettings((("digits", {"name": "digits", "n_train": 1024, "n_test": 512}),), epochs=30),
-        LabelSettings({"name": "digits", "n_train": 256, "n_test": 0}, max_epochs=2000)),
+        LabelSettings({"name": "digits", "n_train": 256, "n_test": 0}, max_epochs=2000),
+    ),
     "full": Settings(
         ToySettings(particles=1_000_000, steps=4000, hot_steps=20_000, rosen_particles=20_000),
         SweepSettings((("mnist", {"name": "mnist"}), ("cifar10", {"name": "cifar10"})), epochs=100),
-        LabelSettings({"name": "cifar10", "n_train": 10_000, "n_test": 0}, max_epochs=2000,
-                      hessian={"k": 3, "trace_probes": 64, "subset": 2048})),
+        LabelSettings(
+            {"name": "cifar10", "n_train": 10_000, "n_test": 0},
+            max_epochs=2000,
+            hessian={"k": 3, "trace_probes": 64, "subset": 2048},
+        ),
+    ),
 }

@@ -34,9 +34,14 @@ def plan(scale: str) -> Plan:
     """Every run at `scale` (step sizes computed from θ_0 and by the searches, as `run` does)."""
     planned = specs(scale)
     n = len(planned)
-    return Plan({name: spec.config for name, spec in planned.items()}, {
-        "measure": Simulation(f"closed-form GD limits at θ_0 (and θ_T) for {n} runs",
-                              lambda: _estimate_measure(scale))})
+    return Plan(
+        {name: spec.config for name, spec in planned.items()},
+        {
+            "measure": Simulation(
+                f"closed-form GD limits at θ_0 (and θ_T) for {n} runs", lambda: _estimate_measure(scale)
+            )
+        },
+    )
 
 
 def _estimate_measure(scale: str) -> float:
@@ -54,10 +59,14 @@ def _estimate_measure(scale: str) -> float:
     return (time.perf_counter() - t0) * len(distinct)
 
 
-@experiments.register("which-minimizer", help="the training procedure picks the minimizer of an "
-                      "over-parameterized net: initialization scale σ (closed-form NTK limit vs "
-                      "trained nets), GD vs AdaGrad/Adam, SGD batch size, less over-parameterized nets",
-                      paper=NONNENMACHER_2021, plan=plan)
+@experiments.register(
+    "which-minimizer",
+    help="the training procedure picks the minimizer of an "
+    "over-parameterized net: initialization scale σ (closed-form NTK limit vs "
+    "trained nets), GD vs AdaGrad/Adam, SGD batch size, less over-parameterized nets",
+    paper=NONNENMACHER_2021,
+    plan=plan,
+)
 def run(lab: Lab) -> list[Claim]:
     s = SCALE_SETTINGS[lab.scale]
     lab.log("step sizes: GD from the NTK spectrum at θ_0, adaptive methods by search")

@@ -65,8 +65,12 @@ class Table:
     def ok(self, i: int, stop_loss: float) -> bool:
         """Converged, measured, and with a closed form at θ_0 (a singular Θ̂ at θ_0 has none;
         its message is in the table's singular_kernel column)."""
-        return (self.c["status"][i] == "completed" and self.c["f_test"][i] is not None
-                and self.c["final_train_loss"][i] < stop_loss and self.c["interpolating"][i] is not None)
+        return (
+            self.c["status"][i] == "completed"
+            and self.c["f_test"][i] is not None
+            and self.c["final_train_loss"][i] < stop_loss
+            and self.c["interpolating"][i] is not None
+        )
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.c[key]
@@ -77,8 +81,10 @@ class _Row:
 
     def __init__(self, t: Table, i: int):
         self.status = t["status"][i]
-        self.final = {"train_loss": float(t["final_train_loss"][i]),
-                      "train_error": float(t["final_train_error"][i])}
+        self.final = {
+            "train_loss": float(t["final_train_loss"][i]),
+            "train_error": float(t["final_train_error"][i]),
+        }
         self.summary = {"epochs": int(t["steps"][i]), "stop_reason": t["stop_reason"][i]}
 
 
@@ -108,42 +114,66 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> 
         mine = [i for i in rows if t["sigma"][i] == sigma]
         per[sigma] = {
             "trained_error": mean_std(error(t["f_test"][i], t["y_test"][i]) for i in mine),
-            "closed_form_error": mean_std(error(t["interpolating"][i] + t["initialization"][i], t["y_test"][i])
-                                          for i in mine),
+            "closed_form_error": mean_std(
+                error(t["interpolating"][i] + t["initialization"][i], t["y_test"][i]) for i in mine
+            ),
             "kernel_part_error": mean_std(error(t["interpolating"][i], t["y_test"][i]) for i in mine),
             "init_term_closed_form": mean_std(rms(t["initialization"][i]) for i in mine),
             "init_term_trained": mean_std(rms(t["f_test"][i] - t["interpolating"][i]) for i in mine),
-            "linearization_gap": mean_std(rms(t["f_test"][i] - t["interpolating"][i]
-                                              - t["initialization"][i]) for i in mine),
-            "output_rms": mean_std(rms(t["f_test"][i]) for i in mine)}
+            "linearization_gap": mean_std(
+                rms(t["f_test"][i] - t["interpolating"][i] - t["initialization"][i]) for i in mine
+            ),
+            "output_rms": mean_std(rms(t["f_test"][i]) for i in mine),
+        }
     if len(sigmas) < 2:
-        return claims + [not_applicable(f"{group}/init-term", "init term ∝ σ^(L+1)",
-                                        "fewer than two σ with converged runs")]
+        return claims + [
+            not_applicable(
+                f"{group}/init-term", "init term ∝ σ^(L+1)", "fewer than two σ with converged runs"
+            )
+        ]
     L1 = depth + 1
 
     # (a) the initialization term scales as σ^(L+1)
     cf = np.array([per[x]["init_term_closed_form"]["mean"] for x in sigmas])
     tr = np.array([per[x]["init_term_trained"]["mean"] for x in sigmas])
     fit = [x for x, c in zip(sigmas, cf) if c >= s.init_floor]
-    statement = (f"{arch}: the initialization term f_T(x) − Θ̂(x,X)Θ̂⁻¹Y of the trained nets grows "
-                 f"as σ^(L+1) = σ^{L1} (log-log slope within ±{s.slope_tol:g})")
-    base = dict(sigmas=sigmas, init_term_trained=tr.tolist(), init_term_closed_form=cf.tolist(),
-                slope_closed_form=slope(np.array(sigmas), cf), predicted=L1,
-                fit_sigmas=fit, fit_floor=s.init_floor,
-                fit_rule="σ whose closed-form init term has RMS ≥ fit_floor (below it the "
-                         "finite-width linearization gap hides it)")
+    statement = (
+        f"{arch}: the initialization term f_T(x) − Θ̂(x,X)Θ̂⁻¹Y of the trained nets grows "
+        f"as σ^(L+1) = σ^{L1} (log-log slope within ±{s.slope_tol:g})"
+    )
+    base = dict(
+        sigmas=sigmas,
+        init_term_trained=tr.tolist(),
+        init_term_closed_form=cf.tolist(),
+        slope_closed_form=slope(np.array(sigmas), cf),
+        predicted=L1,
+        fit_sigmas=fit,
+        fit_floor=s.init_floor,
+        fit_rule="σ whose closed-form init term has RMS ≥ fit_floor (below it the "
+        "finite-width linearization gap hides it)",
+    )
     if len(fit) < 2:
-        claims.append(not_applicable(f"{group}/init-term", statement,
-                                     "fewer than two σ with an init term above the floor", **base))
+        claims.append(
+            not_applicable(
+                f"{group}/init-term", statement, "fewer than two σ with an init term above the floor", **base
+            )
+        )
     else:
         x = np.array(fit)
         fitted = slope(x, np.array([per[v]["init_term_trained"]["mean"] for v in fit]))
-        claims.append(decide(
-            f"{group}/init-term", statement, abs(fitted - L1) <= s.slope_tol,
-            headline=f"slope {fitted:.2f} (predicted {L1}; closed form {base['slope_closed_form']:.2f})",
-            meaning="Thm 3.1/3.2: the part of the minimizer set by θ_0 scales as σ^(L+1) and is "
-                    "what a large initialization adds to the test outputs",
-            slope_trained=fitted, tolerance=s.slope_tol, **base))
+        claims.append(
+            decide(
+                f"{group}/init-term",
+                statement,
+                abs(fitted - L1) <= s.slope_tol,
+                headline=f"slope {fitted:.2f} (predicted {L1}; closed form {base['slope_closed_form']:.2f})",
+                meaning="Thm 3.1/3.2: the part of the minimizer set by θ_0 scales as σ^(L+1) and is "
+                "what a large initialization adds to the test outputs",
+                slope_trained=fitted,
+                tolerance=s.slope_tol,
+                **base,
+            )
+        )
 
     # (b) the interpolating part does not depend on σ
     ref = min(sigmas, key=lambda v: abs(v - s.sigma_ref))
@@ -155,15 +185,21 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> 
             if j is not None:
                 spread.append(rms(t["interpolating"][j] - k_ref) / rms(k_ref))
     worst = max(spread) if spread else math.nan
-    claims.append(decide(
-        f"{group}/kernel-part", f"{arch}: the interpolating part Θ̂(x,X)Θ̂⁻¹Y is the same for every σ "
-        f"(same underlying draws; relative RMS change ≤ {s.invariance_tol:g})",
-        bool(worst <= s.invariance_tol), headline=f"max relative change {worst:.1e} over σ = "
-        f"{sigmas[0]:g}–{sigmas[-1]:g}",
-        meaning="Θ̂ ∝ σ^(2L) for zero-bias ReLU nets, so the kernel interpolant — the minimum "
-                "complexity interpolator — is σ-invariant; only the init term changes with σ",
-        max_relative_change=worst, tolerance=s.invariance_tol, reference_sigma=ref,
-        kernel_part_error={str(x): per[x]["kernel_part_error"] for x in sigmas}))
+    claims.append(
+        decide(
+            f"{group}/kernel-part",
+            f"{arch}: the interpolating part Θ̂(x,X)Θ̂⁻¹Y is the same for every σ "
+            f"(same underlying draws; relative RMS change ≤ {s.invariance_tol:g})",
+            bool(worst <= s.invariance_tol),
+            headline=f"max relative change {worst:.1e} over σ = {sigmas[0]:g}–{sigmas[-1]:g}",
+            meaning="Θ̂ ∝ σ^(2L) for zero-bias ReLU nets, so the kernel interpolant — the minimum "
+            "complexity interpolator — is σ-invariant; only the init term changes with σ",
+            max_relative_change=worst,
+            tolerance=s.invariance_tol,
+            reference_sigma=ref,
+            kernel_part_error={str(x): per[x]["kernel_part_error"] for x in sigmas},
+        )
+    )
 
     # (c) the test error rises with σ past a point
     means = {x: per[x]["trained_error"] for x in sigmas}
@@ -172,30 +208,41 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> 
     rise = means[top]["mean"] - means[best]["mean"]
     noise = math.sqrt(se(means[top]) ** 2 + se(means[best]) ** 2)
     needed = max(s.rise_points, 2 * noise)
-    claims.append(decide(
-        f"{group}/test-error-rises", f"{arch}: the trained nets' test error rises with σ past a "
-        f"point (at the largest σ above its minimum by ≥ max({s.rise_points:g}, 2 SE))",
-        bool(best < top and rise >= needed),
-        headline=f"{100 * means[best]['mean']:.1f}% at σ={best:g} → {100 * means[top]['mean']:.1f}% "
-                 f"± {100 * means[top]['std']:.1f}% at σ={top:g}",
-        meaning="a large initialization leaves a mark on the minimizer that harms test error "
-                "(Thm 3.2's lower bound grows like σ^(2(L+1)))",
-        minimum_sigma=best, rise=rise, needed=needed,
-        per_sigma={str(x): per[x] for x in sigmas}))
+    claims.append(
+        decide(
+            f"{group}/test-error-rises",
+            f"{arch}: the trained nets' test error rises with σ past a "
+            f"point (at the largest σ above its minimum by ≥ max({s.rise_points:g}, 2 SE))",
+            bool(best < top and rise >= needed),
+            headline=f"{100 * means[best]['mean']:.1f}% at σ={best:g} → {100 * means[top]['mean']:.1f}% "
+            f"± {100 * means[top]['std']:.1f}% at σ={top:g}",
+            meaning="a large initialization leaves a mark on the minimizer that harms test error "
+            "(Thm 3.2's lower bound grows like σ^(2(L+1)))",
+            minimum_sigma=best,
+            rise=rise,
+            needed=needed,
+            per_sigma={str(x): per[x] for x in sigmas},
+        )
+    )
 
     # (d) the closed form predicts the trained nets
     ratios = [per[x]["linearization_gap"]["mean"] / per[x]["output_rms"]["mean"] for x in sigmas]
     worst_ratio = max(ratios)
     agree = [abs(per[x]["trained_error"]["mean"] - per[x]["closed_form_error"]["mean"]) for x in sigmas]
-    claims.append(decide(
-        f"{group}/closed-form", f"{arch}: the closed-form GD limit of the linearized net predicts "
-        f"the trained nets' test outputs (RMS gap ≤ {s.lazy_tol:g} × RMS output at every σ)",
-        bool(worst_ratio <= s.lazy_tol),
-        headline=f"gap ≤ {worst_ratio:.3f} × output; test errors differ by ≤ {100 * max(agree):.1f} points",
-        meaning="Thm 3.1: a strongly over-parameterized net trained by GD converges to the "
-                "linearized model's minimizer, so the decomposition describes the real net",
-        gap_over_output=dict(zip(map(str, sigmas), ratios)), tolerance=s.lazy_tol,
-        error_difference=dict(zip(map(str, sigmas), agree))))
+    claims.append(
+        decide(
+            f"{group}/closed-form",
+            f"{arch}: the closed-form GD limit of the linearized net predicts "
+            f"the trained nets' test outputs (RMS gap ≤ {s.lazy_tol:g} × RMS output at every σ)",
+            bool(worst_ratio <= s.lazy_tol),
+            headline=f"gap ≤ {worst_ratio:.3f} × output; test errors differ by ≤ {100 * max(agree):.1f} points",
+            meaning="Thm 3.1: a strongly over-parameterized net trained by GD converges to the "
+            "linearized model's minimizer, so the decomposition describes the real net",
+            gap_over_output=dict(zip(map(str, sigmas), ratios)),
+            tolerance=s.lazy_tol,
+            error_difference=dict(zip(map(str, sigmas), agree)),
+        )
+    )
     return claims
 
 
@@ -226,47 +273,84 @@ def adaptive_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Clai
         return []
     pre, kept = premise(f"{group}/premise", f"GD, AdaGrad and Adam, {arch}", t, rows, s)
     claims = [pre]
-    by = {opt: _ok(t, t.by_seed(part="adaptive", dataset=dataset, arch=arch, optimizer=opt), s)
-          for opt in ("gd", "adagrad", "adam")}
+    by = {
+        opt: _ok(t, t.by_seed(part="adaptive", dataset=dataset, arch=arch, optimizer=opt), s)
+        for opt in ("gd", "adagrad", "adam")
+    }
     if not by["gd"] or not (by["adagrad"] or by["adam"]):
-        return claims + [not_applicable(f"{group}/minimizers-differ", "adaptive vs GD minimizers",
-                                        "GD or both adaptive methods have no converged run")]
+        return claims + [
+            not_applicable(
+                f"{group}/minimizers-differ",
+                "adaptive vs GD minimizers",
+                "GD or both adaptive methods have no converged run",
+            )
+        ]
     reference = mean_std(gap_to_closed_form(t, by["gd"]))["mean"]
     found: dict[str, dict[str, Any]] = {}
     for opt in ("adagrad", "adam"):
         if by[opt]:
-            found[opt] = {"test": mean_std(distances(t, by[opt], by["gd"])),
-                          "train": mean_std(distances(t, by[opt], by["gd"], "f_train")),
-                          "monotone": int(sum(bool(t["monotone"][i]) for i in by[opt].values())),
-                          "runs": len(by[opt]), "lr": float(t["lr"][next(iter(by[opt].values()))])}
-    differ = all(v["test"]["mean"] >= s.differ_factor * max(v["train"]["mean"], reference)
-                 for v in found.values())
-    claims.append(decide(
-        f"{group}/minimizers-differ", f"{arch}: AdaGrad's and Adam's minimizers agree with GD's on "
-        f"the training points but differ on test points (test distance ≥ {s.differ_factor:g} × "
-        "both the training distance and GD's own linearization gap)", differ,
-        headline="; ".join(f"{k}: test {v['test']['mean']:.3f} vs train {v['train']['mean']:.4f}"
-                           for k, v in found.items()) + f" (GD gap {reference:.3f})",
-        meaning="Thm 4.1: adaptive updates interpolate with a different kernel Θ_A, so the "
-                "optimizer — not just the path — decides which minimizer is reached",
-        per_optimizer=found, gd_linearization_gap=reference, factor=s.differ_factor))
+            found[opt] = {
+                "test": mean_std(distances(t, by[opt], by["gd"])),
+                "train": mean_std(distances(t, by[opt], by["gd"], "f_train")),
+                "monotone": int(sum(bool(t["monotone"][i]) for i in by[opt].values())),
+                "runs": len(by[opt]),
+                "lr": float(t["lr"][next(iter(by[opt].values()))]),
+            }
+    differ = all(
+        v["test"]["mean"] >= s.differ_factor * max(v["train"]["mean"], reference) for v in found.values()
+    )
+    claims.append(
+        decide(
+            f"{group}/minimizers-differ",
+            f"{arch}: AdaGrad's and Adam's minimizers agree with GD's on "
+            f"the training points but differ on test points (test distance ≥ {s.differ_factor:g} × "
+            "both the training distance and GD's own linearization gap)",
+            differ,
+            headline="; ".join(
+                f"{k}: test {v['test']['mean']:.3f} vs train {v['train']['mean']:.4f}"
+                for k, v in found.items()
+            )
+            + f" (GD gap {reference:.3f})",
+            meaning="Thm 4.1: adaptive updates interpolate with a different kernel Θ_A, so the "
+            "optimizer — not just the path — decides which minimizer is reached",
+            per_optimizer=found,
+            gd_linearization_gap=reference,
+            factor=s.differ_factor,
+        )
+    )
 
-    scores = {opt: {"test_loss": mean_std(test_loss(t["f_test"][i], t["y_test"][i]) for i in r.values()),
-                    "test_error": mean_std(error(t["f_test"][i], t["y_test"][i]) for i in r.values())}
-              for opt, r in by.items() if r}
+    scores = {
+        opt: {
+            "test_loss": mean_std(test_loss(t["f_test"][i], t["y_test"][i]) for i in r.values()),
+            "test_error": mean_std(error(t["f_test"][i], t["y_test"][i]) for i in r.values()),
+        }
+        for opt, r in by.items()
+        if r
+    }
     better = []
     for opt in found:
-        paired = [test_loss(t["f_test"][by[opt][k]], t["y_test"][by[opt][k]]) - test_loss(t["f_test"][by["gd"][k]], t["y_test"][by["gd"][k]])
-                  for k in sorted(by[opt].keys() & by["gd"].keys())]
+        paired = [
+            test_loss(t["f_test"][by[opt][k]], t["y_test"][by[opt][k]])
+            - test_loss(t["f_test"][by["gd"][k]], t["y_test"][by["gd"][k]])
+            for k in sorted(by[opt].keys() & by["gd"].keys())
+        ]
         d = mean_std(paired)
         better.append(d["mean"] > se(d) if d["n"] > 1 else d["mean"] > 0)
-    claims.append(decide(
-        f"{group}/gd-generalizes-better", f"{arch}: GD's minimizer has a lower test loss than "
-        "AdaGrad's and Adam's (paired by init, by more than one standard error)", all(better),
-        headline="; ".join(f"{k}: {100 * v['test_error']['mean']:.1f}% / {v['test_loss']['mean']:.4f}"
-                           for k, v in scores.items()) + " (test error / loss)",
-        meaning="the paper's Fig. 3: the adaptive minimizers generalize worse than GD's",
-        per_optimizer=scores))
+    claims.append(
+        decide(
+            f"{group}/gd-generalizes-better",
+            f"{arch}: GD's minimizer has a lower test loss than "
+            "AdaGrad's and Adam's (paired by init, by more than one standard error)",
+            all(better),
+            headline="; ".join(
+                f"{k}: {100 * v['test_error']['mean']:.1f}% / {v['test_loss']['mean']:.4f}"
+                for k, v in scores.items()
+            )
+            + " (test error / loss)",
+            meaning="the paper's Fig. 3: the adaptive minimizers generalize worse than GD's",
+            per_optimizer=scores,
+        )
+    )
     return claims
 
 
@@ -284,8 +368,11 @@ def batch_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
     n = int(t["n_train"][rows[0]])
 
     def runs(opt: str, batch: int, sampler: str) -> dict[int, int]:
-        return _ok(t, t.by_seed(part="batch", dataset=dataset, arch=arch, optimizer=opt,
-                                batch=batch, sampler=sampler), s)
+        return _ok(
+            t,
+            t.by_seed(part="batch", dataset=dataset, arch=arch, optimizer=opt, batch=batch, sampler=sampler),
+            s,
+        )
 
     full = {"sgd": runs("gd", n, "full"), "adagrad": runs("adagrad", n, "full")}
     if not full["sgd"] or not full["adagrad"]:
@@ -304,28 +391,48 @@ def batch_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
     gap = mean_std(gap_to_closed_form(t, full["sgd"]))["mean"]
     sgd_worst = max((v["mean"] for k, v in per["sgd"].items() if k != "order"), default=math.nan)
     ada_least = min((v["mean"] for k, v in per["adagrad"].items() if k != "order"), default=math.nan)
-    claims.append(decide(
-        f"{group}/sgd-reaches-gd", f"{arch}: SGD reaches GD's minimizer for every batch size and "
-        "data order (test distance ≤ GD's own linearization gap)", bool(sgd_worst <= gap),
-        headline=f"max distance {sgd_worst:.4f} vs gap {gap:.4f}",
-        meaning="Thm 5.1(a): without adaptivity, mini-batching changes the path, not the minimizer",
-        sgd=per["sgd"], gd_linearization_gap=gap))
-    claims.append(decide(
-        f"{group}/adaptive-depends-on-batch", f"{arch}: mini-batch AdaGrad's minimizer moves away "
-        f"from full-batch AdaGrad's (every batch size: distance ≥ {s.differ_factor:g} × SGD's worst)",
-        bool(ada_least >= s.differ_factor * sgd_worst),
-        headline=f"AdaGrad ≥ {ada_least:.4f} vs SGD ≤ {sgd_worst:.4f}",
-        meaning="Thm 5.1(b): with changing adaptive matrices the batch size adds a path-dependent "
-                "term to the minimizer", adagrad=per["adagrad"], sgd=per["sgd"], factor=s.differ_factor))
+    claims.append(
+        decide(
+            f"{group}/sgd-reaches-gd",
+            f"{arch}: SGD reaches GD's minimizer for every batch size and "
+            "data order (test distance ≤ GD's own linearization gap)",
+            bool(sgd_worst <= gap),
+            headline=f"max distance {sgd_worst:.4f} vs gap {gap:.4f}",
+            meaning="Thm 5.1(a): without adaptivity, mini-batching changes the path, not the minimizer",
+            sgd=per["sgd"],
+            gd_linearization_gap=gap,
+        )
+    )
+    claims.append(
+        decide(
+            f"{group}/adaptive-depends-on-batch",
+            f"{arch}: mini-batch AdaGrad's minimizer moves away "
+            f"from full-batch AdaGrad's (every batch size: distance ≥ {s.differ_factor:g} × SGD's worst)",
+            bool(ada_least >= s.differ_factor * sgd_worst),
+            headline=f"AdaGrad ≥ {ada_least:.4f} vs SGD ≤ {sgd_worst:.4f}",
+            meaning="Thm 5.1(b): with changing adaptive matrices the batch size adds a path-dependent "
+            "term to the minimizer",
+            adagrad=per["adagrad"],
+            sgd=per["sgd"],
+            factor=s.differ_factor,
+        )
+    )
     if "order" in per["sgd"] and "order" in per["adagrad"]:
         o_sgd, o_ada = per["sgd"]["order"]["mean"], per["adagrad"]["order"]["mean"]
-        claims.append(decide(
-            f"{group}/data-order", f"{arch}: reshuffled vs fixed (cyclic) data order changes "
-            f"AdaGrad's minimizer (≥ {s.differ_factor:g} × SGD's change) but not SGD's (≤ the gap)",
-            bool(o_sgd <= gap and o_ada >= s.differ_factor * o_sgd),
-            headline=f"order changes AdaGrad by {o_ada:.4f}, SGD by {o_sgd:.4f}",
-            meaning="the paper's Fig. 4: data order matters only for adaptive mini-batch training",
-            batch=min(s.batch_sizes), sgd=o_sgd, adagrad=o_ada, gd_linearization_gap=gap))
+        claims.append(
+            decide(
+                f"{group}/data-order",
+                f"{arch}: reshuffled vs fixed (cyclic) data order changes "
+                f"AdaGrad's minimizer (≥ {s.differ_factor:g} × SGD's change) but not SGD's (≤ the gap)",
+                bool(o_sgd <= gap and o_ada >= s.differ_factor * o_sgd),
+                headline=f"order changes AdaGrad by {o_ada:.4f}, SGD by {o_sgd:.4f}",
+                meaning="the paper's Fig. 4: data order matters only for adaptive mini-batch training",
+                batch=min(s.batch_sizes),
+                sgd=o_sgd,
+                adagrad=o_ada,
+                gd_linearization_gap=gap,
+            )
+        )
     return claims
 
 
@@ -341,59 +448,96 @@ def later_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
     pre, _ = premise(f"{group}/premise", f"GD and AdaGrad on a narrow net, {arch}", t, rows, s)
     claims = [pre]
     small, big = s.later.sigmas
-    gd = {x: _ok(t, t.by_seed(part="later", dataset=dataset, arch=arch, optimizer="gd", sigma=x), s)
-          for x in (small, big)}
+    gd = {
+        x: _ok(t, t.by_seed(part="later", dataset=dataset, arch=arch, optimizer="gd", sigma=x), s)
+        for x in (small, big)
+    }
     ada = _ok(t, t.by_seed(part="later", dataset=dataset, arch=arch, optimizer="adagrad", sigma=small), s)
     if not gd[small]:
-        return claims + [not_applicable(f"{group}/linearize-later", "later linearization",
-                                        "no converged GD run")]
+        return claims + [
+            not_applicable(f"{group}/linearize-later", "later linearization", "no converged GD run")
+        ]
     mine = list(gd[small].values()) + list(gd[big].values())
     gap0 = mean_std(gap_to_closed_form(t, {i: i for i in mine}))
     gap_t = mean_std(rms(t["f_test"][i] - t["later_prediction"][i]) for i in mine)
     change0 = float(np.median([t["kernel_change_from_init"][i] for i in mine]))
     fraction = float(np.median([t["later_fraction"][i] for i in mine]))
-    statement = (f"{arch}: linearized at a later time T the closed form predicts the trained net "
-                 "(gap ≤ half the gap of the linearization at θ_0)")
+    statement = (
+        f"{arch}: linearized at a later time T the closed form predicts the trained net "
+        "(gap ≤ half the gap of the linearization at θ_0)"
+    )
     singular = [str(t["name"][i]) for i in rows if t["singular_kernel"][i]]
-    evidence = dict(gap_from_theta0=gap0, gap_from_theta_T=gap_t, median_T_fraction=fraction,
-                    median_kernel_change_from_init=change0, kernel_tol=s.later.kernel_tol,
-                    left_out_singular_theta0_kernel=singular)
+    evidence = dict(
+        gap_from_theta0=gap0,
+        gap_from_theta_T=gap_t,
+        median_T_fraction=fraction,
+        median_kernel_change_from_init=change0,
+        kernel_tol=s.later.kernel_tol,
+        left_out_singular_theta0_kernel=singular,
+    )
     if change0 <= s.later.kernel_tol:
-        claims.append(not_applicable(f"{group}/linearize-later", statement,
-                                     "the kernel hardly moved: this net is still in the lazy regime",
-                                     **evidence))
+        claims.append(
+            not_applicable(
+                f"{group}/linearize-later",
+                statement,
+                "the kernel hardly moved: this net is still in the lazy regime",
+                **evidence,
+            )
+        )
     else:
-        claims.append(decide(
-            f"{group}/linearize-later", statement, bool(gap_t["mean"] <= 0.5 * gap0["mean"]),
-            headline=f"gap {gap_t['mean']:.3f} from θ_T (T at {100 * fraction:.0f}% of training) vs "
-                     f"{gap0['mean']:.3f} from θ_0; Θ̂ moved {100 * change0:.0f}%",
-            meaning="Sect. 6: once the kernel has settled, the analysis applies from θ_T on, so "
-                    "the minimizer is still 'chosen' by the state at T and the optimizer after it",
-            **evidence))
+        claims.append(
+            decide(
+                f"{group}/linearize-later",
+                statement,
+                bool(gap_t["mean"] <= 0.5 * gap0["mean"]),
+                headline=f"gap {gap_t['mean']:.3f} from θ_T (T at {100 * fraction:.0f}% of training) vs "
+                f"{gap0['mean']:.3f} from θ_0; Θ̂ moved {100 * change0:.0f}%",
+                meaning="Sect. 6: once the kernel has settled, the analysis applies from θ_T on, so "
+                "the minimizer is still 'chosen' by the state at T and the optimizer after it",
+                **evidence,
+            )
+        )
     if gd[big]:
         e = {x: mean_std(error(t["f_test"][i], t["y_test"][i]) for i in gd[x].values()) for x in (small, big)}
-        l = {x: mean_std(test_loss(t["f_test"][i], t["y_test"][i]) for i in gd[x].values()) for x in (small, big)}
-        paired = mean_std(test_loss(t["f_test"][gd[big][k]], t["y_test"][gd[big][k]]) - test_loss(t["f_test"][gd[small][k]], t["y_test"][gd[small][k]])
-                          for k in sorted(gd[big].keys() & gd[small].keys()))
-        claims.append(decide(
-            f"{group}/sigma-still-matters", f"{arch}: a large σ still raises the test loss "
-            f"(σ={big:g} vs σ={small:g} from the same draws, paired, by more than 2 SE)",
-            bool(paired["n"] > 1 and paired["mean"] > 2 * se(paired)),
-            headline=f"test loss {l[small]['mean']:.4f} → {l[big]['mean']:.4f} (error "
-                     f"{100 * e[small]['mean']:.1f}% → {100 * e[big]['mean']:.1f}%)",
-            meaning="Fig. 1 of the paper: the initialization effect persists in less "
-                    "over-parameterized nets (the test loss resolves it where 0-vs-1 errors are ~0)",
-            test_error={str(k): v for k, v in e.items()}, test_loss={str(k): v for k, v in l.items()},
-            paired_difference=paired))
+        l = {
+            x: mean_std(test_loss(t["f_test"][i], t["y_test"][i]) for i in gd[x].values())
+            for x in (small, big)
+        }
+        paired = mean_std(
+            test_loss(t["f_test"][gd[big][k]], t["y_test"][gd[big][k]])
+            - test_loss(t["f_test"][gd[small][k]], t["y_test"][gd[small][k]])
+            for k in sorted(gd[big].keys() & gd[small].keys())
+        )
+        claims.append(
+            decide(
+                f"{group}/sigma-still-matters",
+                f"{arch}: a large σ still raises the test loss "
+                f"(σ={big:g} vs σ={small:g} from the same draws, paired, by more than 2 SE)",
+                bool(paired["n"] > 1 and paired["mean"] > 2 * se(paired)),
+                headline=f"test loss {l[small]['mean']:.4f} → {l[big]['mean']:.4f} (error "
+                f"{100 * e[small]['mean']:.1f}% → {100 * e[big]['mean']:.1f}%)",
+                meaning="Fig. 1 of the paper: the initialization effect persists in less "
+                "over-parameterized nets (the test loss resolves it where 0-vs-1 errors are ~0)",
+                test_error={str(k): v for k, v in e.items()},
+                test_loss={str(k): v for k, v in l.items()},
+                paired_difference=paired,
+            )
+        )
     if ada:
         d_test = mean_std(distances(t, ada, gd[small]))
         d_train = mean_std(distances(t, ada, gd[small], "f_train"))
-        claims.append(decide(
-            f"{group}/adaptive-still-differs", f"{arch}: AdaGrad's minimizer still differs from "
-            f"GD's on test points (≥ {s.differ_factor:g} × the training distance and the later-"
-            "linearization gap)",
-            bool(d_test["mean"] >= s.differ_factor * max(d_train["mean"], gap_t["mean"])),
-            headline=f"test {d_test['mean']:.3f} vs train {d_train['mean']:.4f}",
-            meaning="Fig. 1 of the paper: the optimizer effect persists in less over-parameterized nets",
-            test_distance=d_test, train_distance=d_train, later_gap=gap_t))
+        claims.append(
+            decide(
+                f"{group}/adaptive-still-differs",
+                f"{arch}: AdaGrad's minimizer still differs from "
+                f"GD's on test points (≥ {s.differ_factor:g} × the training distance and the later-"
+                "linearization gap)",
+                bool(d_test["mean"] >= s.differ_factor * max(d_train["mean"], gap_t["mean"])),
+                headline=f"test {d_test['mean']:.3f} vs train {d_train['mean']:.4f}",
+                meaning="Fig. 1 of the paper: the optimizer effect persists in less over-parameterized nets",
+                test_distance=d_test,
+                train_distance=d_train,
+                later_gap=gap_t,
+            )
+        )
     return claims

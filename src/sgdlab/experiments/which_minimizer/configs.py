@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ...ntk import empirical_ntk, gd_learning_rate
-from .settings import Arch, SCALE_SETTINGS, Search, Settings
+from .settings import SCALE_SETTINGS, Arch, Search, Settings
 
 FULL = "full"
 
@@ -31,6 +31,7 @@ FULL = "full"
 @dataclass(frozen=True)
 class Spec:
     """One planned run and what it stands for in the analysis."""
+
     name: str
     part: str
     dataset: str
@@ -47,28 +48,59 @@ class Spec:
     @property
     def setting(self) -> tuple:
         """Everything but the init: runs with the same setting are averaged over inits."""
-        return (self.part, self.dataset, self.arch.key, self.sigma, self.optimizer, self.batch,
-                self.sampler)
+        return (self.part, self.dataset, self.arch.key, self.sigma, self.optimizer, self.batch, self.sampler)
 
 
-def base_config(s: Settings, dataset: str, arch: Arch, sigma: float, seed: int,
-                n_train: int | None = None, *, optimizer: str = "gd", lr: float = 1.0,
-                batch: int | None = None, sampler: str = FULL, iterates: str = "never",
-                dtype: str = "float32") -> dict[str, Any]:
+def base_config(
+    s: Settings,
+    dataset: str,
+    arch: Arch,
+    sigma: float,
+    seed: int,
+    n_train: int | None = None,
+    *,
+    optimizer: str = "gd",
+    lr: float = 1.0,
+    batch: int | None = None,
+    sampler: str = FULL,
+    iterates: str = "never",
+    dtype: str = "float32",
+) -> dict[str, Any]:
     n = n_train or s.n_train
-    train: dict[str, Any] = {"loss": "squared", "stop_loss": s.stop_loss, "max_steps": s.max_steps,
-                             "batch_size": batch or n, "sampler": "full" if sampler == FULL else sampler}
+    train: dict[str, Any] = {
+        "loss": "squared",
+        "stop_loss": s.stop_loss,
+        "max_steps": s.max_steps,
+        "batch_size": batch or n,
+        "sampler": "full" if sampler == FULL else sampler,
+    }
     if optimizer == "gd":
         train.pop("sampler")  # gd always takes the full batch
-    return {"seed": seed, "threads": 1, "dtype": dtype,
-            "data": {"name": dataset, "classes": [0, 1], "n_train": n, "n_test": s.n_test,
-                     "normalize": "unit-ball", "targets": "pm1"},
-            "model": {"name": "mlp", "widths": list(arch.widths), "activation": "relu",
-                      "parametrization": "ntk", "sigma": sigma, "bias": False},
-            "optim": {"name": optimizer, "lr": lr},
-            "train": train,
-            "checkpoint": {"iterates": iterates},
-            "probes": {"use": ["batch_loss"]}}
+    return {
+        "seed": seed,
+        "threads": 1,
+        "dtype": dtype,
+        "data": {
+            "name": dataset,
+            "classes": [0, 1],
+            "n_train": n,
+            "n_test": s.n_test,
+            "normalize": "unit-ball",
+            "targets": "pm1",
+        },
+        "model": {
+            "name": "mlp",
+            "widths": list(arch.widths),
+            "activation": "relu",
+            "parametrization": "ntk",
+            "sigma": sigma,
+            "bias": False,
+        },
+        "optim": {"name": optimizer, "lr": lr},
+        "train": train,
+        "checkpoint": {"iterates": iterates},
+        "probes": {"use": ["batch_loss"]},
+    }
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,8 +136,7 @@ def _search(key: str, search: Search, start: float, up: bool) -> SearchResult:
     tried: list[tuple[float, bool, int]] = []
 
     def probe(lr: float) -> bool:
-        cfg = dict(raw, optim=dict(raw["optim"], lr=lr),
-                   train=dict(raw["train"], max_steps=search.steps))
+        cfg = dict(raw, optim=dict(raw["optim"], lr=lr), train=dict(raw["train"], max_steps=search.steps))
         result = runner.run(cfg)
         losses = result.metrics["batch_loss"].to_numpy(zero_copy_only=False)
         ok = result.status == "completed" and monotone(losses, search.tol)
@@ -126,8 +157,9 @@ def _search(key: str, search: Search, start: float, up: bool) -> SearchResult:
     return SearchResult(lr, tuple(tried))
 
 
-def searched_lr(raw: dict[str, Any], search: Search, start: float | None = None,
-                up: bool = True) -> SearchResult:
+def searched_lr(
+    raw: dict[str, Any], search: Search, start: float | None = None, up: bool = True
+) -> SearchResult:
     """The searched step of the full-batch config `raw` (cached per config); see `Search`."""
     start = search.start_for(raw["optim"]["name"]) if start is None else start
     return _search(json.dumps(raw, sort_keys=True), search, start, up)
@@ -147,14 +179,36 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
     s = SCALE_SETTINGS[scale]
     out: dict[str, Spec] = {}
 
-    def add(part: str, dataset: str, arch: Arch, sigma: float, seed: int, optimizer: str,
-            variant: str, *, batch: int | None = None, sampler: str = FULL,
-            n_train: int | None = None, iterates: str = "never") -> None:
+    def add(
+        part: str,
+        dataset: str,
+        arch: Arch,
+        sigma: float,
+        seed: int,
+        optimizer: str,
+        variant: str,
+        *,
+        batch: int | None = None,
+        sampler: str = FULL,
+        n_train: int | None = None,
+        iterates: str = "never",
+    ) -> None:
         n = n_train or s.n_train
         batch = batch or n
         dtype = s.later.dtype if part == "later" else "float32"
-        raw = base_config(s, dataset, arch, sigma, seed, n, optimizer=optimizer, batch=batch,
-                          sampler=sampler, iterates=iterates, dtype=dtype)
+        raw = base_config(
+            s,
+            dataset,
+            arch,
+            sigma,
+            seed,
+            n,
+            optimizer=optimizer,
+            batch=batch,
+            sampler=sampler,
+            iterates=iterates,
+            dtype=dtype,
+        )
         full_gd = base_config(s, dataset, arch, sigma, seed, n, iterates=iterates, dtype=dtype)
         probe_cfg = base_config(s, dataset, arch, sigma, 0, n, optimizer=optimizer, dtype=dtype)
         if part == "later" and optimizer == "gd":  # not lazy: the NTK step can overshoot
@@ -185,28 +239,73 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
             add("batch", dataset, arch, s.sigma_ref, seed, full, f"{opt}-b{n}")
         for b in s.batch_sizes:
             for seed in seeds:
-                add("batch", dataset, arch, s.sigma_ref, seed, opt, f"{opt}-b{b}-reshuffle",
-                    batch=b, sampler="reshuffle")
+                add(
+                    "batch",
+                    dataset,
+                    arch,
+                    s.sigma_ref,
+                    seed,
+                    opt,
+                    f"{opt}-b{b}-reshuffle",
+                    batch=b,
+                    sampler="reshuffle",
+                )
         b = min(s.batch_sizes)
         for seed in seeds:
-            add("batch", dataset, arch, s.sigma_ref, seed, opt, f"{opt}-b{b}-cyclic",
-                batch=b, sampler="cyclic")
+            add(
+                "batch",
+                dataset,
+                arch,
+                s.sigma_ref,
+                seed,
+                opt,
+                f"{opt}-b{b}-cyclic",
+                batch=b,
+                sampler="cyclic",
+            )
     later = s.later
     for sigma in later.sigmas:
         for seed in seeds:
-            add("later", dataset, later.arch, sigma, seed, "gd", f"gd-s{sigma:g}",
-                n_train=later.n_train, iterates="log:1.2")
+            add(
+                "later",
+                dataset,
+                later.arch,
+                sigma,
+                seed,
+                "gd",
+                f"gd-s{sigma:g}",
+                n_train=later.n_train,
+                iterates="log:1.2",
+            )
     for seed in seeds:
-        add("later", dataset, later.arch, later.sigmas[0], seed, "adagrad", "adagrad",
-            n_train=later.n_train, iterates="log:1.2")
+        add(
+            "later",
+            dataset,
+            later.arch,
+            later.sigmas[0],
+            seed,
+            "adagrad",
+            "adagrad",
+            n_train=later.n_train,
+            iterates="log:1.2",
+        )
     return tuple(out.items())
 
 
 def search_table(scale: str) -> dict[str, list]:
     """Every probe of the step-size searches behind `specs(scale)`, for the record."""
     s = SCALE_SETTINGS[scale]
-    rows: dict[str, list] = {"dataset": [], "arch": [], "optimizer": [], "sigma": [], "n_train": [],
-                             "lr": [], "monotone": [], "steps": [], "chosen": []}
+    rows: dict[str, list] = {
+        "dataset": [],
+        "arch": [],
+        "optimizer": [],
+        "sigma": [],
+        "n_train": [],
+        "lr": [],
+        "monotone": [],
+        "steps": [],
+        "chosen": [],
+    }
     seen = set()
     for spec in specs(scale).values():
         searched = spec.optimizer in ("adagrad", "adam") or (spec.part == "later" and spec.optimizer == "gd")
@@ -214,14 +313,34 @@ def search_table(scale: str) -> dict[str, list]:
         if not searched or key in seen:
             continue
         seen.add(key)
-        probe_cfg = base_config(s, spec.dataset, spec.arch, spec.sigma, 0, spec.n_train,
-                                optimizer=spec.optimizer, dtype=spec.config["dtype"])
+        probe_cfg = base_config(
+            s,
+            spec.dataset,
+            spec.arch,
+            spec.sigma,
+            0,
+            spec.n_train,
+            optimizer=spec.optimizer,
+            dtype=spec.config["dtype"],
+        )
         if spec.optimizer == "gd":
             result = searched_lr(probe_cfg, s.search, gd_lr(probe_cfg), up=False)
         else:
             result = searched_lr(probe_cfg, s.search)
         for lr, ok, steps in result.tried:
-            for col, v in zip(rows, (spec.dataset, spec.arch.key, spec.optimizer, spec.sigma,
-                                     spec.n_train, lr, ok, steps, lr == result.lr)):
+            for col, v in zip(
+                rows,
+                (
+                    spec.dataset,
+                    spec.arch.key,
+                    spec.optimizer,
+                    spec.sigma,
+                    spec.n_train,
+                    lr,
+                    ok,
+                    steps,
+                    lr == result.lr,
+                ),
+            ):
                 rows[col].append(v)
     return rows

@@ -34,10 +34,10 @@ from .configs import Spec, monotone
 from .settings import Settings
 
 
-
 @dataclass
 class Problem:
     """The data one group of runs trains on (float32 as in training; labels as float64)."""
+
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
@@ -47,10 +47,12 @@ class Problem:
 
 def _problem(raw: dict[str, Any], cache: dict[str, Problem]) -> Problem:
     # The subset is drawn with the run seed unless data.seed is set: the seed is part of the key.
-    key = json.dumps([raw["data"], raw["data"].get("seed", raw["seed"]), raw.get("dtype", "float32")],
-                     sort_keys=True)
+    key = json.dumps(
+        [raw["data"], raw["data"].get("seed", raw["seed"]), raw.get("dtype", "float32")], sort_keys=True
+    )
     if key not in cache:
         from ... import runner
+
         parts = runner.prepare(raw)
         d = parts.data
         cache[key] = Problem(d.train.x, d.train.y, d.test.x, d.test.y, d.input_shape)
@@ -73,8 +75,9 @@ def _theta0_key(spec: Spec) -> tuple:
     return (spec.dataset, spec.arch.key, spec.sigma, spec.seed, spec.n_train)
 
 
-def later_linearization(run: Run, model: torch.nn.Module, problem: Problem,
-                        kernel_tol: float) -> dict[str, Any]:
+def later_linearization(
+    run: Run, model: torch.nn.Module, problem: Problem, kernel_tol: float
+) -> dict[str, Any]:
     """The closed-form limit linearized at θ_T (see the module docstring) on the test points."""
     iterates = RunDir(run.path).iterates()
     thetas = [(step, torch.load(path, weights_only=True)) for step, path in iterates]
@@ -100,9 +103,13 @@ def later_linearization(run: Run, model: torch.nn.Module, problem: Problem,
         prediction = closed_form(model, x, y, xt, theta=theta_t).limit().total.numpy()
     except SingularKernel:  # dead units: recorded as missing, and the claims say so
         prediction = None
-    return {"later_step": step, "later_fraction": step / max(thetas[-1][0], 1),
-            "later_kernel_change": change(lo), "kernel_change_from_init": change(0),
-            "later_prediction": prediction}
+    return {
+        "later_step": step,
+        "later_fraction": step / max(thetas[-1][0], 1),
+        "later_kernel_change": change(lo),
+        "kernel_change_from_init": change(0),
+        "later_prediction": prediction,
+    }
 
 
 def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run]) -> dict[str, np.ndarray]:
@@ -121,25 +128,45 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
             try:
                 cf = closed_form(init, problem.x_train, problem.y_train, problem.x_test)
                 pred = cf.limit()
-                closed[key] = (pred.interpolating.numpy(), pred.initialization.numpy(),
-                               cf.solver.condition, "")
+                closed[key] = (
+                    pred.interpolating.numpy(),
+                    pred.initialization.numpy(),
+                    cf.solver.condition,
+                    "",
+                )
             except SingularKernel as exc:  # e.g. a narrow net with a training input all units ignore
                 closed[key] = (None, None, np.nan, str(exc))
         interp, init_part, condition, singular = closed[key]
-        losses = run.metrics["batch_loss"].to_numpy(zero_copy_only=False) \
-            if "batch_loss" in run.metrics.column_names else np.array([])
+        losses = (
+            run.metrics["batch_loss"].to_numpy(zero_copy_only=False)
+            if "batch_loss" in run.metrics.column_names
+            else np.array([])
+        )
         row: dict[str, Any] = {
-            "name": name, "part": spec.part, "dataset": spec.dataset, "arch": spec.arch.key,
-            "depth": spec.arch.depth, "width": spec.arch.widths[0], "sigma": spec.sigma,
-            "seed": spec.seed, "optimizer": spec.optimizer, "batch": spec.batch,
-            "sampler": spec.sampler, "n_train": spec.n_train, "lr": spec.lr,
-            "status": run.status, "steps": int(run.summary.get("steps", 0)),
+            "name": name,
+            "part": spec.part,
+            "dataset": spec.dataset,
+            "arch": spec.arch.key,
+            "depth": spec.arch.depth,
+            "width": spec.arch.widths[0],
+            "sigma": spec.sigma,
+            "seed": spec.seed,
+            "optimizer": spec.optimizer,
+            "batch": spec.batch,
+            "sampler": spec.sampler,
+            "n_train": spec.n_train,
+            "lr": spec.lr,
+            "status": run.status,
+            "steps": int(run.summary.get("steps", 0)),
             "stop_reason": str(run.summary.get("stop_reason")),
             "final_train_loss": float(run.final.get("train_loss", np.nan)),
             "final_train_error": float(run.final.get("train_error", np.nan)),
             "monotone": bool(spec.batch == spec.n_train and monotone(losses, s.search.tol)),
-            "condition": condition, "singular_kernel": singular,
-            "interpolating": interp, "initialization": init_part}
+            "condition": condition,
+            "singular_kernel": singular,
+            "interpolating": interp,
+            "initialization": init_part,
+        }
         if run.status == "completed" and row["final_train_loss"] < s.stop_loss:
             final = _model(run, problem, "final.pt")
             row["f_train"] = _outputs(final, problem.x_train)
@@ -149,8 +176,16 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
         rows.append(row)
     table = _rows_to_columns(rows)
     _save(lab, "runs", table)
-    _save(lab, "targets", {"dataset": [k[0] for k in targets], "n_train": [k[1] for k in targets],
-                           "seed": [k[2] for k in targets], "y_test": list(targets.values())})
+    _save(
+        lab,
+        "targets",
+        {
+            "dataset": [k[0] for k in targets],
+            "n_train": [k[1] for k in targets],
+            "seed": [k[2] for k in targets],
+            "y_test": list(targets.values()),
+        },
+    )
     return load(lab)
 
 
@@ -163,8 +198,10 @@ def _save(lab: Lab, name: str, columns: dict[str, list]) -> None:
     arrays = {}
     for col, values in columns.items():
         if any(isinstance(v, np.ndarray) for v in values):
-            arrays[col] = pa.array([None if v is None else np.asarray(v, dtype=np.float64).tolist()
-                                    for v in values], type=pa.list_(pa.float64()))
+            arrays[col] = pa.array(
+                [None if v is None else np.asarray(v, dtype=np.float64).tolist() for v in values],
+                type=pa.list_(pa.float64()),
+            )
         else:
             arrays[col] = pa.array(values)
     write_parquet(lab.out / "tables" / f"{name}.parquet", pa.table(arrays))
@@ -176,8 +213,9 @@ def read(lab: Lab, name: str) -> dict[str, np.ndarray]:
     out = {}
     for col in table.column_names:
         if pa.types.is_list(table[col].type):
-            out[col] = np.array([None if v is None else np.asarray(v) for v in table[col].to_pylist()],
-                                dtype=object)
+            out[col] = np.array(
+                [None if v is None else np.asarray(v) for v in table[col].to_pylist()], dtype=object
+            )
         else:
             out[col] = table[col].to_numpy(zero_copy_only=False)
     return out
@@ -186,8 +224,12 @@ def read(lab: Lab, name: str) -> dict[str, np.ndarray]:
 def load(lab: Lab) -> dict[str, np.ndarray]:
     runs = read(lab, "runs")
     targets = read(lab, "targets")
-    y = {(d, int(n), int(k)): v for d, n, k, v in zip(targets["dataset"], targets["n_train"],
-                                                       targets["seed"], targets["y_test"])}
-    runs["y_test"] = np.array([y[(d, int(n), int(k))] for d, n, k in
-                               zip(runs["dataset"], runs["n_train"], runs["seed"])], dtype=object)
+    y = {
+        (d, int(n), int(k)): v
+        for d, n, k, v in zip(targets["dataset"], targets["n_train"], targets["seed"], targets["y_test"])
+    }
+    runs["y_test"] = np.array(
+        [y[(d, int(n), int(k))] for d, n, k in zip(runs["dataset"], runs["n_train"], runs["seed"])],
+        dtype=object,
+    )
     return runs

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Arch:
     """A ReLU MLP: its hidden widths (L = len(widths) hidden layers)."""
+
     widths: tuple[int, ...]
 
     @property
@@ -52,6 +53,7 @@ class Search:
     one's × (1 + tol)) over the first `steps` steps (or until the loss threshold) of a probe run
     on init 0, searched from `start[optimizer]` (up while monotone, else down). GD on the
     narrow net of experiment 4 starts at its NTK step and only goes down."""
+
     start: tuple[tuple[str, float], ...] = (("adagrad", 0.16), ("adam", 0.02))
     factor: float = 2.0
     steps: int = 500
@@ -66,11 +68,12 @@ class Search:
 class Later:
     """Experiment 4: a less over-parameterized net on more data, linearized at a later time T
     (the earliest saved iterate from which Θ̂ changes by ≤ kernel_tol to the end)."""
+
     arch: Arch
     n_train: int
-    sigmas: tuple[float, float]   # the standard and a large σ
+    sigmas: tuple[float, float]  # the standard and a large σ
     kernel_tol: float = 0.1
-    dtype: str = "float64"        # a narrow net's kernel is ill-conditioned in float32
+    dtype: str = "float64"  # a narrow net's kernel is ill-conditioned in float32
 
 
 @dataclass(frozen=True)
@@ -80,46 +83,68 @@ class Settings:
     n_test: int
     inits: int
     max_steps: int
-    sigma_archs: tuple[Arch, ...]             # experiment 1
-    sigmas: dict[int, tuple[float, ...]]      # depth → the σ grid of experiment 1
-    adaptive_archs: tuple[Arch, ...]          # experiment 2 (also in experiment 1)
-    batch_arch: Arch                          # experiment 3
-    batch_sizes: tuple[int, ...]              # minibatch sizes (< n_train) of experiment 3
-    later: Later                              # experiment 4
-    sigma_ref: float = 1.0                    # σ of experiments 2 and 3 (and the reference σ)
+    sigma_archs: tuple[Arch, ...]  # experiment 1
+    sigmas: dict[int, tuple[float, ...]]  # depth → the σ grid of experiment 1
+    adaptive_archs: tuple[Arch, ...]  # experiment 2 (also in experiment 1)
+    batch_arch: Arch  # experiment 3
+    batch_sizes: tuple[int, ...]  # minibatch sizes (< n_train) of experiment 3
+    later: Later  # experiment 4
+    sigma_ref: float = 1.0  # σ of experiments 2 and 3 (and the reference σ)
     stop_loss: float = 1e-5
-    gd_step: float = 1.0                      # GD step = gd_step × 2N/(λ_min + λ_max)
+    gd_step: float = 1.0  # GD step = gd_step × 2N/(λ_min + λ_max)
     search: Search = Search()
     # Claim tolerances, stated with each claim's evidence.
-    slope_tol: float = 0.35        # |fitted log-log slope − (L+1)|
-    invariance_tol: float = 1e-3   # relative spread of the kernel part across σ
-    rise_points: float = 0.02      # test error rise ≥ max(this, 2 standard errors)
-    differ_factor: float = 3.0     # "differ": distance ≥ this × the reference distance
-    init_floor: float = 0.05       # the slope is fitted where the closed-form init term ≥ this
-    lazy_tol: float = 0.1          # trained vs closed form: RMS gap ≤ this × RMS output
+    slope_tol: float = 0.35  # |fitted log-log slope − (L+1)|
+    invariance_tol: float = 1e-3  # relative spread of the kernel part across σ
+    rise_points: float = 0.02  # test error rise ≥ max(this, 2 standard errors)
+    differ_factor: float = 3.0  # "differ": distance ≥ this × the reference distance
+    init_floor: float = 0.05  # the slope is fitted where the closed-form init term ≥ this
+    lazy_tol: float = 0.1  # trained vs closed form: RMS gap ≤ this × RMS output
 
 
 SCALE_SETTINGS: dict[str, Settings] = {
     "smoke": Settings(
-        datasets=("digits",), n_train=16, n_test=40, inits=2, max_steps=1500, stop_loss=1e-3,
-        sigma_archs=(Arch((128,)),), sigmas={1: (1.0, 8.0, 32.0)},
-        adaptive_archs=(Arch((128,)),), batch_arch=Arch((128,)), batch_sizes=(4,),
+        datasets=("digits",),
+        n_train=16,
+        n_test=40,
+        inits=2,
+        max_steps=1500,
+        stop_loss=1e-3,
+        sigma_archs=(Arch((128,)),),
+        sigmas={1: (1.0, 8.0, 32.0)},
+        adaptive_archs=(Arch((128,)),),
+        batch_arch=Arch((128,)),
+        batch_sizes=(4,),
         later=Later(Arch((8,)), n_train=24, sigmas=(1.0, 4.0)),
-        search=Search(steps=100, max_probes=6)),
+        search=Search(steps=100, max_probes=6),
+    ),
     "cpu": Settings(
-        datasets=("digits",), n_train=40, n_test=100, inits=10, max_steps=20_000,
+        datasets=("digits",),
+        n_train=40,
+        n_test=100,
+        inits=10,
+        max_steps=20_000,
         sigma_archs=(Arch((128,)), Arch((512,)), Arch((128, 128))),
-        sigmas={1: (2.0, 4.0, 8.0, 16.0), 2: (2.0, 4.0, 8.0)}, sigma_ref=2.0,
-        adaptive_archs=(Arch((512,)), Arch((128, 128))), batch_arch=Arch((128,)),
+        sigmas={1: (2.0, 4.0, 8.0, 16.0), 2: (2.0, 4.0, 8.0)},
+        sigma_ref=2.0,
+        adaptive_archs=(Arch((512,)), Arch((128, 128))),
+        batch_arch=Arch((128,)),
         batch_sizes=(20, 10),
-        later=Later(Arch((8,)), n_train=40, sigmas=(1.0, 4.0))),
+        later=Later(Arch((8,)), n_train=40, sigmas=(1.0, 4.0)),
+    ),
     "full": Settings(
-        datasets=("mnist", "fashion-mnist", "cifar10"), n_train=200, n_test=100, inits=10,
+        datasets=("mnist", "fashion-mnist", "cifar10"),
+        n_train=200,
+        n_test=100,
+        inits=10,
         max_steps=200_000,
         sigma_archs=(Arch((1024,)), Arch((4096,)), Arch((1024, 1024))),
-        sigmas={1: (2.0, 4.0, 8.0, 16.0, 32.0), 2: (2.0, 4.0, 8.0, 16.0)}, sigma_ref=2.0,
-        adaptive_archs=(Arch((4096,)), Arch((1024, 1024))), batch_arch=Arch((1024,)),
+        sigmas={1: (2.0, 4.0, 8.0, 16.0, 32.0), 2: (2.0, 4.0, 8.0, 16.0)},
+        sigma_ref=2.0,
+        adaptive_archs=(Arch((4096,)), Arch((1024, 1024))),
+        batch_arch=Arch((1024,)),
         batch_sizes=(100, 50, 20, 10),
         later=Later(Arch((32,)), n_train=400, sigmas=(1.0, 4.0)),
-        search=Search(steps=5000)),
+        search=Search(steps=5000),
+    ),
 }
