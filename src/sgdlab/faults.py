@@ -2,7 +2,7 @@
 kills itself (SIGKILL, as a crash or an OOM kill would) the N-th time it passes a point whose
 name starts with POINT. Points: "step" (after each update, before its metrics row is kept),
 "write:<file name>" (a file's temp copy is on disk, not yet renamed into place). Unset, a point
-costs one comparison.
+costs a process-id comparison.
 
 SGDLAB_FAULT is inherited by the worker processes of a pool, which count their own points.
 SGDLAB_FAULT_WORKER="POINT@N" fires only in a process started by `multiprocessing` (a sweep's or
@@ -28,7 +28,7 @@ class _Fault:
         if not name.startswith(self.prefix):
             return
         # Asked at the point, not at import: a spawned worker imports sgdlab before it knows
-        # it is a worker.
+        # it is a worker, and a forked one has the parent's modules.
         if self.workers_only and multiprocessing.parent_process() is None:
             return
         self.seen += 1
@@ -36,18 +36,25 @@ class _Fault:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-_FAULTS = [
-    fault
-    for fault in (
-        _Fault(os.environ.get("SGDLAB_FAULT", "")),
-        _Fault(os.environ.get("SGDLAB_FAULT_WORKER", ""), workers_only=True),
-    )
-    if fault.spec
-]
+_faults: list[_Fault] = []
+_read_in: int | None = None  # the process that read the environment into `_faults`
+
+
+def _current() -> list[_Fault]:
+    """This process's faults, read from the environment at its first point: a forked worker
+    inherits its parent's module state and must start counting afresh."""
+    global _faults, _read_in
+    if _read_in != os.getpid():
+        _read_in = os.getpid()
+        specs = (
+            _Fault(os.environ.get("SGDLAB_FAULT", "")),
+            _Fault(os.environ.get("SGDLAB_FAULT_WORKER", ""), workers_only=True),
+        )
+        _faults = [fault for fault in specs if fault.spec]
+    return _faults
 
 
 def point(name: str) -> None:
-    if not _FAULTS:
-        return
-    for fault in _FAULTS:
+    """Pass the fault point `name`: kill this process if a fault set for it is due."""
+    for fault in _current():
         fault.passed(name)
