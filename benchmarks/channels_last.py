@@ -69,7 +69,7 @@ def main() -> None:
             case(
                 label,
                 "channels-last speed-up per step",
-                [c / l for c, l in zip(times["contiguous"], times["channels_last"])],
+                [c / l for c, l in zip(times["contiguous"], times["channels_last"], strict=True)],
                 target="> 1",
             )
         )

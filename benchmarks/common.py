@@ -51,7 +51,7 @@ def describe(values: list[float]) -> str:
 
 def ratio_summary(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """Median and range of the per-pair ratio a_i / b_i (pairs were measured back to back)."""
-    ratios = [x / y for x, y in zip(a, b)]
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
     return statistics.median(ratios), min(ratios), max(ratios)
 
 

@@ -97,7 +97,7 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
         probe_t.append(engine_time(with_probe))
     calls = steps // every + 1
     per_step = [p / steps for p in plain_t]
-    units = [(b - a) / calls / s for a, b, s in zip(plain_t, probe_t, per_step)]
+    units = [(b - a) / calls / s for a, b, s in zip(plain_t, probe_t, per_step, strict=True)]
     run = sgdlab.run(with_probe)
     lanczos_steps = [
         r["hessian_lanczos_steps"]

@@ -64,7 +64,7 @@ def main() -> None:
             case(
                 name,
                 "engine/plain steps/s, probes off",
-                [p / e for p, e in zip(times["plain"], times["engine"])],
+                [p / e for p, e in zip(times["plain"], times["engine"], strict=True)],
                 target="≥ 0.95",
                 engine_s=times["engine"],
                 plain_s=times["plain"],

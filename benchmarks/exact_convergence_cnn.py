@@ -78,7 +78,7 @@ def main() -> None:
                 case(
                     f"{m.key} CNN epoch",
                     f"{b}/{a} throughput",
-                    [x / y for x, y in zip(times[a], times[b])],
+                    [x / y for x, y in zip(times[a], times[b], strict=True)],
                     target="≥ 0.95",
                 )
             )

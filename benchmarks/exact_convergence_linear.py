@@ -66,8 +66,10 @@ def main() -> None:
         args.repeats,
     )
     batched = [n_runs * args.steps / t for t in times["batched"]]
-    naive_rate = [args.steps / statistics.mean(pair) for pair in zip(times["naive gd"], times["naive sgd"])]
-    ratios = [b / n for b, n in zip(batched, naive_rate)]
+    naive_rate = [
+        args.steps / statistics.mean(pair) for pair in zip(times["naive gd"], times["naive sgd"], strict=True)
+    ]
+    ratios = [b / n for b, n in zip(batched, naive_rate, strict=True)]
     print(
         f"cpu-scale grid: {n_runs} runs ({len(sets)} datasets × {len(runs)}), n={s.n}, "
         f"dim={s.dim}, {args.steps} steps, float64, 1 thread"

@@ -71,7 +71,8 @@ def main() -> None:
     for name, spec in CASES.items():
         if args.quick:
             spec = dict(spec, train=dict(spec["train"], epochs=10))
-        name = f"{name}, {spec['train']['epochs'] * spec['data']['n_train'] // spec['train']['batch_size']} steps"
+        steps = spec["train"]["epochs"] * spec["data"]["n_train"] // spec["train"]["batch_size"]
+        name = f"{name}, {steps} steps"
         base = dict(spec, seed=0, device=args.device, optim={"name": "sgd", "lr": 0.05})
         modes = {
             "plain": dict(base, probes={"use": ["eval", "batch_loss"]}),
@@ -92,9 +93,11 @@ def main() -> None:
                 f"training adds {statistics.median(r['train_mb'] for r in samples):7.1f} MB"
             )
         for a, b in (("replay", "plain"), ("store", "plain"), ("store", "replay")):
-            ratios = [x["time"] / y["time"] for x, y in zip(results[a], results[b])]
-            mem = [x["peak_mb"] / y["peak_mb"] for x, y in zip(results[a], results[b])]
-            add = [x["train_mb"] / max(y["train_mb"], 1e-9) for x, y in zip(results[a], results[b])]
+            ratios = [x["time"] / y["time"] for x, y in zip(results[a], results[b], strict=True)]
+            mem = [x["peak_mb"] / y["peak_mb"] for x, y in zip(results[a], results[b], strict=True)]
+            add = [
+                x["train_mb"] / max(y["train_mb"], 1e-9) for x, y in zip(results[a], results[b], strict=True)
+            ]
             print(
                 f"  {a}/{b}: time ×{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}), "
                 f"peak RSS ×{statistics.median(mem):.2f}, training-added memory ×{statistics.median(add):.1f}"

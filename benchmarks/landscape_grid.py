@@ -120,7 +120,7 @@ def main() -> None:
                     case(
                         f"{STEPS}×{STEPS} grid, {name}: vs {other}",
                         "speedup (their time / ours)",
-                        [b / a for a, b in zip(times["sgdlab"], times[other])],
+                        [b / a for a, b in zip(times["sgdlab"], times[other], strict=True)],
                         target="≥ 3×",
                         sgdlab_seconds=times["sgdlab"],
                         other_seconds=times[other],

@@ -76,7 +76,8 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 np.save(out, k.double().numpy())
 print(json.dumps({{"time": times[-1], "first_call": times[0], "peak_mb": peak, "added_mb": peak - base,
                   "method": plan.method,
-                  "estimate_mb": (plan.jacobian_bytes if plan.method == "jacobian" else plan.products_bytes) / 2**20}}))
+                  "estimate_mb": (plan.jacobian_bytes if plan.method == "jacobian"
+                                  else plan.products_bytes) / 2**20}}))
 """.replace("{budget}", str(BUDGET))
     .replace("{{", "{")
     .replace("}}", "}")
@@ -128,7 +129,7 @@ def make_data(path: Path, n: int) -> None:
 
     torch.manual_seed(0)
     out = {}
-    for i, (a, b) in enumerate(zip(WIDTHS, WIDTHS[1:])):
+    for i, (a, b) in enumerate(zip(WIDTHS, WIDTHS[1:], strict=True)):
         lin = torch.nn.Linear(a, b)
         out[f"w{i}"], out[f"b{i}"] = lin.weight.detach().numpy(), lin.bias.detach().numpy()
     x = torch.randn(n, WIDTHS[0], generator=torch.Generator().manual_seed(1))
@@ -219,12 +220,12 @@ def main() -> None:
                 )
             times = {m: [r.get("time") for r in rows] for m, rows in results.items()}
             if all(None not in times[m] for m in ours):
-                fastest = [min(j, p) for j, p in zip(times["jacobian"], times["products"])]
+                fastest = [min(j, p) for j, p in zip(times["jacobian"], times["products"], strict=True)]
                 cases.append(
                     case(
                         f"N={n} auto / faster method",
                         "time ratio",
-                        [a / f for a, f in zip(times["auto"], fastest)],
+                        [a / f for a, f in zip(times["auto"], fastest, strict=True)],
                         target="≤ 1.05" if n == 100 else "",
                     )
                 )
@@ -234,7 +235,7 @@ def main() -> None:
                             case(
                                 f"N={n} auto / {m}",
                                 "time ratio",
-                                [a / b for a, b in zip(times["auto"], times[m])],
+                                [a / b for a, b in zip(times["auto"], times[m], strict=True)],
                             )
                         )
     write_results("ntk", cases, **notes)

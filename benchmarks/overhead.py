@@ -331,7 +331,7 @@ def main() -> None:
         for name, values in times.items():
             if name == "plain":
                 continue
-            ratios = [v / p for v, p in zip(values, plain)]
+            ratios = [v / p for v, p in zip(values, plain, strict=True)]
             memory = {}
             if args.memory:
                 try:

@@ -38,7 +38,7 @@ def main() -> None:
         t0 = time.perf_counter()
         simulate_loop(FLAT_SHARP, xl, yl, dyn, steps_loop, torch.Generator().manual_seed(1))
         rates["loop"].append(n_loop * steps_loop / (time.perf_counter() - t0))
-    ratios = [a / b for a, b in zip(rates["vectorized"], rates["loop"])]
+    ratios = [a / b for a, b in zip(rates["vectorized"], rates["loop"], strict=True)]
     for name, r in rates.items():
         print(f"{name}: particle-steps/s {describe(r)}")
     write_results(

@@ -257,7 +257,7 @@ def main() -> None:
         plain = times["plain step"]
         fast = times["sgdlab fast (own pass)"]
         for name in fns:
-            ratios = [t / p for t, p in zip(times[name], plain)]
+            ratios = [t / p for t, p in zip(times[name], plain, strict=True)]
             target = ""
             if name.startswith("sgdlab fast") and "norms only" not in name:
                 target = f"≤ {TARGETS[case_name]:g}×"
@@ -273,7 +273,7 @@ def main() -> None:
                     target=target,
                     seconds=sorted(times[name])[len(times[name]) // 2],
                     peak_memory_mb=memory[name],
-                    vs_fast=sorted(t / f for t, f in zip(times[name], fast))[len(fast) // 2],
+                    vs_fast=sorted(t / f for t, f in zip(times[name], fast, strict=True))[len(fast) // 2],
                 )
             )
         print(

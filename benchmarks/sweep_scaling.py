@@ -104,7 +104,7 @@ def main() -> None:
         print(f"  {name} s: {describe(values)}")
     print(f"  speed-up 2 workers / 1: median {med:.2f}× (range {lo:.2f}–{hi:.2f}); target ≥ 1.7×")
     print(f"  CPU seconds: 1 worker {describe(CPU_SECONDS[1])}; 2 workers {describe(CPU_SECONDS[2])}")
-    ratios = [a / b for a, b in zip(times["1 worker"], times["2 workers"])]
+    ratios = [a / b for a, b in zip(times["1 worker"], times["2 workers"], strict=True)]
     write_results(
         "sweep_scaling",
         [

@@ -47,7 +47,9 @@ def dense_hessian(model: nn.Module, x, y) -> torch.Tensor:
     buffers = dict(model.named_buffers())
 
     def f(*ps):
-        return CE(torch.func.functional_call(model, {**dict(zip(names, ps)), **buffers}, (x,)), y)
+        return CE(
+            torch.func.functional_call(model, {**dict(zip(names, ps, strict=True)), **buffers}, (x,)), y
+        )
 
     blocks = torch.autograd.functional.hessian(f, params, vectorize=True)
     sizes = [p.numel() for p in params]

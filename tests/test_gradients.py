@@ -441,7 +441,7 @@ def test_trajectory_is_bit_identical_with_the_probe_on(options, model):
         columns(off.metrics, "batch")["batch_loss"].tolist()
         == columns(on.metrics, "batch")["batch_loss"].tolist()
     )
-    for p, q in zip(off.parts.model.parameters(), on.parts.model.parameters()):
+    for p, q in zip(off.parts.model.parameters(), on.parts.model.parameters(), strict=True):
         assert torch.equal(p, q)
     assert "grad_mu" in on.metrics.column_names
 

@@ -9,7 +9,17 @@ import sgdlab
 from conftest import tiny
 from sgdlab.losses import get_loss
 from sgdlab.params import set_flat_params
-from sgdlab.probes.landscape import loss_grid, path_pca, projected_gradients
+from sgdlab.probes.landscape import (
+    filter_normalized,
+    interpolation,
+    loss_grid,
+    path_pca,
+    perturbation_sharpness,
+    projected_gradients,
+    random_plane,
+    simplex_lambdas,
+    three_point_interpolation,
+)
 
 
 def test_pca_recovers_the_plane_of_a_planar_path():
@@ -57,15 +67,6 @@ def test_loss_grid_and_projected_gradients_match_a_loop():
 
 # --- 1-D, 2-D random-plane, three-point and sharpness views against per-point loops -------
 
-from sgdlab.probes.landscape import (
-    filter_normalized,
-    interpolation,
-    perturbation_sharpness,  # noqa: E402
-    random_plane,
-    simplex_lambdas,
-    three_point_interpolation,
-)
-
 CE = get_loss("cross-entropy", "index")
 
 
@@ -92,7 +93,7 @@ def test_interpolation_matches_a_loop_and_hits_both_ends():
     _, _, _, b = trained(1, bn="all")
     alphas = torch.linspace(-0.5, 1.5, 9)
     values = interpolation(model, CE, x, y, a, b, alphas, chunk=4, data_chunk=16)
-    for alpha, value in zip(alphas, values):
+    for alpha, value in zip(alphas, values, strict=True):
         assert torch.allclose(value, loop_loss(model, (1 - alpha) * a + alpha * b, x, y), rtol=1e-5)
     assert torch.allclose(values[2], loop_loss(model, a, x, y), rtol=1e-5)  # α = 0
     assert torch.allclose(values[6], loop_loss(model, b, x, y), rtol=1e-5)  # α = 1
@@ -145,7 +146,7 @@ def test_three_point_interpolation_matches_a_loop():
     w = torch.stack([w1, trained(1)[3], trained(2)[3]])
     lam = simplex_lambdas(4, margin=0.25)
     values = three_point_interpolation(model, CE, x, y, w, lam, chunk=7)
-    for row, value in zip(lam, values):
+    for row, value in zip(lam, values, strict=True):
         assert torch.allclose(value, loop_loss(model, row.float() @ w, x, y), rtol=1e-5)
     one_by_one = three_point_interpolation(model, CE, x, y, w, lam, chunk=1)  # the path without vmap
     assert torch.allclose(one_by_one, values, rtol=1e-5)

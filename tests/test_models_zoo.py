@@ -140,7 +140,7 @@ def test_channels_last_gives_the_same_gradients(name):
     )
     assert loss == pytest.approx(reference_loss, rel=1e-5)
     scale = torch.cat([q.grad.reshape(-1) for q in reference.parameters()]).norm()
-    for (where, p), q in zip(model.named_parameters(), reference.parameters()):
+    for (where, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
         # slack for gradients that are 0 up to rounding, like conv biases before a BN
         assert (p.grad - q.grad).norm() <= 1e-3 * q.grad.norm() + 1e-5 * scale, where
 
@@ -153,7 +153,7 @@ def test_conv_nets_are_flagged_channels_last():
 
 def test_same_seed_same_parameters():
     a, b = build("lenet", width=8), build("lenet", width=8)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
 # ---------------------------------------------------------------------------------------

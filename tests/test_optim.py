@@ -108,7 +108,7 @@ def test_recorded_step_size_follows_the_schedule():
         tiny(optim={"lr": 0.2, "schedule": {"name": "inverse", "period": 1}}, train={"epochs": 3})
     )
     table = result.metrics.filter(pc.is_valid(result.metrics["lr"]))
-    for epoch, lr in zip(table["epoch"].to_pylist(), table["lr"].to_pylist()):
+    for epoch, lr in zip(table["epoch"].to_pylist(), table["lr"].to_pylist(), strict=True):
         assert lr == pytest.approx(0.2 / (1 + math.ceil(int(epoch))))
 
 

@@ -114,7 +114,7 @@ def test_the_runs_are_the_plan_and_the_steps_are_as_specified(smoke):
     search = pq.read_table(out / "tables" / "lr_search.parquet").to_pydict()
     rows = [
         i
-        for i, (a, o) in enumerate(zip(search["arch"], search["optimizer"]))
+        for i, (a, o) in enumerate(zip(search["arch"], search["optimizer"], strict=True))
         if a == "L1w128" and o == "adagrad"
     ]
     chosen = [search["lr"][i] for i in rows if search["chosen"][i]]

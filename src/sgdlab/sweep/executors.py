@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, Callable, Iterable
@@ -125,8 +126,9 @@ def run_local(
 ) -> dict[str, Outcome]:
     """Every job, `workers` runs at a time (default: one per core). This process trains runs
     one after another (with `log` and progress bars) while `workers - 1` worker processes take
-    the others, so a pool of 2 starts one extra process, not two (see `start_method`). Each run uses its config's
-    `threads` (1 by default), so results do not depend on how many ran side by side. Finished
+    the others, so a pool of 2 starts one extra process, not two (see `start_method`). Each run
+    uses its config's `threads` (1 by default), so results do not depend on how many ran side
+    by side. Finished
     runs are reused without training; Ctrl-C stops every run at a step boundary (resumable)
     and starts no new one."""
     jobs = list(jobs)
@@ -161,7 +163,11 @@ def run_local(
                 except Exception as exc:  # noqa: BLE001 - a pool shut down: the job is recorded as failed
                     results.put((job, exc))
                     return
-            future.add_done_callback(lambda f, job=job: (results.put((job, f)), feed()))
+            future.add_done_callback(partial(returned, job))
+
+        def returned(job: Job, future: Future) -> None:  # on the pool's result thread
+            results.put((job, future))
+            feed()
 
         def collect(block: bool) -> None:
             while len(done) < len(jobs):
@@ -324,6 +330,7 @@ def _in_process(job: Job, log: Log | None, progress_factory: Callable[[str], Any
 
 
 def record(done: dict[str, Outcome], outcome: Outcome, on_done: Callable[[Outcome], None] | None) -> None:
+    """Keep a job's outcome and tell `on_done` (a sweep rewrites its index there)."""
     done[outcome.name] = outcome
     if on_done is not None:
         on_done(outcome)

@@ -23,12 +23,16 @@ MAX_RUNS = 100_000  # runs in one sweep (each one a run directory)
 
 @dataclass(frozen=True)
 class Axis:
+    """One `--grid KEY=V1,V2,…`: a dotted config key and the values it takes."""
+
     key: str
     values: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
 class SweepRun:
+    """One run of a sweep: a grid point (its values on every axis) with one seed."""
+
     name: str  # the run directory under DIR/runs/
     point: int  # index of the grid point (the same for every seed of it)
     values: dict[str, Any]  # grid key → value at this point
@@ -57,7 +61,9 @@ def parse_axis(spec: str) -> Axis:
 
 def split_values(text: str) -> list[str]:
     """Split at commas outside brackets, braces and quotes."""
-    parts, depth, quote, current = [], 0, "", []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote
@@ -93,7 +99,7 @@ def run_name(values: dict[str, Any], seed: int) -> str:
     unique within a sweep as long as the last key parts differ (else the full keys are used)."""
     leaves = [k.rsplit(".", 1)[-1] for k in values]
     keys = leaves if len(set(leaves)) == len(leaves) else [k.replace(".", "-") for k in values]
-    parts = [f"{k}={_slug(value_text(v))}" for k, v in zip(keys, values.values())]
+    parts = [f"{k}={_slug(value_text(v))}" for k, v in zip(keys, values.values(), strict=True)]
     return "_".join(parts + [f"seed={seed}"])
 
 
@@ -114,7 +120,7 @@ def expand(base: dict[str, Any], axes: list[Axis], seeds: int) -> list[SweepRun]
     first_seed = int(base.get("seed", 0))
     runs, names = [], set()
     for point, combo in enumerate(itertools.product(*(a.values for a in axes))):
-        values = dict(zip(keys, combo))
+        values = dict(zip(keys, combo, strict=True))
         for i in range(seeds):
             raw = copy.deepcopy(base)
             for key, value in values.items():

@@ -32,6 +32,7 @@ BASE_COLUMNS = ("run", "point", "seed", "status", "steps", "epochs", "wall_time_
 
 
 def is_sweep(path: str | Path) -> bool:
+    """Whether `path` is a sweep's directory (it holds the sweep's spec)."""
     return (Path(path) / SPEC).is_file()
 
 
@@ -98,6 +99,7 @@ def _float(value: Any) -> float | None:
 
 
 def write_index(out: Path, rows: list[dict[str, Any]], grid_keys: list[str]) -> None:
+    """The index twice, atomically: Parquet (typed, for `load_sweep`) and JSON (for people)."""
     write_parquet(out / INDEX, rows_table(rows, grid_keys))
     write_json(out / INDEX_JSON, rows)
 
@@ -112,10 +114,12 @@ class Sweep:
 
     @property
     def grid_keys(self) -> list[str]:
+        """The dotted config keys the sweep varies, in grid order."""
         return [axis["key"] for axis in self.spec.get("grid", [])]
 
     @property
     def names(self) -> list[str]:
+        """Every run's name (its directory under `runs/`), in index order."""
         return self.index["run"].to_pylist()
 
     def run(self, which: str | int) -> Run:

@@ -17,6 +17,7 @@ from .executors import Job, Log, Outcome, died, ensure_caught, record, reuse_fin
 
 
 def import_ray() -> Any:
+    """The `ray` module, or a one-line error saying how to install the extra."""
     try:
         import ray
     except ImportError:
@@ -53,6 +54,7 @@ def ray_session(address: str) -> Iterator[Any]:
 
 
 def resources(job: Job) -> dict[str, float]:
+    """What a job's Ray task asks for: one CPU per torch thread, and a GPU for a CUDA run."""
     cfg = job.config()
     return {"num_cpus": cfg.threads, "num_gpus": 1 if cfg.device == "cuda" else 0}
 

@@ -120,6 +120,7 @@ def run_sweep(
 
 
 def finished(job: Job) -> bool:
+    """Whether the job's run directory holds a completed or diverged run with its config."""
     _, same, status = existing(job)
     return same and status in FINISHED
 
