@@ -7,17 +7,22 @@ from torch import nn
 
 
 def trainable(model: nn.Module) -> list[torch.Tensor]:
+    """The parameters with requires_grad, in `model.parameters()` order: the order of θ's
+    entries in every flat view here."""
     return [p for p in model.parameters() if p.requires_grad]
 
 
 @torch.no_grad()
 def flat_params(model: nn.Module) -> torch.Tensor:
-    """A detached copy of θ."""
+    """A detached copy of θ: the trainable parameters flattened and concatenated (a vector of
+    length P)."""
     return torch.cat([p.detach().reshape(-1) for p in trainable(model)])
 
 
 @torch.no_grad()
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
+    """Write the flat vector θ into the trainable parameters in place (the inverse of
+    `flat_params`); a ValueError when its length is not the model's P."""
     offset = 0
     for p in trainable(model):
         n = p.numel()
@@ -47,13 +52,18 @@ def _segments(a: Vector, b: Vector) -> list[tuple[torch.Tensor, torch.Tensor]]:
     if isinstance(a, torch.Tensor) and isinstance(b, list):
         return [(y, x) for x, y in _segments(b, a)]
     pieces = [p.detach().reshape(-1) for p in a] if isinstance(a, list) else [a]
-    out, offset = [], 0
-    tensors = [p.detach().reshape(-1) for p in b] if isinstance(b, list) else None
+    if isinstance(b, list):
+        others = [p.detach().reshape(-1) for p in b]
+    else:  # b flat: the slice of it that lines up with each piece of a
+        others, offset = [], 0
+        for piece in pieces:
+            others.append(b[offset : offset + piece.numel()])
+            offset += piece.numel()
+    out = []
     for i, piece in enumerate(pieces):
-        other = tensors[i] if tensors is not None else b[offset : offset + piece.numel()]
+        other = others[i]
         for start in range(0, piece.numel(), CHUNK):
             out.append((piece[start : start + CHUNK], other[start : start + CHUNK]))
-        offset += piece.numel()
     return out
 
 
@@ -86,6 +96,7 @@ def norm(a: Vector) -> float:
 
 
 def all_finite(model: nn.Module) -> bool:
+    """Whether every parameter entry (trainable or not) is finite: no NaN, no ±inf."""
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
