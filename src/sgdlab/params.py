@@ -1,4 +1,10 @@
-"""θ as one flat vector: read and write all trainable parameters of a model at once."""
+"""θ as one flat vector: read and write all trainable parameters of a model at once.
+
+θ ∈ ℝ^P is the concatenation of the trainable parameters, each flattened in row-major order,
+in `model.parameters()` order. `flat_params` copies θ out and `set_flat_params` writes it back;
+`named_views` goes the other way without copying: views into a given flat θ shaped like the
+parameters, for `torch.func.functional_call` (evaluate the model at θ, differentiate through
+θ). `distance` and `norm` take θ in either form, flat or as the parameter tensors."""
 
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ def flat_params(model: nn.Module) -> torch.Tensor:
 @torch.no_grad()
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
     """Write the flat vector θ into the trainable parameters in place (the inverse of
-    `flat_params`); a ValueError when its length is not the model's P."""
+    `flat_params`). θ must have exactly P entries (a longer one raises a ValueError)."""
     offset = 0
     for p in trainable(model):
         n = p.numel()
