@@ -1,5 +1,10 @@
 """Losses by name, in per-sample form (per-sample probes need it) and mean form (training),
-and the classification error that goes with each target kind."""
+and the classification error that goes with each target kind. For an output f(x) and target y:
+
+  cross-entropy  ℓ = −log softmax(f(x))_y = log Σ_j exp f_j(x) − f_y(x)   (y a class index)
+  squared        ℓ = ½‖f(x) − y‖²   (one-hot, ±1 or real y; a single output may be [N] or [N, 1])
+  logistic       ℓ = log(1 + exp(−y·f(x)))   (y = ±1, one output)
+"""
 
 from __future__ import annotations
 
@@ -12,17 +17,21 @@ import torch.nn.functional as F
 from .errors import ConfigError
 from .registry import Registry
 
-losses = Registry("loss")
+losses: Registry[Loss] = Registry("loss")
 
 
 @dataclass(frozen=True)
 class Loss:
+    """A loss ℓ(f(x), y) by name: the target kinds it accepts, its per-sample values [N] and
+    their mean (what training minimizes). Calling it gives the mean."""
+
     name: str
     targets: tuple[str, ...]
     per_sample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     mean: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(1/N) Σ_n ℓ(f(x_n), y_n) for model outputs `out` [N, k] and targets `y`."""
         return self.mean(out, y)
 
 
@@ -59,8 +68,12 @@ for _loss, _help in (
 
 
 def get_loss(name: str, target_kind: str) -> Loss:
+    """The loss `name`; a ConfigError (with the data.targets setting to try) when it does not
+    accept the data's `target_kind`."""
     entry = losses.get(name, "train.loss")
-    loss: Loss = entry.factory
+    loss = entry.factory
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss {name!r} is registered as {loss!r}, not as a Loss")
     if target_kind not in loss.targets:
         hint = {"index": 'data.targets = "onehot" or "pm1"', "pm1": 'data.targets = "index"'}
         raise ConfigError(

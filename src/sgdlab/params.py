@@ -1,4 +1,10 @@
-"""θ as one flat vector: read and write all trainable parameters of a model at once."""
+"""θ as one flat vector: read and write all trainable parameters of a model at once.
+
+θ ∈ ℝ^P is the concatenation of the trainable parameters, each flattened in row-major order,
+in `model.parameters()` order. `flat_params` copies θ out and `set_flat_params` writes it back;
+`named_views` goes the other way without copying: views into a given flat θ shaped like the
+parameters, for `torch.func.functional_call` (evaluate the model at θ, differentiate through
+θ). `distance` and `norm` take θ in either form, flat or as the parameter tensors."""
 
 from __future__ import annotations
 
@@ -7,17 +13,22 @@ from torch import nn
 
 
 def trainable(model: nn.Module) -> list[torch.Tensor]:
+    """The parameters with requires_grad, in `model.parameters()` order: the order of θ's
+    entries in every flat view here."""
     return [p for p in model.parameters() if p.requires_grad]
 
 
 @torch.no_grad()
 def flat_params(model: nn.Module) -> torch.Tensor:
-    """A detached copy of θ."""
+    """A detached copy of θ: the trainable parameters flattened and concatenated (a vector of
+    length P)."""
     return torch.cat([p.detach().reshape(-1) for p in trainable(model)])
 
 
 @torch.no_grad()
 def set_flat_params(model: nn.Module, theta: torch.Tensor) -> None:
+    """Write the flat vector θ into the trainable parameters in place (the inverse of
+    `flat_params`). θ must have exactly P entries (a longer one raises a ValueError)."""
     offset = 0
     for p in trainable(model):
         n = p.numel()
@@ -47,13 +58,18 @@ def _segments(a: Vector, b: Vector) -> list[tuple[torch.Tensor, torch.Tensor]]:
     if isinstance(a, torch.Tensor) and isinstance(b, list):
         return [(y, x) for x, y in _segments(b, a)]
     pieces = [p.detach().reshape(-1) for p in a] if isinstance(a, list) else [a]
-    out, offset = [], 0
-    tensors = [p.detach().reshape(-1) for p in b] if isinstance(b, list) else None
+    if isinstance(b, list):
+        others = [p.detach().reshape(-1) for p in b]
+    else:  # b flat: the slice of it that lines up with each piece of a
+        others, offset = [], 0
+        for piece in pieces:
+            others.append(b[offset : offset + piece.numel()])
+            offset += piece.numel()
+    out = []
     for i, piece in enumerate(pieces):
-        other = tensors[i] if tensors is not None else b[offset : offset + piece.numel()]
+        other = others[i]
         for start in range(0, piece.numel(), CHUNK):
             out.append((piece[start : start + CHUNK], other[start : start + CHUNK]))
-        offset += piece.numel()
     return out
 
 
@@ -86,6 +102,7 @@ def norm(a: Vector) -> float:
 
 
 def all_finite(model: nn.Module) -> bool:
+    """Whether every parameter entry (trainable or not) is finite: no NaN, no ±inf."""
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 

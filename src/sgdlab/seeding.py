@@ -15,6 +15,8 @@ def derive_seed(seed: int, name: str) -> int:
 
 
 def generator(seed: int, name: str, device: str | torch.device = "cpu") -> torch.Generator:
+    """A torch.Generator on `device` seeded with derive_seed(seed, name): stream `name` of run
+    `seed`, independent of every other stream."""
     gen = torch.Generator(device=device)
     gen.manual_seed(derive_seed(seed, name))
     return gen

@@ -50,6 +50,8 @@ KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 @dataclass(frozen=True)
 class Source:
+    """Where CIFAR-10 was found and in which of the three forms."""
+
     kind: str  # "batches", "tree" or "archive"
     path: Path
 
@@ -99,6 +101,8 @@ def read_batch(path: Path, label_key: str = "labels", todo: str = TODO) -> tuple
 
 
 def read_batches(folder: Path) -> dict[str, np.ndarray]:
+    """The five training batches (50,000 images, in file order) and the test batch (10,000)
+    of a cifar-10-batches-py folder, as N×32×32×3 uint8 images and int64 labels."""
     train = [read_batch(folder / name) for name in TRAIN_BATCHES]
     x_test, y_test = read_batch(folder / TEST_BATCH)
     return {
@@ -237,6 +241,8 @@ def load_arrays(source: Source) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def locate_cifar10(cfg: DataConfig) -> Source:
+    """The first CIFAR-10 source on the search paths (data.root, SGDLAB_DATA_ROOT, the cache
+    dir, shared/datasets/cifar10-jpeg.tar.xz); a UserError saying what to put where if none."""
     conventional = [cache_dir(), cache_dir() / "cifar10"]
     conventional += [folder / ARCHIVE for folder in shared_datasets()]
     return locate(cfg, "cifar10", find_source, conventional, TODO)
@@ -250,6 +256,9 @@ def locate_cifar10(cfg: DataConfig) -> Source:
     options=IMAGE_DEFAULTS,
 )
 def load_cifar10(cfg: DataConfig, gen: torch.Generator) -> RawData:
+    """The canonical 50,000/10,000 split as uint8 images N×3×32×32 (0–255; the pipeline scales
+    them to [0, 1] and standardizes per channel by default) and int64 labels. Read from local
+    files only, never downloaded; meta says which source was read and whether from the cache."""
     arrays, meta = load_arrays(locate_cifar10(cfg))
 
     def images(x: np.ndarray) -> torch.Tensor:

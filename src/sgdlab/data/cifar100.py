@@ -46,6 +46,7 @@ def class_names(folder: Path) -> tuple[str, ...]:
 
 
 def locate_cifar100(cfg: DataConfig) -> Path:
+    """The first cifar-100-python folder on the search paths; a UserError saying where to put one."""
     return locate(cfg, "cifar100", find_folder, [cache_dir(), cache_dir() / "cifar100"], TODO)
 
 
@@ -56,6 +57,8 @@ def locate_cifar100(cfg: DataConfig) -> Path:
     options=IMAGE_DEFAULTS,
 )
 def load_cifar100(cfg: DataConfig, gen: torch.Generator) -> RawData:
+    """The canonical 50,000/10,000 split as uint8 images N×3×32×32 (0–255, scaled and
+    standardized by the pipeline) with the 100 fine labels, from user-supplied files."""
     folder = locate_cifar100(cfg)
     splits = {name: read_batch(folder / name, "fine_labels", TODO) for name in ("train", "test")}
     for name, (_, y) in splits.items():

@@ -14,6 +14,8 @@ TARGET_KINDS = ("index", "onehot", "pm1", "real")
 
 @dataclass
 class Split:
+    """One split's inputs x (first axis: the N points) and targets y (length N)."""
+
     x: torch.Tensor
     y: torch.Tensor
 
@@ -37,6 +39,13 @@ class RawData:
 
 @dataclass
 class Dataset:
+    """A prepared dataset: train and test splits, the kind of their targets (TARGET_KINDS), the
+    number of classes (None for regression), and an optional bilinear `resize` of images that
+    `batch` applies on the fly (so the stored images keep their original size).
+
+    Inputs are float32: images N×C×H×W, vectors N×D; built-in datasets are already
+    standardized or scaled as the config asked (`pipeline.prepare`)."""
+
     name: str
     train: Split
     test: Split
@@ -47,6 +56,7 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input as the model sees it: (C, resize, resize) for resized images."""
         shape = tuple(self.train.x.shape[1:])
         if self.resize is not None and len(shape) == 3:
             return (shape[0], self.resize, self.resize)
@@ -61,6 +71,7 @@ class Dataset:
         return 1 if self.train.y.ndim == 1 else self.train.y.shape[1]
 
     def batch(self, split: Split, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of the points `idx` of `split`, images resized to `resize` if set."""
         x = split.x[idx]
         if self.resize is not None and x.ndim == 4 and x.shape[-1] != self.resize:
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
@@ -90,7 +101,30 @@ class Dataset:
         target_kind: str | None = None,
         n_classes: int | None = None,
     ) -> "Dataset":
-        """Wrap your own tensors; integer labels are class indices, floats are targets."""
+        """Wrap your own tensors; integer labels are class indices, floats are targets.
+
+        Without a test split the test set is empty. With index targets and no `n_classes`, the
+        number of classes is one more than the largest label in either split. The tensors are
+        used as given: no standardization, no copy.
+
+        >>> import torch
+        >>> x = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
+        >>> y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+        >>> data = Dataset.from_tensors(x[:8], y[:8], x[8:], y[8:])
+        >>> len(data.train), len(data.test), data.input_shape
+        (8, 2, (3,))
+        >>> data.target_kind, data.n_classes, data.n_outputs
+        ('index', 3, 3)
+        >>> xb, yb = data.batch(data.train, torch.tensor([0, 4, 5]))
+        >>> xb.shape, yb
+        (torch.Size([3, 3]), tensor([0, 1, 2]))
+
+        Float targets make a regression set with one output per target column:
+
+        >>> reg = Dataset.from_tensors(x, x.sum(dim=1))
+        >>> reg.target_kind, reg.n_classes, reg.n_outputs, len(reg.test)
+        ('real', None, 1, 0)
+        """
         if x_test is None or y_test is None:
             x_test, y_test = x_train[:0], y_train[:0]
         if target_kind is None:

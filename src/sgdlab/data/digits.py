@@ -29,7 +29,9 @@ def load_digits(cfg: DataConfig, gen: torch.Generator) -> RawData:
     if cfg.classes is not None and (n_train is not None or n_test is not None):
         keep = torch.isin(y, torch.tensor(cfg.classes, dtype=torch.int64))
         x, y = x[keep], y[keep]
-        n_train = n_train if n_train is not None else x.shape[0] - n_test
+        if n_train is None:
+            assert n_test is not None  # this branch has at least one of the two counts
+            n_train = x.shape[0] - n_test
         what = f"digits of classes {list(cfg.classes)}"
     else:
         n_train = n_train if n_train is not None else 1297

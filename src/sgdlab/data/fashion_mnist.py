@@ -73,6 +73,9 @@ def read_split(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     options=IMAGE_DEFAULTS,
 )
 def load_fashion_mnist(cfg: DataConfig, gen: torch.Generator) -> RawData:
+    """The canonical 60,000/10,000 split as uint8 images N×1×28×28 (0–255, scaled to [0, 1] and
+    standardized by the pipeline) and int64 labels, from the four IDX files found on the
+    search paths (data.root, SGDLAB_DATA_ROOT, Debian's folder, the cache dir); no download."""
     files = locate(cfg, "fashion-mnist", find_files, [DEBIAN_DIR, cache_dir() / "fashion-mnist"], TODO)
     x_train, y_train = read_split(files["x_train"], files["y_train"])
     x_test, y_test = read_split(files["x_test"], files["y_test"])

@@ -28,6 +28,7 @@ T = TypeVar("T")
 
 
 def cache_dir() -> Path:
+    """Where decoded arrays are cached: $SGDLAB_DATA, else ~/.cache/sgdlab."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sgdlab").expanduser()
 
 
@@ -58,8 +59,10 @@ def search_paths(cfg: DataConfig, name: str, conventional: Iterable[Path] = ()) 
     env = os.environ.get(ROOT_ENV)
     paths = [Path(env).expanduser(), Path(env).expanduser() / name] if env else []
     paths += list(conventional)
-    seen: set[str] = set()
-    return [p for p in paths if not (str(p) in seen or seen.add(str(p)))]
+    unique: dict[str, Path] = {}  # the first of the paths that print alike, in order
+    for p in paths:
+        unique.setdefault(str(p), p)
+    return list(unique.values())
 
 
 def locate(
@@ -80,6 +83,7 @@ def locate(
 
 
 def check_sha256(path: Path, expected: str, name: str, todo: str) -> None:
+    """A one-line UserError (saying `todo`) unless the file's sha256 is `expected`."""
     actual = sha256_of(path)
     if actual != expected:
         raise UserError(
@@ -95,7 +99,7 @@ def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, allow_pickle=False, **arrays)  # numeric arrays, read back without pickle
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

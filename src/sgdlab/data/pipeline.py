@@ -74,6 +74,8 @@ def to_unit_ball(train: torch.Tensor, test: torch.Tensor):
 
 
 def encode_targets(y: torch.Tensor, kind: str, n_classes: int) -> torch.Tensor:
+    """Class indices y as the targets of `kind`: the indices themselves (index), float one-hot
+    rows of width n_classes (onehot), or 2y − 1 ∈ {−1, +1} for two classes (pm1)."""
     if kind == "index":
         return y
     if kind == "onehot":
@@ -91,7 +93,7 @@ def prepare(raw: RawData, cfg: DataConfig, gen: torch.Generator) -> Dataset:
     meta = dict(raw.meta)
 
     if cfg.classes is not None:
-        if not classification:
+        if n_classes is None:
             raise ConfigError(f"data.classes: {cfg.name} has no classes")
         bad = [c for c in cfg.classes if not 0 <= c < n_classes]
         if bad or len(set(cfg.classes)) != len(cfg.classes) or len(cfg.classes) < 2:
@@ -116,7 +118,7 @@ def prepare(raw: RawData, cfg: DataConfig, gen: torch.Generator) -> Dataset:
             xte, yte = x, y
 
     if cfg.label_noise > 0:
-        if not classification:
+        if n_classes is None:
             raise ConfigError(f"data.label_noise: {cfg.name} has no labels to corrupt")
         ytr, meta["noisy_indices"] = add_label_noise(ytr, cfg.label_noise, n_classes, gen)
 
@@ -127,7 +129,7 @@ def prepare(raw: RawData, cfg: DataConfig, gen: torch.Generator) -> Dataset:
         xtr, xte = to_unit_ball(xtr, xte)
 
     kind = cfg.targets if classification else "real"
-    if classification:
+    if n_classes is not None:
         if kind == "pm1" and n_classes != 2:
             raise ConfigError(
                 f"data.targets: 'pm1' needs exactly two classes, {cfg.name} has "

@@ -9,7 +9,7 @@ so a tampered file cannot run code.
 from __future__ import annotations
 
 import pickle
-from typing import IO, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,16 @@ ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
+class Readable(Protocol):
+    """What pickle reads from: a binary file, a GzipFile, a BytesIO."""
+
+    def read(self, n: int, /) -> bytes:
+        """Up to n bytes."""
+
+    def readline(self) -> bytes:
+        """The bytes up to and including the next newline."""
+
+
 class ForbiddenGlobal(pickle.UnpicklingError):
     """The pickle names a global outside ALLOWED."""
 
@@ -36,13 +46,14 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
     """A pickle.Unpickler whose `find_class` admits only ALLOWED."""
 
     def find_class(self, module: str, name: str) -> Any:
+        """The ALLOWED object for (module, name); ForbiddenGlobal for any other, before import."""
         try:
             return ALLOWED[(module, name)]
         except KeyError:
             raise ForbiddenGlobal(f"{module}.{name}") from None
 
 
-def load(f: IO[bytes], what: str) -> Any:
+def load(f: Readable, what: str) -> Any:
     """Unpickle `f` (Python 2 pickles too: their byte strings are read as latin-1, the encoding
     numpy expects for array data). `what` names the file in the one-line error."""
     try:

@@ -13,7 +13,7 @@ import torch
 from ..config import DataConfig
 from ..errors import ConfigError
 from .dataset import RawData
-from .registry import SYNTHETIC_DEFAULTS, datasets
+from .registry import SYNTHETIC_DEFAULTS, DataOptions, datasets
 
 
 def make_separable(
@@ -23,7 +23,7 @@ def make_separable(
     gen: torch.Generator,
     w_hat: torch.Tensor | None = None,
     n_support: int = 2,
-):
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """N points (n even: each point x with label +1 is mirrored as −x with −1) whose hard-margin
     vector is exactly `w_hat` (default: ‖ŵ‖ = 1 along the first axis).
 
@@ -80,7 +80,9 @@ def hard_margin_svm(x: np.ndarray | torch.Tensor, y_pm1: np.ndarray | torch.Tens
     return -r[:d] / r[-1]
 
 
-def _split(x: torch.Tensor, y: torch.Tensor, n_train: int):
+def _split(
+    x: torch.Tensor, y: torch.Tensor, n_train: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return x[:n_train].float(), y[:n_train], x[n_train:].float(), y[n_train:]
 
 
@@ -90,12 +92,15 @@ def _split(x: torch.Tensor, y: torch.Tensor, n_train: int):
     options={**SYNTHETIC_DEFAULTS, "n_train": 100, "n_test": 100, "dim": 5, "margin": 0.5},
 )
 def load_separable(cfg: DataConfig, gen: torch.Generator) -> RawData:
-    """Train set built around ŵ; the test set is drawn the same way (support vectors excluded)."""
-    x, y, w_hat = make_separable(cfg.n_train, cfg.dim, cfg.margin, gen)
-    n_test = cfg.n_test + cfg.n_test % 2
+    """Train set of n_train points (`make_separable`, ‖ŵ‖ = 1 along the first axis); the test set
+    is drawn the same way around the same ŵ, with 4 extra points so its n_test first points need
+    not include the support vectors."""
+    opts = DataOptions(cfg)
+    x, y, w_hat = make_separable(opts.n_train, opts.dim, opts.margin, gen)
+    n_test = opts.n_test + opts.n_test % 2
     if n_test:
-        xt, yt, _ = make_separable(n_test + 4, cfg.dim, cfg.margin, gen, w_hat)
-        xt, yt = xt[: cfg.n_test], yt[: cfg.n_test]
+        xt, yt, _ = make_separable(n_test + 4, opts.dim, opts.margin, gen, w_hat)
+        xt, yt = xt[: opts.n_test], yt[: opts.n_test]
     else:
         xt, yt = x[:0], y[:0]
     return RawData(x.float(), y, xt.float(), yt, n_classes=2, class_names=("-1", "+1"), meta={"w_hat": w_hat})
@@ -108,13 +113,17 @@ def load_separable(cfg: DataConfig, gen: torch.Generator) -> RawData:
     options={**SYNTHETIC_DEFAULTS, "n_train": 100, "n_test": 100, "dim": 5, "margin": 0.1},
 )
 def load_separable_random(cfg: DataConfig, gen: torch.Generator) -> RawData:
-    n = cfg.n_train + cfg.n_test
-    teacher = torch.randn(cfg.dim, generator=gen, dtype=torch.float64)
+    """Points x ~ N(0, I_dim) labelled by the side of a random unit hyperplane u through 0, each point
+    then pushed margin further from it (x ← x + margin·sign(uᵀx)·u), so the classes are separated
+    by a gap of 2·margin; ŵ of the training points is computed by `hard_margin_svm`."""
+    opts = DataOptions(cfg)
+    n = opts.n_total
+    teacher = torch.randn(opts.dim, generator=gen, dtype=torch.float64)
     teacher /= teacher.norm()
-    x = torch.randn(n, cfg.dim, generator=gen, dtype=torch.float64)
+    x = torch.randn(n, opts.dim, generator=gen, dtype=torch.float64)
     s = x @ teacher
-    x = x + (torch.sign(s) * cfg.margin)[:, None] * teacher  # push every point off the plane
+    x = x + (torch.sign(s) * opts.margin)[:, None] * teacher  # push every point off the plane
     y = (s > 0).to(torch.int64)
-    xtr, ytr, xte, yte = _split(x, y, cfg.n_train)
-    w_hat = torch.from_numpy(hard_margin_svm(x[: cfg.n_train], 2.0 * y[: cfg.n_train] - 1))
+    xtr, ytr, xte, yte = _split(x, y, opts.n_train)
+    w_hat = torch.from_numpy(hard_margin_svm(x[: opts.n_train], 2.0 * y[: opts.n_train] - 1))
     return RawData(xtr, ytr, xte, yte, n_classes=2, class_names=("-1", "+1"), meta={"w_hat": w_hat})

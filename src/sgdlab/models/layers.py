@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +13,8 @@ from ..errors import ConfigError
 
 
 def activation(name: str) -> nn.Module:
-    table = {
+    """A fresh activation module: relu, leaky-relu (negative slope 0.01), tanh or sigmoid."""
+    table: dict[str, Callable[[], nn.Module]] = {
         "relu": nn.ReLU,
         "leaky-relu": lambda: nn.LeakyReLU(0.01),
         "tanh": nn.Tanh,
@@ -32,16 +34,20 @@ class NTKLinear(nn.Module):
         self.bias = nn.Parameter(torch.randn(n_out)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(σ/√n_in)·W x + σ·b over the last axis of x."""
         w = self.weight * (self.sigma / math.sqrt(self.n_in))
         b = self.bias * self.sigma if self.bias is not None else None
         return F.linear(x, w, b)
 
     def extra_repr(self) -> str:
+        """Sizes, σ and whether there is a bias, for the module's repr."""
         return f"{self.n_in}, {self.weight.shape[0]}, sigma={self.sigma}, bias={self.bias is not None}"
 
 
 def dense(n_in: int, n_out: int, *, parametrization: str, sigma: float, bias: bool, init: str) -> nn.Module:
-    """A fully connected layer in the requested parametrization and initialization."""
+    """A fully connected layer n_in → n_out: an NTKLinear under parametrization "ntk" (whose
+    weights are N(0, 1) by definition, so only init "default" or "ntk-normal" applies), else an
+    nn.Linear initialized by `init_weights(layer, init, sigma)`."""
     if parametrization == "ntk":
         if init not in ("default", "ntk-normal"):
             raise ConfigError(
@@ -55,9 +61,11 @@ def dense(n_in: int, n_out: int, *, parametrization: str, sigma: float, bias: bo
 
 
 @torch.no_grad()
-def init_weights(layer: nn.Module, init: str, sigma: float = 1.0) -> None:
-    """he: N(0, 2/fan_in), biases 0; ntk-normal: N(0, σ²/fan_in) weights and N(0, σ²) biases
-    (the standard-parametrization twin of the NTK net); zeros: all 0; default: PyTorch's."""
+def init_weights(layer: nn.Linear | nn.Conv2d, init: str, sigma: float = 1.0) -> None:
+    """he: N(0, 2/fan_in), biases 0 (He et al. 2015, "Delving deep into rectifiers");
+    ntk-normal: N(0, σ²/fan_in) weights and N(0, σ²) biases (the standard-parametrization
+    twin of the NTK net); zeros: all 0; default: PyTorch's, left as it is. In place; fan_in
+    is the number of inputs of one output unit (n_in, or c_in·k·k for a conv)."""
     if init == "default":
         return
     w, b = layer.weight, layer.bias
@@ -79,6 +87,7 @@ def init_weights(layer: nn.Module, init: str, sigma: float = 1.0) -> None:
 
 
 def flat_size(shape: tuple[int, ...]) -> int:
+    """Number of entries of one input of this shape: the width a dense layer sees after flatten."""
     return math.prod(shape)
 
 
@@ -132,6 +141,7 @@ def classifier(
 
 
 def check_init(init: str, model: str) -> None:
+    """A ConfigError for init "zeros", under which all units of a layer stay identical."""
     if init == "zeros":
         raise ConfigError(
             f"model.init: 'zeros' would make every unit identical in {model} (use default, he or ntk-normal)"
@@ -147,6 +157,7 @@ def init_layers(model: nn.Module, init: str, output: nn.Module) -> None:
 
 
 def batch_norm_2d(channels: int, on: bool) -> nn.Module:
+    """BatchNorm2d over `channels` when `on`, else an Identity (so layer lists keep one shape)."""
     return nn.BatchNorm2d(channels) if on else nn.Identity()
 
 
@@ -163,8 +174,10 @@ class MaxPoolSame(nn.Module):
         return total // 2, total - total // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad H and W with −∞ as SAME padding does, then max-pool (N×C×H×W input)."""
         x = F.pad(x, (*self._pad(x.shape[-1]), *self._pad(x.shape[-2])), value=float("-inf"))
         return F.max_pool2d(x, self.kernel, self.stride)
 
     def extra_repr(self) -> str:
+        """Kernel and stride, for the module's repr."""
         return f"kernel={self.kernel}, stride={self.stride}"

@@ -7,9 +7,8 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ..config import ModelConfig
 from .layers import activation, check_init, classifier, image_shape, init_layers, scaled, spatial_size
-from .registry import models
+from .registry import ModelOptions, models
 
 BASE_WIDTH = 32
 OPTIONS = {"width": BASE_WIDTH, "activation": "relu", "dropout": 0.0, "bias": True, "init": "default"}
@@ -23,27 +22,31 @@ OPTIONS = {"width": BASE_WIDTH, "activation": "relu", "dropout": 0.0, "bias": Tr
     options=OPTIONS,
     channels_last=True,
 )
-def lenet(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    check_init(cfg.init, "lenet")
+def lenet(opts: ModelOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """The LeNet-5-like base CNN of the exact-convergence study (seed 000): two blocks of
+    [conv 4×4 valid → act → max-pool 2], then Dense 128 → n_outputs (the LeNet of LeCun,
+    Bottou, Bengio & Haffner 1998 only approximately). With width 32, 3×32×32 inputs and 10
+    outputs it has exactly 121,802 parameters, the count the study pins it by."""
+    check_init(opts.init, "lenet")
     c_in = image_shape(input_shape, "lenet")[0]
-    c = cfg.width
+    c = opts.width
     h, w = spatial_size(input_shape, [(4, 1, 0), (2, 2, 0)] * 2, "lenet")
     features = nn.Sequential(
-        nn.Conv2d(c_in, c, 4, bias=cfg.bias),
-        activation(cfg.activation),
+        nn.Conv2d(c_in, c, 4, bias=opts.bias),
+        activation(opts.activation),
         nn.MaxPool2d(2),
-        nn.Conv2d(c, c, 4, bias=cfg.bias),
-        activation(cfg.activation),
+        nn.Conv2d(c, c, 4, bias=opts.bias),
+        activation(opts.activation),
         nn.MaxPool2d(2),
     )
     head = classifier(
         c * h * w,
         (scaled(128, c, BASE_WIDTH),),
         n_outputs,
-        act=cfg.activation,
-        dropout=cfg.dropout,
-        bias=cfg.bias,
+        act=opts.activation,
+        dropout=opts.dropout,
+        bias=opts.bias,
     )
     model = nn.Sequential(OrderedDict(features=features, flatten=nn.Flatten(), classifier=head))
-    init_layers(model, cfg.init, output=head[-1])
+    init_layers(model, opts.init, output=head[-1])
     return model

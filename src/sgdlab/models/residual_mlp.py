@@ -6,9 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from .layers import activation, check_init, dense, flat_size
-from .registry import models
+from .registry import ModelOptions, models
 
 OPTIONS = {
     "residual_widths": (5, 5, 5),
@@ -30,6 +29,7 @@ class ResidualDense(nn.Module):
         self.layer, self.act, self.shortcut = layer, act, shortcut
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """s(h) + act(W h + b)."""
         return self.shortcut(h) + self.act(self.layer(h))
 
 
@@ -40,20 +40,26 @@ class ResidualDense(nn.Module):
     "shortcut where the width changes",
     options=OPTIONS,
 )
-def residual_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    check_init(cfg.init, "residual-mlp")
+def residual_mlp(opts: ModelOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """The residual ReLU nets of the which-minimizer study (Nonnenmacher, Reeb & Steinwart 2021,
+    "Which minimizer does my neural network converge to?"): a ResidualDense layer per entry of
+    `residual_widths`, plain Dense → act layers per entry of `widths`, then Dense → n_outputs,
+    in standard or NTK parametrization."""
+    check_init(opts.init, "residual-mlp")
 
-    def linear(n_in: int, n_out: int, *, bias: bool = cfg.bias, init: str = cfg.init) -> nn.Module:
-        return dense(n_in, n_out, parametrization=cfg.parametrization, sigma=cfg.sigma, bias=bias, init=init)
+    def linear(n_in: int, n_out: int, *, bias: bool = opts.bias, init: str = opts.init) -> nn.Module:
+        return dense(
+            n_in, n_out, parametrization=opts.parametrization, sigma=opts.sigma, bias=bias, init=init
+        )
 
     layers: list[nn.Module] = [nn.Flatten()]
     n_in = flat_size(input_shape)
-    for width in cfg.residual_widths:
+    for width in opts.residual_widths:
         shortcut = nn.Identity() if width == n_in else linear(n_in, width, bias=False)
-        layers.append(ResidualDense(linear(n_in, width), activation(cfg.activation), shortcut))
+        layers.append(ResidualDense(linear(n_in, width), activation(opts.activation), shortcut))
         n_in = width
-    for width in cfg.widths:
-        layers += [linear(n_in, width), activation(cfg.activation)]
+    for width in opts.widths:
+        layers += [linear(n_in, width), activation(opts.activation)]
         n_in = width
-    layers.append(linear(n_in, n_outputs, init="default" if cfg.init == "he" else cfg.init))
+    layers.append(linear(n_in, n_outputs, init="default" if opts.init == "he" else opts.init))
     return nn.Sequential(*layers)

@@ -1,15 +1,16 @@
-"""`resnet18`, `resnet34`: He et al. 2016's ResNets in their CIFAR form (3x3 stem, no max-pool,
-BasicBlocks, global average pool), with the batch-norm and skip switches of the γ-principle
-study (§3.2–3.3 of “An optimization principle of deep learning?”), where a "block" is a stage of BasicBlocks sharing a width."""
+"""`resnet18`, `resnet34`: He, Zhang, Ren & Sun 2016's ResNets ("Deep residual learning for
+image recognition") in their CIFAR form (3x3 stem, no max-pool, BasicBlocks, global average
+pool), with the batch-norm and skip switches of the γ-principle study (§3.2–3.3 of “An
+optimization principle of deep learning?”), where a "block" is a stage of BasicBlocks sharing
+a width."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from .layers import activation, batch_norm_2d, check_init, image_shape, init_layers
-from .registry import models
+from .registry import ModelOptions, models
 
 OPTIONS = {"width": 64, "activation": "relu", "batch_norm": "all", "skips": "all", "init": "default"}
 KEPT_SKIPS = {"all": None, "first-in-block": 1, "first-two-in-block": 2, "none": 0}
@@ -23,6 +24,7 @@ HELP = (
 
 
 def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Conv2d:
+    """Bias-free conv with padding kernel // 2 (a 3×3 keeps the size at stride 1)."""
     return nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2, bias=False)
 
 
@@ -36,9 +38,11 @@ class Subsample(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every stride-th row and column of the last two axes."""
         return x[..., :: self.stride, :: self.stride]
 
     def extra_repr(self) -> str:
+        """The stride, for the module's repr."""
         return f"stride={self.stride}"
 
 
@@ -63,6 +67,7 @@ class BasicBlock(nn.Module):
                 )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """act(bn2(conv2(act(bn1(conv1(x))))) + shortcut(x)), the sum without the shortcut."""
         out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
         if self.shortcut is not None:
             out = out + self.shortcut(x)
@@ -70,12 +75,17 @@ class BasicBlock(nn.Module):
 
 
 def resnet(
-    blocks: tuple[int, ...], cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, name: str
+    blocks: tuple[int, ...], opts: ModelOptions, input_shape: tuple[int, ...], n_outputs: int, name: str
 ) -> nn.Module:
-    check_init(cfg.init, name)
+    """A CIFAR ResNet whose stage i has blocks[i] BasicBlocks of width·2^i channels (stride 2
+    at the first block of every stage after the first), then global average pool and a linear
+    head. batch_norm: all, first-in-block (the stem's BN and the first BN of each stage's first
+    block only) or none; skips: all, first-in-block / first-two-in-block (the shortcuts of the
+    first one / two blocks of each stage) or none."""
+    check_init(opts.init, name)
     c_in = image_shape(input_shape, name)[0]
-    w, act, kept = cfg.width, cfg.activation, KEPT_SKIPS[cfg.skips]
-    all_bn, first_bn = cfg.batch_norm == "all", cfg.batch_norm == "first-in-block"
+    w, act, kept = opts.width, opts.activation, KEPT_SKIPS[opts.skips]
+    all_bn, first_bn = opts.batch_norm == "all", opts.batch_norm == "first-in-block"
     layers: list[nn.Module] = [conv(c_in, w, 3), batch_norm_2d(w, all_bn or first_bn), activation(act)]
     c = w
     for stage, n_blocks in enumerate(blocks):
@@ -87,15 +97,17 @@ def resnet(
             c = c_out
     head = nn.Linear(c, n_outputs)
     model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
-    init_layers(model, cfg.init, output=head)
+    init_layers(model, opts.init, output=head)
     return model
 
 
 @models.register("resnet18", help=HELP.format(n=18, blocks="2,2,2,2"), options=OPTIONS, channels_last=True)
-def resnet18(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    return resnet((2, 2, 2, 2), cfg, input_shape, n_outputs, "resnet18")
+def resnet18(opts: ModelOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """ResNet-18 for CIFAR: stages of 2, 2, 2, 2 BasicBlocks (see `resnet`)."""
+    return resnet((2, 2, 2, 2), opts, input_shape, n_outputs, "resnet18")
 
 
 @models.register("resnet34", help=HELP.format(n=34, blocks="3,4,6,3"), options=OPTIONS, channels_last=True)
-def resnet34(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    return resnet((3, 4, 6, 3), cfg, input_shape, n_outputs, "resnet34")
+def resnet34(opts: ModelOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """ResNet-34 for CIFAR: stages of 3, 4, 6, 3 BasicBlocks (see `resnet`)."""
+    return resnet((3, 4, 6, 3), opts, input_shape, n_outputs, "resnet34")

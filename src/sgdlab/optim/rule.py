@@ -15,22 +15,33 @@ from .schedules import StepSize
 class PostStep(Protocol):
     """A transform applied to θ after the optimizer's step (in place, under no_grad)."""
 
-    def apply(self, params: list[torch.Tensor], lr: float, step: int) -> None: ...
-    def state_dict(self) -> dict[str, Any]: ...
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def apply(self, params: list[torch.Tensor], lr: float, step: int) -> None:
+        """Transform θ (the tensors `params`) after step `step`, taken at step size `lr`."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep to continue the transform exactly (e.g. an RNG state)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
 
 
 class LangevinNoise:
-    """SGDL (Zhang, Liao, Rakhlin, Miranda, Golowich & Poggio 2017): θ ← θ + γ'_t·W, W ~ N(0, I), γ'_t = γ' or γ'/(1+t)."""
+    """SGDL's noise step (Zhang, Liao, Rakhlin, Miranda, Golowich & Poggio 2017, "Theory of deep
+    learning IIb: optimization properties of SGD"): θ ← θ + γ'_t·W, W ~ N(0, I), with
+    γ'_t = γ' (decay "none") or γ'/(1+t) (decay "inverse"), t the step counter. The noise is
+    independent of the step size η and is drawn from its own generator, so its stream is
+    reproducible and checkpointed."""
 
     def __init__(self, scale: float, decay: str, gen: torch.Generator):
         self.scale, self.decay, self.gen = scale, decay, gen
 
     def scale_at(self, step: int) -> float:
+        """The noise scale γ'_t at step t = `step`."""
         return self.scale / (1.0 + step) if self.decay == "inverse" else self.scale
 
     @torch.no_grad()
     def apply(self, params: list[torch.Tensor], lr: float, step: int) -> None:
+        """Add γ'_t·N(0, I) noise to every tensor in place (nothing when γ'_t = 0)."""
         s = self.scale_at(step)
         if s == 0:
             return
@@ -38,34 +49,41 @@ class LangevinNoise:
             p.add_(torch.randn(p.shape, generator=self.gen, device=p.device, dtype=p.dtype), alpha=s)
 
     def state_dict(self) -> dict[str, Any]:
+        """The noise generator's state."""
         return {"gen": self.gen.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the noise stream where `state` left it."""
         self.gen.set_state(state["gen"])
 
 
 class BallProjection:
-    """Π_K onto {‖θ‖ ≤ R}: θ ← θ·min(1, R/‖θ‖) over all parameters jointly."""
+    """Π_K onto K = {‖θ‖ ≤ R}: θ ← θ·min(1, R/‖θ‖) over all parameters jointly (the projected
+    SGD the SGDL study offers as an option)."""
 
     def __init__(self, radius: float):
         self.radius = radius
 
     @torch.no_grad()
     def apply(self, params: list[torch.Tensor], lr: float, step: int) -> None:
+        """Scale every tensor in place by min(1, R/‖θ‖), ‖θ‖ the norm of all of them together."""
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p) for p in params]))
         factor = torch.clamp(self.radius / norm, max=1.0)
         for p in params:
             p.mul_(factor)
 
     def state_dict(self) -> dict[str, Any]:
+        """Nothing: the projection has no state."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        """Nothing to restore."""
 
 
 class UpdateRule:
-    """Step size rule ∘ torch optimizer ∘ post-step transforms."""
+    """Step size rule ∘ torch optimizer ∘ post-step transforms: one `step` sets the optimizer's
+    learning rate to η_k (unless the schedule is constant), applies the optimizer's update
+    from the gradients in `.grad`, then each post-step transform in order."""
 
     def __init__(
         self,
@@ -78,9 +96,11 @@ class UpdateRule:
         self.post = list(post or [])
 
     def zero_grad(self) -> None:
+        """Clear the gradients (set to None, so the next backward writes rather than adds)."""
         self.base.zero_grad(set_to_none=True)
 
     def grad_norm(self) -> float:
+        """‖g‖ over all parameters' `.grad` jointly (0 when there are none)."""
         grads = [p.grad for p in self.params if p.grad is not None]
         if not grads:
             return 0.0
@@ -102,9 +122,11 @@ class UpdateRule:
         return lr
 
     def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state (momentum buffers, moment estimates) and each transform's."""
         return {"base": self.base.state_dict(), "post": [t.state_dict() for t in self.post]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict` of an update rule with the same transforms."""
         self.base.load_state_dict(state["base"])
-        for transform, s in zip(self.post, state["post"]):
+        for transform, s in zip(self.post, state["post"], strict=True):
             transform.load_state_dict(s)

@@ -1,5 +1,6 @@
-"""Step-size rules η_k (Giselsson's lecture on SGD's qualitative convergence behavior). k counts epochs or steps; ⌈k/K⌉ grows
-by one every K units. `g` is the minibatch gradient norm, computed only by rules that use it.
+"""Step-size rules η_k (Giselsson, "Stochastic gradient descent: qualitative convergence
+behavior", lecture, Lund University), γ0 = optim.lr. k counts epochs or steps; ⌈k/K⌉ grows by
+one every K units. `g` is the minibatch gradient norm, computed only by rules that use it.
 
   constant       η_k = γ0
   inverse        η_k = γ0 / (1 + ⌈k/K⌉)
@@ -26,13 +27,17 @@ class StepSize:
 
     @property
     def constant(self) -> bool:
+        """η_k = lr for every k (the update rule then never rewrites the optimizer's lr)."""
         return self.cfg.name == "constant"
 
     @property
     def needs_grad_norm(self) -> bool:
+        """Whether η_k depends on ‖g_k‖ (grad-damped and combined)."""
         return self.cfg.name in ("grad-damped", "combined")
 
     def __call__(self, step: int, epoch: int, grad_norm: Callable[[], float]) -> float:
+        """η_k for k = `epoch` or `step` (per the schedule's unit); `grad_norm` is called only
+        by the rules that damp by ‖g_k‖."""
         cfg = self.cfg
         if cfg.name == "constant":
             return self.lr
@@ -47,4 +52,5 @@ class StepSize:
         return self.lr / (decay * damping)
 
     def psi(self, x: float) -> float:
+        """ψ(x) of the combined rule: c·x (psi "linear") or c·√x (psi "sqrt")."""
         return self.cfg.c * (x if self.cfg.psi == "linear" else math.sqrt(x))
