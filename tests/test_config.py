@@ -1,12 +1,32 @@
-"""Config: TOML round trip, overrides, and one precise error per kind of bad value."""
+"""Config: TOML round trip (and compatibility with files the old writer wrote), overrides, and one
+precise error per kind of bad value."""
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+import json
+import shutil
+import types
+from pathlib import Path
+from typing import Union, get_args, get_origin
 
-from conftest import tiny, write_toml
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import REPO, tiny, write_toml
 from sgdlab.build import resolve
-from sgdlab.config import Config, apply_override, config_to_toml, dump_toml, load_config, parse_toml
+from sgdlab.config import (
+    Config,
+    ProbesConfig,
+    apply_override,
+    config_to_toml,
+    dump_toml,
+    load_config,
+    parse_toml,
+    toml_value,
+    type_hints,
+)
 from sgdlab.errors import ConfigError
 
 MINIMAL = """
@@ -147,3 +167,196 @@ def test_file_with_overrides(tmp_path):
     path = write_toml(tmp_path / "c.toml", tiny())
     cfg = load_config(path, ["train.epochs=7", "optim.name=momentum"])
     assert cfg.train.epochs == 7 and resolve(cfg).optim.momentum == 0.9
+
+
+# ---------------------------------------------------------------------------------------
+# Compatibility with config files the hand-written writer produced (before tomli-w), and
+# the writer's fixed point. The fixtures are described in tests/fixtures/configs/make_fixtures.py.
+
+FIXTURES = Path(__file__).parent / "fixtures" / "configs"
+SOURCES = json.loads((FIXTURES / "sources.json").read_text(encoding="utf-8"))
+# Inputs on which tomli-w's bytes differ from the old writer's (see dump_toml's docstring).
+NOT_BYTE_IDENTICAL = {"control_chars"}
+
+
+def source_config(name: str) -> Config:
+    """The Config a fixture was written from, rebuilt from its source."""
+    if name == "run":
+        return resolve(load_config(raw=json.loads((FIXTURES / "run" / "source.json").read_text())))
+    source = SOURCES[name]
+    cfg = load_config(REPO / source["path"]) if "path" in source else load_config(raw=source["raw"])
+    return resolve(cfg) if source["resolve"] else cfg
+
+
+def fixture_text(name: str) -> str:
+    path = FIXTURES / "run" / "config.toml" if name == "run" else FIXTURES / f"{name}.toml"
+    return path.read_bytes().decode("utf-8")
+
+
+ALL_FIXTURES = [*SOURCES, "run"]
+
+
+@pytest.mark.parametrize("name", ALL_FIXTURES)
+def test_config_files_of_the_old_writer_load_into_the_config_they_were_written_from(name):
+    """A resolved config is resolved again after loading, as `resume` and the sweep do: TOML
+    has no tuples, and probe options get their types (e.g. tuple quantiles) only then."""
+    path = FIXTURES / "run" / "config.toml" if name == "run" else FIXTURES / f"{name}.toml"
+    loaded = load_config(path)
+    if name == "run" or SOURCES[name]["resolve"]:
+        loaded = resolve(loaded)
+    assert loaded == source_config(name)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_FIXTURES if n not in NOT_BYTE_IDENTICAL])
+def test_old_config_files_round_trip_byte_for_byte_through_the_new_writer(name):
+    text = fixture_text(name)
+    assert config_to_toml(load_config(raw=parse_toml(text, name))) == text
+    assert config_to_toml(source_config(name)) == text
+
+
+def test_where_the_new_writer_differs_from_the_old_one():
+    """Control characters in strings and keys made only of - and _: same config, other bytes."""
+    old = fixture_text("control_chars")
+    cfg = load_config(raw=parse_toml(old, "old"))
+    new = config_to_toml(cfg)
+    changed = [(a, b) for a, b in zip(old.splitlines(), new.splitlines(), strict=True) if a != b]
+    assert changed == [
+        (
+            'root = "tab\\u0009here\\u000anewline\\u000d\\u0008\\u000c\\u0001\\u007f end"',
+            'root = "tab\there\\nnewline\\r\\b\\f\\u0001\\u007f end"',
+        ),
+        ('[probes."-"]', "[probes.-]"),
+        ('"_" = 1', "_ = 1"),
+    ]
+    assert load_config(raw=parse_toml(new, "new")) == cfg
+    assert dump_toml({}) == ""
+
+
+def test_old_writer_layout_details():
+    """None entries are dropped, arrays stay on one line (nested too), a table holding only
+    tables gets no header, an empty one does, keys needing quotes get them."""
+    raw = {
+        "a": 1,
+        "none": None,
+        "t": {"x": None, "l": [[1, 2], [], ["a,", "[b"]], "e": 1e-05, "big": 1e20},
+        "only": {"sub": {"k": True}},
+        "empty": {},
+        "q": {"a.b": "x", "": 0, "é": 2},
+    }
+    assert dump_toml(raw) == (
+        "a = 1\n"
+        "\n[t]\n"
+        'l = [[1, 2], [], ["a,", "[b"]]\n'
+        "e = 1e-05\n"
+        "big = 1e+20\n"
+        "\n[only.sub]\n"
+        "k = true\n"
+        "\n[empty]\n"
+        "\n[q]\n"
+        '"a.b" = "x"\n'
+        '"" = 0\n'
+        '"é" = 2\n'
+    )
+
+
+def test_grid_value_texts_are_unchanged():
+    """Sweeps name run directories after these texts."""
+    from sgdlab.sweep.grid import value_text
+
+    for value, text in json.loads((FIXTURES / "value_texts.json").read_text(encoding="utf-8")):
+        assert value_text(value) == text
+        assert toml_value(value) == text
+    for bad in ({"a": 1}, None, [{"a": [1]}]):
+        with pytest.raises(TypeError):
+            toml_value(bad)
+
+
+def test_a_run_directory_written_by_the_old_writer_is_recognized(tmp_path):
+    """The sweep reuses it (config text compared byte for byte), and creating a run there (what
+    `sgdlab.run` does first) says it already holds this run instead of calling it a different one."""
+    from sgdlab.errors import UserError
+    from sgdlab.store import RunDir
+    from sgdlab.sweep.executors import Job, ensure, existing
+
+    path = tmp_path / "run"
+    (path / "checkpoints").mkdir(parents=True)
+    for file in ("config.toml", "summary.json"):
+        shutil.copyfile(FIXTURES / "run" / file, path / file)
+    raw = json.loads((FIXTURES / "run" / "source.json").read_text())
+    job = Job("run", path, raw)
+    cfg, same, status = existing(job)
+    assert same and status == "completed" and cfg == source_config("run")
+    assert ensure(job).action == "reused"
+    with pytest.raises(UserError, match="already holds this run"):
+        RunDir.create(path, config_to_toml(cfg))
+
+
+# Random configs: every field drawn within its type and range, probe options of any TOML shape.
+
+_INT64 = 2**63 - 1
+_text = st.text(max_size=6)
+_toml_scalars = st.one_of(
+    st.integers(-_INT64, _INT64),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    _text,
+)
+_toml_values = st.recursive(
+    _toml_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _field_strategy(tp, meta):
+    if get_origin(tp) in (Union, types.UnionType):
+        (inner,) = [a for a in get_args(tp) if a is not type(None)]
+        return st.none() | _field_strategy(inner, meta)
+    if dataclasses.is_dataclass(tp):
+        return _config_strategy(tp)
+    if get_origin(tp) is tuple:
+        return st.lists(_field_strategy(get_args(tp)[0], meta), max_size=3).map(tuple)
+    if meta.get("choices"):
+        return st.sampled_from(meta["choices"])
+    if tp is bool:
+        return st.booleans()
+    if tp is str:
+        return st.text(max_size=8)
+    low = meta.get("ge") if meta.get("ge") is not None else meta.get("gt")
+    if tp is int:
+        low = -_INT64 if low is None else int(low) + (meta.get("gt") is not None)
+        return st.integers(low, int(meta["le"]) if meta.get("le") is not None else _INT64)
+    if tp is float:
+        return st.floats(
+            min_value=low,
+            max_value=meta.get("le"),
+            exclude_min=meta.get("gt") is not None,
+            allow_nan=False,
+            allow_infinity=False,
+        )
+    raise TypeError(tp)
+
+
+def _config_strategy(cls):
+    if cls is ProbesConfig:
+        return st.builds(
+            ProbesConfig,
+            use=st.lists(_text, max_size=4).map(tuple),
+            options=st.dictionaries(
+                _text.filter(lambda k: k != "use"),
+                st.dictionaries(_text, _toml_values, max_size=3),
+                max_size=3,
+            ),
+        )
+    hints = type_hints(cls)
+    fields = {f.name: _field_strategy(hints[f.name], dict(f.metadata)) for f in dataclasses.fields(cls)}
+    return st.builds(cls, **fields)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(_config_strategy(Config))
+def test_write_read_write_is_a_fixed_point_for_random_configs(cfg):
+    text = config_to_toml(cfg)
+    again = load_config(raw=parse_toml(text, "t"))
+    assert again == cfg
+    assert config_to_toml(again) == text
