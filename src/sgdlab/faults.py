@@ -47,6 +47,7 @@ _FAULTS = [
 
 
 def point(name: str) -> None:
+    """Pass the fault point `name`: SIGKILL this process if an armed fault counts it to its N."""
     if not _FAULTS:
         return
     for fault in _FAULTS:
