@@ -31,7 +31,8 @@ class Sampler:
         n: the number of training points N.
         batch_size: B, clipped to N ("full" always uses N).
         gen: the generator every random draw comes from (the run's "sampler" stream).
-        drop_last: drop an epoch's incomplete last batch (cyclic orders only).
+        drop_last: count ⌊N/B⌋ steps per epoch instead of ⌈N/B⌉; under the cyclic orders this
+            drops each epoch's incomplete last batch.
     """
 
     def __init__(self, kind: str, n: int, batch_size: int, gen: torch.Generator, drop_last: bool = False):
