@@ -1,6 +1,16 @@
 """sgdlab: a laboratory for how SGD and its relatives converge on over-parameterized models.
 
-The public API, in one list:
+Train: `run(config, out)` builds a run from a config (a dict, a TOML file or a Config) and
+trains it into the run directory `out`; `prepare` only validates and builds; `resume(out)`
+continues a killed or interrupted run bit-identically. Read: `load_run(out)` gives a run's
+config, summary and metrics. Grids: `run_sweep` trains every grid point × seed, `load_sweep`
+reads the sweep back. Extend: `models`, `datasets`, `optimizers`, `losses` and `probes` are the
+registries a config's names are looked up in; `Dataset.from_tensors` and subclasses of `Probe`
+bring your own data and measurements. `curvature` has the loss Hessian as an operator, with
+Lanczos and Hutchinson estimators of its eigenvalues and trace; `toys` holds 2-D landscapes
+and particle simulations.
+
+The public API is `__all__`, below.
 """
 
 __version__ = "0.1.0"

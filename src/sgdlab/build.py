@@ -5,6 +5,7 @@ loss, update rule, sampler and probes. Both fail with a ConfigError before any w
 from __future__ import annotations
 
 import dataclasses
+from types import GenericAlias
 from typing import Any
 
 import torch
@@ -27,7 +28,8 @@ DEFAULT_EPOCHS = 10
 
 def fill_options(section: Any, entry: Entry, prefix: str, kind: str) -> Any:
     """Reject entry-specific fields the entry does not read; fill unset ones from its defaults."""
-    hints = type_hints(type(section))
+    cls: type = type(section)
+    hints = type_hints(cls)
     updates = {}
     for f in dataclasses.fields(section):
         value = getattr(section, f.name)
@@ -43,6 +45,9 @@ def fill_options(section: Any, entry: Entry, prefix: str, kind: str) -> Any:
 
 
 def resolve_probes(cfg: ProbesConfig) -> ProbesConfig:
+    """`probes` with every probe checked and its options complete: each name in `use` must be
+    registered and listed once, options may only be given for listed probes and only the keys
+    the probe reads, and each option is converted to the type of its default."""
     for name in cfg.options:
         if name not in probes:
             raise ConfigError(f"probes.{name}: {name!r} is not one of {', '.join(probes.names())}")
@@ -60,7 +65,12 @@ def resolve_probes(cfg: ProbesConfig) -> ProbesConfig:
             if key not in entry.options:
                 raise ConfigError(f"{where}: unknown option (known: {', '.join(entry.options)})")
             default = entry.options[key]
-            tp = type(default) if not isinstance(default, tuple) else tuple[type(default[0]), ...]
+            # A tuple default types its option as tuple[item type, ...].
+            tp = (
+                type(default)
+                if not isinstance(default, tuple)
+                else GenericAlias(tuple, (type(default[0]), ...))
+            )
             merged[key] = convert(value, tp, where)
         parse_schedule(merged["schedule"], f"probes.{name}.schedule")
         options[name] = merged
@@ -68,6 +78,10 @@ def resolve_probes(cfg: ProbesConfig) -> ProbesConfig:
 
 
 def resolve_device(name: str) -> str:
+    """The device a config's `device` names: cpu, cuda, or for "auto" cuda when torch sees one.
+
+    Asking for cuda where torch sees no CUDA device is a ConfigError.
+    """
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
@@ -76,7 +90,13 @@ def resolve_device(name: str) -> str:
 
 
 def resolve(cfg: Config) -> Config:
-    """The fully specified config a run records; resolve(resolve(c)) == resolve(c)."""
+    """The fully specified config a run records: every name checked, every default filled.
+
+    Checks the dataset, model, optimizer, loss and probe names against their registries,
+    fills each entry's options, picks the sampler (an optimizer may force one, e.g. full-batch
+    GD) and the default epoch count, and resolves the device. Idempotent: resolving a resolved
+    config gives it back unchanged.
+    """
     data = fill_options(cfg.data, datasets.get(cfg.data.name, "data.name"), "data", "dataset")
     if data.standardize is None:
         data = dataclasses.replace(data, standardize=True)

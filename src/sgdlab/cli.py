@@ -8,11 +8,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 import typer
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 app = typer.Typer(
     add_completion=False,
@@ -26,7 +29,8 @@ SetOption = typer.Option(
 )
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
+    """Print `error: MESSAGE` on stderr and exit with code 2 (bad input)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -50,7 +54,8 @@ class ProgressReporter:
     def __init__(self, total: int | None, quiet: bool, label: str):
         self.total, self.quiet, self.label = total, quiet, label
         self.rich = not quiet and sys.stderr.isatty()
-        self._bar = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
         self._last_line = 0.0
         self._t0 = time.monotonic()
 
@@ -65,7 +70,7 @@ class ProgressReporter:
                 TimeRemainingColumn,
             )
 
-            self._bar = Progress(
+            bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -75,14 +80,16 @@ class ProgressReporter:
                 TimeRemainingColumn(),
                 transient=False,
             )
-            self._bar.start()
-            self._task = self._bar.add_task(self.label, total=self.total, loss="-")
+            bar.start()
+            self._task = bar.add_task(self.label, total=self.total, loss="-")
+            self._bar = bar
         return self
 
     def __call__(self, step: int, loss: float) -> None:
+        """Report `step` steps done and the last minibatch loss (the engine's Progress callback)."""
         if self.quiet:
             return
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=step, loss=f"{loss:.4g}")
             return
         now = time.monotonic()
@@ -112,6 +119,7 @@ def _total_steps(parts) -> int | None:
 
 
 def print_summary(path: Path | None, summary: dict) -> None:
+    """A run's summary as a table: status, counts, timings, error and final metrics."""
     from rich.console import Console
     from rich.table import Table
 
@@ -293,6 +301,7 @@ def tune_init(
 
 
 def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
+    """`reproduce --plan`: the runs an experiment would train, with measured time estimates."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -488,7 +497,7 @@ def sweep(
     report_: bool = typer.Option(True, "--report/--no-report", help="write DIR/report.html at the end"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Every grid point × seed as one run; re-running resumes. Writes DIR/index.parquet and DIR/report.html."""
+    """Every grid point × seed as one run; re-running resumes. Writes DIR/index.parquet, DIR/report.html."""
     from .sweep import run_sweep
 
     if workers is not None and workers < 1:
@@ -512,7 +521,7 @@ def sweep(
         )
     except KeyboardInterrupt:
         typer.echo(f"interrupted; the index is in {out}; run the same command again to continue", err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     statuses = result.index["status"].to_pylist()
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
     typer.echo(
@@ -574,6 +583,7 @@ def demo(
 
 
 def main() -> None:
+    """The `sgdlab` console script."""
     app()
 
 

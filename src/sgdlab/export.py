@@ -12,9 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .store import RunDir, load_run
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 
 def runs_under(path: Path) -> list[Path]:
@@ -33,7 +37,8 @@ def _inside_run(run: Path, root: Path) -> bool:
     return False
 
 
-def summary_writer():
+def summary_writer() -> type[SummaryWriter]:
+    """TensorBoard's SummaryWriter class; a UserError naming the extra to install if missing."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -69,7 +74,7 @@ def export_tensorboard(source: str | Path, out: str | Path) -> list[Path]:
                 walltime=start,
             )
             for metric in run.metrics.column_names[2:]:
-                for step, value in zip(*run.series(metric)):
+                for step, value in zip(*run.series(metric), strict=True):
                     writer.add_scalar(
                         metric,
                         float(value),

@@ -55,6 +55,6 @@ def _current() -> list[_Fault]:
 
 
 def point(name: str) -> None:
-    """Pass the fault point `name`: kill this process if a fault set for it is due."""
+    """Pass the fault point `name`: SIGKILL this process if an armed fault counts it to its N."""
     for fault in _current():
         fault.passed(name)

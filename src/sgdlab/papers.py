@@ -8,6 +8,24 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Paper:
+    """A citation: who, when, what and where, as every figure, claim and report cites it.
+
+    `str(paper)` is the full reference, 'Authors (year), “Title”, venue'; `paper.short` is
+    'Authors year' for titles and one-line mentions.
+
+    Attributes:
+        authors: the authors as cited, e.g. "Nacson, Srebro & Soudry".
+        year: the year of publication; None for undated sources (lecture notes).
+        title: the title.
+        venue: where it appeared (journal, conference, memo series); may be empty.
+
+    >>> from sgdlab.papers import NONNENMACHER_2021
+    >>> NONNENMACHER_2021.short
+    'Nonnenmacher, Reeb & Steinwart 2021'
+    >>> print(NONNENMACHER_2021)
+    Nonnenmacher, Reeb & Steinwart (2021), “Which minimizer does my neural network converge to?”, ECML PKDD
+    """
+
     authors: str
     year: int | None  # None: undated (lecture notes)
     title: str
@@ -15,11 +33,12 @@ class Paper:
 
     @property
     def when(self) -> str:
+        """The year as text, or "n.d." (no date) for an undated source."""
         return str(self.year) if self.year is not None else "n.d."
 
     @property
     def short(self) -> str:
-        """ "Nacson, Srebro & Soudry 2019": for figure titles and one-line mentions."""
+        """Authors and year, e.g. "Nacson, Srebro & Soudry 2019": for figure titles and one-line mentions."""
         return f"{self.authors} {self.when}"
 
     def __str__(self) -> str:

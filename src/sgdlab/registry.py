@@ -13,6 +13,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Entry:
+    """One registered name.
+
+    Attributes:
+        name: the name configs and the CLI use.
+        factory: what builds it (a model constructor, a dataset loader, a probe class, …).
+        help: the one-line description `sgdlab list` shows.
+        options: the config fields this entry reads, with its defaults; the other optional
+            fields of its config section must stay unset (`build.fill_options`).
+        extra: anything else a table keeps per entry (e.g. an optimizer's forced `sampler`,
+            the `paper` an experiment reproduces).
+    """
+
     name: str
     factory: Callable[..., Any]
     help: str
@@ -31,6 +43,9 @@ class Registry(Generic[F]):
     def register(
         self, name: str, *, help: str, options: dict[str, Any] | None = None, **extra: Any
     ) -> Callable[[F], F]:
+        """A decorator registering its function or class as `name` (registering a name twice
+        is a ValueError); extra keyword arguments are kept in the entry's `extra`."""
+
         def decorate(factory: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
@@ -40,12 +55,15 @@ class Registry(Generic[F]):
         return decorate
 
     def get(self, name: str, key: str | None = None) -> Entry:
+        """The entry of `name`; an unknown name is a ConfigError naming the config `key` and
+        listing the known names."""
         if name not in self._entries:
             where = f"{key}: " if key else ""
             raise ConfigError(f"{where}{name!r} is not one of {', '.join(self.names())}")
         return self._entries[name]
 
     def names(self) -> list[str]:
+        """Every registered name, in registration order."""
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:

@@ -42,6 +42,19 @@ REPLAY_DIR = "replay"
 
 @dataclass
 class RunResult:
+    """What `run`, `start` and `resume` return.
+
+    Attributes:
+        path: the run directory, or None for a run kept in memory.
+        summary: what summary.json holds: status, steps, epochs, stop_reason, final metrics
+            ("train_loss", "train_error", "test_loss", "test_error", …), seed, n_params,
+            timings and versions.
+        metrics: the metrics table (`step`, `epoch`, one float64 column per metric, null where
+            a metric was not measured), as `load_run` would read it back.
+        parts: the parts that trained, the model at θ_final; None when `resume` found the run
+            already completed or diverged.
+    """
+
     path: Path | None
     summary: dict[str, Any]
     metrics: pa.Table
@@ -49,10 +62,13 @@ class RunResult:
 
     @property
     def status(self) -> str:
+        """completed, diverged or interrupted (a failed run raises instead of returning)."""
         return self.summary.get("status", "unknown")
 
 
 def versions() -> dict[str, str]:
+    """Python, torch, numpy and sgdlab versions, and sgdlab's git commit when it runs from a
+    checkout: recorded in every summary so a result can be traced to the code that made it."""
     out = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -103,6 +119,8 @@ def _now() -> str:
 
 
 def as_config(config: Config | str | Path | dict, overrides: tuple[str, ...] | list[str] = ()) -> Config:
+    """A Config from a Config (as is), a TOML file or a dict of TOML tables, with `KEY=VALUE`
+    overrides applied (only to a file or dict). Not yet resolved: see `build.resolve`."""
     if isinstance(config, Config):
         if overrides:
             raise ValueError("overrides apply to a TOML file or dict, not to a Config")
@@ -119,7 +137,14 @@ def prepare(
     model: nn.Module | None = None,
     data: Dataset | None = None,
 ) -> Parts:
-    """Validate and build everything a run needs, without running or writing anything."""
+    """Validate and build everything a run needs, without running or writing anything.
+
+    The config is resolved (every default filled in, every name checked against the
+    registries) and built into Parts: data, model with θ_0 drawn from the seed, loss, update
+    rule, sampler and probes. A bad config fails here with a ConfigError. `start(parts, out)`
+    then trains them; `run` is the two in one call. Pass `model` or `data` to use your own
+    instead of the config's.
+    """
     return build_parts(resolve(as_config(config, overrides)), model=model, data=data)
 
 
@@ -134,7 +159,71 @@ def run(
     data: Dataset | None = None,
 ) -> RunResult:
     """Train from a config (a Config, a TOML path or a dict). With `out`, everything is written
-    to that run directory; without, results stay in memory."""
+    to that run directory; without, results stay in memory.
+
+    The run directory (see `store.run_dir`) receives the resolved config, θ_0 as init.pt, the
+    metrics and summary as training goes, resumable states on the checkpoint policy, and
+    final.pt. A run killed or interrupted on the way is continued by `resume(out)`.
+
+    Args:
+        config: a Config, the path of a TOML file, or the same tables as a dict. Omitted keys
+            take their defaults (`sgdlab list config`).
+        out: the run directory to create: a new or empty directory, or (with `overwrite`) one
+            holding a run, which is replaced.
+        overrides: `KEY=VALUE` strings applied to a TOML or dict config, as `--set` does.
+        overwrite: replace a run already in `out` (never a directory that is not a run).
+        progress: called with (steps done, last minibatch loss) as training goes.
+        model: your own network instead of the config's `model` section.
+        data: your own Dataset (e.g. `Dataset.from_tensors`) instead of the config's `data`.
+
+    Returns:
+        The RunResult: status, summary, metrics table and the trained parts.
+
+    Raises:
+        ConfigError: the config is invalid (before anything is written).
+        UserError: `out` cannot be used (not empty and not a run, a run and no `overwrite`,
+            or a run another process is writing).
+
+    Example: a small MLP on the bundled `digits` images, one epoch of 8 minibatches.
+
+    >>> import tempfile
+    >>> import sgdlab
+    >>> config = {
+    ...     "seed": 0,
+    ...     "data": {"name": "digits", "n_train": 128, "n_test": 64},
+    ...     "model": {"name": "mlp", "widths": [16]},
+    ...     "optim": {"name": "sgd", "lr": 0.1},
+    ...     "train": {"batch_size": 16, "epochs": 1},
+    ... }
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     result = sgdlab.run(config, f"{tmp}/digits-mlp")
+    ...     written = sorted(p.name for p in result.path.iterdir())
+    ...     checkpoints = sorted(p.name for p in (result.path / "checkpoints").iterdir())
+    >>> result.status, result.summary["steps"], result.summary["stop_reason"]
+    ('completed', 8, 'epochs')
+    >>> result.summary["n_params"]  # 64·16 + 16 + 16·10 + 10
+    1210
+    >>> result.summary["final"]
+    {'train_loss': 2.06..., 'train_error': 0.64..., 'test_loss': 2.21..., 'test_error': 0.79...}
+    >>> written
+    ['.lock', 'checkpoints', 'config.toml', 'metrics.parquet', 'summary.json']
+    >>> checkpoints
+    ['final.pt', 'final.pt.sha256', 'init.pt', 'init.pt.sha256']
+
+    The metrics table has a row per step where something was measured: the default probes
+    evaluate θ_k on both splits once per epoch and record the minibatch loss every step.
+
+    >>> result.metrics.num_rows, result.metrics.column_names[:6]
+    (9, ['step', 'epoch', 'train_loss', 'train_error', 'test_loss', 'test_error'])
+    >>> result.metrics["batch_loss"].to_pylist()[:3]
+    [2.34..., 2.31..., 2.23...]
+
+    Without `out` nothing is written, and the same seed gives the same numbers:
+
+    >>> again = sgdlab.run(config)
+    >>> again.path is None, again.metrics.equals(result.metrics)
+    (True, True)
+    """
     parts = prepare(config, overrides, model=model, data=data)
     return start(parts, out, overwrite=overwrite, progress=progress)
 
@@ -173,7 +262,20 @@ def resume(
     data: Dataset | None = None,
 ) -> RunResult:
     """Continue a run that was killed or interrupted, from its latest saved state; the result
-    is bit-identical to an uninterrupted run (same machine kind and thread count)."""
+    is bit-identical to an uninterrupted run (same machine kind and thread count).
+
+    The run's lock is taken (a UserError if another process holds it), temp files a killed
+    writer left are removed, and the parts are rebuilt from the recorded config; the rebuilt
+    θ_0 must equal init.pt, or the code changed and the run cannot be continued exactly. The
+    newest resumable state that matches its checksum is restored (model, optimizer buffers,
+    sampler order and generator, probe states, RNGs; damaged newer ones are skipped and listed
+    in summary["skipped_states"]), metrics rows from its step on are dropped, and training
+    continues from there, or from θ_0 when no state was saved. A run stopped in the replay
+    pass of a two-phase run continues that pass. A run already completed or diverged is
+    returned as it is, with `parts` None.
+
+    Pass the same `model` and `data` as the original run if it used your own.
+    """
     run_dir = RunDir.open(path)
     summary = run_dir.read_summary()
     status = summary.get("status")
@@ -213,6 +315,7 @@ def _latest_state(run_dir: RunDir, summary: dict[str, Any] | None = None) -> dic
 
 
 def replayed_probes(probes: list[Probe]) -> list[Probe]:
+    """The probes that need θ* (the run's final iterate): they make a run two-phase."""
     return [p for p in probes if "theta_star" in p.needs]
 
 
@@ -334,7 +437,7 @@ def _replay(
             state = _latest_state(replay_dir)
         else:
             replay_dir = RunDir.create(path, text, overwrite=True)
-    metrics = MetricsLog(replay_dir.read_metrics() if state is not None else None)
+    metrics = MetricsLog(replay_dir.read_metrics() if replay_dir is not None and state is not None else None)
     if state is not None:
         metrics.truncate(int(state["step"]))
     replay_recorder = Recorder(replay_dir, cfg.checkpoint, metrics)

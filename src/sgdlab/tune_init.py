@@ -1,5 +1,6 @@
 """`sgdlab tune-init`: the initialization-scale procedure of Nonnenmacher, Reeb & Steinwart
-(2021, Sect. 3), for any config whose model has an initialization scale `model.sigma`:
+(2021, "Which minimizer does my neural network converge to?", Sect. 3), for any config whose
+model has an initialization scale `model.sigma`:
 
   (a) train with the config's (standard) σ;
   (b) retrain from the same θ_0 with σ smaller by `factor` (default 0.7: "several ten percent");
@@ -48,6 +49,23 @@ from .store.files import save_tensors, write_json, write_text
 
 @dataclass(frozen=True)
 class Trial:
+    """One training run of the procedure, at one σ.
+
+    Attributes:
+        sigma: the initialization scale σ of this trial.
+        status: the run's status (completed, diverged, interrupted).
+        steps: the updates it made.
+        stop_reason: why it stopped: "stop_loss" (it reached the loss threshold), or the step
+            cap ("epochs", "max_steps"), or "diverged".
+        train_loss: the final loss on the training part (validation points excluded).
+        val_loss: the final loss on the held-out validation points: what σ is chosen by.
+        val_error: the final error rate on them.
+        test_loss: the final loss on the config's test split (reported, never used to choose).
+        test_error: the final error rate on the test split.
+        practical: whether the trial reached the loss threshold within its step budget; only
+            practical trials can be chosen.
+    """
+
     sigma: float
     status: str
     steps: int
@@ -62,6 +80,18 @@ class Trial:
 
 @dataclass
 class TuneResult:
+    """The outcome of `tune_init`: every trial in order of decreasing σ, and the choice.
+
+    Attributes:
+        trials: the trials, the config's own σ first, each next σ `factor` times smaller.
+        chosen: the index of the chosen trial: the practical one with the smallest validation
+            loss (the first trial when none was practical).
+        reason: why the sequence of trials stopped, in words.
+        budget: the step budget of every trial after the first: ⌈max_slowdown × the first
+            trial's steps⌉.
+        model: the chosen trial's trained network.
+    """
+
     trials: list[Trial]
     chosen: int  # index into trials
     reason: str  # why the sequence stopped
@@ -70,9 +100,11 @@ class TuneResult:
 
     @property
     def sigma(self) -> float:
+        """The chosen initialization scale σ."""
         return self.trials[self.chosen].sigma
 
     def as_dict(self) -> dict[str, Any]:
+        """What tune.json holds: the source paper, the choice, the stop reason and every trial."""
         return {
             "source": str(NONNENMACHER_2021),
             "chosen_sigma": self.sigma,
@@ -84,6 +116,7 @@ class TuneResult:
 
 
 def sigma_models() -> list[str]:
+    """The registered models that have an initialization scale `model.sigma`."""
     return [e.name for e in models if "sigma" in e.options]
 
 
@@ -152,7 +185,33 @@ def tune_init(
     stop_loss: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TuneResult:
-    """Run the procedure on `config` (a Config); see the module docstring."""
+    """Run the procedure on `config` (a Config); see the module docstring.
+
+    Every trial trains in memory from the same θ_0 draws, on the training points left after
+    holding out the validation fraction, until its training loss falls below the threshold or
+    it reaches its step cap (the config's own for the first trial, the budget for the others).
+
+    Args:
+        config: the run to tune; its model must have `model.sigma`, and changing σ must
+            change the network at initialization (NTK parametrization or `ntk-normal` init).
+        factor: σ of the next trial = factor × σ, in (0, 1).
+        margin: go on only while the validation loss falls by at least this fraction of the
+            previous trial's.
+        max_slowdown: a trial that needs more than this many times the first trial's steps to
+            reach the threshold is too slow, and ends the sequence.
+        max_trials: at most this many trials (σ values).
+        validation: the fraction of the training set held out to choose σ by.
+        stop_loss: the training loss at which a trial counts as trained (default: the config's
+            `train.stop_loss`; one of the two is required).
+        log: called with a line of text as each trial starts and ends.
+
+    Returns:
+        Every trial and the chosen one (`result.sigma`, `result.model`).
+
+    Raises:
+        UserError: an argument is out of range.
+        ConfigError: the model has no σ, σ does not change it, or there is no loss threshold.
+    """
     from . import runner
 
     log = log or (lambda message: None)
@@ -175,6 +234,7 @@ def tune_init(
             "(set train.stop_loss or pass --stop-loss)"
         )
     data = build_dataset(cfg.data, cfg.seed)
+    assert cfg.model.sigma is not None  # check_sigma: the model reads sigma, so resolve filled it
     sigma0 = float(cfg.model.sigma)
     if torch.equal(_effective(cfg, data, sigma0), _effective(cfg, data, sigma0 * factor)):
         raise ConfigError(
@@ -195,6 +255,7 @@ def tune_init(
         log(f"σ = {sigma:.4g}: training")
         result = runner.run(c, data=train_val)
         final = result.summary.get("final", {})
+        assert result.parts is not None  # run() always returns the parts it trained
         model = result.parts.model
         test_loss, test_error = _evaluate(model, train_test.test, c, data.target_kind)
         t = Trial(
@@ -256,6 +317,8 @@ def write(result: TuneResult, out: Path, cfg: Config) -> list[Path]:
 
 
 def figure(result: TuneResult, path: Path) -> Path:
+    """tune-init.png: each trial's validation and test loss against σ (the choice marked),
+    and its steps to the loss threshold against the step budget (too-slow trials crossed)."""
     import matplotlib
 
     matplotlib.use("Agg")

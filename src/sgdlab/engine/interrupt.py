@@ -6,12 +6,26 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Any, Callable
+
+# What signal.signal accepts and returns: a handler, SIG_DFL/SIG_IGN, or None (not set from Python).
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class StopRequest:
+    """A context manager that turns the first SIGINT/SIGTERM into a flag instead of an exception.
+
+    Inside `with StopRequest() as stop:` the first signal sets `stop.requested`; the training
+    loop checks it at each step boundary, saves a resumable state there (when the run has a
+    directory) and returns an "interrupted" outcome. A second signal raises KeyboardInterrupt
+    at once. On exit the previous handlers are put back. Handlers can only be installed from
+    the main thread; elsewhere (a thread pool, a test runner's worker thread) the context does
+    nothing and signals keep their usual effect.
+    """
+
     def __init__(self) -> None:
         self.requested = False
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, _Handler] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:

@@ -3,6 +3,25 @@
 Metrics row `step = k` describes iterate θ_k and the iteration θ_k → θ_{k+1}: state probes
 measure θ_k before the update, iteration probes right after it. The row of the last step
 holds state probes only. Resumable states are saved at step boundaries, before row k.
+
+One pass of the loop, at step k:
+
+1. Boundary: a resumable state is saved if the checkpoint policy says one is due (never at the
+   step the loop started or resumed from), and a pending Ctrl-C / SIGTERM stops the run here,
+   after saving a state.
+2. State probes: the stop rules are checked (the step cap from `train.epochs` / `train.max_steps`;
+   at epoch boundaries, `train.stop_loss` against the full training loss of θ_k); every state
+   probe whose schedule is due — at the last step, every one that runs at the end — measures θ_k,
+   and θ_k itself is saved if `checkpoint.iterates` asks for it. At the last step the loop ends
+   here.
+3. The update: the sampler gives the indices of B_k, the update rule takes one step on the
+   minibatch loss ℓ(θ_k; B_k) (its forward and backward run inside the due iteration probes'
+   `capture` contexts, so they can reuse it), then the due iteration probes measure with
+   θ_k, θ_{k+1}, B_k, ℓ(θ_k; B_k) and η_k at hand. A non-finite minibatch loss ends the run as
+   diverged.
+
+After the loop θ_final is evaluated on the train and test splits, and at a completed stop every
+probe's `finish` may add rows for earlier steps (merged by step) and a summary.
 """
 
 from __future__ import annotations
@@ -11,6 +30,8 @@ import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import torch
 
 from .. import faults
 from ..config import TrainConfig
@@ -26,6 +47,21 @@ Progress = Callable[[int, float], None]  # (steps done, last minibatch loss)
 
 @dataclass
 class Outcome:
+    """How a call to `train` ended.
+
+    Attributes:
+        status: "completed", "diverged" or "interrupted".
+        steps: the step counter at the end, i.e. the number of updates made (counting those
+            before a resume); θ_steps is the final iterate.
+        stop_reason: "epochs", "max_steps", "stop_loss", "diverged" or "interrupted".
+        wall_time: seconds spent training, including the time recorded before a resume.
+        final: θ_final evaluated on both splits, keyed "train_loss", "train_error",
+            "test_loss", … (empty when interrupted).
+        diverged_at: the step whose minibatch loss was not finite (or the step count, when the
+            loss stayed finite but the final parameters are not); None if it did not diverge.
+        probe_summaries: what each probe's `finish` reported, by probe name.
+    """
+
     status: str  # completed | diverged | interrupted
     steps: int
     stop_reason: str
@@ -49,11 +85,33 @@ def train(
     parts: Parts,
     recorder: Recorder,
     *,
-    theta0=None,
+    theta0: torch.Tensor | None = None,
     reference: Reference | None = None,
     state: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> Outcome:
+    """Train `parts` until a stop rule fires, sending every metrics row and state to `recorder`.
+
+    See the module docstring for what happens at each step. Nothing is written here directly:
+    the recorder decides what reaches disk.
+
+    Args:
+        parts: the model, data, loss, update rule, sampler and probes (their state is changed:
+            the model ends at θ_final).
+        recorder: receives metrics rows, resumable states, saved iterates and deferred rows.
+        theta0: θ_0 as a flat vector, for probes that measure against it (e.g. `dist_init`);
+            default: the model's parameters when `train` is called, before `state` is restored
+            (so a resume must pass the recorded θ_0).
+        reference: the final iterate and per-step losses of an earlier pass, for probes that
+            need θ* (the replay pass of a two-phase run).
+        state: a resumable state from `capture`; training continues from its step with every
+            random stream and optimizer buffer as they were.
+        progress: called with (steps done, last minibatch loss) at most about every 0.2 s, and
+            once at the end with the final training loss (NaN when interrupted).
+
+    Returns:
+        The Outcome; its `final` metrics are also what a run's summary records.
+    """
     cfg, model, data, rule, sampler = parts.config.train, parts.model, parts.data, parts.rule, parts.sampler
     spe = sampler.steps_per_epoch
     stop_at = last_step(cfg, spe)
@@ -91,20 +149,20 @@ def train(
             epoch = step / spe
             row: dict[str, float] = {}
             ctx = StepContext(rt, step, epoch)
-            final = stop_at is not None and step >= stop_at
+            last = stop_at is not None and step >= stop_at
             if (
-                not final
+                not last
                 and cfg.stop_loss is not None
                 and step % spe == 0
                 and ctx.evaluate("train")["loss"] < cfg.stop_loss
             ):
-                final, reason = True, "stop_loss"
+                last, reason = True, "stop_loss"
             for probe in state_probes:
-                if (final and probe.schedule.at_end) or probe.schedule.due(step, spe):
+                if (last and probe.schedule.at_end) or probe.schedule.due(step, spe):
                     _put(row, probe.measure(ctx), probe.name)
-            if save_iterate.due(step, spe) or (final and save_iterate.at_end):
+            if save_iterate.due(step, spe) or (last and save_iterate.at_end):
                 recorder.save_iterate(step, ctx.params)
-            if final:
+            if last:
                 if row:
                     recorder.append(step, epoch, row)
                 break
@@ -165,6 +223,7 @@ def train(
 
 
 def _put(row: dict[str, float], values: dict[str, float], probe: str) -> None:
+    """Add a probe's values to the row; two probes reporting the same metric name is a bug."""
     clash = row.keys() & values.keys()
     if clash:
         raise RuntimeError(f"probe {probe} reports {sorted(clash)}, already reported by another probe")

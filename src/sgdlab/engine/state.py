@@ -1,5 +1,22 @@
 """A resumable training state: everything that decides the rest of the trajectory, as
-tensors and plain values (loadable with weights_only=True)."""
+tensors and plain values (loadable with weights_only=True).
+
+A state is a dict:
+
+  step       the step k it was taken at (a step boundary: θ_k, before update k)
+  wall_time  seconds of training so far, so a resumed run reports the total
+  model      the model's state_dict (θ_k and buffers)
+  rule       the update rule's state: the torch optimizer's state_dict (momentum buffers, Adam
+             moments) and its post-step transforms' (e.g. the Langevin noise generator); step
+             sizes η_k are functions of k and need nothing
+  sampler    the sampler's generator and current epoch order
+  probes     each probe's own state (running sums, previous values), by probe name
+  torch_rng  the global CPU generator (dropout and other global draws)
+  cuda_rng   the CUDA generator of the run's device, on CUDA only
+
+Restoring all of it makes the continued run bit-identical to one that was never stopped (on the
+same kind of machine, with the same thread count).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +28,11 @@ from .parts import Parts
 
 
 def capture(parts: Parts, step: int, wall_time: float) -> dict[str, Any]:
+    """The resumable state of `parts` at step boundary `step` (see the module docstring).
+
+    The model and optimizer tensors are the live ones, not copies: save the state before
+    training goes on.
+    """
     state = {
         "step": step,
         "wall_time": wall_time,
@@ -26,7 +48,11 @@ def capture(parts: Parts, step: int, wall_time: float) -> dict[str, Any]:
 
 
 def restore(parts: Parts, state: dict[str, Any]) -> int:
-    """Load `state` into `parts`; returns the step to continue from."""
+    """Load `state` (from `capture`) into `parts`; returns the step to continue from.
+
+    Restores the model, update rule, sampler, probe states and the global RNGs. A probe
+    the state has nothing for is given an empty dict.
+    """
     parts.model.load_state_dict(state["model"])
     parts.rule.load_state_dict(state["rule"])
     parts.sampler.load_state_dict(state["sampler"])

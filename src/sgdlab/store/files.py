@@ -39,7 +39,15 @@ class CorruptCheckpoint(UserError):
     """A checkpoint does not match its checksum or cannot be read."""
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Replace `path` with what `write(tmp)` puts in a temp file beside it, all or nothing.
+
+    The temp file `.NAME.tmp-PID` is fsynced, renamed over `path` and the folder fsynced, so a
+    crash at any point leaves either the old file or the new one. If the write fails for lack
+    of space, DiskFull is raised (the old file is untouched); any other error propagates. The
+    temp file never outlives the call (a SIGKILL aside: `RunDir.remove_temporaries`).
+    `write`'s return value is ignored.
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         write(tmp)
@@ -89,18 +97,22 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
+    """Atomically replace `path` with `text` (UTF-8)."""
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Atomically write `data` as indented JSON; NaN and ±inf are kept (as NaN, Infinity)."""
     write_text(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
+    """Atomically write an Arrow table as a Parquet file."""
     atomic_write(path, lambda p: pq.write_table(table, p))
 
 
 def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -109,6 +121,7 @@ def sha256_of(path: Path) -> str:
 
 
 def checksum_path(path: Path) -> Path:
+    """Where the checksum of checkpoint `path` lives: `NAME.pt.sha256` beside it."""
     return path.with_name(path.name + ".sha256")
 
 
@@ -143,5 +156,6 @@ def load_tensors(path: Path, map_location: str | torch.device = "cpu") -> Any:
 
 
 def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint and its checksum (either may already be gone)."""
     path.unlink(missing_ok=True)
     checksum_path(path).unlink(missing_ok=True)

@@ -18,6 +18,17 @@ from .run_dir import RunDir
 
 @dataclass
 class Run:
+    """A finished (or stopped) run as read back from its directory by `load_run`.
+
+    Attributes:
+        path: the run directory.
+        config: the resolved config the run recorded (every default filled in).
+        summary: summary.json: status, steps, epochs, stop_reason, final metrics, timings,
+            seed, n_params, versions, and per-probe summaries under "probes".
+        metrics: the metrics table: `step`, `epoch`, one float64 column per metric, null
+            where a metric was not measured at that step (`series` drops the nulls).
+    """
+
     path: Path
     config: Config
     summary: dict[str, Any]
@@ -25,10 +36,12 @@ class Run:
 
     @property
     def status(self) -> str:
+        """The run's status: completed, diverged, interrupted, failed or running (or unknown)."""
         return self.summary.get("status", "unknown")
 
     @property
     def final(self) -> dict[str, float]:
+        """θ_final's metrics ("train_loss", "train_error", "test_loss", "test_error", …); {} if none."""
         return self.summary.get("final", {})
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +63,51 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
+    """Read the run directory at `path`: its config, summary and metrics in one object.
+
+    Nothing is locked or changed, so a run can be read while it trains (its metrics as of the
+    last flush). Checkpoints are loaded only on request, with `Run.checkpoint`.
+
+    Example: train one epoch into a directory, then read it back.
+
+    >>> import tempfile
+    >>> import sgdlab
+    >>> config = {
+    ...     "seed": 0,
+    ...     "data": {"name": "digits", "n_train": 128, "n_test": 64},
+    ...     "model": {"name": "mlp", "widths": [16]},
+    ...     "optim": {"name": "sgd", "lr": 0.1},
+    ...     "train": {"batch_size": 16, "epochs": 1},
+    ... }
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = sgdlab.run(config, f"{tmp}/digits-mlp")
+    ...     run = sgdlab.load_run(f"{tmp}/digits-mlp")
+    ...     final_state = run.checkpoint("final.pt")
+    >>> run.status, run.summary["steps"], run.summary["stop_reason"]
+    ('completed', 8, 'epochs')
+    >>> run.config.model.widths, run.config.train.sampler
+    ((16,), 'reshuffle')
+    >>> run.final
+    {'train_loss': 2.06..., 'train_error': 0.64..., 'test_loss': 2.21..., 'test_error': 0.79...}
+
+    Metrics measured once per epoch (here at steps 0 and 8) and every step (the minibatch
+    loss) share one table; `series` gives the steps where a metric was measured:
+
+    >>> steps, loss = run.series("train_loss")
+    >>> steps
+    array([0, 8])
+    >>> loss
+    array([2.28..., 2.06...])
+    >>> run.epochs("train_loss")[0]
+    array([0., 1.])
+    >>> len(run.series("batch_loss")[0])
+    8
+
+    `checkpoint` loads a saved state_dict, here θ_final of the 64 → 16 → 10 network:
+
+    >>> {name: tuple(t.shape) for name, t in final_state.items()}
+    {'1.weight': (16, 64), '1.bias': (16,), '3.weight': (10, 16), '3.bias': (10,)}
+    """
     run_dir = RunDir.open(path)
     metrics = run_dir.read_metrics()
     return Run(

@@ -1,5 +1,10 @@
 """The metrics table: one row per recorded step (`step`, `epoch`, then one float64 column per
-metric, null where a metric was not measured at that step)."""
+metric, null where a metric was not measured at that step).
+
+In memory it is a pyarrow Table; on disk it is `RUN/metrics.parquet`, rewritten whole (and
+atomically) at every flush. Columns appear in the order metrics were first reported. A step
+at which nothing was measured has no row, so steps need not be consecutive.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import pyarrow.compute as pc
 
 
 def rows_to_table(rows: list[tuple[int, float, dict[str, Any]]]) -> pa.Table:
+    """A metrics table from (step, epoch, {metric: value}) rows; missing values become null."""
     names: dict[str, None] = {}
     for _, _, row in rows:
         names.update(dict.fromkeys(row))
@@ -48,18 +54,23 @@ class MetricsLog:
         self._rows: list[tuple[int, float, dict[str, Any]]] = []
 
     def append(self, step: int, epoch: float, row: dict[str, Any]) -> None:
+        """Add the row of `step` (kept as Python values until the next `table()`/`commit()`)."""
         self._rows.append((step, epoch, row))
 
     @property
     def pending(self) -> int:
+        """Rows appended since the last commit."""
         return len(self._rows)
 
     def table(self) -> pa.Table:
+        """Every row so far, committed and pending; a column new in the pending rows is null
+        in the earlier ones."""
         if not self._rows:
             return self._table
         return pa.concat_tables([self._table, rows_to_table(self._rows)], promote_options="default")
 
     def commit(self) -> pa.Table:
+        """Fold the pending rows into the table and return it (what the recorder writes)."""
         self._table, self._rows = self.table(), []
         return self._table
 
@@ -71,6 +82,7 @@ class MetricsLog:
         )
 
     def truncate(self, step: int) -> None:
+        """Drop every row at or after `step`: a resume from the state at `step` measures them again."""
         table = self.commit()
         self._table = table.filter(pc.less(table["step"], step))
 
