@@ -14,13 +14,15 @@ from .base import Claim, decide
 
 @dataclass(frozen=True)
 class Premise:
-    """ "Trained to an approximate global minimum": the run completed (or stopped at its loss
-    threshold) with final training loss ≤ `max_loss` and training error ≤ `max_error`."""
+    """The premise "trained to an approximate global minimum": the run completed (or stopped at
+    its loss threshold) with final training loss ≤ `max_loss` and training error ≤ `max_error`."""
 
     max_loss: float
     max_error: float = 0.0
 
     def describe(self) -> str:
+        """The premise in words, for claim statements ("final training loss ≤ 1e-05 and
+        training error 0")."""
         error = "0" if self.max_error == 0 else f"≤ {self.max_error:g}"
         return f"final training loss ≤ {self.max_loss:g} and training error {error}"
 
