@@ -5,7 +5,8 @@ Each run's time comes from a short measured timing on the configured device: the
 engine steps of every distinct model/data/batch combination (with the run's iteration probes
 on), once more for the replay pass of θ*-probes, plus one full-set evaluation (timed on one
 evaluation chunk) times the number of evaluations its schedules ask for. Runs with a loss
-threshold are estimated at their step cap (an upper bound). Identical configs are trained once, as `Lab.run_many` does.
+threshold are estimated at their step cap (an upper bound). Identical configs are trained once,
+as `Lab.run_many` does.
 """
 
 from __future__ import annotations
