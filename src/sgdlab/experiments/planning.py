@@ -194,7 +194,8 @@ def plan(
         raise ValueError(f"experiment {name!r} registers no plan")
     p: Plan = planner(scale)
     cache: dict[str, tuple[float, float, float]] = {}
-    rows, first_of = [], {}
+    rows: list[PlannedRun] = []
+    first_of: dict[str, str] = {}
     for run_name, raw in p.runs.items():
         if not selected(run_name, only):
             continue

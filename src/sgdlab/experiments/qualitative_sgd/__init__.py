@@ -35,7 +35,8 @@ SIMULATIONS = ("noise-ball", "pair", "escaping")
 
 
 def run_configs(s: Settings) -> dict[str, dict]:
-    """Every trained run of `qualitative-sgd`: least squares, the residual nets and step-size rules, and the μ MLP."""
+    """Every trained run of `qualitative-sgd`: least squares, the residual nets and step-size
+    rules, and the μ MLP."""
     return {
         **least_squares.configs(s.least_squares),
         **nets.configs(s.nets),

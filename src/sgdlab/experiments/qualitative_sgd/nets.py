@@ -290,7 +290,8 @@ def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Cla
             f"clearly smaller full-gradient norm than the non-diminishing damped rule (≥ {FINAL_FACTOR:g}× "
             "smaller; the lecture: 0.0003 vs 0.013)",
             damped_ok and full_end["combined"] * FINAL_FACTOR <= full_end["damped"],
-            headline=f"‖∇f‖ at the end {full_end['combined']:.2g} (combined) vs {full_end['damped']:.2g} (damped)",
+            headline=f"‖∇f‖ at the end {full_end['combined']:.2g} (combined) "
+            f"vs {full_end['damped']:.2g} (damped)",
             meaning="a diminishing step gives local convergence; a constant one a larger final norm",
             final_full_grad_norm=full_end,
             ratio=full_end["damped"] / full_end["combined"],

@@ -141,7 +141,7 @@ class Escape:
         return (self.x_left + self.x_right) / 2
 
     def p(self, x: torch.Tensor) -> torch.Tensor:
-        """The double well p(x) = a (x − x_L)²(x − x_R)²."""
+        """The double well a (x − x_L)²(x − x_R)², zero at both minima."""
         return self.a * (x - self.x_left) ** 2 * (x - self.x_right) ** 2
 
     def dp(self, x: torch.Tensor) -> torch.Tensor:
