@@ -125,7 +125,9 @@ def cnn_figure(
 def _log_scale(ax, x: bool = False) -> None:
     """Log axes where the plotted data allow them: a run that diverged in its first epoch
     leaves nothing positive to draw on a log scale."""
-    lines = [(np.asarray(l.get_xdata(), float), np.asarray(l.get_ydata(), float)) for l in ax.get_lines()]
+    lines = [
+        (np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)) for line in ax.get_lines()
+    ]
     if any(np.any((ys > 0) & np.isfinite(ys) & ((xs > 0) if x else True)) for xs, ys in lines):
         ax.set(yscale="log", **({"xscale": "log"} if x else {}))
 
