@@ -38,7 +38,7 @@ VERDICTS = ("holds", "fails", "not-applicable")
 
 # An experiment registers with `paper=` (a sgdlab.papers.Paper, cited on every claim it makes)
 # and `plan=` (scale → Plan: what it would train, for `sgdlab reproduce --plan`).
-experiments = Registry("experiment")
+experiments: Registry[Callable[[Lab], list[Claim]]] = Registry("experiment")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class Claim:
     source: str = ""
 
     def __post_init__(self) -> None:
+        """Reject a verdict outside VERDICTS (holds, fails, not-applicable)."""
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
 
@@ -91,8 +92,9 @@ def missing_runs(needed: list[str] | tuple[str, ...], runs: dict[str, Any]) -> l
 
 
 def divergence(name: str, run: Any) -> str | None:
-    """ "run NAME diverged at step k" when `run` ended `diverged` (its loss or parameters became
-    NaN/inf), else None: the reason a claim that needs the run gives instead of a number."""
+    """The reason "run NAME diverged at step k" when `run` ended `diverged` (its loss or
+    parameters became NaN/inf), else None: what a claim that needs the run gives instead of a
+    number."""
     if run.status != "diverged":
         return None
     return f"run {name} diverged at step {run.summary.get('diverged_at')}"
@@ -167,6 +169,7 @@ class Lab:
         progress_factory: Callable | None = None,
         only: str | None = None,
     ):
+        """Create OUT/runs, OUT/tables and OUT/figures; `scale` must be one of SCALES."""
         if scale not in SCALES:
             raise UserError(f"--scale: {scale!r} is not one of {', '.join(SCALES)}")
         self.out, self.scale, self.device, self.only = Path(out), scale, device, only
@@ -223,14 +226,18 @@ class Lab:
         return self.progress_factory(label)
 
     def figure(self, name: str) -> Path:
+        """Where figure `name` goes: OUT/figures/<name>.png."""
         return self.out / "figures" / f"{name}.png"
 
     def save_table(self, name: str, columns: dict[str, Any]) -> Path:
+        """Write `columns` (name → equal-length sequence) as OUT/tables/<name>.parquet;
+        returns its path."""
         path = self.out / "tables" / f"{name}.parquet"
         write_parquet(path, pa.table({k: np.asarray(v) for k, v in columns.items()}))
         return path
 
     def load_table(self, name: str) -> dict[str, np.ndarray]:
+        """Table `name` read back from OUT/tables/<name>.parquet, column name → numpy array."""
         table = pq.read_table(self.out / "tables" / f"{name}.parquet")
         return {c: table[c].to_numpy() for c in table.column_names}
 
@@ -285,4 +292,5 @@ def reproduce(
 
 
 def load_claims(out: str | Path) -> list[Claim]:
+    """The claims a `reproduce` run wrote to OUT/claims.json."""
     return [Claim(**c) for c in json.loads((Path(out) / "claims.json").read_text())]

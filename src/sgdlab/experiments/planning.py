@@ -4,13 +4,15 @@ before anything is trained or written.
 Each run's time comes from a short measured timing on the configured device: the median of a few
 engine steps of every distinct model/data/batch combination (with the run's iteration probes
 on), once more for the replay pass of θ*-probes, plus one full-set evaluation (timed on one
-evaluation chunk) times the number of evaluations its schedules ask for. Runs with a loss threshold are estimated at their step cap (an upper
-bound). Identical configs are trained once, as `Lab.run_many` does.
+evaluation chunk) times the number of evaluations its schedules ask for. Runs with a loss
+threshold are estimated at their step cap (an upper bound). Identical configs are trained once,
+as `Lab.run_many` does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -34,6 +36,9 @@ TIMED_STEPS = 8  # steps timed per model (after one warm-up step); the median co
 
 @dataclass(frozen=True)
 class PlannedRun:
+    """One row of `--plan`: a run's model, size, data, how it stops, its probes and its
+    estimated wall time (None for a run only a loss threshold stops)."""
+
     name: str
     model: str
     n_params: int
@@ -86,7 +91,7 @@ def _per_step(parts: Parts, probes: ProbesConfig, reference: Reference | None = 
         probes=[p for p in build_probes(probes) if p.iteration] + [clock],
     )
     train(run_parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model), reference=reference)
-    return statistics.median(b - a for a, b in zip(clock.times, clock.times[1:]))
+    return statistics.median(b - a for a, b in itertools.pairwise(clock.times))
 
 
 def _evaluation_seconds(parts: Parts) -> float:
@@ -189,7 +194,8 @@ def plan(
         raise ValueError(f"experiment {name!r} registers no plan")
     p: Plan = planner(scale)
     cache: dict[str, tuple[float, float, float]] = {}
-    rows, first_of = [], {}
+    rows: list[PlannedRun] = []
+    first_of: dict[str, str] = {}
     for run_name, raw in p.runs.items():
         if not selected(run_name, only):
             continue

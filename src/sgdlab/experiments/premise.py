@@ -5,26 +5,48 @@ of the claims that assume it, never silently dropped."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ..store import Run
 from .base import Claim, decide
+
+
+class Trained(Protocol):
+    """What a premise reads of a run: a `store.Run`, or anything shaped like one (a row of a
+    measured table)."""
+
+    @property
+    def status(self) -> str:
+        """The run's status: completed, diverged, …"""
+        ...
+
+    @property
+    def final(self) -> Mapping[str, float]:
+        """The final measurements (train_loss, train_error, …)."""
+        ...
+
+    @property
+    def summary(self) -> Mapping[str, Any]:
+        """The run summary (epochs, stop_reason, diverged_at, …)."""
+        ...
 
 
 @dataclass(frozen=True)
 class Premise:
-    """ "Trained to an approximate global minimum": the run completed (or stopped at its loss
-    threshold) with final training loss ≤ `max_loss` and training error ≤ `max_error`."""
+    """The premise "trained to an approximate global minimum": the run completed (or stopped at
+    its loss threshold) with final training loss ≤ `max_loss` and training error ≤ `max_error`."""
 
     max_loss: float
     max_error: float = 0.0
 
     def describe(self) -> str:
+        """The premise in words, for claim statements ("final training loss ≤ 1e-05 and
+        training error 0")."""
         error = "0" if self.max_error == 0 else f"≤ {self.max_error:g}"
         return f"final training loss ≤ {self.max_loss:g} and training error {error}"
 
-    def check(self, run: Run) -> dict[str, Any]:
+    def check(self, run: Trained) -> dict[str, Any]:
         """The run's final loss and error and whether they meet the premise (with why not)."""
         final = run.final
         loss, error = final.get("train_loss"), final.get("train_error")
@@ -52,7 +74,11 @@ class Premise:
 
 
 def premise_claim(
-    id: str, title: str, premise: Premise, runs: dict[str, Run], exceptions: dict[str, str] | None = None
+    id: str,
+    title: str,
+    premise: Premise,
+    runs: Mapping[str, Trained],
+    exceptions: dict[str, str] | None = None,
 ) -> tuple[Claim, list[str]]:
     """The claim `<id>`: every run except the paper's documented `exceptions` (label → what the
     paper reports) meets the premise. Returns it and the labels of the runs that meet it; the

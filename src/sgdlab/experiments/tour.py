@@ -23,10 +23,17 @@ DEFAULT_SCALE = "smoke"
 
 
 def tour_scale(entry: Any) -> str:
+    """The scale the tour runs experiment `entry` at: its `tour=` registration option,
+    `smoke` by default; a scale outside SCALES is an error."""
     scale = entry.extra.get("tour", DEFAULT_SCALE)
     if scale not in SCALES:
         raise ValueError(f"experiment {entry.name!r} declares tour scale {scale!r}, not one of {SCALES}")
     return scale
+
+
+def _under(log: Callable[[str], None], name: str) -> Callable[[str], None]:
+    """`log` with each message indented and prefixed by `[name]` (a stage's own log lines)."""
+    return lambda message: log(f"    [{name}] {message}")
 
 
 def stages(only: str | None = None) -> list[Any]:
@@ -91,7 +98,7 @@ def run_tour(
                 out / stage["dir"],
                 scale,
                 device,
-                log=lambda m, name=name: log(f"    [{name}] {m}"),
+                log=_under(log, name),
                 progress_factory=progress_factory,
             )
         except Exception as exc:  # noqa: BLE001 - recorded; the tour goes on

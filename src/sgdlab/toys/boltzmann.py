@@ -23,6 +23,10 @@ from .landscapes import Landscape
 
 @dataclass
 class BoltzmannMasses:
+    """The Boltzmann prediction at temperature T: the fraction of ∫_K exp(−f/T) in each
+    basin, its quadrature error estimate (|full − half-resolution|) and the number of grid
+    nodes used."""
+
     temperature: float
     masses: np.ndarray  # [B] fraction of the stationary mass in each basin
     error: np.ndarray  # [B] |difference| from the half-resolution quadrature
@@ -58,6 +62,8 @@ def _masses(
     reach: float,
     rows: int = 256,
 ) -> tuple[np.ndarray, int]:
+    if landscape.classify is None:
+        raise ValueError(f"landscape {landscape.name!r} has no basin classifier")
     cx, cy = center
     xs = _axis(cx - radius, cx + radius, landscape.features[0], coarse, fine, reach)
     ys = _axis(cy - radius, cy + radius, landscape.features[1], coarse, fine, reach)

@@ -179,7 +179,14 @@ LANDSCAPES = {ls.name: ls for ls in (FLAT_SHARP, FLAT_SHARP_PRINTED, ROSENBROCK)
 
 
 def hessian_at(landscape: Landscape, x: float, y: float) -> torch.Tensor:
-    """The 2×2 Hessian at one point (float64)."""
+    """The 2×2 Hessian [[f_xx, f_xy], [f_xy, f_yy]] at one point (float64).
+
+    Rosenbrock's at its minimum (1, 1):
+
+    >>> hessian_at(ROSENBROCK, 1.0, 1.0)
+    tensor([[ 802., -400.],
+            [-400.,  200.]], dtype=torch.float64)
+    """
     hxx, hxy, hyy = landscape.hessian(
         torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
     )
@@ -187,6 +194,12 @@ def hessian_at(landscape: Landscape, x: float, y: float) -> torch.Tensor:
 
 
 def condition_number(landscape: Landscape, x: float, y: float) -> float:
-    """λ_max/λ_min of the Hessian at (x, y) (inf where it is singular, e.g. along a valley)."""
+    """λ_max/λ_min of the Hessian at (x, y) (inf where it is singular, e.g. along a valley).
+
+    >>> round(condition_number(ROSENBROCK, 1.0, 1.0), 1)
+    2508.0
+    >>> condition_number(FLAT_SHARP, 4.0, 5.0)  # the flat valley: no curvature along y
+    inf
+    """
     ev = torch.linalg.eigvalsh(hessian_at(landscape, x, y))
     return float(ev[-1] / ev[0]) if ev[0] > 0 else math.inf

@@ -29,6 +29,10 @@ from .landscapes import Landscape
 
 @dataclass(frozen=True)
 class Dynamics:
+    """One SGDL update rule for `simulate`: θ ← Π_K(θ − η∇f(θ) + γ'_t W_t) with η = `lr`,
+    γ' = `noise` (constant, or γ'/(1 + t) with `decay="inverse"`) and Π_K the projection onto
+    the disc of `radius` around `center` (no projection when `radius` is None)."""
+
     lr: float = 0.1
     noise: float = 0.0  # γ'
     decay: str = "none"  # none | inverse: γ'_t = γ'/(1 + t)
@@ -36,6 +40,7 @@ class Dynamics:
     center: tuple[float, float] = (5.0, 5.0)
 
     def noise_at(self, t: int) -> float:
+        """γ'_t, the noise scale of step t: γ' (constant) or γ'/(1 + t) (`inverse`)."""
         return self.noise / (1.0 + t) if self.decay == "inverse" else self.noise
 
     @property
@@ -46,6 +51,9 @@ class Dynamics:
 
 @dataclass
 class Simulation:
+    """The result of `simulate`: the particles' final positions and their basin occupancy
+    (fraction per basin, in the order of `basins`) at the recorded steps."""
+
     x: torch.Tensor  # [n] final positions
     y: torch.Tensor
     steps: np.ndarray  # [R] recorded steps
@@ -65,10 +73,11 @@ def uniform_starts(
     return x0 + (x1 - x0) * u[0], y0 + (y1 - y0) * u[1]
 
 
-def _project(x: torch.Tensor, y: torch.Tensor, d: Dynamics) -> None:
-    cx, cy = d.center
+def _project(x: torch.Tensor, y: torch.Tensor, center: tuple[float, float], radius: float) -> None:
+    """Π_K in place: points farther than `radius` from `center` moved radially onto the circle."""
+    cx, cy = center
     dx, dy = x - cx, y - cy
-    factor = torch.clamp(d.radius / torch.sqrt(dx * dx + dy * dy).clamp_min(1e-300), max=1.0)
+    factor = torch.clamp(radius / torch.sqrt(dx * dx + dy * dy).clamp_min(1e-300), max=1.0)
     x.copy_(cx + dx * factor)
     y.copy_(cy + dy * factor)
 
@@ -81,6 +90,8 @@ CHUNK = 16384
 
 def counts(landscape: Landscape, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Number of particles in each basin."""
+    if landscape.classify is None:
+        raise ValueError(f"landscape {landscape.name!r} has no basin classifier")
     labels = landscape.classify(x, y).long()
     return torch.bincount(labels.reshape(-1), minlength=len(landscape.basins)).numpy()
 
@@ -133,7 +144,7 @@ def simulate(
                 cx.add_(noise[0], alpha=s)
                 cy.add_(noise[1], alpha=s)
             if dynamics.radius is not None:
-                _project(cx, cy, dynamics)
+                _project(cx, cy, dynamics.center, dynamics.radius)
     return Simulation(x, y, np.array(when), total / max(x.numel(), 1), landscape.basins)
 
 
@@ -155,7 +166,7 @@ def simulate_loop(
     for lo in range(0, n, chunk):
         width = min(chunk, n - lo)
         noise = torch.empty(2, width, dtype=x.dtype)
-        draws = []
+        draws: list[list[list[float]] | None] = []
         for t in range(steps):
             if dynamics.noise_at(t):
                 noise.normal_(generator=generator)
@@ -167,9 +178,10 @@ def simulate_loop(
             for t in range(steps):
                 gx, gy = landscape.gradient(torch.tensor(px, dtype=x.dtype), torch.tensor(py, dtype=x.dtype))
                 px, py = px - dynamics.lr * float(gx), py - dynamics.lr * float(gy)
-                if draws[t] is not None:
+                drawn = draws[t]
+                if drawn is not None:
                     s = dynamics.noise_at(t)
-                    px, py = px + s * draws[t][0][i - lo], py + s * draws[t][1][i - lo]
+                    px, py = px + s * drawn[0][i - lo], py + s * drawn[1][i - lo]
                 if dynamics.radius is not None:
                     r = math.hypot(px - cx0, py - cy0)
                     if r > dynamics.radius:

@@ -51,6 +51,7 @@ def linear_tables(lab: Lab, s: LinearSettings) -> tuple[dict[str, np.ndarray], d
 
 
 def cnn_configs(s: CnnSettings) -> dict[str, dict]:
+    """The CNN study's run configs, one per network of `s`, named cnn-<key>."""
     return {f"cnn-{m.key}": cnn_config(m, s) for m in s.models}
 
 
@@ -63,6 +64,7 @@ def estimate_linear(s: LinearSettings, steps: int = 20_000) -> float:
 
 
 def plan(scale: str) -> Plan:
+    """What `exact-convergence` trains at `scale` (the CNN runs) and simulates (the linear study)."""
     settings = SCALE_SETTINGS[scale]
     s = settings.linear
     runs = 2 * len(s.lrs) * (1 + s.sgd_seeds)
@@ -78,6 +80,8 @@ def plan(scale: str) -> Plan:
 
 
 def linear_part(lab: Lab, s: LinearSettings) -> list[Claim]:
+    """The linear study: simulate (or reuse) the GD/SGD trajectories, draw one figure per
+    dataset and decide the linear claims (`linear.linear_claims`)."""
     table, sets = linear_tables(lab, s)
     cs = curves(table, sets)
     for dataset in sets["dataset"].tolist():
@@ -86,6 +90,9 @@ def linear_part(lab: Lab, s: LinearSettings) -> list[Claim]:
 
 
 def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
+    """The CNN study: train each network of `s` (skipping those `--only` leaves out), draw
+    its three-panel figure, save one row per network to tables/cnn.parquet and decide its
+    claims (`cnn.cnn_claims`; `cnn.diverged_claims` for a run that diverged)."""
     lab.log(f"cnn: {', '.join(m.key for m in s.models)} on CIFAR-10, SGD lr 0.01")
     runs = lab.run_many(cnn_configs(s))
     claims, rows = [], []
@@ -130,6 +137,9 @@ def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
     plan=plan,
 )
 def run(lab: Lab) -> list[Claim]:
+    """Reproduce Nacson, Srebro & Soudry (2019), "Stochastic gradient descent on separable
+    data: exact convergence with a fixed learning rate" (with Soudry et al. 2018): the
+    linear study and the CNN study at the lab's scale; returns their claims."""
     settings = SCALE_SETTINGS[lab.scale]
     linear = linear_part(lab, settings.linear) if lab.selected("linear") else []
     return linear + cnn_part(lab, settings.cnn)

@@ -31,6 +31,9 @@ SERIES = ("train_loss", "train_error", "test_loss", "test_error")
 
 
 def cnn_config(m: CnnModel, c: CnnSettings) -> dict[str, Any]:
+    """The run config of network `m`: CIFAR-10 (subset sizes from `c`), plain SGD at the
+    constant lr 0.01, reshuffled epochs of batch `c.batch_size`, and the `eval` probe once
+    per epoch (train and test loss and error)."""
     data = {"name": "cifar10", **m.data}
     data.update({k: v for k, v in (("n_train", c.n_train), ("n_test", c.n_test)) if v is not None})
     cfg = {
@@ -56,10 +59,12 @@ class History:
 
     @classmethod
     def of(cls, run) -> History:
+        """The per-epoch train/test loss and error of a finished run."""
         epochs, _ = run.epochs("train_loss")
         return cls(epochs, {name: run.epochs(name)[1] for name in SERIES})
 
     def series(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each measurement as (epochs, values), the form `figures.cnn_figure` takes."""
         return {name: (self.epochs, v) for name, v in self.values.items()}
 
 
@@ -114,6 +119,18 @@ def diverged_claims(key: str, title: str, h: History, why: str) -> list[Claim]:
 
 
 def cnn_claims(key: str, title: str, h: History, c: CnnSettings, n_test: int) -> list[Claim]:
+    """The three claims of one network (after Nacson, Srebro & Soudry 2019, "Stochastic
+    gradient descent on separable data: exact convergence with a fixed learning rate"):
+
+    - `<key>-zero-train-error`: the training error reaches 0 at some epoch E0 (holds iff it
+      does; E0 and Z, the epoch from which it stays 0, are reported).
+    - `<key>-loss-still-falling`: over the epochs ≥ max(Z, E/2) the least-squares slope of
+      log₁₀ train loss against log₁₀ epoch is < 0 (not applicable without Z or with fewer
+      than 3 epochs in the window).
+    - `<key>-val-loss-rises`: the validation loss has its minimum before the last epoch and
+      ends ≥ (1 + `c.rise_tol`)× above it, while the validation error's range over the last
+      quarter of the epochs is ≤ max(`c.stable_tol`, `c.stable_images`/`n_test`) (not
+      applicable when Z is missing or falls in the last quarter)."""
     e, v = h.epochs, h.values
     end = round(float(e[-1]))
     e0, z = first_zero(e, v["train_error"]), zero_from(e, v["train_error"])
@@ -137,7 +154,7 @@ def cnn_claims(key: str, title: str, h: History, c: CnnSettings, n_test: int) ->
             final_train_loss=v["train_loss"][-1],
         )
     ]
-    after = {"first_zero_epoch": e0, "zero_from_epoch": z, "epochs": end}
+    after: dict[str, Any] = {"first_zero_epoch": e0, "zero_from_epoch": z, "epochs": end}
     never = "0 training error never reached" if e0 is None else "training error not 0 at the end"
 
     statement = f"{title}: after 0 training error the training loss keeps falling (log-log slope < 0)"

@@ -43,13 +43,17 @@ def _theory(name: str, c: Curve) -> np.ndarray | None:
 
 
 def linear_figure(path: Path, dataset: str, curves: list[Curve], table: dict[str, np.ndarray]) -> Path:
+    """The linear study's figure for one dataset: four log-time panels (training loss,
+    ‖w‖, direction error ‖w/‖w‖ − ŵ/‖ŵ‖‖, normalized margin), GD solid and the SGD median
+    over seeds dashed with the seeds' range shaded, and the theory dotted for GD:
+    ‖ŵ‖²/(ηt), ‖ŵ‖ ln t + c, c/ln t (c matched at the last step) and the limit 1/‖ŵ‖."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     mine = [c for c in curves if c.dataset == dataset]
     for i, c in enumerate(mine):
         color = f"C{i}"
         label = f"{c.method.upper()} η={c.lr:g}" + (" (median of seeds)" if c.method == "sgd" else "")
         rows = select(table, dataset=dataset, method=c.method, lr=c.lr)
-        for ax, (name, title, yscale) in zip(axes.flat, PANELS):
+        for ax, (name, title, yscale) in zip(axes.flat, PANELS, strict=True):
             keep = c.t >= 1
             ax.plot(
                 c.t[keep],
@@ -121,7 +125,9 @@ def cnn_figure(
 def _log_scale(ax, x: bool = False) -> None:
     """Log axes where the plotted data allow them: a run that diverged in its first epoch
     leaves nothing positive to draw on a log scale."""
-    lines = [(np.asarray(l.get_xdata(), float), np.asarray(l.get_ydata(), float)) for l in ax.get_lines()]
+    lines = [
+        (np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)) for line in ax.get_lines()
+    ]
     if any(np.any((ys > 0) & np.isfinite(ys) & ((xs > 0) if x else True)) for xs, ys in lines):
         ax.set(yscale="log", **({"xscale": "log"} if x else {}))
 

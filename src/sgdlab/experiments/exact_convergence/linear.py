@@ -43,6 +43,10 @@ METRICS = ("loss", "w_norm", "direction_error", "margin", "train_error")
 
 @dataclass
 class SeparableSet:
+    """A separable training set as the linear study uses it: signed inputs x̃_n = y_n x_n,
+    its hard-margin SVM vector ŵ, and how ŵ was checked (minimum margin, support vectors,
+    direction error against the constructed ŵ)."""
+
     name: str
     x: torch.Tensor  # signed inputs y_n·x_n, [N, dim], float64
     w_hat: torch.Tensor  # the max-margin vector, float64
@@ -123,6 +127,7 @@ def simulate(s: LinearSettings) -> tuple[dict[str, np.ndarray], list[SeparableSe
 
 
 def set_table(sets: list[SeparableSet]) -> dict[str, np.ndarray]:
+    """One row per dataset: its name, n, dim, ‖ŵ‖ and the checks on ŵ (tables/linear_sets)."""
     keys = sorted({k for d in sets for k in d.check})
     return {
         "dataset": np.asarray([d.name for d in sets]),
@@ -150,10 +155,12 @@ class Curve:
 
     @property
     def key(self) -> str:
+        """`dataset/method/lr=η`: the group's name in claim evidence."""
         return f"{self.dataset}/{self.method}/lr={self.lr:g}"
 
 
 def select(table: dict[str, np.ndarray], **where: Any) -> np.ndarray:
+    """Boolean row mask of `table` where every column named in `where` equals its value."""
     keep = np.ones(len(table["step"]), dtype=bool)
     for column, value in where.items():
         keep &= table[column] == value
@@ -161,8 +168,10 @@ def select(table: dict[str, np.ndarray], **where: Any) -> np.ndarray:
 
 
 def curves(table: dict[str, np.ndarray], sets: dict[str, np.ndarray]) -> list[Curve]:
+    """One `Curve` per (dataset, method, lr) in the long table: the GD run itself, or for SGD
+    the per-step median over seeds of each metric."""
     out = []
-    norms = dict(zip(sets["dataset"].tolist(), sets["w_hat_norm"].tolist()))
+    norms = dict(zip(sets["dataset"].tolist(), sets["w_hat_norm"].tolist(), strict=True))
     for dataset in dict.fromkeys(table["dataset"].tolist()):
         for method in ("gd", "sgd"):
             for lr in sorted(set(table["lr"][select(table, dataset=dataset, method=method)].tolist())):
@@ -182,12 +191,14 @@ def grouped(claim_id: str, statement: str, groups: dict[str, dict[str, Any]], **
     """A claim that holds when every group's "ok" does; the evidence lists each measure as
     {group: value} and names the failing groups."""
     failing = [g for g, v in groups.items() if not v["ok"]]
-    measures = {m: {g: v[m] for g, v in groups.items()} for m in next(iter(groups.values())) if m != "ok"}
+    measures: dict[str, Any] = {
+        m: {g: v[m] for g, v in groups.items()} for m in next(iter(groups.values())) if m != "ok"
+    }
     return decide(claim_id, statement, not failing, **context, **measures, failing=failing)
 
 
 def span(values: list[float], fmt: str = ".3g") -> str:
-    """ "lo–hi" of the values (one number when they agree to the format)."""
+    """The range of `values` as "lo–hi" (one number when both ends agree to the format)."""
     lo, hi = format(min(values), fmt), format(max(values), fmt)
     return lo if lo == hi else f"{lo}–{hi}"
 
@@ -198,7 +209,15 @@ def decade_points(s: LinearSettings) -> list[float]:
 
 
 def loss_rate_claim(cs: list[Curve], s: LinearSettings) -> Claim:
-    groups = {}
+    """Claim `linear-loss-rate` (Soudry et al. 2018, "The implicit bias of gradient
+    descent on separable data", Thm 3; Nacson, Srebro & Soudry 2019): the logistic loss
+    falls as 1/t, so loss(t)/loss(10t) → 10.
+
+    Per curve, the factor per decade is 10^(−slope) of a log-log least-squares fit over each
+    of the last `s.window` decades; the claim holds when on the last decade
+    |factor/10 − 1| ≤ `s.tol_factor` for every curve. Also reported: loss·η·t/‖ŵ‖², which
+    tends to 1 for GD."""
+    groups: dict[str, dict[str, Any]] = {}
     for c in cs:
         factors = [decade_factor(c.t, c.values["loss"], start) for start in last_decades(s.steps, s.window)]
         loss_end = at(c.t, c.values["loss"], s.steps)
@@ -224,7 +243,12 @@ def loss_rate_claim(cs: list[Curve], s: LinearSettings) -> Claim:
 
 
 def norm_growth_claim(cs: list[Curve], s: LinearSettings) -> Claim:
-    groups = {}
+    """Claim `linear-norm-growth` (Soudry et al. 2018, "The implicit bias of gradient
+    descent on separable data"): w(t) = ŵ ln t + O(1), so ‖w(10t)‖ − ‖w(t)‖ → ‖ŵ‖·ln 10.
+
+    The increment per decade is the slope of ‖w‖ against log₁₀ t over the decade; the claim
+    holds when on the last decade |increment/(‖ŵ‖ ln 10) − 1| ≤ `s.tol_norm` for every curve."""
+    groups: dict[str, dict[str, Any]] = {}
     for c in cs:
         target = c.w_hat_norm * np.log(10)
         inc = [decade_increment(c.t, c.values["w_norm"], start) for start in last_decades(s.steps, s.window)]
@@ -247,11 +271,18 @@ def norm_growth_claim(cs: list[Curve], s: LinearSettings) -> Claim:
 
 
 def direction_claim(cs: list[Curve], s: LinearSettings) -> Claim:
+    """Claim `linear-direction` (Soudry et al. 2018, "The implicit bias of gradient
+    descent on separable data"): the direction error e(t) = ‖w/‖w‖ − ŵ/‖ŵ‖‖ is O(1/ln t).
+
+    Read at the ends of the last `s.window` decades; holds for a curve when e falls from
+    each point to the next and e·ln t grows by at most `s.tol_direction` (relative) over
+    the last decade. Also reported: the exponent a of a fit e ≈ c·(ln t)^(−a) (a ≥ 1 means
+    bounded e·ln t)."""
     points = decade_points(s)
-    groups = {}
+    groups: dict[str, dict[str, Any]] = {}
     for c in cs:
         err = [at(c.t, c.values["direction_error"], p) for p in points]
-        scaled = [e * np.log(p) for e, p in zip(err, points)]
+        scaled = [e * np.log(p) for e, p in zip(err, points, strict=True)]
         growth = scaled[-1] / scaled[-2] - 1
         groups[c.key] = {
             "error": err,
@@ -276,8 +307,14 @@ def direction_claim(cs: list[Curve], s: LinearSettings) -> Claim:
 
 
 def margin_claim(cs: list[Curve], s: LinearSettings) -> Claim:
+    """Claim `linear-margin` (Soudry et al. 2018, "The implicit bias of gradient descent
+    on separable data"): the normalized margin min_n y_n wᵀx_n/‖w‖ rises toward the max
+    margin 1/‖ŵ‖.
+
+    Holds for a curve when margin·‖ŵ‖ increases from each decade end to the next and
+    0 < margin·‖ŵ‖ ≤ 1 (+1e-9) at the last step."""
     points = decade_points(s)
-    groups = {}
+    groups: dict[str, dict[str, Any]] = {}
     for c in cs:
         ratio = [at(c.t, c.values["margin"], p) * c.w_hat_norm for p in points]
         groups[c.key] = {
@@ -299,7 +336,11 @@ def margin_claim(cs: list[Curve], s: LinearSettings) -> Claim:
 def run_keys(table: dict[str, np.ndarray]) -> list[tuple[str, str, float, int]]:
     """(dataset, method, lr, seed) of every run in the table, in table order."""
     keys = zip(
-        table["dataset"].tolist(), table["method"].tolist(), table["lr"].tolist(), table["seed"].tolist()
+        table["dataset"].tolist(),
+        table["method"].tolist(),
+        table["lr"].tolist(),
+        table["seed"].tolist(),
+        strict=True,
     )
     return list(dict.fromkeys(keys))
 
@@ -335,6 +376,13 @@ def zero_error_claim(table: dict[str, np.ndarray], s: LinearSettings) -> Claim:
 
 
 def sgd_floor_claim(table: dict[str, np.ndarray], s: LinearSettings) -> Claim:
+    """Claim `linear-sgd-no-floor` (Nacson, Srebro & Soudry 2019, "Stochastic gradient
+    descent on separable data: exact convergence with a fixed learning rate"): fixed-step
+    SGD has no loss floor.
+
+    For every SGD seed and each of the last `s.window` decades, the loss factor per decade
+    (as in `loss_rate_claim`); holds when the smallest, per dataset and lr, is
+    ≥ `s.sgd_min_factor` (a floor would give factors → 1). Not applicable without SGD runs."""
     rows = select(table, method="sgd")
     if not rows.any():
         return decide(
@@ -373,6 +421,9 @@ def sgd_floor_claim(table: dict[str, np.ndarray], s: LinearSettings) -> Claim:
 def linear_claims(
     table: dict[str, np.ndarray], sets: dict[str, np.ndarray], s: LinearSettings
 ) -> list[Claim]:
+    """The linear study's six claims, in report order: zero training error, the 1/t loss
+    rate, ‖w‖ ~ ‖ŵ‖ ln t, the O(1/ln t) direction error, the rising margin and SGD's missing
+    loss floor."""
     cs = curves(table, sets)
     return [
         zero_error_claim(table, s),

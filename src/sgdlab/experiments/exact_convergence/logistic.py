@@ -37,6 +37,7 @@ class RunSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        """Reject an unknown method, lr ≤ 0 or batch size < 1 (ConfigError)."""
         if self.method not in METHODS:
             raise ConfigError(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
         if not self.lr > 0 or self.batch_size < 1:
@@ -44,6 +45,7 @@ class RunSpec:
 
     @property
     def label(self) -> str:
+        """A short name for figures and logs: `gd lr=η` or `sgd b=B lr=η seed=S`."""
         if self.method == "gd":
             return f"gd lr={self.lr:g}"
         return f"sgd b={self.batch_size} lr={self.lr:g} seed={self.seed}"
@@ -69,7 +71,11 @@ def signed_inputs(x: torch.Tensor, y_pm1: torch.Tensor) -> torch.Tensor:
 
 
 def train_logistic(
-    xs: torch.Tensor, runs: Sequence[RunSpec], steps: int, record: Sequence[int], chunk: int = 256
+    xs: torch.Tensor,
+    runs: Sequence[RunSpec],
+    steps: int,
+    record: Sequence[int] | np.ndarray,
+    chunk: int = 256,
 ) -> Trajectories:
     """Run every spec of `runs` on every dataset of `xs` ([D, N, dim] signed inputs, see
     `signed_inputs`) from w_0 = 0 for `steps` steps; keep w at the steps in `record`.
@@ -84,7 +90,7 @@ def train_logistic(
 
 
 def _train(
-    xs: torch.Tensor, runs: Sequence[RunSpec], steps: int, record: Sequence[int], chunk: int
+    xs: torch.Tensor, runs: Sequence[RunSpec], steps: int, record: Sequence[int] | np.ndarray, chunk: int
 ) -> Trajectories:
     xs = xs.to(torch.float64)
     n_sets, n, dim = xs.shape

@@ -64,6 +64,9 @@ class CnnModel:
 
 @dataclass(frozen=True)
 class CnnSettings:
+    """The CNN study: its networks, the CIFAR-10 subset sizes, the batch size and threads
+    per run, and the tolerances of the `val-loss-rises` claim."""
+
     models: tuple[CnnModel, ...]
     n_train: int | None  # None: all 50,000
     n_test: int | None  # None: all 10,000
@@ -81,6 +84,8 @@ class CnnSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """One scale of `exact-convergence`: the linear study and the CNN study."""
+
     linear: LinearSettings
     cnn: CnnSettings
 

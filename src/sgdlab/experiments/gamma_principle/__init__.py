@@ -31,10 +31,12 @@ PCA_RUNS = ("optimizer-momentum", "optimizer-adam")
 
 
 def run_configs(plan: list[Ablation]) -> dict[str, dict[str, Any]]:
+    """Every run of the ablations in `plan`, named <ablation>-<variant>."""
     return {f"{ab.id}-{label}": cfg for ab in plan for label, cfg in ab.variants.items()}
 
 
 def plan(scale: str) -> Plan:
+    """What `gamma-principle` trains at `scale`: every run of its ablations."""
     return Plan(run_configs(ablations(scale)))
 
 
@@ -46,6 +48,11 @@ def plan(scale: str) -> Plan:
     plan=plan,
 )
 def run(lab: Lab) -> list[Claim]:
+    """Reproduce "An optimization principle of deep learning?" (anonymous, 2019, ICLR 2020
+    submission): train every ablation's runs to the premise's loss threshold, decide each
+    ablation's premise, Theorem-1 and ordering claims (`claims.ablation_claims`), draw one
+    γ figure per ablation, save tables/gamma_runs.parquet, and add the PCA claim when the
+    momentum or Adam run was trained."""
     plan = ablations(lab.scale)
     premise = settings(lab.scale).premise
     configs = run_configs(plan)
@@ -82,6 +89,8 @@ def run(lab: Lab) -> list[Claim]:
 
 
 def pca_claim(lab: Lab, runs: dict) -> Claim:
+    """The `optimizer/pca-directions` claim (`pca.pca_view`), or not applicable when the
+    momentum or Adam run was not trained here or diverged."""
     absent = [name for name in PCA_RUNS if name not in runs]
     if absent:
         return not_applicable(pca.CLAIM_ID, pca.STATEMENT, f"not trained here (--only): {', '.join(absent)}")
@@ -97,6 +106,8 @@ def columns(records: list[dict[str, Any]]) -> dict[str, list]:
 
     def value(r: dict[str, Any], k: str) -> Any:
         v = r.get(k, float("nan"))
-        return float(v) if isinstance(v, (bool, int)) or v is None else v
+        if v is None:  # a summary field the run did not record
+            return float("nan")
+        return float(v) if isinstance(v, (bool, int)) else v
 
     return {k: [value(r, k) for r in records] for k in keys}

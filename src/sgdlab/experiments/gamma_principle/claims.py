@@ -153,6 +153,18 @@ def ablation_claims(
 
 
 def theorem_claims(ab: Ablation, checks: dict[str, dict], over: dict[str, Any]) -> list[Claim]:
+    """The three Theorem-1 claims of "An optimization principle of deep learning?"
+    (anonymous, 2019, ICLR 2020 submission) over the runs that meet the premise, from each
+    run's `probes.gamma.theorem_checks`:
+
+    - `<ablation>/principle`: γ_k = (⟨θ_k − θ*, U_k⟩ − (η/2)‖U_k‖²) / (‖θ_0 − θ*‖²·(ℓ(θ_k; B_k)
+      − ℓ(θ*; B_k))) > 0 on ≥ POSITIVE_FRACTION (95 %) of the defined steps, in every run.
+    - `<ablation>/distance` (Theorem 1.1): ‖θ_k − θ*‖/‖θ_0 − θ*‖ never increases by more
+      than DIST_TOL (1e-6).
+    - `<ablation>/rate` (Theorem 1.3): Σ_k (ℓ(θ_k; B_k) − ℓ(θ*; B_k)) ≤ 1/(2ηγ_min) over the
+      prefix where the principle holds, in every run.
+
+    All three are not applicable when no run meets the premise."""
     principle = (
         f"{ab.title}: every run that meets the premise obeys the γ-principle (γ_k > 0 on "
         f"≥ {POSITIVE_FRACTION:.0%} of the defined steps)"
@@ -174,7 +186,7 @@ def theorem_claims(ab: Ablation, checks: dict[str, dict], over: dict[str, Any]) 
     fractions = {label: c["positive_fraction"] for label, c in checks.items()}
     worst = min(fractions, key=lambda x: fractions[x] if not math.isnan(fractions[x]) else -1)
     increases = {label: c["dist_max_increase"] for label, c in checks.items()}
-    biggest = max(increases, key=increases.get)
+    biggest = max(increases, key=lambda label: increases[label])
     used = {
         label: c["gap_sum_prefix"] / c["rate_bound"] if c["rate_bound"] not in (0, math.inf) else 0.0
         for label, c in checks.items()
@@ -240,6 +252,19 @@ def ordering_claims(
     absent: list[str],
     level: float,
 ) -> list[Claim]:
+    """The two speed claims of one ablation (after "An optimization principle of deep
+    learning?", anonymous, 2019, ICLR 2020 submission), over the runs that meet the premise:
+
+    - `<ablation>/gamma-vs-speed`: a larger median γ before the common loss level goes with
+      fewer epochs to reach it; holds when no pair of runs whose epochs differ by
+      ≥ SPEED_TIE (10 %) has its γ medians the other way round (Kendall τ between median γ
+      and speed is reported).
+    - `<ablation>/paper-order`: the paper's tiers (`ab.paper_tiers`, fastest first) hold —
+      every run of an earlier tier reaches the level in fewer epochs than every run of a
+      later one.
+
+    Not applicable when a run of the ablation was not trained here, when fewer than two runs
+    meet the premise, or (paper-order) when those runs all sit in one tier."""
     by_gamma_stmt = (
         f"{ab.title}: a larger median γ (over the steps before the common loss level "
         f"{level:g}) goes with reaching that level in fewer epochs"

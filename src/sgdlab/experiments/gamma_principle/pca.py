@@ -1,5 +1,6 @@
 """The PCA view of optimizer paths for the gamma-principle reproduction (Li et al. 2018;
-Appendix D.2 of the γ-principle paper): computes the grid and arrows once, saves them as tables, draws from them."""
+Appendix D.2 of the γ-principle paper): computes the grid and arrows once, saves them as
+tables, draws from them."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
     motion = np.diff(coords, axis=0)
     angles = [
         math.degrees(math.acos(np.clip(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)))
-        for a, b in zip(sgd[:-1], motion)
+        for a, b in zip(sgd[:-1], motion, strict=True)
         if np.linalg.norm(a) > 0 and np.linalg.norm(b) > 0
     ]
     a, b = np.meshgrid(alphas.numpy(), betas.numpy(), indexing="ij")
@@ -80,9 +81,15 @@ def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
 
 
 def pca_view(lab: Lab, runs: dict[str, Run]) -> Claim:
+    """The `optimizer/pca-directions` claim and figure gamma-pca.png: per run (momentum,
+    Adam), the loss contours log₁₀ L(θ* + a·pc1 + b·pc2) on the plane of the path's first
+    two principal components (Li et al. 2018, "Visualizing the loss landscape of neural
+    nets"; rows d_k = θ_k − θ*), the projected path, and the SGD update directions −∇L at
+    the path's points as arrows. Holds when, in every run, the median angle between the
+    SGD direction and the path's own step in that plane exceeds ANGLE (45°)."""
     evidence = {label: _pca_tables(lab, label, run) for label, run in runs.items()}
     fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 5))
-    for ax, label in zip(np.atleast_1d(axes), runs):
+    for ax, label in zip(np.atleast_1d(axes), runs, strict=True):
         grid, path = lab.load_table(f"pca-{label}-grid"), lab.load_table(f"pca-{label}-path")
         n = int(round(math.sqrt(len(grid["a"]))))
         a, b, loss = (grid[k].reshape(n, n) for k in ("a", "b", "loss"))

@@ -31,7 +31,7 @@ from ..premise import Premise
 
 ACTIVATIONS = ("relu", "leaky-relu", "tanh", "sigmoid")
 BATCH_NORMS = ("all", "first-in-block", "none")
-OPTIMIZERS = {
+OPTIMIZERS: dict[str, dict[str, Any]] = {
     "sgd": {"name": "sgd"},
     "momentum": {"name": "momentum", "momentum": 0.5},
     "adam": {"name": "adam", "eps": 1e-2},
@@ -47,6 +47,10 @@ NO_BN_EXCEPTION = (
 
 @dataclass(frozen=True)
 class Ablation:
+    """One ablation: runs that differ in one training technique (label → run config), the
+    paper's speed ranking as tiers (fastest first) and its statement, and the variants the
+    paper itself reports as not converging (left out of the premise check)."""
+
     id: str
     title: str
     variants: dict[str, dict[str, Any]]  # label → run config
@@ -69,6 +73,8 @@ class Group:
 
 @dataclass(frozen=True)
 class ScaleSettings:
+    """One scale of `gamma-principle`: the premise, the batch size and each ablation's `Group`."""
+
     premise: Premise
     batch_size: int
     activation: Group
@@ -140,12 +146,17 @@ SCALES: dict[str, Callable[[], ScaleSettings]] = {"smoke": _smoke, "cpu": _cpu, 
 
 
 def settings(scale: str) -> ScaleSettings:
+    """The `ScaleSettings` of `scale` (smoke, cpu or full)."""
     return SCALES[scale]()
 
 
 def run_config(
     s: ScaleSettings, g: Group, model: dict[str, Any], optim: dict[str, Any], iterates: bool = False
 ) -> dict[str, Any]:
+    """The run config of one variant: seed 0, `g`'s data and lr, SGD-type optimizer
+    `optim`, at most `g.max_epochs` epochs stopping at the premise's loss threshold, and the
+    `eval`, `batch_loss` and `gamma` probes; `iterates` also saves θ each epoch (for the PCA
+    view)."""
     cfg = {
         "seed": 0,
         "data": dict(g.data),

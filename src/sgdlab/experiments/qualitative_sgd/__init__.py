@@ -23,6 +23,7 @@ least-squares, nets, escaping, agreement}.png.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from ...papers import GISELSSON_SGD
@@ -34,6 +35,8 @@ SIMULATIONS = ("noise-ball", "pair", "escaping")
 
 
 def run_configs(s: Settings) -> dict[str, dict]:
+    """Every trained run of `qualitative-sgd`: least squares, the residual nets and step-size
+    rules, and the μ MLP."""
     return {
         **least_squares.configs(s.least_squares),
         **nets.configs(s.nets),
@@ -62,6 +65,7 @@ def simulation_seconds(name: str, t: ToySettings, fraction: float = 0.1) -> floa
 
 
 def plan(scale: str) -> Plan:
+    """What `qualitative-sgd` trains at `scale` and its three simulations, each with a timed estimate."""
     s = SCALE_SETTINGS[scale]
     t = s.toys
     text = {
@@ -70,7 +74,7 @@ def plan(scale: str) -> Plan:
         "escaping": f"escaping: {t.escape_runs:,} runs × {t.escape_steps} steps for each batch size 1…4",
     }
     sims = {
-        name: Simulation(text[name], lambda name=name: simulation_seconds(name, t)) for name in SIMULATIONS
+        name: Simulation(text[name], functools.partial(simulation_seconds, name, t)) for name in SIMULATIONS
     }
     return Plan(run_configs(s), sims)
 
@@ -85,6 +89,10 @@ def plan(scale: str) -> Plan:
     plan=plan,
 )
 def run(lab: Lab) -> list[Claim]:
+    """Reproduce Giselsson's lecture "Stochastic gradient descent: qualitative convergence
+    behavior" (Lund University, undated): the three simulated parts (noise ball, 1-D pair,
+    escaping), then the trained ones (least squares, residual nets, step-size rules, μ);
+    returns every part's claims."""
     s = SCALE_SETTINGS[lab.scale]
     claims: list[Claim] = []
     if lab.selected("noise-ball"):

@@ -10,6 +10,8 @@ the same Gram matrix.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from scipy.stats import spearmanr
@@ -23,6 +25,8 @@ from .settings import AgreementSettings
 
 
 def agreement_config(s: AgreementSettings) -> dict:
+    """The μ run: an MLP on digits trained by SGD, its iterates saved on a log-spaced
+    schedule (log:1.4) for the per-sample Gram matrices."""
     return {
         "seed": 0,
         "threads": 1,
@@ -36,6 +40,15 @@ def agreement_config(s: AgreementSettings) -> dict:
 
 
 def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list[Claim]:
+    """Part 7 (Giselsson, "Stochastic gradient descent: qualitative convergence behavior"):
+    μ at every saved iterate and μ_K against the mini-batch size; table, figure and claims.
+
+    - `mu/batch-size`: μ_K = min_{B≠B'}⟨g_B, g_B'⟩ over `pairs_of` sampled K-batches is
+      non-decreasing in K at θ_0, at the middle iterate and at θ*.
+    - `mu/distance`: μ(θ_0) > μ(θ*) and the Spearman ρ between ‖θ_k − θ*‖ and μ(θ_k) is > 0.
+    - `mu/distance-cosine`: the same for the mean cosine of the individual gradients.
+
+    Not applicable when the run is missing or diverged."""
     if missing_runs(["mu-mlp"], runs):
         return [not_applicable("mu/batch-size", "μ against the mini-batch size", "run mu-mlp not trained")]
     diverged = divergence("mu-mlp", runs["mu-mlp"])
@@ -60,7 +73,7 @@ def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list
         "cos_mean": [],
         "norm_mean": [],
     }
-    grams = {}
+    grams: dict[int, torch.Tensor] = {}
     for step in steps:
         set_flat_params(parts.model, thetas[step])
         gram = per_sample_gram(parts.model, parts.loss, x, y).gram
@@ -73,7 +86,7 @@ def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list
     lab.save_table("agreement_distance", rows)
     gen = torch.Generator().manual_seed(0)
     points = {"θ_0": steps[0], "middle": steps[len(steps) // 2], "θ*": steps[-1]}
-    by_batch = {}
+    by_batch: dict[str, dict[str, list[Any]]] = {}
     for label, step in points.items():
         vals = [minibatch_agreement(grams[step], k, s.pairs_of, gen) for k in s.batch_sizes]
         by_batch[f"{label} (step {step})"] = {
@@ -100,7 +113,9 @@ def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list
             all(rising.values()),
             headline=f"θ_0: μ_1 = {first['mu'][0]:.3g} → μ_{s.batch_sizes[-1]} = {first['mu'][-1]:.3g}",
             meaning="larger mini-batches are more alike, the limit being GD; at a higher cost per step",
-            mu_by_batch_size={p: dict(zip(map(str, v["batch_size"]), v["mu"])) for p, v in by_batch.items()},
+            mu_by_batch_size={
+                p: dict(zip(map(str, v["batch_size"]), v["mu"], strict=True)) for p, v in by_batch.items()
+            },
             non_decreasing=rising,
             batches_sampled=s.pairs_of,
             n_train=s.n_train,

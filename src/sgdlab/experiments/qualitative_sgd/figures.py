@@ -24,9 +24,12 @@ def _save(fig, path: Path) -> Path:
 
 
 def noise_ball(path: Path, nb, sim: dict) -> Path:
+    """The noise-ball figure: the level sets of the f_i and f with one iid SGD run, the
+    cyclic run and GD's one step, zoomed in and out, the noise ball of radius
+    √(mean‖c_i‖²/5); and ‖x_k‖² against k (iid mean over runs and cyclic)."""
     c = nb.c.numpy()
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    for ax, lim in zip(axes[:2], (1.6, 7.5)):
+    for ax, lim in zip(axes[:2], (1.6, 7.5), strict=True):
         grid = np.linspace(-lim, lim, 300)
         gx, gy = np.meshgrid(grid, grid)
         for i, ci in enumerate(c):
@@ -62,6 +65,8 @@ def noise_ball(path: Path, nb, sim: dict) -> Path:
 
 
 def pair(path: Path, paths: dict[float, np.ndarray], step: float) -> Path:
+    """The 1-D pair figure: the cyclic iterates with the predicted 2-cycle ±γc/(2 − γ) dotted,
+    and the loss x_k² on a log axis, for each c."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for i, (c, x) in enumerate(paths.items()):
         k = np.arange(len(x))
@@ -81,6 +86,9 @@ def pair(path: Path, paths: dict[float, np.ndarray], step: float) -> Path:
 
 
 def escaping(path: Path, e, summary: dict, curves: dict, batch_sizes) -> Path:
+    """The escaping figure: the four f_i and their mean with the jump of one step on f_4,
+    the escape probability per batch size, and the fraction of runs still in the left
+    minimum against the iteration."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     x = torch.linspace(-0.3, 3.6, 600, dtype=torch.float64)
     fi = e.f_i(x).numpy()
@@ -136,7 +144,7 @@ def nets(path: Path, series: dict, final_norms: dict) -> Path:
     """series[label][name] = (epochs, values) for train_loss, grad_full_norm_best, grad_mu."""
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
     for i, (label, s) in enumerate(series.items()):
-        for ax, key in zip(axes[:3], ("train_loss", "grad_full_norm_best", "grad_mu")):
+        for ax, key in zip(axes[:3], ("train_loss", "grad_full_norm_best", "grad_mu"), strict=True):
             if key in s:
                 e, v = s[key]
                 if key == "grad_mu":
@@ -158,6 +166,8 @@ def nets(path: Path, series: dict, final_norms: dict) -> Path:
 
 
 def agreement(path: Path, by_distance: dict, by_batch: dict) -> Path:
+    """The μ figure: μ and the mean inner product, and the mean cosine, against ‖θ_k − θ*‖
+    along the path; and μ_K against the mini-batch size K at θ_0, midway and at θ*."""
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
     d = by_distance["distance"]
     axes[0].plot(d, by_distance["mu"], "C0.-", label="μ = min ⟨∇f_i, ∇f_j⟩")

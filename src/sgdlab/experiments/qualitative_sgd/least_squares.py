@@ -9,6 +9,8 @@ the individual gradient norms at x* come from sgdlab.gradients on the linear mod
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 
@@ -19,8 +21,14 @@ from ..base import Claim, Lab, decide, divergences, missing_runs, not_applicable
 from . import figures
 from .settings import LeastSquaresSettings
 
+if TYPE_CHECKING:
+    from ...engine import Parts
+
 
 def ls_config(s: LeastSquaresSettings, dim: int, step: float) -> dict:
+    """A least-squares run: f(x) = Σ_i ½(a_iᵀx − b_i)² with A ∈ R^(n×dim) scaled into the
+    unit ball, a bias-free linear model from x_0 = 0, float64, single-sample SGD at `step`,
+    with per-epoch evaluation and per-sample gradients every 5 epochs."""
     return {
         "seed": 0,
         "threads": 1,
@@ -45,6 +53,7 @@ def ls_config(s: LeastSquaresSettings, dim: int, step: float) -> dict:
 
 
 def configs(s: LeastSquaresSettings) -> dict[str, dict]:
+    """The three runs: under-parameterized at both steps, over-parameterized at the larger one."""
     under, over = s.dims
     big, small = s.steps
     return {
@@ -54,7 +63,7 @@ def configs(s: LeastSquaresSettings) -> dict[str, dict]:
     }
 
 
-def solution(run: Run) -> tuple[torch.Tensor, torch.Tensor, float, object]:
+def solution(run: Run) -> tuple[torch.Tensor, torch.Tensor, float, Parts]:
     """(x*, the final iterate, f(x*) as a per-sample mean, parts) of a run's problem."""
     from ... import prepare
 
@@ -71,13 +80,26 @@ def solution(run: Run) -> tuple[torch.Tensor, torch.Tensor, float, object]:
     return x_star, theta, f_star, parts
 
 
-def gradient_norms_at(parts, x_star: torch.Tensor) -> np.ndarray:
+def gradient_norms_at(parts: Parts, x_star: torch.Tensor) -> np.ndarray:
+    """‖∇f_i(x*)‖ of every training point, the model's parameters set to `x_star`."""
     set_flat_params(parts.model, x_star.to(next(parts.model.parameters()).dtype))
     x, y = parts.data.train.x, parts.data.train.y
     return per_sample_gram(parts.model, parts.loss, x, y).norms.numpy()
 
 
 def least_squares_part(lab: Lab, s: LeastSquaresSettings, runs: dict[str, Run]) -> list[Claim]:
+    """Part 3 (Giselsson, "Stochastic gradient descent: qualitative convergence behavior"):
+    the gap f(x_k) − f(x*) per epoch (x* the exact solution, A⁺b when over-parameterized),
+    table, figure and four claims:
+
+    - `ls/over-interpolates`: ‖x − A⁺b‖/‖A⁺b‖ ≤ 1e-6 and the gap falls to ≤ 1e-10 of its start.
+    - `ls/individual-gradients-at-solution`: max_i ‖∇f_i(x*)‖ (over) ≤ 1e-8 × (under).
+    - `ls/over-converges-faster`: the over case's gap end/start is ≥ 1e6× smaller.
+    - `ls/under-floor-scales-with-step`: the ratio of the under case's loss floors (mean gap
+      over the last `floor_fraction` of epochs) at the two steps is within a factor 2 of the
+      step ratio.
+
+    Not applicable when a run is missing or diverged."""
     names = list(configs(s))
     missing = missing_runs(names, runs)
     if missing:
@@ -91,7 +113,7 @@ def least_squares_part(lab: Lab, s: LeastSquaresSettings, runs: dict[str, Run]) 
     diverged = divergences({name: runs[name] for name in names})
     if diverged:  # no final iterate to compare with A⁺b, no loss floor
         return [not_applicable("ls/over-interpolates", "least squares under vs over", "; ".join(diverged))]
-    info = {}
+    info: dict[str, dict[str, Any]] = {}
     for name in names:
         x_star, theta, f_star, parts = solution(runs[name])
         e, loss = runs[name].epochs("train_loss")

@@ -31,6 +31,10 @@ FINAL_FACTOR = 2.0  # "larger final full norm" (the lecture's rule tables differ
 
 
 def net_config(s: NetSettings, widths: tuple[int, ...], rule: dict[str, Any]) -> dict:
+    """A residual ReLU net with residual layer widths `widths` and one logit, on 2-D binary
+    data with ±1 targets, logistic loss, single-sample SGD at lr 0.1 under step-size rule
+    `rule` (period K = `s.period` epochs), with per-epoch probes of the loss, step size,
+    update norm and per-sample gradients of every training point."""
     n = s.n_train
     return {
         "seed": s.seed,
@@ -80,6 +84,14 @@ def final_norms(run: Run) -> np.ndarray:
 
 
 def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
+    """Part 4 (Giselsson, "Stochastic gradient descent: qualitative convergence behavior"):
+    "3x5,2,1" vs "15x25,2,1". Four claims, each requiring both runs to complete. Three need
+    the over-parameterized net to be ≥ AGREE_FACTOR (10×) smaller in: the final training loss
+    (`nets/final-loss`), the best full-gradient norm so far (`nets/best-gradient`), the max
+    and the median individual gradient norm at the end (`nets/individual-gradients`). The
+    fourth, `nets/agreement`, needs its μ = min_{i≠j}⟨∇f_i, ∇f_j⟩ to be larger at the end and
+    in median over the second half of training. Not applicable when a run is missing or
+    diverged."""
     need = ["net-3x5", "net-15x25"]
     missing = missing_runs(need, runs)
     if missing:
@@ -170,10 +182,10 @@ def rule_table(run: Run, epochs: tuple[int, ...]) -> list[dict[str, Any]]:
     first step, full-gradient norm; NaN past a divergence. At the final epoch (no step follows)
     η and the batch norm are the last recorded ones (the first step of the previous epoch)."""
     rows = []
-    cols = {k: dict(zip(*_series(run, k))) for k in ("lr", "update_norm", "grad_full_norm")}
+    cols = {k: dict(zip(*_series(run, k), strict=True)) for k in ("lr", "update_norm", "grad_full_norm")}
     last = run.summary.get("epochs")
     for e in epochs:
-        row = {"epoch": e}
+        row: dict[str, float] = {"epoch": e}
         for k, v in cols.items():
             value = v.get(float(e), math.nan)
             if math.isnan(value) and run.status == "completed" and e == last and v:
@@ -184,6 +196,16 @@ def rule_table(run: Run, epochs: tuple[int, ...]) -> list[dict[str, Any]]:
 
 
 def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Claim], dict]:
+    """Part 6 (Giselsson, "Stochastic gradient descent: qualitative convergence behavior"):
+    the 15x25 net under the combined γ0/((1 + ψ(⌈k/K⌉))(α‖g_k‖ + 1)), undamped (α = 0) and
+    damped γ0/(α‖g_k‖ + 1) rules; saves the lecture's table (`rule_table`) and returns the
+    claims with the tables:
+
+    - `rules/large-initial-gradients`: ‖∇f(x_0)‖ ≥ 1e3.
+    - `rules/undamped-diverges`: the α = 0 run ends with status diverged.
+    - `rules/damping-survives`: both damped runs complete with a first step < 1e-2·γ0.
+    - `rules/diminishing-smaller-final-gradient`: the combined rule's final ‖∇f‖ is
+      ≥ FINAL_FACTOR (2×) smaller than the damped rule's (not applicable if either diverged)."""
     names = [f"rule-{name}" for name in RULES]
     missing = missing_runs(names, runs)
     if missing:
@@ -268,7 +290,8 @@ def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Cla
             f"clearly smaller full-gradient norm than the non-diminishing damped rule (≥ {FINAL_FACTOR:g}× "
             "smaller; the lecture: 0.0003 vs 0.013)",
             damped_ok and full_end["combined"] * FINAL_FACTOR <= full_end["damped"],
-            headline=f"‖∇f‖ at the end {full_end['combined']:.2g} (combined) vs {full_end['damped']:.2g} (damped)",
+            headline=f"‖∇f‖ at the end {full_end['combined']:.2g} (combined) "
+            f"vs {full_end['damped']:.2g} (damped)",
             meaning="a diminishing step gives local convergence; a constant one a larger final norm",
             final_full_grad_norm=full_end,
             ratio=full_end["damped"] / full_end["combined"],

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ToySettings:
+    """The simulated parts: runs and steps of the noise ball and escaping, steps of the 1-D pair."""
+
     noise_runs: int
     noise_steps: int
     pair_steps: int
@@ -44,6 +46,10 @@ class ToySettings:
 
 @dataclass(frozen=True)
 class LeastSquaresSettings:
+    """Part 3: n equations, the (under, over)-parameterized widths, the two steps (the
+    floor comparison runs the under case at both), the label noise, and the trailing
+    fraction of epochs whose mean loss is the floor."""
+
     epochs: int
     n: int = 200
     dims: tuple[int, int] = (100, 1000)  # under-, over-parameterized
@@ -54,6 +60,9 @@ class LeastSquaresSettings:
 
 @dataclass(frozen=True)
 class NetSettings:
+    """Parts 4 and 6: the residual widths of the small and big nets, data, init, epochs,
+    the epochs of the lecture's step-size table and the rules' period K (in epochs)."""
+
     n_train: int
     epochs: int
     small: tuple[int, ...] = (5, 5, 5, 2)  # residual widths; then the 1 output
@@ -67,6 +76,9 @@ class NetSettings:
 
 @dataclass(frozen=True)
 class AgreementSettings:
+    """Part 7: the MLP on digits (widths, lr, batch size, epochs) and the mini-batch sizes
+    at which μ_K is measured, from `pairs_of` sampled batches each."""
+
     n_train: int
     epochs: int
     widths: tuple[int, ...] = (64,)
@@ -78,6 +90,8 @@ class AgreementSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """One scale of `qualitative-sgd`: the settings of each part."""
+
     toys: ToySettings
     least_squares: LeastSquaresSettings
     nets: NetSettings

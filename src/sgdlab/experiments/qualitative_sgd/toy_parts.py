@@ -3,6 +3,7 @@ simulations: tables saved through the Lab, claims decided from them, figures dra
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -33,6 +34,16 @@ BATCH_SIZES = (1, 2, 3, 4)
 
 
 def noise_ball_part(lab: Lab, s: ToySettings) -> list[Claim]:
+    """Part 1 (Giselsson, "Stochastic gradient descent: qualitative convergence behavior"):
+    the noise ball f = Σ_{i=1}^3 ½‖x − c_i‖², step 1/3; table, figure and four claims:
+
+    - `noise-ball/gd-one-step`: ‖x_1‖ ≤ 1e-12·‖x_0‖ for GD.
+    - `noise-ball/sgd-stationary`: iid SGD's E‖x‖² (each run's time average over the second
+      half, averaged over runs) is within 4 standard errors of mean‖c_i‖²/5.
+    - `noise-ball/cyclic-3-cycle`: the last three cyclic iterates are within 1e-10 of the
+      closed-form 3-cycle.
+    - `noise-ball/fast-outside-slow-inside`: the mean one-step ratio ‖x_{k+1}‖²/‖x_k‖² is
+      < 1 where μ(x_k) > 0 and ≥ 1 where μ(x_k) < 0."""
     nb = NoiseBall()
     with one_thread():
         sim = simulate_noise_ball(nb, s.noise_runs, s.noise_steps, s.seed)
@@ -54,7 +65,7 @@ def noise_ball_part(lab: Lab, s: ToySettings) -> list[Claim]:
         decide(
             "noise-ball/gd-one-step",
             "GD with step 1/3 on f = Σ ½‖x − c_i‖² reaches the solution 0 in one step",
-            gd_dist <= 1e-12 * np.linalg.norm(x0),
+            bool(gd_dist <= 1e-12 * np.linalg.norm(x0)),
             headline=f"‖x_1‖ = {gd_dist:.1g}",
             meaning="the full gradient 3x points straight at the solution: no noise, no ball",
             x0=nb.x0,
@@ -145,6 +156,14 @@ def stays_below(values: np.ndarray, level: float) -> int | None:
 
 
 def pair_part(lab: Lab, s: ToySettings) -> list[Claim]:
+    """Part 2 (Giselsson, "Stochastic gradient descent: qualitative convergence behavior"):
+    cyclic SGD on f_{1,2} = ½(x ∓ c)² at step 0.07 for c = 0.83 and 0.02; table, figure and
+    two claims:
+
+    - `pair/amplitude`: the amplitude over the last 20 iterates matches γc/(2 − γ) to a
+      relative error ≤ 1e-6.
+    - `pair/small-individual-gradients`: with c = 0.02 the loss x² reaches and stays
+      ≤ PAIR_LOSS (1e-5); with c = 0.83 it does not."""
     paths = {c: simulate_pair(c, PAIR_STEP, PAIR_X0, s.pair_steps) for c in PAIR_C}
     lab.save_table(
         "pair", {"step": np.arange(s.pair_steps + 1), **{f"x_c{c:g}": x for c, x in paths.items()}}
@@ -194,6 +213,16 @@ def pair_part(lab: Lab, s: ToySettings) -> list[Claim]:
 
 
 def escaping_part(lab: Lab, s: ToySettings) -> list[Claim]:
+    """Part 5 (Giselsson, "Stochastic gradient descent: qualitative convergence behavior"):
+    mini-batch SGD from the not individually flat minimum x_L = 0.8 for K = 1…4 (and
+    single-sample SGD from the flat one); tables, figure and four claims:
+
+    - `escaping/landscape`: the premise — f(x_L) = f(x_R), ∇f(x_L) = 0, every f_i'(x_R) = 0,
+      and x_L − γ f_4'(x_L) lands past the barrier.
+    - `escaping/gd-never`: no GD run (K = 4) escapes or moves by more than 1e-12.
+    - `escaping/batch-size`: the escape probability does not rise with K (and K = 1 beats
+      K = 3), and the mean escape step does not fall with K.
+    - `escaping/flat-stays`: SGD started at x_R never moves."""
     e = Escape()
     with one_thread():
         sim = simulate_escape(e, BATCH_SIZES, s.escape_runs, s.escape_steps, s.seed)
@@ -264,11 +293,11 @@ def escaping_part(lab: Lab, s: ToySettings) -> list[Claim]:
             f"smaller mini-batches escape more often and sooner: the escape "
             f"probability within {s.escape_steps} steps does not rise with the batch size and the mean "
             "escape time does not fall",
-            order and all(a <= b for a, b in zip(times, times[1:])),
-            headline=", ".join(f"K={k}: {p:.3f}" for k, p in zip(BATCH_SIZES, prob)),
+            order and all(a <= b for a, b in itertools.pairwise(times)),
+            headline=", ".join(f"K={k}: {p:.3f}" for k, p in zip(BATCH_SIZES, prob, strict=True)),
             meaning="larger batches average the individual gradients away: worse at escaping",
-            escape_probability=dict(zip(map(str, BATCH_SIZES), prob)),
-            mean_escape_step=dict(zip(map(str, BATCH_SIZES), time_)),
+            escape_probability=dict(zip(map(str, BATCH_SIZES), prob, strict=True)),
+            mean_escape_step=dict(zip(map(str, BATCH_SIZES), time_, strict=True)),
             runs=s.escape_runs,
         )
     )

@@ -34,12 +34,16 @@ F64 = torch.float64
 
 @dataclass(frozen=True)
 class NoiseBall:
+    """The noise ball f = Σ_{i=1}^3 ½‖x − c_i‖² with c_3 = −c_1 − c_2 (so the solution is 0),
+    its start x_0 and step γ = 1/3."""
+
     centers: tuple[tuple[float, float], ...] = ((1.0, 0.2), (-0.6, 0.9))  # c_3 = −c_1 − c_2
     x0: tuple[float, float] = (6.0, 4.0)
     step: float = 1.0 / 3.0
 
     @property
     def c(self) -> torch.Tensor:
+        """The three centers c_1, c_2, c_3 = −c_1 − c_2 as a [3, 2] float64 tensor."""
         c12 = torch.tensor(self.centers, dtype=F64)
         return torch.cat([c12, -c12.sum(dim=0, keepdim=True)])
 
@@ -99,6 +103,12 @@ def simulate_pair(c: float, step: float, x0: float, steps: int) -> np.ndarray:
 
 
 def pair_amplitude(c: float, step: float) -> float:
+    """γc/(2 − γ): the amplitude of the 2-cycle ±γc/(2 − γ) that cyclic SGD on
+    f_{1,2} = ½(x ∓ c)² settles on at step γ.
+
+    >>> round(pair_amplitude(0.83, 0.07), 6)
+    0.030104
+    """
     return step * c / (2 - step)
 
 
@@ -108,6 +118,10 @@ def pair_amplitude(c: float, step: float) -> float:
 
 @dataclass(frozen=True)
 class Escape:
+    """The escaping landscape f = Σ_{i=1}^4 f_i, f_i = p + s_i φ on the line: the double well
+    p(x) = a (x − x_L)²(x − x_R)² and the bump φ around x_L of half-width w, with s_4 chosen
+    so that Σ s_i = 0; SGD step γ = `step`."""
+
     x_left: float = 0.8
     x_right: float = 3.0
     a: float = 0.1
@@ -117,25 +131,31 @@ class Escape:
 
     @property
     def s(self) -> torch.Tensor:
+        """The weights s_1, s_2, s_3 and s_4 = −(s_1 + s_2 + s_3) as a float64 tensor."""
         s = torch.tensor(self.s123, dtype=F64)
         return torch.cat([s, -s.sum(dim=0, keepdim=True)])
 
     @property
     def barrier(self) -> float:
+        """(x_L + x_R)/2: the top of the double well between the two minima."""
         return (self.x_left + self.x_right) / 2
 
     def p(self, x: torch.Tensor) -> torch.Tensor:
+        """The double well a (x − x_L)²(x − x_R)², zero at both minima."""
         return self.a * (x - self.x_left) ** 2 * (x - self.x_right) ** 2
 
     def dp(self, x: torch.Tensor) -> torch.Tensor:
+        """p'(x) = 2a (x − x_L)(x − x_R)(2x − x_L − x_R)."""
         u, v = x - self.x_left, x - self.x_right
         return 2 * self.a * u * v * (u + v)
 
     def phi(self, x: torch.Tensor) -> torch.Tensor:
+        """The bump φ(x) = w·u(1 − u²)² with u = (x − x_L)/w on |u| < 1, 0 elsewhere."""
         u = (x - self.x_left) / self.width
         return torch.where(u.abs() < 1, self.width * u * (1 - u**2) ** 2, torch.zeros_like(x))
 
     def dphi(self, x: torch.Tensor) -> torch.Tensor:
+        """φ'(x) = (1 − u²)(1 − 5u²) on |u| < 1, 0 elsewhere (u = (x − x_L)/w)."""
         u = (x - self.x_left) / self.width
         return torch.where(u.abs() < 1, (1 - u**2) * (1 - 5 * u**2), torch.zeros_like(x))
 
@@ -162,7 +182,7 @@ def simulate_escape(
     the final iterates and the largest distance from the start, per batch size × run."""
     gen = torch.Generator().manual_seed(seed)
     x0 = e.x_left if start is None else start
-    out = {"first_escape": [], "final": [], "max_move": []}
+    out: dict[str, list[np.ndarray]] = {"first_escape": [], "final": [], "max_move": []}
     for k in batch_sizes:
         masks = subset_masks(k) / k
         x = torch.full((runs,), x0, dtype=F64)
@@ -179,6 +199,8 @@ def simulate_escape(
 
 
 def escape_summary(first: np.ndarray, batch_sizes: tuple[int, ...]) -> dict[str, list[float]]:
+    """Per batch size: the escape probability (fraction of runs with a first escape step)
+    and the mean first escape step over the runs that escaped (NaN if none did)."""
     prob = [(first[i] > 0).mean() for i in range(len(batch_sizes))]
     time = [
         float(first[i][first[i] > 0].mean()) if (first[i] > 0).any() else math.nan

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import time
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,9 @@ def _record(s) -> dict:  # noqa: ANN001
 
 
 def toy_part(lab: Lab, s: ToySettings) -> list[Claim]:
+    """The 2-D part: simulate (or reuse) the particle runs on the flat/sharp landscape and
+    GD on Rosenbrock, draw their figures and decide `toy.toy_claims` and
+    `toy.rosenbrock_claims` (each sub-part only when `--only` selects it)."""
     if lab.selected("particles"):
         n = sum(st.particles * st.steps for st in toy_settings(s))
         _cached(
@@ -102,19 +106,20 @@ def toy_part(lab: Lab, s: ToySettings) -> list[Claim]:
 
 
 def sweep_part(lab: Lab, s: SweepSettings) -> list[Claim]:
+    """The noise sweep: SGDL on the MLP for every γ' of every dataset, one training-curve
+    figure per dataset, tables/sweep.parquet, and `mlp.sweep_claims` for each dataset whose
+    whole sweep was trained."""
     configs = sweep_configs(s)
     runs = lab.run_many(configs)
-    claims, rows = (
-        [],
-        {
-            "dataset": [],
-            "noise": [],
-            "initial_train_loss": [],
-            "final_train_loss": [],
-            "final_train_error": [],
-            "status": [],
-        },
-    )
+    claims: list[Claim] = []
+    rows: dict[str, list[Any]] = {
+        "dataset": [],
+        "noise": [],
+        "initial_train_loss": [],
+        "final_train_loss": [],
+        "final_train_error": [],
+        "status": [],
+    }
     for key, _ in s.datasets:
         mine = {noise: runs[f"sgdl-{key}-{noise:g}"] for noise in s.noises if f"sgdl-{key}-{noise:g}" in runs}
         if len(mine) < len(s.noises):
@@ -137,6 +142,10 @@ def sweep_part(lab: Lab, s: SweepSettings) -> list[Claim]:
 
 
 def labels_part(lab: Lab, s: LabelSettings) -> list[Claim]:
+    """Natural vs random labels: train the six runs, measure the flatness of those that
+    reach zero training error (tables/labels_flatness), compute the three-point
+    interpolation surface of each label kind whose three seeds all did, draw both figures
+    and decide `labels.label_claims`. Empty when `--only` left some of the runs out."""
     configs = label_configs(s)
     runs = lab.run_many(configs)
     if len(runs) < len(configs):
@@ -148,7 +157,7 @@ def labels_part(lab: Lab, s: LabelSettings) -> list[Claim]:
         for name in meets:
             seed = int(name.rsplit("-", 1)[1])
             measured[name] = measure_run(runs[name], s, seed)
-    table = {"run": [], "kind": [], "seed": []}
+    table: dict[str, list[Any]] = {"run": [], "kind": [], "seed": []}
     for name, row in measured.items():
         table["run"].append(name)
         table["kind"].append(name.split("-")[1])
@@ -195,6 +204,7 @@ def estimate_particles(s: ToySettings) -> float:
 
 
 def estimate_rosenbrock(s: ToySettings) -> float:
+    """Seconds for the Rosenbrock study, from a timed run of 200 steps."""
     short = dataclasses.replace(s, rosen_steps=200, rosen_factor=1)
     t0 = time.perf_counter()
     simulate_rosenbrock(short)
@@ -202,6 +212,8 @@ def estimate_rosenbrock(s: ToySettings) -> float:
 
 
 def plan(scale: str) -> Plan:
+    """What `sgdl-flatness` trains at `scale` (the noise sweep and the label runs) and
+    simulates (the particles and Rosenbrock), with timed estimates."""
     st: Settings = SCALE_SETTINGS[scale]
     runs = {**sweep_configs(st.sweep), **label_configs(st.labels)}
     t = st.toy
@@ -231,5 +243,9 @@ def plan(scale: str) -> Plan:
     plan=plan,
 )
 def run(lab: Lab) -> list[Claim]:
+    """Reproduce Zhang, Liao, Rakhlin, Miranda, Golowich & Poggio (2017), "Theory of deep
+    learning IIb: optimization properties of SGD" (with the student report of Osipov, Zharkov,
+    Vlasova & Kuzmina 2018): the 2-D particle and Rosenbrock studies, the SGDL noise sweep on an
+    MLP, and natural vs random labels; returns their claims."""
     s = SCALE_SETTINGS[lab.scale]
     return toy_part(lab, s.toy) + sweep_part(lab, s.sweep) + labels_part(lab, s.labels)

@@ -78,7 +78,7 @@ def histogram_vs_mass_figure(
     left.legend(loc="upper left", fontsize=8)
     left.set(xlabel="x", ylabel="y", title="final positions under GD (histogram, as the report drew it)")
     hot = runs["hot"].astype(bool)
-    labels = [str(lb) for lb, h in zip(runs["label"], hot) if not h]
+    labels = [str(lb) for lb, h in zip(runs["label"], hot, strict=True) if not h]
     idx = [i for i, h in enumerate(hot) if not h]
     pos = np.arange(len(idx))
     for offset, key, color, name in (
@@ -103,7 +103,9 @@ def histogram_vs_mass_figure(
 def occupancy_figure(path: Path, runs: dict[str, np.ndarray], occ: dict[str, np.ndarray]) -> Path:
     """Occupancy of the flat and sharp basins against the step for constant noise, with the
     Boltzmann masses as dashed lines."""
-    const = [str(lb) for lb, d in zip(runs["label"], runs["decay"]) if d == "none" and lb != "gd"]
+    const = [
+        str(lb) for lb, d in zip(runs["label"], runs["decay"], strict=True) if d == "none" and lb != "gd"
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
     for k, lb in enumerate(const):
         i = list(runs["label"]).index(lb)
@@ -127,6 +129,8 @@ def occupancy_figure(path: Path, runs: dict[str, np.ndarray], occ: dict[str, np.
 
 
 def rosenbrock_figure(path: Path, rosen: dict[str, np.ndarray], budget: int) -> Path:
+    """GD on Rosenbrock: the median distance ‖θ − (1, 1)‖ over the runs (10–90 % band)
+    against the step on log axes, with the budget marked."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     steps = rosen["step"]
     keep = steps > 0
@@ -170,7 +174,7 @@ def interpolation_figure(path: Path, surfaces: dict[str, tuple[np.ndarray, np.nd
     vmax = max(float(v.max()) for _, v in surfaces.values())
     levels = np.linspace(0, vmax, 25)
     corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2]])
-    for ax, (kind, (lam, values)) in zip(axes[0], surfaces.items()):
+    for ax, (kind, (lam, values)) in zip(axes[0], surfaces.items(), strict=True):
         xy = lam @ corners
         tri = mtri.Triangulation(xy[:, 0], xy[:, 1])
         cs = ax.tricontourf(tri, values, levels=levels, cmap="viridis")
@@ -187,13 +191,15 @@ def interpolation_figure(path: Path, surfaces: dict[str, tuple[np.ndarray, np.nd
 
 
 def flatness_figure(path: Path, table: dict[str, np.ndarray], radius: float) -> Path:
+    """The flatness measures per seed, natural vs random labels: λ_max, the Hutchinson
+    trace (±3 SE) and the mean loss increase at perturbation radius `radius`, on log axes."""
     keys = (
         ("lambda_max", "λ_max (Lanczos)"),
         ("trace", "tr H (Hutchinson)"),
         (f"sharpness_mean_{radius:g}", f"mean ΔL, filter-normalized r = {radius:g}"),
     )
     fig, axes = plt.subplots(1, len(keys), figsize=(14, 4.2))
-    for ax, (key, title) in zip(axes, keys):
+    for ax, (key, title) in zip(axes, keys, strict=True):
         for k, kind in enumerate(("natural", "random")):
             sel = table["kind"] == kind
             vals = table[key][sel]
@@ -211,6 +217,7 @@ def flatness_figure(path: Path, table: dict[str, np.ndarray], radius: float) -> 
         ax.set(yscale="log", title=title, xlim=(-0.5, 1.5))
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(
-        f"flatness of minimizers at zero training error, per seed ({CITE}; perturbations after {LI_2018.short})"
+        f"flatness of minimizers at zero training error, per seed ({CITE}; "
+        f"perturbations after {LI_2018.short})"
     )
     return _save(fig, path)

@@ -31,6 +31,9 @@ KINDS = ("natural", "random")
 
 
 def label_configs(s: LabelSettings) -> dict[str, dict[str, Any]]:
+    """The six label runs: the report's MLP trained by SGD on the same images with natural
+    or uniformly random labels (label_noise 1), seeds `s.seeds`, until the training loss is
+    below `s.stop_loss` (or the epoch cap), with the Hessian probe at the end."""
     out = {}
     for kind in KINDS:
         data = dict(s.data, seed=0, label_noise=1.0 if kind == "random" else 0.0)
@@ -56,6 +59,7 @@ def label_configs(s: LabelSettings) -> dict[str, dict[str, Any]]:
 
 
 def premise(s: LabelSettings) -> Premise:
+    """Zero training error at a training loss ≤ `s.stop_loss`: the minimizers compared."""
     return Premise(max_loss=s.stop_loss, max_error=0.0)
 
 
@@ -126,6 +130,19 @@ def label_claims(
     measured: dict[str, dict[str, float]],
     surfaces: dict[str, dict[str, float]],
 ) -> list[Claim]:
+    """The label-comparison claims (after Zhang, Liao, Rakhlin, Miranda, Golowich & Poggio 2017,
+    "Theory of deep learning IIb: optimization properties of SGD", §5):
+
+    - `labels/zero-train-error`: the premise, every run reaching zero training error.
+    - `labels/lambda_max`, `labels/trace`, `labels/sharpness`: every natural-label seed's
+      measure (λ_max, Hutchinson tr H, mean loss increase under filter-normalized
+      perturbations of relative size r = `s.radii[0]`) is below every random-label seed's.
+    - `labels/simplex_excess`: the natural surface's mean loss over the simplex above its
+      corners is below the random one's.
+    - `labels/measures-agree`: the measures decided agree on which kind is flatter (by mean).
+
+    A measure is not applicable without runs (or, for the simplex, three minimizers) of
+    both kinds at zero training error."""
     claim, meets = premise_claim("labels/zero-train-error", "natural and random labels", premise(s), runs)
     claims = [claim]
     r0 = f"sharpness_mean_{s.radii[0]:g}"

@@ -15,6 +15,9 @@ from .settings import BATCH, LR, MLP, SweepSettings
 
 
 def sweep_configs(s: SweepSettings) -> dict[str, dict[str, Any]]:
+    """One SGDL run per (dataset, γ'): the report's MLP 512-512, batch 32, lr 0.01, constant
+    noise γ' (θ ← θ − η∇V(θ; z) + γ'W, W ~ N(0, I)), evaluated every epoch; named
+    sgdl-<dataset>-<γ'>."""
     out = {}
     for key, data in s.datasets:
         for noise in s.noises:
@@ -42,6 +45,14 @@ def converges(run: Run, fraction: float) -> tuple[bool, float, float, float]:
 
 
 def sweep_claims(key: str, runs: dict[float, Run], s: SweepSettings) -> list[Claim]:
+    """The two noise-sweep claims on dataset `key` (after Zhang, Liao, Rakhlin, Miranda,
+    Golowich & Poggio 2017, "Theory of deep learning IIb: optimization properties of SGD"):
+
+    - `mlp/<key>-noise-threshold`: SGDL converges (median training loss over the last
+      quarter of the epochs ≤ `converge_fraction` × the initial loss, run completed) for
+      some γ' and not for some larger one, with every converging γ' below the smallest
+      failing one.
+    - `mlp/<key>-report-all-similar`: the report's reading, that every swept γ' converges."""
     noises = sorted(runs)
     results = {n: converges(runs[n], s.converge_fraction) for n in noises}
     ok = [n for n in noises if results[n][0]]
@@ -78,7 +89,8 @@ def sweep_claims(key: str, runs: dict[float, Run], s: SweepSettings) -> list[Cla
         decide(
             f"mlp/{key}-noise-threshold",
             f"{key}: SGDL on the MLP converges (median training loss over "
-            f"the last quarter of the epochs ≤ {s.converge_fraction:.0%} of the initial) below some noise level and stops converging "
+            f"the last quarter of the epochs ≤ {s.converge_fraction:.0%} of the initial) below "
+            "some noise level and stops converging "
             "above it, within the swept γ'",
             bool(ok) and threshold is not None and monotone,
             headline=where,

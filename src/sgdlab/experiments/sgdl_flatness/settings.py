@@ -39,6 +39,11 @@ TOY_NOISES = (0.0, 1e-3, 1e-2, 1e-1)
 
 @dataclass(frozen=True)
 class ToySettings:
+    """The 2-D studies: particles, steps and η of the basin-mass runs, the SGDL noise
+    levels, the hot (Boltzmann-check) temperatures with their η and steps, the projection
+    disc, the start box, the recording and quadrature resolution; and the Rosenbrock runs
+    (particles, budget, η, the factor of the longer run, start box, tolerance)."""
+
     particles: int
     steps: int
     lr: float = 0.5
@@ -74,6 +79,10 @@ class SweepSettings:
 
 @dataclass(frozen=True)
 class LabelSettings:
+    """Natural vs random labels: the data, the epoch cap and loss threshold of each run,
+    the seeds, and the flatness measurements (Hessian options, perturbation radii and
+    directions, the simplex grid and the level of its flat fraction)."""
+
     data: dict[str, Any]
     max_epochs: int
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -89,6 +98,8 @@ class LabelSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """One scale of `sgdl-flatness`: the 2-D studies, the noise sweep and the label comparison."""
+
     toy: ToySettings
     sweep: SweepSettings
     labels: LabelSettings

@@ -45,6 +45,9 @@ class Setting:
 
 
 def settings(s: ToySettings) -> list[Setting]:
+    """The particle runs: GD (γ' = 0), decaying γ'/(1 + t) and constant γ' SGDL at every
+    noise level, all at step `s.lr`, and the hot constant-noise runs at temperatures T with
+    γ' = √(2ηT) at step `s.hot_lr` (the Boltzmann check)."""
     out = [Setting("gd", Dynamics(s.lr, 0.0, radius=s.radius, center=s.center), s.steps, s.particles)]
     for noise in s.noises:
         if noise == 0:
@@ -67,6 +70,8 @@ def settings(s: ToySettings) -> list[Setting]:
 
 
 def run_setting(st: Setting, s: ToySettings, index: int):
+    """Simulate one setting on the flat/sharp landscape from U(box) starts in float32 (seed
+    `s.seed`·1000 + `index`), recording the basin occupancy about `s.records` times."""
     gen = torch.Generator().manual_seed(s.seed * 1000 + index)
     x, y = uniform_starts(st.particles, s.box, gen, torch.float32)
     every = max(1, st.steps // s.records)
@@ -205,6 +210,16 @@ def _mass(r: dict) -> dict:
 def toy_claims(
     runs: dict[str, np.ndarray], occ: dict[str, np.ndarray], final: dict[str, np.ndarray], s: ToySettings
 ) -> list[Claim]:
+    """The flat/sharp claims (after Zhang, Liao, Rakhlin, Miranda, Golowich & Poggio 2017, "Theory
+    of deep learning IIb: optimization properties of SGD", as the report of Osipov et al. 2018
+    examined them), from basin masses with 95 % Wilson intervals:
+
+    - `2d/gd-mass`: under GD the flat valley's mass interval lies above the sharp minimum's.
+    - `2d/sgdl-mass`: the same at every noisy (decaying and constant) setting.
+    - `2d/report-sharp-popular`: the report's conclusion, sharp mass > flat mass under GD
+      (the tallest histogram bar is reported beside it).
+
+    Plus `boltzmann_claims`."""
     claims = []
     gd = _row(runs, "gd")
     kappa = FLAT_SHARP.curvature
@@ -224,7 +239,9 @@ def toy_claims(
         )
     )
 
-    noisy = [label for label, hot in zip(runs["label"], runs["hot"]) if label != "gd" and not hot]
+    noisy = [
+        label for label, hot in zip(runs["label"], runs["hot"], strict=True) if label != "gd" and not hot
+    ]
     per = {label: _mass(_row(runs, label)) for label in noisy}
     wins = {label: m["flat_ci95"][0] > m["sharp_ci95"][1] for label, m in per.items()}
     worst = min(noisy, key=lambda lb: per[lb]["flat"] / max(per[lb]["sharp"], 1e-12)) if noisy else None
@@ -251,8 +268,11 @@ def toy_claims(
     counts, xe, ye = histogram(final, s)
     i, j = np.unravel_index(np.argmax(counts), counts.shape)
     cx, cy = (xe[i] + xe[i + 1]) / 2, (ye[j] + ye[j + 1]) / 2
-    tallest_in = FLAT_SHARP.basins[int(FLAT_SHARP.classify(torch.tensor([cx]), torch.tensor([cy]))[0])]
-    labels = FLAT_SHARP.classify(
+    classify = FLAT_SHARP.classify
+    if classify is None:
+        raise ValueError("the flat/sharp landscape has no basin classifier")
+    tallest_in = FLAT_SHARP.basins[int(classify(torch.tensor([cx]), torch.tensor([cy]))[0])]
+    labels = classify(
         torch.tensor(np.meshgrid((xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2, indexing="ij")[0]),
         torch.tensor(np.meshgrid((xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2, indexing="ij")[1]),
     ).numpy()
@@ -323,14 +343,27 @@ def tv_distance(occ: dict[str, np.ndarray], r: dict, label: str) -> tuple[float,
     out = []
     for step in (steps.min(), steps.max()):
         sel = rows & (occ["step"] == step)
-        out.append(0.5 * sum(abs(f - target[b]) for b, f in zip(occ["basin"][sel], occ["fraction"][sel])))
+        out.append(
+            0.5
+            * sum(abs(f - target[b]) for b, f in zip(occ["basin"][sel], occ["fraction"][sel], strict=True))
+        )
     return out[0], out[1]
 
 
 def boltzmann_claims(runs: dict[str, np.ndarray], occ: dict[str, np.ndarray], kappa: float) -> list[Claim]:
+    """The Boltzmann claims of the constant-noise runs, whose stationary density is
+    ∝ exp(−f/T) with T = γ'²/(2η) (Zhang et al. 2017):
+
+    - `2d/boltzmann` (hot runs): the flat/sharp occupancy ratio matches the quadrature
+      ratio, |log(measured/predicted)| ≤ 3·SE + ηκ/2 (`ratio_check`), and the total-variation
+      distance to the Boltzmann masses is smaller at the end than at the start.
+    - `2d/boltzmann-paper-levels`: the same ratio test at the paper's levels γ' ≤ 0.1,
+      where leaving a basin takes ∝ e^(ΔU/T) steps."""
     claims = []
     const = [
-        lb for lb, d, hot in zip(runs["label"], runs["decay"], runs["hot"]) if d == "none" and lb != "gd"
+        lb
+        for lb, d, hot in zip(runs["label"], runs["decay"], runs["hot"], strict=True)
+        if d == "none" and lb != "gd"
     ]
     hot = [lb for lb in const if _row(runs, lb)["hot"]]
     paper = [lb for lb in const if not _row(runs, lb)["hot"]]
@@ -370,7 +403,8 @@ def boltzmann_claims(runs: dict[str, np.ndarray], occ: dict[str, np.ndarray], ka
                 "occupancy after the budget has reached the Boltzmann ratio",
                 ok,
                 headline=f"{hottest} (T={w['temperature']:.2g}): flat/sharp {w['measured_ratio']:.2f} vs "
-                f"Boltzmann {w['boltzmann_ratio']:.3g}; escape time ∝ e^(ΔU/T) = e^{w['escape_exponent_dU_over_T']:.0f}",
+                f"Boltzmann {w['boltzmann_ratio']:.3g}; "
+                f"escape time ∝ e^(ΔU/T) = e^{w['escape_exponent_dU_over_T']:.0f}",
                 meaning="at T = γ'²/2η ≪ ΔU the chain never leaves the basin it fell into: the masses "
                 "are those of the basins of attraction, not Boltzmann's",
                 checks={lb: checks[lb] for lb in paper},
@@ -380,6 +414,12 @@ def boltzmann_claims(runs: dict[str, np.ndarray], occ: dict[str, np.ndarray], ka
 
 
 def rosenbrock_claims(rosen: dict[str, np.ndarray], s: ToySettings) -> list[Claim]:
+    """The Rosenbrock claims (the Osipov et al. 2018 report's observation and its
+    explanation):
+
+    - `rosenbrock/budget`: GD's median distance to (1, 1) after the budget is ≤ `s.rosen_tol`.
+    - `rosenbrock/ill-conditioned`: the Hessian at (1, 1) has condition number > 10³ and
+      `s.rosen_factor`× more steps shrink the median distance at least 2×."""
     steps = rosen["step"]
     at = int(np.flatnonzero(steps == s.rosen_steps)[0])
     end = len(steps) - 1

@@ -68,6 +68,11 @@ def _estimate_measure(scale: str) -> float:
     plan=plan,
 )
 def run(lab: Lab) -> list[Claim]:
+    """Reproduce Nonnenmacher, Reeb & Steinwart (2021), "Which minimizer does my neural network
+    converge to?": train every planned run,
+    measure them against the closed-form limits of the linearized nets (tables/runs.parquet),
+    and decide the σ, adaptive, batch-size and later-linearization claims per dataset and
+    architecture, with one figure per experiment and dataset."""
     s = SCALE_SETTINGS[lab.scale]
     lab.log("step sizes: GD from the NTK spectrum at θ_0, adaptive methods by search")
     planned = specs(lab.scale)

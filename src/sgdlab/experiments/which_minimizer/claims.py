@@ -21,18 +21,22 @@ from .settings import Settings
 
 
 def rms(v: np.ndarray) -> float:
+    """√(mean v²): the RMS of a vector (distances between output vectors)."""
     return float(np.sqrt(np.mean(np.square(v))))
 
 
 def error(f: np.ndarray, y: np.ndarray) -> float:
+    """0-1 test error of outputs f for ±1 labels y: the fraction with f·y ≤ 0."""
     return float(np.mean(f * y <= 0))
 
 
 def test_loss(f: np.ndarray, y: np.ndarray) -> float:
+    """The mean squared loss ½·mean (f − y)²."""
     return float(0.5 * np.mean(np.square(f - y)))
 
 
 def mean_std(values: Iterable[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value) and count of `values`."""
     v = np.asarray(list(values), dtype=np.float64)
     if not len(v):
         return {"mean": math.nan, "std": math.nan, "n": 0}
@@ -40,10 +44,12 @@ def mean_std(values: Iterable[float]) -> dict[str, float]:
 
 
 def se(stat: dict[str, float]) -> float:
+    """The standard error std/√n of a `mean_std` result."""
     return stat["std"] / math.sqrt(stat["n"]) if stat["n"] else math.nan
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float:
+    """The least-squares slope of log y against log x (a power law's exponent)."""
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
@@ -51,15 +57,18 @@ class Table:
     """Row selection over the measured table."""
 
     def __init__(self, columns: dict[str, np.ndarray]):
+        """Wrap the measured columns (`measure.load`)."""
         self.c = columns
 
     def rows(self, **where: Any) -> list[int]:
+        """Indices of the rows where every column named in `where` equals its value."""
         mask = np.ones(len(self.c["name"]), dtype=bool)
         for key, value in where.items():
             mask &= self.c[key] == value
         return [int(i) for i in np.flatnonzero(mask)]
 
     def by_seed(self, **where: Any) -> dict[int, int]:
+        """The rows `where` selects, keyed by their seed (init), for pairing across settings."""
         return {int(self.c["seed"][i]): i for i in self.rows(**where)}
 
     def ok(self, i: int, stop_loss: float) -> bool:
@@ -73,6 +82,7 @@ class Table:
         )
 
     def __getitem__(self, key: str) -> np.ndarray:
+        """Column `key`."""
         return self.c[key]
 
 
@@ -101,6 +111,20 @@ def premise(id: str, title: str, t: Table, rows: list[int], s: Settings) -> tupl
 
 
 def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> list[Claim]:
+    """Experiment 1 (after Nonnenmacher, Reeb & Steinwart (2021), "Which minimizer does my neural network
+    converge to?"), GD at every σ on one
+    architecture, over the runs that converged:
+
+    - `<group>/premise`: every run reaches the loss threshold.
+    - `<group>/init-term`: the trained nets' init term f_T(x) − Θ̂(x,X)Θ̂⁻¹Y grows as σ^(L+1):
+      its log-log slope against σ (over the σ whose closed-form init term has RMS ≥
+      `init_floor`) is within `slope_tol` of L + 1.
+    - `<group>/kernel-part`: the interpolating part Θ̂(x,X)Θ̂⁻¹Y changes by ≤ `invariance_tol`
+      (relative RMS) across σ for the same draws.
+    - `<group>/test-error-rises`: the test error at the largest σ exceeds its minimum over σ
+      by ≥ max(`rise_points`, 2 SE).
+    - `<group>/closed-form`: the RMS gap between trained outputs and the closed form is
+      ≤ `lazy_tol` × the RMS output at every σ."""
     group = f"sigma/{dataset}/{arch}"
     rows = t.rows(part="sigma", dataset=dataset, arch=arch)
     if not rows:
@@ -136,7 +160,7 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> 
     # (a) the initialization term scales as σ^(L+1)
     cf = np.array([per[x]["init_term_closed_form"]["mean"] for x in sigmas])
     tr = np.array([per[x]["init_term_trained"]["mean"] for x in sigmas])
-    fit = [x for x, c in zip(sigmas, cf) if c >= s.init_floor]
+    fit = [x for x, c in zip(sigmas, cf, strict=True) if c >= s.init_floor]
     statement = (
         f"{arch}: the initialization term f_T(x) − Θ̂(x,X)Θ̂⁻¹Y of the trained nets grows "
         f"as σ^(L+1) = σ^{L1} (log-log slope within ±{s.slope_tol:g})"
@@ -235,12 +259,13 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> 
             f"{arch}: the closed-form GD limit of the linearized net predicts "
             f"the trained nets' test outputs (RMS gap ≤ {s.lazy_tol:g} × RMS output at every σ)",
             bool(worst_ratio <= s.lazy_tol),
-            headline=f"gap ≤ {worst_ratio:.3f} × output; test errors differ by ≤ {100 * max(agree):.1f} points",
+            headline=f"gap ≤ {worst_ratio:.3f} × output; "
+            f"test errors differ by ≤ {100 * max(agree):.1f} points",
             meaning="Thm 3.1: a strongly over-parameterized net trained by GD converges to the "
             "linearized model's minimizer, so the decomposition describes the real net",
-            gap_over_output=dict(zip(map(str, sigmas), ratios)),
+            gap_over_output=dict(zip(map(str, sigmas), ratios, strict=True)),
             tolerance=s.lazy_tol,
-            error_difference=dict(zip(map(str, sigmas), agree)),
+            error_difference=dict(zip(map(str, sigmas), agree, strict=True)),
         )
     )
     return claims
@@ -251,10 +276,13 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: str, depth: int) -> 
 
 
 def distances(t: Table, a: dict[int, int], b: dict[int, int], split: str = "f_test") -> list[float]:
+    """RMS output distances between the runs `a` and `b` on `split`, paired by seed."""
     return [rms(t[split][a[seed]] - t[split][b[seed]]) for seed in sorted(a.keys() & b.keys())]
 
 
 def gap_to_closed_form(t: Table, rows: dict[int, int]) -> list[float]:
+    """Per run, the RMS gap between its trained test outputs and the closed-form GD limit at
+    its θ_0: the finite-width linearization error other distances are compared with."""
     return [rms(t["f_test"][i] - t["interpolating"][i] - t["initialization"][i]) for i in rows.values()]
 
 
@@ -267,6 +295,15 @@ def _ok(t: Table, rows: dict[int, int], s: Settings) -> dict[int, int]:
 
 
 def adaptive_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
+    """Experiment 2 (after Nonnenmacher, Reeb & Steinwart (2021), "Which minimizer does my neural network
+    converge to?"), GD vs AdaGrad vs
+    Adam from the same θ_0:
+
+    - `<group>/premise`: every run reaches the loss threshold.
+    - `<group>/minimizers-differ`: each adaptive method's mean test distance to GD is
+      ≥ `differ_factor` × both its training distance and GD's linearization gap.
+    - `<group>/gd-generalizes-better`: each adaptive method's test loss exceeds GD's, paired
+      by init, by more than one standard error."""
     group = f"adaptive/{dataset}/{arch}"
     rows = t.rows(part="adaptive", dataset=dataset, arch=arch)
     if not rows:
@@ -359,6 +396,16 @@ def adaptive_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Clai
 
 
 def batch_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
+    """Experiment 3 (after Nonnenmacher, Reeb & Steinwart (2021), "Which minimizer does my neural network
+    converge to?"), plain SGD and
+    AdaGrad at every batch size, reshuffled and cyclic, each against its full-batch run:
+
+    - `<group>/premise`: every run reaches the loss threshold.
+    - `<group>/sgd-reaches-gd`: SGD's largest test distance to GD is ≤ GD's linearization gap.
+    - `<group>/adaptive-depends-on-batch`: mini-batch AdaGrad's smallest distance to
+      full-batch AdaGrad is ≥ `differ_factor` × SGD's largest.
+    - `<group>/data-order`: cyclic vs reshuffled changes SGD by ≤ the gap and AdaGrad by
+      ≥ `differ_factor` × SGD's change (when both orders were trained)."""
     group = f"batch/{dataset}/{arch}"
     rows = t.rows(part="batch", dataset=dataset, arch=arch)
     if not rows:
@@ -441,6 +488,18 @@ def batch_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
 
 
 def later_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
+    """Experiment 4 (after Nonnenmacher, Reeb & Steinwart (2021), "Which minimizer does my neural network
+    converge to?", Sect. 6), a narrow net
+    on more data:
+
+    - `<group>/premise`: every run reaches the loss threshold.
+    - `<group>/linearize-later`: the closed form linearized at θ_T predicts the trained net
+      with at most half the gap of the linearization at θ_0 (not applicable when Θ̂ moved
+      by ≤ `kernel_tol`: still lazy).
+    - `<group>/sigma-still-matters`: the larger σ raises the test loss, paired by init, by
+      more than 2 SE.
+    - `<group>/adaptive-still-differs`: AdaGrad's test distance to GD is ≥ `differ_factor` ×
+      both its training distance and the later-linearization gap."""
     group = f"later/{dataset}/{arch}"
     rows = t.rows(part="later", dataset=dataset, arch=arch)
     if not rows:
@@ -499,7 +558,7 @@ def later_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
         )
     if gd[big]:
         e = {x: mean_std(error(t["f_test"][i], t["y_test"][i]) for i in gd[x].values()) for x in (small, big)}
-        l = {
+        loss = {
             x: mean_std(test_loss(t["f_test"][i], t["y_test"][i]) for i in gd[x].values())
             for x in (small, big)
         }
@@ -514,12 +573,12 @@ def later_claims(t: Table, s: Settings, dataset: str, arch: str) -> list[Claim]:
                 f"{arch}: a large σ still raises the test loss "
                 f"(σ={big:g} vs σ={small:g} from the same draws, paired, by more than 2 SE)",
                 bool(paired["n"] > 1 and paired["mean"] > 2 * se(paired)),
-                headline=f"test loss {l[small]['mean']:.4f} → {l[big]['mean']:.4f} (error "
+                headline=f"test loss {loss[small]['mean']:.4f} → {loss[big]['mean']:.4f} (error "
                 f"{100 * e[small]['mean']:.1f}% → {100 * e[big]['mean']:.1f}%)",
                 meaning="Fig. 1 of the paper: the initialization effect persists in less "
                 "over-parameterized nets (the test loss resolves it where 0-vs-1 errors are ~0)",
                 test_error={str(k): v for k, v in e.items()},
-                test_loss={str(k): v for k, v in l.items()},
+                test_loss={str(k): v for k, v in loss.items()},
                 paired_difference=paired,
             )
         )

@@ -66,6 +66,10 @@ def base_config(
     iterates: str = "never",
     dtype: str = "float32",
 ) -> dict[str, Any]:
+    """The run config every `which-minimizer` run shares, for one dataset, architecture, σ
+    and seed: classes 0 vs 1 with ±1 targets scaled into the unit ball, a zero-bias ReLU MLP
+    in NTK parametrization, squared loss, trained by `optimizer` at step `lr` (full batch,
+    or `batch` with `sampler`) until the loss threshold or the step cap."""
     n = n_train or s.n_train
     train: dict[str, Any] = {
         "loss": "squared",
@@ -119,11 +123,15 @@ def gd_lr(raw: dict[str, Any]) -> float:
 
 @dataclass(frozen=True)
 class SearchResult:
+    """The step a `Search` chose (NaN if none was monotone) and every (lr, monotone, steps) it tried."""
+
     lr: float
     tried: tuple[tuple[float, bool, int], ...]  # (lr, monotone, steps run)
 
 
 def monotone(losses: np.ndarray, tol: float) -> bool:
+    """Whether `losses` are finite and never rise by more than a factor 1 + `tol` from one
+    step to the next."""
     losses = np.asarray(losses, dtype=np.float64)
     return bool(np.all(np.isfinite(losses)) and np.all(losses[1:] <= losses[:-1] * (1 + tol)))
 
@@ -341,6 +349,7 @@ def search_table(scale: str) -> dict[str, list]:
                     steps,
                     lr == result.lr,
                 ),
+                strict=True,
             ):
                 rows[col].append(v)
     return rows

@@ -46,13 +46,20 @@ def _save(fig, path: Path) -> Path:
 
 
 def sigma_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None:
+    """Fig. 2 of Nonnenmacher et al. (2021), per architecture: test error vs σ (trained nets,
+    the closed-form GD limit, its interpolating part alone) and the initialization term's
+    RMS vs σ on log axes with the σ^(L+1) law; None when no σ run of `dataset` exists."""
     archs = [a for a in s.sigma_archs if t.rows(part="sigma", dataset=dataset, arch=a.key)]
     if not archs:
         return None
     fig, axes = plt.subplots(len(archs), 2, figsize=(11, 3.6 * len(archs)), squeeze=False)
-    for (left, right), arch in zip(axes, archs):
+    for (left, right), arch in zip(axes, archs, strict=True):
         sigmas = sorted({float(t["sigma"][i]) for i in t.rows(part="sigma", dataset=dataset, arch=arch.key)})
-        curves = {"trained nets": [], "closed-form GD limit": [], "interpolating part only": []}
+        curves: dict[str, list[tuple[float, float]]] = {
+            "trained nets": [],
+            "closed-form GD limit": [],
+            "interpolating part only": [],
+        }
         init_cf, init_tr = [], []
         for sigma in sigmas:
             rows = list(_ok(t, s, part="sigma", dataset=dataset, arch=arch.key, sigma=sigma).values())
@@ -65,7 +72,7 @@ def sigma_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None
             )
             init_cf.append(_stat(rms(t["initialization"][i]) for i in rows))
             init_tr.append(_stat(rms(t["f_test"][i] - t["interpolating"][i]) for i in rows))
-        for (label, values), style in zip(curves.items(), ("o-", "s--", "^:")):
+        for (label, values), style in zip(curves.items(), ("o-", "s--", "^:"), strict=True):
             m, sd = np.array(values).T
             left.errorbar(sigmas, 100 * m, yerr=100 * sd, fmt=style, capsize=3, label=label)
         left.set(
@@ -102,12 +109,15 @@ def sigma_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None
 
 
 def adaptive_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None:
+    """Fig. 3 of Nonnenmacher et al. (2021), per architecture: test error of GD, AdaGrad and
+    Adam, and the RMS output distance of the adaptive minimizers to GD's on training vs test
+    points, with GD's own linearization gap; None without adaptive runs."""
     archs = [a for a in s.adaptive_archs if t.rows(part="adaptive", dataset=dataset, arch=a.key)]
     if not archs:
         return None
     fig, axes = plt.subplots(len(archs), 2, figsize=(11, 3.4 * len(archs)), squeeze=False)
     opts = ("gd", "adagrad", "adam")
-    for (left, right), arch in zip(axes, archs):
+    for (left, right), arch in zip(axes, archs, strict=True):
         by = {o: _ok(t, s, part="adaptive", dataset=dataset, arch=arch.key, optimizer=o) for o in opts}
         rows = [i for r in by.values() for i in r.values()]
         if not rows:
@@ -155,6 +165,9 @@ def adaptive_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | N
 
 
 def batch_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None:
+    """Fig. 4 of Nonnenmacher et al. (2021): the RMS test-output distance to the full-batch
+    minimizer against the batch size, SGD vs AdaGrad, reshuffled (and one cyclic point),
+    with GD's linearization gap; None without batch runs."""
     arch = s.batch_arch
     rows = t.rows(part="batch", dataset=dataset, arch=arch.key)
     if not rows:
@@ -219,6 +232,9 @@ def batch_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None
 
 
 def later_figure(path: Path, t: Table, s: Settings, dataset: str) -> Path | None:
+    """Sect. 6 / Fig. 1 of Nonnenmacher et al. (2021), the narrow net: the gap of the closed
+    form linearized at θ_0 vs at θ_T, the test loss (and error) of GD at the two σ, and
+    AdaGrad's distance to GD on training vs test points; None without later runs."""
     arch = s.later.arch
     rows = t.rows(part="later", dataset=dataset, arch=arch.key)
     if not rows:

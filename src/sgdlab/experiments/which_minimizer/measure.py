@@ -115,7 +115,7 @@ def later_linearization(
 def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run]) -> dict[str, np.ndarray]:
     """One row per run in `runs` (and its spec), written to tables/runs.parquet."""
     problems: dict[str, Problem] = {}
-    closed: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    closed: dict[tuple, tuple[np.ndarray | None, np.ndarray | None, float, str]] = {}
     rows: list[dict[str, Any]] = []
     targets: dict[tuple, np.ndarray] = {}
     for name, run in runs.items():
@@ -222,14 +222,21 @@ def read(lab: Lab, name: str) -> dict[str, np.ndarray]:
 
 
 def load(lab: Lab) -> dict[str, np.ndarray]:
+    """The measured run table read back from tables/runs.parquet, with each run's test labels
+    (`y_test`, from tables/targets.parquet by dataset, training-set size and seed)."""
     runs = read(lab, "runs")
     targets = read(lab, "targets")
     y = {
         (d, int(n), int(k)): v
-        for d, n, k, v in zip(targets["dataset"], targets["n_train"], targets["seed"], targets["y_test"])
+        for d, n, k, v in zip(
+            targets["dataset"], targets["n_train"], targets["seed"], targets["y_test"], strict=True
+        )
     }
     runs["y_test"] = np.array(
-        [y[(d, int(n), int(k))] for d, n, k in zip(runs["dataset"], runs["n_train"], runs["seed"])],
+        [
+            y[(d, int(n), int(k))]
+            for d, n, k in zip(runs["dataset"], runs["n_train"], runs["seed"], strict=True)
+        ],
         dtype=object,
     )
     return runs

@@ -35,14 +35,17 @@ class Arch:
 
     @property
     def depth(self) -> int:
+        """L, the number of hidden layers."""
         return len(self.widths)
 
     @property
     def key(self) -> str:
+        """`L<depth>w<width>`: the architecture's name in run names and claim ids."""
         return f"L{self.depth}w{self.widths[0]}"
 
     @property
     def title(self) -> str:
+        """The architecture in words, for figure titles."""
         return f"{self.depth} hidden layer{'s' if self.depth > 1 else ''} of width {self.widths[0]}"
 
 
@@ -61,6 +64,7 @@ class Search:
     max_probes: int = 12
 
     def start_for(self, optimizer: str) -> float:
+        """The first step tried for `optimizer` (adagrad or adam)."""
         return dict(self.start)[optimizer]
 
 
@@ -78,6 +82,10 @@ class Later:
 
 @dataclass(frozen=True)
 class Settings:
+    """One scale of `which-minimizer`: datasets, training/test sizes, inits, the step cap
+    and loss threshold, the architectures and σ grid of each experiment, the SGD batch
+    sizes, the later-linearization net, the step-size search, and the claims' tolerances."""
+
     datasets: tuple[str, ...]
     n_train: int
     n_test: int
