@@ -142,7 +142,7 @@ class HessianOperator:
     def loss_at(self, theta_block: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """L(θ) on one piece, with the block's parameters read from `theta_block`."""
         views, offset = {}, 0
-        for name, shape in zip(self.names, self.shapes):
+        for name, shape in zip(self.names, self.shapes, strict=True):
             size = math.prod(shape)
             views[name] = theta_block[offset : offset + size].view(shape)
             offset += size
@@ -169,19 +169,25 @@ class HessianOperator:
                 self._grads.append(g)
 
     def _hvp(self, v: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor | None = None
         if self.method == "double-backward":
-            out = None
+            if self._grads is None or self._leaf is None:
+                raise RuntimeError("the operator was released: its graph is gone")
             for g in self._grads:
                 (hv,) = torch.autograd.grad(g, self._leaf, v, retain_graph=True)
                 out = hv if out is None else out + hv
+            if out is None:
+                raise ValueError("the evaluation set is empty")
             return out.detach()
         with eval_mode(self.model):
-            out = None
             for x, y in self.pieces:
-                _, hv = jvp(lambda t: grad(self.loss_at)(t, x, y), (self.theta,), (v,))
+                # jvp calls the function at once: binding x, y as defaults only makes that explicit
+                hv = jvp(lambda t, x=x, y=y: grad(self.loss_at)(t, x, y), (self.theta,), (v,))[1]
                 hv = hv * (len(x) / self.count)
                 out = hv if out is None else out + hv
-            return out
+        if out is None:
+            raise ValueError("the evaluation set is empty")
+        return out
 
     def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
         """H v for a vector [n], or H V column by column for a matrix [n, m]."""
@@ -256,7 +262,9 @@ def lanczos(
     alphas: list[float] = []
     betas: list[float] = []
     q = _unit(start)
-    values = vecs = resid = None
+    values: torch.Tensor | None = None
+    vecs: torch.Tensor | None = None
+    resid: torch.Tensor | None = None
     converged = False
     m = 0
     for j in range(max_iter):
@@ -285,11 +293,15 @@ def lanczos(
             beta_next = beta
         betas.append(beta_next)
         q = _unit(w)
+    # the loop runs at least once (max_iter ≥ k ≥ 1), so the Ritz pairs exist
+    assert values is not None and vecs is not None and resid is not None
     vectors = basis[:m].T @ vecs.to(dtype)
     return Eigen(values, vectors, resid, m, converged)
 
 
-def _ritz(alphas: list[float], betas: list[float], beta_last: float, k: int):
+def _ritz(
+    alphas: list[float], betas: list[float], beta_last: float, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k Ritz values, their coordinates in the Lanczos basis, and residuals β_m|e_mᵀ y|."""
     m = len(alphas)
     t = torch.diag(torch.tensor(alphas, dtype=torch.float64))

@@ -177,11 +177,13 @@ def records_gram(
         # gradient comes from the tensor hook set at the forward, reached by asking for the
         # layer's weight gradient instead (records must come from Capture(grad_hooks=True)).
         fresh = [r for r in records if not r.modified]
-        weights = [
+        outputs = [r.output for r in fresh]
+        weights: list[torch.Tensor] = [
             p for r in records if r.modified for p in r.layer.parameters(recurse=False) if p.requires_grad
         ]
-        grads = torch.autograd.grad(total, [r.output for r in fresh] + weights, allow_unused=True)
-        for r, g in zip(fresh, grads):
+        grads = torch.autograd.grad(total, outputs + weights, allow_unused=True)
+        # the outputs' gradients come first; the weights' are not needed (their hooks set r.grad)
+        for r, g in zip(fresh, grads[: len(fresh)], strict=True):
             r.grad = g
     n = records[0].input.shape[0]
     out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=records[0].input.device)

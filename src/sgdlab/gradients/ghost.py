@@ -51,6 +51,9 @@ class Record:
 
 
 def _conv_supported(m: nn.Module) -> bool:
+    """A convolution the identity handles: one group, zero padding given as numbers."""
+    if not isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        return False
     return m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
 
 

@@ -28,7 +28,7 @@ def _quantiles(values: torch.Tensor, qs: tuple[float, ...], prefix: str) -> dict
     if not qs or values.numel() == 0:
         return {}
     q = torch.quantile(values, torch.tensor(qs, dtype=values.dtype, device=values.device))
-    return {f"{prefix}_q{100 * p:g}": float(v) for p, v in zip(qs, q)}
+    return {f"{prefix}_q{100 * p:g}": float(v) for p, v in zip(qs, q, strict=True)}
 
 
 def gram_stats(

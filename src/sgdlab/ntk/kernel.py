@@ -143,6 +143,8 @@ def _jacobian(f: Functional, x: torch.Tensor, rows: int) -> Params:
             out = {name: b.new_empty(len(x), *b.shape[1:]) for name, b in block.items()}
         for name, b in block.items():
             out[name][i : i + len(b)] = b
+    if out is None:
+        raise ValueError("the Jacobian of no inputs")
     return out
 
 

@@ -31,7 +31,8 @@ def outputs_and_jvp(
     def f(flat: torch.Tensor) -> torch.Tensor:
         return functional_call(model, {**buffers, **views(model, flat)}, (x,))
 
-    return jvp(f, (theta,), (tangent,))
+    out = jvp(f, (theta,), (tangent,))
+    return out[0], out[1]
 
 
 def _all_views(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -44,6 +45,8 @@ def _all_views(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
 
 class Linearized(nn.Module):
     """f_lin(x; θ) of `model` at θ_0; `theta` is the one trainable parameter."""
+
+    theta0: torch.Tensor  # a buffer: θ_0, flat
 
     def __init__(self, model: nn.Module, theta0: torch.Tensor | None = None):
         super().__init__()

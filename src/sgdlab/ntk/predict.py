@@ -27,6 +27,7 @@ in float64 through `KernelSolver` (eigh, conditioning check, no explicit inverse
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -116,7 +117,7 @@ def gd_trajectory(
     for t in ts.tolist():
         # 1 − (1 − a)ᵗ; for a > 1 the base is negative and t must be an integer step count
         done = torch.where(a < 1, -torch.expm1(t * torch.log1p(-a)), 1 - torch.pow(1 - a, t))
-        coef = solver.apply(lambda lam: done / lam, r0)  # Θ̂⁻¹[I − (I − ηΘ̂/N)ᵗ] r_0
+        coef = solver.apply(partial(torch.div, done), r0)  # Θ̂⁻¹[I − (I − ηΘ̂/N)ᵗ] r_0
         kernel_train = solver.apply(lambda lam: lam, coef)
         train.append(as_vector(fx_train_0).double() - kernel_train)
         test.append(as_vector(fx_test_0).double() - k_test @ coef)
@@ -184,9 +185,11 @@ def closed_form(
 ) -> ClosedForm:
     """Kernels Θ̂(X,X), Θ̂(x_test,X) (or Θ_A with `preconditioner`), outputs f_0 at θ =
     `theta` (default: the model's current parameters) and the factored training kernel."""
-    opts = dict(theta=theta, method=method, memory_budget=memory_budget, preconditioner=preconditioner)
-    k_train = empirical_ntk(model, x_train, **opts)
-    k_test = empirical_ntk(model, x_test, x_train, **opts)
+    kernel = partial(
+        empirical_ntk, theta=theta, method=method, memory_budget=memory_budget, preconditioner=preconditioner
+    )
+    k_train = kernel(model, x_train)
+    k_test = kernel(model, x_test, x_train)
     f_train, f_test = _outputs(model, x_train, theta), _outputs(model, x_test, theta)
     return ClosedForm(
         k_train, k_test, f_train, f_test, y_train.reshape(f_train.shape), KernelSolver.of(k_train)

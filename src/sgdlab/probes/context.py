@@ -155,13 +155,21 @@ class StepContext:
 
         def compute() -> float:
             if not self.rt.has_dropout:
+                if self.batch_loss is None:
+                    raise RuntimeError("ℓ(θ_k; B_k) is only available to probes that declare needs={'batch_loss'}")
                 return self.batch_loss
+            if self.params_before is None or self.batch is None:
+                raise RuntimeError(
+                    "ℓ(θ_k; B_k) of a model with dropout needs needs={'update', 'batch'} (θ_k and B_k)"
+                )
             return batch_loss_at(self.rt, self.params_before, *self.batch)
 
         return self._cached("batch_loss_before", compute)
 
     def batch_loss_at(self, theta: torch.Tensor) -> float:
         """ℓ(θ; B_k) for any θ (see `batch_loss_at`)."""
+        if self.batch is None:
+            raise RuntimeError("B_k is only available to probes that declare needs={'batch'}")
         return batch_loss_at(self.rt, theta, *self.batch)
 
     def evaluate(self, split: str = "train") -> dict[str, float]:
@@ -205,6 +213,6 @@ class StepContext:
             for start in range(0, n, self.rt.eval_batch_size):
                 x, y = self.data.batch(part, slice(start, start + self.rt.eval_batch_size))
                 chunk_loss = self.loss.per_sample(self.model(x), y).sum() / n
-                for acc, g in zip(total, torch.autograd.grad(chunk_loss, params)):
+                for acc, g in zip(total, torch.autograd.grad(chunk_loss, params), strict=True):
                     acc += g
         return torch.cat([g.reshape(-1) for g in total])

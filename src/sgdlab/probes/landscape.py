@@ -71,6 +71,8 @@ def _batched_loss(
         for xp, yp in pieces:
             value = loss(functional_call(model, state, (xp,)), yp) * (len(xp) / len(x))
             total = value if total is None else total + value
+        if total is None:
+            raise ValueError("no samples to evaluate the loss on")
         return total
 
     return loss_at
