@@ -45,9 +45,11 @@ class PerSampleGram:
 
     @property
     def norms(self) -> torch.Tensor:
+        """‖g_i‖ = √G_ii, float64 [N]."""
         return self.gram.diagonal().clamp_min(0).sqrt()
 
     def stats(self, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)) -> dict[str, float]:
+        """`gram_stats` of G: norms, agreement, cosines, variance and the three batch-size tests."""
         return gram_stats(self.gram, quantiles)
 
 
@@ -61,6 +63,7 @@ class Split:
 
     @property
     def ghost_params(self) -> tuple[str, ...]:
+        """The qualified names of the parameters the identity computes."""
         return tuple(
             _qualified(name, local) for name, m in self.ghost.items() for local in trainable_names(m)
         )
@@ -76,6 +79,7 @@ def per_sample_loss(loss: Any) -> PerSampleLoss:
 
 
 def check_path(path: str, key: str = "path") -> None:
+    """A UserError naming `key` unless `path` is one of "auto", "fast", "vmap"."""
     if path not in PATHS:
         raise UserError(f"{key}: {path!r} is not one of {', '.join(PATHS)}")
 

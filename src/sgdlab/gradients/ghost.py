@@ -119,6 +119,7 @@ class Capture:
             output.register_hook(keep)
 
     def calls(self) -> dict[str, int]:
+        """How many times each hooked layer ran since the context was entered, by qualified name."""
         by_id = {id(m): name for name, m in self.layers.items()}
         counts = {name: 0 for name in self.layers}
         for r in self.records:

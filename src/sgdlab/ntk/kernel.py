@@ -39,6 +39,8 @@ DEFAULT_BUDGET = 1 << 30  # bytes
 
 
 class NtkMethod(str, Enum):
+    """How `empirical_ntk` computes the kernel: "jacobian", "products" or "auto" (see the module)."""
+
     AUTO = "auto"
     JACOBIAN = "jacobian"
     PRODUCTS = "products"

@@ -62,11 +62,13 @@ class Linearized(nn.Module):
         self.theta = nn.Parameter(theta0.clone())
 
     def train(self, mode: bool = True) -> "Linearized":
+        """Set the mode as nn.Module does, but the base network always stays in eval mode."""
         super().train(mode)
         self.base.eval()  # φ is taken at θ_0 without dropout or batch statistics
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """f_lin(x; θ) at the module's own θ."""
         return self.at(x, self.theta)
 
     def at(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ class Prediction:
 
     @property
     def total(self) -> torch.Tensor:
+        """f_∞ = interpolating + initialization."""
         return self.interpolating + self.initialization
 
 
@@ -139,6 +140,7 @@ class ClosedForm:
     solver: KernelSolver
 
     def limit(self) -> Prediction:
+        """f_∞ on the test points (`gd_limit`)."""
         return gd_limit(
             self.k_train_train,
             self.y_train,
@@ -149,9 +151,11 @@ class ClosedForm:
         )
 
     def learning_rate(self) -> float:
+        """η = 2N/(λ_min + λ_max) of the training kernel (`gd_learning_rate`)."""
         return gd_learning_rate(self.k_train_train, solver=self.solver)
 
     def trajectory(self, lr: float, steps) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f_t(X), f_t(x_test)) after each of `steps` GD steps of size `lr` (`gd_trajectory`)."""
         return gd_trajectory(
             self.k_train_train,
             self.y_train,

@@ -14,6 +14,7 @@ from .registry import probes
 class Eval(Probe):
     """`train_loss`, `test_loss` (mean loss) and `train_error`, `test_error` (fraction
     misclassified, for class targets) on the full splits, in eval mode."""
+
     needs = frozenset({"eval"})
 
     def measure(self, ctx) -> dict[str, float]:
@@ -30,6 +31,7 @@ class Eval(Probe):
 class BatchLoss(Probe):
     """`batch_loss` ℓ(θ_k; B_k), the training step's own minibatch loss, and `lr` η_k, the step
     size used for update k (an iteration probe: no extra computation)."""
+
     needs = frozenset({"batch_loss", "lr"})
 
     def measure(self, ctx) -> dict[str, float]:
@@ -42,6 +44,7 @@ class BatchLoss(Probe):
 )
 class Norms(Probe):
     """`param_norm` ‖θ_k‖ and `dist_init` ‖θ_k − θ_0‖, the distance travelled from the initialization."""
+
     needs = frozenset({"theta0"})
 
     def measure(self, ctx) -> dict[str, float]:
@@ -53,6 +56,7 @@ class Norms(Probe):
 class UpdateNorm(Probe):
     """`update_norm` ‖U_k‖ with U_k = (θ_k − θ_{k+1})/η_k: the minibatch gradient for SGD, the
     effective direction for any other optimizer."""
+
     needs = frozenset({"update"})
 
     def measure(self, ctx) -> dict[str, float]:
@@ -63,6 +67,7 @@ class UpdateNorm(Probe):
 @probes.register("grad_norm", help="‖∇L(θ)‖ of the full training loss", options={"schedule": "epoch"})
 class GradNorm(Probe):
     """`full_grad_norm` ‖∇L(θ_k)‖ of the mean training loss over the whole training set (eval mode)."""
+
     needs = frozenset({"full_grad"})
 
     def measure(self, ctx) -> dict[str, float]:

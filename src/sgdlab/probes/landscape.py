@@ -25,6 +25,8 @@ from .context import eval_mode
 
 @dataclass
 class PathPCA:
+    """The top principal directions of an optimization path (`path_pca`) and the path in their coordinates."""
+
     directions: torch.Tensor  # [2, P], orthonormal
     explained: torch.Tensor  # [2] explained variance ratio of each direction
     coords: torch.Tensor  # [K, 2] the path θ_k − θ_final projected on the directions
@@ -235,6 +237,8 @@ def three_point_interpolation(
 
 @dataclass
 class Sharpness:
+    """The loss increases of `perturbation_sharpness` under random filter-normalized perturbations."""
+
     base: float  # L(θ)
     mean_increase: float  # mean over directions of L(θ + r·d) − L(θ)
     max_increase: float

@@ -19,6 +19,7 @@ from ..errors import ConfigError
 class Schedule:
     """When a probe measures: `rule(step, steps_per_epoch)`; `at_end` also measures the final
     step (state probes); `spec` is the config string it was parsed from."""
+
     spec: str
     rule: Callable[[int, int], bool]
     at_end: bool = True
