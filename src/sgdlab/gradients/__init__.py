@@ -125,7 +125,27 @@ def per_sample_gram(
     budget_mb: float = DEFAULT_BUDGET_MB,
 ) -> PerSampleGram:
     """G_ij = ⟨∇_θ ℓ_i, ∇_θ ℓ_j⟩ over the trainable parameters, ℓ_i the loss of sample i, in eval
-    mode; no parameter, buffer, .grad or RNG state changes."""
+    mode; no parameter, buffer, .grad or RNG state changes.
+
+    For f(x) = wᵀx and the squared loss ℓ_i = ½(wᵀx_i − y_i)², ∇ℓ_i = (wᵀx_i − y_i)·x_i; at
+    w = (1, 1), x_1 = (2, 0), x_2 = (0, 1), y = 0 the gradients are (4, 0) and (0, 1):
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.gradients import per_sample_gram
+    >>> from sgdlab.losses import get_loss
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = torch.nn.init.ones_(model.weight)
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.zeros(2)
+    >>> result = per_sample_gram(model, get_loss("squared", "real"), x, y)
+    >>> result.gram
+    tensor([[16.,  0.],
+            [ 0.,  1.]], dtype=torch.float64)
+    >>> result.ghost, result.generic  # the Linear layer went by the outer-product identity
+    (('weight',), ())
+    >>> result.norms
+    tensor([4., 1.], dtype=torch.float64)
+    """
     gram, split = _compute(model, loss, x, y, path, budget_mb, diag=False)
     return PerSampleGram(gram, split.ghost_params, split.generic)
 
@@ -140,7 +160,17 @@ def per_sample_norms(
     budget_mb: float = DEFAULT_BUDGET_MB,
 ) -> torch.Tensor:
     """‖∇_θ ℓ_i‖ of every sample (float64 [N]): the diagonal of the Gram matrix alone, cheaper
-    (for a Linear layer ‖a_i‖·‖δ_i‖: no N×N products)."""
+    (for a Linear layer ‖a_i‖·‖δ_i‖: no N×N products).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.gradients import per_sample_norms
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = torch.nn.init.ones_(model.weight)
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.zeros(2)
+    >>> per_sample_norms(model, lambda out, y: 0.5 * (out[:, 0] - y) ** 2, x, y)  # any (out, y) → [N]
+    tensor([4., 1.], dtype=torch.float64)
+    """
     sq, _ = _compute(model, loss, x, y, path, budget_mb, diag=True)
     return sq.clamp_min(0).sqrt()
 

@@ -78,5 +78,22 @@ class Linearized(nn.Module):
 
 
 def linearize(model: nn.Module, theta0: torch.Tensor | None = None) -> Linearized:
-    """The linearized model of `model` around θ_0 (default: its current parameters)."""
+    """The linearized model of `model` around θ_0 (default: its current parameters).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.ntk import linearize
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    >>> lin = linearize(net)
+    >>> x = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    >>> torch.allclose(lin(x), net(x))  # equal at θ_0
+    True
+    >>> theta = lin.theta0 + 0.5
+    >>> float((lin.at(x, theta) - lin(x)).detach().abs().max()) > 0  # moves linearly in θ − θ_0
+    True
+    >>> sum(p.numel() for p in lin.parameters() if p.requires_grad) == lin.theta0.numel()
+    True
+    """
     return Linearized(model, theta0)

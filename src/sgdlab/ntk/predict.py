@@ -188,7 +188,36 @@ def closed_form(
     memory_budget: int = DEFAULT_BUDGET,
 ) -> ClosedForm:
     """Kernels Θ̂(X,X), Θ̂(x_test,X) (or Θ_A with `preconditioner`), outputs f_0 at θ =
-    `theta` (default: the model's current parameters) and the factored training kernel."""
+    `theta` (default: the model's current parameters) and the factored training kernel.
+
+    The prediction of the trained net by GD on its linearization (Lee et al. 2019): for a
+    linear model the linearization is the model, and f_∞ is the minimum-norm interpolant.
+    With w_0 = (1, 1), X = diag(2, 1) and Y = (1, 2), w_∞ = (½, 2), so f_∞((1, 1)) = 2.5:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.ntk import closed_form
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = torch.nn.init.ones_(model.weight)
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([1.0, 2.0])
+    >>> cf = closed_form(model, x, y, x_test=torch.tensor([[1.0, 1.0]]))
+    >>> cf.k_train_train
+    tensor([[4., 0.],
+            [0., 1.]])
+    >>> limit = cf.limit()
+    >>> limit.interpolating, limit.initialization  # X spans ℝ²: nothing of θ_0 is left
+    (tensor([2.5000], dtype=torch.float64), tensor([0.], dtype=torch.float64))
+    >>> lr = cf.learning_rate()  # 2N/(λ_min + λ_max) = 4/5
+    >>> lr
+    0.8
+    >>> train, test = cf.trajectory(lr, [0, 1, 100])  # f_t after t GD steps on the mean loss
+    >>> train
+    tensor([[2.0000, 1.0000],
+            [0.4000, 1.4000],
+            [1.0000, 2.0000]], dtype=torch.float64)
+    >>> test[:, 0]
+    tensor([2.0000, 1.6000, 2.5000], dtype=torch.float64)
+    """
     kernel = partial(
         empirical_ntk, theta=theta, method=method, memory_budget=memory_budget, preconditioner=preconditioner
     )
