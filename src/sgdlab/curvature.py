@@ -29,6 +29,12 @@ Estimators:
                            eigenvectors) cuts the iterations when θ moved little.
   hutchinson(op, probes)   tr H ≈ (1/m) Σ_j z_jᵀ H z_j with Rademacher z_j (Hutchinson 1989),
                            with its standard error s/√m.
+
+References: Pearlmutter 1994, "Fast exact multiplication by the Hessian" (Hessian-vector
+products by differentiating ⟨∇L, v⟩); Lanczos 1950, "An iteration method for the solution of
+the eigenvalue problem of linear differential and integral operators"; Golub & Van Loan,
+"Matrix computations", §10.1 (Lanczos with reorthogonalization); Hutchinson 1989, "A
+stochastic estimator of the trace of the influence matrix for Laplacian smoothing splines".
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ class MatrixOperator:
 
 
 def as_operator(op) -> "HessianOperator | MatrixOperator":  # noqa: ANN001
+    """`op` as an operator the estimators take: a dense (symmetric) tensor is wrapped in a
+    MatrixOperator; anything else with `@`, `shape`, `dtype` and `device` (a HessianOperator)
+    is used as it is."""
     return MatrixOperator(op) if isinstance(op, torch.Tensor) else op
 
 
@@ -94,7 +103,29 @@ class HessianOperator:
     """H = ∇²L(θ) on the fixed set (x, y), restricted to the parameters of `block`; see the
     module docstring. `theta` (flat, all trainable parameters in `model.parameters()` order)
     defaults to the model's current parameters. The evaluation set is processed in pieces of
-    `chunk` samples (the loss is their size-weighted mean)."""
+    `chunk` samples (the loss is their size-weighted mean).
+
+    Linear least squares, f(x) = wᵀx with L(w) = (1/n) Σ_i ½(wᵀx_i − y_i)², has H = XᵀX/n
+    whatever w is; for X = diag(2, 1), H = diag(2, ½):
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.curvature import HessianOperator, hutchinson, lanczos
+    >>> from sgdlab.losses import get_loss
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.zeros(2)
+    >>> op = HessianOperator(model, get_loss("squared", "real"), x, y)
+    >>> op.dense()
+    tensor([[2.0000, 0.0000],
+            [0.0000, 0.5000]])
+    >>> op @ torch.tensor([1.0, 1.0])
+    tensor([2.0000, 0.5000])
+    >>> eig = lanczos(op, k=1, generator=torch.Generator().manual_seed(0))
+    >>> float(eig.values[0]), eig.converged
+    (2.0, True)
+    >>> hutchinson(op, probes=4, generator=torch.Generator().manual_seed(0)).estimate  # exact: H is diagonal
+    2.5
+    """
 
     def __init__(
         self,
@@ -142,7 +173,7 @@ class HessianOperator:
     def loss_at(self, theta_block: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """L(θ) on one piece, with the block's parameters read from `theta_block`."""
         views, offset = {}, 0
-        for name, shape in zip(self.names, self.shapes):
+        for name, shape in zip(self.names, self.shapes, strict=True):
             size = math.prod(shape)
             views[name] = theta_block[offset : offset + size].view(shape)
             offset += size
@@ -169,19 +200,25 @@ class HessianOperator:
                 self._grads.append(g)
 
     def _hvp(self, v: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor | None = None
         if self.method == "double-backward":
-            out = None
+            if self._grads is None or self._leaf is None:
+                raise RuntimeError("the operator was released: its graph is gone")
             for g in self._grads:
                 (hv,) = torch.autograd.grad(g, self._leaf, v, retain_graph=True)
                 out = hv if out is None else out + hv
+            if out is None:
+                raise ValueError("the evaluation set is empty")
             return out.detach()
         with eval_mode(self.model):
-            out = None
             for x, y in self.pieces:
-                _, hv = jvp(lambda t: grad(self.loss_at)(t, x, y), (self.theta,), (v,))
+                # jvp calls the function at once: binding x, y as defaults only makes that explicit
+                hv = jvp(lambda t, x=x, y=y: grad(self.loss_at)(t, x, y), (self.theta,), (v,))[1]
                 hv = hv * (len(x) / self.count)
                 out = hv if out is None else out + hv
-            return out
+        if out is None:
+            raise ValueError("the evaluation set is empty")
+        return out
 
     def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
         """H v for a vector [n], or H V column by column for a matrix [n, m]."""
@@ -208,6 +245,10 @@ class HessianOperator:
 
 @dataclass
 class Eigen:
+    """What `lanczos` returns: the top-k Ritz values (float64, descending) and unit Ritz vectors
+    [n, k], their residuals ‖H s − θ s‖, the number of Lanczos steps (= operator products) and
+    whether every residual met the tolerance."""
+
     values: torch.Tensor  # [k] float64, descending
     vectors: torch.Tensor  # [n, k] unit columns, in the operator's dtype
     residuals: torch.Tensor  # [k] float64 Ritz residuals ‖H s − θ s‖
@@ -241,7 +282,17 @@ def lanczos(
     are ≤ tol·|θ_1| or after `max_iter` products. `v0`: a start vector, or [n, k] previous
     eigenvectors (their sum is used) — a warm start; `mix` of a random vector is added so a
     direction the previous vectors missed can still be found. Invariant subspaces (a zero β)
-    are continued with a fresh random vector orthogonal to the basis."""
+    are continued with a fresh random vector orthogonal to the basis.
+
+    >>> import torch
+    >>> from sgdlab.curvature import lanczos
+    >>> h = torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, -4.0]], dtype=torch.float64)
+    >>> eig = lanczos(h, k=2, generator=torch.Generator().manual_seed(0))
+    >>> eig.values  # algebraically largest: 3 and 1, not the larger-magnitude −4
+    tensor([3.0000, 1.0000], dtype=torch.float64)
+    >>> eig.converged, eig.iterations
+    (True, 3)
+    """
     op = as_operator(op)
     n = op.shape[0]
     dtype, device = op.dtype, op.device
@@ -256,7 +307,9 @@ def lanczos(
     alphas: list[float] = []
     betas: list[float] = []
     q = _unit(start)
-    values = vecs = resid = None
+    values: torch.Tensor | None = None
+    vecs: torch.Tensor | None = None
+    resid: torch.Tensor | None = None
     converged = False
     m = 0
     for j in range(max_iter):
@@ -285,11 +338,15 @@ def lanczos(
             beta_next = beta
         betas.append(beta_next)
         q = _unit(w)
+    # the loop runs at least once (max_iter ≥ k ≥ 1), so the Ritz pairs exist
+    assert values is not None and vecs is not None and resid is not None
     vectors = basis[:m].T @ vecs.to(dtype)
     return Eigen(values, vectors, resid, m, converged)
 
 
-def _ritz(alphas: list[float], betas: list[float], beta_last: float, k: int):
+def _ritz(
+    alphas: list[float], betas: list[float], beta_last: float, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k Ritz values, their coordinates in the Lanczos basis, and residuals β_m|e_mᵀ y|."""
     m = len(alphas)
     t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
@@ -303,6 +360,9 @@ def _ritz(alphas: list[float], betas: list[float], beta_last: float, k: int):
 
 @dataclass
 class Trace:
+    """What `hutchinson` returns: the estimate (1/m) Σ_j z_jᵀHz_j, its standard error s/√m (∞ for
+    one probe), the number of probes m and the samples z_jᵀHz_j."""
+
     estimate: float
     stderr: float  # s/√m, s the sample standard deviation of zᵀHz
     probes: int
@@ -311,7 +371,21 @@ class Trace:
 
 def hutchinson(op, probes: int = 32, *, generator: torch.Generator | None = None) -> Trace:  # noqa: ANN001
     """Hutchinson's (1989) estimator of tr H with Rademacher probes: unbiased, with variance
-    2(‖H‖_F² − Σ H_ii²)/m; the standard error reported is the sample one, s/√m."""
+    2(‖H‖_F² − Σ H_ii²)/m; the standard error reported is the sample one, s/√m.
+
+    tr H ≈ (1/m) Σ_j z_jᵀHz_j with z_j uniform on {−1, 1}ⁿ (Hutchinson 1989, "A stochastic
+    estimator of the trace of the influence matrix for Laplacian smoothing splines"). Only the
+    off-diagonal entries add variance, so a diagonal H is estimated exactly:
+
+    >>> import torch
+    >>> from sgdlab.curvature import hutchinson
+    >>> h = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    >>> t = hutchinson(h, probes=100, generator=torch.Generator().manual_seed(0))
+    >>> t.estimate, round(t.stderr, 3)  # tr H = 4: each sample is 4 ± 2
+    (3.64, 0.198)
+    >>> hutchinson(torch.diag(torch.tensor([2.0, 0.5])), probes=3).estimate
+    2.5
+    """
     op = as_operator(op)
     if probes < 1:
         raise UserError(f"probes: {probes} must be ≥ 1")

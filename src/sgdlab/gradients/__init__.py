@@ -45,9 +45,11 @@ class PerSampleGram:
 
     @property
     def norms(self) -> torch.Tensor:
+        """‖g_i‖ = √G_ii, float64 [N]."""
         return self.gram.diagonal().clamp_min(0).sqrt()
 
     def stats(self, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)) -> dict[str, float]:
+        """`gram_stats` of G: norms, agreement, cosines, variance and the three batch-size tests."""
         return gram_stats(self.gram, quantiles)
 
 
@@ -61,6 +63,7 @@ class Split:
 
     @property
     def ghost_params(self) -> tuple[str, ...]:
+        """The qualified names of the parameters the identity computes."""
         return tuple(
             _qualified(name, local) for name, m in self.ghost.items() for local in trainable_names(m)
         )
@@ -76,6 +79,7 @@ def per_sample_loss(loss: Any) -> PerSampleLoss:
 
 
 def check_path(path: str, key: str = "path") -> None:
+    """A UserError naming `key` unless `path` is one of "auto", "fast", "vmap"."""
     if path not in PATHS:
         raise UserError(f"{key}: {path!r} is not one of {', '.join(PATHS)}")
 
@@ -121,7 +125,27 @@ def per_sample_gram(
     budget_mb: float = DEFAULT_BUDGET_MB,
 ) -> PerSampleGram:
     """G_ij = ⟨∇_θ ℓ_i, ∇_θ ℓ_j⟩ over the trainable parameters, ℓ_i the loss of sample i, in eval
-    mode; no parameter, buffer, .grad or RNG state changes."""
+    mode; no parameter, buffer, .grad or RNG state changes.
+
+    For f(x) = wᵀx and the squared loss ℓ_i = ½(wᵀx_i − y_i)², ∇ℓ_i = (wᵀx_i − y_i)·x_i; at
+    w = (1, 1), x_1 = (2, 0), x_2 = (0, 1), y = 0 the gradients are (4, 0) and (0, 1):
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.gradients import per_sample_gram
+    >>> from sgdlab.losses import get_loss
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = torch.nn.init.ones_(model.weight)
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.zeros(2)
+    >>> result = per_sample_gram(model, get_loss("squared", "real"), x, y)
+    >>> result.gram
+    tensor([[16.,  0.],
+            [ 0.,  1.]], dtype=torch.float64)
+    >>> result.ghost, result.generic  # the Linear layer went by the outer-product identity
+    (('weight',), ())
+    >>> result.norms
+    tensor([4., 1.], dtype=torch.float64)
+    """
     gram, split = _compute(model, loss, x, y, path, budget_mb, diag=False)
     return PerSampleGram(gram, split.ghost_params, split.generic)
 
@@ -136,7 +160,17 @@ def per_sample_norms(
     budget_mb: float = DEFAULT_BUDGET_MB,
 ) -> torch.Tensor:
     """‖∇_θ ℓ_i‖ of every sample (float64 [N]): the diagonal of the Gram matrix alone, cheaper
-    (for a Linear layer ‖a_i‖·‖δ_i‖: no N×N products)."""
+    (for a Linear layer ‖a_i‖·‖δ_i‖: no N×N products).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.gradients import per_sample_norms
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = torch.nn.init.ones_(model.weight)
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.zeros(2)
+    >>> per_sample_norms(model, lambda out, y: 0.5 * (out[:, 0] - y) ** 2, x, y)  # any (out, y) → [N]
+    tensor([4., 1.], dtype=torch.float64)
+    """
     sq, _ = _compute(model, loss, x, y, path, budget_mb, diag=True)
     return sq.clamp_min(0).sqrt()
 
@@ -177,11 +211,13 @@ def records_gram(
         # gradient comes from the tensor hook set at the forward, reached by asking for the
         # layer's weight gradient instead (records must come from Capture(grad_hooks=True)).
         fresh = [r for r in records if not r.modified]
-        weights = [
+        outputs = [r.output for r in fresh]
+        weights: list[torch.Tensor] = [
             p for r in records if r.modified for p in r.layer.parameters(recurse=False) if p.requires_grad
         ]
-        grads = torch.autograd.grad(total, [r.output for r in fresh] + weights, allow_unused=True)
-        for r, g in zip(fresh, grads):
+        grads = torch.autograd.grad(total, outputs + weights, allow_unused=True)
+        # the outputs' gradients come first; the weights' are not needed (their hooks set r.grad)
+        for r, g in zip(fresh, grads[: len(fresh)], strict=True):
             r.grad = g
     n = records[0].input.shape[0]
     out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=records[0].input.device)

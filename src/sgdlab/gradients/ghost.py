@@ -51,6 +51,9 @@ class Record:
 
 
 def _conv_supported(m: nn.Module) -> bool:
+    """A convolution the identity handles: one group, zero padding given as numbers."""
+    if not isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        return False
     return m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
 
 
@@ -116,6 +119,7 @@ class Capture:
             output.register_hook(keep)
 
     def calls(self) -> dict[str, int]:
+        """How many times each hooked layer ran since the context was entered, by qualified name."""
         by_id = {id(m): name for name, m in self.layers.items()}
         counts = {name: 0 for name in self.layers}
         for r in self.records:

@@ -10,8 +10,11 @@ tells, all without the gradients themselves (ḡ = (1/N) Σ g_i is the batch gra
   norm test    tr Σ̂ / (N‖ḡ‖²) ≤ θ² (Byrd, Chin, Nocedal & Wu 2012)
   inner-product test   Var̂_i⟨g_i, ḡ⟩ / (N‖ḡ‖⁴) ≤ θ²   (Bollapragada, Byrd & Nocedal 2018)
   orthogonality test   (1/(N−1)) Σ_i ‖g_i − (⟨g_i,ḡ⟩/‖ḡ‖²) ḡ‖² / (N‖ḡ‖²) ≤ ν²   (same paper)
-with ⟨g_i, ḡ⟩ = (1/N) Σ_j G_ij. The three tests are Cockpit's (Schneider, Dangel & Hennig 2021)
-batch-size diagnostics; each is a ratio whose threshold the user picks.
+with ⟨g_i, ḡ⟩ = (1/N) Σ_j G_ij. The three tests are Cockpit's (Schneider, Dangel & Hennig 2021,
+"Cockpit: a practical debugging tool for the training of deep neural networks") batch-size
+diagnostics; each is a ratio whose threshold the user picks. Byrd, Chin, Nocedal & Wu 2012,
+"Sample size selection in optimization methods for machine learning"; Bollapragada, Byrd &
+Nocedal 2018, "Adaptive sampling strategies for stochastic optimization".
 
 Mini-batch agreement: the gradient of a mini-batch B of size K is g_B = (1/K) Σ_{i∈B} g_i, so
 ⟨g_B, g_B'⟩ = (1/K²) Σ_{i∈B, j∈B'} G_ij; `minibatch_gram` forms these for sampled batches.
@@ -28,14 +31,28 @@ def _quantiles(values: torch.Tensor, qs: tuple[float, ...], prefix: str) -> dict
     if not qs or values.numel() == 0:
         return {}
     q = torch.quantile(values, torch.tensor(qs, dtype=values.dtype, device=values.device))
-    return {f"{prefix}_q{100 * p:g}": float(v) for p, v in zip(qs, q)}
+    return {f"{prefix}_q{100 * p:g}": float(v) for p, v in zip(qs, q, strict=True)}
 
 
 def gram_stats(
     gram: torch.Tensor, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9), prefix: str = "grad"
 ) -> dict[str, float]:
     """The statistics above as a flat dict `{prefix}_…`; pair statistics need N ≥ 2 and the
-    tests ‖ḡ‖ > 0 (undefined ones are left out rather than reported as NaN)."""
+    tests ‖ḡ‖ > 0 (undefined ones are left out rather than reported as NaN).
+
+    Three gradients with ‖g_1‖ = ‖g_2‖ = 2, ‖g_3‖ = 1 and ⟨g_1, g_2⟩ = 2, ⟨g_1, g_3⟩ = ⟨g_2, g_3⟩ = 1:
+    ‖ḡ‖² = ΣG/N² = 17/9, tr Σ̂ = (tr G/N − ‖ḡ‖²)·N/(N−1) = 5/3, norm test (5/3)/(3·17/9) = 15/51.
+
+    >>> import torch
+    >>> from sgdlab.gradients import gram_stats
+    >>> gram = torch.tensor([[4.0, 2.0, 1.0], [2.0, 4.0, 1.0], [1.0, 1.0, 1.0]])
+    >>> stats = gram_stats(gram, quantiles=())
+    >>> {k: round(v, 4) for k, v in stats.items()}
+    {'grad_n': 3.0, 'grad_norm_max': 2.0, 'grad_norm_mean': 1.6667, 'grad_norm_min': 1.0,
+     'grad_batch_norm': 1.3744, 'grad_mu': 1.0, 'grad_inner_mean': 1.3333, 'grad_cos_min': 0.5,
+     'grad_cos_mean': 0.5, 'grad_variance': 1.6667, 'grad_snr': 1.1333, 'grad_norm_test': 0.2941,
+     'grad_inner_product_test': 0.0554, 'grad_orthogonality_test': 0.2388}
+    """
     g = gram.double()
     n = g.shape[0]
     diag = g.diagonal().clamp_min(0)

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from ..params import flat_params, named_views
 from ..modes import eval_mode
+from ..params import flat_params, named_views
 
 Params = dict[str, torch.Tensor]
 ModelFn = Callable[[Params, torch.Tensor], torch.Tensor]
@@ -36,13 +36,16 @@ class Functional:
 
     @property
     def n_params(self) -> int:
+        """P, the number of trainable parameters."""
         return self.theta.numel()
 
     @property
     def itemsize(self) -> int:
+        """Bytes per parameter (for memory plans)."""
         return self.theta.element_size()
 
     def params(self, theta: torch.Tensor | None = None) -> Params:
+        """The trainable parameters as {name: view of θ} (θ = `theta` if given, else the kernel's θ)."""
         return named_views(self.model, self.theta if theta is None else theta)
 
     def split(self, flat: torch.Tensor) -> Params:

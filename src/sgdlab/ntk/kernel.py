@@ -1,5 +1,7 @@
 """The empirical neural tangent kernel Θ̂(X1, X2) of any PyTorch model (Jacot, Gabriel &
-Hongler 2018; Lee et al. 2019):
+Hongler 2018, "Neural tangent kernel: convergence and generalization in neural networks";
+Lee, Xiao, Schoenholz, Bahri, Novak, Sohl-Dickstein & Pennington 2019, "Wide neural networks
+of any depth evolve as linear models under gradient descent"):
 
     Θ̂(x, x')_ab = Σ_p ∂f_a(x)/∂θ_p · A_p · ∂f_b(x')/∂θ_p  =  [J(x) A J(x')ᵀ]_ab
 
@@ -39,6 +41,8 @@ DEFAULT_BUDGET = 1 << 30  # bytes
 
 
 class NtkMethod(str, Enum):
+    """How `empirical_ntk` computes the kernel: "jacobian", "products" or "auto" (see the module)."""
+
     AUTO = "auto"
     JACOBIAN = "jacobian"
     PRODUCTS = "products"
@@ -117,7 +121,25 @@ def empirical_ntk(
 
     Returns [N1, N2] for a model with one output (or with `trace=True`: Σ_a Θ̂_aa), else
     [N1, N2, k, k]. `x2=None` means X2 = X1. `preconditioner`: the diagonal of A (flat, like
-    θ) for Θ_A = J A Jᵀ. The model is evaluated in eval mode; it is not changed."""
+    θ) for Θ_A = J A Jᵀ. The model is evaluated in eval mode; it is not changed.
+
+    For a linear model f(x) = wᵀx the Jacobian is J(x) = xᵀ, so Θ̂(x, x') = ⟨x, x'⟩:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.ntk import empirical_ntk
+    >>> x = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> empirical_ntk(nn.Linear(2, 1, bias=False), x)
+    tensor([[4., 0., 2.],
+            [0., 1., 1.],
+            [2., 1., 2.]])
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 3))
+    >>> kernel = empirical_ntk(net, x)  # three outputs: one k×k block per pair of inputs
+    >>> kernel.shape, torch.equal(kernel[0, 2], kernel[2, 0].T)  # Θ̂(x, x') = Θ̂(x', x)ᵀ
+    (torch.Size([3, 3, 3, 3]), True)
+    """
     symmetric = x2 is None or x2 is x1
     x2 = x1 if x2 is None else x2
     f = functional(model, theta, x1)
@@ -143,6 +165,8 @@ def _jacobian(f: Functional, x: torch.Tensor, rows: int) -> Params:
             out = {name: b.new_empty(len(x), *b.shape[1:]) for name, b in block.items()}
         for name, b in block.items():
             out[name][i : i + len(b)] = b
+    if out is None:
+        raise ValueError("the Jacobian of no inputs")
     return out
 
 

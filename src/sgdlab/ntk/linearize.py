@@ -31,7 +31,8 @@ def outputs_and_jvp(
     def f(flat: torch.Tensor) -> torch.Tensor:
         return functional_call(model, {**buffers, **views(model, flat)}, (x,))
 
-    return jvp(f, (theta,), (tangent,))
+    out = jvp(f, (theta,), (tangent,))
+    return out[0], out[1]
 
 
 def _all_views(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -44,6 +45,8 @@ def _all_views(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
 
 class Linearized(nn.Module):
     """f_lin(x; θ) of `model` at θ_0; `theta` is the one trainable parameter."""
+
+    theta0: torch.Tensor  # a buffer: θ_0, flat
 
     def __init__(self, model: nn.Module, theta0: torch.Tensor | None = None):
         super().__init__()
@@ -59,11 +62,13 @@ class Linearized(nn.Module):
         self.theta = nn.Parameter(theta0.clone())
 
     def train(self, mode: bool = True) -> "Linearized":
+        """Set the mode as nn.Module does, but the base network always stays in eval mode."""
         super().train(mode)
         self.base.eval()  # φ is taken at θ_0 without dropout or batch statistics
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """f_lin(x; θ) at the module's own θ."""
         return self.at(x, self.theta)
 
     def at(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -73,5 +78,22 @@ class Linearized(nn.Module):
 
 
 def linearize(model: nn.Module, theta0: torch.Tensor | None = None) -> Linearized:
-    """The linearized model of `model` around θ_0 (default: its current parameters)."""
+    """The linearized model of `model` around θ_0 (default: its current parameters).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.ntk import linearize
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    >>> lin = linearize(net)
+    >>> x = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    >>> torch.allclose(lin(x), net(x))  # equal at θ_0
+    True
+    >>> theta = lin.theta0 + 0.5
+    >>> float((lin.at(x, theta) - lin(x)).detach().abs().max()) > 0  # moves linearly in θ − θ_0
+    True
+    >>> sum(p.numel() for p in lin.parameters() if p.requires_grad) == lin.theta0.numel()
+    True
+    """
     return Linearized(model, theta0)

@@ -27,6 +27,7 @@ in float64 through `KernelSolver` (eigh, conditioning check, no explicit inverse
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -45,6 +46,7 @@ class Prediction:
 
     @property
     def total(self) -> torch.Tensor:
+        """f_∞ = interpolating + initialization."""
         return self.interpolating + self.initialization
 
 
@@ -116,7 +118,7 @@ def gd_trajectory(
     for t in ts.tolist():
         # 1 − (1 − a)ᵗ; for a > 1 the base is negative and t must be an integer step count
         done = torch.where(a < 1, -torch.expm1(t * torch.log1p(-a)), 1 - torch.pow(1 - a, t))
-        coef = solver.apply(lambda lam: done / lam, r0)  # Θ̂⁻¹[I − (I − ηΘ̂/N)ᵗ] r_0
+        coef = solver.apply(partial(torch.div, done), r0)  # Θ̂⁻¹[I − (I − ηΘ̂/N)ᵗ] r_0
         kernel_train = solver.apply(lambda lam: lam, coef)
         train.append(as_vector(fx_train_0).double() - kernel_train)
         test.append(as_vector(fx_test_0).double() - k_test @ coef)
@@ -138,6 +140,7 @@ class ClosedForm:
     solver: KernelSolver
 
     def limit(self) -> Prediction:
+        """f_∞ on the test points (`gd_limit`)."""
         return gd_limit(
             self.k_train_train,
             self.y_train,
@@ -148,9 +151,11 @@ class ClosedForm:
         )
 
     def learning_rate(self) -> float:
+        """η = 2N/(λ_min + λ_max) of the training kernel (`gd_learning_rate`)."""
         return gd_learning_rate(self.k_train_train, solver=self.solver)
 
     def trajectory(self, lr: float, steps) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f_t(X), f_t(x_test)) after each of `steps` GD steps of size `lr` (`gd_trajectory`)."""
         return gd_trajectory(
             self.k_train_train,
             self.y_train,
@@ -183,10 +188,41 @@ def closed_form(
     memory_budget: int = DEFAULT_BUDGET,
 ) -> ClosedForm:
     """Kernels Θ̂(X,X), Θ̂(x_test,X) (or Θ_A with `preconditioner`), outputs f_0 at θ =
-    `theta` (default: the model's current parameters) and the factored training kernel."""
-    opts = dict(theta=theta, method=method, memory_budget=memory_budget, preconditioner=preconditioner)
-    k_train = empirical_ntk(model, x_train, **opts)
-    k_test = empirical_ntk(model, x_test, x_train, **opts)
+    `theta` (default: the model's current parameters) and the factored training kernel.
+
+    The prediction of the trained net by GD on its linearization (Lee et al. 2019): for a
+    linear model the linearization is the model, and f_∞ is the minimum-norm interpolant.
+    With w_0 = (1, 1), X = diag(2, 1) and Y = (1, 2), w_∞ = (½, 2), so f_∞((1, 1)) = 2.5:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.ntk import closed_form
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = torch.nn.init.ones_(model.weight)
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([1.0, 2.0])
+    >>> cf = closed_form(model, x, y, x_test=torch.tensor([[1.0, 1.0]]))
+    >>> cf.k_train_train
+    tensor([[4., 0.],
+            [0., 1.]])
+    >>> limit = cf.limit()
+    >>> limit.interpolating, limit.initialization  # X spans ℝ²: nothing of θ_0 is left
+    (tensor([2.5000], dtype=torch.float64), tensor([0.], dtype=torch.float64))
+    >>> lr = cf.learning_rate()  # 2N/(λ_min + λ_max) = 4/5
+    >>> lr
+    0.8
+    >>> train, test = cf.trajectory(lr, [0, 1, 100])  # f_t after t GD steps on the mean loss
+    >>> train
+    tensor([[2.0000, 1.0000],
+            [0.4000, 1.4000],
+            [1.0000, 2.0000]], dtype=torch.float64)
+    >>> test[:, 0]
+    tensor([2.0000, 1.6000, 2.5000], dtype=torch.float64)
+    """
+    kernel = partial(
+        empirical_ntk, theta=theta, method=method, memory_budget=memory_budget, preconditioner=preconditioner
+    )
+    k_train = kernel(model, x_train)
+    k_test = kernel(model, x_test, x_train)
     f_train, f_test = _outputs(model, x_train, theta), _outputs(model, x_test, theta)
     return ClosedForm(
         k_train, k_test, f_train, f_test, y_train.reshape(f_train.shape), KernelSolver.of(k_train)

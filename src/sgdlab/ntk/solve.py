@@ -63,18 +63,22 @@ class KernelSolver:
 
     @property
     def n(self) -> int:
+        """The kernel matrix's size (N·k)."""
         return self.values.numel()
 
     @property
     def lambda_min(self) -> float:
+        """The smallest eigenvalue λ_min."""
         return float(self.values[0])
 
     @property
     def lambda_max(self) -> float:
+        """The largest eigenvalue λ_max."""
         return float(self.values[-1])
 
     @property
     def condition(self) -> float:
+        """The condition number λ_max/λ_min."""
         return self.lambda_max / self.lambda_min
 
     def solve(self, b: torch.Tensor) -> torch.Tensor:

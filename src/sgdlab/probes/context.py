@@ -43,6 +43,7 @@ class Runtime:
 
     @property
     def has_dropout(self) -> bool:
+        """Whether the model has a dropout layer with p > 0 (its training loss is then random)."""
         return any(isinstance(m, DROPOUT_TYPES) and m.p > 0 for m in self.model.modules())
 
 
@@ -89,6 +90,11 @@ def sample_losses_at(rt: Runtime, theta: torch.Tensor) -> torch.Tensor:
 
 
 class StepContext:
+    """What a probe can ask for at step k (see the module docstring): θ (`params`, `tensors`),
+    θ_0, U_k and ‖U_k‖ (iteration probes with needs "update"), the minibatch B_k (`batch`,
+    `indices`), ℓ(θ_k; B_k), full-set evaluation and the full gradient, each cached so that the
+    probes due at one step share the work."""
+
     def __init__(
         self,
         rt: Runtime,
@@ -114,6 +120,7 @@ class StepContext:
 
     @property
     def theta0(self) -> torch.Tensor:
+        """θ_0, flat: the run's initial parameters."""
         return self.rt.theta0
 
     @property
@@ -155,13 +162,23 @@ class StepContext:
 
         def compute() -> float:
             if not self.rt.has_dropout:
+                if self.batch_loss is None:
+                    raise RuntimeError(
+                        "ℓ(θ_k; B_k) is only available to probes that declare needs={'batch_loss'}"
+                    )
                 return self.batch_loss
+            if self.params_before is None or self.batch is None:
+                raise RuntimeError(
+                    "ℓ(θ_k; B_k) of a model with dropout needs needs={'update', 'batch'} (θ_k and B_k)"
+                )
             return batch_loss_at(self.rt, self.params_before, *self.batch)
 
         return self._cached("batch_loss_before", compute)
 
     def batch_loss_at(self, theta: torch.Tensor) -> float:
         """ℓ(θ; B_k) for any θ (see `batch_loss_at`)."""
+        if self.batch is None:
+            raise RuntimeError("B_k is only available to probes that declare needs={'batch'}")
         return batch_loss_at(self.rt, theta, *self.batch)
 
     def evaluate(self, split: str = "train") -> dict[str, float]:
@@ -205,6 +222,6 @@ class StepContext:
             for start in range(0, n, self.rt.eval_batch_size):
                 x, y = self.data.batch(part, slice(start, start + self.rt.eval_batch_size))
                 chunk_loss = self.loss.per_sample(self.model(x), y).sum() / n
-                for acc, g in zip(total, torch.autograd.grad(chunk_loss, params)):
+                for acc, g in zip(total, torch.autograd.grad(chunk_loss, params), strict=True):
                     acc += g
         return torch.cat([g.reshape(-1) for g in total])

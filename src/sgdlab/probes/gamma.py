@@ -88,7 +88,34 @@ def gamma_terms(
     gap_tol: float,
     work: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """The per-step quantities of the principle at iterate θ_k = `before`."""
+    """The per-step quantities of the principle at iterate θ_k = `before`, θ_{k+1} = `after`:
+
+      gamma_coherence    ⟨θ_k − θ*, U_k⟩, U_k = (θ_k − θ_{k+1})/η
+      gamma_update_term  (η/2)‖U_k‖²
+      gamma_loss_gap     ℓ(θ_k; B_k) − ℓ(θ*; B_k) (`loss_k` − `loss_star`)
+      gamma_dist         ‖θ_k − θ*‖/‖θ_0 − θ*‖ (`dist0_sq` = ‖θ_0 − θ*‖²)
+      gamma_defined      1 when the gap exceeds `gap_tol`, else 0
+      gamma              (coherence − update term)/(‖θ_0 − θ*‖² · gap), where defined
+
+    With θ* = 0, θ_0 = (2, 0), θ_k = (1, 0), η = ½ and θ_{k+1} = (½, 0): U_k = (1, 0), so
+    γ_k = (1 − ¼)/(4 · ½) = 0.375 for a loss gap of ½.
+
+    >>> import torch
+    >>> from sgdlab.probes.gamma import gamma_terms
+    >>> row = gamma_terms(
+    ...     before=torch.tensor([1.0, 0.0]),
+    ...     after=[torch.tensor([0.5, 0.0])],
+    ...     lr=0.5,
+    ...     theta_star=torch.zeros(2),
+    ...     dist0_sq=4.0,
+    ...     loss_k=0.5,
+    ...     loss_star=0.0,
+    ...     gap_tol=1e-7,
+    ... )
+    >>> row
+    {'gamma_coherence': 1.0, 'gamma_update_term': 0.25, 'gamma_loss_gap': 0.5,
+     'gamma_dist': 0.5, 'gamma_defined': 1.0, 'gamma': 0.375}
+    """
     coherence, update_sq, dist_sq = _inner_products(before, after, theta_star, lr, work)
     update_term = 0.5 * lr * update_sq
     gap = loss_k - loss_star
@@ -131,6 +158,40 @@ def _dist_sq(a: torch.Tensor, b: torch.Tensor) -> float:
     options={"schedule": "step", "mode": "replay", "gap_tol": 1e-7, "replay_tol": 0.0},
 )
 class Gamma(Probe):
+    """The γ instrument (see the module docstring): per measured step the columns of
+    `gamma_terms` (`gamma`, `gamma_dist`, `gamma_coherence`, `gamma_update_term`,
+    `gamma_loss_gap`, `gamma_defined`), and in the run's summary["probes"][name] the counts
+    of defined steps, the fraction with γ_k > 0, min γ_k, the largest increase of the
+    normalized distance and (replay) how many steps' losses were checked against pass 1.
+
+    On your own model and data: `sgdlab.run` does both passes (train to θ*, then replay).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> import sgdlab
+    >>> from sgdlab.data import Dataset, Split
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(40, 3, generator=g)
+    >>> y = x @ torch.tensor([1.0, -2.0, 0.5])
+    >>> data = Dataset("mine", Split(x[:32], y[:32]), Split(x[32:], y[32:]), "real", n_classes=None)
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1))
+    >>> cfg = {
+    ...     "optim": {"name": "sgd", "lr": 0.05},
+    ...     "train": {"batch_size": 8, "epochs": 3, "loss": "squared"},
+    ...     "probes": {"use": ["gamma"]},
+    ... }
+    >>> result = sgdlab.run(cfg, model=model, data=data)
+    >>> summary = result.summary["probes"]["gamma"]
+    >>> [summary[k] for k in ("mode", "defined_steps", "replay_checked_steps", "replay_max_loss_diff")]
+    ['replay', 12, 12, 0.0]
+    >>> summary["positive_fraction"], summary["dist_max_increase"]
+    (1.0, 0.0)
+    >>> result.metrics["gamma_dist"][0].as_py()  # ‖θ_0 − θ*‖/‖θ_0 − θ*‖
+    1.0
+    """
+
     needs = frozenset({"update", "batch", "batch_loss", "lr", "theta_star"})
     # "update": the engine snapshots θ_k before the step; U_k is formed chunk-wise from it.
 
@@ -161,6 +222,9 @@ class Gamma(Probe):
         self.stored: list[tuple[int, torch.Tensor, torch.Tensor, float, float, torch.Tensor]] = []
 
     def setup(self, rt: Any) -> None:
+        """Replay: read θ* and pass 1's minibatch losses from the run's Reference, ‖θ_0 − θ*‖², and
+        ℓ_i(θ*) of every training sample when minibatch losses can be read off them. Store: nothing
+        (θ* is known only at the end)."""
         self.rt = rt
         if self.mode == "store":
             return
@@ -176,6 +240,8 @@ class Gamma(Probe):
         self.star_table = star_losses(rt, self.theta_star)
 
     def measure(self, ctx: Any) -> dict[str, float]:
+        """Replay: check ℓ(θ_k; B_k) against pass 1, then the `gamma_terms` row of step k. Store: keep
+        θ_k, θ_{k+1}, η_k, ℓ(θ_k; B_k) and B_k's indices, and record nothing yet."""
         if self.mode == "store":
             # B_k as training-set indices (a plain tensor, so checkpoints hold it as it is)
             idx = torch.arange(len(ctx.data.train))[ctx.indices].clone()
@@ -237,6 +303,8 @@ class Gamma(Probe):
         s["dist_prev"] = row["gamma_dist"]
 
     def finish(self, ctx: Any) -> Deferred:
+        """The summary (and in store mode the rows of every stored step, computed now with θ* the
+        final iterate)."""
         rows = {}
         if self.mode == "store":
             theta_star = ctx.params
@@ -265,12 +333,14 @@ class Gamma(Probe):
         return Deferred(rows, summary)
 
     def state_dict(self) -> dict[str, Any]:
+        """The running counts, and in store mode the stored steps (so a resumed run has them all)."""
         state: dict[str, Any] = {"stats": dict(self.stats)}
         if self.mode == "store":
             state["stored"] = [list(item) for item in self.stored]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the counts and stored steps of `state_dict`."""
         if "stats" in state:
             self.stats = dict(state["stats"])
         self.stored = [
@@ -279,8 +349,8 @@ class Gamma(Probe):
 
 
 def theorem_checks(table: pa.Table) -> dict[str, Any]:
-    """Theorem 1 of “An optimization principle of deep learning?” on a run's metrics (γ columns from every step):
-    1.1 the normalized distance is non-increasing (largest increase reported);
+    """Theorem 1 of “An optimization principle of deep learning?” on a run's metrics (γ columns
+    from every step): 1.1 the normalized distance is non-increasing (largest increase reported);
     γ > 0 on defined steps (fraction); 1.3 on the prefix where the principle holds (all defined
     γ_k > 0 so far), Σ_k gap_k ≤ 1/(2η γ_min)."""
     rows = table.filter(pc.is_valid(table["gamma_dist"]))

@@ -66,6 +66,16 @@ BATCHES = ("train", "eval")
     },
 )
 class Gradients(Probe):
+    """Per-sample gradient statistics (see the module docstring). Columns, all prefixed `grad_`
+    (`sgdlab.gradients.gram_stats`): `n`, `norm_max`, `norm_mean`, `norm_min`, `norm_q…`,
+    `batch_norm` ‖ḡ‖, `mu` = min_{i≠j}⟨g_i, g_j⟩, `inner_mean`, `inner_q…`, `cos_min`,
+    `cos_mean`, `cos_q…`, `variance` tr Σ̂, `snr`, `norm_test` (Byrd, Chin, Nocedal & Wu 2012,
+    "Sample size selection in optimization methods for machine learning"), `inner_product_test`
+    and `orthogonality_test` (Bollapragada, Byrd & Nocedal 2018, "Adaptive sampling strategies
+    for stochastic optimization"), as Cockpit (Schneider, Dangel & Hennig 2021, "Cockpit: a
+    practical debugging tool for the training of deep neural networks") computes them; with
+    `full_grad`, `grad_full_norm` ‖∇L(θ_k)‖ and `grad_full_norm_best`, its running minimum."""
+
     def __init__(
         self,
         name: str,
@@ -99,6 +109,8 @@ class Gradients(Probe):
         self._pending: tuple[int, Any] | None = None
 
     def setup(self, rt: Any) -> None:
+        """Decide which layers the outer-product identity handles (one forward on a sample), whether
+        the step's own passes can be reused, and (batch = "eval") draw the fixed subset."""
         self.rt = rt
         train = rt.data.train
         self.split = plan_split(rt.model, rt.data.batch(train, slice(0, 1))[0], self.path)
@@ -118,6 +130,9 @@ class Gradients(Probe):
     # --- batch = "train": capture during the step ------------------------------------------
 
     def capture(self, ctx: Any, batch: tuple[torch.Tensor, torch.Tensor]):
+        """The context the step's forward and backward run in when batch = "train": hooks that
+        keep each identity layer's input and output gradient, or a separate eval-mode pass at θ_k
+        when the step cannot be reused. None when batch = "eval"."""
         return self._capture(ctx, batch) if self.batch == "train" else None
 
     @contextmanager
@@ -153,6 +168,7 @@ class Gradients(Probe):
     # --- measuring ----------------------------------------------------------------------------
 
     def measure(self, ctx: Any) -> dict[str, float]:
+        """The `grad_…` row: from the captured step (train) or from a pass over the fixed subset (eval)."""
         if self.batch == "eval":
             x, y = ctx.data.batch(ctx.data.train, self.subset)
             return self._row(self._gram(x, y), self._full_norm(ctx))
@@ -188,7 +204,9 @@ class Gradients(Probe):
         return row
 
     def state_dict(self) -> dict[str, Any]:
+        """The best full-gradient norm so far."""
         return {"best": self.best}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the best full-gradient norm."""
         self.best = float(state.get("best", math.inf))

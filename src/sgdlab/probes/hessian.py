@@ -56,6 +56,9 @@ def evaluation_subset(n_train: int, size: int, seed: int) -> torch.Tensor:
     },
 )
 class Hessian(Probe):
+    """Top-k Hessian eigenvalues by warm-started Lanczos and the Hutchinson trace, on a fixed
+    training subset (see the module docstring for the columns and options)."""
+
     needs = frozenset({"eval"})
 
     def __init__(
@@ -96,10 +99,12 @@ class Hessian(Probe):
         self.vectors: torch.Tensor | None = None
 
     def setup(self, rt: Any) -> None:
+        """Fix the evaluation subset (seeded) and the chunk size of the operator's passes."""
         self.indices = evaluation_subset(len(rt.data.train), self.subset, self.seed)
         self.chunk_size = self.chunk or rt.eval_batch_size
 
     def operator(self, ctx: Any) -> HessianOperator:
+        """H = ∇²L_S(θ_k) on the evaluation subset S, as a HessianOperator (restricted to `block`)."""
         x, y = ctx.data.batch(ctx.data.train, self.indices.to(ctx.data.train.x.device))
         try:
             return HessianOperator(
@@ -109,6 +114,8 @@ class Hessian(Probe):
             raise UserError(f"probes.{self.name}.{exc}") from None
 
     def measure(self, ctx: Any) -> dict[str, float]:
+        """λ_1 … λ_k by Lanczos from the previous eigenvectors, then (if `trace_probes`) the Hutchinson
+        trace, on one operator; the eigenvectors are kept for the next call."""
         op = self.operator(ctx)
         warm = self.vectors if self.vectors is not None and self.vectors.shape[0] == op.n else None
         eig = lanczos(op, self.k, tol=self.tol, max_iter=self.max_iter, v0=warm, generator=self.gen)
@@ -128,12 +135,14 @@ class Hessian(Probe):
         return row
 
     def state_dict(self) -> dict[str, Any]:
+        """The probe's random stream and the last eigenvectors (the warm start)."""
         state: dict[str, Any] = {"gen": self.gen.get_state()}
         if self.vectors is not None:
             state["vectors"] = self.vectors
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the random stream and the warm start."""
         if "gen" in state:
             self.gen.set_state(state["gen"])
         self.vectors = state.get("vectors")

@@ -1,8 +1,8 @@
-"""Low-dimensional views of the loss landscape (Li et al. 2018, "Visualizing the loss landscape
-of neural nets"): PCA directions of an optimization path, the loss on the plane they span and
-update directions projected onto it; 1-D interpolation between two parameter vectors; 2-D
-slices along random filter-normalized directions; the three-point interpolation between three
-minimizers on and around the simplex; perturbation sharpness.
+"""Low-dimensional views of the loss landscape (Li, Xu, Taylor, Studer & Goldstein 2018,
+"Visualizing the loss landscape of neural nets"): PCA directions of an optimization path, the
+loss on the plane they span and update directions projected onto it; 1-D interpolation between
+two parameter vectors; 2-D slices along random filter-normalized directions; the three-point
+interpolation between three minimizers on and around the simplex; perturbation sharpness.
 
 Everything works on flat parameter vectors and evaluates many parameter vectors at once with
 torch.func (vmap over functional_call), so a grid needs no model copy per point. Evaluation is
@@ -25,6 +25,8 @@ from .context import eval_mode
 
 @dataclass
 class PathPCA:
+    """The top principal directions of an optimization path (`path_pca`) and the path in their coordinates."""
+
     directions: torch.Tensor  # [2, P], orthonormal
     explained: torch.Tensor  # [2] explained variance ratio of each direction
     coords: torch.Tensor  # [K, 2] the path θ_k − θ_final projected on the directions
@@ -71,6 +73,8 @@ def _batched_loss(
         for xp, yp in pieces:
             value = loss(functional_call(model, state, (xp,)), yp) * (len(xp) / len(x))
             total = value if total is None else total + value
+        if total is None:
+            raise ValueError("no samples to evaluate the loss on")
         return total
 
     return loss_at
@@ -144,7 +148,25 @@ def interpolation(
     data_chunk: int | None = None,
 ) -> torch.Tensor:
     """1-D linear interpolation L((1 − α)θ_a + αθ_b) for each α (α outside [0, 1] extrapolates;
-    Goodfellow, Vinyals & Saxe 2015)."""
+    Goodfellow, Vinyals & Saxe 2015, "Qualitatively characterizing neural network optimization
+    problems").
+
+    Least squares with X = diag(2, 1), y = 0: L(w) = w_1² + w_2²/4.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.losses import get_loss
+    >>> from sgdlab.probes.landscape import interpolation, loss_grid
+    >>> model, loss = nn.Linear(2, 1, bias=False), get_loss("squared", "real")
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.zeros(2)
+    >>> interpolation(model, loss, x, y, torch.ones(2), torch.zeros(2), torch.tensor([0.0, 0.5, 1.0]))
+    tensor([1.2500, 0.3125, 0.0000])
+    >>> a, b = torch.tensor([-1.0, 0.0, 1.0]), torch.tensor([0.0, 2.0])
+    >>> loss_grid(model, loss, x, y, torch.zeros(2), torch.eye(2), a, b)  # L(a·e_1 + b·e_2)
+    tensor([[1., 2.],
+            [0., 1.],
+            [1., 2.]])
+    """
     alphas = alphas.to(theta_a)
     step = theta_b - theta_a
     return losses_at(
@@ -159,7 +181,17 @@ def filter_normalized(
     §4): d ~ N(0, I), then each filter d_{i,j} (one output unit: a row of a Linear weight, an
     output channel of a conv kernel) is rescaled to ‖θ_{i,j}‖·d_{i,j}/‖d_{i,j}‖. Parameters with
     at most one dimension (biases, batch-norm scales and shifts) get 0, as in their code.
-    Drawn on the CPU from `generator`: [P], or [count, P] for `count` directions."""
+    Drawn on the CPU from `generator`: [P], or [count, P] for `count` directions.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.probes.landscape import filter_normalized
+    >>> model = nn.Linear(3, 2)  # weight [2, 3]: two filters; the bias gets 0
+    >>> theta = torch.tensor([3.0, 0.0, 4.0, 0.0, 1.0, 0.0, 7.0, 7.0])
+    >>> d = filter_normalized(model, theta, torch.Generator().manual_seed(0))
+    >>> d[:6].view(2, 3).norm(dim=1), d[6:]  # each filter's norm is its weights' (5 and 1)
+    (tensor([5.0000, 1.0000]), tensor([0., 0.]))
+    """
     rows = 1 if count is None else count
     d = torch.randn(rows, theta.numel(), generator=generator, dtype=theta.dtype).to(theta.device)
     offset = 0
@@ -233,6 +265,8 @@ def three_point_interpolation(
 
 @dataclass
 class Sharpness:
+    """The loss increases of `perturbation_sharpness` under random filter-normalized perturbations."""
+
     base: float  # L(θ)
     mean_increase: float  # mean over directions of L(θ + r·d) − L(θ)
     max_increase: float

@@ -55,6 +55,9 @@ def _rms(values: torch.Tensor) -> float:
     },
 )
 class NtkProbe(Probe):
+    """The lazy-regime monitor: `ntk_kernel_change`, `ntk_lin_gap`, `ntk_lin_gap_rel` and
+    (with a limit) `ntk_limit_gap`, as the module docstring defines them."""
+
     needs = frozenset({"theta0"})
 
     def __init__(
@@ -85,6 +88,7 @@ class NtkProbe(Probe):
         self.reference: dict[str, torch.Tensor] = {}
 
     def setup(self, rt: Any) -> None:
+        """Keep the run's Runtime (the references are computed at the first measurement)."""
         self.rt = rt
 
     def _inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,6 +120,7 @@ class NtkProbe(Probe):
         return ref
 
     def measure(self, ctx: Any) -> dict[str, float]:
+        """Kernel change, linearization gap and (if computed) the gap to the GD limit at θ_t."""
         if not self.reference:
             self.reference = self._references()
         ref, model, theta = self.reference, ctx.model, ctx.params
@@ -136,7 +141,9 @@ class NtkProbe(Probe):
         return {k: (v if math.isfinite(v) else float("nan")) for k, v in row.items()}
 
     def state_dict(self) -> dict[str, Any]:
+        """The references Θ̂_0, f(·; θ_0) and f_∞, so that a resumed run compares against the same ones."""
         return {k: v.detach().clone() for k, v in self.reference.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the references."""
         self.reference = dict(state)

@@ -2,5 +2,6 @@
 `[probes.NAME]` table with their defaults (types are checked against the defaults)."""
 
 from ..registry import Registry
+from .base import Probe
 
-probes = Registry("probe")
+probes: Registry[type[Probe]] = Registry("probe")

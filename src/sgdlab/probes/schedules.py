@@ -17,19 +17,25 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class Schedule:
+    """When a probe measures: `rule(step, steps_per_epoch)`; `at_end` also measures the final
+    step (state probes); `spec` is the config string it was parsed from."""
+
     spec: str
     rule: Callable[[int, int], bool]
     at_end: bool = True
 
     def due(self, step: int, steps_per_epoch: int) -> bool:
+        """Whether the probe measures at `step`."""
         return self.rule(step, steps_per_epoch)
 
 
 def every(k: int) -> Schedule:
+    """Steps 0, k, 2k, … ("every:K")."""
     return Schedule(f"every:{k}", lambda step, spe: step % k == 0)
 
 
 def each_step() -> Schedule:
+    """Every step ("step")."""
     return Schedule("step", lambda step, spe: True)
 
 
@@ -39,10 +45,12 @@ def epoch_ends(k: int = 1) -> Schedule:
 
 
 def final_only() -> Schedule:
+    """Only the final step ("final"; the end is where state probes measure anyway)."""
     return Schedule("final", lambda step, spe: False)
 
 
 def never() -> Schedule:
+    """Not at all, not even at the end ("never": the probe is listed but off)."""
     return Schedule("never", lambda step, spe: False, at_end=False)
 
 
@@ -66,6 +74,18 @@ def log_spaced(base: float = 1.1) -> Schedule:
 
 
 def parse_schedule(spec: str, key: str = "schedule") -> Schedule:
+    """The Schedule a config string names (see the module docstring); a ConfigError naming `key`
+    otherwise.
+
+    >>> from sgdlab.probes import parse_schedule
+    >>> s = parse_schedule("every:3")
+    >>> [k for k in range(10) if s.due(k, steps_per_epoch=4)]
+    [0, 3, 6, 9]
+    >>> [k for k in range(10) if parse_schedule("epoch").due(k, 4)]
+    [0, 4, 8]
+    >>> [k for k in range(40) if parse_schedule("log:2").due(k, 1)]
+    [0, 1, 2, 4, 8, 16, 32]
+    """
     name, _, arg = spec.partition(":")
     try:
         if name == "step" and not arg:

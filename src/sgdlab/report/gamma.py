@@ -1,4 +1,5 @@
-"""γ-principle curves of one or several runs (the three rows of “An optimization principle of deep learning?”)."""
+"""γ-principle curves of one or several runs: the three rows of the figures of “An optimization
+principle of deep learning?” (anonymous ICLR 2020 submission)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from .figures import loss_label, save_figure, spans_decades  # noqa: E402
 
 
 def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The median of `values` over each whole epoch ⌊epoch⌋ (NaNs left out), placed at the
+    epoch's middle: the solid per-epoch curve drawn over the faint per-step γ_k."""
     keys = np.floor(epoch).astype(int)
     ok = ~np.isnan(values)
     uniq = np.unique(keys[ok])

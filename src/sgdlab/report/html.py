@@ -36,6 +36,8 @@ SCALE_NOTE = {
 
 
 def kind_of(path: Path) -> str:
+    """What DIR holds, by the files that mark it: "tour" (tour.json), "sweep", "reproduction"
+    (experiment.json or claims.json) or "run" (config.toml); a UserError otherwise."""
     from ..sweep.index import is_sweep
 
     if (path / TOUR).is_file():
@@ -74,6 +76,7 @@ def write_report(path: str | Path) -> Path:
 
 
 def read_json(path: Path, default: Any = None) -> Any:
+    """The parsed JSON file at `path`, or `default` when there is no such file."""
     if not path.is_file():
         return default
     return json.loads(path.read_text(encoding="utf-8"))
@@ -102,6 +105,7 @@ def _scalar_leaves(value: Any, prefix: str):
 
 
 def verdict_counts(claims: list[Claim]) -> str:
+    """A line of verdict badges with how many claims have each verdict."""
     counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
     return (
         '<p class="counts">'
@@ -146,11 +150,14 @@ FINAL_COLUMNS = ("train_loss", "train_error", "test_loss", "test_error")
 
 
 def run_dirs(path: Path) -> list[Path]:
+    """The run directories under DIR/runs, sorted by name (none when there is no runs/)."""
     runs = path / "runs"
     return sorted(p for p in runs.iterdir() if RunDir.is_run(p)) if runs.is_dir() else []
 
 
 def runs_table(dirs: list[Path], base: Path) -> str:
+    """One row per run: status, parameters, steps, epochs, final losses and errors, wall time
+    (with the γ replay's), linked relative to `base`."""
     if not dirs:
         return '<p class="muted">No training runs.</p>'
     rows = []
@@ -201,15 +208,19 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def configs_section(dirs: list[Path]) -> str:
+    """Each run's resolved config.toml, folded."""
     if not dirs:
         return ""
     items = "".join(details(d.name, pre(d.joinpath("config.toml").read_text(encoding="utf-8"))) for d in dirs)
-    return f'<h2>Resolved configs</h2><p class="muted">The config.toml of every run (every default filled in).</p>{items}'
+    note = '<p class="muted">The config.toml of every run (every default filled in).</p>'
+    return f"<h2>Resolved configs</h2>{note}{items}"
 
 
 def environment_section(
     versions: dict[str, Any] | None, environment: dict[str, Any] | None, devices: set[str], threads: set[Any]
 ) -> str:
+    """The environment table: git commit, package versions, the devices and torch thread counts
+    the runs used, platform, CPU, cores and CUDA devices (missing entries left out)."""
     versions, environment = versions or {}, environment or {}
     rows = [[esc("git commit"), code(versions.get("sgdlab_git", "unknown"))]]
     rows += [[esc(k), esc(v)] for k, v in versions.items() if k != "sgdlab_git"]
@@ -230,6 +241,7 @@ def environment_section(
 
 
 def run_devices_threads(dirs: list[Path]) -> tuple[set[str], set[Any]]:
+    """The devices and torch thread counts recorded in the runs' summaries."""
     devices, threads = set(), set()
     for d in dirs:
         s = RunDir(d).read_summary()
@@ -266,6 +278,8 @@ def run_figures(path: Path) -> list[Path]:
 
 
 def run_page(path: Path) -> tuple[str, str]:
+    """(title, body) of a run's report: summary and final metrics, figures, the resolved config,
+    environment and timings."""
     run_dir = RunDir(path)
     s = run_dir.read_summary()
     status = s.get("status", "unknown")
@@ -329,6 +343,8 @@ def reproduction_body(path: Path, level: int = 2) -> tuple[list[Claim], str]:
 
 
 def reproduction_page(path: Path) -> tuple[str, str]:
+    """(title, body) of a reproduction's report: paper and scale note with the commands for the
+    faithful scales, claims and figures, runs, measurement tables, configs, environment."""
     exp = read_json(path / "experiment.json", {})
     name = exp.get("experiment", path.name)
     scale = exp.get("scale", "?")
@@ -392,6 +408,7 @@ def tables_section(path: Path, max_rows: int = 40) -> str:
 
 
 def compact_counts(claims: list[Claim]) -> str:
+    """Verdict counts in words ("3 hold · 1 fails of 4 claims"), for the first screen of the tour."""
     counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
     words = {"holds": "hold", "fails": "fail", "not-applicable": "not applicable"}
     return (
@@ -442,6 +459,8 @@ def finding_row(stage: dict[str, Any], path: Path, max_lines: int = 3) -> list[s
 
 
 def tour_page(path: Path) -> tuple[str, str]:
+    """(title, body) of the demo tour: one finding per stage on the first screen, then each stage's
+    claims and figures, timings and environment."""
     tour = read_json(path / TOUR, {})
     stages = tour.get("stages", [])
     total = sum(s.get("wall_time_s") or 0 for s in stages)

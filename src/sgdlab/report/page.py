@@ -91,6 +91,7 @@ def fmt(value: Any) -> str:
 
 
 def verdict_badge(verdict: str) -> str:
+    """A coloured badge for a claim verdict or run status (styled by its `v-…` class)."""
     return f'<span class="verdict v-{esc(verdict)}">{esc(verdict)}</span>'
 
 
@@ -120,14 +121,17 @@ def table(
 
 
 def details(summary: str, body_html: str) -> str:
+    """A folded section: `summary` (text, escaped) opens `body_html`."""
     return f"<details><summary>{esc(summary)}</summary>{body_html}</details>"
 
 
 def pre(text: str) -> str:
+    """Preformatted text, escaped."""
     return f"<pre>{esc(text)}</pre>"
 
 
 def code(text: str) -> str:
+    """Inline code, escaped."""
     return f"<code>{esc(text)}</code>"
 
 
@@ -170,6 +174,7 @@ def png_size(png: Path) -> tuple[int, int]:
 
 
 def figures(pngs: list[Path], base: Path) -> str:
+    """The non-empty PNGs among `pngs`, embedded side by side (a note when there are none)."""
     pngs = [p for p in pngs if p.is_file() and p.stat().st_size > 0]
     if not pngs:
         return '<p class="muted">No figures.</p>'
@@ -184,6 +189,7 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def document(title: str, body: str) -> str:
+    """The whole self-contained HTML page: CSP, inline stylesheet, `body` in <main>."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -30,6 +30,8 @@ def point_label(values: dict[str, Any]) -> str:
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
+    """(mean, sample std with ddof = 1) of the finite values; NaN for what is undefined (no
+    values; one value has no std)."""
     v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     if not len(v):
         return math.nan, math.nan
@@ -141,6 +143,8 @@ def _constant_in_every_run(metric: str, runs: list) -> bool:
 
 
 def sweep_page(path: Path) -> tuple[str, str]:
+    """(title, body) of a sweep's report: grid and statuses, the mean ± std across seeds per grid
+    point, one figure per metric, the run index, the base config, environment and timings."""
     from ..sweep.index import load_sweep
     from .html import environment_section, run_devices_threads
 
@@ -164,7 +168,7 @@ def sweep_page(path: Path) -> tuple[str, str]:
         + "</p>"
     )
     agg_rows = []
-    for point, g in grouped.items():
+    for g in grouped.values():
         done = [r for r in g["rows"] if r["status"] == "completed"]
         cells = [esc(fmt(g["values"][k])) for k in keys]
         cells.append(esc(f"{len(done)}/{len(g['rows'])}"))
