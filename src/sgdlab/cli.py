@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
 import typer
 
@@ -408,8 +408,9 @@ def list_(kind: str = typer.Argument("all", help=f"one of {', '.join(KINDS)}, or
     from . import datasets, losses, models, optimizers, probes
     from .config import field_help
     from .experiments import experiments
+    from .registry import Registry
 
-    tables = {
+    tables: dict[str, Registry[Any]] = {
         "models": models,
         "datasets": datasets,
         "optimizers": optimizers,
