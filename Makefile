@@ -42,13 +42,13 @@ $(EXTRAS): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sgdlab demo --out runs/demo
 
-# Lint and type checks (configured in pyproject.toml).
+# Lint and type checks (configured in pyproject.toml); `make test` runs them first.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(EXTRAS)
+test: lint $(EXTRAS)
 	$(BIN)/python -m pytest -q
 
 test-all: $(EXTRAS)

@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -129,7 +130,7 @@ def make_data(path: Path, n: int) -> None:
 
     torch.manual_seed(0)
     out = {}
-    for i, (a, b) in enumerate(zip(WIDTHS, WIDTHS[1:], strict=True)):
+    for i, (a, b) in enumerate(pairwise(WIDTHS)):
         lin = torch.nn.Linear(a, b)
         out[f"w{i}"], out[f"b{i}"] = lin.weight.detach().numpy(), lin.bias.detach().numpy()
     x = torch.randn(n, WIDTHS[0], generator=torch.Generator().manual_seed(1))

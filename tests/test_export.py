@@ -4,6 +4,7 @@ hold every metric at every step it was measured."""
 from __future__ import annotations
 
 import sys
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def test_scalars_read_back_with_tensorboards_reader(run, cli, tmp_path):
         events = acc.Scalars(metric)
         assert [e.step for e in events] == steps.tolist()
         np.testing.assert_allclose([e.value for e in events], values, rtol=1e-6)  # stored as float32
-        assert all(a.wall_time <= b.wall_time for a, b in zip(events, events[1:], strict=True))
+        assert all(a.wall_time <= b.wall_time for a, b in pairwise(events))
     assert "config/text_summary" in acc.Tags()["tensors"]
 
 

@@ -4,6 +4,7 @@ its schedule, returns finite floats, and continues identically across a resume."
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pyarrow.compute as pc
 import pytest
@@ -32,7 +33,7 @@ def test_schedules():
     assert due_steps("never", 10, 4) == [] and not parse_schedule("never").at_end
     log = due_steps("log:1.5", 1000, 1)
     assert log[:4] == [0, 1, 2, 3] and len(log) < 25
-    gaps = [b - a for a, b in zip(log, log[1:], strict=True)]
+    gaps = [b - a for a, b in pairwise(log)]
     assert gaps == sorted(gaps) and log[-1] > 500
     assert due_steps("log", 100, 1) == due_steps("log:1.1", 100, 1)
 

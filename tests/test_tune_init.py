@@ -5,6 +5,7 @@ cannot tune."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 import torch
@@ -53,7 +54,7 @@ def test_the_sequence_follows_the_papers_rule(tuned):
     trials, margin = record["trials"], 0.05
     assert trials[0]["sigma"] == 4.0 and trials[0]["practical"]
     assert len(trials) >= 2
-    for a, b in zip(trials, trials[1:], strict=True):
+    for a, b in pairwise(trials):
         assert b["sigma"] == pytest.approx(0.7 * a["sigma"])
     # every step but the last improved the validation loss by the margin, within the budget
     for a, b in zip(trials[:-2], trials[1:-1], strict=True):
