@@ -9,6 +9,19 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 from .errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def registered_option(value: T | None, key: str, entry: str) -> T:
+    """An option a registered entry reads, which resolution (`sgdlab.build.resolve`) has filled
+    from the entry's defaults: `value` itself, typed without its None, or a ConfigError naming
+    `key` (e.g. "model.width") when a config reaches `entry` unresolved."""
+    if value is None:
+        raise ConfigError(
+            f"{key}: unset in the config given to {entry} (build from a resolved config, "
+            f"sgdlab.build.resolve, and register every option an entry reads)"
+        )
+    return value
 
 
 @dataclass(frozen=True)

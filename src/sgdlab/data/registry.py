@@ -12,8 +12,7 @@ from typing import Any, Callable, TypeVar
 import torch
 
 from ..config import DataConfig
-from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, registered_option
 from .dataset import RawData
 
 T = TypeVar("T")
@@ -39,12 +38,7 @@ class DataOptions:
         self.cfg = cfg
 
     def _get(self, value: T | None, field: str) -> T:
-        if value is None:
-            raise ConfigError(
-                f"data.{field}: unset in the config given to dataset {self.cfg.name!r} (load datasets "
-                f"from a resolved config, sgdlab.build.resolve, and register the options a loader reads)"
-            )
-        return value
+        return registered_option(value, f"data.{field}", f"dataset {self.cfg.name!r}")
 
     @property
     def n_train(self) -> int:

@@ -13,8 +13,7 @@ from typing import Callable, TypeVar
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, registered_option
 
 T = TypeVar("T")
 
@@ -27,12 +26,7 @@ class ModelOptions:
         self.cfg = cfg
 
     def _get(self, value: T | None, field: str) -> T:
-        if value is None:
-            raise ConfigError(
-                f"model.{field}: unset in the config given to model {self.cfg.name!r} (build models "
-                f"from a resolved config, sgdlab.build.resolve, and register the options a model reads)"
-            )
-        return value
+        return registered_option(value, f"model.{field}", f"model {self.cfg.name!r}")
 
     @property
     def name(self) -> str:

@@ -27,7 +27,7 @@ import torch
 
 from ..config import OptimConfig
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, registered_option
 
 T = TypeVar("T")
 
@@ -43,13 +43,7 @@ class OptimOptions:
         self.cfg = cfg
 
     def _get(self, value: T | None, field: str) -> T:
-        if value is None:
-            raise ConfigError(
-                f"optim.{field}: unset in the config given to optimizer {self.cfg.name!r} (build "
-                f"update rules from a resolved config, sgdlab.build.resolve, and register the "
-                f"options an optimizer reads)"
-            )
-        return value
+        return registered_option(value, f"optim.{field}", f"optimizer {self.cfg.name!r}")
 
     @property
     def name(self) -> str:
