@@ -25,7 +25,10 @@ Peak memory: each case once more in a fresh process (peak RSS above the RSS afte
 Cockpit and BackPACK are anchors (benchmarks/anchors.txt), used when importable; an import or
 run error is recorded in the results instead.
 
-    .venv/bin/python benchmarks/overhead.py [--quick] [--repeats 3] [--steps 64]
+    .venv/bin/python benchmarks/overhead.py [--quick] [--repeats 3] [--steps 64] [--cases REGEX]
+
+Each row records its own steps, repeats and pass (`quick`), since `--cases` re-measures some
+rows and keeps the others.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -298,6 +302,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help="regex: measure only the matching cases (the plain loop always) and replace just "
+        "those rows of results/overhead.json, e.g. a full pass of the headline rows",
+    )
     args = bench_args(parser, quick_repeats=1)
     if args.quick:
         args.steps = min(args.steps, 16)
@@ -312,6 +322,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 — any import failure is what we record
         notes["cockpit_error"] = f"{type(exc).__name__}: {exc}"
     table = cases(has_hessian)
+    if args.cases:
+        table = {k: v for k, v in table.items() if k == "plain" or re.search(args.cases, k)}
     if "cockpit_error" in notes:
         table = {k: v for k, v in table.items() if v[0] != "cockpit"}
     rows = []
@@ -352,10 +364,28 @@ def main() -> None:
                     target=TARGETS.get((net.split()[0], name), ""),
                     ms_per_step=statistics.median(values) * 1e3,
                     plain_ms_per_step=statistics.median(plain) * 1e3,
+                    steps=args.steps,
+                    repeats=args.repeats,
+                    quick=args.quick,
                     **memory,
                 )
             )
-    write_results("overhead", rows, steps=args.steps, batch=BATCH, **notes)
+    if args.cases:
+        rows = merged_rows(rows)
+    write_results("overhead", rows, batch=BATCH, **notes)
+
+
+def merged_rows(new: list[dict]) -> list[dict]:
+    """The rows of the results on disk with the re-measured ones replaced (in their order)."""
+    path = Path(__file__).resolve().parent / "results" / "overhead.json"
+    if not path.is_file():
+        return new
+    fresh = {row["case"]: row for row in new}
+    before = json.loads(path.read_text())
+    pass_of_file = {"steps": before.get("steps"), "quick": before.get("quick", False)}
+    old = [{**pass_of_file, **row} for row in before["cases"]]
+    kept = [fresh.pop(row["case"], row) for row in old]
+    return kept + list(fresh.values())
 
 
 TARGETS = {

@@ -40,14 +40,15 @@ def table(names: list[str]) -> str:
         result = json.loads(path.read_text())
         header = header or result
         dates.append(result["date"][:10])
-        label = f"{name} (quick)" if result.get("quick") else name
         for c in result.get("cases", []):
+            label = f"{name} (quick)" if c.get("quick", result.get("quick")) else name
             lines.append(
                 f"| {label} | {c['case']} | {c['metric']} | {c['median']:.3g}{c['unit']} | "
                 f"{c['min']:.3g}–{c['max']:.3g} | {c.get('target', '')} |"
             )
         for key, note in result.items():
             if key.endswith("_error") and note:
+                label = f"{name} (quick)" if result.get("quick") else name
                 lines.append(f"| {label} | {key} | {note} | | | |")
     if header:
         when = min(dates) if min(dates) == max(dates) else f"{min(dates)} to {max(dates)}"
