@@ -190,8 +190,11 @@ def _compute(
                 total = fn(model(x), y).sum()
             split = split_for(model, cap.calls(), path, layers)
             records = [r for r in cap.records if any(r.layer is m for m in split.ghost.values())]
-            if records:
-                gram += records_gram(records, total, 1.0, budget, diag)
+            try:
+                if records:
+                    gram += records_gram(records, total, 1.0, budget, diag)
+            finally:
+                cap.release()
         else:
             split = Split({}, tuple(_trainable(model)))
         gram += vmap_gram(model, fn, x, y, list(split.generic), budget, diag)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,7 @@ class Record:
     output: torch.Tensor
     grad: torch.Tensor | None = None
     version: int = 0  # the output's version counter when recorded (an in-place op bumps it)
+    hook: Any = None  # the handle of the tensor hook on `output` (Capture(grad_hooks=True))
 
     @property
     def modified(self) -> bool:
@@ -116,7 +117,17 @@ class Capture:
             def keep(grad: torch.Tensor, record: Record = record) -> None:
                 record.grad = grad.detach()
 
-            output.register_hook(keep)
+            record.hook = output.register_hook(keep)
+
+    def release(self) -> None:
+        """Drop the records once their Gram matrices are formed. A tensor hook is held by
+        autograd's C++ side, out of sight of Python's garbage collector, so the cycle output →
+        hook → record → output would keep every recorded activation alive (about 100 MB per
+        step on a CIFAR-10 CNN at batch 128) unless the hooks are removed."""
+        for record in self.records:
+            if record.hook is not None:
+                record.hook.remove()
+        self.records = []
 
     def calls(self) -> dict[str, int]:
         """How many times each hooked layer ran since the context was entered, by qualified name."""

@@ -162,7 +162,10 @@ class Gradients(Probe):
                 "the training step as they did at setup"
             )
         n = cap.records[0].input.shape[0]
-        gram = records_gram(cap.records, None, float(n), self._budget)  # δ_i = N·∂(mean loss)/∂z_i
+        try:
+            gram = records_gram(cap.records, None, float(n), self._budget)  # δ_i = N·∂(mean loss)/∂z_i
+        finally:
+            cap.release()
         return gram + generic if generic is not None else gram
 
     # --- measuring ----------------------------------------------------------------------------
