@@ -128,9 +128,8 @@ def run_local(
     one after another (with `log` and progress bars) while `workers - 1` worker processes take
     the others, so a pool of 2 starts one extra process, not two (see `start_method`). Each run
     uses its config's `threads` (1 by default), so results do not depend on how many ran side
-    by side. Finished
-    runs are reused without training; Ctrl-C stops every run at a step boundary (resumable)
-    and starts no new one."""
+    by side. Finished runs are reused without training; Ctrl-C stops every run at a step
+    boundary (resumable) and starts no new one."""
     jobs = list(jobs)
     done: dict[str, Outcome] = {}
     queue = deque(reuse_finished(jobs, done, on_done, log))
