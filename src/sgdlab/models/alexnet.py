@@ -33,7 +33,8 @@ SMALL_OPTIONS = {"width": SMALL_WIDTH, "activation": "relu", "dropout": 0.0, "bi
 
 @models.register(
     "alexnet",
-    help="seed-000 AlexNet for 224x224 inputs (set data.resize = 224): "
+    help='AlexNet as Nacson, Srebro & Soudry 2019 ("Stochastic gradient descent on separable data") '
+    "built it, for 224x224 inputs (set data.resize = 224): "
     "5 valid convs (96 11x11/4, 256 5x5, 384, 384, 256 3x3) with 3 max-pools, "
     "Dense 4096 → 4096 → outputs, no BN (21,622,154 params, 10 classes); `width` "
     "scales every layer (96 = the paper's)",
@@ -42,12 +43,13 @@ SMALL_OPTIONS = {"width": SMALL_WIDTH, "activation": "relu", "dropout": 0.0, "bi
 )
 def alexnet(opts: ModelOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """AlexNet (Krizhevsky, Sutskever & Hinton 2012, "ImageNet classification with deep
-    convolutional neural networks") as the exact-convergence study (seed 000) built it for
-    224×224 inputs: five valid convs with ReLU (96 11×11 stride 4, 256 5×5, 384, 384, 256
-    3×3), max-pools 3×3/2 after the first, second and fifth, then Dense 4096 → 4096 →
-    n_outputs; no LRN, no BN. With width 96, 3×224×224 inputs and 10 outputs it has exactly
-    21,622,154 parameters, the count the study reports. Inputs the layers would shrink below
-    1×1 raise a ConfigError (set data.resize)."""
+    convolutional neural networks") as the exact-convergence study (Nacson, Srebro & Soudry
+    2019, "Stochastic gradient descent on separable data") built it for 224×224 inputs: five
+    valid convs with ReLU (96 11×11 stride 4, 256 5×5, 384, 384, 256 3×3), max-pools 3×3/2
+    after the first, second and fifth, then Dense 4096 → 4096 → n_outputs; no LRN, no BN.
+    With width 96, 3×224×224 inputs and 10 outputs it has exactly 21,622,154 parameters, the
+    count the study reports. Inputs the layers would shrink below 1×1 raise a ConfigError
+    (set data.resize)."""
     check_init(opts.init, "alexnet")
     c_in = image_shape(input_shape, "alexnet")[0]
     c1, c2, c3, c4, c5 = (scaled(n, opts.width, ALEXNET_WIDTH) for n in (96, 256, 384, 384, 256))

@@ -16,17 +16,19 @@ OPTIONS = {"width": BASE_WIDTH, "activation": "relu", "dropout": 0.0, "bias": Tr
 
 @models.register(
     "lenet",
-    help="seed-000 base CNN: Conv(32, 4x4, valid) → MaxPool 2 → "
+    help='the base CNN of Nacson, Srebro & Soudry 2019 ("Stochastic gradient descent on separable data"): '
+    "Conv(32, 4x4, valid) → MaxPool 2 → "
     "Conv(32, 4x4, valid) → MaxPool 2 → Dense 128 → outputs (121,802 params on "
     "32x32x3, 10 classes); `width` scales every layer (32 = the paper's)",
     options=OPTIONS,
     channels_last=True,
 )
 def lenet(opts: ModelOptions, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    """The LeNet-5-like base CNN of the exact-convergence study (seed 000): two blocks of
-    [conv 4×4 valid → act → max-pool 2], then Dense 128 → n_outputs (the LeNet of LeCun,
-    Bottou, Bengio & Haffner 1998 only approximately). With width 32, 3×32×32 inputs and 10
-    outputs it has exactly 121,802 parameters, the count the study pins it by."""
+    """The LeNet-5-like base CNN of the exact-convergence study (Nacson, Srebro & Soudry 2019,
+    "Stochastic gradient descent on separable data"): two blocks of [conv 4×4 valid → act →
+    max-pool 2], then Dense 128 → n_outputs (the LeNet of LeCun, Bottou, Bengio & Haffner 1998
+    only approximately). With width 32, 3×32×32 inputs and 10 outputs it has exactly 121,802
+    parameters, the count the study pins it by."""
     check_init(opts.init, "lenet")
     c_in = image_shape(input_shape, "lenet")[0]
     c = opts.width

@@ -28,7 +28,8 @@ STAGES = {
     "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
 }
 # Hidden widths of the dense head: "linear" is the usual CIFAR head (features → outputs),
-# "fc4096" the seed-000 head (the ImageNet classifier with a Dense-10 added after it).
+# "fc4096" the head of Nacson, Srebro & Soudry 2019 (the ImageNet classifier with a Dense-10
+# added after it).
 HEADS = {"linear": (), "fc4096": (4096, 4096, 1000)}
 HELP = (
     "{n} convs in 5 stages of 64 to 512 channels (`width` scales every layer, 64 = the "
