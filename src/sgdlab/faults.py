@@ -2,7 +2,7 @@
 kills itself (SIGKILL, as a crash or an OOM kill would) the N-th time it passes a point whose
 name starts with POINT. Points: "step" (after each update, before its metrics row is kept),
 "write:<file name>" (a file's temp copy is on disk, not yet renamed into place). Unset, a point
-costs a process-id comparison.
+costs one comparison.
 
 SGDLAB_FAULT is inherited by the worker processes of a pool, which count their own points.
 SGDLAB_FAULT_WORKER="POINT@N" fires only in a process started by `multiprocessing` (a sweep's or
@@ -36,25 +36,30 @@ class _Fault:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-_faults: list[_Fault] = []
-_read_in: int | None = None  # the process that read the environment into `_faults`
+def _from_environment() -> list[_Fault]:
+    specs = (
+        _Fault(os.environ.get("SGDLAB_FAULT", "")),
+        _Fault(os.environ.get("SGDLAB_FAULT_WORKER", ""), workers_only=True),
+    )
+    return [fault for fault in specs if fault.spec]
 
 
-def _current() -> list[_Fault]:
-    """This process's faults, read from the environment at its first point: a forked worker
-    inherits its parent's module state and must start counting afresh."""
-    global _faults, _read_in
-    if _read_in != os.getpid():
-        _read_in = os.getpid()
-        specs = (
-            _Fault(os.environ.get("SGDLAB_FAULT", "")),
-            _Fault(os.environ.get("SGDLAB_FAULT_WORKER", ""), workers_only=True),
-        )
-        _faults = [fault for fault in specs if fault.spec]
-    return _faults
+_FAULTS = _from_environment()
+
+
+def _reset_in_child() -> None:
+    """A forked worker has its parent's modules: it reads the environment afresh and counts
+    its own points (a spawned one does so by importing this module)."""
+    global _FAULTS
+    _FAULTS = _from_environment()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def point(name: str) -> None:
     """Pass the fault point `name`: SIGKILL this process if an armed fault counts it to its N."""
-    for fault in _current():
+    if not _FAULTS:
+        return
+    for fault in _FAULTS:
         fault.passed(name)

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from ..models.layers import NTKLinear
 
@@ -43,7 +44,7 @@ class Record:
     output: torch.Tensor
     grad: torch.Tensor | None = None
     version: int = 0  # the output's version counter when recorded (an in-place op bumps it)
-    hook: Any = None  # the handle of the tensor hook on `output` (Capture(grad_hooks=True))
+    hook: RemovableHandle | None = None  # the tensor hook on `output` (Capture(grad_hooks=True))
 
     @property
     def modified(self) -> bool:
