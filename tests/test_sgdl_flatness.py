@@ -321,7 +321,9 @@ def test_all_similar_claim_judges_errors_as_well_as_the_loss():
     worse = all_similar_claim(
         "id", "decaying noise", [*runs, sweep_run(1e-2, test_error=0.09)], BASELINE, 0.1
     )
-    assert worse.verdict == "fails" and worse.evidence["failing"] == ["0.01"]
+    assert worse.verdict == "fails" and worse.evidence["failing"] == ["0.01"] and "worse" in worse.headline
+    better = all_similar_claim("id", "x", [sweep_run(0.1, train_error=0.0, test_error=0.03)], BASELINE, 0.1)
+    assert better.verdict == "fails" and "better" in better.headline  # similar means similar
     train = all_similar_claim("id", "decaying noise", [sweep_run(1e-2, train_error=0.03)], BASELINE, 0.1)
     assert train.verdict == "fails"
     # errors as good as plain SGD's, but the loss never came down

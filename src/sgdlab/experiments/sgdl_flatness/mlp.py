@@ -215,7 +215,19 @@ def similar(r: SweepRun, baseline: Baseline, fraction: float) -> dict[str, Any]:
         out[f"{metric}_gap"] = gap
         out[f"{metric}_within"] = bool(abs(gap) <= baseline.tolerance(metric))
     out["similar"] = bool(out["converges"] and out["train_error_within"] and out["test_error_within"])
+    out["how"] = difference(out)
     return out
+
+
+def difference(check: dict[str, Any]) -> str:
+    """How a `similar` check differs from plain SGD, in a word: "similar", "no convergence", or
+    "better" / "worse" / "mixed" by the signs of the error gaps outside the tolerance."""
+    if check["similar"]:
+        return "similar"
+    if not check["converges"]:
+        return "no convergence"
+    signs = {check[f"{m}_gap"] > 0 for m in ("train_error", "test_error") if not check[f"{m}_within"]}
+    return "mixed" if len(signs) > 1 else ("worse" if signs.pop() else "better")
 
 
 def all_similar_claim(
@@ -244,13 +256,14 @@ def all_similar_claim(
         )
     checks = {f"{r.noise:g}": {**_evidence(r, fraction), **similar(r, baseline, fraction)} for r in runs}
     failing = [n for n, c in checks.items() if not c["similar"]]
+    failing_text = [f"γ' = {n}, {checks[n]['how']}" for n in failing]
     mean_test = base["test_error"]["mean"]
     return decide(
         claim_id,
         statement,
         not failing,
         headline=f"{len(checks) - len(failing)}/{len(checks)} noise levels similar"
-        + (f" (not: γ' = {', '.join(failing)})" if failing else "")
+        + (f" (not: {'; '.join(failing_text)})" if failing else "")
         + f"; test error at γ' = 0 {mean_test:.1%} ± {base['test_error']['tolerance']:.1%}, at γ' > 0 "
         + ", ".join(f"{c['test_error']:.1%}" for c in checks.values()),
         meaning="the report's reading of its SGDL curves, checked in accuracy and loss against the "
