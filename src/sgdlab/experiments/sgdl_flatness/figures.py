@@ -147,7 +147,7 @@ def rosenbrock_figure(path: Path, rosen: dict[str, np.ndarray], theory) -> Path:
         yscale="log",
         xlabel="step",
         ylabel="‖θ − (1, 1)‖",
-        title=f"GD on Rosenbrock: linear convergence at κ = {theory.condition_number:.0f} "
+        title=f"GD on Rosenbrock: linear convergence at κ = {theory.condition_number:.0f}\n"
         f"(after {OSIPOV_2018.short})",
     )
     ax.grid(alpha=0.3, which="both")
