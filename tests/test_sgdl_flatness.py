@@ -119,7 +119,10 @@ def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
     for key in ("lambda_max", "trace", "sharpness"):
         c = by_id[f"labels/{key}"]
         if c.verdict != "not-applicable":
-            assert (c.verdict == "holds") == (max(c.evidence["natural"]) < min(c.evidence["random"]))
+            e = c.evidence
+            upper = max(v + 3 * se for v, se in zip(e["natural"], e["natural_se"], strict=True))
+            lower = min(v - 3 * se for v, se in zip(e["random"], e["random_se"], strict=True))
+            assert (c.verdict == "holds") == (upper < lower)
             assert len(c.evidence["natural"]) + len(c.evidence["random"]) == len(labels.evidence["meets"])
     sweep = by_id["mlp/digits-noise-threshold"].evidence["runs"]
     assert set(sweep) == {"0", "0.1"}
@@ -407,3 +410,4 @@ def test_zero_train_error_premise_claim():
         "labels/zero-train-error", "t", p, {"a": run(0.01, 0.0), "b": run(0.3, 0.02)}
     )
     assert claim.verdict == "fails" and meets == ["a"]
+    assert premise_claim("labels/zero-train-error", "t", p, {})[0].verdict == "not-applicable"
