@@ -7,13 +7,17 @@ finite-difference gradient and never trained the random-label nets to zero error
               report's code did, constant as in the paper), exact gradients: basin masses with
               95 % intervals, the report's histogram beside them, constant-noise occupancy
               against the Boltzmann prediction ∫_basin exp(−f/T)
-  rosenbrock  GD's distance to (1, 1) after the budget and 10× longer; the condition number
-  sweep       SGDL on the report's MLP (512-512, batch 32, lr 0.01) for γ' ∈ {0, 1e-4, …, 1e-1}:
-              training curves and the noise level at which training stops converging
+  rosenbrock  GD's distance to (1, 1): its linear rate against 1 − ηλ_min of the Hessian at the
+              minimum, and whether any run stalls elsewhere
+  sweep       SGDL on the report's MLP (512-512, batch 32, lr 0.01) for γ' ∈ {1e-4, …, 1e-1}, with
+              constant noise (the paper) and γ'/(1 + t) (the report's code), and plain SGD on
+              several seeds: training curves, the noise level at which training stops
+              converging, and which γ' end within plain SGD's seed spread of training and test
+              error
   labels      natural vs random labels trained to zero training error, three seeds each:
               λ_max, Hessian trace, perturbation sharpness, three-point interpolation surfaces
 
-Tables: toy_runs, toy_occupancy, toy_final, rosenbrock, sweep, labels_flatness,
+Tables: toy_runs, toy_occupancy, toy_final, rosenbrock, rosenbrock_final, sweep, labels_flatness,
 labels_interpolation_<kind>. Figures: toy-landscapes, toy-histogram-vs-mass, toy-occupancy,
 rosenbrock, sgdl-<dataset>, labels-interpolation, labels-flatness.
 """
@@ -29,14 +33,16 @@ from typing import Any
 import numpy as np
 
 from ...papers import ZHANG_2017_SGD
+from ...runner import prepare
 from ...store.files import write_json
 from ..base import Claim, Lab, Plan, Simulation, experiments, one_thread
 from . import figures
 from .labels import KINDS, interpolation_surface, label_claims, label_configs, measure_run, premise
-from .mlp import sweep_claims, sweep_configs
+from .mlp import Baseline, measure, sweep_claims, sweep_configs, sweep_curves, sweep_identity
 from .settings import SCALE_SETTINGS, LabelSettings, Settings, SweepSettings, ToySettings
 from .toy import (
     histogram,
+    linear_regime,
     rosenbrock_claims,
     simulate_all,
     simulate_rosenbrock,
@@ -83,8 +89,8 @@ def toy_part(lab: Lab, s: ToySettings) -> list[Claim]:
             lab,
             "rosenbrock",
             _record(s),
-            lambda: {"rosenbrock": simulate_rosenbrock(s)},
-            f"rosenbrock: {s.rosen_particles:,} runs × {s.rosen_steps * s.rosen_factor:,} steps",
+            lambda: simulate_rosenbrock(s),
+            f"rosenbrock: {s.rosen_particles:,} runs × {s.rosen_steps:,} steps",
         )
     claims: list[Claim] = []
     if lab.selected("particles"):
@@ -100,43 +106,35 @@ def toy_part(lab: Lab, s: ToySettings) -> list[Claim]:
         claims += toy_claims(runs, occ, final, s)
     if lab.selected("rosenbrock"):
         rosen = lab.load_table("rosenbrock")
-        figures.rosenbrock_figure(lab.figure("rosenbrock"), rosen, s.rosen_steps)
-        claims += rosenbrock_claims(rosen, s)
+        figures.rosenbrock_figure(lab.figure("rosenbrock"), rosen, linear_regime(s))
+        claims += rosenbrock_claims(rosen, lab.load_table("rosenbrock_final"), s)
     return claims
 
 
 def sweep_part(lab: Lab, s: SweepSettings) -> list[Claim]:
-    """The noise sweep: SGDL on the MLP for every γ' of every dataset, one training-curve
-    figure per dataset, tables/sweep.parquet, and `mlp.sweep_claims` for each dataset whose
-    whole sweep was trained."""
+    """The noise sweep: SGDL on the MLP at every γ' under both noise schedules and plain SGD on
+    the baseline seeds, for every dataset; one training-curve figure per dataset,
+    tables/sweep.parquet, and `mlp.sweep_claims` for each dataset whose whole sweep was trained."""
     configs = sweep_configs(s)
     runs = lab.run_many(configs)
     claims: list[Claim] = []
-    rows: dict[str, list[Any]] = {
-        "dataset": [],
-        "noise": [],
-        "initial_train_loss": [],
-        "final_train_loss": [],
-        "final_train_error": [],
-        "status": [],
-    }
+    rows: dict[str, list[Any]] = {}
     for key, _ in s.datasets:
-        mine = {noise: runs[f"sgdl-{key}-{noise:g}"] for noise in s.noises if f"sgdl-{key}-{noise:g}" in runs}
-        if len(mine) < len(s.noises):
+        names = [name for name in configs if name.startswith(f"sgdl-{key}-")]
+        if any(name not in runs for name in names):
             continue  # not all selected by --only: the claims need the whole sweep
-        curves = {}
-        for noise, run in mine.items():
-            epochs, loss = run.epochs("train_loss")
-            curves[noise] = (epochs, loss, run.epochs("train_error")[1])
-            rows["dataset"].append(key)
-            rows["noise"].append(noise)
-            rows["initial_train_loss"].append(float(loss[0]))
-            rows["final_train_loss"].append(float(run.final.get("train_loss") or math.nan))
-            rows["final_train_error"].append(float(run.final.get("train_error") or math.nan))
-            rows["status"].append(run.status)
-        figures.sweep_figure(lab.figure(f"sgdl-{key}"), key, curves)
-        claims += sweep_claims(key, mine, s)
-    if rows["dataset"]:
+        measured = {name: measure(runs[name], *sweep_identity(configs[name])) for name in names}
+        for name, r in measured.items():
+            for k, v in {"dataset": key, "run": name, **dataclasses.asdict(r)}.items():
+                rows.setdefault(k, []).append(math.nan if v is None else v)
+        data = prepare(runs[names[0]].config).data
+        baseline = Baseline(
+            tuple(r for r in measured.values() if r.noise == 0), len(data.train), len(data.test)
+        )
+        curves = {name: sweep_curves(runs[name]) for name in names}
+        figures.sweep_figure(lab.figure(f"sgdl-{key}"), key, measured, curves, baseline)
+        claims += sweep_claims(key, measured, baseline, s)
+    if rows:
         lab.save_table("sweep", rows)
     return claims
 
@@ -205,10 +203,10 @@ def estimate_particles(s: ToySettings) -> float:
 
 def estimate_rosenbrock(s: ToySettings) -> float:
     """Seconds for the Rosenbrock study, from a timed run of 200 steps."""
-    short = dataclasses.replace(s, rosen_steps=200, rosen_factor=1)
+    short = dataclasses.replace(s, rosen_steps=200, rosen_records=1)
     t0 = time.perf_counter()
     simulate_rosenbrock(short)
-    return (time.perf_counter() - t0) * s.rosen_steps * s.rosen_factor / 200
+    return (time.perf_counter() - t0) * s.rosen_steps / 200
 
 
 def plan(scale: str) -> Plan:
@@ -226,7 +224,7 @@ def plan(scale: str) -> Plan:
                 lambda: estimate_particles(t),
             ),
             "rosenbrock": Simulation(
-                f"GD on Rosenbrock, {t.rosen_particles:,} runs × {t.rosen_steps * t.rosen_factor:,} steps",
+                f"GD on Rosenbrock, {t.rosen_particles:,} runs × {t.rosen_steps:,} steps",
                 lambda: estimate_rosenbrock(t),
             ),
         },

@@ -128,43 +128,75 @@ def occupancy_figure(path: Path, runs: dict[str, np.ndarray], occ: dict[str, np.
     return _save(fig, path)
 
 
-def rosenbrock_figure(path: Path, rosen: dict[str, np.ndarray], budget: int) -> Path:
-    """GD on Rosenbrock: the median distance ‖θ − (1, 1)‖ over the runs (10–90 % band)
-    against the step on log axes, with the budget marked."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    steps = rosen["step"]
-    keep = steps > 0
-    ax.plot(steps[keep], rosen["median"][keep], "C0", label="median distance")
-    ax.fill_between(
-        steps[keep], rosen["q10"][keep], rosen["q90"][keep], color="C0", alpha=0.2, label="10–90% of runs"
-    )
-    ax.axvline(budget, color="0.4", ls=":", label=f"budget ({budget:,} steps)")
+def rosenbrock_figure(path: Path, rosen: dict[str, np.ndarray], theory) -> Path:  # noqa: ANN001
+    """GD on Rosenbrock: the median distance ‖θ − (1, 1)‖ over the runs (10–90 % band) against
+    the step, log distance on a linear step axis (a geometric decay is a straight line), with
+    the linear regime the rate is fitted in shaded and the predicted slope ρ^t = (1 − ηλ_min)^t
+    drawn through the window's first record (`theory`: a `toy.LinearRegime`)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    steps, median = rosen["step"], rosen["median"]
+    ax.plot(steps, median, "C0", label="median distance")
+    ax.fill_between(steps, rosen["q10"], rosen["q90"], color="C0", alpha=0.2, label="10–90% of runs")
+    ax.axhspan(theory.low, theory.high, color="0.85", zorder=0, label="linear regime (fit window)")
+    inside = np.flatnonzero((median >= theory.low) & (median <= theory.high))
+    if len(inside):
+        t0, d0 = steps[inside[0]], median[inside[0]]
+        t = steps[inside[0] :]
+        ax.plot(t, d0 * theory.rate ** (t - t0), "k--", lw=1, label=f"(1 − ηλ_min)^t, ρ = {theory.rate:.6f}")
     ax.set(
-        xscale="log",
         yscale="log",
         xlabel="step",
         ylabel="‖θ − (1, 1)‖",
-        title=f"GD on Rosenbrock: slow, ill-conditioned convergence (after {OSIPOV_2018.short})",
+        title=f"GD on Rosenbrock: linear convergence at κ = {theory.condition_number:.0f}\n"
+        f"(after {OSIPOV_2018.short})",
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def sweep_figure(
-    path: Path, dataset: str, curves: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]
-) -> Path:
-    """Training loss and error against the epoch for each γ'."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
-    for k, (noise, (epochs, loss, err)) in enumerate(sorted(curves.items())):
-        a.plot(epochs, loss, color=f"C{k}", label=f"γ' = {noise:g}")
-        b.plot(epochs, err, color=f"C{k}", label=f"γ' = {noise:g}")
-    a.set(yscale="log", xlabel="epoch", ylabel="training loss (cross-entropy)", title="training loss")
-    b.set(xlabel="epoch", ylabel="training error", title="training error", ylim=(0, 1))
-    for ax in (a, b):
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    fig.suptitle(f"SGDL on the MLP 512-512 (batch 32, lr 0.01) on {dataset} ({CITE})")
+def sweep_figure(path: Path, dataset: str, measured: dict, curves: dict, baseline) -> Path:  # noqa: ANN001
+    """Training loss, training error and test error against the epoch for each γ', one row per
+    noise schedule (constant as in the paper, γ'/(1 + t) as in the report's code), with the
+    plain-SGD seeds in grey and, on the error panels, the band of results "similar" to theirs
+    (their mean ± the tolerance of `mlp.Baseline`). `measured`: name → `mlp.SweepRun`;
+    `curves`: name → `mlp.sweep_curves`."""
+    schedules = ("constant", "decaying")
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), squeeze=False)
+    noises = sorted({r.noise for r in measured.values() if r.noise > 0})
+    for row, schedule in enumerate(schedules):
+        for name, r in measured.items():
+            if r.noise == 0:
+                style = {"color": "0.55", "lw": 0.8, "label": "γ' = 0 (seeds)" if r.seed == 0 else None}
+            elif r.schedule == schedule:
+                style = {"color": f"C{noises.index(r.noise)}", "lw": 1.2, "label": f"γ' = {r.noise:g}"}
+            else:
+                continue
+            c = curves[name]
+            for ax, key in zip(axes[row], ("train_loss", "train_error", "test_error"), strict=True):
+                ax.plot(c["epoch"], c[key], **style)
+        for ax, key in zip(axes[row][1:], ("train_error", "test_error"), strict=True):
+            mean, tol = float(baseline.values(key).mean()), baseline.tolerance(key)
+            floor = 0.5 / (baseline.n_train if key == "train_error" else baseline.n_test)  # log axis: > 0
+            ax.axhspan(
+                max(mean - tol, floor),
+                mean + tol,
+                color="0.8",
+                alpha=0.6,
+                zorder=0,
+                label="similar to γ' = 0",
+            )
+        noise_text = "constant γ'" if schedule == "constant" else "γ'/(1 + t)"
+        axes[row][0].set(
+            yscale="log", ylabel="training loss (cross-entropy)", title=f"{noise_text}: training loss"
+        )
+        axes[row][1].set(ylabel="training error", title=f"{noise_text}: training error", yscale="log")
+        axes[row][2].set(ylabel="test error", title=f"{noise_text}: test error", yscale="log")
+        for ax in axes[row]:
+            ax.set(xlabel="epoch")
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7)
+    fig.suptitle(f"SGDL on the MLP 512-512 (batch 32, lr 0.01) on {dataset} ({CITE}; {OSIPOV_2018.short})")
     return _save(fig, path)
 
 

@@ -8,13 +8,15 @@ minimizers:
   sharpness  mean loss increase under random filter-normalized perturbations of relative size r
              (Li et al. 2018's normalization, each filter moved by r·‖filter‖)
   simplex    the three-point interpolation w_λ = λ1w1 + λ2w2 + λ3w3 between the three seeds'
-             minimizers: the mean loss over the simplex (λ ≥ 0) above the corners' mean
+             minimizers: the mean loss over the simplex (λ ≥ 0) above the mean loss at its
+             corners λ = e_1, e_2, e_3 (the minimizers themselves)
 
 Runs that miss zero training error are named in the premise claim and left out."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,7 +74,8 @@ def minimizer(run: Run):
 
 
 def measure_run(run: Run, s: LabelSettings, seed: int) -> dict[str, float]:
-    """The flatness measures of one minimizer."""
+    """The flatness measures of one minimizer, each with its estimator's standard error where
+    it has one (Hutchinson's trace; the mean over random perturbation directions)."""
     model, theta, x, y, loss = minimizer(run)
     last = run.metrics.to_pylist()[-1]
     row = {
@@ -88,135 +91,210 @@ def measure_run(run: Run, s: LabelSettings, seed: int) -> dict[str, float]:
             model, loss, x, y, theta, r, s.directions, torch.Generator().manual_seed(1000 + seed), chunk=8
         )
         row[f"sharpness_mean_{r:g}"] = sh.mean_increase
+        row[f"sharpness_se_{r:g}"] = float(sh.increases.std() / math.sqrt(len(sh.increases)))
         row[f"sharpness_max_{r:g}"] = sh.max_increase
     return row
 
 
-def interpolation_surface(
-    runs: list[Run], s: LabelSettings
-) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """L(w_λ) on `simplex_lambdas` for the three runs' minimizers, and its summaries."""
+def simplex_corners(lam: np.ndarray) -> np.ndarray:
+    """Row indices in `lam` [G, 3] of the simplex's corners λ = e_1, e_2, e_3, in that order: the
+    three minimizers themselves. The whole row must match: on the enlarged grid of
+    `simplex_lambdas` other rows have some λ_i = 1 too."""
+    out = []
+    for corner in np.eye(3):
+        rows = np.flatnonzero(np.abs(lam - corner).max(axis=1) < 1e-12)
+        if len(rows) != 1:
+            raise ValueError(f"the λ grid holds corner {corner.tolist()} {len(rows)} times, not once")
+        out.append(int(rows[0]))
+    return np.array(out)
+
+
+def surface_summary(lam: np.ndarray, values: np.ndarray, flat_level: float) -> dict[str, Any]:
+    """Summaries of the interpolated loss L(w_λ) (`values`, one per row of `lam`) over the simplex
+    (λ ≥ 0): its mean above the mean of the three corners (`simplex_excess`); for each edge
+    (λ_k = 0, the path between the other two minimizers) its mean above the mean of its two
+    corners (`edge_excess`); the corners' mean, the value at the lattice point nearest the
+    centroid, the maximum, and the fraction of the simplex's lattice points with loss ≤
+    `flat_level`."""
+    inside = (lam >= -1e-12).all(axis=1)
+    corners = values[simplex_corners(lam)]
+    centroid = values[np.argmin(np.abs(lam - 1 / 3).sum(axis=1))]
+    edges = []
+    for k in range(3):
+        on_edge = inside & (np.abs(lam[:, k]) < 1e-12)
+        edges.append(float(values[on_edge].mean() - np.delete(corners, k).mean()))
+    return {
+        "corner_mean": float(corners.mean()),
+        "simplex_mean": float(values[inside].mean()),
+        "simplex_excess": float(values[inside].mean() - corners.mean()),
+        "edge_excess": edges,
+        "centroid": float(centroid),
+        "simplex_max": float(values[inside].max()),
+        "flat_fraction": float((values[inside] <= flat_level).mean()),
+    }
+
+
+def interpolation_surface(runs: list[Run], s: LabelSettings) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """L(w_λ) on `simplex_lambdas` for the three runs' minimizers, and its `surface_summary`."""
     parts = [minimizer(r) for r in runs]
     model, _, x, y, loss = parts[0]
     w = torch.stack([p[1] for p in parts])
     lam = simplex_lambdas(s.simplex_steps, s.simplex_margin)
     values = three_point_interpolation(model, loss, x, y, w, lam, chunk=8).double().numpy()
     lam_np = lam.numpy()
-    inside = (lam_np >= -1e-12).all(axis=1)
-    corners = values[(np.abs(lam_np - 1) < 1e-12).any(axis=1)]
-    centroid = values[np.argmin(np.abs(lam_np - 1 / 3).sum(axis=1))]
-    summary = {
-        "corner_mean": float(corners.mean()),
-        "simplex_mean": float(values[inside].mean()),
-        "simplex_excess": float(values[inside].mean() - corners.mean()),
-        "centroid": float(centroid),
-        "simplex_max": float(values[inside].max()),
-        "flat_fraction": float((values[inside] <= s.flat_level).mean()),
-    }
-    return lam_np, values, summary
+    return lam_np, values, surface_summary(lam_np, values, s.flat_level)
 
 
 MEASURES = (
     ("lambda_max", "top Hessian eigenvalue λ_max"),
     ("trace", "Hessian trace (Hutchinson)"),
     ("sharpness", "mean loss increase under filter-normalized perturbations"),
-    ("simplex_excess", "mean loss over the three-point simplex above its corners"),
 )
+MEANING = (
+    "Zhang et al.: minimizers that generalize (natural labels) sit in flatter regions than those that "
+    "memorize (random labels)"
+)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One flatness measure at the minimizers of one label kind: a value per seed and its
+    estimator's standard error (0 where the estimate is exact to its tolerance)."""
+
+    values: tuple[float, ...]
+    se: tuple[float, ...]
+    seeds: int  # seeds trained, whether or not they reached zero training error
+
+
+def separation_claim(key: str, statement: str, natural: Measured, random: Measured) -> Claim:
+    """Claim `labels/<key>`: every natural-label minimizer's measure is below every random-label
+    one's, beyond 3 standard errors of each estimate (max(v + 3·se) over natural seeds <
+    min(v − 3·se) over random seeds). Not applicable (premise: minimizers at zero training
+    error) without a measured seed of each kind."""
+    if not natural.values or not random.values:
+        return not_applicable(
+            f"labels/{key}",
+            statement,
+            "needs runs of both label kinds at zero training error",
+            natural=list(natural.values),
+            random=list(random.values),
+        )
+    nat, rnd = np.array(natural.values), np.array(random.values)
+    upper = nat + 3 * np.array(natural.se)
+    lower = rnd - 3 * np.array(random.se)
+    mean_n, mean_r = float(nat.mean()), float(rnd.mean())
+    ratio = f" (×{mean_r / mean_n:.2g})" if mean_n > 0 else ""
+    return decide(
+        f"labels/{key}",
+        statement,
+        bool(upper.max() < lower.min()),
+        headline=f"natural {mean_n:.3g} vs random {mean_r:.3g}{ratio}; seeds at zero training error: "
+        f"natural {len(nat)}/{natural.seeds}, random {len(rnd)}/{random.seeds}",
+        meaning=MEANING,
+        natural=nat.tolist(),
+        random=rnd.tolist(),
+        natural_se=list(natural.se),
+        random_se=list(random.se),
+        natural_mean=mean_n,
+        random_mean=mean_r,
+        flatter_by_mean="natural" if mean_n < mean_r else "random",
+        tolerance="every natural value + 3 SE below every random value − 3 SE (SE: the estimator's "
+        "standard error: Hutchinson probes, perturbation directions; 0 for Lanczos λ_max)",
+    )
+
+
+def simplex_claim(natural: dict[str, Any] | None, random: dict[str, Any] | None) -> Claim:
+    """Claim `labels/simplex_excess`: on the three-point interpolation surfaces
+    (`surface_summary`), the natural-label simplex's mean loss above its corners is below the
+    random-label one's, and so is each edge's: every natural edge excess below every random one
+    (the three edges, one per pair of minimizers, give the spread a single surface hides). Not
+    applicable (premise) unless both label kinds have three minimizers at zero training error."""
+    statement = (
+        "Natural-label minimizers are flatter than random-label ones by the mean loss over the "
+        "three-point simplex above its corners (the three minimizers), and along each of its "
+        "edges (one surface per label kind, through its three seeds' minimizers)"
+    )
+    if natural is None or random is None:
+        return not_applicable(
+            "labels/simplex_excess",
+            statement,
+            "the interpolation needs three minimizers of each label kind at zero training error",
+        )
+    n, r = natural["simplex_excess"], random["simplex_excess"]
+    edges = max(natural["edge_excess"]) < min(random["edge_excess"])
+    return decide(
+        "labels/simplex_excess",
+        statement,
+        n < r and edges,
+        headline=f"natural {n:.3g} vs random {r:.3g} above the corners' loss "
+        f"({natural['corner_mean']:.3g} and {random['corner_mean']:.3g}); edges "
+        f"{min(natural['edge_excess']):.3g}–{max(natural['edge_excess']):.3g} vs "
+        f"{min(random['edge_excess']):.3g}–{max(random['edge_excess']):.3g}",
+        meaning=MEANING,
+        natural=natural,
+        random=random,
+        edges_separate=edges,
+        flatter_by_mean="natural" if n < r else "random",
+        tolerance="every natural edge excess below every random one (the spread over pairs of minimizers)",
+    )
+
+
+def measures_agree_claim(directions: dict[str, str]) -> Claim:
+    """Claim `labels/measures-agree`: the measures decided (measure → the label kind flatter by
+    its mean) all name the same kind. Not applicable with fewer than two measures decided."""
+    statement = "The flatness measures agree on which label kind gives the flatter minimizers"
+    if len(directions) < 2:
+        return not_applicable("labels/measures-agree", statement, "fewer than two measures decided")
+    return decide(
+        "labels/measures-agree",
+        statement,
+        len(set(directions.values())) == 1,
+        headline=", ".join(f"{k}: {v}" for k, v in directions.items()),
+        meaning="curvature (λ_max, trace), random-direction sharpness and the simplex surface "
+        "are different summaries; agreement makes the flatness verdict robust",
+        flatter_by_mean=directions,
+    )
 
 
 def label_claims(
     runs: dict[str, Run],
     s: LabelSettings,
     measured: dict[str, dict[str, float]],
-    surfaces: dict[str, dict[str, float]],
+    surfaces: dict[str, dict[str, Any]],
 ) -> list[Claim]:
     """The label-comparison claims (after Zhang, Liao, Rakhlin, Miranda, Golowich & Poggio 2017,
     "Theory of deep learning IIb: optimization properties of SGD", §5):
 
     - `labels/zero-train-error`: the premise, every run reaching zero training error.
-    - `labels/lambda_max`, `labels/trace`, `labels/sharpness`: every natural-label seed's
-      measure (λ_max, Hutchinson tr H, mean loss increase under filter-normalized
-      perturbations of relative size r = `s.radii[0]`) is below every random-label seed's.
-    - `labels/simplex_excess`: the natural surface's mean loss over the simplex above its
-      corners is below the random one's.
-    - `labels/measures-agree`: the measures decided agree on which kind is flatter (by mean).
-
-    A measure is not applicable without runs (or, for the simplex, three minimizers) of
-    both kinds at zero training error."""
+    - `labels/lambda_max`, `labels/trace`, `labels/sharpness`: `separation_claim` of λ_max,
+      Hutchinson tr H and the mean loss increase under filter-normalized perturbations of
+      relative size r = `s.radii[0]`, over the runs that meet the premise.
+    - `labels/simplex_excess`: `simplex_claim`.
+    - `labels/measures-agree`: `measures_agree_claim` over the measures decided."""
     claim, meets = premise_claim("labels/zero-train-error", "natural and random labels", premise(s), runs)
     claims = [claim]
-    r0 = f"sharpness_mean_{s.radii[0]:g}"
-    groups = {kind: [lb for lb in meets if lb.startswith(f"labels-{kind}-")] for kind in KINDS}
-    directions = {}
+    r0 = f"{s.radii[0]:g}"
     for key, title in MEASURES:
+        field, se = (
+            (f"sharpness_mean_{r0}", f"sharpness_se_{r0}") if key == "sharpness" else (key, f"{key}_se")
+        )
         statement = (
             f"Natural-label minimizers are flatter than random-label ones by the {title}"
-            + (f" (r = {s.radii[0]:g})" if key == "sharpness" else "")
-            + (
-                " (one surface per label kind, through its three seeds' minimizers)"
-                if key == "simplex_excess"
-                else " (every natural seed below every random one)"
-            )
+            + (f" (r = {r0})" if key == "sharpness" else "")
+            + " (every natural seed below every random one)"
         )
-        if key == "simplex_excess":
-            if not all(kind in surfaces for kind in KINDS):
-                claims.append(
-                    not_applicable(
-                        f"labels/{key}",
-                        statement,
-                        "the interpolation needs three minimizers of each label kind at zero training error",
-                        meets=meets,
-                    )
-                )
-                continue
-            nat, rnd = [surfaces["natural"]["simplex_excess"]], [surfaces["random"]["simplex_excess"]]
-        else:
-            field = r0 if key == "sharpness" else key
-            if not groups["natural"] or not groups["random"]:
-                claims.append(
-                    not_applicable(
-                        f"labels/{key}",
-                        statement,
-                        "needs runs of both label kinds at zero training error",
-                        meets=meets,
-                    )
-                )
-                continue
-            nat = [measured[lb][field] for lb in groups["natural"]]
-            rnd = [measured[lb][field] for lb in groups["random"]]
-        mean_n, mean_r = float(np.mean(nat)), float(np.mean(rnd))
-        directions[key] = "natural" if mean_n < mean_r else "random"
-        claims.append(
-            decide(
-                f"labels/{key}",
-                statement,
-                max(nat) < min(rnd),
-                headline=f"natural {mean_n:.3g} vs random {mean_r:.3g} (×{mean_r / mean_n:.2g})"
-                if mean_n
-                else f"natural {mean_n:.3g} vs random {mean_r:.3g}",
-                meaning="Zhang et al.: minimizers that generalize (natural labels) sit in flatter regions "
-                "than those that memorize (random labels)",
-                natural=nat,
-                random=rnd,
-                natural_mean=mean_n,
-                random_mean=mean_r,
-                flatter_by_mean=directions[key],
+        groups = {}
+        for kind in KINDS:
+            names = [lb for lb in meets if lb.startswith(f"labels-{kind}-")]
+            groups[kind] = Measured(
+                tuple(float(measured[lb][field]) for lb in names),
+                tuple(float(measured[lb].get(se, 0.0)) for lb in names),
+                len(s.seeds),
             )
-        )
-    statement = "The flatness measures agree on which label kind gives the flatter minimizers"
-    if len(directions) < 2:
-        claims.append(not_applicable("labels/measures-agree", statement, "fewer than two measures decided"))
-    else:
-        agree = len(set(directions.values())) == 1
-        claims.append(
-            decide(
-                "labels/measures-agree",
-                statement,
-                agree,
-                headline=", ".join(f"{k}: {v}" for k, v in directions.items()),
-                meaning="curvature (λ_max, trace), random-direction sharpness and the simplex surface "
-                "are different summaries; agreement makes the flatness verdict robust",
-                flatter_by_mean=directions,
-            )
-        )
+        claims.append(separation_claim(key, statement, groups["natural"], groups["random"]))
+    claims.append(simplex_claim(surfaces.get("natural"), surfaces.get("random")))
+    directions = {
+        c.id.split("/")[1]: c.evidence["flatter_by_mean"] for c in claims[1:] if c.verdict != "not-applicable"
+    }
+    claims.append(measures_agree_claim(directions))
     return claims
