@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import subprocess
 import sys
@@ -10,7 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+import typer.testing
 from typer.testing import CliRunner
+
+# typer builds the click command from the app's functions on every `CliRunner.invoke` (tens of
+# milliseconds of introspection); the app does not change while the tests run, so build it once.
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 REPO = Path(__file__).resolve().parents[1]
 
