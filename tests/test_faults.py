@@ -163,6 +163,8 @@ def test_a_really_full_disk_from_the_cli(tiny_disk, tmp_path):
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no space left" in lines[0] and "Traceback" not in done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "no space left" in summary["error"]
     for step, path in RunDir(out).states():
         assert RunDir(out).load(path.name)["step"] == step  # every state on disk is whole
 
@@ -367,3 +369,66 @@ def test_a_reproduction_with_a_forced_divergence_ends_with_claims_that_say_so(tm
         ("mu/batch-size", "not-applicable", f"run mu-mlp diverged at step {summary['diverged_at']}")
     ]
     assert json.loads((tmp_path / "claims.json").read_text())[0]["verdict"] == "not-applicable"
+
+
+# ---------------------------------------------------------------------------------------
+# Damaged newest state, a process gone while `running`, a full disk (issue 21's table)
+
+SHORT = tiny(train={"epochs": None, "max_steps": 60}, checkpoint={"every_steps": 20, "keep": 3})
+
+
+def stopped_at(step_limit, out, monkeypatch):
+    """SHORT trained into `out` and stopped (as by Ctrl-C) after step `step_limit`."""
+    from sgdlab import faults
+
+    steps = []
+
+    def point(name):
+        steps.append(name == "step")
+        if sum(steps) >= step_limit:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(faults, "point", point)
+        with pytest.raises(KeyboardInterrupt):
+            sgdlab.run(SHORT, out)
+
+
+def test_resume_past_a_truncated_newest_state_says_which_it_used(tmp_path, cli, monkeypatch):
+    out = tmp_path / "r"
+    stopped_at(50, out, monkeypatch)
+    assert [s for s, _ in RunDir(out).states()] == [20, 40]
+    newest = out / "checkpoints" / "state-000000040.pt"
+    newest.write_bytes(newest.read_bytes()[:300])
+    result = cli("resume", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"warning: {newest}: damaged (does not match its checksum")
+    assert line.endswith("; resuming from state-000000020.pt instead")
+    assert sgdlab.load_run(out).metrics.equals(sgdlab.run(SHORT).metrics)
+
+
+def test_a_full_disk_ends_the_run_interrupted_with_the_reason(tmp_path, monkeypatch):
+    """Every write fails once the disk fills at the third state, the summary's atomic rewrite
+    too: the summary is rewritten in place (its old blocks fit), status `interrupted`."""
+    import sgdlab.store.files as files
+
+    real_replace, full = os.replace, []
+
+    def filling(src, dst, *a, **k):
+        if "state-000000060" in str(dst) or full:
+            full.append(dst)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(files.os, "replace", filling)
+    out = tmp_path / "r"
+    with pytest.raises(DiskFull, match="no space left"):
+        sgdlab.run(dict(SHORT, train={"epochs": None, "max_steps": 100}), out)
+    assert any(Path(p).name == "summary.json" for p in full)  # its atomic rewrite failed too
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "no space left" in summary["error"]
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    sgdlab.resume(out)
+    ref = sgdlab.run(dict(SHORT, train={"epochs": None, "max_steps": 100}))
+    assert sgdlab.load_run(out).metrics.equals(ref.metrics)

@@ -422,6 +422,11 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
         assert not [pid for pid in everyone if _alive(pid)], "processes outlived the killed sweep"
         summary = RunDir(held).read_summary()
         assert summary["status"] == "interrupted" and RunDir(held).states()[-1][0] == summary["steps"] > 0
+        # The run the killed sweep trained itself was left `running`: it reads `interrupted`.
+        own = out / "runs" / "seed=0"
+        assert json.loads((own / "summary.json").read_text())["status"] == "running"
+        assert sgdlab.load_run(own).status == "interrupted"
+        assert json.loads((own / "summary.json").read_text())["status"] == "interrupted"
     finally:
         for pid in everyone + [pid for pid, _ in kids]:  # only what this test started, if still there
             if _alive(pid):

@@ -271,6 +271,12 @@ def check_selection(name: str, scale: str, only: str | None) -> None:
         raise nothing_selected(name, scale, only)
 
 
+def _remove_new(out: Path, new: bool) -> None:
+    """Remove `out` if this invocation created it (an `--only` that selected nothing)."""
+    if new:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def nothing_selected(name: str, scale: str, only: str) -> UserError:
     """The error of an `--only PATTERN` that selects nothing."""
     return UserError(f"--only: {quote(only)} selects none of the runs and parts of {name} at scale {scale}")
@@ -305,11 +311,17 @@ def reproduce(
     new = not out.exists()
     lab = Lab(out, scale, device, log, progress_factory, only)
     t0 = time.perf_counter()
-    claims = [c if c.source or paper is None else replace(c, source=str(paper)) for c in entry.factory(lab)]
+    try:
+        made = entry.factory(lab)
+    except Exception:
+        if only is not None and lab.asked and not lab.matched:  # it failed for want of a run
+            _remove_new(out, new)
+            raise nothing_selected(name, scale, only) from None
+        raise
     if only is not None and lab.asked and not lab.matched:
-        if new:
-            shutil.rmtree(out, ignore_errors=True)
+        _remove_new(out, new)
         raise nothing_selected(name, scale, only)
+    claims = [c if c.source or paper is None else replace(c, source=str(paper)) for c in made]
     write_json(lab.out / "claims.json", [asdict(c) for c in claims])
     write_json(
         lab.out / "experiment.json",

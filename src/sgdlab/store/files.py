@@ -195,7 +195,10 @@ def read_parquet(path: Path, todo: str = "") -> pa.Table:
     if not path.is_file():
         raise DamagedFile(path, "missing", todo)
     try:
-        return pq.read_table(path, page_checksum_verification=True)
+        table = pq.read_table(path, page_checksum_verification=True)
+        table.validate(full=True)  # offsets in range, strings UTF-8
+        table.schema.names  # noqa: B018 - the footer's names are not covered by the page checksums
+        return table
     except Exception as exc:  # noqa: BLE001 - whatever the parser raises, the file is damaged
         raise DamagedFile(path, f"not a readable Parquet file: {_first_line(exc)}", todo) from None
 
