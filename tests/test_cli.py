@@ -7,7 +7,7 @@ import json
 import pytest
 
 import sgdlab
-from conftest import run_cli_process, tiny, write_toml
+from conftest import tiny, write_toml
 
 
 def assert_one_line_error(result, fragment: str) -> None:
@@ -126,13 +126,13 @@ def test_show_prints_summary_and_writes_png(tmp_path, cli):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plain_progress_lines_when_not_a_terminal(tmp_path):
+def test_plain_progress_lines_when_not_a_terminal(tmp_path, cli):
     cfg = write_toml(tmp_path / "c.toml", tiny())
-    loud = run_cli_process("run", cfg, "--out", tmp_path / "a")
-    assert loud.returncode == 0
+    loud = cli("run", cfg, "--out", tmp_path / "a")  # the runner's stderr is not a terminal
+    assert loud.exit_code == 0
     assert "train: step 16/16 (100%)" in loud.stderr and "\x1b[" not in loud.stderr
-    quiet = run_cli_process("run", cfg, "--out", tmp_path / "b", "--quiet")
-    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
+    quiet = cli("run", cfg, "--out", tmp_path / "b", "--quiet")
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -253,7 +253,9 @@ def test_reproduce_on_cuda_without_a_gpu_is_one_line_and_writes_nothing(tmp_path
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    result = cli("reproduce", "qualitative-sgd", "--scale", "smoke", "--device", "cuda", "--out", tmp_path / "x")
+    result = cli(
+        "reproduce", "qualitative-sgd", "--scale", "smoke", "--device", "cuda", "--out", tmp_path / "x"
+    )
     assert_one_line_error(result, "device: 'cuda' requested but torch sees no CUDA device")
     assert list(tmp_path.iterdir()) == []
 
@@ -261,10 +263,14 @@ def test_reproduce_on_cuda_without_a_gpu_is_one_line_and_writes_nothing(tmp_path
 def test_reproduce_only_matching_nothing_is_an_error_and_writes_nothing(tmp_path, cli):
     from fake_experiments import registered
 
-    planned = cli("reproduce", "qualitative-sgd", "--scale", "smoke", "--only", "zzz*", "--out", tmp_path / "x")
+    planned = cli(
+        "reproduce", "qualitative-sgd", "--scale", "smoke", "--only", "zzz*", "--out", tmp_path / "x"
+    )
     assert_one_line_error(planned, "--only: 'zzz*' selects none of the runs and parts of qualitative-sgd")
     with registered("only-fake"):  # no plan: checked once the experiment has asked
-        unplanned = cli("reproduce", "only-fake", "--scale", "smoke", "--only", "zzz", "--out", tmp_path / "y")
+        unplanned = cli(
+            "reproduce", "only-fake", "--scale", "smoke", "--only", "zzz", "--out", tmp_path / "y"
+        )
     assert_one_line_error(unplanned, "--only: 'zzz' selects none of the runs and parts of only-fake")
     assert list(tmp_path.iterdir()) == []
 

@@ -1,7 +1,10 @@
 """Faults a long run must survive: SIGKILL at chosen points (a step, a checkpoint write, a
 metrics write, the γ replay pass), damaged checkpoints, a full disk, NaN/inf anywhere. After
 each, `sgdlab resume` ends bit-identical to an uninterrupted run, with no duplicated or missing
-metric rows, and no damaged checkpoint is ever loaded."""
+metric rows, and no damaged checkpoint is ever loaded.
+
+Only the run that is killed needs a process of its own; the references and the resumes run in
+this one (a process start with torch costs seconds)."""
 
 from __future__ import annotations
 
@@ -36,6 +39,26 @@ GAMMA = tiny(
 )
 
 
+SHORT = tiny(train={"epochs": None, "max_steps": 60}, checkpoint={"every_steps": 20, "keep": 3})
+
+
+def stopped_at(step_limit, out, monkeypatch, raw=SHORT):
+    """`raw` trained into `out` and stopped (as by Ctrl-C) after step `step_limit`."""
+    from sgdlab import faults
+
+    steps = []
+
+    def point(name):
+        steps.append(name == "step")
+        if sum(steps) >= step_limit:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(faults, "point", point)
+        with pytest.raises(KeyboardInterrupt):
+            sgdlab.run(raw, out)
+
+
 def run_with_fault(cfg: Path, out: Path, fault: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SGDLAB_FAULT=fault)
     return subprocess.run(
@@ -53,8 +76,7 @@ def reference(tmp_path_factory):
     refs = {}
     for name, raw in (("run", RUN), ("gamma", GAMMA)):
         cfg = write_toml(root / f"{name}.toml", raw)
-        done = run_cli_process("run", cfg, "--out", root / f"ref-{name}", "--quiet")
-        assert done.returncode == 0, done.stderr
+        sgdlab.run(cfg, root / f"ref-{name}")
         refs[name] = (cfg, root / f"ref-{name}")
     return refs
 
@@ -77,18 +99,16 @@ def test_sigkill_at_a_point_then_resume_is_bit_identical(reference, tmp_path, ki
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-500:])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "running"
-    resumed = run_cli_process("resume", out, "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
+    sgdlab.resume(out)
     assert_same_run(ref, out)
     leftovers = [p for p in out.rglob(".*.tmp-*")]
     assert not leftovers, leftovers
 
 
-def test_a_damaged_latest_state_is_skipped_not_loaded(reference, tmp_path):
+def test_a_damaged_latest_state_is_skipped_not_loaded(reference, tmp_path, monkeypatch):
     cfg, ref = reference["run"]
     out = tmp_path / "killed"
-    proc = run_with_fault(cfg, out, "step@420")
-    assert proc.returncode == -signal.SIGKILL
+    stopped_at(420, out, monkeypatch, RUN)
     states = RunDir(out).states()
     assert len(states) >= 2
     newest = states[-1][1]
@@ -97,8 +117,8 @@ def test_a_damaged_latest_state_is_skipped_not_loaded(reference, tmp_path):
     newest.write_bytes(bytes(data))
     with pytest.raises(CorruptCheckpoint, match="does not match its checksum"):
         RunDir(out).load(newest.name)
-    resumed = run_cli_process("resume", out, "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
+    with pytest.warns(UserWarning, match=f"{newest.name}: damaged"):
+        sgdlab.resume(out)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["skipped_states"] == [newest.name]
     assert_same_run(ref, out)
@@ -374,25 +394,6 @@ def test_a_reproduction_with_a_forced_divergence_ends_with_claims_that_say_so(tm
 # ---------------------------------------------------------------------------------------
 # Damaged newest state, a process gone while `running`, a full disk (issue 21's table)
 
-SHORT = tiny(train={"epochs": None, "max_steps": 60}, checkpoint={"every_steps": 20, "keep": 3})
-
-
-def stopped_at(step_limit, out, monkeypatch):
-    """SHORT trained into `out` and stopped (as by Ctrl-C) after step `step_limit`."""
-    from sgdlab import faults
-
-    steps = []
-
-    def point(name):
-        steps.append(name == "step")
-        if sum(steps) >= step_limit:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(faults, "point", point)
-        with pytest.raises(KeyboardInterrupt):
-            sgdlab.run(SHORT, out)
-
 
 def test_resume_past_a_truncated_newest_state_says_which_it_used(tmp_path, cli, monkeypatch):
     out = tmp_path / "r"
@@ -409,8 +410,8 @@ def test_resume_past_a_truncated_newest_state_says_which_it_used(tmp_path, cli, 
 
 
 def test_a_full_disk_ends_the_run_interrupted_with_the_reason(tmp_path, monkeypatch):
-    """Every write fails once the disk fills at the third state, the summary's atomic rewrite
-    too: the summary is rewritten in place (its old blocks fit), status `interrupted`."""
+    """Every write fails once the disk fills at the third state, the final flush of metrics
+    and summary too: the summary is rewritten in place (its old blocks fit), `interrupted`."""
     import sgdlab.store.files as files
 
     real_replace, full = os.replace, []
@@ -425,7 +426,7 @@ def test_a_full_disk_ends_the_run_interrupted_with_the_reason(tmp_path, monkeypa
     out = tmp_path / "r"
     with pytest.raises(DiskFull, match="no space left"):
         sgdlab.run(dict(SHORT, train={"epochs": None, "max_steps": 100}), out)
-    assert any(Path(p).name == "summary.json" for p in full)  # its atomic rewrite failed too
+    assert any(Path(p).name == "metrics.parquet" for p in full)  # the last flush failed too
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted" and "no space left" in summary["error"]
     monkeypatch.setattr(files.os, "replace", real_replace)

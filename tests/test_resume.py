@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import sgdlab
-from conftest import run_cli_process, start_and_stop, tiny, write_toml
+from conftest import start_and_stop, tiny, write_toml
 from sgdlab.errors import UserError
 from sgdlab.store import RunDir
 
@@ -40,8 +40,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     cfg = write_toml(tmp_path / "c.toml", LONG)
     ref = tmp_path / "ref"
-    done = run_cli_process("run", cfg, "--out", ref, "--quiet")
-    assert done.returncode == 0, done.stderr
+    sgdlab.run(cfg, ref)  # in this process: only the killed run needs its own
 
     killed = tmp_path / "killed"
     proc = start_and_stop(cfg, killed, signal.SIGKILL, 1000)
@@ -49,8 +48,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["status"] == "running" and summary["steps"] < 6000
 
-    resumed = run_cli_process("resume", killed, "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
+    sgdlab.resume(killed)
     assert json.loads((killed / "summary.json").read_text())["resumes"] == 1
     assert_same_run(ref, killed)
 
