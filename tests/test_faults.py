@@ -3,8 +3,8 @@ metrics write, the γ replay pass), damaged checkpoints, a full disk, NaN/inf an
 each, `sgdlab resume` ends bit-identical to an uninterrupted run, with no duplicated or missing
 metric rows, and no damaged checkpoint is ever loaded.
 
-Only the run that is killed needs a process of its own; the references and the resumes run in
-this one (a process start with torch costs seconds)."""
+Only the run that is killed needs a process of its own, forked from this one; the references
+and the resumes run in this one (a fresh process with torch costs seconds)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -59,15 +58,19 @@ def stopped_at(step_limit, out, monkeypatch, raw=SHORT):
             sgdlab.run(raw, out)
 
 
-def run_with_fault(cfg: Path, out: Path, fault: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SGDLAB_FAULT=fault)
-    return subprocess.run(
-        [sys.executable, "-m", "sgdlab", "run", str(cfg), "--out", str(out), "--quiet"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+def run_with_fault(cfg: Path, out: Path, fault: str, monkeypatch) -> int:
+    """Train `cfg` into `out` in a forked child with SGDLAB_FAULT=`fault` (read afresh at the
+    fork, see sgdlab.faults); the child's exit code, -SIGKILL when the fault fired. A fork
+    starts in milliseconds with torch loaded, and its runs use one thread, as a sweep's
+    forked workers do (sweep.executors.start_method)."""
+    import multiprocessing
+
+    monkeypatch.setenv("SGDLAB_FAULT", fault)
+    child = multiprocessing.get_context("fork").Process(target=sgdlab.run, args=(cfg, out))
+    child.start()
+    monkeypatch.delenv("SGDLAB_FAULT")
+    child.join(timeout=300)
+    return child.exitcode
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +95,10 @@ def reference(tmp_path_factory):
         ("gamma", "write:final.pt@1"),  # between the two passes
     ],
 )
-def test_sigkill_at_a_point_then_resume_is_bit_identical(reference, tmp_path, kind, fault):
+def test_sigkill_at_a_point_then_resume_is_bit_identical(reference, tmp_path, kind, fault, monkeypatch):
     cfg, ref = reference[kind]
     out = tmp_path / "killed"
-    proc = run_with_fault(cfg, out, fault)
-    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-500:])
+    assert run_with_fault(cfg, out, fault, monkeypatch) == -signal.SIGKILL
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "running"
     sgdlab.resume(out)

@@ -307,7 +307,7 @@ def resume(
     run_dir.lock()
     try:
         run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
-        cfg = resolve(load_config(run_dir.config_path))
+        cfg = resolve(run_dir.read_config())
         parts = build_parts(cfg, model=model, data=data)
         init = _recorded_init(run_dir, parts, warn)
         recorder = Recorder(run_dir, cfg.checkpoint)

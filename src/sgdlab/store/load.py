@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from ..config import Config, load_config
+from ..config import Config
 from ..errors import DamagedFile
 from .metrics import rows_to_table
 from .run_dir import FINISHED, RunDir
@@ -119,7 +119,7 @@ def load_run(path: str | Path) -> Run:
         raise DamagedFile(run_dir.metrics_path, "missing", run_dir.todo())
     return Run(
         run_dir.path,
-        load_config(run_dir.config_path),
+        run_dir.read_config(),
         summary,
         metrics if metrics is not None else rows_to_table([]),
     )

@@ -41,7 +41,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DamagedFile, UserError
+from ..config import Config, load_config
+from ..errors import ConfigError, DamagedFile, UserError
 from .files import (
     CorruptCheckpoint,
     check_fields,
@@ -224,6 +225,17 @@ class RunDir:
             return True
         self.unlock()
         return False
+
+    def read_config(self) -> Config:
+        """config.toml as a Config (unresolved); a ConfigError naming the file when it cannot
+        be read or holds a value this sgdlab does not accept (damaged, or from another version)."""
+        try:
+            return load_config(self.config_path)
+        except ConfigError as exc:
+            text = str(exc)
+            if not text.startswith(f"{self.config_path}: "):
+                text = f"{self.config_path}: {text}"
+            raise ConfigError(text) from None
 
     # --- summary and metrics -----------------------------------------------------------
     def read_summary(self) -> dict[str, Any]:
