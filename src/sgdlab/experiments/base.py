@@ -296,7 +296,8 @@ def reproduce(
     OUT/report.html.
 
     Checked before anything is written: the experiment and scale exist, the device is there
-    (`cuda` without a GPU is a UserError) and `only` selects some run or part."""
+    (`cuda` without a GPU is a UserError), `out` is a directory or can be one, and `only`
+    selects some run or part."""
     from ..build import resolve_device
     from ..report.html import write_report
     from ..runner import environment, versions
@@ -308,6 +309,8 @@ def reproduce(
     check_selection(name, scale, only)
     paper = entry.extra.get("paper")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; choose another --out")
     new = not out.exists()
     lab = Lab(out, scale, device, log, progress_factory, only)
     t0 = time.perf_counter()

@@ -64,6 +64,8 @@ def run_tour(
     out = Path(out)
     entries = stages(only)  # checked before anything is written
     resolve_device(device)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "device": device,

@@ -216,14 +216,23 @@ class RunDir:
 
     def is_locked(self) -> bool:
         """Whether some process holds the run's lock, i.e. is training it right now (this
-        object's own lock counts)."""
+        object's own lock counts). Probed with a shared lock on `.lock` opened for reading, so
+        a run on a read-only disk can be asked too; a lock file that cannot be opened counts
+        as held (nothing is concluded from it)."""
         if self._lock_fh is not None:
             return True
         try:
-            self.lock()
-        except UserError:
+            fh = open(self.path / ".lock", "rb")
+        except FileNotFoundError:
+            return False
+        except OSError:
             return True
-        self.unlock()
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
         return False
 
     def read_config(self) -> Config:
