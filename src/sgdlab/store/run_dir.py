@@ -57,6 +57,7 @@ from .files import (
     write_text,
 )
 
+GONE = "the process running it ended without recording why (killed?); `sgdlab resume` continues it"
 STATE_RE = re.compile(r"^state-(\d+)\.pt$")
 FINISHED = ("completed", "diverged")
 # What summary.json holds, by type (see runner.start and runner._record); other keys are kept.
@@ -276,7 +277,7 @@ class RunDir:
     def _interrupted(self, summary: dict[str, Any]) -> dict[str, Any]:
         """`summary` (status `running`, lock free) as `interrupted`, written back under the lock
         unless a process took the run meanwhile or the directory cannot be written."""
-        reason = "the process running it ended without recording why (killed?); `sgdlab resume` continues it"
+        reason = GONE
         fixed = dict(summary, status="interrupted", error=summary.get("error") or reason)
         try:
             self.lock()

@@ -31,6 +31,7 @@ from ..build import resolve
 from ..config import Config, config_to_toml, load_config
 from ..errors import UserError
 from ..store import RunDir
+from ..store.run_dir import GONE
 
 FINISHED = ("completed", "diverged")
 
@@ -272,7 +273,8 @@ DEAD_LOCK_GRACE_S = 5.0  # a killed process's lock outlives its death notice by 
 
 def mark_failed(path: Path, error: str) -> None:
     """Record `error` in the summary of the run at `path` if it was left `running` by a process
-    that no longer holds it (a live holder keeps its run as it is). The pool may hear of a
+    that no longer holds it (or a reader already marked it `interrupted` for that; a live
+    holder keeps its run as it is). The pool may hear of a
     worker's death before the kernel has closed that worker's lock file, so the lock is retried
     for a few seconds before the holder counts as alive."""
     if not RunDir.is_run(path):
@@ -289,7 +291,8 @@ def mark_failed(path: Path, error: str) -> None:
             time.sleep(0.05)
     try:
         summary = run_dir.read_summary()
-        if summary.get("status") == "running":
+        gone = summary.get("status") == "interrupted" and summary.get("error") == GONE  # a reader saw it
+        if summary.get("status") == "running" or gone:
             run_dir.write_summary(dict(summary, status="failed", error=error))
     except (OSError, UserError):
         pass  # a damaged summary is rebuilt when the run is resumed
