@@ -34,7 +34,7 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     line.
 
     >>> quote("x" * 1000, limit=12)
-    "'xxxxxxxxxxx… (1,002 characters)"
+    "'xxxxxxxxxx… (1,002 characters)"
     >>> quote([1, 2])
     '[1, 2]'
     """
