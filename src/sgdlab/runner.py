@@ -316,13 +316,14 @@ def resume(
         recorder.summary.pop("error", None)
         final = run_dir.checkpoints / "final.pt"
         for d in damaged:
+            what = f"{d.path}: damaged ({d.problem})"
             if d.path == run_dir.summary_path:
-                warn(f"{d}; it is rebuilt from the config")
+                warn(f"{what}; it is rebuilt from the config")
             elif d.path == final:
-                warn(f"{d}; training the run again from its latest intact state")
+                warn(f"{what}; training the run again from its latest intact state")
                 recorder.summary.pop("phase", None)
             elif d.path != run_dir.checkpoints / "init.pt":  # _recorded_init said so
-                warn(f"{d}; training the run again from θ_0")
+                warn(f"{what}; training the run again from θ_0")
                 init = None
         if init is None:
             init = _start_over(run_dir, parts, recorder)
