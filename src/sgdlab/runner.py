@@ -325,21 +325,22 @@ def resume(
             elif d.path != run_dir.checkpoints / "init.pt":  # _recorded_init said so
                 warn(f"{what}; training the run again from θ_0")
                 init = None
+        state = None
         if init is None:
             init = _start_over(run_dir, parts, recorder)
-            return _execute(parts, recorder, init, None, progress)
-        parts.model.load_state_dict(init)
-        recorder.metrics = MetricsLog(run_dir.read_metrics())
+        else:
+            parts.model.load_state_dict(init)
+            recorder.metrics = MetricsLog(run_dir.read_metrics())
+            if recorder.summary.get("phase") != "replay":
+                state = _latest_state(run_dir, recorder.summary, warn)
+                step = int(state["step"]) if state is not None else 0
+                recorder.metrics.truncate(step)
+                recorder.summary["steps"] = step
     except BaseException:
         run_dir.unlock()
         raise
-    if recorder.summary.get("phase") == "replay":
-        return _execute(parts, recorder, init, None, progress, phase="replay")
-    state = _latest_state(run_dir, recorder.summary, warn)
-    step = int(state["step"]) if state is not None else 0
-    recorder.metrics.truncate(step)
-    recorder.summary["steps"] = step
-    return _execute(parts, recorder, init, state, progress)
+    phase = "replay" if recorder.summary.get("phase") == "replay" else "train"
+    return _execute(parts, recorder, init, state, progress, phase=phase)
 
 
 def _recorded_init(run_dir: RunDir, parts: Parts, warn: Warn) -> dict[str, torch.Tensor] | None:
