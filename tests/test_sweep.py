@@ -402,6 +402,7 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
         text=True,
     )
     held = out / "runs" / "seed=1"  # the worker's run (helpers take jobs from the back)
+    own = out / "runs" / "seed=0"  # the run the sweep process trains itself
     kids: list[tuple[int, str]] = []
     everyone: list[int] = []
     try:
@@ -409,7 +410,8 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read()
             kids = kids or _children(proc.pid)  # a forked worker (and, spawned, the resource tracker)
-            if kids and RunDir.is_run(held) and RunDir(held).is_locked():
+            started = all(RunDir.is_run(p) and RunDir(p).is_locked() for p in (held, own))
+            if kids and started and (own / "summary.json").is_file():
                 break
             time.sleep(0.05)
         assert kids, "no worker process started"
@@ -422,6 +424,10 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
         assert not [pid for pid in everyone if _alive(pid)], "processes outlived the killed sweep"
         summary = RunDir(held).read_summary()
         assert summary["status"] == "interrupted" and RunDir(held).states()[-1][0] == summary["steps"] > 0
+        # The run the killed sweep trained itself was left `running`: it reads `interrupted`.
+        assert json.loads((own / "summary.json").read_text())["status"] == "running"
+        assert sgdlab.load_run(own).status == "interrupted"
+        assert json.loads((own / "summary.json").read_text())["status"] == "interrupted"
     finally:
         for pid in everyone + [pid for pid, _ in kids]:  # only what this test started, if still there
             if _alive(pid):

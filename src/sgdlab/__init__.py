@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 from . import curvature, toys  # noqa: E402  (sgdlab.curvature, sgdlab.toys)
 from .config import Config, load_config  # noqa: E402
 from .data import Dataset, datasets  # noqa: E402
-from .errors import ConfigError, UserError  # noqa: E402
+from .errors import ConfigError, DamagedFile, UserError  # noqa: E402
 from .losses import losses  # noqa: E402
 from .models import models  # noqa: E402
 from .optim import optimizers  # noqa: E402
@@ -30,6 +30,7 @@ from .sweep import Sweep, load_sweep, run_sweep  # noqa: E402
 __all__ = [
     "Config",
     "ConfigError",
+    "DamagedFile",
     "Dataset",
     "Probe",
     "Run",

@@ -1,12 +1,14 @@
 """config → parts. `resolve` checks a config against the registries and fills every default
 (the result is what a run saves); `build_parts` turns a resolved config into data, model,
-loss, update rule, sampler and probes. Both fail with a ConfigError before any work."""
+loss, update rule, sampler and probes. Both fail with a ConfigError before any work: a
+number the run's dtype cannot hold, or a model too large for the memory there is, too."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from types import GenericAlias
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -14,7 +16,7 @@ from torch import nn
 from .config import Config, ProbesConfig, check_range, convert, type_hints
 from .data import Dataset, build_dataset, datasets
 from .engine import Parts, Sampler
-from .errors import ConfigError
+from .errors import ConfigError, quote, shorten
 from .losses import get_loss, losses
 from .models import build_model, models
 from .optim import build_rule, optimizers
@@ -50,7 +52,9 @@ def resolve_probes(cfg: ProbesConfig) -> ProbesConfig:
     the probe reads, and each option is converted to the type of its default."""
     for name in cfg.options:
         if name not in probes:
-            raise ConfigError(f"probes.{name}: {name!r} is not one of {', '.join(probes.names())}")
+            raise ConfigError(
+                f"probes.{shorten(name)}: {quote(name)} is not one of {', '.join(probes.names())}"
+            )
         if name not in cfg.use:
             raise ConfigError(f"probes.{name}: options given but {name!r} is not in probes.use")
     if len(set(cfg.use)) != len(cfg.use):
@@ -119,6 +123,7 @@ def resolve(cfg: Config) -> Config:
     if train.epochs is None and train.max_steps is None:
         train = dataclasses.replace(train, epochs=DEFAULT_EPOCHS)
     parse_schedule(cfg.checkpoint.iterates, "checkpoint.iterates")
+    check_dtype_range(cfg)
     return dataclasses.replace(
         cfg,
         device=resolve_device(cfg.device),
@@ -128,6 +133,89 @@ def resolve(cfg: Config) -> Config:
         train=train,
         probes=resolve_probes(cfg.probes),
     )
+
+
+def _numbers(section: Any, prefix: str) -> Iterator[tuple[str, float]]:
+    """(dotted key, value) of every float of a config section, nested sections and lists too."""
+    for f in dataclasses.fields(section):
+        value, key = getattr(section, f.name), f"{prefix}.{f.name}"
+        if dataclasses.is_dataclass(value):
+            yield from _numbers(value, key)
+        elif isinstance(value, float):
+            yield key, value
+        elif isinstance(value, tuple):
+            yield from ((f"{key}[{i}]", v) for i, v in enumerate(value) if isinstance(v, float))
+
+
+def check_dtype_range(cfg: Config) -> None:
+    """A ConfigError for a number of the data, model, optim or train sections that the run's
+    dtype cannot hold (float32 ends at 3.4e38: `optim.lr = 1e308` would be inf in the update)."""
+    largest = torch.finfo(getattr(torch, cfg.dtype)).max
+    for prefix in ("data", "model", "optim", "train"):
+        for key, value in _numbers(getattr(cfg, prefix), prefix):
+            if abs(value) > largest:
+                raise ConfigError(
+                    f"{key}: {value:g} does not fit the run's dtype {cfg.dtype} (largest {largest:.3g}); "
+                    'use a smaller value or dtype = "float64"'
+                )
+
+
+COPIES = 4  # of θ a run holds at least: parameters, gradients, θ_0 for the probes, its saved copy
+
+
+def count_params_unallocated(cfg: Config, input_shape: tuple[int, ...], n_outputs: int) -> int | None:
+    """The trainable parameters of the model `cfg` names, counted on torch's meta device (no
+    memory allocated); None for a model that cannot be built there."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            model = build_model(cfg.model, input_shape, n_outputs)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - a model whose constructor computes with its weights
+        return None
+    return sum(p.numel() for p in trainable(model))
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes a new allocation can take on `device`: free GPU memory for cuda; for the CPU the
+    kernel's MemAvailable, within the cgroup's limit when there is one; None when unknown."""
+    if device.startswith("cuda"):
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        free = int(next(line.split()[1] for line in meminfo.splitlines() if line.startswith("MemAvailable:")))
+        free *= 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return free
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB"
+
+
+def check_memory(cfg: Config, input_shape: tuple[int, ...], n_outputs: int) -> None:
+    """A ConfigError, before anything is allocated, for a model whose parameters cannot fit:
+    COPIES × parameters × bytes per number against the memory available on the device."""
+    n = count_params_unallocated(cfg, input_shape, n_outputs)
+    free = available_memory(cfg.device)
+    if n is None or free is None:
+        return
+    size = torch.finfo(getattr(torch, cfg.dtype)).bits // 8
+    need = COPIES * n * size
+    if need > free:
+        raise ConfigError(
+            f"model: {cfg.model.name} has {n:,} parameters; training it needs at least {_gb(need)} "
+            f"({COPIES} copies × {n:,} × {size} bytes of {cfg.dtype}: parameters, gradients, θ_0 "
+            f"twice) but {cfg.device} has {_gb(free)} available; choose a smaller model"
+        )
 
 
 def build_model_seeded(cfg: Config, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
@@ -147,6 +235,7 @@ def build_parts(cfg: Config, *, model: nn.Module | None = None, data: Dataset | 
     dataset = data if data is not None else build_dataset(cfg.data, cfg.seed)
     loss = get_loss(cfg.train.loss, dataset.target_kind)
     if model is None:
+        check_memory(cfg, dataset.input_shape, dataset.n_outputs)
         model = build_model_seeded(cfg, dataset.input_shape, dataset.n_outputs)
     dtype = getattr(torch, cfg.dtype)
     model = model.to(device=device, dtype=dtype)

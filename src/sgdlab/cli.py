@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional
 
 import typer
 
-from .errors import UserError
+from .errors import UserError, clip, quote
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -30,13 +30,20 @@ SetOption = typer.Option(
 
 
 def fail(message: str) -> NoReturn:
-    """Print `error: MESSAGE` on stderr and exit with code 2 (bad input)."""
-    typer.echo(f"error: {message}", err=True)
+    """Print `error: MESSAGE` on stderr, as one line of at most about 1,000 characters, and
+    exit with code 2 (bad input)."""
+    typer.echo(f"error: {clip(message)}", err=True)
     raise typer.Exit(2)
 
 
+def warn(message: str) -> None:
+    """Print `warning: MESSAGE` on stderr, as one line."""
+    typer.echo(f"warning: {clip(message)}", err=True)
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Turn UserError into the one-line, exit-code-2 form."""
+    """Turn UserError, and an OSError about a file (permission denied, a read-only or full
+    disk), into the one-line, exit-code-2 form."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -44,6 +51,10 @@ def user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except UserError as exc:
             fail(str(exc))
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            fail(f"{exc.filename}: {exc.strerror or exc}")
 
     return wrapper
 
@@ -174,14 +185,12 @@ def resume(
 ) -> None:
     """Continue a killed or interrupted run from its latest saved state."""
     from . import runner
-    from .store import RunDir
 
-    status = RunDir.open(run_dir).read_summary().get("status")
-    if status in ("completed", "diverged"):
-        typer.echo(f"{run_dir}: already {status}; nothing to resume", err=True)
-        return
     with ProgressReporter(None, quiet, "resume") as progress:
-        result = runner.resume(run_dir, progress=progress)
+        result = runner.resume(run_dir, progress=progress, warn=warn)
+    if result.parts is None:
+        typer.echo(f"{run_dir}: already {result.status}; nothing to resume", err=True)
+        return
     if not quiet:
         print_summary(result.path, result.summary)
     if result.status == "interrupted":
@@ -209,15 +218,17 @@ def reproduce(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Reproduce a published finding: runs, figures and a verdict per claim."""
+    from .build import resolve_device
     from .config import DEVICES
     from .experiments import SCALES, experiments
     from .experiments import reproduce as run_experiment
 
     experiments.get(name, "experiment")
     if scale not in SCALES:
-        fail(f"--scale: {scale!r} is not one of {', '.join(SCALES)}")
+        fail(f"--scale: {quote(scale)} is not one of {', '.join(SCALES)}")
     if device not in DEVICES:
-        fail(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+        fail(f"--device: {quote(device)} is not one of {', '.join(DEVICES)}")
+    resolve_device(device)  # cuda without a GPU: one line, before anything is written
     if plan:
         print_plan(name, scale, device, only)
         return
@@ -312,7 +323,7 @@ def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
     device = resolve_device(device)
     _, rows, sims = plan(name, scale, device, only)
     if not rows and not sims:
-        fail(f"--only: {only!r} selects none of the runs of {name} at scale {scale}")
+        fail(f"--only: {quote(only)} selects none of the runs of {name} at scale {scale}")
     table = Table(title=f"{name} at scale {scale} on {device}: {len(rows)} runs")
     for col in ("run", "model", "params", "train", "batch", "stops", "probes", "est. time"):
         table.add_column(col, justify="right" if col in ("params", "train", "batch", "est. time") else "left")
@@ -419,7 +430,7 @@ def list_(kind: str = typer.Argument("all", help=f"one of {', '.join(KINDS)}, or
         "experiments": experiments,
     }
     if kind not in KINDS + ("all",):
-        fail(f"list: {kind!r} is not one of {', '.join(KINDS)}, all")
+        fail(f"list: {quote(kind)} is not one of {', '.join(KINDS)}, all")
     console = Console()
     for name, registry in tables.items():
         if kind in (name, "all"):
@@ -452,11 +463,8 @@ def show(
     from .report.curves import plot_curves
     from .store import RunDir, load_run
 
-    run_ = load_run(run_dir)
-    summary = dict(run_.summary)
-    if summary.get("status") == "running" and not RunDir(run_dir).is_locked():
-        summary["status"] = "running? (no process holds it: killed; continue with sgdlab resume)"
-    print_summary(run_.path, summary)
+    run_ = load_run(run_dir)  # a run left `running` by a process that is gone reads `interrupted`
+    print_summary(run_.path, run_.summary)
     if plot:
         path = plot_curves(run_, RunDir(run_dir).figures / "curves.png")
         typer.echo(f"wrote {path}")
@@ -560,11 +568,13 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """A tour of every reproduction at a scale of seconds, ending in OUT/report.html."""
+    from .build import resolve_device
     from .config import DEVICES
     from .experiments.tour import run_tour
 
     if device not in DEVICES:
-        fail(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+        fail(f"--device: {quote(device)} is not one of {', '.join(DEVICES)}")
+    resolve_device(device)
     log = (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))
     t0 = time.perf_counter()
     stages = run_tour(

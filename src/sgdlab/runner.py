@@ -13,9 +13,10 @@ import datetime as dt
 import platform
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -29,12 +30,14 @@ from .config import Config, ProbesConfig, config_to_toml, load_config
 from .data import Dataset
 from .engine import Outcome, Parts, train
 from .engine.loop import Progress
-from .errors import UserError
+from .errors import DamagedFile, UserError, clip
 from .params import flat_params
 from .probes import Probe, Reference
 from .probes.basic import BatchLoss
 from .store import MetricsLog, Recorder, RunDir
+from .store.files import DiskFull, remove_checkpoint
 from .store.metrics import merge_tables
+from .store.run_dir import FINISHED
 
 FINAL_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
 REPLAY_DIR = "replay"
@@ -237,7 +240,16 @@ def start(
     if run_dir is not None:
         run_dir.lock()
     recorder = Recorder(run_dir, cfg.checkpoint)
-    recorder.summary = {
+    recorder.summary = base_summary(parts)
+    init_state = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
+    recorder.save("init.pt", init_state)
+    return _execute(parts, recorder, init_state, None, progress)
+
+
+def base_summary(parts: Parts) -> dict[str, Any]:
+    """The summary a run starts with: status running, seed, size, device, versions, start time."""
+    cfg = parts.config
+    return {
         "status": "running",
         "seed": cfg.seed,
         "n_params": parts.n_params,
@@ -249,9 +261,13 @@ def start(
         "started_at": _now(),
         "resumes": 0,
     }
-    init_state = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
-    recorder.save("init.pt", init_state)
-    return _execute(parts, recorder, init_state, None, progress)
+
+
+Warn = Callable[[str], None]
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def resume(
@@ -260,6 +276,7 @@ def resume(
     progress: Progress | None = None,
     model: nn.Module | None = None,
     data: Dataset | None = None,
+    warn: Warn | None = None,
 ) -> RunResult:
     """Continue a run that was killed or interrupted, from its latest saved state; the result
     is bit-identical to an uninterrupted run (same machine kind and thread count).
@@ -268,49 +285,118 @@ def resume(
     writer left are removed, and the parts are rebuilt from the recorded config; the rebuilt
     θ_0 must equal init.pt, or the code changed and the run cannot be continued exactly. The
     newest resumable state that matches its checksum is restored (model, optimizer buffers,
-    sampler order and generator, probe states, RNGs; damaged newer ones are skipped and listed
-    in summary["skipped_states"]), metrics rows from its step on are dropped, and training
-    continues from there, or from θ_0 when no state was saved. A run stopped in the replay
-    pass of a two-phase run continues that pass. A run already completed or diverged is
-    returned as it is, with `parts` None.
+    sampler order and generator, probe states, RNGs), metrics rows from its step on are
+    dropped, and training continues from there, or from θ_0 when no state was saved. A run
+    stopped in the replay pass of a two-phase run continues that pass. A run already
+    completed or diverged, with its files intact, is returned as it is, with `parts` None.
+
+    Damaged files are reported through `warn` (one line each; default `warnings.warn`) and
+    rebuilt: newer states that do not match their checksums are skipped (and listed in
+    summary["skipped_states"]); a damaged summary is rebuilt from the config; a damaged
+    final.pt is trained again from the latest state; damaged metrics, init.pt or saved
+    iterates make the run start over from θ_0, which gives the same run.
 
     Pass the same `model` and `data` as the original run if it used your own.
     """
+    warn = warn or _warn
     run_dir = RunDir.open(path)
-    summary = run_dir.read_summary()
-    status = summary.get("status")
-    if status in ("completed", "diverged"):
-        metrics = run_dir.read_metrics()
-        return RunResult(run_dir.path, summary, metrics, None)
+    damaged = run_dir.damage()
+    summary = None if any(d.path == run_dir.summary_path for d in damaged) else run_dir.read_summary()
+    if summary is not None and summary.get("status") in FINISHED and not damaged:
+        return RunResult(run_dir.path, summary, run_dir.read_metrics(), None)
     run_dir.lock()
-    run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
-    cfg = resolve(load_config(run_dir.config_path))
-    parts = build_parts(cfg, model=model, data=data)
-    init = run_dir.load("init.pt")
+    try:
+        run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
+        cfg = resolve(run_dir.read_config())
+        parts = build_parts(cfg, model=model, data=data)
+        init = _recorded_init(run_dir, parts, warn)
+        recorder = Recorder(run_dir, cfg.checkpoint)
+        recorder.summary = {**base_summary(parts), **(summary or {})}
+        recorder.summary.update(status="running", resumes=int(recorder.summary["resumes"]) + 1)
+        recorder.summary.pop("error", None)
+        final = run_dir.checkpoints / "final.pt"
+        for d in damaged:
+            what = f"{d.path}: damaged ({d.problem})"
+            if d.path == run_dir.summary_path:
+                warn(f"{what}; it is rebuilt from the config")
+            elif d.path == final:
+                warn(f"{what}; training the run again from its latest intact state")
+                recorder.summary.pop("phase", None)
+            elif d.path != run_dir.checkpoints / "init.pt":  # _recorded_init said so
+                warn(f"{what}; training the run again from θ_0")
+                init = None
+        state = None
+        if init is None:
+            init = _start_over(run_dir, parts, recorder)
+        else:
+            parts.model.load_state_dict(init)
+            recorder.metrics = MetricsLog(run_dir.read_metrics())
+            if recorder.summary.get("phase") != "replay":
+                state = _latest_state(run_dir, recorder.summary, warn)
+                step = int(state["step"]) if state is not None else 0
+                recorder.metrics.truncate(step)
+                recorder.summary["steps"] = step
+    except BaseException:
+        run_dir.unlock()
+        raise
+    phase = "replay" if recorder.summary.get("phase") == "replay" else "train"
+    return _execute(parts, recorder, init, state, progress, phase=phase)
+
+
+def _recorded_init(run_dir: RunDir, parts: Parts, warn: Warn) -> dict[str, torch.Tensor] | None:
+    """θ_0 as init.pt recorded it, checked against the one the config builds now; None (with a
+    warning) when init.pt is damaged, so that the run starts over."""
+    try:
+        init = run_dir.load("init.pt")
+    except DamagedFile as exc:
+        warn(f"{exc}; training the run again from θ_0, rebuilt from the config")
+        return None
+    except UserError:  # no init.pt: deleted, or killed before it was written
+        warn(f"{run_dir.checkpoints / 'init.pt'}: missing; training the run again from θ_0")
+        return None
     rebuilt = parts.model.state_dict()
-    if init.keys() != rebuilt.keys() or any(not torch.equal(init[k].cpu(), rebuilt[k].cpu()) for k in init):
+    if (
+        not isinstance(init, dict)
+        or init.keys() != rebuilt.keys()
+        or any(not torch.equal(init[k].cpu(), rebuilt[k].cpu()) for k in init)
+    ):
         raise UserError(
-            f"{path}: this sgdlab builds a different θ_0 for the run's config than the "
+            f"{run_dir.path}: this sgdlab builds a different θ_0 for the run's config than the "
             "run recorded (the code changed?); cannot resume it bit-identically"
         )
-    parts.model.load_state_dict(init)
-    metrics = MetricsLog(run_dir.read_metrics())
-    recorder = Recorder(run_dir, cfg.checkpoint, metrics)
-    recorder.summary = dict(summary, status="running", resumes=summary.get("resumes", 0) + 1)
-    recorder.summary.pop("error", None)
-    if summary.get("phase") == "replay":
-        return _execute(parts, recorder, init, None, progress, phase="replay")
-    state = _latest_state(run_dir, recorder.summary)
-    metrics.truncate(int(state["step"]) if state is not None else 0)
-    recorder.summary["steps"] = int(state["step"]) if state is not None else 0
-    return _execute(parts, recorder, init, state, progress)
+    return init
 
 
-def _latest_state(run_dir: RunDir, summary: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The newest good resumable state; damaged newer ones are skipped and noted in `summary`."""
-    state, skipped = run_dir.latest_state()
+def _start_over(run_dir: RunDir, parts: Parts, recorder: Recorder) -> dict[str, torch.Tensor]:
+    """Clear what a run trained (states, iterates, final.pt, replay pass, metrics) and record
+    θ_0 again: a run whose records are damaged is trained again from the start."""
+    for _, path in run_dir.states():
+        remove_checkpoint(path)
+    remove_checkpoint(run_dir.checkpoints / "final.pt")
+    shutil.rmtree(run_dir.checkpoints / "iterates", ignore_errors=True)
+    shutil.rmtree(run_dir.path / REPLAY_DIR, ignore_errors=True)
+    run_dir.metrics_path.unlink(missing_ok=True)
+    recorder.metrics = MetricsLog()
+    recorder.summary.update(steps=0)
+    for key in ("phase", "final", "stop_reason", "diverged_at", "last_finite", "probes", "skipped_states"):
+        recorder.summary.pop(key, None)
+    init = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
+    recorder.save("init.pt", init)
+    return init
+
+
+def _latest_state(
+    run_dir: RunDir, summary: dict[str, Any] | None = None, warn: Warn | None = None
+) -> dict[str, Any] | None:
+    """The newest good resumable state; damaged newer ones are skipped, noted in `summary`
+    and reported through `warn`, one line naming the state used instead."""
+    state, used, skipped = run_dir.latest_state()
     if skipped and summary is not None:
-        summary.setdefault("skipped_states", []).extend(skipped)
+        summary.setdefault("skipped_states", []).extend(exc.path.name for exc in skipped)
+    if skipped and warn is not None:
+        instead = f"resuming from {used} instead" if used else "no intact state is left: resuming from θ_0"
+        names = ", ".join(exc.problem if i else str(exc) for i, exc in enumerate(skipped))
+        warn(f"{names}; {instead}")
     return state
 
 
@@ -348,20 +434,32 @@ def _execute(
         _replay(parts, replayed, recorder, init_state, progress)
         return _finish(parts, recorder)
     except BaseException as exc:
-        interrupted = isinstance(exc, KeyboardInterrupt)
+        # Ctrl-C and a full disk stop a run that can go on (`sgdlab resume`); anything else fails it.
+        interrupted = isinstance(exc, (KeyboardInterrupt, DiskFull))
         summary.update(
             status="interrupted" if interrupted else "failed",
-            error=f"{type(exc).__name__}: {exc}",
+            error=str(exc) if isinstance(exc, UserError) else clip(f"{type(exc).__name__}: {exc}"),
             finished_at=_now(),
         )
-        try:
-            recorder.flush()
-        except (OSError, UserError):
-            pass  # e.g. the disk is still full: the error that stopped the run is the one to see
+        _record_end(recorder)
         raise
     finally:
         if recorder.run_dir is not None:
             recorder.run_dir.unlock()
+
+
+def _record_end(recorder: Recorder) -> None:
+    """Write the summary of a run that stopped on an exception: with its metrics, or — when the
+    disk is full and the atomic rewrite does not fit — in place; the error that stopped the
+    run is the one to see, so a write that still fails is left at that."""
+    try:
+        recorder.flush()
+    except (OSError, UserError):
+        if recorder.run_dir is not None:
+            try:
+                recorder.run_dir.write_summary_in_place(recorder.summary)
+            except OSError:
+                pass
 
 
 def _theta0(model: nn.Module, init_state: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -428,28 +526,24 @@ def _replay(
     )
     parts.model.load_state_dict(init_state)
     replay_parts = build_parts(replay_cfg, model=parts.model, data=parts.data)
-    replay_dir, state = None, None
-    if recorder.run_dir is not None:
-        path = recorder.run_dir.path / REPLAY_DIR
-        text = config_to_toml(replay_cfg)
-        if RunDir.is_run(path) and (path / "config.toml").read_text(encoding="utf-8") == text:
-            replay_dir = RunDir(path)
-            state = _latest_state(replay_dir)
-        else:
-            replay_dir = RunDir.create(path, text, overwrite=True)
-    metrics = MetricsLog(replay_dir.read_metrics() if replay_dir is not None and state is not None else None)
+    replay_dir, state, rows = _replay_dir(recorder.run_dir, config_to_toml(replay_cfg))
+    metrics = MetricsLog(rows)
     if state is not None:
         metrics.truncate(int(state["step"]))
     replay_recorder = Recorder(replay_dir, cfg.checkpoint, metrics)
     replay_recorder.summary = {"status": "running", "phase": "replay", "of": reference.source}
-    outcome = train(
-        replay_parts,
-        replay_recorder,
-        theta0=_theta0(parts.model, init_state),
-        reference=reference,
-        state=state,
-        progress=progress,
-    )
+    try:
+        outcome = train(
+            replay_parts,
+            replay_recorder,
+            theta0=_theta0(parts.model, init_state),
+            reference=reference,
+            state=state,
+            progress=progress,
+        )
+    finally:
+        if replay_dir is not None:
+            replay_dir.unlock()
     _record(replay_parts, replay_recorder, outcome)
     replay_recorder.flush()
     if outcome.status != "completed":
@@ -461,6 +555,31 @@ def _replay(
     summary.pop("phase", None)
     if replay_dir is not None:
         shutil.rmtree(replay_dir.checkpoints, ignore_errors=True)
+
+
+def _replay_dir(
+    run_dir: RunDir | None, text: str
+) -> tuple[RunDir | None, dict[str, Any] | None, pa.Table | None]:
+    """The replay pass's run directory (locked, as its parent is), the state to continue it
+    from and its metrics so far: an earlier pass with the same config is continued from its
+    latest intact state; one that is damaged, or of another config, is started again."""
+    if run_dir is None:
+        return None, None, None
+    path = run_dir.path / REPLAY_DIR
+    if RunDir.is_run(path) and (path / "config.toml").read_bytes() == text.encode("utf-8"):
+        replay_dir = RunDir(path)
+        replay_dir.lock()
+        state = _latest_state(replay_dir)
+        try:
+            rows = replay_dir.read_metrics() if state is not None else None
+            if state is None or rows is not None:
+                return replay_dir, state, rows
+        except DamagedFile:
+            pass
+        replay_dir.unlock()
+    replay_dir = RunDir.create(path, text, overwrite=True)
+    replay_dir.lock()
+    return replay_dir, None, None
 
 
 def _final_params(parts: Parts, recorder: Recorder) -> torch.Tensor:

@@ -13,8 +13,8 @@ measured numbers. `sgdlab reproduce NAME` writes everything under one directory:
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -23,14 +23,13 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from ..config import config_to_toml
-from ..errors import UserError
+from ..errors import DamagedFile, UserError, quote
 from ..registry import Registry
 from ..store import Run, load_run
-from ..store.files import write_json, write_parquet
+from ..store.files import read_json, read_parquet, write_json, write_parquet
 from ..sweep.executors import Job, ensure, run_local
 
 SCALES = ("smoke", "cpu", "full")
@@ -175,12 +174,15 @@ class Lab:
         self.out, self.scale, self.device, self.only = Path(out), scale, device, only
         self.log = log or (lambda message: None)
         self.progress_factory = progress_factory
+        self.asked = self.matched = False  # whether `selected` was asked, and said yes, so far
         for sub in ("runs", "tables", "figures"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
 
     def selected(self, name: str) -> bool:
         """Whether run or part `name` is in this invocation (`--only PATTERN`)."""
-        return selected(name, self.only)
+        chosen = selected(name, self.only)
+        self.asked, self.matched = True, self.matched or chosen
+        return chosen
 
     def job(self, name: str, raw: dict[str, Any]) -> Job:
         """Config `raw` as a job for runs/<name>, on this lab's device."""
@@ -238,7 +240,7 @@ class Lab:
 
     def load_table(self, name: str) -> dict[str, np.ndarray]:
         """Table `name` read back from OUT/tables/<name>.parquet, column name → numpy array."""
-        table = pq.read_table(self.out / "tables" / f"{name}.parquet")
+        table = read_parquet(self.out / "tables" / f"{name}.parquet", RERUN)
         return {c: table[c].to_numpy() for c in table.column_names}
 
 
@@ -249,6 +251,35 @@ def selected(name: str, only: str | None) -> bool:
         or fnmatch.fnmatchcase(name, only)
         or (not any(c in only for c in "*?[") and only in name)
     )
+
+
+RERUN = "run the same `sgdlab reproduce` command again to rebuild it"
+
+
+def check_selection(name: str, scale: str, only: str | None) -> None:
+    """A UserError when `--only PATTERN` selects none of the runs and parts experiment
+    `name` plans at `scale` (its registered `plan`; an experiment without one is checked by
+    `reproduce` once it has run)."""
+    if only is None:
+        return
+    planner = experiments.get(name, "experiment").extra.get("plan")
+    planned = planner(scale) if planner is not None else None
+    if planned is None:
+        return
+    names = [*planned.runs, *planned.simulations]
+    if not any(selected(n, only) for n in names):
+        raise nothing_selected(name, scale, only)
+
+
+def _remove_new(out: Path, new: bool) -> None:
+    """Remove `out` if this invocation created it (an `--only` that selected nothing)."""
+    if new:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def nothing_selected(name: str, scale: str, only: str) -> UserError:
+    """The error of an `--only PATTERN` that selects nothing."""
+    return UserError(f"--only: {quote(only)} selects none of the runs and parts of {name} at scale {scale}")
 
 
 def reproduce(
@@ -262,15 +293,38 @@ def reproduce(
 ) -> list[Claim]:
     """Run experiment `name` at `scale` into `out` (only the runs and parts `only` selects);
     returns its claims (also in claims.json), each citing the experiment's paper, and writes
-    OUT/report.html."""
+    OUT/report.html.
+
+    Checked before anything is written: the experiment and scale exist, the device is there
+    (`cuda` without a GPU is a UserError), `out` is a directory or can be one, and `only`
+    selects some run or part."""
+    from ..build import resolve_device
     from ..report.html import write_report
     from ..runner import environment, versions
 
     entry = experiments.get(name, "experiment")
+    if scale not in SCALES:
+        raise UserError(f"--scale: {quote(scale)} is not one of {', '.join(SCALES)}")
+    resolve_device(device)
+    check_selection(name, scale, only)
     paper = entry.extra.get("paper")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; choose another --out")
+    new = not out.exists()
     lab = Lab(out, scale, device, log, progress_factory, only)
     t0 = time.perf_counter()
-    claims = [c if c.source or paper is None else replace(c, source=str(paper)) for c in entry.factory(lab)]
+    try:
+        made = entry.factory(lab)
+    except Exception:
+        if only is not None and lab.asked and not lab.matched:  # it failed for want of a run
+            _remove_new(out, new)
+            raise nothing_selected(name, scale, only) from None
+        raise
+    if only is not None and lab.asked and not lab.matched:
+        _remove_new(out, new)
+        raise nothing_selected(name, scale, only)
+    claims = [c if c.source or paper is None else replace(c, source=str(paper)) for c in made]
     write_json(lab.out / "claims.json", [asdict(c) for c in claims])
     write_json(
         lab.out / "experiment.json",
@@ -291,6 +345,57 @@ def reproduce(
     return claims
 
 
+CLAIM_FIELDS = {
+    "id": str,
+    "statement": str,
+    "verdict": str,
+    "evidence": dict,
+    "headline": str,
+    "meaning": str,
+    "source": str,
+}
+EXPERIMENT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "experiment": str,
+    "scale": str,
+    "device": str,
+    "only": str,
+    "paper": str,
+    "help": str,
+    "versions": dict,
+    "environment": dict,
+    "wall_time_s": float,
+    "verdicts": dict,
+}
+
+
 def load_claims(out: str | Path) -> list[Claim]:
-    """The claims a `reproduce` run wrote to OUT/claims.json."""
-    return [Claim(**c) for c in json.loads((Path(out) / "claims.json").read_text())]
+    """The claims a `reproduce` run wrote to OUT/claims.json; DamagedFile when the file cannot
+    be read or a claim is not one (a field missing or of the wrong type, an unknown verdict)."""
+    path = Path(out) / "claims.json"
+    claims = []
+    for i, raw in enumerate(read_json(path, list, RERUN)):
+        if not isinstance(raw, dict) or set(raw) != set(CLAIM_FIELDS):
+            raise DamagedFile(path, f"entry {i} is not a claim (fields {', '.join(CLAIM_FIELDS)})", RERUN)
+        for key, tp in CLAIM_FIELDS.items():
+            if not isinstance(raw[key], tp):
+                raise DamagedFile(path, f"entry {i}: {key!r} is not a {tp.__name__}", RERUN)
+        if raw["verdict"] not in VERDICTS:
+            verdict = quote(raw["verdict"], 40)
+            raise DamagedFile(
+                path, f"entry {i}: verdict {verdict} is not one of {', '.join(VERDICTS)}", RERUN
+            )
+        claims.append(Claim(**raw))
+    return claims
+
+
+def load_record(out: str | Path) -> dict[str, Any]:
+    """OUT/experiment.json (name, scale, device, paper, versions, wall time), checked; {} when
+    there is none, DamagedFile when it cannot be read."""
+    from ..store.files import check_fields
+
+    path = Path(out) / "experiment.json"
+    if not path.is_file():
+        return {}
+    record = read_json(path, dict, RERUN)
+    check_fields(record, EXPERIMENT_FIELDS, path, RERUN)
+    return record

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UserError
+from ..errors import UserError, quote
 from ..store.files import write_json
 from .base import SCALES, experiments, reproduce, selected
 
@@ -41,7 +41,7 @@ def stages(only: str | None = None) -> list[Any]:
     chosen = [e for e in experiments if selected(e.name, only)]
     if not chosen:
         raise UserError(
-            f"--only: {only!r} selects none of the experiments ({', '.join(experiments.names())})"
+            f"--only: {quote(only)} selects none of the experiments ({', '.join(experiments.names())})"
         )
     return chosen
 
@@ -56,13 +56,17 @@ def run_tour(
 ) -> list[dict[str, Any]]:
     """Reproduce every (selected) experiment at its tour scale into `out`/<name>, then write
     `out`/report.html; returns the stage records (also in `out`/tour.json)."""
+    from ..build import resolve_device
     from ..report.html import write_report
     from ..runner import environment, versions
 
     log = log or (lambda message: None)
     out = Path(out)
+    entries = stages(only)  # checked before anything is written
+    resolve_device(device)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    entries = stages(only)
     record: dict[str, Any] = {
         "device": device,
         "only": only,

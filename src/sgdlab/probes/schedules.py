@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 
 
 @dataclass(frozen=True)
@@ -103,5 +103,6 @@ def parse_schedule(spec: str, key: str = "schedule") -> Schedule:
     except ValueError:
         pass
     raise ConfigError(
-        f"{key}: {spec!r} is not a schedule (step, every:K, epoch, epoch:K, log, log:BASE>1, final, never)"
+        f"{key}: {quote(spec)} is not a schedule "
+        "(step, every:K, epoch, epoch:K, log, log:BASE>1, final, never)"
     )

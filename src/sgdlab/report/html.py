@@ -9,20 +9,30 @@ the mean ± std across seeds of each grid point.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..experiments.base import Claim, load_claims
+from ..errors import DamagedFile, UserError
+from ..experiments.base import Claim, load_claims, load_record
 from ..store import RunDir
-from ..store.files import write_text
+from ..store.files import check_fields, read_json, read_parquet, write_text
 from .page import as_json, code, details, document, esc, figures, fmt, pre, table, verdict_badge
 
 REPORT = "report.html"
 TOUR = "tour.json"
 VERDICTS = ("holds", "fails", "not-applicable")
 MARKS = {"holds": "✓", "fails": "✗", "not-applicable": "–"}
+STAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "scale": str,
+    "paper": str,
+    "paper_short": str,
+    "paper_title": str,
+    "help": str,
+    "status": str,
+    "error": str,
+    "wall_time_s": float,
+    "verdicts": dict,
+}
 SCALE_NOTE = {
     "smoke": "Scale <b>smoke</b>: seconds-long runs that exercise every part of the reproduction. "
     "They are too small and short for the regimes the claims assume, so their verdicts "
@@ -75,11 +85,25 @@ def write_report(path: str | Path) -> Path:
     return out
 
 
-def read_json(path: Path, default: Any = None) -> Any:
-    """The parsed JSON file at `path`, or `default` when there is no such file."""
-    if not path.is_file():
-        return default
-    return json.loads(path.read_text(encoding="utf-8"))
+def read_tour(path: Path) -> dict[str, Any]:
+    """DIR/tour.json, checked: a list of stages, each naming its experiment and directory;
+    DamagedFile otherwise."""
+    file = path / TOUR
+    todo = "run the same `sgdlab demo` command again to rebuild it"
+    tour = read_json(file, dict, todo)
+    check_fields(tour, {"stages": list, "device": str, "versions": dict, "environment": dict}, file, todo)
+    for stage in tour.get("stages") or []:
+        named = isinstance(stage, dict) and all(isinstance(stage.get(k), str) for k in ("experiment", "dir"))
+        if not named:
+            raise DamagedFile(file, "a stage is not an object with an experiment and a dir", todo)
+        check_fields(stage, STAGE_FIELDS, file, todo)
+    return tour
+
+
+def text_of(path: Path) -> str:
+    """A text file sgdlab wrote (a config.toml), for display: bytes that are not UTF-8 are
+    shown as �, so a damaged file is seen as it is."""
+    return path.read_bytes().decode("utf-8", errors="replace")
 
 
 # --- claims ------------------------------------------------------------------------------
@@ -211,7 +235,7 @@ def configs_section(dirs: list[Path]) -> str:
     """Each run's resolved config.toml, folded."""
     if not dirs:
         return ""
-    items = "".join(details(d.name, pre(d.joinpath("config.toml").read_text(encoding="utf-8"))) for d in dirs)
+    items = "".join(details(d.name, pre(text_of(d / "config.toml"))) for d in dirs)
     note = '<p class="muted">The config.toml of every run (every default filled in).</p>'
     return f"<h2>Resolved configs</h2>{note}{items}"
 
@@ -299,7 +323,7 @@ def run_page(path: Path) -> tuple[str, str]:
             ["final metric", "value"], [[esc(k), esc(fmt(v))] for k, v in final.items()], numeric=[1]
         )
     figs = "<h2>Figures</h2>" + figures(run_figures(path), path)
-    config = "<h2>Resolved config</h2>" + pre(run_dir.config_path.read_text(encoding="utf-8"))
+    config = "<h2>Resolved config</h2>" + pre(text_of(run_dir.config_path))
     env = environment_section(
         s.get("versions"),
         s.get("environment"),
@@ -329,7 +353,7 @@ def commands(name: str, out: bool = True) -> list[str]:
 def reproduction_body(path: Path, level: int = 2) -> tuple[list[Claim], str]:
     """Claims table and figures of a reproduction directory (shared by its own page and the
     tour's); headings at `level`."""
-    exp = read_json(path / "experiment.json", {})
+    exp = load_record(path)
     claims = load_claims(path) if (path / "claims.json").is_file() else []
     h = f"h{level}"
     body = (
@@ -345,7 +369,7 @@ def reproduction_body(path: Path, level: int = 2) -> tuple[list[Claim], str]:
 def reproduction_page(path: Path) -> tuple[str, str]:
     """(title, body) of a reproduction's report: paper and scale note with the commands for the
     faithful scales, claims and figures, runs, measurement tables, configs, environment."""
-    exp = read_json(path / "experiment.json", {})
+    exp = load_record(path)
     name = exp.get("experiment", path.name)
     scale = exp.get("scale", "?")
     head = (
@@ -384,14 +408,12 @@ def reproduction_page(path: Path) -> tuple[str, str]:
 
 def tables_section(path: Path, max_rows: int = 40) -> str:
     """The measurement tables (tables/*.parquet): small ones shown whole, large ones by shape."""
-    import pyarrow.parquet as pq
-
     files = sorted((path / "tables").glob("*.parquet")) if (path / "tables").is_dir() else []
     if not files:
         return ""
     items = []
     for f in files:
-        t = pq.read_table(f)
+        t = read_parquet(f, "run the same `sgdlab reproduce` command again to rebuild it")
         label = f"{f.name}: {t.num_rows} rows × {t.num_columns} columns"
         if t.num_rows <= max_rows:
             rows = [
@@ -423,7 +445,7 @@ def compact_counts(claims: list[Claim]) -> str:
 def finding_row(stage: dict[str, Any], path: Path, max_lines: int = 3) -> list[str]:
     """One finding on the tour's first screen: the paper, what it claims, what this run
     measured (verdict counts and the first key numbers), the commands for faithful runs."""
-    exp = read_json(path / "experiment.json", {})
+    exp = load_record(path)
     name = stage["experiment"]
     claimed = esc(exp.get("help") or stage.get("help") or "")
     if stage.get("error"):
@@ -461,7 +483,7 @@ def finding_row(stage: dict[str, Any], path: Path, max_lines: int = 3) -> list[s
 def tour_page(path: Path) -> tuple[str, str]:
     """(title, body) of the demo tour: one finding per stage on the first screen, then each stage's
     claims and figures, timings and environment."""
-    tour = read_json(path / TOUR, {})
+    tour = read_tour(path)
     stages = tour.get("stages", [])
     total = sum(s.get("wall_time_s") or 0 for s in stages)
     scales = sorted({s.get("scale", "?") for s in stages})
@@ -486,7 +508,7 @@ def tour_page(path: Path) -> tuple[str, str]:
             f'<h2 id="{esc(s["experiment"])}">{esc(s["experiment"])} '
             f'<span class="muted">(scale {esc(s.get("scale", "?"))})</span></h2>'
         )
-        exp = read_json(stage_dir / "experiment.json", {})
+        exp = load_record(stage_dir)
         if exp.get("paper"):
             sections.append(f"<p>{esc(exp['paper'])}</p>")
         if s.get("error"):

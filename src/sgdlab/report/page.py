@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import DamagedFile
+
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 CSS = """
@@ -168,8 +170,8 @@ def png_size(png: Path) -> tuple[int, int]:
     """(width, height) from a PNG's IHDR header."""
     with open(png, "rb") as fh:
         head = fh.read(24)
-    if head[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError(f"{png}: not a PNG file")
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
+        raise DamagedFile(png, "not a PNG image", "the command that drew it draws it again")
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 

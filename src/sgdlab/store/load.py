@@ -11,9 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from ..config import Config, load_config
+from ..config import Config
+from ..errors import DamagedFile
 from .metrics import rows_to_table
-from .run_dir import RunDir
+from .run_dir import FINISHED, RunDir
 
 
 @dataclass
@@ -66,7 +67,10 @@ def load_run(path: str | Path) -> Run:
     """Read the run directory at `path`: its config, summary and metrics in one object.
 
     Nothing is locked or changed, so a run can be read while it trains (its metrics as of the
-    last flush). Checkpoints are loaded only on request, with `Run.checkpoint`.
+    last flush); only a status `running` left by a process that is gone is corrected to
+    `interrupted` (see `RunDir.read_summary`). A file that cannot be read, or holds what
+    sgdlab never writes there, raises `DamagedFile` (a UserError) naming it; `sgdlab resume`
+    trains the run again. Checkpoints are loaded only on request, with `Run.checkpoint`.
 
     Example: train one epoch into a directory, then read it back.
 
@@ -109,10 +113,13 @@ def load_run(path: str | Path) -> Run:
     {'1.weight': (16, 64), '1.bias': (16,), '3.weight': (10, 16), '3.bias': (10,)}
     """
     run_dir = RunDir.open(path)
+    summary = run_dir.read_summary()
     metrics = run_dir.read_metrics()
+    if metrics is None and summary.get("status") in FINISHED:
+        raise DamagedFile(run_dir.metrics_path, "missing", run_dir.todo())
     return Run(
         run_dir.path,
-        load_config(run_dir.config_path),
-        run_dir.read_summary(),
+        run_dir.read_config(),
+        summary,
         metrics if metrics is not None else rows_to_table([]),
     )

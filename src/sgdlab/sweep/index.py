@@ -12,17 +12,15 @@ is right after any interruption; `load_sweep(DIR)` reads it back.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..errors import UserError
+from ..errors import DamagedFile, UserError
 from ..store import Run, RunDir, load_run
-from ..store.files import write_json, write_parquet
+from ..store.files import check_fields, read_json, read_parquet, write_json, write_parquet
 from .grid import SweepRun, value_text
 
 SPEC = "sweep.json"
@@ -42,7 +40,10 @@ def index_rows(out: Path, runs: list[SweepRun], errors: dict[str, str] | None = 
     rows = []
     for r in runs:
         path = out / "runs" / r.name
-        summary = RunDir(path).read_summary() if RunDir.is_run(path) else {}
+        try:
+            summary = RunDir(path).read_summary() if RunDir.is_run(path) else {}
+        except DamagedFile as exc:
+            summary = {"status": "damaged", "error": str(exc)}
         status = summary.get("status") or ("failed" if r.name in errors else "pending")
         row = {
             "run": r.name,
@@ -139,12 +140,56 @@ class Sweep:
         }
 
 
+REBUILD = "run the same `sgdlab sweep` command again to rebuild it"
+SPEC_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "config": dict,
+    "grid": list,
+    "seeds": int,
+    "created_at": str,
+    "versions": dict,
+    "environment": dict,
+    "invocations": list,
+}
+INDEX_COLUMNS = {"run": pa.string(), "point": pa.int64(), "seed": pa.int64(), "status": pa.string()}
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    """DIR/sweep.json, checked: the base config, the grid axes ({key, values}), the seeds and
+    the record of each invocation; DamagedFile otherwise."""
+    file = path / SPEC
+    spec = read_json(file, dict, REBUILD)
+    check_fields(spec, SPEC_FIELDS, file, REBUILD)
+    for axis in spec.get("grid") or []:
+        if not (
+            isinstance(axis, dict)
+            and isinstance(axis.get("key"), str)
+            and isinstance(axis.get("values"), list)
+        ):
+            raise DamagedFile(file, "a grid axis is not {key, values}", REBUILD)
+    if not all(isinstance(i, dict) for i in spec.get("invocations") or []):
+        raise DamagedFile(file, "an invocation is not an object", REBUILD)
+    return spec
+
+
+def read_index(path: Path) -> pa.Table:
+    """DIR/index.parquet, checked for the columns every index has; DamagedFile otherwise."""
+    file = path / INDEX
+    index = read_parquet(file, REBUILD)
+    for name, tp in INDEX_COLUMNS.items():
+        if name not in index.column_names or index.schema.field(name).type != tp:
+            raise DamagedFile(file, f"it has no {tp} column {name!r}", REBUILD)
+    if index["run"].null_count or index["status"].null_count or index["point"].null_count:
+        raise DamagedFile(file, "a run, point or status is missing", REBUILD)
+    return index
+
+
 def load_sweep(path: str | Path) -> Sweep:
-    """Read a sweep directory written by `sgdlab sweep`."""
+    """Read a sweep directory written by `sgdlab sweep`; a UserError when it is not one, and
+    DamagedFile when its sweep.json or index.parquet is damaged."""
     path = Path(path)
     if not is_sweep(path):
         raise UserError(f"{path}: not a sweep directory (no {SPEC})")
-    spec = json.loads((path / SPEC).read_text(encoding="utf-8"))
+    spec = read_spec(path)
     if not (path / INDEX).is_file():
-        raise UserError(f"{path}: the sweep has no index yet ({INDEX})")
-    return Sweep(path, spec, pq.read_table(path / INDEX))
+        raise UserError(f"{path}: the sweep has no index yet ({INDEX}); {REBUILD}")
+    return Sweep(path, spec, read_index(path))

@@ -16,13 +16,14 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
+from ..build import resolve_device
 from ..config import apply_override, read_toml
-from ..errors import UserError
+from ..errors import DamagedFile, UserError
 from ..store import RunDir
 from ..store.files import write_json
-from .executors import FINISHED, Job, Outcome, existing, run_local
+from .executors import Job, Outcome, reusable, run_local
 from .grid import Axis, SweepRun, expand, parse_axis
-from .index import SPEC, Sweep, index_rows, is_sweep, load_sweep, write_index
+from .index import SPEC, Sweep, index_rows, is_sweep, load_sweep, read_spec, write_index
 from .ray_executor import ray_session, run_ray
 
 Log = Callable[[str], None]
@@ -61,11 +62,17 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def existing_record(out: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
-    """The record in DIR/sweep.json when DIR holds this sweep, None when DIR is new or empty;
-    an error when it holds anything else."""
+def existing_record(out: Path, spec: dict[str, Any], log: Log | None = None) -> dict[str, Any] | None:
+    """The record in DIR/sweep.json when DIR holds this sweep, None when DIR is new or empty
+    (or its sweep.json is damaged: it is written again from this command, whose runs are each
+    checked against their own config.toml); an error when it holds anything else."""
     if is_sweep(out):
-        record = json.loads((out / SPEC).read_text(encoding="utf-8"))
+        try:
+            record = read_spec(out)
+        except DamagedFile as exc:
+            if log is not None:
+                log(f"{exc.path}: damaged ({exc.problem}); written again from this command")
+            return None
         if not _same({k: record.get(k) for k in spec}, spec):
             raise UserError(
                 f"{out}: holds a different sweep (another config, grid or --seeds); choose another --out"
@@ -76,9 +83,9 @@ def existing_record(out: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def open_sweep_dir(out: Path, spec: dict[str, Any]) -> dict[str, Any]:
+def open_sweep_dir(out: Path, spec: dict[str, Any], log: Log | None = None) -> dict[str, Any]:
     """The record in DIR/sweep.json, created or checked against `spec`."""
-    record = existing_record(out, spec)
+    record = existing_record(out, spec, log)
     if record is not None:
         return record
     from ..runner import environment, versions
@@ -112,6 +119,9 @@ def run_sweep(
     out = Path(out).resolve()  # Ray tasks may start elsewhere
     base, axes, runs = plan_sweep(config, grid, seeds, overrides)
     jobs = sweep_jobs(out, runs)
+    if not ray:  # a Ray task may train on a node with a GPU; the local pool trains here
+        for device in {job.config().device for job in jobs}:
+            resolve_device(device)
     existing_record(out, _spec(base, axes, seeds))
     # Join (or start) the cluster before writing anything: a bad --ray leaves no directory.
     pending = [job for job in jobs if not finished(job)]
@@ -120,9 +130,9 @@ def run_sweep(
 
 
 def finished(job: Job) -> bool:
-    """Whether the job's run directory holds a completed or diverged run with its config."""
-    _, same, status = existing(job)
-    return same and status in FINISHED
+    """Whether the job's run directory holds a completed or diverged run with its config,
+    its files intact."""
+    return reusable(job) is not None
 
 
 def _run(
@@ -137,7 +147,7 @@ def _run(
     log: Log,
     report: bool,
 ) -> Sweep:
-    record = open_sweep_dir(out, _spec(base, axes, seeds))
+    record = open_sweep_dir(out, _spec(base, axes, seeds), log)
     keys = [a.key for a in axes]
     errors: dict[str, str] = {}
     count = [0]
@@ -184,7 +194,10 @@ def describe(out: Path, outcome: Outcome) -> str:
     """One line for a finished run: name, status, what was done, time, final loss."""
     if outcome.error:
         return f"{outcome.name}: {outcome.status} ({outcome.error})"
-    summary = RunDir(out / "runs" / outcome.name).read_summary()
+    try:
+        summary = RunDir(out / "runs" / outcome.name).read_summary()
+    except DamagedFile as exc:
+        return f"{outcome.name}: {outcome.status} ({exc})"
     final = summary.get("final") or {}
     bits = [f"{outcome.name}: {outcome.status}"]
     if outcome.action == "reused":
