@@ -106,6 +106,9 @@ class Gradients(Probe):
             {"full_grad"} if full_grad else set()
         )
         self.best = math.inf
+        # The backpropagated loss as a multiple of the batch mean of the per-sample losses: 1 in
+        # the engine; sgdlab.attach reads it off the step's output gradient (a sum, loss scaling).
+        self.loss_scale = 1.0
         self._pending: tuple[int, Any] | None = None
 
     def setup(self, rt: Any) -> None:
@@ -163,7 +166,8 @@ class Gradients(Probe):
             )
         n = cap.records[0].input.shape[0]
         try:
-            gram = records_gram(cap.records, None, float(n), self._budget)  # δ_i = N·∂(mean loss)/∂z_i
+            # δ_i = N·∂(mean loss)/∂z_i
+            gram = records_gram(cap.records, None, float(n) / self.loss_scale, self._budget)
         finally:
             cap.release()
         return gram + generic if generic is not None else gram
