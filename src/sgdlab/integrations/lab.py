@@ -49,7 +49,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, cast
 
 import pyarrow as pa
 import torch
@@ -94,7 +94,7 @@ class _Pending:
     """One step in flight, between `begin` and `end`."""
 
     handle: StepHandle
-    epoch: float
+    epoch: float | None  # None (a null in the table) without steps_per_epoch
     ctx: StepContext
     batch: tuple[torch.Tensor, torch.Tensor]
     due: list[Probe]
@@ -109,6 +109,11 @@ class _Pending:
     output: torch.Tensor | None = None
     output_grad: torch.Tensor | None = None
     hooks: list[Any] = field(default_factory=list)
+
+
+def ctx_epoch(epoch: float | None) -> float:
+    """A StepContext's epoch: NaN where the table has a null (epochs unknown)."""
+    return math.nan if epoch is None else epoch
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -449,6 +454,7 @@ class Lab:
         self._t0 = time.perf_counter()
         self._wall_before = 0.0
         self._last_flush = time.monotonic()
+        self._batch_noted = False
         self.diverged_at: int | None = None
         self.batch_losses: dict[int, float] = {}  # recorded when sgdlab.replay asks for them
         self.keep_losses = False
@@ -569,10 +575,12 @@ class Lab:
             raise UserError(f"lab.step: step {self._pending.handle.index} is still open (nested lab.step?)")
         if self.rt is None:
             self._first_batch(x, y)
+        if not self._batch_noted:
+            self._note_batch_size(len(y))
         assert self.rt is not None
         k, spe = self.steps, self.spe or 1
-        epoch = k / self.spe if self.spe else math.nan
-        ctx = StepContext(self.rt, k, epoch)
+        epoch = self._epoch(k)
+        ctx = StepContext(self.rt, k, ctx_epoch(epoch))
         row: dict[str, float] = {}
         due = [p for p in self.iteration_probes if p.schedule.due(k, spe)]
         stack = ExitStack()
@@ -604,28 +612,38 @@ class Lab:
                 h.remove()
         k = p.handle.index
         loss = self._batch_loss(p)
+        if self.verify_tol is not None and loss is not None:
+            self._verify(k, loss)
         if p.due and self.rt is not None:
             lr = p.lr if p.lr is not None else float(self.optimizer.param_groups[0]["lr"])
             ictx = StepContext(
-                self.rt, k, p.epoch, before=p.before, batch=p.batch, indices=None, batch_loss=loss, lr=lr
+                self.rt,
+                k,
+                ctx_epoch(p.epoch),
+                before=p.before,
+                batch=p.batch,
+                indices=None,
+                batch_loss=loss,
+                lr=lr,
             )
             with self._guarded():
                 if p.watch_grad:
                     self._set_output_scale(p)
                 for probe in p.due:
                     _put(p.row, probe.measure(ictx), probe.name)
-        if self.verify_tol is not None and loss is not None:
-            self._verify(k, loss)
         if self.keep_losses and loss is not None:
             self.batch_losses[k] = loss
         faults.point("step")
         if p.row:
-            self.recorder.append(k, p.epoch, p.row)
+            self.recorder.append(k, cast(float, p.epoch), p.row)  # None: a null epoch
         if loss is not None and not math.isfinite(loss) and self.diverged_at is None:
             self.diverged_at = k
         self.steps = k + 1
         if self.recorder.run_dir is not None and time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
+
+    def _epoch(self, k: int) -> float | None:
+        return k / self.spe if self.spe else None
 
     def _first_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Without eval_data the first batch is the probes' fixed data (NTK subset); the loss is
@@ -633,9 +651,9 @@ class Lab:
         if self.loss is not None:
             _check_per_sample(self.view, self.outputs, self.loss, x, y)
         self._setup(Dataset.from_tensors(x.detach(), y.detach(), name="first-batch"))
-        self._note_batch_size(len(y))
 
     def _note_batch_size(self, size: int) -> None:
+        self._batch_noted = True
         run_dir = self.recorder.run_dir
         if run_dir is None or self.batch_size_given or self._cfg is None or self.steps:
             return
@@ -807,15 +825,15 @@ class Lab:
         summary = self.recorder.summary
         final: dict[str, float] = {}
         if self.rt is not None:
-            epoch = k / self.spe if self.spe else math.nan
-            ctx = StepContext(self.rt, k, epoch)
+            epoch = self._epoch(k)
+            ctx = StepContext(self.rt, k, ctx_epoch(epoch))
             row: dict[str, float] = {}
             with self._guarded():
                 for p in self.state_probes:
                     if p.schedule.at_end or p.schedule.due(k, self.spe or 1):
                         _put(row, p.measure(ctx), p.name)
                 if row:
-                    self.recorder.append(k, epoch, row)
+                    self.recorder.append(k, cast(float, epoch), row)
                 if self.data is not None:
                     final = {f"{s}_{m}": v for s in ("train", "test") for m, v in ctx.evaluate(s).items()}
                 for p in self.probes:
