@@ -89,6 +89,7 @@ CRASH_OPTIONS = {
 def restartable(out: Path, steps: int, resume: bool = False, every: int = 4):
     """Train a tiny MLP for `steps` steps with `attach`, saving model + optimizer every `every`
     steps next to `out` (and flushing the lab there); with `resume`, continue from the newest."""
+    torch.set_num_threads(1)  # the thread count is part of the result on CPU
     data = toy_data()
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))

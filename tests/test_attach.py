@@ -32,6 +32,16 @@ from attach_loops import (
 from sgdlab.errors import UserError
 from sgdlab.probes import probes
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny ops: one torch thread, as every engine run (two spin-waiting threads cost far more on a
+    shared machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 MEASURED = [n for n in probes.names() if n != "gamma"]  # gamma: test_replay_… below
 
 
