@@ -560,7 +560,7 @@ class Lab:
             yield handle
             self.end()
         except BaseException as exc:
-            self._abort(exc)
+            self.abort(exc)
             raise
 
     def begin(self, x: torch.Tensor, y: torch.Tensor) -> StepHandle:
@@ -744,7 +744,9 @@ class Lab:
                 "torch.use_deterministic_algorithms(True) (nondeterministic kernels differ run to run)"
             )
 
-    def _abort(self, exc: BaseException) -> None:
+    def abort(self, exc: BaseException) -> None:
+        """End the run on an exception from the loop: an open step is dropped, the summary says
+        "failed" ("interrupted" for Ctrl-C) with the error, and what was recorded is written."""
         p, self._pending = self._pending, None
         if p is not None:
             for h in p.hooks:
@@ -817,7 +819,7 @@ class Lab:
         try:
             self._close()
         except BaseException as exc:
-            self._abort(exc)
+            self.abort(exc)
             raise
 
     def _close(self) -> None:
@@ -894,7 +896,7 @@ class Lab:
         if exc is None:
             self.close()
         elif not self.closed:
-            self._abort(exc)
+            self.abort(exc)
 
 
 class ReplayMismatch(UserError):
