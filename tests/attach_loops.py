@@ -4,6 +4,7 @@ loop of one's own, with or without `sgdlab.attach`."""
 from __future__ import annotations
 
 import copy
+import datetime
 from pathlib import Path
 
 import torch
@@ -139,7 +140,9 @@ def ddp_worker(rank: int, init: Path, out: Path, results) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=2)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init}", rank=rank, world_size=2, timeout=datetime.timedelta(seconds=120)
+    )
     try:
         data = toy_data()
         torch.manual_seed(0)
