@@ -195,6 +195,17 @@ def _check_probes(
     built: list[Probe], module: nn.Module, data: Dataset | None, spe: int | None, reference: Any
 ) -> None:
     """One clear error for what cannot work, before anything runs or is written."""
+    coupled = _batch_norms_in_training(module)
+    for p in built:
+        if coupled and p.iteration and getattr(p, "reuse_step", False) and getattr(p, "batch", "") == "train":
+            raise UserError(
+                f"probe {p.name}: per-sample gradients are not defined for a model with batch norm "
+                f"in training mode ({', '.join(coupled)}): each sample's output depends on the rest "
+                f"of its batch. Options: config={{'probes': {{'{p.name}': {{'reuse_step': False}}}}}} "
+                "measures them in eval mode (running statistics) by a separate pass over B_k; "
+                f"{{'batch': 'eval'}} measures them on a fixed subset of eval_data in eval mode; or "
+                "replace the layers by GroupNorm/LayerNorm, or keep them in eval mode"
+            )
     needs_data = [p.name for p in built if p.needs & DATA_NEEDS]
     if data is None and needs_data:
         raise UserError(
@@ -215,17 +226,6 @@ def _check_probes(
             f"probes {star} need θ*, the end of the path: pass reference= (a known minimizer: a "
             "tensor, a state dict or a checkpoint), or train twice with sgdlab.replay(train_fn)"
         )
-    coupled = _batch_norms_in_training(module)
-    for p in built:
-        if coupled and p.iteration and getattr(p, "reuse_step", False) and getattr(p, "batch", "") == "train":
-            raise UserError(
-                f"probe {p.name}: per-sample gradients are not defined for a model with batch norm "
-                f"in training mode ({', '.join(coupled)}): each sample's output depends on the rest "
-                f"of its batch. Options: config={{'probes': {{'{p.name}': {{'reuse_step': False}}}}}} "
-                "measures them in eval mode (running statistics) by a separate pass over B_k; "
-                f"{{'batch': 'eval'}} measures them on a fixed subset of eval_data in eval mode; or "
-                "replace the layers by GroupNorm/LayerNorm, or keep them in eval mode"
-            )
 
 
 def _check_per_sample(
