@@ -299,6 +299,23 @@ def _probes_config(
         raise ConfigError(f"config: {exc}") from None
 
 
+def _build(probes_cfg: ProbesConfig, given: Sequence[str | Probe] | None) -> list[Probe]:
+    """The registered probes of the config, then the Probe instances given; `gamma` measures
+    ℓ(θ*; B_k) on the step's own batch here (OnlineGamma: a loop has no indexed training set)."""
+    built = build_probes(probes_cfg) + [p for p in (given or []) if isinstance(p, Probe)]
+    return [
+        OnlineGamma(p.name, p.schedule.spec, p.mode, p.gap_tol, p.replay_tol) if isinstance(p, Gamma) else p
+        for p in built
+    ]
+
+
+def as_reference(module: nn.Module, reference: Any) -> Reference | None:
+    """`reference=` as the engine's Reference: θ* alone (no per-step losses to check)."""
+    if reference is None or isinstance(reference, Reference):
+        return reference
+    return Reference(flat_reference(module, reference), torch.empty(0), "reference")
+
+
 def attach(
     model: nn.Module,
     optimizer: Any,
@@ -365,11 +382,7 @@ def attach(
         data = data.to(param.device, param.dtype)
     loss = as_loss(loss_fn)
     probes_cfg = _probes_config(probes, user, data is not None)
-    built = build_probes(probes_cfg) + [p for p in (probes or []) if isinstance(p, Probe)]
-    built = [
-        OnlineGamma(p.name, p.schedule.spec, p.mode, p.gap_tol, p.replay_tol) if isinstance(p, Gamma) else p
-        for p in built
-    ]
+    built = _build(probes_cfg, probes)
     lossy = [p.name for p in built if p.needs & LOSS_NEEDS]
     if loss is None and lossy:
         raise UserError(f"probes {lossy} need loss_fn: (outputs, targets) → per-sample losses [N]")
@@ -377,16 +390,6 @@ def attach(
     if data is not None and loss is not None:
         _check_per_sample(view, outputs, loss, *data.batch(data.train, slice(0, 2)))
     cfg = _run_config(module, optimizer, loss, data, probes_cfg, user)
-    theta_star = (
-        flat_reference(module, reference)
-        if reference is not None and not isinstance(reference, Reference)
-        else None
-    )
-    ref = (
-        reference
-        if isinstance(reference, Reference)
-        else (Reference(theta_star, torch.empty(0), "reference") if theta_star is not None else None)
-    )
     lab = Lab(
         model=module,
         view=view,
@@ -397,7 +400,7 @@ def attach(
         data=data,
         steps_per_epoch=steps_per_epoch,
         eval_batch_size=cfg.train.eval_batch_size,
-        reference=ref,
+        reference=as_reference(module, reference),
         flush_seconds=flush_seconds,
         active=_rank() == 0,
         batch_size_given="batch_size" in user.get("train", {}),
