@@ -111,6 +111,23 @@ class _Pending:
     hooks: list[Any] = field(default_factory=list)
 
 
+def _itself(output: Any) -> Any:
+    return output
+
+
+class OutputsOf(nn.Module):
+    """The model as x → output tensor for the probes, when its forward returns more (a dict, a
+    ModelOutput): `outputs(model(x))`, sharing the model's parameters."""
+
+    def __init__(self, model: nn.Module, outputs: Callable[[Any], torch.Tensor]):
+        super().__init__()
+        self.model, self.outputs = model, outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The output tensor of x."""
+        return self.outputs(self.model(x))
+
+
 def ctx_epoch(epoch: float | None) -> float:
     """A StepContext's epoch: NaN where the table has a null (epochs unknown)."""
     return math.nan if epoch is None else epoch
@@ -228,16 +245,14 @@ def _check_probes(
         )
 
 
-def _check_per_sample(
-    view: nn.Module, outputs: Callable, loss: Loss, x: torch.Tensor, y: torch.Tensor
-) -> None:
+def _check_per_sample(view: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor) -> None:
     """The loss must give one value per sample: checked on two samples, in eval mode, no grad."""
     n = min(2, len(x))
     modes = [(m, m.training) for m in view.modules()]
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             view.eval()
-            values = loss.per_sample(outputs(view(x[:n])), y[:n])
+            values = loss.per_sample(view(x[:n]), y[:n])
     finally:
         for m, training in modes:
             m.training = training
@@ -354,8 +369,9 @@ def attach(
         resume: continue the run in `out` (a missing one is started) from `step`.
         step: the step your restarted loop continues from (default: the last flush).
         flush_seconds: the longest time between two writes of rows, summary and probe state.
-        view: the module probes evaluate as x → outputs, sharing `model`'s parameters (for a
-            model whose forward takes keyword inputs); default: the model itself.
+        view: the module probes evaluate as x → output tensor, sharing `model`'s parameters (for
+            a model whose forward takes keyword inputs); default: the model itself, or
+            `outputs(model(x))` when `outputs` is given.
         outputs: reads the output tensor from what `model`'s forward returns (default: itself).
         overwrite: replace a run already in `out`.
 
@@ -369,8 +385,9 @@ def attach(
             training mode; probes needing eval_data, θ* or steps_per_epoch without them.
     """
     module = _unwrap(model)
-    view = view if view is not None else module
-    outputs = outputs or (lambda o: o)
+    outputs = outputs or _itself
+    if view is None:
+        view = module if outputs is _itself else OutputsOf(module, outputs)
     if not trainable(module):
         raise UserError(
             f"{type(module).__name__} has no trainable parameters (requires_grad): nothing to measure"
@@ -388,7 +405,7 @@ def attach(
         raise UserError(f"probes {lossy} need loss_fn: (outputs, targets) → per-sample losses [N]")
     _check_probes(built, module, data, steps_per_epoch, reference)
     if data is not None and loss is not None:
-        _check_per_sample(view, outputs, loss, *data.batch(data.train, slice(0, 2)))
+        _check_per_sample(view, loss, *data.batch(data.train, slice(0, 2)))
     cfg = _run_config(module, optimizer, loss, data, probes_cfg, user)
     lab = Lab(
         model=module,
@@ -652,7 +669,7 @@ class Lab:
         """Without eval_data the first batch is the probes' fixed data (NTK subset); the loss is
         checked on it, and config.toml learns the batch size."""
         if self.loss is not None:
-            _check_per_sample(self.view, self.outputs, self.loss, x, y)
+            _check_per_sample(self.view, self.loss, x, y)
         self._setup(Dataset.from_tensors(x.detach(), y.detach(), name="first-batch"))
 
     def _note_batch_size(self, size: int) -> None:
