@@ -347,3 +347,39 @@ def test_under_ddp_only_rank_0_writes_and_the_probes_measure_what_the_docs_say(t
         assert row["update_norm"] == pytest.approx(full, rel=1e-4)  # the all-reduced update
         opt.step()
     assert math.isfinite(run.final["train_loss"])
+
+
+def test_a_model_returning_a_dict_is_measured_through_outputs_and_the_lab_closes_as_a_context():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+
+        def forward(self, x):
+            return {"logits": self.body(x), "features": x}
+
+    data = toy_data()
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    options = {"schedule": "step", "full_grad": False}
+    with sgdlab.attach(
+        model,
+        opt,
+        probes=["batch_loss", "gradients", "hessian"],
+        loss_fn=per_sample_ce,
+        eval_data=data,
+        outputs=lambda o: o["logits"],
+        config={"probes": {"gradients": options, "hessian": {"schedule": "final", "subset": 16}}},
+    ) as lab:
+        for k in range(2):
+            x, y = data.train.x[8 * k : 8 * k + 8], data.train.y[8 * k : 8 * k + 8]
+            with lab.step(x, y):
+                loss = per_sample_ce(model(x)["logits"], y).mean()
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+    rows = lab.metrics.to_pylist()
+    assert lab.closed and lab.summary["status"] == "completed"
+    assert rows[1]["batch_loss"] == pytest.approx(loss.item()) and rows[1]["grad_n"] == 8
+    assert rows[-1]["hessian_lambda_max"] > 0
