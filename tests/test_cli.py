@@ -53,7 +53,7 @@ def test_dry_run_prints_resolved_config_and_writes_nothing(tmp_path, cli):
         (None, [], "no such config file"),
         ("[train\n", [], "not valid TOML"),
         ({"data": {"name": "imagenet"}}, [], "data.name: 'imagenet' is not one of"),
-        ({"model": {"name": "transformer"}}, [], "model.name: 'transformer' is not one of"),
+        ({"model": {"name": "mamba"}}, [], "model.name: 'mamba' is not one of"),
         ({}, ["optim.lr=-0.1"], "optim.lr: -0.1 is out of range (must be > 0)"),
         ({}, ["optim.name=sgdd"], "optim.name: 'sgdd' is not one of sgd, gd, sgdl"),
         ({}, ["train.epochs=three"], "train.epochs: expected an integer, got 'three'"),

@@ -9,6 +9,9 @@ registries a config's names are looked up in; `Dataset.from_tensors` and subclas
 bring your own data and measurements. `curvature` has the loss Hessian as an operator, with
 Lanczos and Hutchinson estimators of its eigenvalues and trace; `toys` holds 2-D landscapes
 and particle simulations.
+Your own loop: `attach(model, optimizer, out=...)` runs the same probes on a training loop of your
+own (`with lab.step(x, y): ...`, then `lab.close()`) into the same run directory; `replay(train_fn)`
+runs a deterministic training function twice for what needs θ* (γ).
 
 The public API is `__all__`, below.
 """
@@ -19,6 +22,7 @@ from . import curvature, toys  # noqa: E402  (sgdlab.curvature, sgdlab.toys)
 from .config import Config, load_config  # noqa: E402
 from .data import Dataset, datasets  # noqa: E402
 from .errors import ConfigError, DamagedFile, UserError  # noqa: E402
+from .integrations import Lab, attach, replay  # noqa: E402  (after runner: it builds on it)
 from .losses import losses  # noqa: E402
 from .models import models  # noqa: E402
 from .optim import optimizers  # noqa: E402
@@ -32,11 +36,13 @@ __all__ = [
     "ConfigError",
     "DamagedFile",
     "Dataset",
+    "Lab",
     "Probe",
     "Run",
     "RunResult",
     "Sweep",
     "UserError",
+    "attach",
     "curvature",
     "toys",
     "datasets",
@@ -46,6 +52,7 @@ __all__ = [
     "models",
     "optimizers",
     "prepare",
+    "replay",
     "load_sweep",
     "probes",
     "resume",

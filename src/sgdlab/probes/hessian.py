@@ -12,7 +12,8 @@ At each due step, with H = ∇²L_S(θ_k) for the fixed subset S of the training
 "classifier.0"): H_BB. Each call starts Lanczos from the previous call's eigenvectors (warm
 start), which are part of the probe's state, as is its random stream, so a resumed run
 continues exactly. The operator evaluates the model in eval mode (dropout off, batch norm with
-its running statistics): a function of θ alone. It is a state probe: it never touches the
+its running statistics): a function of θ alone, with attention on its math kernel (the fused
+kernels have no double backward; sgdlab.attention). It is a state probe: it never touches the
 training step, the parameters' gradients, buffers or the global RNG.
 """
 
