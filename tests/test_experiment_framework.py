@@ -159,7 +159,6 @@ def test_claims_print_one_line_each(capsys):
 def test_reproduce_fills_in_the_papers_citation(tmp_path):
     """On the fake experiment of tests/fake_experiments.py (two tiny runs, a second each)."""
     from fake_experiments import PAPER, registered
-
     from sgdlab.experiments import reproduce
 
     with registered("cite-fake"):
