@@ -6,7 +6,8 @@ against the step on log axes, with the theory drawn in (dashed): ‖ŵ‖²/(ηt
 at the last step). SGD: the median over seeds, with the range of the seeds shaded.
 
 CNN study, one figure per network, the text's three panels: training loss and error (log
-axes), training vs validation loss, training vs validation error.
+axes), training vs validation loss, training vs validation error; and one figure of all
+networks together, the ResNet (with skips) dashed against the nets without skips.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ...report.figures import save_figure
+from .cnn import History, first_zero
 from .linear import Curve, select
 
 PANELS = (
@@ -117,6 +119,42 @@ def cnn_figure(
             )
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+SKIPS_PANELS = (
+    ("train_loss", "training loss (log axes)", True),
+    ("train_error", "training error (log axes)", True),
+    ("test_loss", "validation loss", False),
+    ("test_error", "validation error", False),
+)
+
+
+def skips_figure(path: Path, title: str, nets: dict[str, tuple[History, bool]]) -> Path:
+    """The with/without-skips contrast: `nets[title]` = (its History, whether it has skip
+    connections), all on one set of four panels (training loss and error on log axes,
+    validation loss and error), nets with skips dashed, each net's first epoch at 0 training
+    error marked on the training-error panel."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for i, (name, (h, skips)) in enumerate(nets.items()):
+        style = {"color": f"C{i}", "ls": "--" if skips else "-", "lw": 1.3}
+        label = f"{name} ({'with' if skips else 'no'} skips)"
+        for ax, (key, _, log) in zip(axes.flat, SKIPS_PANELS, strict=True):
+            e, v = h.epochs, h.values[key]
+            keep = (e > 0) & (v > 0) if log else np.ones(len(e), dtype=bool)
+            ax.plot(e[keep], v[keep], label=label, **style)
+        e0 = first_zero(h.epochs, h.values["train_error"])
+        if e0 is not None:
+            axes[0, 1].axvline(e0, color=f"C{i}", lw=0.8, ls=":", label=f"{name}: first 0 at epoch {e0}")
+    for ax, (_, panel_title, log) in zip(axes.flat, SKIPS_PANELS, strict=True):
+        ax.set(xlabel="epoch", title=panel_title)
+        if log:
+            _log_scale(ax, x=True)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, frameon=False)
+    _log_scale(axes[1, 0])
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
