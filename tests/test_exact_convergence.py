@@ -378,6 +378,12 @@ def test_loss_falling_claim_holds_fails_on_a_floor_and_needs_a_window():
         abs(claim.evidence["log_loss_vs_log_epoch_slope"])
         < 2 * claim.evidence["log_loss_vs_log_epoch_slope_stderr"]
     )
+    # falling early in the window, then at a floor: the later half does not fall
+    settled = lawful(10)
+    settled.values["train_loss"][:] = np.maximum(1 / (E + 1), 1 / 29) * (1 + 0.01 * WIGGLE)
+    claim = cnn.loss_falling_claim("m", "m", settled)
+    assert claim.verdict == "fails" and claim.evidence["log_loss_vs_log_epoch_slope"] < 0
+    assert claim.evidence["later_half_epochs"] == [29, 40]
     for h, why in ((lawful(41), "never"), (lawful(38), "fewer than 5 epochs")):
         claim = cnn.loss_falling_claim("m", "m", h)
         assert claim.verdict == "not-applicable" and why in claim.evidence["reason"]
@@ -416,8 +422,11 @@ def test_cnn_claims_are_not_applicable_without_zero_error():
 
 
 def net(title, depth, e0, z, slope=-1.0, stderr=0.1, epochs=100):
-    """The contrast claims' view of one network."""
-    t = None if z is None else cnn.Trend(slope, stderr, (max(z, epochs // 2), epochs), 50)
+    """The contrast claims' view of one network (the same trend over the window and its later half)."""
+    start = max(z or 0, epochs // 2)
+    whole = cnn.Trend(slope, stderr, (start, epochs), epochs - start + 1)
+    late = cnn.Trend(slope, stderr, (round(np.sqrt(start * epochs)), epochs), 10)
+    t = None if z is None else cnn.LossTrend(whole, late)
     return cnn.Interpolation(title, depth, e0, z, epochs, t, None if z is not None else "no Z")
 
 
@@ -427,6 +436,7 @@ RESNET = net("resnet", 18, 20, 25)
 def test_interpolation_of_a_history():
     n = cnn.Interpolation.of("m", 4, lawful(10))
     assert (n.first_zero, n.zero_from, n.epochs) == (10, 10, 40) and n.loss_trend.falls
+    assert n.loss_trend.late.window == (29, 40)
     assert n.epochs_at_zero() == "10"
     diverged = cnn.Interpolation.of("m", 4, lawful(10), diverged="run m diverged at step 3")
     assert diverged.zero_from is None and diverged.loss_trend is None and "diverged" in diverged.why
@@ -581,8 +591,12 @@ def test_smoke_cnn_claims_follow_the_measurement(smoke):
         )
         falling = c[f"{key}-loss-still-falling"]
         if falling.verdict != "not-applicable":
-            slope, se = (falling.evidence[f"log_loss_vs_log_epoch_slope{x}"] for x in ("", "_stderr"))
-            assert falling.verdict == ("holds" if slope < -2 * se else "fails")
+            falls = [
+                falling.evidence[f"{p}log_loss_vs_log_epoch_slope"]
+                < -2 * falling.evidence[f"{p}log_loss_vs_log_epoch_slope_stderr"]
+                for p in ("", "later_half_")
+            ]
+            assert falling.verdict == ("holds" if all(falls) else "fails")
         val = c[f"{key}-val-loss-rises"]
         if val.verdict != "not-applicable":
             ev = val.evidence

@@ -179,30 +179,69 @@ def zero_error_claim(key: str, title: str, h: History, skips: bool = False) -> C
     )
 
 
+@dataclass(frozen=True)
+class LossTrend:
+    """The training loss's log-log trend over the window after interpolation (`whole`) and
+    over the later half of it on a log-epoch axis (`late`): a loss that fell early in the window
+    and then sat at a floor still has a falling `whole`, but not a falling `late`."""
+
+    whole: Trend
+    late: Trend
+
+    @property
+    def falls(self) -> bool:
+        """Whether the loss falls (beyond the fit's noise) over the window and its later half."""
+        return self.whole.falls and self.late.falls
+
+    def evidence(self) -> dict[str, Any]:
+        """Both trends as claim evidence."""
+        return {
+            **self.whole.evidence("log_loss_vs_log_epoch"),
+            **self.late.evidence("later_half_log_loss_vs_log_epoch"),
+            "window_epochs": list(self.whole.window),
+            "later_half_epochs": list(self.late.window),
+        }
+
+    def __str__(self) -> str:
+        return f"{self.whole} ({self.late} over the later half)"
+
+
+def loss_trend(h: History) -> tuple[LossTrend | None, str | None]:
+    """The training loss's `LossTrend` after interpolation, or None and why there is none
+    (`after_interpolation`). The later half is the epochs ≥ the window's geometric midpoint
+    (at least the last 3)."""
+    window, why = after_interpolation(h)
+    if why is not None:
+        return None, why
+    e, loss = h.epochs[window], h.values["train_loss"][window]
+    late = e >= min(np.sqrt(e[0] * e[-1]), e[-3])
+    return LossTrend(trend(e, loss, log=True), trend(e[late], loss[late], log=True)), None
+
+
 def loss_falling_claim(key: str, title: str, h: History) -> Claim:
     """Claim `<key>-loss-still-falling` (Nacson, Srebro & Soudry 2019: the loss goes to 0 with
     no floor; the text's "the slope is non-zero, negative and decreasing slowly"): after 0
-    training error the training loss keeps falling. Over the window (`after_interpolation`)
-    the least-squares slope of log₁₀ loss against log₁₀ epoch must be < −SIGNIFICANCE standard
-    errors of the fit: a loss at a floor, flat up to noise, fails. Not applicable without a
-    window."""
+    training error the training loss keeps falling. Over the window (`after_interpolation`),
+    and over its later half, the least-squares slope of log₁₀ loss against log₁₀ epoch must be
+    < −SIGNIFICANCE standard errors of the fit (`LossTrend`): a loss at a floor, flat up to
+    noise, fails, and so does one that reached its floor within the window. Not applicable
+    without a window."""
     statement = f"{title}: after 0 training error the training loss keeps falling (log-log slope < 0)"
-    window, why = after_interpolation(h)
+    t, why = loss_trend(h)
     context = {"zero_from_epoch": zero_from(h.epochs, h.values["train_error"]), "epochs": h.end}
-    if why is not None:
-        return not_applicable(f"{key}-loss-still-falling", statement, why, **context)
+    if t is None:
+        return not_applicable(f"{key}-loss-still-falling", statement, str(why), **context)
     loss = h.values["train_loss"]
-    t = trend(h.epochs[window], loss[window], log=True)
     return decide(
         f"{key}-loss-still-falling",
         statement,
         t.falls,
-        headline=f"log-log slope {t} over epochs {t.window[0]}–{t.window[1]}; final loss {loss[-1]:.3g}",
+        headline=f"log-log slope {t} over epochs {t.whole.window[0]}–{t.whole.window[1]}; "
+        f"final loss {loss[-1]:.3g}",
         meaning="after interpolation the loss keeps going to 0, as in the separable linear case",
-        **t.evidence("log_loss_vs_log_epoch"),
-        window_epochs=list(t.window),
-        significance=f"slope < −{SIGNIFICANCE:g} standard errors of the least-squares fit",
-        loss_at_window_start=loss[window][0],
+        **t.evidence(),
+        significance=f"both slopes < −{SIGNIFICANCE:g} standard errors of their least-squares fits",
+        loss_at_window_start=loss[h.epochs == t.whole.window[0]][0],
         final_train_loss=loss[-1],
         **context,
     )
@@ -325,7 +364,7 @@ class Interpolation:
     first_zero: int | None
     zero_from: int | None
     epochs: int
-    loss_trend: Trend | None
+    loss_trend: LossTrend | None
     why: str | None = None  # why there is no loss trend
 
     @classmethod
@@ -335,8 +374,7 @@ class Interpolation:
         e0 = first_zero(h.epochs, errors) if len(errors) else None
         if diverged is not None:
             return cls(title, depth, e0, None, h.end, None, diverged)
-        window, why = after_interpolation(h)
-        t = None if why is not None else trend(h.epochs[window], h.values["train_loss"][window], log=True)
+        t, why = loss_trend(h)
         return cls(title, depth, e0, zero_from(h.epochs, errors), h.end, t, why)
 
     def epochs_at_zero(self) -> str:
@@ -411,14 +449,13 @@ def skips_loss_falling_claim(resnet: Interpolation, plain: list[Interpolation]) 
     nets = [resnet, *plain]
     evidence: dict[str, Any] = {
         "with_skips": resnet.title,
-        "log_loss_vs_log_epoch_slope": _by_title(nets, lambda n: n.loss_trend and n.loss_trend.slope),
-        "slope_stderr": _by_title(nets, lambda n: n.loss_trend and n.loss_trend.stderr),
-        "window_epochs": _by_title(nets, lambda n: n.loss_trend and list(n.loss_trend.window)),
+        "trends": _by_title(nets, lambda n: n.loss_trend and n.loss_trend.evidence()),
         "no_trend_because": {n.title: n.why for n in nets if n.loss_trend is None},
-        "significance": f"slope < −{SIGNIFICANCE:g} standard errors of the least-squares fit",
+        "significance": f"slopes < −{SIGNIFICANCE:g} standard errors of their least-squares fits, "
+        "over the window after interpolation and its later half",
     }
     if resnet.loss_trend is None or not resnet.loss_trend.falls:
-        why = resnet.why or f"its log-log slope {resnet.loss_trend} is not below −{SIGNIFICANCE:g} s.e."
+        why = resnet.why or f"log-log slope {resnet.loss_trend}, not below −{SIGNIFICANCE:g} s.e."
         return not_applicable(
             "skips-loss-still-falling",
             statement,
