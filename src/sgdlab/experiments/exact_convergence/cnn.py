@@ -10,8 +10,9 @@ is three networks without them. Each claim below is one function of plain per-ep
 Per network (E the last epoch, E0 the first epoch at 0 training error, Z the epoch from
 which it stays 0; the window is the epochs ≥ max(Z, E/2), the regime after interpolation):
   zero-train-error     the training error reaches 0 and is still 0 at the end (Z exists)
-  loss-still-falling   over the window the log-log slope of the training loss is negative by
-                       more than `SIGNIFICANCE` standard errors of its fit
+  loss-still-falling   over the window, and over its later half, the log-log slope of the
+                       training loss is negative by more than `SIGNIFICANCE` standard errors
+                       of its fit
   val-loss-rises       over the window the validation loss rises (its log slope is positive by
                        more than `SIGNIFICANCE` standard errors) while the validation error does
                        not (its change is within `SIGNIFICANCE` × the test set's sampling noise)
@@ -389,6 +390,7 @@ class Interpolation:
 
 
 def _by_title(nets: list[Interpolation], value) -> dict[str, Any]:
+    """{title: value(net)} over `nets`, for claim evidence."""
     return {n.title: value(n) for n in nets}
 
 
