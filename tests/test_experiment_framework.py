@@ -120,7 +120,7 @@ def test_plan_of_the_smoke_scale_is_timed_and_only_filters():
     _, only, _ = plan("gamma-principle", "smoke", "cpu", only="optimizer")
     assert [r.name for r in only] == ["optimizer-sgd", "optimizer-momentum", "optimizer-adam"]
     _, rows, sims = plan("exact-convergence", "smoke", "cpu")
-    assert [r.name for r in rows] == ["cnn-base"] and sims["linear"] > 0
+    assert [r.name for r in rows] == ["cnn-base", "cnn-resnet"] and sims["linear"] > 0
 
 
 def test_wall_estimate_packs_longest_first():

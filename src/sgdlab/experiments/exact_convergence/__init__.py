@@ -8,13 +8,17 @@ Two studies, one command:
           steps for 10^5–10^7 steps, many runs advanced together as batched float64 tensor
           ops; claims: the theory's rates (loss ~ 1/t, ‖w‖ ~ ‖ŵ‖ ln t, direction error
           O(1/ln t), margin → 1/‖ŵ‖, no SGD loss floor), each with its measured numbers.
-  cnn     LeNet-like / AlexNet / VGG-16 (full) or LeNet-like and a small VGG (cpu) on CIFAR-10
-          with plain SGD at lr 0.01; claims: 0 training error, a still-falling training loss
-          after it, and a validation loss that turns up while the validation error settles.
+  cnn     LeNet-like / AlexNet / VGG-16 (full) or LeNet-like and a small VGG (cpu), all
+          without skip connections, and for contrast a ResNet-18 with them, on CIFAR-10 with
+          plain SGD at lr 0.01; claims per network: 0 training error, a still-falling training
+          loss after it, a validation loss that rises while the validation error does not;
+          across networks: the nets without skips interpolate and keep lowering the loss as
+          the ResNet does, and depth without skips does not delay interpolation.
 
 Outputs (besides runs/): tables/linear.parquet (one row per dataset × run × recorded step),
 tables/linear_sets.parquet (the datasets and their ŵ), tables/cnn.parquet (one row per
-network), figures/linear-<dataset>.png and figures/cnn-<network>.png.
+network), figures/linear-<dataset>.png, figures/cnn-<network>.png and figures/cnn-skips.png
+(all networks, with and without skips, on one figure).
 """
 
 from __future__ import annotations
@@ -29,10 +33,19 @@ import numpy as np
 from ...papers import NACSON_2019
 from ...store.files import write_json
 from ..base import Claim, Lab, Plan, Simulation, divergence, experiments
-from .cnn import History, cnn_claims, cnn_config, diverged_claims, first_zero, zero_from
-from .figures import cnn_figure, linear_figure
+from .cnn import (
+    History,
+    Interpolation,
+    cnn_claims,
+    cnn_config,
+    contrast_claims,
+    diverged_claims,
+    first_zero,
+    zero_from,
+)
+from .figures import cnn_figure, linear_figure, skips_figure
 from .linear import curves, linear_claims, set_table, settings_record, simulate
-from .settings import SCALE_SETTINGS, CnnSettings, LinearSettings
+from .settings import SCALE_SETTINGS, CnnModel, CnnSettings, LinearSettings
 
 
 def linear_tables(lab: Lab, s: LinearSettings) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -91,48 +104,68 @@ def linear_part(lab: Lab, s: LinearSettings) -> list[Claim]:
 
 def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
     """The CNN study: train each network of `s` (skipping those `--only` leaves out), draw
-    its three-panel figure, save one row per network to tables/cnn.parquet and decide its
-    claims (`cnn.cnn_claims`; `cnn.diverged_claims` for a run that diverged)."""
+    its three-panel figure and the with/without-skips figure, save one row per network to
+    tables/cnn.parquet and decide its claims (`cnn.cnn_claims`; `cnn.diverged_claims` for a
+    run that diverged), then the contrast claims (`cnn.contrast_claims`)."""
     lab.log(f"cnn: {', '.join(m.key for m in s.models)} on CIFAR-10, SGD lr 0.01")
     runs = lab.run_many(cnn_configs(s))
-    claims, rows = [], []
+    claims, rows, histories = [], [], {}
+    nets: dict[str, Interpolation] = {}
     for m in s.models:
         if f"cnn-{m.key}" not in runs:
             continue  # not selected by --only: its claims are not made
         run = runs[f"cnn-{m.key}"]
-        h = History.of(run)
-        n_test = s.n_test if s.n_test is not None else 10_000
+        h = histories[m.key] = History.of(run)
         why = divergence(f"cnn-{m.key}", run)
-        claims += diverged_claims(m.key, m.title, h, why) if why else cnn_claims(m.key, m.title, h, s, n_test)
-        e0, z = first_zero(h.epochs, h.values["train_error"]), zero_from(h.epochs, h.values["train_error"])
+        claims += (
+            diverged_claims(m.key, m.title, h, why, m.skips)
+            if why
+            else cnn_claims(m.key, m.title, h, s.n_test or 10_000, m.skips)
+        )
+        nets[m.key] = Interpolation.of(m.title, m.depth, h, why)
         cnn_figure(
             lab.figure(f"cnn-{m.key}"),
             f"{m.title} on CIFAR-10 ({s.n_train or 50000} training images), SGD lr 0.01",
             h.series(),
-            e0,
+            nets[m.key].first_zero,
         )
-        rows.append(
-            {
-                "network": m.key,
-                "status": run.status,
-                "n_params": run.summary.get("n_params"),
-                "epochs": m.epochs,
-                "first_zero_epoch": -1 if e0 is None else e0,
-                "zero_from_epoch": -1 if z is None else z,
-                **{f"final_{k}": float(v[-1]) if len(v) else math.nan for k, v in h.values.items()},
-                "wall_time_s": run.summary.get("wall_time_s"),
-            }
-        )
+        rows.append(cnn_row(m, run, h))
     if rows:
         lab.save_table("cnn", {k: [r[k] for r in rows] for k in rows[0]})
-    return claims
+    resnet = nets.get(s.resnet.key) if s.resnet is not None else None
+    plain = [nets[m.key] for m in s.plain if m.key in nets]
+    if resnet is not None and plain:
+        skips_figure(
+            lab.figure("cnn-skips"),
+            "with and without skip connections on CIFAR-10 "
+            f"({s.n_train or 50000} training images), SGD lr 0.01",
+            {nets[k].title: (histories[k], m.skips) for m in s.models if (k := m.key) in nets},
+        )
+    return claims + contrast_claims(resnet, plain)
+
+
+def cnn_row(m: CnnModel, run, h: History) -> dict[str, object]:
+    """Network `m`'s row of tables/cnn.parquet: status, size, depth, E0, Z and final values."""
+    e0, z = first_zero(h.epochs, h.values["train_error"]), zero_from(h.epochs, h.values["train_error"])
+    return {
+        "network": m.key,
+        "skips": m.skips,
+        "depth": m.depth,
+        "status": run.status,
+        "n_params": run.summary.get("n_params"),
+        "epochs": m.epochs,
+        "first_zero_epoch": -1 if e0 is None else e0,
+        "zero_from_epoch": -1 if z is None else z,
+        **{f"final_{k}": float(v[-1]) if len(v) else math.nan for k, v in h.values.items()},
+        "wall_time_s": run.summary.get("wall_time_s"),
+    }
 
 
 @experiments.register(
     "exact-convergence",
     help="constant-step SGD drives the loss of separable "
     "problems to 0: linear max-margin rates (GD/SGD) and CNNs without skips "
-    "(LeNet-like, AlexNet, VGG-16) reaching 0 training error",
+    "(LeNet-like, AlexNet, VGG-16) reaching 0 training error as a ResNet-18 with skips does",
     paper=NACSON_2019,
     plan=plan,
 )

@@ -6,7 +6,8 @@ against the step on log axes, with the theory drawn in (dashed): ‖ŵ‖²/(ηt
 at the last step). SGD: the median over seeds, with the range of the seeds shaded.
 
 CNN study, one figure per network, the text's three panels: training loss and error (log
-axes), training vs validation loss, training vs validation error.
+axes), training vs validation loss, training vs validation error; and one figure of all
+networks together, the ResNet (with skips) dashed against the nets without skips.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ...report.figures import save_figure
+from .cnn import History, first_zero
 from .linear import Curve, select
 
 PANELS = (
@@ -101,7 +103,7 @@ def cnn_figure(
     e, v = epochs["train_loss"]
     left.plot(e[e > 0], v[e > 0], "C0", label="training loss")
     e, v = epochs["train_error"]
-    left.plot(e[(e > 0) & (v > 0)], v[(e > 0) & (v > 0)], "C3", label="training error")
+    left.plot(e[e > 0], _gaps_at_zero(v[e > 0]), "C3", marker=".", ms=3, label="training error")
     left.set(xlabel="epoch", title="training loss and error (log axes)")
     _log_scale(left, x=True)
     for ax, kind in ((middle, "loss"), (right, "error")):
@@ -120,6 +122,52 @@ def cnn_figure(
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+SKIPS_PANELS = (
+    ("train_loss", "training loss (log axes)", True),
+    ("train_error", "training error (log axes)", True),
+    ("test_loss", "validation loss", False),
+    ("test_error", "validation error", False),
+)
+
+
+def skips_figure(path: Path, title: str, nets: dict[str, tuple[History, bool]]) -> Path:
+    """The with/without-skips contrast: `nets[title]` = (its History, whether it has skip
+    connections), all on one set of four panels (training loss and error on log axes,
+    validation loss and error), nets with skips dashed, each net's first epoch at 0 training
+    error marked on the training-error panel, where the line breaks at epochs with error 0 and
+    dots show lone epochs off 0."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for i, (name, (h, skips)) in enumerate(nets.items()):
+        style = {"color": f"C{i}", "ls": "--" if skips else "-", "lw": 1.3}
+        label = f"{name} ({'with' if skips else 'no'} skips)"
+        for ax, (key, _, log) in zip(axes.flat, SKIPS_PANELS, strict=True):
+            e, v = h.epochs, h.values[key]
+            if log:
+                e, v = e[e > 0], _gaps_at_zero(v[e > 0])
+            marks = {"marker": ".", "ms": 3} if key == "train_error" else {}  # a lone epoch off 0
+            ax.plot(e, v, label=label, **style, **marks)
+        e0 = first_zero(h.epochs, h.values["train_error"])
+        if e0 is not None:
+            axes[0, 1].axvline(e0, color=f"C{i}", lw=0.8, ls=":", label=f"{name}: first 0 at epoch {e0}")
+    for ax, (_, panel_title, log) in zip(axes.flat, SKIPS_PANELS, strict=True):
+        ax.set(xlabel="epoch", title=panel_title)
+        if log:
+            _log_scale(ax, x=True)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, frameon=False)
+    _log_scale(axes[1, 0])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _gaps_at_zero(values: np.ndarray) -> np.ndarray:
+    """`values` with every value ≤ 0 as NaN: on a log axis the line breaks where the training
+    error is 0, instead of joining the nonzero epochs on either side of a stretch at 0."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(v > 0, v, np.nan)
 
 
 def _log_scale(ax, x: bool = False) -> None:

@@ -12,11 +12,54 @@ error ‖w/‖w‖ − ŵ/‖ŵ‖‖ = O(1/ln t). On a log time axis these beco
                        (exactly a for y = c·(ln t)^(−a); a ≥ 1 means y·ln t stays bounded)
 
 Fits use every recorded point in the window, so one noisy SGD step cannot decide a verdict.
+
+Across runs (SGD seeds) a statistic is the median with its standard error (`Estimate`); a
+difference counts when it exceeds `SIGNIFICANCE` standard errors (`approaches`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+# A difference counts when it exceeds 2 standard errors (≈ 95 % two-sided for Gaussian noise).
+SIGNIFICANCE = 2.0
+# Relative differences below this are float64 rounding of the fits, not a trend (GD runs have
+# no other noise).
+ROUNDING = 1e-9
+# The standard error of a median of n Gaussian samples is √(π/2)·σ/√n.
+MEDIAN_SE = float(np.sqrt(np.pi / 2))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic of one group of runs: its median over the runs and the standard error of
+    that median, √(π/2)·s/√n (0 for a single, deterministic run such as GD)."""
+
+    value: float
+    stderr: float
+
+    @classmethod
+    def of(cls, per_run: np.ndarray | list[float]) -> Estimate:
+        """The median and its standard error of the values of the runs."""
+        x = np.asarray(per_run, dtype=np.float64)
+        se = MEDIAN_SE * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else 0.0
+        return cls(float(np.median(x)), float(se))
+
+    def __str__(self) -> str:
+        return f"{self.value:.4g}" if self.stderr == 0 else f"{self.value:.4g} ± {self.stderr:.2g}"
+
+
+def approaches(limit: float, earlier: Estimate, last: Estimate) -> bool:
+    """Whether a statistic measured at two times (`earlier`, `last`) tends to `limit`, as far
+    as a finite run can tell: it is already within SIGNIFICANCE standard errors of the limit,
+    or its distance to the limit shrank by more than SIGNIFICANCE standard errors of the
+    difference. A floor or a wrong rate keeps (or grows) its distance and fails both."""
+    if abs(last.value - limit) <= SIGNIFICANCE * last.stderr:
+        return True
+    noise = max(SIGNIFICANCE * float(np.hypot(earlier.stderr, last.stderr)), ROUNDING * abs(limit))
+    return abs(last.value - limit) < abs(earlier.value - limit) - noise
 
 
 def _window(t: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +75,18 @@ def slope(u: np.ndarray, v: np.ndarray) -> float:
     u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
     du = u - u.mean()
     return float(du @ (v - v.mean()) / (du @ du))
+
+
+def slope_and_error(u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope b of v against u and its standard error s/√Σ(u−ū)², with
+    s² = Σ(residual²)/(n − 2) the residual variance of the fit (n ≥ 3 points)."""
+    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    if len(u) < 3:
+        raise ValueError(f"a slope's standard error needs ≥ 3 points, got {len(u)}")
+    du = u - u.mean()
+    b = slope(u, v)
+    residual = v - v.mean() - b * du
+    return b, float(np.sqrt(residual @ residual / (len(u) - 2) / (du @ du)))
 
 
 def decade_factor(t: np.ndarray, y: np.ndarray, start: float) -> float:
