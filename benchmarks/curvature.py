@@ -10,7 +10,7 @@ runs the create_graph backward). PyHessian stops when two consecutive estimates 
 Also the warm-started `hessian` probe's cost per call on a schedule, in units of one training
 step of the same run (batch 32): runs with and without the probe, interleaved.
 
-    .venv/bin/python benchmarks/curvature.py [--quick]
+    .venv/bin/python benchmarks/curvature.py [--quick] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -42,10 +42,17 @@ def trained_lenet():
     return result.parts.model, result.parts.data.train.x, result.parts.data.train.y, result.parts.loss
 
 
+def sync() -> None:
+    if CONFIG["device"] == "cuda":
+        torch.cuda.synchronize()
+
+
 def sgdlab_lambda(model, loss, x, y, tol=1e-3, max_iter=100):
+    sync()
     t0 = time.perf_counter()
     op = HessianOperator(model, loss, x, y)
     eig = lanczos(op, 1, tol=tol, max_iter=max_iter, generator=torch.Generator().manual_seed(0))
+    sync()
     seconds = time.perf_counter() - t0
     op.release()
     return float(eig.values[0]), seconds, eig.iterations
@@ -66,9 +73,11 @@ def pyhessian_lambda(model, x, y, tol):
     ph.hessian_vector_product = counted
     try:
         torch.manual_seed(0)
+        sync()
         t0 = time.perf_counter()
-        h = ph.hessian(model, torch.nn.CrossEntropyLoss(), data=(x, y), cuda=False)
+        h = ph.hessian(model, torch.nn.CrossEntropyLoss(), data=(x, y), cuda=CONFIG["device"] == "cuda")
         values, _ = h.eigenvalues(maxIter=200, tol=tol, top_n=1)
+        sync()
         seconds = time.perf_counter() - t0
     finally:
         ph.hessian_vector_product = original
@@ -110,7 +119,8 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    args = bench_args(ap)  # the comparison runs on the CPU whatever --device says
+    args = bench_args(ap)
+    CONFIG["device"] = args.device
     torch.set_num_threads(1)
     repeats = args.repeats
     model, x, y, loss = trained_lenet()
@@ -181,7 +191,7 @@ def main() -> None:
                 step_seconds=cost["step_seconds"],
             )
         )
-    write_results("curvature", cases, **notes)
+    write_results("curvature", cases, device=args.device, **notes)
 
 
 if __name__ == "__main__":
