@@ -176,3 +176,32 @@ def test_probe_states_come_back_with_floats_on_the_run_device():
     assert moved["refs"][0].device.type == "meta" and moved["refs"][0].dtype == torch.float64
     assert moved["gen"].device.type == "cpu" and moved["idx"].device.type == "cpu"
     gen.set_state(moved["gen"])  # still a state torch accepts
+
+
+class Flaky(torch.nn.Module):
+    """Not deterministic: unseeded noise on the output, so a replay cannot repeat pass 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        self.gen = torch.Generator()
+
+    def forward(self, x):
+        self.gen.seed()
+        return self.net(x) + 1e-3 * torch.randn(x.shape[0], 10, generator=self.gen)
+
+
+def test_a_replay_records_its_verdict(tmp_path):
+    from sgdlab.probes.gamma import ReplayError
+    from sgdlab.store import RunDir
+
+    agreed = sgdlab.run(tiny(probes={"use": ["gamma"]}))
+    assert agreed.summary["replay"] == {
+        "verified": True,
+        "checked_steps": agreed.summary["steps"],
+        "max_loss_diff": 0.0,
+    }
+    with pytest.raises(ReplayError):
+        sgdlab.run(tiny(probes={"use": ["gamma"]}), tmp_path / "r", model=Flaky())
+    verdict = RunDir(tmp_path / "r").read_summary()["replay"]
+    assert verdict["verified"] is False and "at step 0" in verdict["reason"]

@@ -33,6 +33,7 @@ from .errors import UserError
 from .params import flat_params
 from .probes import Probe, Reference
 from .probes.basic import BatchLoss
+from .probes.gamma import ReplayError
 from .store import MetricsLog, Recorder, RunDir
 from .store.metrics import merge_tables
 
@@ -448,14 +449,18 @@ def _replay(
         metrics.truncate(int(state["step"]))
     replay_recorder = Recorder(replay_dir, cfg.checkpoint, metrics)
     replay_recorder.summary = {"status": "running", "phase": "replay", "of": reference.source}
-    outcome = train(
-        replay_parts,
-        replay_recorder,
-        theta0=_theta0(parts.model, init_state),
-        reference=reference,
-        state=state,
-        progress=progress,
-    )
+    try:
+        outcome = train(
+            replay_parts,
+            replay_recorder,
+            theta0=_theta0(parts.model, init_state),
+            reference=reference,
+            state=state,
+            progress=progress,
+        )
+    except ReplayError as exc:  # the two passes disagree: the run fails, and says where
+        summary["replay"] = {"verified": False, "reason": str(exc)}
+        raise
     _record(replay_parts, replay_recorder, outcome)
     replay_recorder.flush()
     if outcome.status != "completed":
@@ -463,10 +468,24 @@ def _replay(
         return
     recorder.metrics = MetricsLog(merge_tables(table, replay_recorder.metrics.table()))
     summary.setdefault("probes", {}).update(outcome.probe_summaries)
+    summary["replay"] = replay_verdict(outcome.probe_summaries)
     summary.update(status="completed", replay_wall_time_s=round(outcome.wall_time, 3))
     summary.pop("phase", None)
     if replay_dir is not None:
         shutil.rmtree(replay_dir.checkpoints, ignore_errors=True)
+
+
+def replay_verdict(probe_summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """summary["replay"] of a completed two-phase run: the replay repeated pass 1 (verified), on
+    how many steps its minibatch loss was checked against pass 1's and the largest difference
+    (0.0: bit for bit); a replay that disagrees fails the run with a ReplayError instead, and
+    summary["replay"] then holds verified = False and the reason."""
+    checked = [s for s in probe_summaries.values() if "replay_checked_steps" in s]
+    return {
+        "verified": True,
+        "checked_steps": max((s["replay_checked_steps"] for s in checked), default=0),
+        "max_loss_diff": max((s["replay_max_loss_diff"] for s in checked), default=0.0),
+    }
 
 
 def _final_params(parts: Parts, recorder: Recorder) -> torch.Tensor:
