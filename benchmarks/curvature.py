@@ -10,7 +10,8 @@ runs the create_graph backward). PyHessian stops when two consecutive estimates 
 Also the warm-started `hessian` probe's cost per call on a schedule, in units of one training
 step of the same run (batch 32): runs with and without the probe, interleaved.
 
-    .venv/bin/python benchmarks/curvature.py [--quick] [--device cpu|cuda]
+    .venv/bin/python benchmarks/curvature.py [--quick] [--device cpu|cuda] [--no-anchors]
+        [--probe-steps N]
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--anchors", action=argparse.BooleanOptionalAction, default=True, help="PyHessian")
+    ap.add_argument("--probe-steps", type=int, default=None, help="steps of the probe-cost runs")
     args = bench_args(ap)
     CONFIG["device"] = args.device
     torch.set_num_threads(1)
@@ -130,6 +133,8 @@ def main() -> None:
     notes: dict = {"reference_lambda_max": reference, "images": len(x)}
     cases = []
     try:
+        if not args.anchors:
+            raise RuntimeError("left out (--no-anchors)")
         import pyhessian  # noqa: F401
 
         tol = 1e-3
@@ -173,7 +178,7 @@ def main() -> None:
         cases.append(
             case("λ_max to 1e-3, LeNet, 512 CIFAR-10 images (sgdlab only)", "seconds", ours, unit=" s")
         )
-    steps, every = (64, 16) if args.quick else (128, 16)
+    steps, every = (args.probe_steps or (64 if args.quick else 128)), 16
     for trace_probes in (0, 16):
         cost = probe_cost(repeats, steps, every, trace_probes)
         label = "λ_max only" if trace_probes == 0 else f"λ_max + trace ({trace_probes} probes)"

@@ -3,7 +3,7 @@ packages it lacks, the trimmed full-scale slice of `exact-convergence`, and the 
 
     python benchmarks/gpu_check.py env OUT DEVICE        environment.json; fails without DEVICE
     python benchmarks/gpu_check.py missing               the distributions to install, one a line
-    python benchmarks/gpu_check.py slice OUT DEVICE EPOCHS [N_TRAIN]
+    python benchmarks/gpu_check.py slice OUT DEVICE EPOCHS [N_TRAIN [N_TEST]]
     python benchmarks/gpu_check.py summary OUT           summary.json and summary.md; exit 1 on a failure
 """
 
@@ -75,10 +75,11 @@ def missing(optional: bool = False) -> int:
     return 0
 
 
-def full_slice(out: Path, device: str, epochs: int, n_train: int | None) -> int:
+def full_slice(out: Path, device: str, epochs: int, n_train: int | None, n_test: int | None) -> int:
     """The base CNN of `exact-convergence` at its full-scale settings on all of CIFAR-10's
-    training images (or `n_train`), for `epochs` epochs: the measured time of each epoch, what
-    `--plan` estimated for it, and the full run's cost at the measured rate."""
+    training images (or `n_train`, and `n_test` test images for the dry run), for `epochs`
+    epochs: the measured time of each epoch, what `--plan` estimated for it, and the full run's
+    cost at the measured rate."""
     import sgdlab
     from sgdlab.experiments import experiments
 
@@ -86,7 +87,7 @@ def full_slice(out: Path, device: str, epochs: int, n_train: int | None) -> int:
     raw = json.loads(json.dumps(planned.runs["cnn-base"]))
     full_epochs = raw["train"]["epochs"]
     raw["train"] = dict(raw["train"], epochs=epochs)
-    raw["data"] = dict(raw["data"], n_train=n_train)
+    raw["data"] = dict(raw["data"], n_train=n_train, n_test=n_test if n_test else raw["data"].get("n_test"))
     raw["device"] = device
     stamps: list[tuple[int, float]] = []
     t0 = time.perf_counter()
@@ -221,7 +222,8 @@ def main(argv: list[str]) -> int:
         return missing(optional="--optional" in args)
     if command == "slice":
         n_train = int(args[3]) if len(args) > 3 and args[3] else None
-        return full_slice(Path(args[0]), args[1], int(args[2]), n_train)
+        n_test = int(args[4]) if len(args) > 4 and args[4] else None
+        return full_slice(Path(args[0]), args[1], int(args[2]), n_train, n_test)
     if command == "summary":
         return summary(Path(args[0]))
     raise SystemExit(f"unknown command {command!r}: env, missing, slice or summary")

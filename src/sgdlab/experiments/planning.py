@@ -398,7 +398,11 @@ def timed_step(
     parts = build_parts(timing, model=model, data=data)
     clock = _Clock(cfg.device)
     parts = dataclasses.replace(parts, probes=[p for p in build_probes(probes) if p.iteration] + [clock])
-    train(parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model), reference=reference)
+    outcome = train(
+        parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model), reference=reference
+    )
+    if outcome.status == "interrupted":  # the loop caught Ctrl-C or SIGTERM: meant for the plan
+        raise KeyboardInterrupt
     return statistics.median(b - a for a, b in itertools.pairwise(clock.times))
 
 
