@@ -11,7 +11,7 @@ Also the warm-started `hessian` probe's cost per call on a schedule, in units of
 step of the same run (batch 32): runs with and without the probe, interleaved.
 
     .venv/bin/python benchmarks/curvature.py [--quick] [--device cpu|cuda] [--no-anchors]
-        [--probe-steps N]
+        [--probe-steps N] [--no-trace] [--images 512]
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
             "use": ["hessian"],
             "hessian": {
                 "schedule": f"every:{every}",
-                "subset": 512,
+                "subset": CONFIG["data"]["n_train"],
                 "trace_probes": trace_probes,
                 "tol": 1e-3,
             },
@@ -122,8 +122,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--anchors", action=argparse.BooleanOptionalAction, default=True, help="PyHessian")
     ap.add_argument("--probe-steps", type=int, default=None, help="steps of the probe-cost runs")
+    ap.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True, help="the trace case")
+    ap.add_argument("--images", type=int, default=512, help="CIFAR-10 images (a dry run: fewer)")
     args = bench_args(ap)
     CONFIG["device"] = args.device
+    CONFIG["data"] = dict(CONFIG["data"], n_train=args.images)
     torch.set_num_threads(1)
     repeats = args.repeats
     model, x, y, loss = trained_lenet()
@@ -158,7 +161,7 @@ def main() -> None:
         )
         cases.append(
             case(
-                "λ_max to 1e-3, LeNet, 512 CIFAR-10 images",
+                f"λ_max to 1e-3, LeNet, {args.images} CIFAR-10 images",
                 "sgdlab time / PyHessian time",
                 ratios,
                 target="≤ 0.5×",
@@ -176,10 +179,15 @@ def main() -> None:
         print("PyHessian did not run:", notes["pyhessian_error"])
         ours = [sgdlab_lambda(model, loss, x, y)[1] for _ in range(repeats)]
         cases.append(
-            case("λ_max to 1e-3, LeNet, 512 CIFAR-10 images (sgdlab only)", "seconds", ours, unit=" s")
+            case(
+                f"λ_max to 1e-3, LeNet, {args.images} CIFAR-10 images (sgdlab only)",
+                "seconds",
+                ours,
+                unit=" s",
+            )
         )
     steps, every = (args.probe_steps or (64 if args.quick else 128)), 16
-    for trace_probes in (0, 16):
+    for trace_probes in (0, 16) if args.trace else (0,):
         cost = probe_cost(repeats, steps, every, trace_probes)
         label = "λ_max only" if trace_probes == 0 else f"λ_max + trace ({trace_probes} probes)"
         print(

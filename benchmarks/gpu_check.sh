@@ -169,7 +169,7 @@ if [ "$QUICK" = 1 ]; then
     check per-sample "$(scale 60)" "$VPY" benchmarks/per_sample_gradients.py --device "$DEVICE" --quick \
         --repeats 1 --no-memory --cases lenet
     check curvature "$(scale 60)" "$VPY" benchmarks/curvature.py --device "$DEVICE" --quick --repeats 1 \
-        --no-anchors --probe-steps 16
+        --no-anchors --probe-steps 16 --no-trace --images 128
 else
     check overhead 150 "$VPY" benchmarks/overhead.py --device "$DEVICE" --repeats 3 --steps 64 --no-memory \
         --cases '@1$|probes off$' "${nets[@]}"
