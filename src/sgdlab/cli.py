@@ -317,10 +317,9 @@ def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .build import resolve_device
-    from .experiments.planning import plan, wall_estimate
+    from .experiments.planning import explain, plan, plan_device, wall_estimate
 
-    device = resolve_device(device)
+    device = plan_device(device)  # a plan may be for a device this machine lacks
     _, rows, sims = plan(name, scale, device, only)
     if not rows and not sims:
         fail(f"--only: {quote(only)} selects none of the runs of {name} at scale {scale}")
@@ -352,8 +351,8 @@ def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
         f"total: {_duration(total)} of compute; about {_duration(wall)} wall with "
         f"{min(os.cpu_count() or 1, max(len(times), 1))} parallel runs"
         + (f" (plus {len(unbounded)} runs with no step cap)" if unbounded else "")
-        + ". Estimates come from a few timed steps of each model here; runs with a loss "
-        "threshold are counted at their cap."
+        + ". "
+        + explain(device)
     )
 
 

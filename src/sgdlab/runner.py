@@ -34,6 +34,7 @@ from .errors import DamagedFile, UserError, clip
 from .params import flat_params
 from .probes import Probe, Reference
 from .probes.basic import BatchLoss
+from .probes.gamma import ReplayError
 from .store import MetricsLog, Recorder, RunDir
 from .store.files import DiskFull, remove_checkpoint
 from .store.metrics import merge_tables
@@ -469,15 +470,21 @@ def _theta0(model: nn.Module, init_state: dict[str, torch.Tensor]) -> torch.Tens
     )
 
 
-def first_pass(parts: Parts) -> Parts:
-    """Pass 1: every probe but the θ*-dependent ones, plus the minibatch loss of every step."""
-    probes = [p for p in parts.probes if "theta_star" not in p.needs]
+def first_pass_probes(probes: list[Probe]) -> list[Probe]:
+    """The probes of pass 1: every probe but the θ*-dependent ones, plus the minibatch loss of
+    every step (which the replay checks itself against)."""
+    probes = [p for p in probes if "theta_star" not in p.needs]
     losses = [p for p in probes if isinstance(p, BatchLoss)]
     if losses and losses[0].schedule.spec != "step":
         probes[probes.index(losses[0])] = BatchLoss(losses[0].name, "step")
     elif not losses:
         probes.append(BatchLoss("batch_loss", "step"))
-    return dataclasses.replace(parts, probes=probes)
+    return probes
+
+
+def first_pass(parts: Parts) -> Parts:
+    """Pass 1: `parts` with the probes of `first_pass_probes`."""
+    return dataclasses.replace(parts, probes=first_pass_probes(parts.probes))
 
 
 def _record(parts: Parts, recorder: Recorder, outcome: Outcome) -> None:
@@ -541,6 +548,9 @@ def _replay(
             state=state,
             progress=progress,
         )
+    except ReplayError as exc:  # the two passes disagree: the run fails, and says where
+        summary["replay"] = {"verified": False, "reason": str(exc)}
+        raise
     finally:
         if replay_dir is not None:
             replay_dir.unlock()
@@ -551,6 +561,7 @@ def _replay(
         return
     recorder.metrics = MetricsLog(merge_tables(table, replay_recorder.metrics.table()))
     summary.setdefault("probes", {}).update(outcome.probe_summaries)
+    summary["replay"] = replay_verdict(outcome.probe_summaries)
     summary.update(status="completed", replay_wall_time_s=round(outcome.wall_time, 3))
     summary.pop("phase", None)
     if replay_dir is not None:
@@ -580,6 +591,19 @@ def _replay_dir(
     replay_dir = RunDir.create(path, text, overwrite=True)
     replay_dir.lock()
     return replay_dir, None, None
+
+
+def replay_verdict(probe_summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """summary["replay"] of a completed two-phase run: the replay repeated pass 1 (verified), on
+    how many steps its minibatch loss was checked against pass 1's and the largest difference
+    (0.0: bit for bit); a replay that disagrees fails the run with a ReplayError instead, and
+    summary["replay"] then holds verified = False and the reason."""
+    checked = [s for s in probe_summaries.values() if "replay_checked_steps" in s]
+    return {
+        "verified": True,
+        "checked_steps": max((s["replay_checked_steps"] for s in checked), default=0),
+        "max_loss_diff": max((s["replay_max_loss_diff"] for s in checked), default=0.0),
+    }
 
 
 def _final_params(parts: Parts, recorder: Recorder) -> torch.Tensor:

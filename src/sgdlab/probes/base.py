@@ -123,7 +123,8 @@ class Probe:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
+        """Restore what `state_dict` returned (after a resume its floating-point tensors are on
+        the run's device, its other tensors on the CPU)."""
         pass
 
     def __repr__(self) -> str:
