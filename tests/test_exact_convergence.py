@@ -692,7 +692,7 @@ def test_a_sigkilled_reproduction_run_again_ends_as_an_uninterrupted_one(smoke, 
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     run = out / "runs" / "cnn-base"
-    assert RunDir(run).read_summary()["status"] == "running" and RunDir(run).states()[-1][0] == 300
+    assert RunDir(run).read_summary()["status"] == "interrupted" and RunDir(run).states()[-1][0] == 300
     assert not (out / "claims.json").exists()
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -228,10 +228,10 @@ def reproduce(
         fail(f"--scale: {quote(scale)} is not one of {', '.join(SCALES)}")
     if device not in DEVICES:
         fail(f"--device: {quote(device)} is not one of {', '.join(DEVICES)}")
-    resolve_device(device)  # cuda without a GPU: one line, before anything is written
-    if plan:
+    if plan:  # writes nothing, and estimates a device that is not here from its FLOPs
         print_plan(name, scale, device, only)
         return
+    resolve_device(device)  # cuda without a GPU: one line, before anything is written
     out = out or Path("runs") / f"{name}-{scale}"
     log = (lambda message: None) if quiet else (lambda message: typer.echo(f"[{name}] {message}", err=True))
     claims = run_experiment(
