@@ -543,10 +543,8 @@ def test_full_scale_networks_have_the_texts_parameter_counts():
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("exact-convergence-smoke")
-    claims = reproduce("exact-convergence", out, "smoke", "cpu")
-    return out, claims
+def smoke(smoke_reproduction):
+    return smoke_reproduction("exact-convergence")
 
 
 def test_smoke_claims_file_has_the_required_shape(smoke):

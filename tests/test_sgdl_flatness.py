@@ -58,9 +58,8 @@ FIGURES = (
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sgdl-flatness")
-    return out, reproduce("sgdl-flatness", out, scale="smoke", device="cpu")
+def smoke(smoke_reproduction):
+    return smoke_reproduction("sgdl-flatness")
 
 
 def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
