@@ -56,11 +56,14 @@ def differences(pinned: Any, now: Any, where: str = "") -> list[str]:
             for i, (a, b) in enumerate(zip(pinned, now, strict=True))
             for d in differences(a, b, f"{where}[{i}]")
         ]
-    numbers = (int, float)
-    if isinstance(pinned, numbers) and isinstance(now, numbers) and not isinstance(pinned, bool):
-        if isinstance(now, bool) or not math.isclose(pinned, now, rel_tol=RTOL, abs_tol=1e-300):
-            return [f"{where}: {pinned!r} → {now!r}"]
-        return []
+    if isinstance(pinned, bool) or isinstance(now, bool):
+        return [] if type(pinned) is type(now) and pinned == now else [f"{where}: {pinned!r} → {now!r}"]
+    if isinstance(pinned, (int, float)) and isinstance(now, (int, float)):
+        return (
+            []
+            if math.isclose(pinned, now, rel_tol=RTOL, abs_tol=1e-300)
+            else [f"{where}: {pinned!r} → {now!r}"]
+        )
     return [] if pinned == now else [f"{where}: {pinned!r} → {now!r}"]
 
 

@@ -56,37 +56,12 @@ from .files import (
     write_parquet,
     write_text,
 )
+from .summary import SUMMARY_FIELDS, RunSummary
 
 GONE = "the process running it ended without recording why (killed?); `sgdlab resume` continues it"
 STATE_RE = re.compile(r"^state-(\d+)\.pt$")
 FINISHED = ("completed", "diverged")
-# What summary.json holds, by type (see runner.start and runner._record); other keys are kept.
-SUMMARY_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "status": str,
-    "seed": int,
-    "n_params": int,
-    "steps": int,
-    "steps_per_epoch": int,
-    "epochs": float,
-    "device": str,
-    "threads": int,
-    "versions": dict,
-    "environment": dict,
-    "started_at": str,
-    "finished_at": str,
-    "resumes": int,
-    "stop_reason": str,
-    "wall_time_s": float,
-    "replay_wall_time_s": float,
-    "diverged_at": int,
-    "final": dict,
-    "last_finite": dict,
-    "probes": dict,
-    "phase": str,
-    "error": str,
-    "of": str,
-    "skipped_states": list,
-}
+REPLAY_DIR = "replay"  # pass 2 of a two-pass run, itself a run directory
 # The names a run directory holds (module docstring); a directory of only these, with a
 # checkpoints/ folder, is a run that lost its config.toml.
 LAYOUT = {
@@ -262,6 +237,10 @@ class RunDir:
         if summary.get("status") == "running" and not self.is_locked():
             return self._interrupted(summary)
         return summary
+
+    def read_info(self) -> RunSummary:
+        """`read_summary` as a typed record (`store.summary.RunSummary`)."""
+        return RunSummary.from_dict(self.read_summary())
 
     def _parse_summary(self) -> dict[str, Any]:
         summary = read_json(self.summary_path, dict, self.todo())
