@@ -690,7 +690,10 @@ def test_a_sigkilled_reproduction_run_again_ends_as_an_uninterrupted_one(smoke, 
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     run = out / "runs" / "cnn-base"
-    assert RunDir(run).read_summary()["status"] == "running" and RunDir(run).states()[-1][0] == 300
+    # cut off at step 350: "running" while some process still holds the run's lock, "interrupted"
+    # once none does (read_summary's reading of a run whose process is gone)
+    assert RunDir(run).read_summary()["status"] in ("running", "interrupted")
+    assert RunDir(run).states()[-1][0] == 300
     assert not (out / "claims.json").exists()
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
