@@ -10,7 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
-from tests.browser import find_chromium, inspect_page
+from tests.browser import find_chromium, follow_links, inspect_page
 from tests.conftest import tiny
 from tests.fake_experiments import registered
 
@@ -202,6 +202,12 @@ def test_report_in_a_browser_loads_clean_and_draws_every_image(repro):
         i["complete"] and min(i["natural"]) > 0 and min(i["shown"]) > 0 for i in page.images
     ), page.images
     assert "loss-falls" in page.text and page.scripts == 0
+
+
+@chromium
+def test_every_svg_link_of_the_report_opens_its_svg_in_a_browser(repro):
+    opened = follow_links(repro[0] / "report.html", "SVG")
+    assert opened and all(o["root"] == "svg" and not o["errors"] for o in opened), opened
 
 
 @chromium
