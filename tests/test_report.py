@@ -15,6 +15,7 @@ from tests.conftest import tiny
 from tests.fake_experiments import registered
 
 from sgdlab.experiments import reproduce
+from sgdlab.probes import Probe
 from sgdlab.report.figures import spans_decades
 from sgdlab.report.html import write_report
 
@@ -170,6 +171,43 @@ def test_run_report_from_the_cli(cli, tmp_path):
         )
     ]
     assert order == sorted(order)
+
+
+class MaxWeight(Probe):
+    """A probe that declares its own figure (`Probe.figure`): |θ|_max per epoch."""
+
+    figure = "tests.test_report:max_weight_figure"
+
+    def measure(self, ctx):
+        return {"max_abs_theta": float(ctx.params.abs().max())}
+
+
+def max_weight_figure(run, path):
+    import matplotlib.pyplot as plt
+
+    from sgdlab.store.figures import save_figure
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(*run.epochs("max_abs_theta"))
+    return save_figure(fig, path)
+
+
+def test_a_probe_draws_its_own_figure_in_the_report_and_in_show(cli, tmp_path):
+    import sgdlab
+    from sgdlab.probes import probes
+
+    probes.register("max_weight", help="max |θ_i|", options={"schedule": "epoch"})(MaxWeight)
+    try:
+        run = tmp_path / "r"
+        sgdlab.run(tiny(probes={"use": ["eval", "max_weight"]}), run)
+        html = write_report(run).read_text(encoding="utf-8")
+        assert (run / "figures" / "max_weight.png").stat().st_size > 0 and "max_weight.svg" in html
+        (run / "figures" / "max_weight.png").unlink()
+        result = cli("show", run)
+        assert result.exit_code == 0 and "max_weight.png" in result.stdout
+        assert (run / "figures" / "max_weight.png").is_file()
+    finally:
+        del probes._entries["max_weight"]
 
 
 def test_report_of_a_directory_that_holds_nothing_reportable(cli, tmp_path):
