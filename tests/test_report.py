@@ -210,6 +210,15 @@ def test_a_probe_draws_its_own_figure_in_the_report_and_in_show(cli, tmp_path):
         del probes._entries["max_weight"]
 
 
+def test_the_gamma_probe_declares_its_figure(tmp_path):
+    import sgdlab
+
+    run = tmp_path / "g"
+    sgdlab.run(tiny(train={"epochs": 1}, probes={"use": ["gamma"]}), run)
+    write_report(run)
+    assert (run / "figures" / "gamma.png").stat().st_size > 0 and (run / "figures" / "gamma.svg").is_file()
+
+
 def test_report_of_a_directory_that_holds_nothing_reportable(cli, tmp_path):
     result = cli("report", tmp_path)
     assert result.exit_code == 2 and "not a run, reproduction, sweep or demo directory" in result.stderr
