@@ -78,6 +78,11 @@ class Probe:
     """
 
     needs: frozenset[str] = frozenset()
+    # The figure this probe's measurements are drawn in, as "module:function" with
+    # `function(run: store.Run, path: Path) -> Path | None` (None: the run has nothing to draw).
+    # Run reports and `sgdlab show` draw it for every run that used the probe; it is imported
+    # only then, so probes never import plotting code.
+    figure: str | None = None
 
     def __init__(self, name: str, schedule: Schedule | str = "epoch", **options: Any):
         self.name = name
