@@ -349,15 +349,21 @@ def _record_end(recorder: Recorder) -> None:
                 pass
 
 
-def first_pass(parts: Parts) -> Parts:
-    """Pass 1: every probe but the θ*-dependent ones, plus the minibatch loss of every step."""
-    probes = [p for p in parts.probes if "theta_star" not in p.needs]
+def first_pass_probes(probes: list[Probe]) -> list[Probe]:
+    """The probes of pass 1: every probe but the θ*-dependent ones, plus the minibatch loss of
+    every step (which the replay checks itself against)."""
+    probes = [p for p in probes if "theta_star" not in p.needs]
     losses = [p for p in probes if isinstance(p, BatchLoss)]
     if losses and losses[0].schedule.spec != "step":
         probes[probes.index(losses[0])] = BatchLoss(losses[0].name, "step")
     elif not losses:
         probes.append(BatchLoss("batch_loss", "step"))
-    return dataclasses.replace(parts, probes=probes)
+    return probes
+
+
+def first_pass(parts: Parts) -> Parts:
+    """Pass 1: `parts` with the probes of `first_pass_probes`."""
+    return dataclasses.replace(parts, probes=first_pass_probes(parts.probes))
 
 
 def _finish(parts: Parts, recorder: Recorder) -> RunResult:
