@@ -248,6 +248,11 @@ def resume(
     summary = None if any(d.path == run_dir.summary_path for d in damaged) else run_dir.read_summary()
     if summary is not None and summary.get("status") in FINISHED and not damaged:
         return RunResult(run_dir.path, summary, run_dir.read_metrics(), None)
+    if summary is not None and summary.get("source") == "attach":
+        raise UserError(
+            f"{clip(str(run_dir.path))}: written by sgdlab.attach in your own training loop, which "
+            "sgdlab cannot rerun; continue it there with sgdlab.attach(..., resume=True)"
+        )
     run_dir.lock()
     try:
         run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
