@@ -58,7 +58,9 @@ def plan(scale: str) -> Plan:
     )
 
 
-def gd_part(lab: Lab, study: Study, runs: dict[str, Run]) -> tuple[list[Claim], list[dict[str, Any]]]:
+def gd_part(
+    lab: Lab, s: Settings, study: Study, runs: dict[str, Run]
+) -> tuple[list[Claim], list[dict[str, Any]]]:
     """One study: the sharpening, edge and loss claims of each of its GD runs that was trained
     (`--only` may leave some out), its figure, and its rows of tables/edge.parquet."""
     claims: list[Claim] = []
@@ -68,12 +70,14 @@ def gd_part(lab: Lab, study: Study, runs: dict[str, Run]) -> tuple[list[Claim], 
         name = gd_name(study, threshold)
         if name not in runs:
             continue
-        t = trajectories[f"η = 2/{number(threshold)}"] = trajectory(name, runs[name])
+        t = trajectories[f"η = 2/{number(threshold)}"] = trajectory(name, runs[name], s.acc_goal)
         prefix = f"{study.key}/2over{number(threshold)}"
         made = {
             "sharpening": C.sharpening(f"{prefix}/sharpening", t.sharpness),
-            "edge": C.edge(f"{prefix}/edge", t.sharpness, t.diverged_at),
-            "loss": C.loss_after_onset(f"{prefix}/loss", t.loss_steps, t.loss, t.sharpness.onset_step()),
+            "edge": C.edge(f"{prefix}/edge", t.sharpness, t.diverged_at, t.goal_step),
+            "loss": C.loss_after_onset(
+                f"{prefix}/loss", t.loss_steps, t.loss, t.sharpness.onset_step(), t.goal_step
+            ),
         }
         claims += made.values()
         rows.append(edge_row(study.key, threshold, t, made))
@@ -105,7 +109,7 @@ def cut_part(lab: Lab, s: Settings, runs: dict[str, Run]) -> list[Claim]:
     d = s.drop
     study = s.study(d.study)
     parent_run = _needed(lab, s, runs, study, d.threshold)
-    parent = trajectory(gd_name(study, d.threshold), parent_run)
+    parent = trajectory(gd_name(study, d.threshold), parent_run, s.acc_goal)
     after = cut_trajectory(lab, s, parent_run)
     cut_figure(lab.figure("cut"), study_title(study), train_loss(study), parent, after, d.at)
     claim_id = f"{study.key}/cut-2over{number(d.threshold)}-to-2over{number(d.new_threshold)}"
@@ -119,13 +123,13 @@ def flow_part(lab: Lab, s: Settings, runs: dict[str, Run]) -> list[Claim]:
     name = flow_name(f)
     if name not in runs:
         return []
-    flow = trajectory(name, runs[name])
-    gd = trajectory(gd_name(study, f.threshold), _needed(lab, s, runs, study, f.threshold))
+    flow = trajectory(name, runs[name], s.acc_goal)
+    gd = trajectory(gd_name(study, f.threshold), _needed(lab, s, runs, study, f.threshold), s.acc_goal)
     compared = {f"η = 2/{number(f.threshold)}": gd}
     for threshold in study.thresholds:
         other = gd_name(study, threshold)
         if threshold != f.threshold and other in runs:
-            compared[f"η = 2/{number(threshold)}"] = trajectory(other, runs[other])
+            compared[f"η = 2/{number(threshold)}"] = trajectory(other, runs[other], s.acc_goal)
     flow_figure(lab.figure("flow"), study_title(study), train_loss(study), compared, flow)
     return [C.flow(f"{study.key}/flow-vs-2over{number(f.threshold)}", gd.sharpness, flow.sharpness)]
 
@@ -149,7 +153,7 @@ def run(lab: Lab) -> list[Claim]:
     claims: list[Claim] = []
     rows: list[dict[str, Any]] = []
     for study in s.studies:
-        made, table = gd_part(lab, study, runs)
+        made, table = gd_part(lab, s, study, runs)
         claims, rows = claims + made, rows + table
     if rows:
         lab.save_table("edge", {k: [r[k] for r in rows] for k in rows[0]})

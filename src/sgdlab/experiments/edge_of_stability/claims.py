@@ -119,18 +119,26 @@ def sharpening(id: str, s: Sharpness) -> Claim:
     )
 
 
-def edge(id: str, s: Sharpness, diverged_at: int | None = None) -> Claim:
+def edge(id: str, s: Sharpness, diverged_at: int | None = None, goal_step: int | None = None) -> Claim:
     """The edge of stability (Cohen et al. 2021, Sect. 3.2): λ_max reaches the band
     [BAND_LOW, BAND_HIGH]·2/η (the onset) and more than MOST of the measurements after the
     onset lie in it; a run that diverged fails. Not applicable when the onset is the last
-    measurement (no later steps to judge)."""
+    measurement (no later steps to judge). `goal_step`, where the measurements stop because
+    the training accuracy reached the paper's goal, is shown in the evidence."""
     statement = (
         f"λ_max reaches {band_text()} and stays in that band for most (> {MOST:.0%}) of the "
         "remaining steps, without diverging"
     )
     ratio = s.ratio
     i = s.onset()
-    common = {"eta": s.eta, "threshold": 2 / s.eta, "band": [BAND_LOW, BAND_HIGH], "diverged_at": diverged_at}
+    common = {
+        "eta": s.eta,
+        "threshold": 2 / s.eta,
+        "band": [BAND_LOW, BAND_HIGH],
+        "diverged_at": diverged_at,
+        "accuracy_goal_step": goal_step,
+        "last_measured_step": int(s.steps[-1]) if len(s.steps) else None,
+    }
     if i is None:
         return decide(
             id,
@@ -183,9 +191,12 @@ def rises(losses: np.ndarray) -> np.ndarray:
     return v[1:] > v[:-1] * (1 + RISE_TOL)
 
 
-def loss_after_onset(id: str, steps: np.ndarray, losses: np.ndarray, onset_step: int | None) -> Claim:
+def loss_after_onset(
+    id: str, steps: np.ndarray, losses: np.ndarray, onset_step: int | None, goal_step: int | None = None
+) -> Claim:
     """Non-monotone yet decreasing (Cohen et al. 2021, Sect. 3.2): over the steps from the
-    onset to the end, the full-batch training loss rises at some step (`rises`) and the
+    onset to the end (`goal_step`, where the training accuracy reached the paper's goal, if
+    the losses stop there), the full-batch training loss rises at some step (`rises`) and the
     last loss is below the loss at the onset. Not applicable without an onset."""
     statement = (
         "after the onset the training loss is non-monotone (rises at some steps) yet lower "
@@ -225,6 +236,7 @@ def loss_after_onset(id: str, steps: np.ndarray, losses: np.ndarray, onset_step:
         loss_at_onset=at_onset,
         loss_at_end=at_end,
         end_step=int(steps[-1]),
+        accuracy_goal_step=goal_step,
         rising_steps_after_onset=int(up_after.sum()),
         steps_after_onset=len(up_after),
         largest_relative_rise=float(rel.max()) if len(rel) else math.nan,

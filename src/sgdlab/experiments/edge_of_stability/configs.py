@@ -35,8 +35,8 @@ def run_config(
     s: Settings, study: Study, eta: float, steps: int, every: int, iterates: str = "never"
 ) -> dict[str, Any]:
     """Full-batch GD at step `eta` for `steps` steps on the study's network, loss and the
-    scale's CIFAR-10 subset; λ_max of the whole training subset every `every` steps, the
-    training loss every step; θ saved on the `iterates` schedule."""
+    scale's CIFAR-10 subset; λ_max of the whole training subset and the training accuracy
+    every `every` steps, the training loss every step; θ saved on the `iterates` schedule."""
     loss, targets = LOSSES[study.loss]
     data: dict[str, Any] = {"name": "cifar10", "n_train": s.n_train, "n_test": s.n_test, "targets": targets}
     if study.net.resize is not None:
@@ -50,7 +50,8 @@ def run_config(
         "train": {"loss": loss, "batch_size": s.n_train, "max_steps": steps},
         "checkpoint": {"iterates": iterates},
         "probes": {
-            "use": ["batch_loss", "hessian"],
+            "use": ["batch_loss", "hessian", "eval"],
+            "eval": {"schedule": f"every:{every}"},
             "hessian": {
                 "schedule": f"every:{every}",
                 "subset": s.n_train,

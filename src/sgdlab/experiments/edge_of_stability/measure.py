@@ -5,7 +5,7 @@ run, kept in memory, its numbers saved as tables/cut.parquet).
 
 Tables (DIR/tables): edge.parquet (one row per GD run: η, onset, plateau, losses, slope — the
 numbers its claims were decided from) and cut.parquet (the continuation: absolute step, loss,
-λ_max), with cut.json, the settings it was computed for (reused while they match).
+λ_max, training error), with cut.json, the settings it was computed for (reused while they match).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ LOSS = "batch_loss"
 
 @dataclass(frozen=True)
 class Trajectory:
-    """One GD trajectory: the training loss at `loss_steps` (every step, θ_final last), the
-    sharpness, and how the run ended."""
+    """One GD trajectory up to its horizon: the training loss at `loss_steps` (every step),
+    the sharpness, how the run ended, and `goal_step`, the first step whose training accuracy
+    reached the goal (None: it never did, and the trajectory runs to the step cap)."""
 
     name: str
     eta: float
@@ -43,6 +44,7 @@ class Trajectory:
     sharpness: Sharpness
     status: str = "completed"
     diverged_at: int | None = None
+    goal_step: int | None = None
 
     @property
     def time(self) -> np.ndarray:
@@ -50,24 +52,53 @@ class Trajectory:
         return self.eta * np.asarray(self.sharpness.steps, dtype=np.float64)
 
 
-def trajectory(name: str, run: Run) -> Trajectory:
-    """The trajectory of run `name`: its per-step loss (with θ_final's training loss at the
-    last step) and λ_max series, η from its config."""
-    eta = float(run.config.optim.lr)
+def goal_step(steps: np.ndarray, train_error: np.ndarray, acc_goal: float | None) -> int | None:
+    """The first step whose training accuracy 1 − error is ≥ `acc_goal` (None: never, or no goal)."""
+    if acc_goal is None:
+        return None
+    hits = np.flatnonzero(1 - np.asarray(train_error, dtype=np.float64) >= acc_goal - 1e-12)
+    return int(np.asarray(steps)[hits[0]]) if len(hits) else None
+
+
+def up_to(
+    name: str,
+    eta: float,
+    series: dict[str, tuple[np.ndarray, np.ndarray]],
+    acc_goal: float | None,
+    status: str = "completed",
+    diverged_at: int | None = None,
+) -> Trajectory:
+    """The trajectory from `series` (LOSS, LAMBDA and train_error, each (steps, values)),
+    cut at the first step whose training accuracy reaches `acc_goal` (the paper's stopping
+    rule); λ_max values that are not finite (a diverging run) are left out."""
+    goal = goal_step(*series["train_error"], acc_goal)
+    end = np.inf if goal is None else goal
+    steps, loss = (np.asarray(a) for a in series[LOSS])
+    s_steps, s_values = (np.asarray(a) for a in series[LAMBDA])
+    keep = (s_steps <= end) & np.isfinite(s_values)
+    return Trajectory(
+        name,
+        eta,
+        steps[steps <= end],
+        np.asarray(loss[steps <= end], dtype=np.float64),
+        Sharpness(eta, s_steps[keep], np.asarray(s_values[keep], dtype=np.float64)),
+        status,
+        diverged_at,
+        goal,
+    )
+
+
+def trajectory(name: str, run: Run, acc_goal: float | None) -> Trajectory:
+    """The trajectory of run `name` up to its accuracy goal: its per-step loss (θ_final's
+    training loss at the last step) and λ_max series, η from its config."""
     steps, loss = run.series(LOSS)
     final = run.final.get("train_loss")
     end = int(run.summary.get("steps", steps[-1] + 1 if len(steps) else 0))
     if final is not None and (not len(steps) or steps[-1] < end):
         steps, loss = np.append(steps, end), np.append(loss, final)
-    s_steps, s_values = run.series(LAMBDA)
-    return Trajectory(
-        name,
-        eta,
-        np.asarray(steps),
-        np.asarray(loss, dtype=np.float64),
-        Sharpness(eta, np.asarray(s_steps), np.asarray(s_values, dtype=np.float64)),
-        run.status,
-        run.summary.get("diverged_at"),
+    series = {LOSS: (steps, loss), LAMBDA: run.series(LAMBDA), "train_error": run.series("train_error")}
+    return up_to(
+        name, float(run.config.optim.lr), series, acc_goal, run.status, run.summary.get("diverged_at")
     )
 
 
@@ -88,10 +119,12 @@ def _cut_record(s: Settings, parent: Run) -> dict[str, Any]:
     }
 
 
-def continue_after_cut(s: Settings, parent: Run) -> Trajectory:
+def continue_after_cut(
+    s: Settings, parent: Run
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str, int | None]:
     """GD at η' = 2/new_threshold from the parent's θ at the cut, for the cut's steps, with the
-    same probes as every run (engine and probes of `runner`, in memory); steps are absolute
-    (the cut's step + k)."""
+    same probes as every run (engine and probes of `runner`, in memory): its LOSS, LAMBDA and
+    train_error series (absolute steps: the cut's step + k), status and divergence step."""
     from ... import runner
 
     parts = runner.prepare(continuation_config(s))
@@ -99,24 +132,16 @@ def continue_after_cut(s: Settings, parent: Run) -> Trajectory:
     set_flat_params(parts.model, theta.to(next(parts.model.parameters()).dtype))
     result = runner.start(parts)
     table = result.metrics
-    steps = np.asarray(table["step"].to_numpy(zero_copy_only=False))
-    loss = np.asarray(table[LOSS].to_numpy(zero_copy_only=False), dtype=np.float64)
-    lam = np.asarray(table[LAMBDA].to_numpy(zero_copy_only=False), dtype=np.float64)
-    has_loss, has_lam = np.isfinite(loss), np.isfinite(lam)
-    loss_steps, loss = steps[has_loss], loss[has_loss]
+    steps = np.asarray(table["step"].to_numpy(zero_copy_only=False)) + s.drop.at
+    out = {}
+    for key in (LOSS, LAMBDA, "train_error"):
+        values = np.asarray(table[key].to_numpy(zero_copy_only=False), dtype=np.float64)
+        out[key] = (steps[np.isfinite(values)], values[np.isfinite(values)])
     final = result.summary.get("final", {}).get("train_loss")
     if final is not None:
-        loss_steps, loss = np.append(loss_steps, result.summary["steps"]), np.append(loss, final)
-    eta = 2 / s.drop.new_threshold
-    return Trajectory(
-        "cut",
-        eta,
-        loss_steps + s.drop.at,
-        loss,
-        Sharpness(eta, steps[has_lam] + s.drop.at, lam[has_lam]),
-        result.status,
-        result.summary.get("diverged_at"),
-    )
+        k, v = out[LOSS]
+        out[LOSS] = (np.append(k, result.summary["steps"] + s.drop.at), np.append(v, final))
+    return out, result.status, result.summary.get("diverged_at")
 
 
 def cut_trajectory(lab: Lab, s: Settings, parent: Run) -> Trajectory:
@@ -124,33 +149,29 @@ def cut_trajectory(lab: Lab, s: Settings, parent: Run) -> Trajectory:
     holds what it was computed for), read back from tables/cut.parquet afterwards."""
     record = lab.out / "tables" / "cut.json"
     wanted = _cut_record(s, parent)
-    if not (record.is_file() and json.loads(record.read_text(encoding="utf-8")) == wanted):
+    if not (record.is_file() and _matches(json.loads(record.read_text(encoding="utf-8")), wanted)):
         lab.log(f"cut: continuing {parent.path.name} from step {s.drop.at} at η = 2/{s.drop.new_threshold:g}")
-        t = continue_after_cut(s, parent)
-        n_loss, n_lam = len(t.loss_steps), len(t.sharpness.steps)
+        series, status, diverged_at = continue_after_cut(s, parent)
+        kinds = list(series)
         lab.save_table(
             "cut",
             {
-                "kind": ["loss"] * n_loss + ["sharpness"] * n_lam,
-                "step": np.concatenate([t.loss_steps, t.sharpness.steps]).astype(np.int64),
-                "value": np.concatenate([t.loss, t.sharpness.values]),
-                "eta": np.full(n_loss + n_lam, t.eta),
-                "status": [t.status] * (n_loss + n_lam),
+                "kind": [k for k in kinds for _ in series[k][0]],
+                "step": np.concatenate([series[k][0] for k in kinds]).astype(np.int64),
+                "value": np.concatenate([series[k][1] for k in kinds]),
             },
         )
-        write_json(record, wanted)
+        write_json(record, dict(wanted, status=status, diverged_at=diverged_at))
     c = lab.load_table("cut")
-    is_loss = c["kind"] == "loss"
-    eta = float(c["eta"][0]) if len(c["eta"]) else 2 / s.drop.new_threshold
-    diverged = str(c["status"][0]) == "diverged" if len(c["status"]) else False
-    return Trajectory(
-        "cut",
-        eta,
-        c["step"][is_loss],
-        c["value"][is_loss],
-        Sharpness(eta, c["step"][~is_loss], c["value"][~is_loss]),
-        "diverged" if diverged else "completed",
-    )
+    done = json.loads(record.read_text(encoding="utf-8"))
+    series = {
+        k: (c["step"][c["kind"] == k], c["value"][c["kind"] == k]) for k in (LOSS, LAMBDA, "train_error")
+    }
+    return up_to("cut", 2 / s.drop.new_threshold, series, s.acc_goal, done["status"], done["diverged_at"])
+
+
+def _matches(done: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return {k: done.get(k) for k in wanted} == wanted and "status" in done
 
 
 def edge_row(study: str, threshold: float, t: Trajectory, claims: dict[str, Claim]) -> dict[str, Any]:
@@ -167,6 +188,7 @@ def edge_row(study: str, threshold: float, t: Trajectory, claims: dict[str, Clai
         "eta": t.eta,
         "threshold": threshold,
         "steps": int(t.loss_steps[-1]) if len(t.loss_steps) else 0,
+        "accuracy_goal_step": math.nan if t.goal_step is None else t.goal_step,
         "status": t.status,
         "onset_step": get("edge", "onset_step"),
         "plateau_ratio_median": get("edge", "plateau_ratio_median"),
