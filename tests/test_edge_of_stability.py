@@ -302,6 +302,10 @@ def test_smoke_runs_are_the_plan_and_tables_and_figures_are_written(smoke):
     )
 
 
+def test_the_plan_times_the_cut():
+    assert plan("smoke").simulations["cut"].estimate() > 0
+
+
 def test_smoke_rerun_reuses_the_runs_and_the_cut(smoke):
     out, claims = smoke
     messages: list[str] = []
