@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"common.py", "run.py"}
+NOT_BENCHMARKS = {"common.py", "run.py", "gpu_check.py"}  # gpu_check.py: the helper of gpu_check.sh
 
 
 def benchmarks() -> list[Path]:

@@ -49,6 +49,24 @@ def write_toml(path: Path, raw: dict) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def smoke_reproduction(tmp_path_factory):
+    """`smoke_reproduction(name)` → (directory, claims) of `sgdlab reproduce NAME --scale smoke`,
+    run once per test session: each reproduction's own tests and the pinned-claims test
+    (tests/test_pinned_claims.py) share it, so no smoke scale runs twice."""
+    from sgdlab.experiments import reproduce
+
+    done: dict[str, tuple[Path, list]] = {}
+
+    def get(name: str) -> tuple[Path, list]:
+        if name not in done:
+            out = tmp_path_factory.mktemp(f"{name}-smoke")
+            done[name] = (out, reproduce(name, out, "smoke", "cpu"))
+        return done[name]
+
+    return get
+
+
 @pytest.fixture
 def cli():
     """Invoke the sgdlab CLI in-process; returns the click Result (exit_code, stdout, stderr)."""

@@ -301,7 +301,7 @@ def test_sigkill_leaves_every_flushed_row_and_resume_continues_without_duplicate
     child = _killed_at_step_7(out)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     killed = sgdlab.load_run(out)
-    assert killed.status == "running"  # its lock is free: it was killed
+    assert killed.status == "interrupted"  # its lock is free: it was killed
     assert killed.metrics["step"].to_pylist() == [0, 1, 2, 3]  # the flush after step 3, not 4–6
     assert killed.metrics.equals(reference.metrics.filter(pc.less(reference.metrics["step"], 4)))
     resumed = restartable(out, steps=10, resume=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pytest
 
@@ -41,10 +42,15 @@ def test_dry_run_prints_resolved_config_and_writes_nothing(tmp_path, cli):
     cfg = write_toml(tmp_path / "c.toml", tiny())
     result = cli("run", cfg, "--out", tmp_path / "x", "--dry-run", "--set", "optim.name=adam")
     assert result.exit_code == 0, result.stderr
-    out = json.loads(result.stdout)
+    shown = tomllib.loads(result.stdout)  # TOML to read, every default filled in, comments around it
+    assert shown["optim"]["betas"] == [0.9, 0.999] and shown["model"]["widths"] == [16]
+    assert "# model mlp: 1,210 trainable parameters" in result.stdout
+    result = cli("run", cfg, "--dry-run", "--json", "--set", "optim.name=adam")
+    out = json.loads(result.stdout)  # the same, for programs
     assert out["n_params"] == 64 * 16 + 16 + 16 * 10 + 10
     assert out["config"]["optim"]["betas"] == [0.9, 0.999]
     assert not (tmp_path / "x").exists()
+    assert cli("run", cfg, "--json", "--out", tmp_path / "x").exit_code == 2  # --json is --dry-run's
 
 
 @pytest.mark.parametrize(
@@ -148,7 +154,7 @@ def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("made")
     cfg = write_toml(root / "c.toml", tiny())
     sgdlab.run(tiny(), root / "run")
-    sgdlab.run_sweep(cfg, ["optim.lr=0.1,0.05"], 1, root / "sweep", workers=1, report=False)
+    sgdlab.run_sweep(cfg, ["optim.lr=0.1,0.05"], 1, root / "sweep", workers=1)
     with registered("cli-fake"):
         sgdlab.experiments.reproduce("cli-fake", root / "repro", "smoke", "cpu")
     return root

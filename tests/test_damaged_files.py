@@ -38,6 +38,7 @@ import sgdlab
 from sgdlab.cli import app
 from sgdlab.errors import UserError
 from sgdlab.experiments.base import load_claims, load_record
+from sgdlab.report.html import write_report
 from sgdlab.store import RunDir
 
 RUN = tiny(checkpoint={"every_steps": 4, "keep": 2}, probes={"use": ["eval", "batch_loss"]})
@@ -66,6 +67,7 @@ def pristine(tmp_path_factory):
     with pytest.raises(KeyboardInterrupt):
         sgdlab.run(RUN, root / "stopped", progress=stop_at(10))
     sgdlab.run_sweep(root / "run.toml", GRID, 1, root / "sweep", workers=1)
+    write_report(root / "sweep")  # as `sgdlab sweep` does
     with registered(EXPERIMENT):
         sgdlab.experiments.reproduce(EXPERIMENT, root / "repro", "smoke", "cpu")
     return root

@@ -38,7 +38,7 @@ def sharp(values: np.ndarray, eta: float = ETA, steps: np.ndarray = STEPS) -> C.
 
 
 def test_sharpening_holds_on_a_rise_below_the_threshold():
-    c = C.sharpening("s", sharp(edge_of_stability_curve()))
+    c = C.sharpening_claim("s", sharp(edge_of_stability_curve()))
     assert c.verdict == "holds"
     assert c.evidence["onset_step"] == 400 and c.evidence["window_steps"] == [0, 380]
     assert c.evidence["slope_per_step"] == pytest.approx((89 - 60) / 380, rel=1e-9)
@@ -46,12 +46,12 @@ def test_sharpening_holds_on_a_rise_below_the_threshold():
 
 def test_sharpening_fails_on_flat_or_falling_sharpness():
     flat = 60 + 0.5 * np.sin(STEPS)  # scatter, no trend
-    assert C.sharpening("s", sharp(flat)).verdict == "fails"
-    assert C.sharpening("s", sharp(80 - 0.01 * STEPS)).verdict == "fails"
+    assert C.sharpening_claim("s", sharp(flat)).verdict == "fails"
+    assert C.sharpening_claim("s", sharp(80 - 0.01 * STEPS)).verdict == "fails"
 
 
 def test_sharpening_is_not_applicable_when_it_starts_at_the_band():
-    c = C.sharpening("s", sharp(np.full(len(STEPS), 95.0)))
+    c = C.sharpening_claim("s", sharp(np.full(len(STEPS), 95.0)))
     assert c.verdict == "not-applicable" and "starts at the band" in c.evidence["reason"]
 
 
@@ -60,7 +60,7 @@ def test_sharpening_is_not_applicable_when_it_starts_at_the_band():
 
 
 def test_edge_holds_when_the_sharpness_hovers_just_above_2_over_eta():
-    c = C.edge("e", sharp(edge_of_stability_curve(1.05)), goal_step=1000)
+    c = C.edge_claim("e", sharp(edge_of_stability_curve(1.05)), goal_step=1000)
     assert c.verdict == "holds"
     assert c.evidence["onset_step"] == 400 and c.evidence["fraction_in_band"] == 1.0
     assert c.evidence["plateau_ratio_median"] == pytest.approx(1.05, abs=0.01)
@@ -68,28 +68,28 @@ def test_edge_holds_when_the_sharpness_hovers_just_above_2_over_eta():
 
 
 def test_edge_fails_when_the_sharpness_never_gets_there():
-    c = C.edge("e", sharp(60 + 0.02 * STEPS))  # up to 80 = 0.8 × 2/η
+    c = C.edge_claim("e", sharp(60 + 0.02 * STEPS))  # up to 80 = 0.8 × 2/η
     assert c.verdict == "fails" and c.evidence["onset_step"] is None
     assert c.evidence["max_ratio"] == pytest.approx(0.8)
 
 
 def test_edge_fails_when_the_sharpness_rises_past_the_band_or_falls_away():
-    assert C.edge("e", sharp(edge_of_stability_curve(1.5))).verdict == "fails"  # far above 2/η
+    assert C.edge_claim("e", sharp(edge_of_stability_curve(1.5))).verdict == "fails"  # far above 2/η
     values = edge_of_stability_curve(1.0)
     values[STEPS > 500] = 50.0  # drops well below the threshold and stays there
-    c = C.edge("e", sharp(values))
+    c = C.edge_claim("e", sharp(values))
     assert c.verdict == "fails" and c.evidence["fraction_in_band"] < C.MOST
 
 
 def test_edge_fails_when_the_run_diverged():
-    c = C.edge("e", sharp(edge_of_stability_curve()), diverged_at=990)
+    c = C.edge_claim("e", sharp(edge_of_stability_curve()), diverged_at=990)
     assert c.verdict == "fails" and "diverged at step 990" in c.headline
 
 
 def test_edge_is_not_applicable_when_the_onset_is_the_last_measurement():
     values = 60 + 0.02 * STEPS
     values[-1] = 95.0  # reaches the band only at the last measurement
-    assert C.edge("e", sharp(values)).verdict == "not-applicable"
+    assert C.edge_claim("e", sharp(values)).verdict == "not-applicable"
 
 
 def test_the_band_reads_the_papers_at_or_just_above():
@@ -111,7 +111,7 @@ def oscillating_loss(steps: np.ndarray, onset: int) -> np.ndarray:
 
 def test_loss_claim_holds_on_a_non_monotone_falling_loss():
     k = np.arange(1001)
-    c = C.loss_after_onset("l", k, oscillating_loss(k, 400), 400)
+    c = C.loss_claim("l", k, oscillating_loss(k, 400), 400)
     assert c.verdict == "holds"
     assert c.evidence["rising_steps_after_onset"] > 100 and c.evidence["rising_steps_before_onset"] == 0
     assert c.evidence["loss_at_end"] < c.evidence["loss_at_onset"]
@@ -119,9 +119,9 @@ def test_loss_claim_holds_on_a_non_monotone_falling_loss():
 
 def test_loss_claim_fails_on_a_monotone_loss_and_on_one_that_ends_higher():
     k = np.arange(1001)
-    assert C.loss_after_onset("l", k, 1.0 / (1 + k / 200), 400).verdict == "fails"
+    assert C.loss_claim("l", k, 1.0 / (1 + k / 200), 400).verdict == "fails"
     rising = oscillating_loss(k, 400) + np.where(k > 400, (k - 400) / 200, 0.0)
-    c = C.loss_after_onset("l", k, rising, 400)
+    c = C.loss_claim("l", k, rising, 400)
     assert c.verdict == "fails" and c.evidence["loss_at_end"] > c.evidence["loss_at_onset"]
 
 
@@ -129,14 +129,14 @@ def test_loss_rises_below_the_round_off_tolerance_do_not_count():
     k = np.arange(101)
     loss = 1.0 - k * 1e-3
     loss[60] = loss[59] * (1 + 0.5 * C.RISE_TOL)  # a rise at float32 round-off
-    assert C.loss_after_onset("l", k, loss, 50).verdict == "fails"
+    assert C.loss_claim("l", k, loss, 50).verdict == "fails"
     loss[60] = loss[59] * (1 + 10 * C.RISE_TOL)
-    assert C.loss_after_onset("l", k, loss, 50).verdict == "holds"
+    assert C.loss_claim("l", k, loss, 50).verdict == "holds"
 
 
 def test_loss_claim_is_not_applicable_without_an_onset():
     k = np.arange(11)
-    assert C.loss_after_onset("l", k, 1.0 / (1 + k), None).verdict == "not-applicable"
+    assert C.loss_claim("l", k, 1.0 / (1 + k), None).verdict == "not-applicable"
 
 
 # ---------------------------------------------------------------------------------------
@@ -150,18 +150,18 @@ def continuation(end_ratio: float, new_eta: float = 2 / 150) -> C.Sharpness:
 
 
 def test_cut_claim_holds_when_the_sharpness_rises_to_the_new_threshold():
-    c = C.drop("d", sharp(edge_of_stability_curve()), 500, continuation(1.0))
+    c = C.cut_claim("d", sharp(edge_of_stability_curve()), 500, continuation(1.0))
     assert c.verdict == "holds" and c.evidence["threshold_after"] == pytest.approx(150)
     assert c.evidence["steps_to_new_band"] is not None
 
 
 def test_cut_claim_fails_when_the_sharpness_stays_at_the_old_threshold():
-    c = C.drop("d", sharp(edge_of_stability_curve()), 500, continuation(0.75))
+    c = C.cut_claim("d", sharp(edge_of_stability_curve()), 500, continuation(0.75))
     assert c.verdict == "fails" and c.evidence["max_ratio_after"] == pytest.approx(0.75)
 
 
 def test_cut_claim_is_not_applicable_when_the_run_was_not_at_the_edge():
-    c = C.drop("d", sharp(edge_of_stability_curve(onset=800)), 500, continuation(1.0))
+    c = C.cut_claim("d", sharp(edge_of_stability_curve(onset=800)), 500, continuation(1.0))
     assert c.verdict == "not-applicable" and "not at the edge" in c.evidence["reason"]
 
 
@@ -172,24 +172,24 @@ def flow_run(rate: float, eta_f: float = 2 / 400) -> C.Sharpness:
 
 
 def test_flow_claim_holds_when_the_flow_sharpens_past_the_band():
-    c = C.flow("f", sharp(edge_of_stability_curve()), flow_run(5.0))  # 160 at t = 20
+    c = C.flow_claim("f", sharp(edge_of_stability_curve()), flow_run(5.0))  # 160 at t = 20
     assert c.verdict == "holds" and c.evidence["time_horizon"] == pytest.approx(20)
     assert c.evidence["time_past_band"] == pytest.approx(12.5)  # 60 + 5t > 120 strictly; t on a 0.5 grid
 
 
 def test_flow_claim_fails_when_the_flow_stops_sharpening_below_the_band():
-    c = C.flow("f", sharp(edge_of_stability_curve()), flow_run(2.0))  # 100 at t = 20
+    c = C.flow_claim("f", sharp(edge_of_stability_curve()), flow_run(2.0))  # 100 at t = 20
     assert c.verdict == "fails" and c.evidence["flow_max_ratio_to_gd_threshold"] == pytest.approx(1.0)
 
 
 def test_flow_claim_is_not_applicable_when_the_small_step_run_reached_its_own_edge():
-    c = C.flow("f", sharp(edge_of_stability_curve()), flow_run(5.0, eta_f=2 / 150))
+    c = C.flow_claim("f", sharp(edge_of_stability_curve()), flow_run(5.0, eta_f=2 / 150))
     assert c.verdict == "not-applicable" and "its own edge" in c.evidence["reason"]
 
 
 def test_flow_claim_compares_at_equal_time_up_to_the_shorter_horizon():
     short_gd = sharp(edge_of_stability_curve()[:11], steps=STEPS[:11])  # t ≤ 4
-    c = C.flow("f", short_gd, flow_run(5.0))  # by t = 4 the flow is at 80 < 120
+    c = C.flow_claim("f", short_gd, flow_run(5.0))  # by t = 4 the flow is at 80 < 120
     assert c.verdict == "fails" and c.evidence["time_horizon"] == pytest.approx(4.0)
 
 
@@ -248,9 +248,8 @@ def test_settings_reject_a_cut_outside_its_run():
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("edge-of-stability")
-    return out, reproduce("edge-of-stability", out, "smoke", "cpu")
+def smoke(smoke_reproduction):
+    return smoke_reproduction("edge-of-stability")
 
 
 def test_smoke_claims_follow_their_evidence(smoke):

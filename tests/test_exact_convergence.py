@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from sgdlab.data.separable import make_separable
+from sgdlab.data.separable import hard_margin_svm, make_separable
 from sgdlab.experiments import reproduce
-from sgdlab.experiments.exact_convergence import cnn, linear, logistic, rates, settings
+from sgdlab.experiments.exact_convergence import claims, configs, logistic, measure, rates, settings
 
 # ---------------------------------------------------------------------------------------
 # rate estimators: exact answers on exact laws
@@ -65,7 +65,7 @@ def test_hard_margin_svm_recovers_the_constructed_max_margin_vector():
     gen = torch.Generator().manual_seed(3)
     w_true = torch.tensor([3.0, -1.0, 0.5, 0.0, 2.0, 1.0], dtype=torch.float64)
     x, y, _ = make_separable(40, 6, 0.3, gen, w_hat=w_true, n_support=3)
-    w = linear.hard_margin_svm(x, 2.0 * y - 1)
+    w = hard_margin_svm(x, 2.0 * y - 1)
     np.testing.assert_allclose(w, w_true.numpy(), rtol=1e-9, atol=1e-9)
 
 
@@ -75,7 +75,7 @@ def test_hard_margin_svm_matches_a_generic_qp_solver_and_its_kkt_conditions():
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(30, 8, generator=gen, dtype=torch.float64)
     y = torch.sign(x @ torch.randn(8, generator=gen, dtype=torch.float64)).numpy()
-    w = linear.hard_margin_svm(x, y)
+    w = hard_margin_svm(x, y)
     g = y[:, None] * x.numpy()
     margins = g @ w
     assert margins.min() == pytest.approx(1.0, abs=1e-9)  # feasible, with tight constraints
@@ -98,7 +98,7 @@ def test_hard_margin_svm_matches_a_generic_qp_solver_and_its_kkt_conditions():
 def test_hard_margin_svm_rejects_data_that_are_not_separable():
     x = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="not linearly separable"):
-        linear.hard_margin_svm(x, np.array([1.0, 1.0, 1.0]))
+        hard_margin_svm(x, np.array([1.0, 1.0, 1.0]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -156,8 +156,8 @@ def test_run_specs_are_validated():
 
 def test_measure_at_the_max_margin_direction():
     xs = separable_pair()[0]
-    w_hat = torch.from_numpy(linear.hard_margin_svm(xs, torch.ones(len(xs))))
-    m = linear.measure(xs, w_hat, torch.stack([5 * w_hat, -w_hat]))
+    w_hat = torch.from_numpy(hard_margin_svm(xs, torch.ones(len(xs))))
+    m = measure.weight_measures(xs, w_hat, torch.stack([5 * w_hat, -w_hat]))
     assert m["direction_error"][0] == pytest.approx(0.0, abs=1e-12)
     assert m["margin"][0] == pytest.approx(1 / float(w_hat.norm()), rel=1e-9)
     assert m["train_error"].tolist() == [0.0, 1.0]
@@ -196,7 +196,7 @@ def fake_table(steps=10**4, seeds=4, method="sgd", noise=0.0, **laws):
     direction error and margin gap by a relative noise·N(0, 1) at every recorded step."""
     law = {**lawful_laws(), **laws}
     t = rates.log_steps(steps, 10).astype(float)
-    cols = {k: [] for k in ("dataset", "method", "lr", "batch_size", "seed", "step", *linear.METRICS)}
+    cols = {k: [] for k in ("dataset", "method", "lr", "batch_size", "seed", "step", *measure.METRICS)}
     rng = np.random.default_rng(0)
     for seed in range(seeds):
         cols["dataset"] += ["d"] * len(t)
@@ -205,7 +205,7 @@ def fake_table(steps=10**4, seeds=4, method="sgd", noise=0.0, **laws):
         cols["batch_size"] += [1] * len(t)
         cols["seed"] += [seed] * len(t)
         cols["step"] += t.tolist()
-        for name in linear.METRICS:
+        for name in measure.METRICS:
             values = np.asarray(law[name](t), float)
             jitter = 1 + noise * rng.standard_normal(len(t))
             if name in ("loss", "direction_error"):
@@ -222,12 +222,12 @@ LINEAR = settings.LinearSettings(steps=10**4, lrs=(1.0,), sgd_seeds=4)
 
 def linear_verdicts(**kw):
     table, sets = fake_table(**kw)
-    return {c.id: c.verdict for c in linear.linear_claims(table, sets, LINEAR)}
+    return {c.id: c.verdict for c in claims.linear_claims(table, sets, LINEAR)}
 
 
 def linear_claim(claim_id, **kw):
     table, sets = fake_table(**kw)
-    return next(c for c in linear.linear_claims(table, sets, LINEAR) if c.id == claim_id)
+    return next(c for c in claims.linear_claims(table, sets, LINEAR) if c.id == claim_id)
 
 
 def test_linear_claims_hold_on_the_theorys_laws():
@@ -308,7 +308,7 @@ def test_approaches_reads_noise_and_trend():
 
 def history(train_error, train_loss, test_loss, test_error, start=0):
     e = np.arange(start, start + len(train_error), dtype=float)
-    return cnn.History(
+    return measure.History(
         e,
         {
             "train_loss": np.asarray(train_loss, float),
@@ -346,33 +346,33 @@ def test_slope_and_error_of_a_line_and_of_scatter():
 
 def test_zero_error_epochs():
     e = np.arange(6.0)
-    assert cnn.first_zero(e, [0.5, 0, 0.1, 0, 0, 0]) == 1
-    assert cnn.zero_from(e, [0.5, 0, 0.1, 0, 0, 0]) == 3
-    assert cnn.zero_from(e, [0, 0, 0, 0, 0, 0]) == 0
-    assert cnn.zero_from(e, [0, 0, 0, 0, 0, 0.1]) is None
-    assert cnn.first_zero(e, [0.1] * 6) is None
+    assert measure.first_zero(e, [0.5, 0, 0.1, 0, 0, 0]) == 1
+    assert measure.zero_from(e, [0.5, 0, 0.1, 0, 0, 0]) == 3
+    assert measure.zero_from(e, [0, 0, 0, 0, 0, 0]) == 0
+    assert measure.zero_from(e, [0, 0, 0, 0, 0, 0.1]) is None
+    assert measure.first_zero(e, [0.1] * 6) is None
 
 
 def test_zero_error_claim_holds_fails_and_fails_on_a_relapse():
-    claim = cnn.zero_error_claim("m", "m", lawful(10))
+    claim = claims.zero_error_claim("m", "m", lawful(10))
     assert claim.verdict == "holds"
     assert (claim.evidence["first_zero_epoch"], claim.evidence["zero_from_epoch"]) == (10, 10)
     never = history(np.full(41, 0.1), 1 / (E + 1), np.ones(41), np.ones(41))
-    assert cnn.zero_error_claim("m", "m", never).verdict == "fails"
+    assert claims.zero_error_claim("m", "m", never).verdict == "fails"
     relapse = history(np.where((E >= 10) & (E < 40), 0.0, 0.01), 1 / (E + 1), np.ones(41), np.ones(41))
-    claim = cnn.zero_error_claim("m", "m", relapse)
+    claim = claims.zero_error_claim("m", "m", relapse)
     assert claim.verdict == "fails" and claim.evidence["first_zero_epoch"] == 10
     assert "at the end" in claim.headline
 
 
 def test_loss_falling_claim_holds_fails_on_a_floor_and_needs_a_window():
-    claim = cnn.loss_falling_claim("m", "m", lawful(10))
+    claim = claims.loss_falling_claim("m", "m", lawful(10))
     assert claim.verdict == "holds" and claim.evidence["window_epochs"] == [20, 40]
     assert claim.evidence["log_loss_vs_log_epoch_slope"] == pytest.approx(-1, abs=0.05)
     # a floor with scatter: the fitted slope may come out < 0, but not beyond 2 standard errors
     floor = lawful(10)
     floor.values["train_loss"][:] = 0.01 * (1 + 0.05 * WIGGLE)
-    claim = cnn.loss_falling_claim("m", "m", floor)
+    claim = claims.loss_falling_claim("m", "m", floor)
     assert claim.verdict == "fails"
     assert (
         abs(claim.evidence["log_loss_vs_log_epoch_slope"])
@@ -381,114 +381,114 @@ def test_loss_falling_claim_holds_fails_on_a_floor_and_needs_a_window():
     # falling early in the window, then at a floor: the later half does not fall
     settled = lawful(10)
     settled.values["train_loss"][:] = np.maximum(1 / (E + 1), 1 / 29) * (1 + 0.01 * WIGGLE)
-    claim = cnn.loss_falling_claim("m", "m", settled)
+    claim = claims.loss_falling_claim("m", "m", settled)
     assert claim.verdict == "fails" and claim.evidence["log_loss_vs_log_epoch_slope"] < 0
     assert claim.evidence["later_half_epochs"] == [29, 40]
     for h, why in ((lawful(41), "never"), (lawful(38), "fewer than 5 epochs")):
-        claim = cnn.loss_falling_claim("m", "m", h)
+        claim = claims.loss_falling_claim("m", "m", h)
         assert claim.verdict == "not-applicable" and why in claim.evidence["reason"]
 
 
 def test_val_loss_rises_claim_holds_fails_and_needs_a_window():
-    claim = cnn.val_loss_rises_claim("m", "m", lawful(10), 1000)
+    claim = claims.val_loss_rises_claim("m", "m", lawful(10), 1000)
     assert claim.verdict == "holds", claim.evidence
     assert claim.evidence["val_loss_min_epoch"] == 8
     overfit = lawful(10)  # the validation error grows by 0.1 over the window: overfitting
     overfit.values["test_error"][:] = 0.3 + 0.005 * E + 0.01 * WIGGLE
-    claim = cnn.val_loss_rises_claim("m", "m", overfit, 1000)
+    claim = claims.val_loss_rises_claim("m", "m", overfit, 1000)
     assert claim.verdict == "fails"
     assert claim.evidence["val_error_change_over_window"] == pytest.approx(0.1, abs=0.01)
-    assert claim.evidence["val_error_noise"] == pytest.approx(cnn.test_error_noise(0.45, 1000), rel=0.05)
+    assert claim.evidence["val_error_noise"] == pytest.approx(claims.test_error_noise(0.45, 1000), rel=0.05)
     # on 100 test images a rise of 0.1 is within the sampling noise of the error (±0.07)
-    assert cnn.val_loss_rises_claim("m", "m", overfit, 100).verdict == "holds"
+    assert claims.val_loss_rises_claim("m", "m", overfit, 100).verdict == "holds"
     flat = lawful(10)  # the validation loss only scatters about a level
     flat.values["test_loss"][:] = 1 + 0.05 * WIGGLE
-    assert cnn.val_loss_rises_claim("m", "m", flat, 1000).verdict == "fails"
+    assert claims.val_loss_rises_claim("m", "m", flat, 1000).verdict == "fails"
     improving = lawful(10)  # the original's "validation error slowly improves" holds too
     improving.values["test_error"][:] = 0.3 - 0.002 * E + 0.01 * WIGGLE
-    assert cnn.val_loss_rises_claim("m", "m", improving, 1000).verdict == "holds"
-    assert cnn.val_loss_rises_claim("m", "m", lawful(41), 1000).verdict == "not-applicable"
+    assert claims.val_loss_rises_claim("m", "m", improving, 1000).verdict == "holds"
+    assert claims.val_loss_rises_claim("m", "m", lawful(41), 1000).verdict == "not-applicable"
 
 
 def test_test_error_noise_is_binomial():
-    assert cnn.test_error_noise(0.5, 200) == pytest.approx(0.05)
-    assert cnn.test_error_noise(0.0, 200) == 0.0
+    assert claims.test_error_noise(0.5, 200) == pytest.approx(0.05)
+    assert claims.test_error_noise(0.0, 200) == 0.0
 
 
 def test_cnn_claims_are_not_applicable_without_zero_error():
     h = history(np.full(20, 0.1), np.linspace(2, 1, 20), np.linspace(2, 1, 20), np.full(20, 0.5))
-    verdicts = [c.verdict for c in cnn.cnn_claims("m", "m", h, 100)]
+    verdicts = [c.verdict for c in claims.cnn_claims("m", "m", h, 100)]
     assert verdicts == ["fails", "not-applicable", "not-applicable"]
 
 
 def net(title, depth, e0, z, slope=-1.0, stderr=0.1, epochs=100):
     """The contrast claims' view of one network (the same trend over the window and its later half)."""
     start = max(z or 0, epochs // 2)
-    whole = cnn.Trend(slope, stderr, (start, epochs), epochs - start + 1)
-    late = cnn.Trend(slope, stderr, (round(np.sqrt(start * epochs)), epochs), 10)
-    t = None if z is None else cnn.LossTrend(whole, late)
-    return cnn.Interpolation(title, depth, e0, z, epochs, t, None if z is not None else "no Z")
+    whole = measure.Trend(slope, stderr, (start, epochs), epochs - start + 1)
+    late = measure.Trend(slope, stderr, (round(np.sqrt(start * epochs)), epochs), 10)
+    t = None if z is None else measure.LossTrend(whole, late)
+    return measure.Interpolation(title, depth, e0, z, epochs, t, None if z is not None else "no Z")
 
 
 RESNET = net("resnet", 18, 20, 25)
 
 
 def test_interpolation_of_a_history():
-    n = cnn.Interpolation.of("m", 4, lawful(10))
+    n = measure.Interpolation.of("m", 4, lawful(10))
     assert (n.first_zero, n.zero_from, n.epochs) == (10, 10, 40) and n.loss_trend.falls
     assert n.loss_trend.late.window == (29, 40)
     assert n.epochs_at_zero() == "10"
-    diverged = cnn.Interpolation.of("m", 4, lawful(10), diverged="run m diverged at step 3")
+    diverged = measure.Interpolation.of("m", 4, lawful(10), diverged="run m diverged at step 3")
     assert diverged.zero_from is None and diverged.loss_trend is None and "diverged" in diverged.why
 
 
 def test_skips_zero_error_claim():
     plain = [net("base", 4, 60, 80), net("vgg", 9, 30, 30)]
-    claim = cnn.skips_zero_error_claim(RESNET, plain)
+    claim = claims.skips_zero_error_claim(RESNET, plain)
     assert claim.verdict == "holds" and claim.evidence["first_zero_over_resnet"] == {"base": 3.0, "vgg": 1.5}
-    claim = cnn.skips_zero_error_claim(RESNET, [plain[0], net("vgg", 9, 30, None)])
+    claim = claims.skips_zero_error_claim(RESNET, [plain[0], net("vgg", 9, 30, None)])
     assert claim.verdict == "fails" and claim.evidence["missed"] == ["vgg"]
-    claim = cnn.skips_zero_error_claim(net("resnet", 18, None, None), plain)
+    claim = claims.skips_zero_error_claim(net("resnet", 18, None, None), plain)
     assert claim.verdict == "not-applicable" and "reference result" in claim.evidence["reason"]
 
 
 def test_skips_loss_falling_claim():
     plain = [net("base", 4, 60, 80), net("vgg", 9, 30, 30, slope=-0.5)]
-    assert cnn.skips_loss_falling_claim(RESNET, plain).verdict == "holds"
+    assert claims.skips_loss_falling_claim(RESNET, plain).verdict == "holds"
     flat = net("vgg", 9, 30, 30, slope=-0.1, stderr=0.1)  # within 2 standard errors of 0
-    claim = cnn.skips_loss_falling_claim(RESNET, [plain[0], flat])
+    claim = claims.skips_loss_falling_claim(RESNET, [plain[0], flat])
     assert claim.verdict == "fails" and claim.evidence["missed"] == ["vgg"]
-    assert cnn.skips_loss_falling_claim(RESNET, [plain[0], net("vgg", 9, None, None)]).verdict == "fails"
-    claim = cnn.skips_loss_falling_claim(net("resnet", 18, 20, 25, slope=0.0), plain)
+    assert claims.skips_loss_falling_claim(RESNET, [plain[0], net("vgg", 9, None, None)]).verdict == "fails"
+    claim = claims.skips_loss_falling_claim(net("resnet", 18, 20, 25, slope=0.0), plain)
     assert claim.verdict == "not-applicable"
 
 
 def test_depth_first_zero_claim():
     deep_first = [net("base", 4, 60, 80), net("vgg", 9, 30, 30)]
-    claim = cnn.depth_first_zero_claim(deep_first, RESNET)
+    claim = claims.depth_first_zero_claim(deep_first, RESNET)
     assert claim.verdict == "holds" and "vgg" in claim.statement.split("no later")[0]
     tied = [net("base", 4, 60, 80), net("vgg", 9, 70, 90)]  # [60, 80] and [70, 90] overlap
-    assert cnn.depth_first_zero_claim(tied).verdict == "holds"
+    assert claims.depth_first_zero_claim(tied).verdict == "holds"
     later = [net("base", 4, 60, 65), net("vgg", 9, 70, 90)]
-    assert cnn.depth_first_zero_claim(later).verdict == "fails"
+    assert claims.depth_first_zero_claim(later).verdict == "fails"
     never = [net("base", 4, 60, 65), net("vgg", 9, 70, None)]
-    assert cnn.depth_first_zero_claim(never).verdict == "not-applicable"
-    assert cnn.depth_first_zero_claim(deep_first[:1]).verdict == "not-applicable"
+    assert claims.depth_first_zero_claim(never).verdict == "not-applicable"
+    assert claims.depth_first_zero_claim(deep_first[:1]).verdict == "not-applicable"
 
 
 def test_contrast_claims_follow_the_selected_runs():
     plain = [net("base", 4, 60, 80), net("vgg", 9, 30, 30)]
-    assert [c.id for c in cnn.contrast_claims(RESNET, plain)] == [
+    assert [c.id for c in claims.contrast_claims(RESNET, plain)] == [
         "skips-zero-train-error",
         "skips-loss-still-falling",
         "depth-first-zero",
     ]
-    assert [c.id for c in cnn.contrast_claims(None, plain)] == ["depth-first-zero"]
-    assert [c.id for c in cnn.contrast_claims(RESNET, plain[:1])] == [
+    assert [c.id for c in claims.contrast_claims(None, plain)] == ["depth-first-zero"]
+    assert [c.id for c in claims.contrast_claims(RESNET, plain[:1])] == [
         "skips-zero-train-error",
         "skips-loss-still-falling",
     ]
-    assert cnn.contrast_claims(RESNET, []) == []
+    assert claims.contrast_claims(RESNET, []) == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -501,7 +501,7 @@ def built(m, c):
     from sgdlab.config import load_config
     from sgdlab.models import build_model
 
-    cfg = resolve(load_config(raw=cnn.cnn_config(m, c)))
+    cfg = resolve(load_config(raw=configs.cnn_config(m, c)))
     side = cfg.data.resize or 32
     with torch.device("meta"):
         return build_model(cfg.model, (3, side, side), 10), cfg
@@ -528,7 +528,7 @@ def test_every_scale_contrasts_nets_without_skips_with_a_resnet_on_the_papers_re
         assert len(layers) == m.depth, m.key
     resnet = s.cnn.resnet
     assert resnet is not None and resnet.depth == 18 and s.cnn.plain
-    assert len(linear.run_grid(s.linear)) == len(s.linear.lrs) * (1 + s.linear.sgd_seeds)
+    assert len(measure.run_grid(s.linear)) == len(s.linear.lrs) * (1 + s.linear.sgd_seeds)
 
 
 def test_full_scale_networks_have_the_texts_parameter_counts():
@@ -543,10 +543,8 @@ def test_full_scale_networks_have_the_texts_parameter_counts():
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("exact-convergence-smoke")
-    claims = reproduce("exact-convergence", out, "smoke", "cpu")
-    return out, claims
+def smoke(smoke_reproduction):
+    return smoke_reproduction("exact-convergence")
 
 
 def test_smoke_claims_file_has_the_required_shape(smoke):
@@ -692,7 +690,7 @@ def test_a_sigkilled_reproduction_run_again_ends_as_an_uninterrupted_one(smoke, 
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-500:]
     run = out / "runs" / "cnn-base"
-    assert RunDir(run).read_summary()["status"] == "running" and RunDir(run).states()[-1][0] == 300
+    assert RunDir(run).read_summary()["status"] == "interrupted" and RunDir(run).states()[-1][0] == 300
     assert not (out / "claims.json").exists()
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -713,7 +711,7 @@ def test_a_diverged_cnn_run_makes_its_claims_say_so(tmp_path, monkeypatch):
     """lr 10^30 (for the paper's 0.01) makes the smoke CNN run diverge at once: the reproduction
     still ends, with the zero-error claim failing and the other two not applicable, each giving
     "run cnn-base diverged at step k" as its reason; no claim is decided on a NaN."""
-    monkeypatch.setattr(cnn, "LR", 1e30)
+    monkeypatch.setattr(configs, "LR", 1e30)
     claims = {c.id: c for c in reproduce("exact-convergence", tmp_path, "smoke", "cpu", only="cnn-base")}
     assert set(claims) == {"base-zero-train-error", "base-loss-still-falling", "base-val-loss-rises"}
     summary = json.loads((tmp_path / "runs" / "cnn-base" / "summary.json").read_text())

@@ -361,16 +361,32 @@ def test_gamma_principle_pca_with_a_diverged_run(tiny_runs, tmp_path):
 
 
 def test_sgdl_flatness_noise_sweep_with_a_diverged_run(tiny_runs):
-    from sgdlab.experiments.sgdl_flatness.mlp import sweep_claims
+    from sgdlab.experiments.sgdl_flatness.claims import Baseline, sweep_claims
+    from sgdlab.experiments.sgdl_flatness.measure import split_sizes, sweep_run
     from sgdlab.experiments.sgdl_flatness.settings import SCALE_SETTINGS
 
     _, ok, bad = tiny_runs
-    claims = sweep_claims("digits", {0.0: ok, 0.1: bad}, SCALE_SETTINGS["smoke"].sweep)
+    seeds = (sweep_run(ok, 0.0, "constant", 0), sweep_run(ok, 0.0, "constant", 1))
+    measured = {
+        "sgdl-digits-0-seed0": seeds[0],
+        "sgdl-digits-0-seed1": seeds[1],
+        "sgdl-digits-constant-0.1": sweep_run(bad, 0.1, "constant", 0),
+        "sgdl-digits-decaying-0.1": sweep_run(bad, 0.1, "decaying", 0),
+    }
+    claims = sweep_claims(
+        "digits", measured, Baseline(seeds, *split_sizes(ok)), SCALE_SETTINGS["smoke"].sweep
+    )
     step = bad.summary["diverged_at"]
-    for claim in claims:
-        assert claim.verdict == "fails" and f"γ' = 0.1 diverged at step {step}" in claim.headline
-        assert claim.evidence["runs"]["0.1"]["status"] == "diverged"
-        assert claim.evidence["runs"]["0.1"]["diverged_at"] == step
+    threshold = claims[0]
+    assert (
+        threshold.id == "mlp/digits-noise-threshold"
+        and f"γ' = 0.1 diverged at step {step}" in threshold.headline
+    )
+    for claim in claims:  # a diverged noise level is never "similar", and says why
+        assert claim.verdict != "holds"
+        if claim.verdict != "not-applicable":
+            assert claim.evidence["runs"]["0.1"]["status"] == "diverged"
+            assert claim.evidence["runs"]["0.1"]["diverged_at"] == step
 
 
 def test_a_reproduction_with_a_forced_divergence_ends_with_claims_that_say_so(tmp_path, monkeypatch):

@@ -6,6 +6,8 @@ number the run's dtype cannot hold, or a model too large for the memory there is
 from __future__ import annotations
 
 import dataclasses
+import os
+import warnings
 from pathlib import Path
 from types import GenericAlias
 from typing import Any, Iterator
@@ -26,6 +28,8 @@ from .registry import Entry
 from .seeding import derive_seed, generator
 
 DEFAULT_EPOCHS = 10
+CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"
+DETERMINISTIC_CUBLAS = (":4096:8", ":16:8")  # the settings torch accepts for deterministic cuBLAS
 
 
 def fill_options(section: Any, entry: Entry, prefix: str, kind: str) -> Any:
@@ -93,13 +97,20 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def replays(probes_cfg: ProbesConfig) -> bool:
+    """Whether the probes make a run two-phase: one needs θ* (the γ probe in replay mode)."""
+    return any("theta_star" in p.needs for p in build_probes(probes_cfg))
+
+
 def resolve(cfg: Config) -> Config:
     """The fully specified config a run records: every name checked, every default filled.
 
     Checks the dataset, model, optimizer, loss and probe names against their registries,
     fills each entry's options, picks the sampler (an optimizer may force one, e.g. full-batch
-    GD) and the default epoch count, and resolves the device. Idempotent: resolving a resolved
-    config gives it back unchanged.
+    GD) and the default epoch count, and resolves the device. On CUDA a two-phase run (a probe
+    that needs θ*, e.g. γ by replay) resolves to `deterministic = true`: its replay must repeat
+    pass 1 bit for bit, which CUDA's default kernels do not promise. Idempotent: resolving a
+    resolved config gives it back unchanged.
     """
     data = fill_options(cfg.data, datasets.get(cfg.data.name, "data.name"), "data", "dataset")
     if data.standardize is None:
@@ -123,15 +134,19 @@ def resolve(cfg: Config) -> Config:
     if train.epochs is None and train.max_steps is None:
         train = dataclasses.replace(train, epochs=DEFAULT_EPOCHS)
     parse_schedule(cfg.checkpoint.iterates, "checkpoint.iterates")
+    device = resolve_device(cfg.device)
+    probes_cfg = resolve_probes(cfg.probes)
+    deterministic = cfg.deterministic or (device == "cuda" and replays(probes_cfg))
     check_dtype_range(cfg)
     return dataclasses.replace(
         cfg,
-        device=resolve_device(cfg.device),
+        device=device,
+        deterministic=deterministic,
         data=data,
         model=model,
         optim=optim,
         train=train,
-        probes=resolve_probes(cfg.probes),
+        probes=probes_cfg,
     )
 
 
@@ -218,6 +233,26 @@ def check_memory(cfg: Config, input_shape: tuple[int, ...], n_outputs: int) -> N
         )
 
 
+def use_deterministic_algorithms(device: torch.device) -> None:
+    """`deterministic = true`: torch.use_deterministic_algorithms(True), and on CUDA the cuBLAS
+    workspace setting torch then requires, CUBLAS_WORKSPACE_CONFIG=:4096:8 (unless it already
+    holds one of the two deterministic settings). cuBLAS reads it when CUDA starts in the
+    process: if CUDA is already in use, or the variable held another value, a warning says so
+    (export it before starting Python to be sure)."""
+    if device.type == "cuda" and os.environ.get(CUBLAS_WORKSPACE) not in DETERMINISTIC_CUBLAS:
+        was = os.environ.get(CUBLAS_WORKSPACE)
+        if torch.cuda.is_initialized() or was is not None:
+            warnings.warn(
+                f"deterministic = true on CUDA: setting {CUBLAS_WORKSPACE}={DETERMINISTIC_CUBLAS[0]} "
+                f"(it was {'unset' if was is None else repr(was)}"
+                f"{' and CUDA had already started' if torch.cuda.is_initialized() else ''}); export it "
+                "before starting Python so that cuBLAS uses it from the start",
+                stacklevel=3,
+            )
+        os.environ[CUBLAS_WORKSPACE] = DETERMINISTIC_CUBLAS[0]
+    torch.use_deterministic_algorithms(True)
+
+
 def build_model_seeded(cfg: Config, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     """The model with θ_0 drawn from the run's "init" stream, on the CPU (so θ_0 does not
     depend on the device)."""
@@ -229,9 +264,9 @@ def build_model_seeded(cfg: Config, input_shape: tuple[int, ...], n_outputs: int
 def build_parts(cfg: Config, *, model: nn.Module | None = None, data: Dataset | None = None) -> Parts:
     """Parts of a resolved config; pass your own `model` or `data` to use them instead."""
     torch.set_num_threads(cfg.threads)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True)
     device = torch.device(cfg.device)
+    if cfg.deterministic:
+        use_deterministic_algorithms(device)  # before anything touches CUDA
     dataset = data if data is not None else build_dataset(cfg.data, cfg.seed)
     loss = get_loss(cfg.train.loss, dataset.target_kind)
     if model is None:

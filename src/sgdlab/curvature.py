@@ -432,7 +432,7 @@ def lanczos(
         q = _unit(w)
     # the loop runs at least once (max_iter ≥ k ≥ 1), so the Ritz pairs exist
     assert values is not None and vecs is not None and resid is not None
-    vectors = basis[:m].T @ vecs.to(dtype)
+    vectors = basis[:m].T @ vecs.to(dtype=dtype, device=device)
     return Eigen(values, vectors, resid, m, converged)
 
 
@@ -482,10 +482,11 @@ def hutchinson(op, probes: int = 32, *, generator: torch.Generator | None = None
     if probes < 1:
         raise UserError(f"probes: {probes} must be ≥ 1")
     n = op.shape[0]
-    samples = torch.empty(probes, dtype=torch.float64)
-    for j in range(probes):
+    samples = torch.empty(probes, dtype=torch.float64, device=op.device)
+    for j in range(probes):  # z drawn on the CPU: the same probes on every device
         z = (torch.randint(0, 2, (n,), generator=generator, device="cpu") * 2 - 1).to(op.dtype).to(op.device)
-        samples[j] = float(torch.dot((op @ z).double(), z.double()))
+        samples[j] = torch.dot((op @ z).double(), z.double())
+    samples = samples.cpu()  # one host read for all probes
     stderr = float(samples.std(unbiased=True) / math.sqrt(probes)) if probes > 1 else math.inf
     return Trace(float(samples.mean()), stderr, probes, samples)
 

@@ -1,46 +1,40 @@
 """Running and resuming: config → parts → engine → store. The library API behind the CLI.
 
 Probes that need θ* (the final iterate, e.g. `gamma`) make a run two-phase: pass 1 trains
-with every other probe and records the minibatch loss of each step; pass 2 (`RUN/replay/`)
-re-runs the identical trajectory from θ_0 with only those probes, checking each step's loss
-against pass 1, and its columns are merged into `RUN/metrics.parquet`.
+with every other probe and records the minibatch loss of each step; pass 2 (`RUN/replay/`,
+`sgdlab.two_pass`) re-runs the identical trajectory from θ_0 with only those probes, checking
+each step's loss against pass 1, and its columns are merged into `RUN/metrics.parquet`. What a
+resumed run continues from is `sgdlab.resuming`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import platform
-import shutil
-import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 from torch import nn
 
-from . import __version__
 from .build import build_parts, resolve
-from .config import Config, ProbesConfig, config_to_toml, load_config
+from .config import Config, config_to_toml, load_config
 from .data import Dataset
-from .engine import Outcome, Parts, train
+from .engine import Parts, train
 from .engine.loop import Progress
-from .errors import DamagedFile, UserError, clip
-from .params import flat_params
-from .probes import Probe, Reference
+from .errors import UserError, clip
+from .probes import Probe
 from .probes.basic import BatchLoss
-from .store import MetricsLog, Recorder, RunDir
-from .store.files import DiskFull, remove_checkpoint
-from .store.metrics import merge_tables
-from .store.run_dir import FINISHED
+from .resuming import Warn, latest_state, recorded_init, start_over
+from .store import MetricsLog, Recorder, RunDir, RunSummary
+from .store.files import DiskFull
+from .store.provenance import now, versions
+from .store.run_dir import FINISHED, REPLAY_DIR
+from .two_pass import FINAL_KEYS, record_outcome, replay_pass, theta0
 
-FINAL_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
-REPLAY_DIR = "replay"
+__all__ = ["FINAL_KEYS", "REPLAY_DIR", "RunResult", "as_config", "prepare", "resume", "run", "start"]
 
 
 @dataclass
@@ -64,61 +58,14 @@ class RunResult:
     parts: Parts | None  # None when there was nothing to do
 
     @property
+    def info(self) -> RunSummary:
+        """The summary as a typed record (`store.summary.RunSummary`)."""
+        return RunSummary.from_dict(self.summary)
+
+    @property
     def status(self) -> str:
         """completed, diverged or interrupted (a failed run raises instead of returning)."""
-        return self.summary.get("status", "unknown")
-
-
-def versions() -> dict[str, str]:
-    """Python, torch, numpy and sgdlab versions, and sgdlab's git commit when it runs from a
-    checkout: recorded in every summary so a result can be traced to the code that made it."""
-    out = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "sgdlab": __version__,
-    }
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if commit.returncode == 0:
-            out["sgdlab_git"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
-
-
-def environment() -> dict[str, object]:
-    """Where something ran: platform, CPU model and count, torch threads, CUDA devices."""
-    import os
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    cuda = (
-        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        if torch.cuda.is_available()
-        else []
-    )
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda_devices": cuda,
-    }
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        return self.info.status
 
 
 def as_config(config: Config | str | Path | dict, overrides: tuple[str, ...] | list[str] = ()) -> Config:
@@ -258,12 +205,9 @@ def base_summary(parts: Parts) -> dict[str, Any]:
         "device": cfg.device,
         "threads": cfg.threads,
         "versions": versions(),
-        "started_at": _now(),
+        "started_at": now(),
         "resumes": 0,
     }
-
-
-Warn = Callable[[str], None]
 
 
 def _warn(message: str) -> None:
@@ -309,7 +253,7 @@ def resume(
         run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
         cfg = resolve(run_dir.read_config())
         parts = build_parts(cfg, model=model, data=data)
-        init = _recorded_init(run_dir, parts, warn)
+        init = recorded_init(run_dir, parts, warn)
         recorder = Recorder(run_dir, cfg.checkpoint)
         recorder.summary = {**base_summary(parts), **(summary or {})}
         recorder.summary.update(status="running", resumes=int(recorder.summary["resumes"]) + 1)
@@ -327,12 +271,12 @@ def resume(
                 init = None
         state = None
         if init is None:
-            init = _start_over(run_dir, parts, recorder)
+            init = start_over(run_dir, parts, recorder)
         else:
             parts.model.load_state_dict(init)
             recorder.metrics = MetricsLog(run_dir.read_metrics())
             if recorder.summary.get("phase") != "replay":
-                state = _latest_state(run_dir, recorder.summary, warn)
+                state = latest_state(run_dir, recorder.summary, warn)
                 step = int(state["step"]) if state is not None else 0
                 recorder.metrics.truncate(step)
                 recorder.summary["steps"] = step
@@ -341,63 +285,6 @@ def resume(
         raise
     phase = "replay" if recorder.summary.get("phase") == "replay" else "train"
     return _execute(parts, recorder, init, state, progress, phase=phase)
-
-
-def _recorded_init(run_dir: RunDir, parts: Parts, warn: Warn) -> dict[str, torch.Tensor] | None:
-    """θ_0 as init.pt recorded it, checked against the one the config builds now; None (with a
-    warning) when init.pt is damaged, so that the run starts over."""
-    try:
-        init = run_dir.load("init.pt")
-    except DamagedFile as exc:
-        warn(f"{exc}; training the run again from θ_0, rebuilt from the config")
-        return None
-    except UserError:  # no init.pt: deleted, or killed before it was written
-        warn(f"{run_dir.checkpoints / 'init.pt'}: missing; training the run again from θ_0")
-        return None
-    rebuilt = parts.model.state_dict()
-    if (
-        not isinstance(init, dict)
-        or init.keys() != rebuilt.keys()
-        or any(not torch.equal(init[k].cpu(), rebuilt[k].cpu()) for k in init)
-    ):
-        raise UserError(
-            f"{run_dir.path}: this sgdlab builds a different θ_0 for the run's config than the "
-            "run recorded (the code changed?); cannot resume it bit-identically"
-        )
-    return init
-
-
-def _start_over(run_dir: RunDir, parts: Parts, recorder: Recorder) -> dict[str, torch.Tensor]:
-    """Clear what a run trained (states, iterates, final.pt, replay pass, metrics) and record
-    θ_0 again: a run whose records are damaged is trained again from the start."""
-    for _, path in run_dir.states():
-        remove_checkpoint(path)
-    remove_checkpoint(run_dir.checkpoints / "final.pt")
-    shutil.rmtree(run_dir.checkpoints / "iterates", ignore_errors=True)
-    shutil.rmtree(run_dir.path / REPLAY_DIR, ignore_errors=True)
-    run_dir.metrics_path.unlink(missing_ok=True)
-    recorder.metrics = MetricsLog()
-    recorder.summary.update(steps=0)
-    for key in ("phase", "final", "stop_reason", "diverged_at", "last_finite", "probes", "skipped_states"):
-        recorder.summary.pop(key, None)
-    init = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
-    recorder.save("init.pt", init)
-    return init
-
-
-def _latest_state(
-    run_dir: RunDir, summary: dict[str, Any] | None = None, warn: Warn | None = None
-) -> dict[str, Any] | None:
-    """The newest good resumable state; damaged newer ones are skipped, noted in `summary`
-    and reported through `warn`, one line naming the state used instead."""
-    state, used, skipped = run_dir.latest_state()
-    if skipped and summary is not None:
-        summary.setdefault("skipped_states", []).extend(exc.path.name for exc in skipped)
-    if skipped and warn is not None:
-        instead = f"resuming from {used} instead" if used else "no intact state is left: resuming from θ_0"
-        names = ", ".join(exc.problem if i else str(exc) for i, exc in enumerate(skipped))
-        warn(f"{names}; {instead}")
-    return state
 
 
 def replayed_probes(probes: list[Probe]) -> list[Probe]:
@@ -422,16 +309,16 @@ def _execute(
                 summary["phase"] = "train"
             recorder.flush()
             outcome = train(
-                first, recorder, theta0=_theta0(parts.model, init_state), state=state, progress=progress
+                first, recorder, theta0=theta0(parts.model, init_state), state=state, progress=progress
             )
-            _record(first, recorder, outcome)
+            record_outcome(first, recorder, outcome)
             if outcome.status == "completed":
                 recorder.save("final.pt", parts.model.state_dict())
             if not replayed or outcome.status != "completed":
                 return _finish(parts, recorder)
             summary.update(status="running", phase="replay")  # completed only once merged
             recorder.flush()
-        _replay(parts, replayed, recorder, init_state, progress)
+        replay_pass(parts, replayed, recorder, init_state, progress)
         return _finish(parts, recorder)
     except BaseException as exc:
         # Ctrl-C and a full disk stop a run that can go on (`sgdlab resume`); anything else fails it.
@@ -439,7 +326,7 @@ def _execute(
         summary.update(
             status="interrupted" if interrupted else "failed",
             error=str(exc) if isinstance(exc, UserError) else clip(f"{type(exc).__name__}: {exc}"),
-            finished_at=_now(),
+            finished_at=now(),
         )
         _record_end(recorder)
         raise
@@ -462,13 +349,6 @@ def _record_end(recorder: Recorder) -> None:
                 pass
 
 
-def _theta0(model: nn.Module, init_state: dict[str, torch.Tensor]) -> torch.Tensor:
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return torch.cat([init_state[n].reshape(-1) for n, _ in model.named_parameters() if n in names]).to(
-        next(model.parameters()).device, next(model.parameters()).dtype
-    )
-
-
 def first_pass(parts: Parts) -> Parts:
     """Pass 1: every probe but the θ*-dependent ones, plus the minibatch loss of every step."""
     probes = [p for p in parts.probes if "theta_star" not in p.needs]
@@ -478,123 +358,6 @@ def first_pass(parts: Parts) -> Parts:
     elif not losses:
         probes.append(BatchLoss("batch_loss", "step"))
     return dataclasses.replace(parts, probes=probes)
-
-
-def _record(parts: Parts, recorder: Recorder, outcome: Outcome) -> None:
-    spe = parts.sampler.steps_per_epoch
-    recorder.summary.update(
-        status=outcome.status,
-        steps=outcome.steps,
-        epochs=outcome.steps / spe,
-        stop_reason=outcome.stop_reason,
-        wall_time_s=round(outcome.wall_time, 3),
-        finished_at=_now(),
-    )
-    if outcome.status != "interrupted":
-        recorder.summary["final"] = {k: outcome.final.get(k) for k in FINAL_KEYS} | outcome.final
-    if outcome.diverged_at is not None:
-        recorder.summary["diverged_at"] = outcome.diverged_at
-        recorder.summary["last_finite"] = recorder.metrics.last_values(finite=True)
-    if outcome.probe_summaries:
-        recorder.summary.setdefault("probes", {}).update(outcome.probe_summaries)
-
-
-def _replay(
-    parts: Parts,
-    replayed: list[Probe],
-    recorder: Recorder,
-    init_state: dict[str, torch.Tensor],
-    progress: Progress | None,
-) -> None:
-    """Pass 2: θ_0 again, only the θ*-probes, the same number of steps, verified step by step."""
-    cfg = parts.config
-    summary = recorder.summary
-    steps = int(summary["steps"])
-    table = recorder.metrics.table()
-    reference = Reference(
-        _final_params(parts, recorder),
-        _loss_per_step(table, steps),
-        str(recorder.run_dir.path) if recorder.run_dir else "memory",
-    )
-    replay_cfg = dataclasses.replace(
-        cfg,
-        train=dataclasses.replace(cfg.train, epochs=None, max_steps=steps, stop_loss=None),
-        probes=ProbesConfig(
-            use=tuple(p.name for p in replayed),
-            options={p.name: cfg.probes.options[p.name] for p in replayed},
-        ),
-    )
-    parts.model.load_state_dict(init_state)
-    replay_parts = build_parts(replay_cfg, model=parts.model, data=parts.data)
-    replay_dir, state, rows = _replay_dir(recorder.run_dir, config_to_toml(replay_cfg))
-    metrics = MetricsLog(rows)
-    if state is not None:
-        metrics.truncate(int(state["step"]))
-    replay_recorder = Recorder(replay_dir, cfg.checkpoint, metrics)
-    replay_recorder.summary = {"status": "running", "phase": "replay", "of": reference.source}
-    try:
-        outcome = train(
-            replay_parts,
-            replay_recorder,
-            theta0=_theta0(parts.model, init_state),
-            reference=reference,
-            state=state,
-            progress=progress,
-        )
-    finally:
-        if replay_dir is not None:
-            replay_dir.unlock()
-    _record(replay_parts, replay_recorder, outcome)
-    replay_recorder.flush()
-    if outcome.status != "completed":
-        summary.update(status=outcome.status, stop_reason=f"replay {outcome.stop_reason}")
-        return
-    recorder.metrics = MetricsLog(merge_tables(table, replay_recorder.metrics.table()))
-    summary.setdefault("probes", {}).update(outcome.probe_summaries)
-    summary.update(status="completed", replay_wall_time_s=round(outcome.wall_time, 3))
-    summary.pop("phase", None)
-    if replay_dir is not None:
-        shutil.rmtree(replay_dir.checkpoints, ignore_errors=True)
-
-
-def _replay_dir(
-    run_dir: RunDir | None, text: str
-) -> tuple[RunDir | None, dict[str, Any] | None, pa.Table | None]:
-    """The replay pass's run directory (locked, as its parent is), the state to continue it
-    from and its metrics so far: an earlier pass with the same config is continued from its
-    latest intact state; one that is damaged, or of another config, is started again."""
-    if run_dir is None:
-        return None, None, None
-    path = run_dir.path / REPLAY_DIR
-    if RunDir.is_run(path) and (path / "config.toml").read_bytes() == text.encode("utf-8"):
-        replay_dir = RunDir(path)
-        replay_dir.lock()
-        state = _latest_state(replay_dir)
-        try:
-            rows = replay_dir.read_metrics() if state is not None else None
-            if state is None or rows is not None:
-                return replay_dir, state, rows
-        except DamagedFile:
-            pass
-        replay_dir.unlock()
-    replay_dir = RunDir.create(path, text, overwrite=True)
-    replay_dir.lock()
-    return replay_dir, None, None
-
-
-def _final_params(parts: Parts, recorder: Recorder) -> torch.Tensor:
-    if recorder.run_dir is not None:
-        parts.model.load_state_dict(recorder.run_dir.load("final.pt"))
-    return flat_params(parts.model)
-
-
-def _loss_per_step(table: pa.Table, steps: int) -> torch.Tensor:
-    losses = torch.full((steps,), float("nan"), dtype=torch.float64)
-    rows = table.filter(pc.is_valid(table["batch_loss"]))
-    idx = torch.tensor(rows["step"].to_numpy(), dtype=torch.long)
-    keep = idx < steps
-    losses[idx[keep]] = torch.tensor(rows["batch_loss"].to_numpy(), dtype=torch.float64)[keep]
-    return losses
 
 
 def _finish(parts: Parts, recorder: Recorder) -> RunResult:

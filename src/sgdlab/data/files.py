@@ -34,10 +34,8 @@ def cache_dir() -> Path:
 def repo_root() -> Path | None:
     """The source checkout holding the package (src layout), or None when installed elsewhere."""
     try:
-        import sgdlab
-
-        return Path(sgdlab.__file__).resolve().parents[2]
-    except (ImportError, AttributeError, IndexError, TypeError, OSError):
+        return Path(__file__).resolve().parents[3]  # <root>/src/sgdlab/data/files.py
+    except (IndexError, OSError):
         return None
 
 

@@ -67,9 +67,10 @@ from ..params import all_finite, flat_params, trainable
 from ..probes import Probe, Reference, Runtime, StepContext, build_probes, capturing
 from ..probes.context import BATCH_NORM_TYPES
 from ..probes.gamma import Gamma
-from ..runner import FINAL_KEYS, _now, versions
 from ..store import MetricsLog, Recorder, RunDir
 from ..store.files import write_text
+from ..store.provenance import now, versions
+from ..two_pass import FINAL_KEYS
 from .online_gamma import OnlineGamma
 
 # The engine's default probes; those that need eval data are dropped when there is none.
@@ -499,7 +500,7 @@ class Lab:
             "model": type(self.model).__name__,
             "optimizer": type(self.optimizer).__name__,
             "versions": versions(),
-            "started_at": _now(),
+            "started_at": now(),
             "resumes": 0,
         }
         if out is not None and resume and RunDir.is_run(out):
@@ -781,7 +782,7 @@ class Lab:
         self.recorder.summary.update(
             status="interrupted" if interrupted else "failed",
             error=f"{type(exc).__name__}: {exc}",
-            finished_at=_now(),
+            finished_at=now(),
         )
         self._finish_writing()
 
@@ -870,7 +871,7 @@ class Lab:
             epochs=k / self.spe if self.spe else None,
             stop_reason="diverged" if diverged else "closed",
             wall_time_s=round(self._wall_before + time.perf_counter() - self._t0, 3),
-            finished_at=_now(),
+            finished_at=now(),
         )
         if self.phase == "train" and not diverged:
             summary.update(status="running", phase="replay")

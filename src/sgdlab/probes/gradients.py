@@ -130,7 +130,8 @@ class Gradients(Probe):
         if self.batch == "eval":
             n = len(train)
             gen = torch.Generator().manual_seed(self.seed)
-            self.subset = torch.randperm(n, generator=gen)[: min(self.n_eval, n)].sort().values
+            subset = torch.randperm(n, generator=gen)[: min(self.n_eval, n)].sort().values
+            self.subset = subset.to(train.x.device)  # drawn on the CPU: the same points on every device
 
     # --- batch = "train": capture during the step ------------------------------------------
 

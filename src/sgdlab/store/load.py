@@ -15,6 +15,7 @@ from ..config import Config
 from ..errors import DamagedFile
 from .metrics import rows_to_table
 from .run_dir import FINISHED, RunDir
+from .summary import RunSummary
 
 
 @dataclass
@@ -24,8 +25,9 @@ class Run:
     Attributes:
         path: the run directory.
         config: the resolved config the run recorded (every default filled in).
-        summary: summary.json: status, steps, epochs, stop_reason, final metrics, timings,
-            seed, n_params, versions, and per-probe summaries under "probes".
+        summary: summary.json as written: status, steps, epochs, stop_reason, final metrics,
+            timings, seed, n_params, versions, and per-probe summaries under "probes";
+            `info` is the same as a typed record.
         metrics: the metrics table: `step`, `epoch`, one float64 column per metric, null
             where a metric was not measured at that step (`series` drops the nulls).
     """
@@ -36,9 +38,14 @@ class Run:
     metrics: pa.Table
 
     @property
+    def info(self) -> RunSummary:
+        """The summary as a typed record (`store.summary.RunSummary`)."""
+        return RunSummary.from_dict(self.summary)
+
+    @property
     def status(self) -> str:
         """The run's status: completed, diverged, interrupted, failed or running (or unknown)."""
-        return self.summary.get("status", "unknown")
+        return self.info.status
 
     @property
     def final(self) -> dict[str, float]:
@@ -115,7 +122,7 @@ def load_run(path: str | Path) -> Run:
     run_dir = RunDir.open(path)
     summary = run_dir.read_summary()
     metrics = run_dir.read_metrics()
-    if metrics is None and summary.get("status") in FINISHED:
+    if metrics is None and RunSummary.from_dict(summary).status in FINISHED:
         raise DamagedFile(run_dir.metrics_path, "missing", run_dir.todo())
     return Run(
         run_dir.path,

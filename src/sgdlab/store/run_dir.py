@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..config import Config, load_config
 from ..errors import ConfigError, DamagedFile, UserError
@@ -56,37 +55,13 @@ from .files import (
     write_parquet,
     write_text,
 )
+from .metrics import metrics_problem
+from .summary import SUMMARY_FIELDS, RunSummary
 
 GONE = "the process running it ended without recording why (killed?); `sgdlab resume` continues it"
 STATE_RE = re.compile(r"^state-(\d+)\.pt$")
 FINISHED = ("completed", "diverged")
-# What summary.json holds, by type (see runner.start and runner._record); other keys are kept.
-SUMMARY_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "status": str,
-    "seed": int,
-    "n_params": int,
-    "steps": int,
-    "steps_per_epoch": int,
-    "epochs": float,
-    "device": str,
-    "threads": int,
-    "versions": dict,
-    "environment": dict,
-    "started_at": str,
-    "finished_at": str,
-    "resumes": int,
-    "stop_reason": str,
-    "wall_time_s": float,
-    "replay_wall_time_s": float,
-    "diverged_at": int,
-    "final": dict,
-    "last_finite": dict,
-    "probes": dict,
-    "phase": str,
-    "error": str,
-    "of": str,
-    "skipped_states": list,
-}
+REPLAY_DIR = "replay"  # pass 2 of a two-pass run, itself a run directory
 # The names a run directory holds (module docstring); a directory of only these, with a
 # checkpoints/ folder, is a run that lost its config.toml.
 LAYOUT = {
@@ -263,6 +238,10 @@ class RunDir:
             return self._interrupted(summary)
         return summary
 
+    def read_info(self) -> RunSummary:
+        """`read_summary` as a typed record (`store.summary.RunSummary`)."""
+        return RunSummary.from_dict(self.read_summary())
+
     def _parse_summary(self) -> dict[str, Any]:
         summary = read_json(self.summary_path, dict, self.todo())
         check_fields(summary, SUMMARY_FIELDS, self.summary_path, self.todo())
@@ -392,7 +371,7 @@ class RunDir:
         found: list[DamagedFile] = []
         status = None
         try:
-            status = self.read_summary().get("status")
+            status = self.read_info().status
         except DamagedFile as exc:
             found.append(exc)
         try:
@@ -423,24 +402,3 @@ class RunDir:
         """Delete all but the newest `keep` resumable states."""
         for _, p in self.states()[:-keep]:
             remove_checkpoint(p)
-
-
-def metrics_problem(table: pa.Table) -> str | None:
-    """What makes `table` not a metrics table (`store.metrics`): `step` (int64, no nulls,
-    strictly increasing), `epoch` (float64), then float64 columns; None when it is one."""
-    names = table.column_names
-    if names[:2] != ["step", "epoch"]:
-        return f"its first columns are {names[:2]}, not ['step', 'epoch']"
-    if len(set(names)) != len(names):
-        return "a column name appears twice"
-    if table.schema.field("step").type != pa.int64() or table["step"].null_count:
-        return "its step column is not whole numbers"
-    bad = [f.name for f in table.schema if f.name != "step" and f.type != pa.float64()]
-    if bad:
-        return f"column {bad[0]!r} is {table.schema.field(bad[0]).type}, not float64"
-    step = table["step"]
-    if len(step) and pc.min(step).as_py() < 0:
-        return "it holds a negative step"
-    if len(step) > 1 and not pc.all(pc.greater(step[1:], step[:-1])).as_py():
-        return "its steps are not in increasing order"
-    return None

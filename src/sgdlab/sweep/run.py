@@ -3,13 +3,13 @@ one run directory under DIR/runs/, on the local process pool or a Ray cluster, w
 that is rewritten as each run ends and a report that aggregates the seeds of each point.
 
 Running the same command again reuses the finished runs and resumes the others; a run that
-fails or diverges is recorded in the index and the others go on.
+fails or diverges is recorded in the index and the others go on. The report of a sweep is
+written by whoever asks for it (`sgdlab sweep` does, with `sgdlab.report.write_report`).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import time
 from contextlib import nullcontext
@@ -21,6 +21,7 @@ from ..config import apply_override, read_toml
 from ..errors import DamagedFile, UserError
 from ..store import RunDir
 from ..store.files import write_json
+from ..store.provenance import environment, now, versions
 from .executors import Job, Outcome, reusable, run_local
 from .grid import Axis, SweepRun, expand, parse_axis
 from .index import SPEC, Sweep, index_rows, is_sweep, load_sweep, read_spec, write_index
@@ -88,12 +89,10 @@ def open_sweep_dir(out: Path, spec: dict[str, Any], log: Log | None = None) -> d
     record = existing_record(out, spec, log)
     if record is not None:
         return record
-    from ..runner import environment, versions
-
     out.mkdir(parents=True, exist_ok=True)
     record = {
         **spec,
-        "created_at": _now(),
+        "created_at": now(),
         "versions": versions(),
         "environment": environment(),
         "invocations": [],
@@ -112,7 +111,6 @@ def run_sweep(
     workers: int | None = None,
     ray: str | None = None,
     log: Log | None = None,
-    report: bool = True,
 ) -> Sweep:
     """Run (or continue) the sweep; returns it as `load_sweep` reads it."""
     log = log or (lambda message: None)
@@ -126,7 +124,7 @@ def run_sweep(
     # Join (or start) the cluster before writing anything: a bad --ray leaves no directory.
     pending = [job for job in jobs if not finished(job)]
     with ray_session(ray) if ray and pending else nullcontext():
-        return _run(out, base, axes, seeds, runs, jobs, workers, ray, log, report)
+        return _run(out, base, axes, seeds, runs, jobs, workers, ray, log)
 
 
 def finished(job: Job) -> bool:
@@ -145,7 +143,6 @@ def _run(
     workers: int | None,
     ray: str | None,
     log: Log,
-    report: bool,
 ) -> Sweep:
     record = open_sweep_dir(out, _spec(base, axes, seeds), log)
     keys = [a.key for a in axes]
@@ -165,7 +162,7 @@ def _run(
         f"{len(axes)} grid keys, {len(runs) // max(seeds, 1)} points × {seeds} seeds = "
         f"{len(runs)} runs in {out} ({executor})"
     )
-    t0, started = time.perf_counter(), _now()
+    t0, started = time.perf_counter(), now()
     try:
         if ray:
             run_ray(jobs, ray, on_done, log)
@@ -183,10 +180,6 @@ def _run(
             }
         )
         write_json(out / SPEC, record)
-    if report:
-        from ..report.html import write_report
-
-        write_report(out)
     return load_sweep(out)
 
 
@@ -195,19 +188,15 @@ def describe(out: Path, outcome: Outcome) -> str:
     if outcome.error:
         return f"{outcome.name}: {outcome.status} ({outcome.error})"
     try:
-        summary = RunDir(out / "runs" / outcome.name).read_summary()
+        info = RunDir(out / "runs" / outcome.name).read_info()
     except DamagedFile as exc:
         return f"{outcome.name}: {outcome.status} ({exc})"
-    final = summary.get("final") or {}
     bits = [f"{outcome.name}: {outcome.status}"]
     if outcome.action == "reused":
         bits.append("(reused)")
-    elif summary.get("wall_time_s") is not None:
-        bits.append(f"in {summary['wall_time_s']:.1f} s")
-    if final.get("train_loss") is not None:
-        bits.append(f"train loss {final['train_loss']:.4g}")
+    elif info.wall_time_s is not None:
+        bits.append(f"in {info.wall_time_s:.1f} s")
+    loss = info.final_value("train_loss")
+    if loss is not None:
+        bits.append(f"train loss {loss:.4g}")
     return " ".join(bits)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -35,9 +35,9 @@ from .settings import LOSSES, SCALE_SETTINGS, Settings, Study
 
 def _estimate_cut(scale: str) -> float:
     """Seconds for the cut's continuation: timed steps of its config (as `--plan` times a run)."""
-    from ..planning import estimate_run
+    from ..planning import Planner, estimate_run, plan_device
 
-    row = estimate_run("cut", continuation_config(SCALE_SETTINGS[scale]), "auto", {})
+    row = estimate_run("cut", continuation_config(SCALE_SETTINGS[scale]), Planner(plan_device("auto")))
     return row.seconds or 0.0
 
 
@@ -73,16 +73,17 @@ def gd_part(
         t = trajectories[f"η = 2/{number(threshold)}"] = trajectory(name, runs[name], s.acc_goal)
         prefix = f"{study.key}/2over{number(threshold)}"
         made = {
-            "sharpening": C.sharpening(f"{prefix}/sharpening", t.sharpness),
-            "edge": C.edge(f"{prefix}/edge", t.sharpness, t.diverged_at, t.goal_step),
-            "loss": C.loss_after_onset(
+            "sharpening": C.sharpening_claim(f"{prefix}/sharpening", t.sharpness),
+            "edge": C.edge_claim(f"{prefix}/edge", t.sharpness, t.diverged_at, t.goal_step),
+            "loss": C.loss_claim(
                 f"{prefix}/loss", t.loss_steps, t.loss, t.sharpness.onset_step(), t.goal_step
             ),
         }
         claims += made.values()
         rows.append(edge_row(study.key, threshold, t, made))
     if trajectories:
-        gd_figure(lab.figure(f"gd-{study.key}"), study_title(study), train_loss(study), trajectories)
+        fig = gd_figure(study_title(study), train_loss(study), trajectories)
+        lab.save_figure(fig, f"gd-{study.key}")
     return claims, rows
 
 
@@ -111,9 +112,9 @@ def cut_part(lab: Lab, s: Settings, runs: dict[str, Run]) -> list[Claim]:
     parent_run = _needed(lab, s, runs, study, d.threshold)
     parent = trajectory(gd_name(study, d.threshold), parent_run, s.acc_goal)
     after = cut_trajectory(lab, s, parent_run)
-    cut_figure(lab.figure("cut"), study_title(study), train_loss(study), parent, after, d.at)
+    lab.save_figure(cut_figure(study_title(study), train_loss(study), parent, after, d.at), "cut")
     claim_id = f"{study.key}/cut-2over{number(d.threshold)}-to-2over{number(d.new_threshold)}"
-    return [C.drop(claim_id, parent.sharpness, d.at, after.sharpness)]
+    return [C.cut_claim(claim_id, parent.sharpness, d.at, after.sharpness)]
 
 
 def flow_part(lab: Lab, s: Settings, runs: dict[str, Run]) -> list[Claim]:
@@ -130,8 +131,8 @@ def flow_part(lab: Lab, s: Settings, runs: dict[str, Run]) -> list[Claim]:
         other = gd_name(study, threshold)
         if threshold != f.threshold and other in runs:
             compared[f"η = 2/{number(threshold)}"] = trajectory(other, runs[other], s.acc_goal)
-    flow_figure(lab.figure("flow"), study_title(study), train_loss(study), compared, flow)
-    return [C.flow(f"{study.key}/flow-vs-2over{number(f.threshold)}", gd.sharpness, flow.sharpness)]
+    lab.save_figure(flow_figure(study_title(study), train_loss(study), compared, flow), "flow")
+    return [C.flow_claim(f"{study.key}/flow-vs-2over{number(f.threshold)}", gd.sharpness, flow.sharpness)]
 
 
 @experiments.register(

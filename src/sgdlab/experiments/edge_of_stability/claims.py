@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...stats import slope_and_error
 from ..base import Claim, decide, not_applicable
-from ..exact_convergence.rates import slope_and_error
 
 BAND_LOW = 0.9  # λ_max·η/2 at or above this: at the edge ("right at" 2/η, dips included)
 BAND_HIGH = 1.2  # ... and at or below this ("just above" 2/η)
@@ -75,8 +75,9 @@ class Sharpness:
         return None if i is None else int(self.steps[i])
 
 
-def sharpening(id: str, s: Sharpness) -> Claim:
-    """Progressive sharpening (Cohen et al. 2021, Sect. 3.1): over the measurements before
+def sharpening_claim(id: str, s: Sharpness) -> Claim:
+    """Claim `<study>/2over<x>/sharpening`, progressive sharpening (Cohen et al. 2021,
+    Sect. 3.1): over the measurements before
     the onset (λ_max·η/2 < BAND_LOW; the whole run if it never gets there), the least-squares
     slope b of λ_max against the step and its standard error se; holds when b > SIGNIFICANCE·se.
     Not applicable with fewer than 3 such measurements (λ_max starts at the band)."""
@@ -119,12 +120,12 @@ def sharpening(id: str, s: Sharpness) -> Claim:
     )
 
 
-def edge(id: str, s: Sharpness, diverged_at: int | None = None, goal_step: int | None = None) -> Claim:
-    """The edge of stability (Cohen et al. 2021, Sect. 3.2): λ_max reaches the band
-    [BAND_LOW, BAND_HIGH]·2/η (the onset) and more than MOST of the measurements after the
-    onset lie in it; a run that diverged fails. Not applicable when the onset is the last
-    measurement (no later steps to judge). `goal_step`, where the measurements stop because
-    the training accuracy reached the paper's goal, is shown in the evidence."""
+def edge_claim(id: str, s: Sharpness, diverged_at: int | None = None, goal_step: int | None = None) -> Claim:
+    """Claim `<study>/2over<x>/edge`, the edge of stability (Cohen et al. 2021, Sect. 3.2): λ_max
+    reaches the band [BAND_LOW, BAND_HIGH]·2/η (the onset) and more than MOST of the
+    measurements after the onset lie in it; a run that diverged fails. Not applicable when the
+    onset is the last measurement (no later steps to judge). `goal_step`, where the measurements
+    stop because the training accuracy reached the paper's goal, is shown in the evidence."""
     statement = (
         f"λ_max reaches {band_text()} and stays in that band for most (> {MOST:.0%}) of the "
         "remaining steps, without diverging"
@@ -191,13 +192,13 @@ def rises(losses: np.ndarray) -> np.ndarray:
     return v[1:] > v[:-1] * (1 + RISE_TOL)
 
 
-def loss_after_onset(
+def loss_claim(
     id: str, steps: np.ndarray, losses: np.ndarray, onset_step: int | None, goal_step: int | None = None
 ) -> Claim:
-    """Non-monotone yet decreasing (Cohen et al. 2021, Sect. 3.2): over the steps from the
-    onset to the end (`goal_step`, where the training accuracy reached the paper's goal, if
-    the losses stop there), the full-batch training loss rises at some step (`rises`) and the
-    last loss is below the loss at the onset. Not applicable without an onset."""
+    """Claim `<study>/2over<x>/loss`, non-monotone yet decreasing (Cohen et al. 2021, Sect. 3.2):
+    over the steps from the onset to the end (`goal_step`, where the training accuracy reached
+    the paper's goal, if the losses stop there), the full-batch training loss rises at some step
+    (`rises`) and the last loss is below the loss at the onset. Not applicable without an onset."""
     statement = (
         "after the onset the training loss is non-monotone (rises at some steps) yet lower "
         "at the end than at the onset"
@@ -246,11 +247,12 @@ def loss_after_onset(
     )
 
 
-def drop(id: str, parent: Sharpness, drop_step: int, after: Sharpness) -> Claim:
-    """The step-size cut (Cohen et al. 2021, Sect. 3): a run at the edge for step size η is
-    continued from θ at `drop_step` with η' < η (`after`: its measurements, steps counted from
-    the cut); holds when its λ_max reaches BAND_LOW·2/η'. Not applicable when the run was not
-    at the edge at the cut (its last measurement at or before `drop_step` outside the band)."""
+def cut_claim(id: str, parent: Sharpness, drop_step: int, after: Sharpness) -> Claim:
+    """Claim `<study>/cut-2over<x>-to-2over<x'>`, the step-size cut (Cohen et al. 2021, Sect. 3): a
+    run at the edge for step size η is continued from θ at `drop_step` with η' < η (`after`: its
+    measurements, steps counted from the cut); holds when its λ_max reaches BAND_LOW·2/η'. Not
+    applicable when the run was not at the edge at the cut (its last measurement at or before
+    `drop_step` outside the band)."""
     statement = (
         f"after η is lowered mid-run to η', λ_max rises from the band around 2/η to {BAND_LOW:g} × 2/η'"
     )
@@ -294,8 +296,9 @@ def drop(id: str, parent: Sharpness, drop_step: int, after: Sharpness) -> Claim:
     )
 
 
-def flow(id: str, gd: Sharpness, small: Sharpness) -> Claim:
-    """Gradient flow keeps sharpening (Cohen et al. 2021, Sect. 3): `small` is GD from the same
+def flow_claim(id: str, gd: Sharpness, small: Sharpness) -> Claim:
+    """Claim `<study>/flow-vs-2over<x>`, gradient flow keeps sharpening (Cohen et al. 2021,
+    Sect. 3): `small` is GD from the same
     θ_0 at a step η_f ≪ η, compared with the GD run `gd` at equal time t = η·k over the
     shorter of the two horizons. Holds when the flow's λ_max exceeds BAND_HIGH·2/η (past the
     band where GD hovers). Not applicable when the small-step run reached its own band

@@ -1,6 +1,7 @@
 """Figures of `edge-of-stability`, drawn as Cohen et al. (2021) draw them: training loss (top)
 and sharpness λ_max (bottom) against the step, one colour per step size η, the threshold 2/η
-as a dashed line of the same colour.
+as a dashed line of the same colour. Each function returns its matplotlib figure, which the
+Lab saves (PNG + SVG).
 
 gd-<study>.png   every GD run of one network and loss (the paper's Fig. 1)
 cut.png          the run whose η is lowered mid-run, before and after the cut, with both
@@ -10,16 +11,15 @@ flow.png         gradient flow (small-step GD) against the GD runs at equal time
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from ...papers import COHEN_2021
-from ...report.figures import loss_label, save_figure, spans_decades
+from ...report.figures import loss_label, spans_decades
 from .claims import BAND_HIGH, BAND_LOW
 from .measure import Trajectory
 
@@ -47,7 +47,7 @@ def _loss_scale(ax, *losses: np.ndarray) -> None:
         ax.set_yscale("log")
 
 
-def gd_figure(path: Path, title: str, loss: str, runs: dict[str, Trajectory]) -> Path:
+def gd_figure(title: str, loss: str, runs: dict[str, Trajectory]) -> Figure:
     """Loss and sharpness against the step for every GD run in `runs` (label → trajectory),
     one colour per η, 2/η dashed, the onset (first λ_max ≥ BAND_LOW·2/η) marked."""
     fig, top, bottom = _panels(title, loss)
@@ -69,10 +69,10 @@ def gd_figure(path: Path, title: str, loss: str, runs: dict[str, Trajectory]) ->
         fontsize=8,
     )
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def cut_figure(path: Path, title: str, loss: str, parent: Trajectory, after: Trajectory, at: int) -> Path:
+def cut_figure(title: str, loss: str, parent: Trajectory, after: Trajectory, at: int) -> Figure:
     """The cut: the parent run at η (its whole length) and the continuation at η' from step
     `at`, loss and sharpness, with 2/η and 2/η' dashed in their colours."""
     fig, top, bottom = _panels(f"{title}: η lowered at step {at}", loss)
@@ -89,10 +89,10 @@ def cut_figure(path: Path, title: str, loss: str, parent: Trajectory, after: Tra
     _loss_scale(top, parent.loss, after.loss)
     top.legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
-def flow_figure(path: Path, title: str, loss: str, runs: dict[str, Trajectory], flow: Trajectory) -> Path:
+def flow_figure(title: str, loss: str, runs: dict[str, Trajectory], flow: Trajectory) -> Figure:
     """Gradient flow (small-step GD, black) and the GD runs (one colour per η, 2/η dashed)
     against time t = η·k; the band BAND_HIGH·2/η of the first GD run dotted."""
     fig, top, bottom = _panels(f"{title}: gradient flow vs GD", loss, "time t = η·k")
@@ -112,4 +112,4 @@ def flow_figure(path: Path, title: str, loss: str, runs: dict[str, Trajectory], 
     _loss_scale(top, flow.loss, *(t.loss for t in runs.values()))
     bottom.legend(fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig

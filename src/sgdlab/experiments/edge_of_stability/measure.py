@@ -5,12 +5,12 @@ run, kept in memory, its numbers saved as tables/cut.parquet).
 
 Tables (DIR/tables): edge.parquet (one row per GD run: η, onset, plateau, losses, slope — the
 numbers its claims were decided from) and cut.parquet (the continuation: absolute step, loss,
-λ_max, training error), with cut.json, the settings it was computed for (reused while they match).
+λ_max, training error), with cut_end.parquet (status, divergence step) and cut.json, what it
+was computed for (reused while that matches).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +21,6 @@ import torch
 from ...config import config_to_toml, load_config
 from ...params import set_flat_params
 from ...store import Run, RunDir
-from ...store.files import write_json
 from ..base import Claim, Lab
 from .claims import Sharpness
 from .configs import continuation_config
@@ -145,33 +144,37 @@ def continue_after_cut(
 
 
 def cut_trajectory(lab: Lab, s: Settings, parent: Run) -> Trajectory:
-    """The continuation after the cut: computed once per settings and parent (tables/cut.json
-    holds what it was computed for), read back from tables/cut.parquet afterwards."""
-    record = lab.out / "tables" / "cut.json"
-    wanted = _cut_record(s, parent)
-    if not (record.is_file() and _matches(json.loads(record.read_text(encoding="utf-8")), wanted)):
-        lab.log(f"cut: continuing {parent.path.name} from step {s.drop.at} at η = 2/{s.drop.new_threshold:g}")
+    """The continuation after the cut: computed once per settings and parent (`Lab.simulate_once`;
+    tables/cut.json holds what it was computed for), read back from tables/cut.parquet (the
+    series, long form) and tables/cut_end.parquet (how it ended)."""
+
+    def compute() -> dict[str, dict[str, Any]]:
         series, status, diverged_at = continue_after_cut(s, parent)
         kinds = list(series)
-        lab.save_table(
-            "cut",
-            {
+        return {
+            "cut": {
                 "kind": [k for k in kinds for _ in series[k][0]],
                 "step": np.concatenate([series[k][0] for k in kinds]).astype(np.int64),
                 "value": np.concatenate([series[k][1] for k in kinds]),
             },
-        )
-        write_json(record, dict(wanted, status=status, diverged_at=diverged_at))
-    c = lab.load_table("cut")
-    done = json.loads(record.read_text(encoding="utf-8"))
+            "cut_end": {"status": [status], "diverged_at": [-1 if diverged_at is None else diverged_at]},
+        }
+
+    message = f"cut: continuing {parent.path.name} from step {s.drop.at} at η = 2/{s.drop.new_threshold:g}"
+    lab.simulate_once("cut", _cut_record(s, parent), compute, message)
+    c, end = lab.load_table("cut"), lab.load_table("cut_end")
     series = {
         k: (c["step"][c["kind"] == k], c["value"][c["kind"] == k]) for k in (LOSS, LAMBDA, "train_error")
     }
-    return up_to("cut", 2 / s.drop.new_threshold, series, s.acc_goal, done["status"], done["diverged_at"])
-
-
-def _matches(done: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    return {k: done.get(k) for k in wanted} == wanted and "status" in done
+    diverged_at = int(end["diverged_at"][0])
+    return up_to(
+        "cut",
+        2 / s.drop.new_threshold,
+        series,
+        s.acc_goal,
+        str(end["status"][0]),
+        None if diverged_at < 0 else diverged_at,
+    )
 
 
 def edge_row(study: str, threshold: float, t: Trajectory, claims: dict[str, Claim]) -> dict[str, Any]:

@@ -15,6 +15,10 @@ Two studies, one command:
           across networks: the nets without skips interpolate and keep lowering the loss as
           the ResNet does, and depth without skips does not delay interpolation.
 
+The five roles: `settings` (per scale), `configs` (the CNN runs), `measure` (the linear
+simulation and curves; the CNN histories and trends), `claims` (one function per claim) and
+`figures`; `rates` and `logistic` are the linear study's estimators and batched trainer.
+
 Outputs (besides runs/): tables/linear.parquet (one row per dataset × run × recorded step),
 tables/linear_sets.parquet (the datasets and their ŵ), tables/cnn.parquet (one row per
 network), figures/linear-<dataset>.png, figures/cnn-<network>.png and figures/cnn-skips.png
@@ -24,48 +28,31 @@ network), figures/linear-<dataset>.png, figures/cnn-<network>.png and figures/cn
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import time
 
-import numpy as np
-
 from ...papers import NACSON_2019
-from ...store.files import write_json
 from ..base import Claim, Lab, Plan, Simulation, divergence, experiments
-from .cnn import (
-    History,
-    Interpolation,
-    cnn_claims,
-    cnn_config,
-    contrast_claims,
-    diverged_claims,
-    first_zero,
-    zero_from,
-)
+from .claims import cnn_claims, contrast_claims, diverged_claims, linear_claims
+from .configs import cnn_configs
 from .figures import cnn_figure, linear_figure, skips_figure
-from .linear import curves, linear_claims, set_table, settings_record, simulate
-from .settings import SCALE_SETTINGS, CnnModel, CnnSettings, LinearSettings
+from .measure import History, Interpolation, cnn_row, curves, set_table, simulate
+from .settings import SCALE_SETTINGS, CnnSettings, LinearSettings
 
 
-def linear_tables(lab: Lab, s: LinearSettings) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The linear study's tables: simulated once per settings, read back afterwards."""
-    record = lab.out / "tables" / "linear.json"
-    if record.is_file() and json.loads(record.read_text()) == settings_record(s):
-        lab.log("linear: reusing the simulated table")
-        return lab.load_table("linear"), lab.load_table("linear_sets")
-    runs = 2 * (len(s.lrs) * (1 + s.sgd_seeds))
-    lab.log(f"linear: {runs} runs × {s.steps:,} steps, batched")
-    table, sets = simulate(s)
-    lab.save_table("linear", table)
-    lab.save_table("linear_sets", set_table(sets))
-    write_json(record, settings_record(s))
-    return lab.load_table("linear"), lab.load_table("linear_sets")
+def linear_runs(s: LinearSettings) -> int:
+    """How many GD/SGD runs the linear study simulates: per dataset, GD and `sgd_seeds` SGD
+    runs at every lr."""
+    return len(s.datasets) * len(s.lrs) * (1 + s.sgd_seeds)
 
 
-def cnn_configs(s: CnnSettings) -> dict[str, dict]:
-    """The CNN study's run configs, one per network of `s`, named cnn-<key>."""
-    return {f"cnn-{m.key}": cnn_config(m, s) for m in s.models}
+def simulate_linear(lab: Lab, s: LinearSettings) -> None:
+    """The linear study's tables (tables/linear and linear_sets), simulated once per settings."""
+
+    def compute() -> dict[str, dict]:
+        table, sets = simulate(s)
+        return {"linear": table, "linear_sets": set_table(sets)}
+
+    lab.simulate_once("linear", s, compute, f"linear: {linear_runs(s)} runs × {s.steps:,} steps, batched")
 
 
 def estimate_linear(s: LinearSettings, steps: int = 20_000) -> float:
@@ -80,12 +67,11 @@ def plan(scale: str) -> Plan:
     """What `exact-convergence` trains at `scale` (the CNN runs) and simulates (the linear study)."""
     settings = SCALE_SETTINGS[scale]
     s = settings.linear
-    runs = 2 * len(s.lrs) * (1 + s.sgd_seeds)
     return Plan(
         cnn_configs(settings.cnn),
         {
             "linear": Simulation(
-                f"logistic regression, {runs} GD/SGD runs × {s.steps:,} steps, batched float64",
+                f"logistic regression, {linear_runs(s)} GD/SGD runs × {s.steps:,} steps, batched float64",
                 lambda: estimate_linear(s),
             )
         },
@@ -94,19 +80,20 @@ def plan(scale: str) -> Plan:
 
 def linear_part(lab: Lab, s: LinearSettings) -> list[Claim]:
     """The linear study: simulate (or reuse) the GD/SGD trajectories, draw one figure per
-    dataset and decide the linear claims (`linear.linear_claims`)."""
-    table, sets = linear_tables(lab, s)
+    dataset and decide the linear claims (`claims.linear_claims`)."""
+    simulate_linear(lab, s)
+    table, sets = lab.load_table("linear"), lab.load_table("linear_sets")
     cs = curves(table, sets)
     for dataset in sets["dataset"].tolist():
-        linear_figure(lab.figure(f"linear-{dataset}"), dataset, cs, table)
+        lab.save_figure(linear_figure(dataset, cs, table), f"linear-{dataset}")
     return linear_claims(table, sets, s)
 
 
 def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
     """The CNN study: train each network of `s` (skipping those `--only` leaves out), draw
     its three-panel figure and the with/without-skips figure, save one row per network to
-    tables/cnn.parquet and decide its claims (`cnn.cnn_claims`; `cnn.diverged_claims` for a
-    run that diverged), then the contrast claims (`cnn.contrast_claims`)."""
+    tables/cnn.parquet and decide its claims (`claims.cnn_claims`; `claims.diverged_claims` for
+    a run that diverged), then the contrast claims (`claims.contrast_claims`)."""
     lab.log(f"cnn: {', '.join(m.key for m in s.models)} on CIFAR-10, SGD lr 0.01")
     runs = lab.run_many(cnn_configs(s))
     claims, rows, histories = [], [], {}
@@ -123,42 +110,21 @@ def cnn_part(lab: Lab, s: CnnSettings) -> list[Claim]:
             else cnn_claims(m.key, m.title, h, s.n_test or 10_000, m.skips)
         )
         nets[m.key] = Interpolation.of(m.title, m.depth, h, why)
-        cnn_figure(
-            lab.figure(f"cnn-{m.key}"),
-            f"{m.title} on CIFAR-10 ({s.n_train or 50000} training images), SGD lr 0.01",
-            h.series(),
-            nets[m.key].first_zero,
-        )
+        title = f"{m.title} on CIFAR-10 ({s.n_train or 50000} training images), SGD lr 0.01"
+        lab.save_figure(cnn_figure(title, h.series(), nets[m.key].first_zero), f"cnn-{m.key}")
         rows.append(cnn_row(m, run, h))
     if rows:
         lab.save_table("cnn", {k: [r[k] for r in rows] for k in rows[0]})
     resnet = nets.get(s.resnet.key) if s.resnet is not None else None
     plain = [nets[m.key] for m in s.plain if m.key in nets]
     if resnet is not None and plain:
-        skips_figure(
-            lab.figure("cnn-skips"),
+        title = (
             "with and without skip connections on CIFAR-10 "
-            f"({s.n_train or 50000} training images), SGD lr 0.01",
-            {nets[k].title: (histories[k], m.skips) for m in s.models if (k := m.key) in nets},
+            f"({s.n_train or 50000} training images), SGD lr 0.01"
         )
+        together = {nets[k].title: (histories[k], m.skips) for m in s.models if (k := m.key) in nets}
+        lab.save_figure(skips_figure(title, together), "cnn-skips")
     return claims + contrast_claims(resnet, plain)
-
-
-def cnn_row(m: CnnModel, run, h: History) -> dict[str, object]:
-    """Network `m`'s row of tables/cnn.parquet: status, size, depth, E0, Z and final values."""
-    e0, z = first_zero(h.epochs, h.values["train_error"]), zero_from(h.epochs, h.values["train_error"])
-    return {
-        "network": m.key,
-        "skips": m.skips,
-        "depth": m.depth,
-        "status": run.status,
-        "n_params": run.summary.get("n_params"),
-        "epochs": m.epochs,
-        "first_zero_epoch": -1 if e0 is None else e0,
-        "zero_from_epoch": -1 if z is None else z,
-        **{f"final_{k}": float(v[-1]) if len(v) else math.nan for k, v in h.values.items()},
-        "wall_time_s": run.summary.get("wall_time_s"),
-    }
 
 
 @experiments.register(

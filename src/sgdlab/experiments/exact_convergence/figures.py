@@ -1,4 +1,5 @@
-"""Figures of `exact-convergence`, drawn from saved tables and runs only.
+"""Figures of `exact-convergence`, drawn from saved tables and runs only; each function returns
+its matplotlib figure, which the Lab saves (PNG + SVG).
 
 Linear study, one figure per dataset: loss, ‖w‖, direction error and normalized margin
 against the step on log axes, with the theory drawn in (dashed): ‖ŵ‖²/(ηt) for the loss,
@@ -12,17 +13,14 @@ networks together, the ResNet (with skips) dashed against the nets without skips
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-from ...report.figures import save_figure
-from .cnn import History, first_zero
-from .linear import Curve, select
+from .measure import Curve, History, first_zero, select
 
 PANELS = (
     ("loss", "training loss", "log"),
@@ -44,7 +42,7 @@ def _theory(name: str, c: Curve) -> np.ndarray | None:
     return None
 
 
-def linear_figure(path: Path, dataset: str, curves: list[Curve], table: dict[str, np.ndarray]) -> Path:
+def linear_figure(dataset: str, curves: list[Curve], table: dict[str, np.ndarray]) -> Figure:
     """The linear study's figure for one dataset: four log-time panels (training loss,
     ‖w‖, direction error ‖w/‖w‖ − ŵ/‖ŵ‖‖, normalized margin), GD solid and the SGD median
     over seeds dashed with the seeds' range shaded, and the theory dotted for GD:
@@ -92,12 +90,12 @@ def linear_figure(path: Path, dataset: str, curves: list[Curve], table: dict[str
         ax.legend(fontsize=7, frameon=False)
     fig.suptitle(f"logistic regression on {dataset}: GD and SGD with a fixed step")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def cnn_figure(
-    path: Path, title: str, epochs: dict[str, tuple[np.ndarray, np.ndarray]], zero_epoch: int | None
-) -> Path:
+    title: str, epochs: dict[str, tuple[np.ndarray, np.ndarray]], zero_epoch: int | None
+) -> Figure:
     """`epochs[name]` = (epochs, values) of train_loss, train_error, test_loss, test_error."""
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
     e, v = epochs["train_loss"]
@@ -121,7 +119,7 @@ def cnn_figure(
         ax.legend(fontsize=8, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 SKIPS_PANELS = (
@@ -132,7 +130,7 @@ SKIPS_PANELS = (
 )
 
 
-def skips_figure(path: Path, title: str, nets: dict[str, tuple[History, bool]]) -> Path:
+def skips_figure(title: str, nets: dict[str, tuple[History, bool]]) -> Figure:
     """The with/without-skips contrast: `nets[title]` = (its History, whether it has skip
     connections), all on one set of four panels (training loss and error on log axes,
     validation loss and error), nets with skips dashed, each net's first epoch at 0 training
@@ -160,7 +158,7 @@ def skips_figure(path: Path, title: str, nets: dict[str, tuple[History, bool]]) 
     _log_scale(axes[1, 0])
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def _gaps_at_zero(values: np.ndarray) -> np.ndarray:
@@ -178,7 +176,3 @@ def _log_scale(ax, x: bool = False) -> None:
     ]
     if any(np.any((ys > 0) & np.isfinite(ys) & ((xs > 0) if x else True)) for xs, ys in lines):
         ax.set(yscale="log", **({"xscale": "log"} if x else {}))
-
-
-def _save(fig, path: Path) -> Path:
-    return save_figure(fig, path, dpi=110)

@@ -13,42 +13,37 @@ error ‖w/‖w‖ − ŵ/‖ŵ‖‖ = O(1/ln t). On a log time axis these beco
 
 Fits use every recorded point in the window, so one noisy SGD step cannot decide a verdict.
 
-Across runs (SGD seeds) a statistic is the median with its standard error (`Estimate`); a
-difference counts when it exceeds `SIGNIFICANCE` standard errors (`approaches`).
+Across runs (SGD seeds) a statistic is the median with its standard error (`stats.Estimate`);
+a difference counts when it exceeds `SIGNIFICANCE` standard errors (`approaches`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from ...stats import MEDIAN_SE, Estimate, slope, slope_and_error
+
+__all__ = [
+    "MEDIAN_SE",
+    "ROUNDING",
+    "SIGNIFICANCE",
+    "Estimate",
+    "approaches",
+    "at",
+    "decade_factor",
+    "decade_increment",
+    "last_decades",
+    "log_exponent",
+    "log_steps",
+    "slope",
+    "slope_and_error",
+]
 
 # A difference counts when it exceeds 2 standard errors (≈ 95 % two-sided for Gaussian noise).
 SIGNIFICANCE = 2.0
 # Relative differences below this are float64 rounding of the fits, not a trend (GD runs have
 # no other noise).
 ROUNDING = 1e-9
-# The standard error of a median of n Gaussian samples is √(π/2)·σ/√n.
-MEDIAN_SE = float(np.sqrt(np.pi / 2))
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A statistic of one group of runs: its median over the runs and the standard error of
-    that median, √(π/2)·s/√n (0 for a single, deterministic run such as GD)."""
-
-    value: float
-    stderr: float
-
-    @classmethod
-    def of(cls, per_run: np.ndarray | list[float]) -> Estimate:
-        """The median and its standard error of the values of the runs."""
-        x = np.asarray(per_run, dtype=np.float64)
-        se = MEDIAN_SE * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else 0.0
-        return cls(float(np.median(x)), float(se))
-
-    def __str__(self) -> str:
-        return f"{self.value:.4g}" if self.stderr == 0 else f"{self.value:.4g} ± {self.stderr:.2g}"
 
 
 def approaches(limit: float, earlier: Estimate, last: Estimate) -> bool:
@@ -68,25 +63,6 @@ def _window(t: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[np.ndar
     if keep.sum() < 2:
         raise ValueError(f"fewer than two recorded points in [{lo:g}, {hi:g}]")
     return t[keep], y[keep]
-
-
-def slope(u: np.ndarray, v: np.ndarray) -> float:
-    """Least-squares slope of v against u."""
-    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
-    du = u - u.mean()
-    return float(du @ (v - v.mean()) / (du @ du))
-
-
-def slope_and_error(u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope b of v against u and its standard error s/√Σ(u−ū)², with
-    s² = Σ(residual²)/(n − 2) the residual variance of the fit (n ≥ 3 points)."""
-    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
-    if len(u) < 3:
-        raise ValueError(f"a slope's standard error needs ≥ 3 points, got {len(u)}")
-    du = u - u.mean()
-    b = slope(u, v)
-    residual = v - v.mean() - b * du
-    return b, float(np.sqrt(residual @ residual / (len(u) - 2) / (du @ du)))
 
 
 def decade_factor(t: np.ndarray, y: np.ndarray, start: float) -> float:
