@@ -99,15 +99,20 @@ def sharpening_claim(id: str, s: Sharpness) -> Claim:
         )
     b, se = slope_and_error(steps, values)
     holds = bool(b > SIGNIFICANCE * se)
+    low = int(np.argmin(values))  # shown: an early dip below λ_max(θ_0) weakens a linear trend
     return decide(
         id,
         statement,
         holds,
         headline=f"dλ/dk = {b:.3g} ± {se:.2g} per step before the onset; "
-        f"λ_max {values[0]:.4g} → {values[-1]:.4g} (2/η = {2 / s.eta:.4g})",
+        f"λ_max {values[0]:.4g} → {values[-1]:.4g} (2/η = {2 / s.eta:.4g})"
+        + (
+            f", lowest {values[low]:.4g} at step {int(steps[low])}" if low not in (0, len(values) - 1) else ""
+        ),
         meaning="GD sharpens the landscape by itself until the stability threshold stops it"
         if holds
-        else "λ_max did not rise before reaching the threshold",
+        else "λ_max did not rise steadily below the threshold: no significant linear trend over the "
+        "measurements before the onset",
         slope_per_step=b,
         slope_se=se,
         significance=SIGNIFICANCE,
@@ -115,6 +120,8 @@ def sharpening_claim(id: str, s: Sharpness) -> Claim:
         measurements=len(steps),
         sharpness_first=values[0],
         sharpness_last=values[-1],
+        sharpness_lowest=values[low],
+        sharpness_lowest_step=int(steps[low]),
         threshold=2 / s.eta,
         onset_step=s.onset_step(),
     )
