@@ -312,12 +312,6 @@ def test_smoke_runs_are_the_plan_and_tables_and_figures_are_written(smoke):
     )
 
 
-@pytest.mark.xfail(
-    raises=ImportError,
-    strict=False,
-    reason="main's committed experiments/planning.py imports runner.first_pass_probes, which main "
-    "lacks (its fix is not committed yet); strike this mark once it is",
-)
 def test_the_plan_times_the_cut():
     assert plan("smoke").simulations["cut"].estimate() > 0
 
