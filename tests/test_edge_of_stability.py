@@ -163,12 +163,15 @@ def continuation(end_ratio: float, new_eta: float = 2 / 150) -> C.Sharpness:
 def test_cut_claim_holds_when_the_sharpness_rises_to_the_new_threshold():
     c = C.cut_claim("d", sharp(edge_of_stability_curve()), 500, continuation(1.0))
     assert c.verdict == "holds" and c.evidence["threshold_after"] == pytest.approx(150)
-    assert c.evidence["steps_to_new_band"] is not None
+    # λ_max climbs from 105 by 2.25 per measurement (every 20 steps) and first reaches 0.9 × 150 = 135
+    # at the 14th measurement after the cut's own: 280 steps after the cut, at step 780
+    assert c.evidence["steps_to_new_band"] == 280 and "at step 780, 280 steps after the cut" in c.headline
 
 
 def test_cut_claim_fails_when_the_sharpness_stays_at_the_old_threshold():
     c = C.cut_claim("d", sharp(edge_of_stability_curve()), 500, continuation(0.75))
     assert c.verdict == "fails" and c.evidence["max_ratio_after"] == pytest.approx(0.75)
+    assert "within 400 steps after the cut" in c.headline
 
 
 def test_cut_claim_is_not_applicable_when_the_run_was_not_at_the_edge():

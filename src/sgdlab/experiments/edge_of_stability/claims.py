@@ -257,7 +257,7 @@ def loss_claim(
 def cut_claim(id: str, parent: Sharpness, drop_step: int, after: Sharpness) -> Claim:
     """Claim `<study>/cut-2over<x>-to-2over<x'>`, the step-size cut (Cohen et al. 2021, Sect. 3): a
     run at the edge for step size η is continued from θ at `drop_step` with η' < η (`after`: its
-    measurements, steps counted from the cut); holds when its λ_max reaches BAND_LOW·2/η'. Not
+    measurements, at absolute steps from `drop_step` on); holds when its λ_max reaches BAND_LOW·2/η'. Not
     applicable when the run was not at the edge at the cut (its last measurement at or before
     `drop_step` outside the band)."""
     statement = (
@@ -286,17 +286,19 @@ def cut_claim(id: str, parent: Sharpness, drop_step: int, after: Sharpness) -> C
         holds,
         headline=(
             f"λ_max {parent.values[at[-1]]:.4g} at the cut → {after.values[reached]:.4g} "
-            f"({after.ratio[reached]:.3f} × 2/η') {int(after.steps[reached])} steps later"
+            f"({after.ratio[reached]:.3f} × 2/η') at step {int(after.steps[reached])}, "
+            f"{int(after.steps[reached]) - drop_step} steps after the cut"
             if reached is not None
             else f"λ_max rose only to {top:.4g} = {top * after.eta / 2:.3f} × 2/η' within "
-            f"{int(after.steps[-1])} steps"
+            f"{int(after.steps[-1]) - drop_step} steps after the cut"
         ),
         meaning="the sharpness is held at 2/η by the step size itself: lower η and it sharpens again"
         if holds
         else "the sharpness did not follow the new threshold",
         sharpness_at_cut=parent.values[at[-1]],
         ratio_at_cut=ratio[at[-1]],
-        steps_to_new_band=None if reached is None else int(after.steps[reached]),
+        steps_to_new_band=None if reached is None else int(after.steps[reached]) - drop_step,
+        last_step_after=int(after.steps[-1]) if len(after.steps) else None,
         max_sharpness_after=top,
         max_ratio_after=top * after.eta / 2,
         **common,
