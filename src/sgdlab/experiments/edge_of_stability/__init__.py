@@ -14,9 +14,14 @@ Three parts, one command:
   flow  gradient flow (GD at a step small enough to stay stable) from the same θ_0: λ_max keeps
         rising past the band around 2/η where GD stops
 
+The five roles: `settings` (per scale), `configs` (the GD and flow runs, the cut's config),
+`measure` (trajectories up to the accuracy goal, the cut's continuation, the table rows),
+`claims` (one function per claim) and `figures`.
+
 Outputs (besides runs/): tables/edge.parquet (one row per GD run: η, onset step, plateau
 λ_max·η/2, fraction in the band, loss at onset and end, sharpening slope), tables/cut.parquet
-(the continuation after the cut), figures/gd-<study>.png, figures/cut.png, figures/flow.png.
+(the continuation after the cut) with tables/cut_end.parquet (how it ended),
+figures/gd-<study>.png, figures/cut.png, figures/flow.png.
 """
 
 from __future__ import annotations
