@@ -29,19 +29,12 @@ import time
 from ...papers import GISELSSON_SGD
 from ..base import Claim, Lab, Plan, Simulation, experiments, one_thread
 from . import agreement, least_squares, nets, toy_parts, toys
-from .settings import SCALE_SETTINGS, Settings, ToySettings
+from .configs import ls_configs, run_configs
+from .settings import SCALE_SETTINGS, ToySettings
 
 SIMULATIONS = ("noise-ball", "pair", "escaping")
 
-
-def run_configs(s: Settings) -> dict[str, dict]:
-    """Every trained run of `qualitative-sgd`: least squares, the residual nets and step-size
-    rules, and the μ MLP."""
-    return {
-        **least_squares.configs(s.least_squares),
-        **nets.configs(s.nets),
-        "mu-mlp": agreement.agreement_config(s.agreement),
-    }
+__all__ = ["SIMULATIONS", "plan", "run", "run_configs", "simulation_seconds"]
 
 
 FIGURE_SECONDS = 2.0  # drawing and saving one figure, roughly
@@ -104,7 +97,7 @@ def run(lab: Lab) -> list[Claim]:
     configs = run_configs(s)
     lab.log(f"{len(configs)} runs: least squares, residual nets and step-size rules, μ on digits")
     runs = lab.run_many(configs)
-    ls_names = list(least_squares.configs(s.least_squares))
+    ls_names = list(ls_configs(s.least_squares))
     if any(n in runs for n in ls_names) or lab.only is None:
         claims += least_squares.least_squares_part(lab, s.least_squares, runs)
     if any(n in runs for n in ("net-3x5", "net-15x25")) or lab.only is None:

@@ -122,19 +122,36 @@ def escaping(path: Path, e, summary: dict, curves: dict, batch_sizes) -> Path:
     return _save(fig, path)
 
 
-def least_squares(path: Path, curves: dict, norms: dict) -> Path:
-    """curves[label] = (epochs, loss − f*); norms[label] = per-sample gradient norms at x*."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+def least_squares(path: Path, curves: dict, norms: dict, floors: list, burn_in: int) -> Path:
+    """curves[label] = (epochs, loss − f*); norms[label] = per-sample gradient norms at x*;
+    floors = `measure.Floor` per step (per-seed floors with their mean, the exact stationary
+    theory, and the lines ∝ γ and ∝ √γ through the largest step's floor); the averaging
+    window starts after `burn_in` epochs."""
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.2))
     for i, (label, (e, gap)) in enumerate(curves.items()):
-        axes[0].semilogy(e, np.maximum(gap, 1e-300), f"C{i}", label=label)
-    axes[0].set(xlabel="epoch", ylabel="f(x_k) − f* (mean per sample)", title="SGD, batch 1")
+        axes[0].semilogy(e, np.maximum(gap, 1e-300), f"C{i}", lw=0.8, label=label)
+    axes[0].axvline(burn_in, color="0.5", ls=":", lw=0.8, label="averaging window starts")
+    axes[0].set(xlabel="epoch", ylabel="f(x_k) − f* (mean per sample)", title="SGD, batch 1, iid")
     for i, (label, v) in enumerate(norms.items()):
         axes[1].semilogy(np.sort(v)[::-1], f"C{i}.", ms=3, label=label)
     axes[1].set(
         xlabel="sample (sorted)", ylabel="‖∇f_i(x*)‖", title="individual gradient norms at the solution"
     )
+    steps = np.asarray([f.step for f in floors])
+    mean = np.asarray([f.per_seed.mean() for f in floors])
+    for f in floors:
+        axes[2].loglog([f.step] * len(f.per_seed), f.per_seed, "C0.", ms=4, alpha=0.5)
+    axes[2].loglog(steps, mean, "C0o", label="measured floor (mean over seeds; dots: seeds)")
+    theory = np.asarray([f.theory for f in floors])
+    if np.all(np.isfinite(theory)):
+        axes[2].loglog(steps, theory, "k+", ms=10, label="exact stationary E f − f* (iid SGD)")
+    top = int(np.argmax(steps))
+    grid = np.geomspace(steps.min(), steps.max(), 20)
+    axes[2].loglog(grid, mean[top] * grid / steps[top], "C1--", lw=0.8, label="∝ γ")
+    axes[2].loglog(grid, mean[top] * np.sqrt(grid / steps[top]), "C2:", lw=0.8, label="∝ √γ")
+    axes[2].set(xlabel="step γ", ylabel="loss floor f − f*", title="under-parameterized floor vs step")
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"Least squares: under- (200×100) vs over-parameterized (200×1000) ({SRC})")
     return _save(fig, path)

@@ -46,16 +46,19 @@ class ToySettings:
 
 @dataclass(frozen=True)
 class LeastSquaresSettings:
-    """Part 3: n equations, the (under, over)-parameterized widths, the two steps (the
-    floor comparison runs the under case at both), the label noise, and the trailing
-    fraction of epochs whose mean loss is the floor."""
+    """Part 3: n equations, the (under, over)-parameterized widths, the label noise, the data
+    seed, epochs; the floor study runs the under case at every step of `floor_steps` with
+    `floor_seeds` sampler seeds and averages f − f* over the last `window_epochs` epochs (the
+    epochs before are the burn-in; ls-under and ls-over use the largest step, seed 0)."""
 
     epochs: int
+    window_epochs: int  # the floor is the mean of f − f* over these last epochs
+    floor_seeds: int
     n: int = 200
     dims: tuple[int, int] = (100, 1000)  # under-, over-parameterized
-    steps: tuple[float, float] = (0.5, 0.125)  # the floor comparison uses both on the under case
+    floor_steps: tuple[float, ...] = (0.5, 0.25, 0.125)
     noise: float = 100.0
-    floor_fraction: float = 0.5  # the floor is the mean loss over this last fraction of epochs
+    data_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,13 @@ class Settings:
 SCALE_SETTINGS = {
     "smoke": Settings(
         ToySettings(noise_runs=2000, noise_steps=120, pair_steps=600, escape_runs=512, escape_steps=400),
-        LeastSquaresSettings(epochs=40, n=50, dims=(25, 250)),
+        LeastSquaresSettings(epochs=40, window_epochs=20, floor_seeds=2, n=50, dims=(25, 250)),
         NetSettings(n_train=16, epochs=8, table_epochs=(0, 4, 8), period=5),
         AgreementSettings(n_train=128, epochs=8, batch_sizes=(1, 4, 16)),
     ),
     "cpu": Settings(
         ToySettings(noise_runs=20000, noise_steps=200, pair_steps=2000, escape_runs=4096, escape_steps=1000),
-        LeastSquaresSettings(epochs=100),
+        LeastSquaresSettings(epochs=250, window_epochs=100, floor_seeds=4),
         NetSettings(n_train=100, epochs=300, table_epochs=(0, 10, 50, 100, 200, 300)),
         AgreementSettings(n_train=512, epochs=60),
     ),
@@ -115,7 +118,9 @@ SCALE_SETTINGS = {
         ToySettings(
             noise_runs=100000, noise_steps=400, pair_steps=4000, escape_runs=32768, escape_steps=2000
         ),
-        LeastSquaresSettings(epochs=300),
+        LeastSquaresSettings(
+            epochs=800, window_epochs=300, floor_seeds=8, floor_steps=(0.5, 0.25, 0.125, 0.0625)
+        ),
         NetSettings(n_train=200, epochs=1000),
         AgreementSettings(n_train=1797, epochs=200, widths=(256,)),
     ),
