@@ -5,10 +5,11 @@ Seven parts, each a figure and claims with numbers:
   1 noise ball        f = Σ ½‖x − c_i‖², step 1/3: GD in one step, the iid noise ball
                       E‖x‖² = mean‖c‖²/5, the cyclic 3-cycle, fast outside / slow inside   (simulation)
   2 1-D pair          cyclic SGD, step 0.07, ∇f_i(0) = ±0.83 vs ±0.02: amplitude γc/(2−γ)    (simulation)
-  3 least squares     200×100 vs 200×1000, SGD batch 1: floor ∝ step vs the minimum-norm
-                      interpolator, individual gradient norms at the solution               (runs)
-  4 residual nets     3x5,2,1 vs 15x25,2,1, logistic loss: final loss, best gradient,
-                      individual gradient norms, μ over training                            (runs)
+  3 least squares     200×100 vs 200×1000, SGD batch 1 with iid sampling: the minimum-norm
+                      interpolator vs a floor whose exponent in the step is fitted over ≥ 3
+                      steps × seeds once stationary, individual gradient norms at the solution (runs)
+  4 residual nets     3x5,2,1 (does not interpolate: a premise) vs 15x25,2,1 (does), logistic
+                      loss: final loss, best gradient, individual gradient norms, μ         (runs)
   5 escaping          4 functions, a flat and a not individually flat global minimum: escape
                       probability and time vs batch size 1…4 (GD never escapes)           (simulation)
   6 step-size rules   the lecture's table for the combined, damped and undamped rules on the
@@ -16,9 +17,14 @@ Seven parts, each a figure and claims with numbers:
   7 μ                 μ against the mini-batch size and the distance from the solution, MLP on
                       digits                                                                 (run)
 
+The package has the project's five roles: settings.py (per scale), configs.py (every trained
+run), measure.py (plain measured numbers from simulations and runs), claims.py (one function
+per claim, decided from those numbers) and figures.py; toys.py simulates, and the part modules
+(toy_parts, least_squares, nets, agreement) chain measure → tables → figure → claims.
+
 Outputs besides runs/: tables/{noise_ball, pair, escaping, escaping_summary, least_squares,
-step_size_rules, agreement_distance, agreement_batch}.parquet and figures/{noise-ball, pair,
-least-squares, nets, escaping, agreement}.png.
+least_squares_floors, step_size_rules, agreement_distance, agreement_batch}.parquet and
+figures/{noise-ball, pair, least-squares, nets, escaping, agreement}.png.
 """
 
 from __future__ import annotations

@@ -674,6 +674,7 @@ def rules_diminishing_smaller_final_gradient(combined: RuleRun, damped: RuleRun)
         meaning="a diminishing step gives local convergence; a constant one a larger final norm",
         final_full_grad_norm={n: r.final_gradient for n, r in runs.items()},
         ratio=damped.final_gradient / combined.final_gradient,
+        final_step={n: r.final_step for n, r in runs.items()},
         tolerance=f"≥ {FINAL_FACTOR:g}× smaller",
     )
 

@@ -404,13 +404,15 @@ def rule_table(run: Run, epochs: tuple[int, ...]) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class RuleRun:
     """One run of part 6: status, the step where it diverged (None if it did not), the first
-    step size η_0, the final training loss and the last recorded full-gradient norm."""
+    and the last step size of its table, the final training loss and the last recorded
+    full-gradient norm."""
 
     status: str
     diverged_at: int | None
     first_step: float
     loss: float
     final_gradient: float
+    final_step: float = math.nan
 
 
 def rule_run(run: Run, table: list[dict[str, Any]]) -> RuleRun:
@@ -421,6 +423,7 @@ def rule_run(run: Run, table: list[dict[str, Any]]) -> RuleRun:
         first_step=float(table[0]["lr"]),
         loss=float(run.final.get("train_loss", math.nan)),
         final_gradient=last(run, "grad_full_norm"),
+        final_step=float(table[-1]["lr"]),
     )
 
 
