@@ -453,6 +453,8 @@ def ls_floor_scales_with_step(floors: list[Floor], **context: Any) -> Claim:
     headline = (
         f"floor ∝ γ^p, p = {p:.2f} ± {p_se:.2f} over steps {', '.join(f'{g:g}' for g in sorted(steps))}"
     )
+    if math.isfinite(theory_p):
+        headline += f" (exact stationary theory: {theory_p:.2f})"
     if not Z * p_se < 0.25:
         return not_applicable(
             cid,

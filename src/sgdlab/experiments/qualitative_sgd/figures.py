@@ -129,9 +129,10 @@ def least_squares(path: Path, curves: dict, norms: dict, floors: list, burn_in: 
     window starts after `burn_in` epochs."""
     fig, axes = plt.subplots(1, 3, figsize=(18, 4.2))
     for i, (label, (e, gap)) in enumerate(curves.items()):
-        axes[0].semilogy(e, np.maximum(gap, 1e-300), f"C{i}", lw=0.8, label=label)
+        axes[0].semilogy(e, np.maximum(gap, 1e-30), f"C{i}", lw=0.8, label=label)
     axes[0].axvline(burn_in, color="0.5", ls=":", lw=0.8, label="averaging window starts")
     axes[0].set(xlabel="epoch", ylabel="f(x_k) − f* (mean per sample)", title="SGD, batch 1, iid")
+    axes[0].set_ylim(bottom=1e-30)  # below: float64 round-off of an interpolating run
     for i, (label, v) in enumerate(norms.items()):
         axes[1].semilogy(np.sort(v)[::-1], f"C{i}.", ms=3, label=label)
     axes[1].set(
