@@ -613,16 +613,37 @@ def rules_large_initial_gradients(first_full_norm: float) -> Claim:
     )
 
 
-def rules_undamped_diverges(undamped: RuleRun) -> Claim:
-    """`rules/undamped-diverges`: without damping (α = 0) the run stops with status diverged."""
-    return decide(
-        "rules/undamped-diverges",
-        "without damping (α = 0) the first steps explode: the run stops with status diverged",
+def _small_initial_gradient(cid: str, statement: str, first_full_norm: float) -> Claim | None:
+    """The not-applicable claim when the premise `rules/large-initial-gradients` fails (the
+    15x25 net starts with ‖∇f(x_0)‖ < 1e3: there is nothing to dampen), else None."""
+    if first_full_norm >= LARGE_GRADIENT:
+        return None
+    return not_applicable(
+        cid,
+        statement,
+        f"premise rules/large-initial-gradients fails: ‖∇f(x_0)‖ = {first_full_norm:.2g} < "
+        f"{LARGE_GRADIENT:g}",
+        full_grad_norm_epoch0=first_full_norm,
+    )
+
+
+def rules_undamped_diverges(undamped: RuleRun, first_full_norm: float) -> Claim:
+    """`rules/undamped-diverges`: without damping (α = 0) the run stops with status diverged.
+    Not applicable when the initial full-gradient norm is below 1e3
+    (`rules_large_initial_gradients`)."""
+    cid = "rules/undamped-diverges"
+    statement = (
+        "without damping (α = 0) the very large first gradients explode: the run stops with status diverged"
+    )
+    return _small_initial_gradient(cid, statement, first_full_norm) or decide(
+        cid,
+        statement,
         undamped.status == "diverged",
         headline=f"status {undamped.status} at step {undamped.diverged_at}",
         meaning="a fixed step ignores the gradient's size; diminishing it does not help",
         status=undamped.status,
         diverged_at=undamped.diverged_at,
+        full_grad_norm_epoch0=first_full_norm,
     )
 
 
@@ -632,13 +653,19 @@ def _divergences(runs: dict[str, RuleRun]) -> list[str]:
     ]
 
 
-def rules_damping_survives(damped: dict[str, RuleRun], lr: float) -> Claim:
+def rules_damping_survives(damped: dict[str, RuleRun], lr: float, first_full_norm: float) -> Claim:
     """`rules/damping-survives`: every damped rule (name → run) completes, with a first step
-    < 1e-2·γ0."""
+    < 1e-2·γ0. Not applicable when the initial full-gradient norm is below 1e3
+    (`rules_large_initial_gradients`): γ0/(α‖g‖ + 1) is then not tiny by construction."""
+    cid = "rules/damping-survives"
+    statement = (
+        "the damped rules take tiny first steps (η ≪ γ0) on the very large first gradients and "
+        "train without diverging"
+    )
     diverged = _divergences(damped)
-    return decide(
-        "rules/damping-survives",
-        "the damped rules take tiny first steps (η ≪ γ0) and train without diverging",
+    return _small_initial_gradient(cid, statement, first_full_norm) or decide(
+        cid,
+        statement,
         all(r.status == "completed" for r in damped.values())
         and all(r.first_step < TINY_STEP * lr for r in damped.values()),
         headline="; ".join(diverged)

@@ -88,9 +88,10 @@ def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Cla
             columns["full_grad_norm"].append(r["grad_full_norm"])
     lab.save_table("step_size_rules", columns)
     rule = {name: measure.rule_run(runs[f"rule-{name}"], tables[name]) for name in RULES}
+    first_full_norm = tables["combined"][0]["grad_full_norm"]
     return [
-        claims.rules_large_initial_gradients(tables["combined"][0]["grad_full_norm"]),
-        claims.rules_undamped_diverges(rule["undamped"]),
-        claims.rules_damping_survives({n: rule[n] for n in ("combined", "damped")}, LR),
+        claims.rules_large_initial_gradients(first_full_norm),
+        claims.rules_undamped_diverges(rule["undamped"], first_full_norm),
+        claims.rules_damping_survives({n: rule[n] for n in ("combined", "damped")}, LR, first_full_norm),
         claims.rules_diminishing_smaller_final_gradient(rule["combined"], rule["damped"]),
     ], tables
