@@ -24,7 +24,7 @@ from sgdlab.experiments.qualitative_sgd.measure import (
     PairRun,
     RuleRun,
 )
-from sgdlab.experiments.qualitative_sgd.toys import (
+from sgdlab.toys import (
     Escape,
     NoiseBall,
     escape_summary,
@@ -32,8 +32,8 @@ from sgdlab.experiments.qualitative_sgd.toys import (
     simulate_escape,
     simulate_noise_ball,
     simulate_pair,
-    subset_masks,
 )
+from sgdlab.toys.lecture import subset_masks
 
 
 def test_noise_ball_closed_forms():
@@ -240,31 +240,37 @@ def verdict(claim):
 
 def test_noise_ball_gd_one_step():
     x0 = np.array([6.0, 4.0])
-    assert verdict(C.noise_ball_gd_one_step(x0, np.zeros(2))) == "holds"
-    assert verdict(C.noise_ball_gd_one_step(x0, np.array([1e-6, 0.0]))) == "fails"
+    assert verdict(C.noise_ball_gd_one_step_claim(x0, np.zeros(2))) == "holds"
+    assert verdict(C.noise_ball_gd_one_step_claim(x0, np.array([1e-6, 0.0]))) == "fails"
 
 
 def test_noise_ball_sgd_stationary():
-    assert verdict(C.noise_ball_sgd_stationary(Estimate(0.240, 0.001, 100), 0.2387, 100)) == "holds"
-    assert verdict(C.noise_ball_sgd_stationary(Estimate(0.250, 0.001, 100), 0.2387, 100)) == "fails"
-    claim = C.noise_ball_sgd_stationary(Estimate(0.24, math.nan, 1), 0.2387, 100)
+    assert verdict(C.noise_ball_sgd_stationary_claim(Estimate(0.240, 0.001, 100), 0.2387, 100)) == "holds"
+    assert verdict(C.noise_ball_sgd_stationary_claim(Estimate(0.250, 0.001, 100), 0.2387, 100)) == "fails"
+    claim = C.noise_ball_sgd_stationary_claim(Estimate(0.24, math.nan, 1), 0.2387, 100)
     assert verdict(claim) == "not-applicable" and "one run" in claim.evidence["reason"]
 
 
 def test_noise_ball_cyclic_cycle():
     cycle = NoiseBall().cycle().numpy()
-    assert verdict(C.noise_ball_cyclic_cycle(cycle + 1e-12, cycle)) == "holds"
-    assert verdict(C.noise_ball_cyclic_cycle(cycle + 1e-3, cycle)) == "fails"
+    assert verdict(C.noise_ball_cyclic_cycle_claim(cycle + 1e-12, cycle)) == "holds"
+    assert verdict(C.noise_ball_cyclic_cycle_claim(cycle + 1e-3, cycle)) == "fails"
     collapsed = np.zeros((3, 2))  # converged to the solution: no cycle
-    assert verdict(C.noise_ball_cyclic_cycle(collapsed, collapsed)) == "fails"
+    assert verdict(C.noise_ball_cyclic_cycle_claim(collapsed, collapsed)) == "fails"
 
 
 def test_noise_ball_fast_outside_slow_inside():
     fast, slow = Estimate(0.45, 0.01, 100), Estimate(0.98, 0.01, 100)
-    assert verdict(C.noise_ball_fast_outside_slow_inside(fast, slow, 10, 10)) == "holds"
-    assert verdict(C.noise_ball_fast_outside_slow_inside(fast, Estimate(0.47, 0.01, 100), 10, 10)) == "fails"
-    assert verdict(C.noise_ball_fast_outside_slow_inside(Estimate(1.01, 0.01, 100), slow, 10, 10)) == "fails"
-    claim = C.noise_ball_fast_outside_slow_inside(fast, Estimate(math.nan, math.nan, 0), 10, 0)
+    assert verdict(C.noise_ball_fast_outside_slow_inside_claim(fast, slow, 10, 10)) == "holds"
+    assert (
+        verdict(C.noise_ball_fast_outside_slow_inside_claim(fast, Estimate(0.47, 0.01, 100), 10, 10))
+        == "fails"
+    )
+    assert (
+        verdict(C.noise_ball_fast_outside_slow_inside_claim(Estimate(1.01, 0.01, 100), slow, 10, 10))
+        == "fails"
+    )
+    claim = C.noise_ball_fast_outside_slow_inside_claim(fast, Estimate(math.nan, math.nan, 0), 10, 0)
     assert verdict(claim) == "not-applicable" and "μ < 0: 0" in claim.evidence["reason"]
 
 
@@ -277,26 +283,26 @@ def test_pair_amplitude():
 
 def test_pair_small_individual_gradients():
     runs = {0.83: PairRun(0.03, 9e-4, None), 0.02: PairRun(7e-4, 5e-7, 120)}
-    assert verdict(C.pair_small_individual_gradients(runs, 1e-5)) == "holds"
+    assert verdict(C.pair_small_individual_gradients_claim(runs, 1e-5)) == "holds"
     both_stall = runs | {0.02: PairRun(7e-4, 5e-5, None)}
-    assert verdict(C.pair_small_individual_gradients(both_stall, 1e-5)) == "fails"
+    assert verdict(C.pair_small_individual_gradients_claim(both_stall, 1e-5)) == "fails"
 
 
 def test_escaping_landscape():
     land = measure.landscape(Escape())
-    assert verdict(C.escaping_landscape(land)) == "holds"
+    assert verdict(C.escaping_landscape_claim(land)) == "holds"
     short = measure.landscape(Escape(s123=(0.5, 0.3, 0.2)))  # s_4 = −1: the step stops short
-    assert short.jump < short.barrier and verdict(C.escaping_landscape(short)) == "fails"
+    assert short.jump < short.barrier and verdict(C.escaping_landscape_claim(short)) == "fails"
     rough = Landscape(
         land.grads_left, land.grads_right + 1e-3, land.f_left, land.f_right, land.jump, land.barrier
     )
-    assert verdict(C.escaping_landscape(rough)) == "fails"
+    assert verdict(C.escaping_landscape_claim(rough)) == "fails"
 
 
 def test_escaping_gd_never():
-    assert verdict(C.escaping_gd_never(0, 100, 0.0)) == "holds"
-    assert verdict(C.escaping_gd_never(1, 100, 2.0)) == "fails"
-    assert verdict(C.escaping_gd_never(0, 100, 1e-3)) == "fails"
+    assert verdict(C.escaping_gd_never_claim(0, 100, 0.0)) == "holds"
+    assert verdict(C.escaping_gd_never_claim(1, 100, 2.0)) == "fails"
+    assert verdict(C.escaping_gd_never_claim(0, 100, 1e-3)) == "fails"
 
 
 def escapes(escaped, mean_step, step_se, runs=1000):
@@ -306,36 +312,36 @@ def escapes(escaped, mean_step, step_se, runs=1000):
 def test_escaping_batch_size():
     nan = math.nan
     good = escapes([1000, 996, 0, 0], [16.0, 177.0, nan, nan], [0.5, 5.0, nan, nan])
-    assert verdict(C.escaping_batch_size(good)) == "holds"
+    assert verdict(C.escaping_batch_size_claim(good)) == "holds"
     noisy_tie = escapes([990, 995, 0, 0], [16.0, 15.5, nan, nan], [0.5, 0.5, nan, nan])
-    assert verdict(C.escaping_batch_size(noisy_tie)) == "holds"  # within 3 standard errors
+    assert verdict(C.escaping_batch_size_claim(noisy_tie)) == "holds"  # within 3 standard errors
     rising = escapes([500, 900, 0, 0], [16.0, 177.0, nan, nan], [0.5, 5.0, nan, nan])
-    assert verdict(C.escaping_batch_size(rising)).startswith("fail")
+    assert verdict(C.escaping_batch_size_claim(rising)).startswith("fail")
     sooner = escapes([1000, 996, 0, 0], [177.0, 16.0, nan, nan], [5.0, 0.5, nan, nan])
-    assert verdict(C.escaping_batch_size(sooner)) == "fails"
+    assert verdict(C.escaping_batch_size_claim(sooner)) == "fails"
     no_contrast = escapes([300, 300, 300, 0], [16.0, 16.0, 16.0, nan], [0.5, 0.5, 0.5, nan])
-    assert verdict(C.escaping_batch_size(no_contrast)) == "fails"
+    assert verdict(C.escaping_batch_size_claim(no_contrast)) == "fails"
 
 
 def test_escaping_flat_stays():
-    assert verdict(C.escaping_flat_stays(0.0, 100)) == "holds"
-    assert verdict(C.escaping_flat_stays(1e-9, 100)) == "fails"
+    assert verdict(C.escaping_flat_stays_claim(0.0, 100)) == "holds"
+    assert verdict(C.escaping_flat_stays_claim(1e-9, 100)) == "fails"
 
 
 def test_ls_over_interpolates():
-    assert verdict(C.ls_over_interpolates(1e-9, 10.0, 1e-14)) == "holds"
-    assert verdict(C.ls_over_interpolates(1e-3, 10.0, 1e-14)) == "fails"
-    assert verdict(C.ls_over_interpolates(1e-9, 10.0, 1e-3)) == "fails"
+    assert verdict(C.ls_over_interpolates_claim(1e-9, 10.0, 1e-14)) == "holds"
+    assert verdict(C.ls_over_interpolates_claim(1e-3, 10.0, 1e-14)) == "fails"
+    assert verdict(C.ls_over_interpolates_claim(1e-9, 10.0, 1e-3)) == "fails"
 
 
 def test_ls_individual_gradients():
-    assert verdict(C.ls_individual_gradients(np.array([100.0, 3.0]), np.array([1e-12, 0.0]))) == "holds"
-    assert verdict(C.ls_individual_gradients(np.array([100.0, 3.0]), np.array([1e-3, 0.0]))) == "fails"
+    assert verdict(C.ls_individual_gradients_claim(np.array([100.0, 3.0]), np.array([1e-12, 0.0]))) == "holds"
+    assert verdict(C.ls_individual_gradients_claim(np.array([100.0, 3.0]), np.array([1e-3, 0.0]))) == "fails"
 
 
 def test_ls_over_converges_faster():
-    assert verdict(C.ls_over_converges_faster(0.2, 1e-18)) == "holds"
-    assert verdict(C.ls_over_converges_faster(0.2, 1e-3)) == "fails"
+    assert verdict(C.ls_over_converges_faster_claim(0.2, 1e-18)) == "holds"
+    assert verdict(C.ls_over_converges_faster_claim(0.2, 1e-3)) == "fails"
 
 
 STEPS = (0.5, 0.25, 0.125)
@@ -353,39 +359,41 @@ def floors(law, seeds=4, spread=0.02, drift=0.0, steps=STEPS):
 
 
 def test_ls_floor_holds_for_a_floor_proportional_to_the_step():
-    claim = C.ls_floor_scales_with_step(floors(1.0))
+    claim = C.ls_floor_scales_with_step_claim(floors(1.0))
     assert verdict(claim) == "holds"
     assert claim.evidence["exponent"] == pytest.approx(1.0) and claim.evidence[
         "exponent_theory"
     ] == pytest.approx(1.0)
-    assert verdict(C.ls_floor_scales_with_step(floors(1.1))) == "holds"  # first order in γ: the O(γ²) term
+    assert (
+        verdict(C.ls_floor_scales_with_step_claim(floors(1.1))) == "holds"
+    )  # first order in γ: the O(γ²) term
 
 
 def test_ls_floor_fails_for_a_floor_proportional_to_the_root_of_the_step_or_its_square():
-    claim = C.ls_floor_scales_with_step(floors(0.5))
+    claim = C.ls_floor_scales_with_step_claim(floors(0.5))
     assert verdict(claim) == "fails" and claim.evidence["exponent"] == pytest.approx(0.5)
-    assert verdict(C.ls_floor_scales_with_step(floors(2.0))) == "fails"
+    assert verdict(C.ls_floor_scales_with_step_claim(floors(2.0))) == "fails"
 
 
 def test_ls_floor_is_not_applicable_while_the_runs_still_decay():
-    claim = C.ls_floor_scales_with_step(floors(1.0, drift=-0.3))
+    claim = C.ls_floor_scales_with_step_claim(floors(1.0, drift=-0.3))
     assert verdict(claim) == "not-applicable"
     assert "not stationary" in claim.evidence["reason"] and "0.125" in claim.evidence["reason"]
 
 
 def test_ls_floor_is_not_applicable_when_the_fit_cannot_tell_the_laws_apart():
-    claim = C.ls_floor_scales_with_step(floors(1.0, spread=0.5))
+    claim = C.ls_floor_scales_with_step_claim(floors(1.0, spread=0.5))
     assert verdict(claim) == "not-applicable" and "cannot tell" in claim.evidence["reason"]
 
 
 def test_ls_floor_needs_three_steps_and_two_seeds():
-    assert "≥ 3" in C.ls_floor_scales_with_step(floors(1.0, steps=(0.5, 0.125))).evidence["reason"]
-    assert "one seed" in C.ls_floor_scales_with_step(floors(1.0, seeds=1)).evidence["reason"]
+    assert "≥ 3" in C.ls_floor_scales_with_step_claim(floors(1.0, steps=(0.5, 0.125))).evidence["reason"]
+    assert "one seed" in C.ls_floor_scales_with_step_claim(floors(1.0, seeds=1)).evidence["reason"]
 
 
 def test_ls_floor_fails_without_a_positive_floor():
     zero = [Floor(g, np.zeros(3), np.zeros(3)) for g in STEPS]
-    assert verdict(C.ls_floor_scales_with_step(zero)) == "fails"
+    assert verdict(C.ls_floor_scales_with_step_claim(zero)) == "fails"
 
 
 def net(error, loss, best=1e-2, norms=(1.0, 0.5), mu_end=-1.0, mu_half=-1.0, status="completed"):
@@ -398,19 +406,19 @@ INTERPOLATING_UNDER = net(0.0, 2e-3, best=7e-3, norms=(2.3, 0.1), mu_end=-1.5, m
 
 
 def test_nets_regime():
-    assert verdict(C.nets_regime(UNDER, OVER)) == "holds"
-    claim = C.nets_regime(INTERPOLATING_UNDER, OVER)
+    assert verdict(C.nets_regime_claim(UNDER, OVER)) == "holds"
+    claim = C.nets_regime_claim(INTERPOLATING_UNDER, OVER)
     assert verdict(claim) == "fails" and "3x5,2,1 interpolates" in claim.evidence["reason"]
-    assert "does not interpolate" in C.nets_regime(UNDER, UNDER).evidence["reason"]
+    assert "does not interpolate" in C.nets_regime_claim(UNDER, UNDER).evidence["reason"]
 
 
 @pytest.mark.parametrize(
     "claim_of, failing_over",
     [
-        (C.nets_final_loss, net(0.0, 0.05)),
-        (C.nets_best_gradient, net(0.0, 1e-4, best=1e-2)),
-        (C.nets_individual_gradients, net(0.0, 1e-4, norms=(1e-2, 0.3))),
-        (C.nets_agreement, net(0.0, 1e-4, mu_end=-2.0)),
+        (C.nets_final_loss_claim, net(0.0, 0.05)),
+        (C.nets_best_gradient_claim, net(0.0, 1e-4, best=1e-2)),
+        (C.nets_individual_gradients_claim, net(0.0, 1e-4, norms=(1e-2, 0.3))),
+        (C.nets_agreement_claim, net(0.0, 1e-4, mu_end=-2.0)),
     ],
 )
 def test_nets_claims_hold_fail_and_need_the_regime(claim_of, failing_over):
@@ -430,54 +438,61 @@ LARGE, SMALL_GRADIENT = 1.3e3, 12.0  # ‖∇f(x_0)‖ inside and outside the pr
 
 
 def test_rules_large_initial_gradients():
-    assert verdict(C.rules_large_initial_gradients(LARGE)) == "holds"
-    assert verdict(C.rules_large_initial_gradients(SMALL_GRADIENT)) == "fails"
+    assert verdict(C.rules_large_initial_gradients_claim(LARGE)) == "holds"
+    assert verdict(C.rules_large_initial_gradients_claim(SMALL_GRADIENT)) == "fails"
+    unmeasured = C.rules_large_initial_gradients_claim(math.nan)
+    assert verdict(unmeasured) == "not-applicable" and "not measured" in unmeasured.evidence["reason"]
 
 
 def test_rules_undamped_diverges():
-    assert verdict(C.rules_undamped_diverges(rule("diverged", diverged_at=4), LARGE)) == "holds"
-    assert verdict(C.rules_undamped_diverges(rule(), LARGE)) == "fails"
-    claim = C.rules_undamped_diverges(rule(), SMALL_GRADIENT)
+    assert verdict(C.rules_undamped_diverges_claim(rule("diverged", diverged_at=4), LARGE)) == "holds"
+    assert verdict(C.rules_undamped_diverges_claim(rule(), LARGE)) == "fails"
+    claim = C.rules_undamped_diverges_claim(rule(), SMALL_GRADIENT)
     assert verdict(claim) == "not-applicable" and "large-initial-gradients" in claim.evidence["reason"]
+    claim = C.rules_undamped_diverges_claim(rule("diverged", diverged_at=4), math.nan)
+    assert verdict(claim) == "not-applicable" and "not measured" in claim.evidence["reason"]
+    assert claim.evidence["status"] == {"undamped": "diverged"}  # what happened, kept as evidence
 
 
 def test_rules_damping_survives():
     both = {"combined": rule(), "damped": rule()}
-    assert verdict(C.rules_damping_survives(both, 0.1, LARGE)) == "holds"
+    assert verdict(C.rules_damping_survives_claim(both, 0.1, LARGE)) == "holds"
     big_step = {"combined": rule(first_step=0.05), "damped": rule()}
-    assert verdict(C.rules_damping_survives(big_step, 0.1, LARGE)) == "fails"
+    assert verdict(C.rules_damping_survives_claim(big_step, 0.1, LARGE)) == "fails"
     gone = {"combined": rule(), "damped": rule("diverged", diverged_at=7)}
-    claim = C.rules_damping_survives(gone, 0.1, LARGE)
+    claim = C.rules_damping_survives_claim(gone, 0.1, LARGE)
     assert verdict(claim) == "fails" and claim.headline == "run rule-damped diverged at step 7"
-    claim = C.rules_damping_survives(big_step, 0.1, SMALL_GRADIENT)
+    claim = C.rules_damping_survives_claim(big_step, 0.1, SMALL_GRADIENT)
     assert verdict(claim) == "not-applicable" and "large-initial-gradients" in claim.evidence["reason"]
 
 
 def test_rules_diminishing_smaller_final_gradient():
-    holds = C.rules_diminishing_smaller_final_gradient(rule(final_gradient=3e-4), rule(final_gradient=1.3e-2))
+    holds = C.rules_diminishing_smaller_final_gradient_claim(
+        rule(final_gradient=3e-4), rule(final_gradient=1.3e-2)
+    )
     assert verdict(holds) == "holds"
-    same = C.rules_diminishing_smaller_final_gradient(
+    same = C.rules_diminishing_smaller_final_gradient_claim(
         rule(final_gradient=7.9e-5), rule(final_gradient=8.1e-5)
     )
     assert verdict(same) == "fails"
-    gone = C.rules_diminishing_smaller_final_gradient(rule(), rule("diverged", diverged_at=3))
+    gone = C.rules_diminishing_smaller_final_gradient_claim(rule(), rule("diverged", diverged_at=3))
     assert verdict(gone) == "not-applicable" and "rule-damped diverged" in gone.evidence["reason"]
 
 
 def test_mu_batch_size():
     rising = {"θ_0 (step 0)": {"batch_size": [1, 4, 16], "mu": [-4.7, -1.0, 0.2]}}
-    assert verdict(C.mu_batch_size(rising)) == "holds"
+    assert verdict(C.mu_batch_size_claim(rising)) == "holds"
     dip = rising | {"θ* (step 9)": {"batch_size": [1, 4, 16], "mu": [-4.7, -5.0, 0.2]}}
-    assert verdict(C.mu_batch_size(dip)) == "fails"
+    assert verdict(C.mu_batch_size_claim(dip)) == "fails"
 
 
 def test_mu_distance_and_cosine():
     distance = np.linspace(7.0, 0.0, 25)
     rising = -8.0 + distance / 3 + 0.05 * np.sin(np.arange(25))
-    assert verdict(C.mu_distance(distance, rising)) == "holds"
-    assert verdict(C.mu_distance_cosine(distance, rising / 100)) == "holds"
+    assert verdict(C.mu_distance_claim(distance, rising)) == "holds"
+    assert verdict(C.mu_distance_cosine_claim(distance, rising / 100)) == "holds"
     shuffled = np.random.default_rng(0).permutation(rising)  # no association with the distance
     shuffled[0], shuffled[-1] = 1.0, -9.0
-    assert verdict(C.mu_distance(distance, shuffled)) == "fails"
-    assert verdict(C.mu_distance(distance, rising[::-1])) == "fails"
-    assert verdict(C.mu_distance_cosine(distance, -rising)) == "fails"
+    assert verdict(C.mu_distance_claim(distance, shuffled)) == "fails"
+    assert verdict(C.mu_distance_claim(distance, rising[::-1])) == "fails"
+    assert verdict(C.mu_distance_cosine_claim(distance, -rising)) == "fails"

@@ -17,10 +17,10 @@ Seven parts, each a figure and claims with numbers:
   7 μ                 μ against the mini-batch size and the distance from the solution, MLP on
                       digits                                                                 (run)
 
-The package has the project's five roles: settings.py (per scale), configs.py (every trained
-run), measure.py (plain measured numbers from simulations and runs), claims.py (one function
-per claim, decided from those numbers) and figures.py; toys.py simulates, and the part modules
-(toy_parts, least_squares, nets, agreement) chain measure → tables → figure → claims.
+The five roles: `settings` (per scale), `configs` (every trained run), `measure` (plain
+measured numbers from the simulations of `sgdlab.toys` and from the runs), `claims` (one function
+per claim, decided from those numbers) and `figures` (each returns a figure, the Lab saves it);
+`parts` chains them through the Lab, part by part: measure → tables → figure → claims.
 
 Outputs besides runs/: tables/{noise_ball, pair, escaping, escaping_summary, least_squares,
 least_squares_floors, step_size_rules, agreement_distance, agreement_batch}.parquet and
@@ -32,10 +32,23 @@ from __future__ import annotations
 import functools
 import time
 
+from ... import toys
 from ...papers import GISELSSON_SGD
 from ..base import Claim, Lab, Plan, Simulation, experiments, one_thread
-from . import agreement, least_squares, nets, toy_parts, toys
 from .configs import ls_configs, run_configs
+from .parts import (
+    BATCH_SIZES,
+    PAIR_C,
+    PAIR_STEP,
+    PAIR_X0,
+    agreement_part,
+    escaping_part,
+    least_squares_part,
+    nets_part,
+    noise_ball_part,
+    pair_part,
+    rules_part,
+)
 from .settings import SCALE_SETTINGS, ToySettings
 
 SIMULATIONS = ("noise-ball", "pair", "escaping")
@@ -54,11 +67,11 @@ def simulation_seconds(name: str, t: ToySettings, fraction: float = 0.1) -> floa
         if name == "noise-ball":
             toys.simulate_noise_ball(toys.NoiseBall(), t.noise_runs, scaled(t.noise_steps), t.seed)
         elif name == "pair":
-            for c in toy_parts.PAIR_C:
-                toys.simulate_pair(c, toy_parts.PAIR_STEP, toy_parts.PAIR_X0, scaled(t.pair_steps))
+            for c in PAIR_C:
+                toys.simulate_pair(c, PAIR_STEP, PAIR_X0, scaled(t.pair_steps))
         else:
             toys.simulate_escape(
-                toys.Escape(), toy_parts.BATCH_SIZES + (1,), t.escape_runs, scaled(t.escape_steps), t.seed
+                toys.Escape(), BATCH_SIZES + (1,), t.escape_runs, scaled(t.escape_steps), t.seed
             )
     return (time.perf_counter() - t0) / fraction + FIGURE_SECONDS
 
@@ -95,22 +108,22 @@ def run(lab: Lab) -> list[Claim]:
     s = SCALE_SETTINGS[lab.scale]
     claims: list[Claim] = []
     if lab.selected("noise-ball"):
-        claims += toy_parts.noise_ball_part(lab, s.toys)
+        claims += noise_ball_part(lab, s.toys)
     if lab.selected("pair"):
-        claims += toy_parts.pair_part(lab, s.toys)
+        claims += pair_part(lab, s.toys)
     if lab.selected("escaping"):
-        claims += toy_parts.escaping_part(lab, s.toys)
+        claims += escaping_part(lab, s.toys)
     configs = run_configs(s)
     lab.log(f"{len(configs)} runs: least squares, residual nets and step-size rules, μ on digits")
     runs = lab.run_many(configs)
     ls_names = list(ls_configs(s.least_squares))
     if any(n in runs for n in ls_names) or lab.only is None:
-        claims += least_squares.least_squares_part(lab, s.least_squares, runs)
+        claims += least_squares_part(lab, s.least_squares, runs)
     if any(n in runs for n in ("net-3x5", "net-15x25")) or lab.only is None:
-        claims += nets.nets_part(lab, s.nets, runs)
+        claims += nets_part(lab, s.nets, runs)
     if any(n.startswith("rule-") for n in runs) or lab.only is None:
-        rule_claims, _ = nets.rules_part(lab, s.nets, runs)
+        rule_claims, _ = rules_part(lab, s.nets, runs)
         claims += rule_claims
     if "mu-mlp" in runs or lab.only is None:
-        claims += agreement.agreement_part(lab, s.agreement, runs)
+        claims += agreement_part(lab, s.agreement, runs)
     return claims

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...store import Run
-from ..base import Claim, Lab, divergences, missing_runs, not_applicable
-from . import claims, figures, measure
-from .configs import floor_runs, ls_configs
-from .settings import LeastSquaresSettings
-
-configs = ls_configs
+from ....store import Run
+from ...base import Claim, Lab, divergences, missing_runs, not_applicable
+from .. import claims, figures, measure
+from ..configs import floor_runs, ls_configs
+from ..settings import LeastSquaresSettings
 
 
 def least_squares_part(lab: Lab, s: LeastSquaresSettings, runs: dict[str, Run]) -> list[Claim]:
@@ -62,8 +60,7 @@ def least_squares_part(lab: Lab, s: LeastSquaresSettings, runs: dict[str, Run]) 
             "theory": [f.theory for f in floors for _ in f.per_seed],
         },
     )
-    figures.least_squares(
-        lab.figure("least-squares"),
+    fig = figures.least_squares_figure(
         {
             f"{s.n}×{s.dims[0]}, step {g:g}, seed 0": (e, gap)
             for g, (e, gap) in floor_curves(s, runs, under.f_star).items()
@@ -73,14 +70,15 @@ def least_squares_part(lab: Lab, s: LeastSquaresSettings, runs: dict[str, Run]) 
         floors,
         s.epochs - s.window_epochs,
     )
+    lab.save_figure(fig, "least-squares")
     distance = float((over.theta - over.x_star).norm() / over.x_star.norm())
     return [
-        claims.ls_over_interpolates(distance, float(over.gap[0]), float(over.gap[-1])),
-        claims.ls_individual_gradients(under.norms, over.norms),
-        claims.ls_over_converges_faster(
+        claims.ls_over_interpolates_claim(distance, float(over.gap[0]), float(over.gap[-1])),
+        claims.ls_individual_gradients_claim(under.norms, over.norms),
+        claims.ls_over_converges_faster_claim(
             float(under.gap[-1] / under.gap[0]), float(over.gap[-1] / over.gap[0])
         ),
-        claims.ls_floor_scales_with_step(
+        claims.ls_floor_scales_with_step_claim(
             floors,
             window=f"mean of f − f* over the last {s.window_epochs} of {s.epochs} epochs, in two halves",
             seeds=s.floor_seeds,

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...store import Run
-from ..base import Claim, Lab, divergences, missing_runs, not_applicable
-from . import claims, figures, measure
-from .claims import BIG, SMALL
-from .configs import LR, RULES, net_configs
-from .settings import NetSettings
-
-configs = net_configs
+from ....store import Run
+from ...base import Claim, Lab, divergences, missing_runs, not_applicable
+from .. import claims, figures, measure
+from ..claims import BIG, SMALL
+from ..configs import LR, RULES
+from ..settings import NetSettings
 
 
 def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
@@ -47,13 +45,13 @@ def nets_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> list[Claim]:
         for label, r in labels.items()
     }
     under, over = measure.net(small), measure.net(big)
-    figures.nets(lab.figure("nets"), series, {SMALL: under.norms, BIG: over.norms})
+    lab.save_figure(figures.nets_figure(series, {SMALL: under.norms, BIG: over.norms}), "nets")
     return [
-        claims.nets_regime(under, over, epochs=s.epochs, n_train=s.n_train, data=s.data),
-        claims.nets_final_loss(under, over),
-        claims.nets_best_gradient(under, over),
-        claims.nets_individual_gradients(under, over),
-        claims.nets_agreement(under, over),
+        claims.nets_regime_claim(under, over, epochs=s.epochs, n_train=s.n_train, data=s.data),
+        claims.nets_final_loss_claim(under, over),
+        claims.nets_best_gradient_claim(under, over),
+        claims.nets_individual_gradients_claim(under, over),
+        claims.nets_agreement_claim(under, over),
     ]
 
 
@@ -90,8 +88,10 @@ def rules_part(lab: Lab, s: NetSettings, runs: dict[str, Run]) -> tuple[list[Cla
     rule = {name: measure.rule_run(runs[f"rule-{name}"], tables[name]) for name in RULES}
     first_full_norm = tables["combined"][0]["grad_full_norm"]
     return [
-        claims.rules_large_initial_gradients(first_full_norm),
-        claims.rules_undamped_diverges(rule["undamped"], first_full_norm),
-        claims.rules_damping_survives({n: rule[n] for n in ("combined", "damped")}, LR, first_full_norm),
-        claims.rules_diminishing_smaller_final_gradient(rule["combined"], rule["damped"]),
+        claims.rules_large_initial_gradients_claim(first_full_norm),
+        claims.rules_undamped_diverges_claim(rule["undamped"], first_full_norm),
+        claims.rules_damping_survives_claim(
+            {n: rule[n] for n in ("combined", "damped")}, LR, first_full_norm
+        ),
+        claims.rules_diminishing_smaller_final_gradient_claim(rule["combined"], rule["damped"]),
     ], tables

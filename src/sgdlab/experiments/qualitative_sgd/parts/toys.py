@@ -1,15 +1,15 @@
 """Parts 1, 2 and 5 of `qualitative-sgd` — the noise ball, the 1-D pair and escaping — as
-simulations: each part simulates (`toys.py`), measures (`measure.py`), saves its tables, draws
-its figure and decides its claims (`claims.py`)."""
+simulations: each part simulates (`sgdlab.toys`), measures (`measure.toys`), saves its tables,
+draws its figure and decides its claims (`claims.toys`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..base import Claim, Lab, one_thread
-from . import claims, figures, measure
-from .settings import ToySettings
-from .toys import Escape, NoiseBall, simulate_escape, simulate_noise_ball, simulate_pair
+from ....toys import Escape, NoiseBall, simulate_escape, simulate_noise_ball, simulate_pair
+from ...base import Claim, Lab, one_thread
+from .. import claims, figures, measure
+from ..settings import ToySettings
 
 PAIR_C = (0.83, 0.02)  # the lecture's individual gradients at the solution
 PAIR_STEP = 0.07
@@ -35,13 +35,15 @@ def noise_ball_part(lab: Lab, s: ToySettings) -> list[Claim]:
             "cyclic_sq_dist": (sim["cyclic"] ** 2).sum(axis=-1),
         },
     )
-    figures.noise_ball(lab.figure("noise-ball"), nb, sim)
+    lab.save_figure(figures.noise_ball_figure(nb, sim), "noise-ball")
     m = measure.noise_ball(nb, sim)
     return [
-        claims.noise_ball_gd_one_step(m.x0, m.gd_x1),
-        claims.noise_ball_sgd_stationary(m.stationary, m.ball, m.steps_averaged),
-        claims.noise_ball_cyclic_cycle(m.cyclic_last, m.cycle),
-        claims.noise_ball_fast_outside_slow_inside(m.outside, m.inside, m.states_outside, m.states_inside),
+        claims.noise_ball_gd_one_step_claim(m.x0, m.gd_x1),
+        claims.noise_ball_sgd_stationary_claim(m.stationary, m.ball, m.steps_averaged),
+        claims.noise_ball_cyclic_cycle_claim(m.cyclic_last, m.cycle),
+        claims.noise_ball_fast_outside_slow_inside_claim(
+            m.outside, m.inside, m.states_outside, m.states_inside
+        ),
     ]
 
 
@@ -53,11 +55,11 @@ def pair_part(lab: Lab, s: ToySettings) -> list[Claim]:
     lab.save_table(
         "pair", {"step": np.arange(s.pair_steps + 1), **{f"x_c{c:g}": x for c, x in paths.items()}}
     )
-    figures.pair(lab.figure("pair"), paths, PAIR_STEP)
+    lab.save_figure(figures.pair_figure(paths, PAIR_STEP), "pair")
     runs = {c: measure.pair_run(x, PAIR_LOSS) for c, x in paths.items()}
     return [
         claims.pair_amplitude_claim(runs, PAIR_STEP),
-        claims.pair_small_individual_gradients(runs, PAIR_LOSS),
+        claims.pair_small_individual_gradients_claim(runs, PAIR_LOSS),
     ]
 
 
@@ -95,13 +97,14 @@ def escaping_part(lab: Lab, s: ToySettings) -> list[Claim]:
             "escape_step_se": found.step_se,
         },
     )
-    figures.escaping(
-        lab.figure("escaping"), e, lab.load_table("escaping_summary"), lab.load_table("escaping"), BATCH_SIZES
-    )
+    summary, curves = lab.load_table("escaping_summary"), lab.load_table("escaping")
+    lab.save_figure(figures.escaping_figure(e, summary, curves, BATCH_SIZES), "escaping")
     gd = BATCH_SIZES.index(4)
     return [
-        claims.escaping_landscape(measure.landscape(e)),
-        claims.escaping_gd_never(int(found.escaped[gd]), s.escape_runs, float(sim["max_move"][gd].max())),
-        claims.escaping_batch_size(found),
-        claims.escaping_flat_stays(float(flat["max_move"].max()), s.escape_runs),
+        claims.escaping_landscape_claim(measure.landscape(e)),
+        claims.escaping_gd_never_claim(
+            int(found.escaped[gd]), s.escape_runs, float(sim["max_move"][gd].max())
+        ),
+        claims.escaping_batch_size_claim(found),
+        claims.escaping_flat_stays_claim(float(flat["max_move"].max()), s.escape_runs),
     ]

@@ -10,11 +10,11 @@ the same Gram matrix (`measure.agreement_path`).
 
 from __future__ import annotations
 
-from ...store import Run
-from ..base import Claim, Lab, divergence, missing_runs, not_applicable
-from . import claims, figures, measure
-from .configs import agreement_config
-from .settings import AgreementSettings
+from ....store import Run
+from ...base import Claim, Lab, divergence, missing_runs, not_applicable
+from .. import claims, figures, measure
+from ..configs import agreement_config
+from ..settings import AgreementSettings
 
 __all__ = ["agreement_config", "agreement_part"]
 
@@ -40,14 +40,14 @@ def agreement_part(lab: Lab, s: AgreementSettings, runs: dict[str, Run]) -> list
             "mu": [m for v in path.by_batch.values() for m in v["mu"]],
         },
     )
-    figures.agreement(lab.figure("agreement"), path.rows, path.by_batch)
+    lab.save_figure(figures.agreement_figure(path.rows, path.by_batch), "agreement")
     return [
-        claims.mu_batch_size(
+        claims.mu_batch_size_claim(
             path.by_batch,
             batches_sampled=s.pairs_of,
             n_train=s.n_train,
             final_train_loss=run.final.get("train_loss"),
         ),
-        claims.mu_distance(path.rows["distance"], path.rows["mu"]),
-        claims.mu_distance_cosine(path.rows["distance"], path.rows["cos_mean"]),
+        claims.mu_distance_claim(path.rows["distance"], path.rows["mu"]),
+        claims.mu_distance_cosine_claim(path.rows["distance"], path.rows["cos_mean"]),
     ]
