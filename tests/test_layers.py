@@ -69,11 +69,7 @@ LAYER_OF = {unit: i for i, (_, units) in enumerate(LAYERS) for unit in units}
 REPORT_READS = {"foundation", "config", "store"} | {"probes"}
 # Known exceptions, in packages being rewritten on other branches: each is to go when its package
 # moves to the five roles (the test fails once it has gone, so that it is struck off here too).
-KNOWN_ROOT_IMPORTS = {
-    "sgdlab.experiments.qualitative_sgd.agreement",  # `from ... import prepare`
-    "sgdlab.experiments.qualitative_sgd.least_squares",
-    "sgdlab.experiments.qualitative_sgd.nets",
-}
+KNOWN_ROOT_IMPORTS: set[str] = set()
 
 
 def module_name(path: Path) -> str:

@@ -247,15 +247,16 @@ def _escape(
 
 
 def escape_summary(first: np.ndarray, batch_sizes: tuple[int, ...]) -> dict[str, list[float]]:
-    """Per batch size: the escape probability (fraction of runs with a first escape step)
-    and the mean first escape step over the runs that escaped (NaN if none did)."""
-    prob = [(first[i] > 0).mean() for i in range(len(batch_sizes))]
-    time = [
-        float(first[i][first[i] > 0].mean()) if (first[i] > 0).any() else math.nan
-        for i in range(len(batch_sizes))
-    ]
+    """Per batch size: the runs that escaped (have a first escape step), the escape
+    probability (their fraction), and the mean first escape step over them with its standard
+    error s/√n (NaN if none, or for the error only one, escaped)."""
+    escaped = [first[i][first[i] > 0] for i in range(len(batch_sizes))]
     return {
         "batch_size": list(batch_sizes),
-        "escape_probability": [float(p) for p in prob],
-        "mean_escape_step": time,
+        "escaped": [int(len(v)) for v in escaped],
+        "escape_probability": [float(len(v) / first.shape[1]) for v in escaped],
+        "mean_escape_step": [float(v.mean()) if len(v) else math.nan for v in escaped],
+        "escape_step_se": [
+            float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan for v in escaped
+        ],
     }

@@ -5,10 +5,11 @@ Seven parts, each a figure and claims with numbers:
   1 noise ball        f = Σ ½‖x − c_i‖², step 1/3: GD in one step, the iid noise ball
                       E‖x‖² = mean‖c‖²/5, the cyclic 3-cycle, fast outside / slow inside   (simulation)
   2 1-D pair          cyclic SGD, step 0.07, ∇f_i(0) = ±0.83 vs ±0.02: amplitude γc/(2−γ)    (simulation)
-  3 least squares     200×100 vs 200×1000, SGD batch 1: floor ∝ step vs the minimum-norm
-                      interpolator, individual gradient norms at the solution               (runs)
-  4 residual nets     3x5,2,1 vs 15x25,2,1, logistic loss: final loss, best gradient,
-                      individual gradient norms, μ over training                            (runs)
+  3 least squares     200×100 vs 200×1000, SGD batch 1 with iid sampling: the minimum-norm
+                      interpolator vs a floor whose exponent in the step is fitted over ≥ 3
+                      steps × seeds once stationary, individual gradient norms at the solution (runs)
+  4 residual nets     3x5,2,1 (does not interpolate: a premise) vs 15x25,2,1 (does), logistic
+                      loss: final loss, best gradient, individual gradient norms, μ         (runs)
   5 escaping          4 functions, a flat and a not individually flat global minimum: escape
                       probability and time vs batch size 1…4 (GD never escapes)           (simulation)
   6 step-size rules   the lecture's table for the combined, damped and undamped rules on the
@@ -16,9 +17,14 @@ Seven parts, each a figure and claims with numbers:
   7 μ                 μ against the mini-batch size and the distance from the solution, MLP on
                       digits                                                                 (run)
 
+The five roles: `settings` (per scale), `configs` (every trained run), `measure` (plain
+measured numbers from the simulations of `sgdlab.toys` and from the runs), `claims` (one function
+per claim, decided from those numbers) and `figures` (each returns a figure, the Lab saves it);
+`parts` chains them through the Lab, part by part: measure → tables → figure → claims.
+
 Outputs besides runs/: tables/{noise_ball, pair, escaping, escaping_summary, least_squares,
-step_size_rules, agreement_distance, agreement_batch}.parquet and figures/{noise-ball, pair,
-least-squares, nets, escaping, agreement}.png.
+least_squares_floors, step_size_rules, agreement_distance, agreement_batch}.parquet and
+figures/{noise-ball, pair, least-squares, nets, escaping, agreement}.png.
 """
 
 from __future__ import annotations
@@ -26,22 +32,28 @@ from __future__ import annotations
 import functools
 import time
 
+from ... import toys
 from ...papers import GISELSSON_SGD
 from ..base import Claim, Lab, Plan, Simulation, experiments, one_thread
-from . import agreement, least_squares, nets, toy_parts, toys
-from .settings import SCALE_SETTINGS, Settings, ToySettings
+from .configs import ls_configs, run_configs
+from .parts import (
+    BATCH_SIZES,
+    PAIR_C,
+    PAIR_STEP,
+    PAIR_X0,
+    agreement_part,
+    escaping_part,
+    least_squares_part,
+    nets_part,
+    noise_ball_part,
+    pair_part,
+    rules_part,
+)
+from .settings import SCALE_SETTINGS, ToySettings
 
 SIMULATIONS = ("noise-ball", "pair", "escaping")
 
-
-def run_configs(s: Settings) -> dict[str, dict]:
-    """Every trained run of `qualitative-sgd`: least squares, the residual nets and step-size
-    rules, and the μ MLP."""
-    return {
-        **least_squares.configs(s.least_squares),
-        **nets.configs(s.nets),
-        "mu-mlp": agreement.agreement_config(s.agreement),
-    }
+__all__ = ["SIMULATIONS", "plan", "run", "run_configs", "simulation_seconds"]
 
 
 FIGURE_SECONDS = 2.0  # drawing and saving one figure, roughly
@@ -55,11 +67,11 @@ def simulation_seconds(name: str, t: ToySettings, fraction: float = 0.1) -> floa
         if name == "noise-ball":
             toys.simulate_noise_ball(toys.NoiseBall(), t.noise_runs, scaled(t.noise_steps), t.seed)
         elif name == "pair":
-            for c in toy_parts.PAIR_C:
-                toys.simulate_pair(c, toy_parts.PAIR_STEP, toy_parts.PAIR_X0, scaled(t.pair_steps))
+            for c in PAIR_C:
+                toys.simulate_pair(c, PAIR_STEP, PAIR_X0, scaled(t.pair_steps))
         else:
             toys.simulate_escape(
-                toys.Escape(), toy_parts.BATCH_SIZES + (1,), t.escape_runs, scaled(t.escape_steps), t.seed
+                toys.Escape(), BATCH_SIZES + (1,), t.escape_runs, scaled(t.escape_steps), t.seed
             )
     return (time.perf_counter() - t0) / fraction + FIGURE_SECONDS
 
@@ -96,22 +108,22 @@ def run(lab: Lab) -> list[Claim]:
     s = SCALE_SETTINGS[lab.scale]
     claims: list[Claim] = []
     if lab.selected("noise-ball"):
-        claims += toy_parts.noise_ball_part(lab, s.toys)
+        claims += noise_ball_part(lab, s.toys)
     if lab.selected("pair"):
-        claims += toy_parts.pair_part(lab, s.toys)
+        claims += pair_part(lab, s.toys)
     if lab.selected("escaping"):
-        claims += toy_parts.escaping_part(lab, s.toys)
+        claims += escaping_part(lab, s.toys)
     configs = run_configs(s)
     lab.log(f"{len(configs)} runs: least squares, residual nets and step-size rules, μ on digits")
     runs = lab.run_many(configs)
-    ls_names = list(least_squares.configs(s.least_squares))
+    ls_names = list(ls_configs(s.least_squares))
     if any(n in runs for n in ls_names) or lab.only is None:
-        claims += least_squares.least_squares_part(lab, s.least_squares, runs)
+        claims += least_squares_part(lab, s.least_squares, runs)
     if any(n in runs for n in ("net-3x5", "net-15x25")) or lab.only is None:
-        claims += nets.nets_part(lab, s.nets, runs)
+        claims += nets_part(lab, s.nets, runs)
     if any(n.startswith("rule-") for n in runs) or lab.only is None:
-        rule_claims, _ = nets.rules_part(lab, s.nets, runs)
+        rule_claims, _ = rules_part(lab, s.nets, runs)
         claims += rule_claims
     if "mu-mlp" in runs or lab.only is None:
-        claims += agreement.agreement_part(lab, s.agreement, runs)
+        claims += agreement_part(lab, s.agreement, runs)
     return claims

@@ -1,9 +1,7 @@
-"""Figures of `qualitative-sgd`, drawn from saved tables, runs and simulations; titles cite
-Giselsson's lecture."""
+"""Figures of `qualitative-sgd`, drawn from saved tables, runs and simulations; each `*_figure`
+returns its matplotlib figure (the Lab saves it, PNG and SVG); titles cite Giselsson's lecture."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import matplotlib
 
@@ -11,19 +9,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from ...papers import GISELSSON_SGD
-from ...report.figures import save_figure
+from ...toys import Escape, NoiseBall
 
 SRC = GISELSSON_SGD.short
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
-
-
-def noise_ball(path: Path, nb, sim: dict) -> Path:
+def noise_ball_figure(nb: NoiseBall, sim: dict) -> Figure:
     """The noise-ball figure: the level sets of the f_i and f with one iid SGD run, the
     cyclic run and GD's one step, zoomed in and out, the noise ball of radius
     √(mean‖c_i‖²/5); and ‖x_k‖² against k (iid mean over runs and cyclic)."""
@@ -61,10 +55,11 @@ def noise_ball(path: Path, nb, sim: dict) -> Path:
     axes[2].legend(fontsize=8)
     axes[2].grid(alpha=0.3, which="both")
     fig.suptitle(f"Noise ball: f = Σ ½‖x − c_i‖², c₁ + c₂ + c₃ = 0, step 1/3 ({SRC})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def pair(path: Path, paths: dict[float, np.ndarray], step: float) -> Path:
+def pair_figure(paths: dict[float, np.ndarray], step: float) -> Figure:
     """The 1-D pair figure: the cyclic iterates with the predicted 2-cycle ±γc/(2 − γ) dotted,
     and the loss x_k² on a log axis, for each c."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -82,10 +77,11 @@ def pair(path: Path, paths: dict[float, np.ndarray], step: float) -> Path:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"1-D pair f₁,₂ = ½(x ∓ c)², cyclic order, step {step:g} ({SRC})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def escaping(path: Path, e, summary: dict, curves: dict, batch_sizes) -> Path:
+def escaping_figure(e: Escape, summary: dict, curves: dict, batch_sizes) -> Figure:
     """The escaping figure: the four f_i and their mean with the jump of one step on f_4,
     the escape probability per batch size, and the fraction of runs still in the left
     minimum against the iteration."""
@@ -119,28 +115,48 @@ def escaping(path: Path, e, summary: dict, curves: dict, batch_sizes) -> Path:
         ax.grid(alpha=0.3, which="both")
     axes[2].legend(fontsize=8)
     fig.suptitle(f"Escaping a not individually flat minimum from x = {xl:g}, step {e.step:g} ({SRC})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def least_squares(path: Path, curves: dict, norms: dict) -> Path:
-    """curves[label] = (epochs, loss − f*); norms[label] = per-sample gradient norms at x*."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+def least_squares_figure(curves: dict, norms: dict, floors: list, burn_in: int) -> Figure:
+    """curves[label] = (epochs, loss − f*); norms[label] = per-sample gradient norms at x*;
+    floors = `measure.Floor` per step (per-seed floors with their mean, the exact stationary
+    theory, and the lines ∝ γ and ∝ √γ through the largest step's floor); the averaging
+    window starts after `burn_in` epochs."""
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.2))
     for i, (label, (e, gap)) in enumerate(curves.items()):
-        axes[0].semilogy(e, np.maximum(gap, 1e-300), f"C{i}", label=label)
-    axes[0].set(xlabel="epoch", ylabel="f(x_k) − f* (mean per sample)", title="SGD, batch 1")
+        axes[0].semilogy(e, np.maximum(gap, 1e-30), f"C{i}", lw=0.8, label=label)
+    axes[0].axvline(burn_in, color="0.5", ls=":", lw=0.8, label="averaging window starts")
+    axes[0].set(xlabel="epoch", ylabel="f(x_k) − f* (mean per sample)", title="SGD, batch 1, iid")
+    axes[0].set_ylim(bottom=1e-30)  # below: float64 round-off of an interpolating run
     for i, (label, v) in enumerate(norms.items()):
         axes[1].semilogy(np.sort(v)[::-1], f"C{i}.", ms=3, label=label)
     axes[1].set(
         xlabel="sample (sorted)", ylabel="‖∇f_i(x*)‖", title="individual gradient norms at the solution"
     )
+    steps = np.asarray([f.step for f in floors])
+    mean = np.asarray([f.per_seed.mean() for f in floors])
+    for f in floors:
+        axes[2].loglog([f.step] * len(f.per_seed), f.per_seed, "C0.", ms=4, alpha=0.5)
+    axes[2].loglog(steps, mean, "C0o", label="measured floor (mean over seeds; dots: seeds)")
+    theory = np.asarray([f.theory for f in floors])
+    if np.all(np.isfinite(theory)):
+        axes[2].loglog(steps, theory, "k+", ms=10, label="exact stationary E f − f* (iid SGD)")
+    top = int(np.argmax(steps))
+    grid = np.geomspace(steps.min(), steps.max(), 20)
+    axes[2].loglog(grid, mean[top] * grid / steps[top], "C1--", lw=0.8, label="∝ γ")
+    axes[2].loglog(grid, mean[top] * np.sqrt(grid / steps[top]), "C2:", lw=0.8, label="∝ √γ")
+    axes[2].set(xlabel="step γ", ylabel="loss floor f − f*", title="under-parameterized floor vs step")
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"Least squares: under- (200×100) vs over-parameterized (200×1000) ({SRC})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def nets(path: Path, series: dict, final_norms: dict) -> Path:
+def nets_figure(series: dict, final_norms: dict) -> Figure:
     """series[label][name] = (epochs, values) for train_loss, grad_full_norm_best, grad_mu."""
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
     for i, (label, s) in enumerate(series.items()):
@@ -162,10 +178,11 @@ def nets(path: Path, series: dict, final_norms: dict) -> Path:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"Residual ReLU nets 3x5,2,1 vs 15x25,2,1, logistic loss, single-sample SGD ({SRC})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def agreement(path: Path, by_distance: dict, by_batch: dict) -> Path:
+def agreement_figure(by_distance: dict, by_batch: dict) -> Figure:
     """The μ figure: μ and the mean inner product, and the mean cosine, against ‖θ_k − θ*‖
     along the path; and μ_K against the mini-batch size K at θ_0, midway and at θ*."""
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
@@ -188,4 +205,5 @@ def agreement(path: Path, by_distance: dict, by_batch: dict) -> Path:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"Gradient agreement μ on an MLP on digits ({SRC})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig

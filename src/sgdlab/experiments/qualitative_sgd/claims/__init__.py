@@ -1,0 +1,123 @@
+"""The claims of `qualitative-sgd` (Giselsson, "Stochastic gradient descent: qualitative
+convergence behavior"), one function per claim (`*_claim`), each decided from plain measured
+numbers (`measure`'s dataclasses, arrays, floats) so that each can be unit-tested on synthetic
+measurements where it holds, where it fails and, where it has a premise, where it is not
+applicable: the simulated parts (`toys`), least squares (`least_squares`), the residual nets
+and step-size rules (`nets`) and μ on digits (`agreement`); shared tolerances in `tolerances`.
+Tolerances are stated where they are used: round-off levels of float64 closed forms, "much
+smaller" = `MUCH` (an order of magnitude), and `Z` standard errors measured across independent
+runs or seeds (shown in the evidence)."""
+
+from .agreement import (
+    SPEARMAN_LEVEL,
+    mu_batch_size_claim,
+    mu_distance_claim,
+    mu_distance_cosine_claim,
+    rises_with_distance,
+)
+from .least_squares import (
+    EXPONENT_CANDIDATES,
+    EXPONENT_RANGE,
+    FASTER,
+    GRADIENT_RATIO,
+    INTERPOLATION_GAP,
+    PINV_TOLERANCE,
+    ls_floor_scales_with_step_claim,
+    ls_individual_gradients_claim,
+    ls_over_converges_faster_claim,
+    ls_over_interpolates_claim,
+    power_law_exponent,
+    stationarity,
+)
+from .nets import (
+    BIG,
+    FINAL_FACTOR,
+    LARGE_GRADIENT,
+    SMALL,
+    TINY_STEP,
+    nets_agreement_claim,
+    nets_best_gradient_claim,
+    nets_final_loss_claim,
+    nets_individual_gradients_claim,
+    nets_regime_claim,
+    regime_problem,
+    rules_damping_survives_claim,
+    rules_diminishing_smaller_final_gradient_claim,
+    rules_large_initial_gradients_claim,
+    rules_undamped_diverges_claim,
+)
+from .tolerances import (
+    MUCH,
+    Z,
+    combined_se,
+)
+from .toys import (
+    AMPLITUDE_TOLERANCE,
+    CYCLE_MIN_GAP,
+    CYCLE_ROUNDOFF,
+    GD_ROUNDOFF,
+    escape_probability_se,
+    escaping_batch_size_claim,
+    escaping_flat_stays_claim,
+    escaping_gd_never_claim,
+    escaping_landscape_claim,
+    noise_ball_cyclic_cycle_claim,
+    noise_ball_fast_outside_slow_inside_claim,
+    noise_ball_gd_one_step_claim,
+    noise_ball_sgd_stationary_claim,
+    pair_amplitude_claim,
+    pair_small_individual_gradients_claim,
+)
+
+__all__ = [
+    "BIG",
+    "SMALL",
+    "AMPLITUDE_TOLERANCE",
+    "CYCLE_MIN_GAP",
+    "CYCLE_ROUNDOFF",
+    "EXPONENT_CANDIDATES",
+    "EXPONENT_RANGE",
+    "FASTER",
+    "FINAL_FACTOR",
+    "GD_ROUNDOFF",
+    "GRADIENT_RATIO",
+    "INTERPOLATION_GAP",
+    "LARGE_GRADIENT",
+    "MUCH",
+    "PINV_TOLERANCE",
+    "SPEARMAN_LEVEL",
+    "TINY_STEP",
+    "Z",
+    "combined_se",
+    "escape_probability_se",
+    "escaping_batch_size_claim",
+    "escaping_flat_stays_claim",
+    "escaping_gd_never_claim",
+    "escaping_landscape_claim",
+    "ls_floor_scales_with_step_claim",
+    "ls_individual_gradients_claim",
+    "ls_over_converges_faster_claim",
+    "ls_over_interpolates_claim",
+    "mu_batch_size_claim",
+    "mu_distance_claim",
+    "mu_distance_cosine_claim",
+    "nets_agreement_claim",
+    "nets_best_gradient_claim",
+    "nets_final_loss_claim",
+    "nets_individual_gradients_claim",
+    "nets_regime_claim",
+    "noise_ball_cyclic_cycle_claim",
+    "noise_ball_fast_outside_slow_inside_claim",
+    "noise_ball_gd_one_step_claim",
+    "noise_ball_sgd_stationary_claim",
+    "pair_amplitude_claim",
+    "pair_small_individual_gradients_claim",
+    "power_law_exponent",
+    "regime_problem",
+    "rises_with_distance",
+    "rules_damping_survives_claim",
+    "rules_diminishing_smaller_final_gradient_claim",
+    "rules_large_initial_gradients_claim",
+    "rules_undamped_diverges_claim",
+    "stationarity",
+]
