@@ -6,11 +6,13 @@ training up come with a larger γ.
 Four ablations, each a set of runs that differ in one technique: activation, batch norm, skip
 connections, optimizer (settings.py). Every run trains until its loss threshold (the premise:
 an approximate global minimum) with an epoch cap and records γ_k by deterministic replay (the
-`gamma` probe). Claims per ablation (claims.py): the premise per run; over the runs that meet
-it, the principle (γ > 0 on ≥ 95% of the defined steps), the non-increasing distance, the
-Theorem 1.3 rate bound, larger median γ ⇔ fewer epochs to the common loss level, and the
-paper's ordering of speeds. Plus the PCA view of the momentum and Adam paths (Li et al. 2018)
-with SGD update directions (pca.py).
+`gamma` probe); one variant per ablation is trained again at a second seed, the baseline for
+telling two speeds apart. Claims per ablation (claims.py, one function each): the premise per
+run; over the runs that meet it, the principle (γ_k > 0 on every defined step), the
+non-increasing distance, the Theorem 1.3 rate bound on every stretch where the principle holds,
+and larger median γ ⇔ fewer epochs to the common loss level; over every run, the paper's
+ordering of speeds (a run that never reaches the level is the slowest). Plus the PCA view of
+the momentum and Adam paths (Li et al. 2018) with SGD update directions (pca.py).
 
 Outputs (besides runs/): tables/gamma_runs.parquet (one row per run), figures/gamma-<ablation>.png,
 figures/gamma-pca.png and the PCA tables.
@@ -18,26 +20,40 @@ figures/gamma-pca.png and the PCA tables.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ...papers import GAMMA_2019
 from ...report.gamma import gamma_figure
 from ..base import Claim, Lab, Plan, divergences, experiments, not_applicable
 from . import pca
-from .claims import ablation_claims
+from .claims import SeedSpread, ablation_claims, epochs_to_level
 from .settings import Ablation, ablations, settings
 
 PCA_RUNS = ("optimizer-momentum", "optimizer-adam")
 
 
 def run_configs(plan: list[Ablation]) -> dict[str, dict[str, Any]]:
-    """Every run of the ablations in `plan`, named <ablation>-<variant>."""
-    return {f"{ab.id}-{label}": cfg for ab in plan for label, cfg in ab.variants.items()}
+    """Every run of the ablations in `plan`, named <ablation>-<variant>, and their other-seed
+    runs, named <ablation>-<variant>-seed<k>."""
+    configs = {f"{ab.id}-{label}": cfg for ab in plan for label, cfg in ab.variants.items()}
+    return configs | {ab.spread_name(label): cfg for ab in plan for label, cfg in ab.spread.items()}
 
 
 def plan(scale: str) -> Plan:
     """What `gamma-principle` trains at `scale`: every run of its ablations."""
     return Plan(run_configs(ablations(scale)))
+
+
+def seed_spread(ab: Ablation, runs: dict, level: float) -> SeedSpread:
+    """The seed-to-seed baseline of `ab`: epochs to `level` of its spread variant at seed 0 and
+    at the other seed (NaN for a run not trained here; no variant when the scale names none)."""
+    if not ab.spread:
+        return SeedSpread(None, (math.nan, math.nan))
+    label = next(iter(ab.spread))
+    names = (f"{ab.id}-{label}", ab.spread_name(label))
+    epochs = tuple(epochs_to_level(runs[n], level) if n in runs else math.nan for n in names)
+    return SeedSpread(label, (epochs[0], epochs[1]))
 
 
 @experiments.register(
@@ -58,7 +74,8 @@ def run(lab: Lab) -> list[Claim]:
     configs = run_configs(plan)
     lab.log(
         f"{sum(lab.selected(n) for n in configs)} runs, each trained until training loss "
-        f"< {premise.max_loss:g} (or its epoch cap), then replayed for γ"
+        f"< {premise.max_loss:g} (or its epoch cap), then replayed for γ (except the other-seed "
+        "runs, which measure speed only)"
     )
     runs = lab.run_many(configs)
     claims: list[Claim] = []
@@ -67,7 +84,7 @@ def run(lab: Lab) -> list[Claim]:
         ab_runs = {label: runs[f"{ab.id}-{label}"] for label in ab.variants if f"{ab.id}-{label}" in runs}
         if not ab_runs:
             continue  # the whole ablation is outside --only
-        ab_claims, per_run = ablation_claims(ab, ab_runs, premise)
+        ab_claims, per_run = ablation_claims(ab, ab_runs, premise, seed_spread(ab, runs, premise.max_loss))
         claims += ab_claims
         records += [{"ablation": ab.id, "variant": label, **values} for label, values in per_run.items()]
         notes = {

@@ -1,41 +1,126 @@
-"""The claims of one γ-principle ablation, decided from its runs' metrics.
+"""The claims of one γ-principle ablation, each decided by one function from plain measured
+numbers (so each can be tested on synthetic ones), and `ablation_claims`, which measures a set of
+runs and calls them.
 
 Every run first faces the premise (trained to an approximate global minimum: final training
-loss ≤ L and training error 0). The Theorem-1 claims and the orderings are computed over the runs
-that meet it; the others are named in the premise claim and in each claim's evidence.
+loss ≤ L and training error 0). The Theorem-1 claims and the γ-vs-speed claim are computed over
+the runs that meet it; the others are named in the premise claim and in each claim's evidence.
+The paper's ordering of speeds is decided over every trained run: a run that never reaches the
+common level is the slowest by definition.
 
 Speed and γ describe the same stretch of each path: the *common level* is the premise threshold
 L, which every premise-satisfying run reaches. Speed is the number of epochs a run takes to first
-reach L (interpolated in log loss between the two epochs around the crossing); γ is summarized
-(median, fraction > 0) over the steps before that point.
+reach L (interpolated in log loss between the two epochs around the crossing; ∞ if it never
+does); γ is summarized (median, fraction > 0) over the steps before that point.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ...probes.gamma import theorem_checks
+from ...probes.gamma import RATE_RTOL, RateCheck, rate_check_of, theorem_checks
 from ...store import Run
 from ..base import Claim, decide, missing_runs, not_applicable
 from ..premise import Premise, premise_claim
 from .settings import Ablation
 
-POSITIVE_FRACTION = 0.95  # "the principle holds": γ > 0 on at least this share of defined steps
-DIST_TOL = 1e-6  # increases of the normalized distance below this are rounding
-SPEED_TIE = 0.10  # runs whose epochs-to-level differ by less than 10 % are equally fast
+# The normalized distance comes from float32 parameters: increases within 8 float32 ulps of
+# ‖θ_0 − θ*‖ are rounding.
+DIST_TOL = 8 * float(np.finfo(np.float32).eps)
+# Theorem 1.3 speaks for a path only where its premise (the principle) holds; the rate claim
+# speaks for the runs only when that is at least nine tenths of their steps.
+RATE_MIN_COVERAGE = 0.9
 
 MEANINGS = {
     "principle": "the paper's central claim: along the path every update points toward θ* by "
     "at least γ·‖θ_0 − θ*‖² times the loss gap, with γ > 0",
-    "distance": "Theorem 1.1: under the principle the distance to the minimizer never grows",
-    "rate": "Theorem 1.3: the summed loss gap stays below 1/(2ηγ_min), an O(1/(γK)) rate",
+    "distance": "Theorem 1.1: under the principle the distance to the minimizer never grows. By γ's "
+    "definition the distance grows exactly at the steps where γ_k < 0 (or, where γ is undefined, "
+    "where the update moves away from θ*), so this claim reads the principle's steps from the "
+    "distance's side",
+    "rate": "Theorem 1.3: the summed loss gap stays below 1/(2ηγ_min), an O(1/(γK)) rate. Since "
+    "γ_k is defined so that ‖θ_{k+1} − θ*‖² = ‖θ_k − θ*‖² − 2ηγ_k‖θ_0 − θ*‖²·gap_k exactly, "
+    "the bound holds on every stretch where γ > 0 unless the measurements disagree with each "
+    "other; the measured news is how much of the path that covers",
     "gamma-vs-speed": "Theorem 1.3 read across runs: the run with the larger γ should reach the "
     "common loss level in fewer epochs",
     "paper-order": "the paper's ranking of the training techniques by how fast they train",
 }
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one claim speaks for: its ablation (id and title) and the runs it is decided over
+    (those meeting the premise), with the runs left out for missing it."""
+
+    ablation: str
+    title: str
+    runs: tuple[str, ...]
+    left_out: tuple[str, ...] = ()
+
+    def id(self, kind: str) -> str:
+        """The claim id `<ablation>/<kind>`."""
+        return f"{self.ablation}/{kind}"
+
+    def evidence(self) -> dict[str, Any]:
+        """The runs a claim is over and those left out, for its evidence."""
+        return {"runs": list(self.runs), "left_out_missing_premise": list(self.left_out)}
+
+    def not_applicable(self, kind: str, statement: str, reason: str, **kw: Any) -> Claim:
+        """Claim `kind` as not applicable, with `reason`, its meaning and the scope."""
+        return not_applicable(
+            self.id(kind), statement, reason, meaning=MEANINGS[kind], **self.evidence(), **kw
+        )
+
+    def no_runs(self, kind: str, statement: str) -> Claim | None:
+        """Claim `kind` as not applicable when no run meets the premise, else None."""
+        if self.runs:
+            return None
+        return self.not_applicable(kind, statement, "no run of this ablation meets the premise")
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """The seed-to-seed baseline of speed: epochs to the common level of one variant trained with
+    two seeds (`variant` None when the scale trains no second seed). Two runs count as differing
+    in speed only when their epochs differ by more than this spread."""
+
+    variant: str | None
+    epochs: tuple[float, float]
+
+    @property
+    def tie(self) -> float:
+        """|e_0 − e_1| / max(e_0, e_1): the relative speed difference the seed alone made (NaN
+        when either run is missing or never reached the level)."""
+        a, b = self.epochs
+        if not (math.isfinite(a) and math.isfinite(b)) or max(a, b) <= 0:
+            return math.nan
+        return abs(a - b) / max(a, b)
+
+    def evidence(self) -> dict[str, Any]:
+        """The baseline as evidence: the variant, its two epochs and the relative spread."""
+        return {
+            "variant": self.variant,
+            "epochs_seed_0_and_1": list(self.epochs),
+            "relative_spread": self.tie,
+        }
+
+    def missing(self) -> str:
+        """Why there is no tie (for a not-applicable reason)."""
+        if self.variant is None:
+            return "this scale trains no second seed, so speed differences have no baseline"
+        return (
+            f"no seed-to-seed baseline: {self.variant} did not reach the level at both seeds "
+            "(or was not trained here)"
+        )
+
+
+# --- measurements -------------------------------------------------------------------------------
 
 
 def epochs_to_level(run: Run, level: float) -> float:
@@ -84,35 +169,332 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return float(s / (n * (n - 1) / 2)) if n > 1 else math.nan
 
 
-def decisive_discordant(gamma: dict[str, float], epochs: dict[str, float]) -> list[list[str]]:
-    """Pairs (faster, slower) whose speeds differ by ≥ SPEED_TIE but whose γ medians are ordered
-    the other way (the slower run has the larger γ)."""
-    labels, out = list(gamma), []
+def faster_beyond(epochs_fast: float, epochs_slow: float, tie: float) -> bool | None:
+    """Whether a run reaching the level after `epochs_fast` is faster than one after
+    `epochs_slow` by more than `tie` (a share of the slower's epochs): True or False, None when
+    it cannot be told (both never reach it, or no tie for two finite speeds). A run that never
+    reaches the level (∞) is slower than any run that does."""
+    if math.isinf(epochs_fast) and math.isinf(epochs_slow):
+        return None
+    if math.isinf(epochs_slow) or math.isinf(epochs_fast):
+        return math.isinf(epochs_slow)
+    if math.isnan(tie):
+        return None
+    return epochs_slow - epochs_fast > tie * epochs_slow
+
+
+def decisive_pairs(epochs: Mapping[str, float], tie: float) -> list[tuple[str, str]]:
+    """Pairs (faster, slower) whose epochs to the level differ by more than `tie` × the slower
+    one's: the pairs whose speed order counts."""
+    labels, out = list(epochs), []
     for i, a in enumerate(labels):
         for b in labels[i + 1 :]:
             fast, slow = (a, b) if epochs[a] <= epochs[b] else (b, a)
-            if epochs[slow] - epochs[fast] < SPEED_TIE * epochs[slow]:
-                continue
-            if not gamma[fast] > gamma[slow]:
-                out.append([fast, slow])
+            if faster_beyond(epochs[fast], epochs[slow], tie):
+                out.append((fast, slow))
     return out
 
 
-def tiers_hold(epochs: dict[str, float], tiers: tuple[tuple[str, ...], ...]) -> bool:
-    """Every run of an earlier tier reaches the level in fewer epochs than every later one."""
-    return all(
-        epochs[fast] < epochs[slow]
+def tier_pairs(tiers: tuple[tuple[str, ...], ...]) -> list[tuple[str, str]]:
+    """Every (faster, slower) pair the paper's tiers order: each run of a tier against each run
+    of every later tier."""
+    return [
+        (fast, slow)
         for i, tier in enumerate(tiers)
         for later in tiers[i + 1 :]
         for fast in tier
         for slow in later
+    ]
+
+
+def present_tiers(tiers: tuple[tuple[str, ...], ...], labels) -> tuple[tuple[str, ...], ...]:
+    """`tiers` restricted to `labels`, empty tiers dropped."""
+    return tuple(t for t in (tuple(x for x in tier if x in labels) for tier in tiers) if t)
+
+
+# --- one function per claim ---------------------------------------------------------------------
+
+
+def principle_claim(
+    scope: Scope,
+    positive_fraction: Mapping[str, float],
+    defined_steps: Mapping[str, int],
+    steps: Mapping[str, int],
+) -> Claim:
+    """`<ablation>/principle` ("An optimization principle of deep learning?", anonymous, 2019,
+    ICLR 2020 submission, Definition 1): in every run that meets the premise,
+
+        γ_k = (⟨θ_k − θ*, U_k⟩ − (η/2)‖U_k‖²) / (‖θ_0 − θ*‖²·(ℓ(θ_k; B_k) − ℓ(θ*; B_k))) > 0
+
+    on every step where it is defined (the loss gap above the instrument's tolerance): the
+    definition asks it for all k, so the theoretical share is 1. The headline gives the worst
+    run's share and, when some steps have no γ, the share of steps that are defined. Not
+    applicable when no run meets the premise or a run has no defined step."""
+    statement = (
+        f"{scope.title}: every run that meets the premise has γ_k > 0 on every step where γ_k is defined"
+    )
+    if none := scope.no_runs("principle", statement):
+        return none
+    empty = [label for label in scope.runs if not defined_steps[label]]
+    per_run = {
+        label: {
+            "positive_fraction": positive_fraction[label],
+            "defined_steps": defined_steps[label],
+            "undefined_steps": steps[label] - defined_steps[label],
+        }
+        for label in scope.runs
+    }
+    if empty:
+        reason = f"γ is undefined on every step of {', '.join(empty)} (loss gap ≤ its tolerance)"
+        return scope.not_applicable("principle", statement, reason, per_run=per_run)
+    worst = min(scope.runs, key=lambda label: positive_fraction[label])
+    nonpositive = {
+        label: round((1 - positive_fraction[label]) * defined_steps[label]) for label in scope.runs
+    }
+    defined_share = sum(defined_steps.values()) / max(1, sum(steps[label] for label in scope.runs))
+    headline = f"γ > 0 on {positive_fraction[worst]:.2%} of the defined steps in the worst run ({worst})"
+    if defined_share < 1:
+        headline += f"; γ defined on {defined_share:.1%} of the steps"
+    return decide(
+        scope.id("principle"),
+        statement,
+        all(n == 0 for n in nonpositive.values()),
+        headline=headline,
+        meaning=MEANINGS["principle"],
+        **scope.evidence(),
+        nonpositive_steps=nonpositive,
+        defined_share=defined_share,
+        per_run=per_run,
     )
 
 
+def distance_claim(
+    scope: Scope,
+    largest_increase: Mapping[str, float],
+    increases: Mapping[str, int],
+    final: Mapping[str, float],
+) -> Claim:
+    """`<ablation>/distance` (Theorem 1.1 of "An optimization principle of deep learning?"):
+    ‖θ_k − θ*‖/‖θ_0 − θ*‖ never increases by more than DIST_TOL (rounding) in any run that
+    meets the premise. Not applicable when no run meets it."""
+    statement = (
+        f"{scope.title}: ‖θ_k − θ*‖ is non-increasing in every run that meets the premise "
+        f"(Theorem 1.1; increases below {DIST_TOL:g} of ‖θ_0 − θ*‖ count as rounding)"
+    )
+    if none := scope.no_runs("distance", statement):
+        return none
+    biggest = max(scope.runs, key=lambda label: largest_increase[label])
+    return decide(
+        scope.id("distance"),
+        statement,
+        all(largest_increase[label] <= DIST_TOL for label in scope.runs),
+        headline=f"largest increase {largest_increase[biggest]:.2g} ({biggest})",
+        meaning=MEANINGS["distance"],
+        **scope.evidence(),
+        tolerance=DIST_TOL,
+        per_run={
+            label: {
+                "largest_increase": largest_increase[label],
+                "increases": increases[label],
+                "final": final[label],
+            }
+            for label in scope.runs
+        },
+    )
+
+
+def rate_claim(scope: Scope, checks: Mapping[str, RateCheck]) -> Claim:
+    """`<ablation>/rate` (Theorem 1.3 of "An optimization principle of deep learning?"): on
+    every maximal stretch a … b of steps where the principle holds, in every run that meets the
+    premise, Σ_{k=a}^{b} gap_k ≤ ‖θ_a − θ*‖²/(2‖θ_0 − θ*‖²·min_k η_kγ_k) (the theorem's
+    1/(2ηγ_min) restarted at θ_a; `probes.gamma.rate_check`), up to RATE_RTOL of the bound.
+
+    Fails on any stretch over its bound; otherwise not applicable when the stretches cover less
+    than RATE_MIN_COVERAGE of the runs' steps (the theorem then speaks for too little of the
+    path), or when no run meets the premise. The headline gives the covered share."""
+    statement = (
+        f"{scope.title}: on every stretch where the principle holds, in every run that meets the "
+        "premise, Σ_k gap_k ≤ ‖θ_a − θ*‖²/(2η γ_min ‖θ_0 − θ*‖²) (Theorem 1.3 from the stretch's "
+        f"first step a), on at least {RATE_MIN_COVERAGE:.0%} of the steps"
+    )
+    if none := scope.no_runs("rate", statement):
+        return none
+    stretches = sum(len(checks[label].stretches) for label in scope.runs)
+    covered = sum(checks[label].covered_steps for label in scope.runs)
+    steps = sum(checks[label].steps for label in scope.runs)
+    share = covered / steps if steps else 0.0
+    violations = {
+        label: [[s.first, s.last, s.gap_sum, s.bound] for s in checks[label].violations]
+        for label in scope.runs
+        if checks[label].violations
+    }
+    lowest = min(scope.runs, key=lambda label: np.nan_to_num(checks[label].covered_fraction))
+    evidence = dict(
+        scope.evidence(),
+        covered_fraction=share,
+        min_coverage=RATE_MIN_COVERAGE,
+        rounding_rtol=RATE_RTOL,
+        violations=violations,
+        per_run={
+            label: {
+                "steps": checks[label].steps,
+                "stretches": len(checks[label].stretches),
+                "covered_fraction": checks[label].covered_fraction,
+                "worst_usage": checks[label].worst_usage,
+                "longest_stretch": max((s.steps for s in checks[label].stretches), default=0),
+            }
+            for label in scope.runs
+        },
+    )
+    coverage = (
+        f"{stretches} stretches covering {share:.1%} of the steps "
+        f"(lowest: {lowest} {checks[lowest].covered_fraction:.1%})"
+    )
+    if violations:
+        n = sum(len(v) for v in violations.values())
+        headline = f"{n} stretch(es) over the bound ({', '.join(violations)}); {coverage}"
+        return decide(
+            scope.id("rate"), statement, False, headline=headline, meaning=MEANINGS["rate"], **evidence
+        )
+    if share < RATE_MIN_COVERAGE:
+        reason = f"the principle holds on {share:.1%} of the steps, below {RATE_MIN_COVERAGE:.0%}"
+        return not_applicable(
+            scope.id("rate"), statement, reason, headline=coverage, meaning=MEANINGS["rate"], **evidence
+        )
+    usage = max(checks[label].worst_usage for label in scope.runs)
+    headline = f"bound met on all {coverage}; Σ gap uses ≤ {usage:.2g} of it"
+    return decide(scope.id("rate"), statement, True, headline=headline, meaning=MEANINGS["rate"], **evidence)
+
+
+def gamma_vs_speed_claim(
+    scope: Scope,
+    level: float,
+    epochs: Mapping[str, float],
+    median_gamma: Mapping[str, float],
+    spread: SeedSpread,
+) -> Claim:
+    """`<ablation>/gamma-vs-speed` (Theorem 1.3 of "An optimization principle of deep learning?"
+    read across runs): over the runs that meet the premise, a larger median γ before the common
+    loss level goes with fewer epochs to reach it. Only pairs whose epochs differ by more than
+    the measured seed-to-seed spread (`spread.tie`, a share of the slower run's) count: fails
+    when one of them has its γ medians the other way round, holds otherwise. Kendall τ between
+    median γ and speed is reported. Not applicable with fewer than two runs, a run with no γ
+    before the level, no baseline, or no pair of runs that differ in speed beyond it."""
+    statement = (
+        f"{scope.title}: a larger median γ (over the steps before the common loss level "
+        f"{level:g}) goes with reaching that level in fewer epochs"
+    )
+    labels = list(scope.runs)
+    tie = spread.tie
+    evidence = dict(
+        scope.evidence(),
+        level=level,
+        seed_spread=spread.evidence(),
+        epochs_to_level={x: epochs[x] for x in labels},
+        median_gamma_before_level={x: median_gamma[x] for x in labels},
+    )
+    no_gamma = [x for x in labels if math.isnan(median_gamma[x])]
+    decisive = decisive_pairs({x: epochs[x] for x in labels}, tie)
+    reason = None
+    if len(labels) < 2:
+        reason = f"fewer than two runs meet the premise (left out: {', '.join(scope.left_out) or 'none'})"
+    elif no_gamma:
+        reason = f"no defined γ before the level in {', '.join(no_gamma)}"
+    elif math.isnan(tie):
+        reason = spread.missing()
+    elif not decisive:
+        reason = f"no two runs differ in speed by more than the seed-to-seed spread ({tie:.1%})"
+    if reason:
+        return not_applicable(
+            scope.id("gamma-vs-speed"), statement, reason, meaning=MEANINGS["gamma-vs-speed"], **evidence
+        )
+    discordant = [[fast, slow] for fast, slow in decisive if not median_gamma[fast] > median_gamma[slow]]
+    tau = kendall_tau([median_gamma[x] for x in labels], [-epochs[x] for x in labels])
+    ordered = len(decisive) - len(discordant)
+    headline = f"Kendall τ = {tau:+.2f}; {ordered}/{len(decisive)} decisive pairs ordered by γ"
+    return decide(
+        scope.id("gamma-vs-speed"),
+        statement,
+        not discordant,
+        headline=headline,
+        meaning=MEANINGS["gamma-vs-speed"],
+        kendall_tau=tau,
+        by_gamma=sorted(labels, key=lambda x: -median_gamma[x]),
+        by_speed=sorted(labels, key=lambda x: epochs[x]),
+        decisive_pairs=[list(p) for p in decisive],
+        discordant_pairs=discordant,
+        **evidence,
+    )
+
+
+def paper_order_claim(
+    ablation: str,
+    statement: str,
+    tiers: tuple[tuple[str, ...], ...],
+    level: float,
+    epochs: Mapping[str, float],
+    spread: SeedSpread,
+) -> Claim:
+    """`<ablation>/paper-order`: the paper's tiers (fastest first) hold over every trained run —
+    each run of an earlier tier reaches the common loss `level` in fewer epochs than each run of a
+    later one, by more than the seed-to-seed spread (`spread.tie`; the paper reports clear
+    differences: "much slower", "significantly faster"). A run that never reaches the level
+    (epochs ∞: stopped at its cap, diverged) is the slowest by definition.
+
+    Fails on a pair the wrong way round or within the spread; not applicable when a pair cannot
+    be told apart (neither run reaches the level, or there is no baseline for two finite
+    speeds) and none fails, or when the runs sit in fewer than two tiers."""
+    present = present_tiers(tiers, epochs)
+    by_speed = sorted(epochs, key=lambda x: epochs[x])
+    order_text = " < ".join(
+        f"{x} {epochs[x]:.3g}" if math.isfinite(epochs[x]) else f"{x} ∞" for x in by_speed
+    )
+    evidence = dict(
+        epochs_to_level=dict(epochs),
+        level=level,
+        by_speed=by_speed,
+        tiers=[list(t) for t in present],
+        never_reached=[x for x in by_speed if math.isinf(epochs[x])],
+        seed_spread=spread.evidence(),
+    )
+    claim_id, meaning = f"{ablation}/paper-order", MEANINGS["paper-order"]
+    if len(present) < 2:
+        reason = "the runs all sit in one of the paper's tiers, which it does not order"
+        return not_applicable(claim_id, statement, reason, headline=order_text, meaning=meaning, **evidence)
+    verdicts = {(a, b): faster_beyond(epochs[a], epochs[b], spread.tie) for a, b in tier_pairs(present)}
+    wrong = [[a, b] for (a, b), ok in verdicts.items() if ok is False]
+    undecided = [[a, b] for (a, b), ok in verdicts.items() if ok is None]
+    headline = f"epochs to {level:g}: {order_text}"
+    if not math.isnan(spread.tie):
+        headline += f" (seed spread {spread.tie:.1%})"
+    if wrong:
+        return decide(
+            claim_id, statement, False, headline=headline, meaning=meaning, not_faster=wrong, **evidence
+        )
+    if undecided:
+        reason = (
+            "cannot tell apart "
+            + "; ".join(f"{a} and {b}" for a, b in undecided)
+            + (
+                f": neither reaches {level:g}"
+                if all(math.isinf(epochs[a]) for a, _ in undecided)
+                else f" ({spread.missing()})"
+            )
+        )
+        return not_applicable(
+            claim_id, statement, reason, headline=headline, meaning=meaning, undecided=undecided, **evidence
+        )
+    return decide(claim_id, statement, True, headline=headline, meaning=meaning, **evidence)
+
+
+# --- one ablation -------------------------------------------------------------------------------
+
+
 def ablation_claims(
-    ab: Ablation, runs: dict[str, Run], premise: Premise
+    ab: Ablation, runs: dict[str, Run], premise: Premise, spread: SeedSpread
 ) -> tuple[list[Claim], dict[str, dict]]:
-    """The premise, Theorem-1 and ordering claims of one ablation; and one summary row per run."""
+    """The premise, Theorem-1 and ordering claims of one ablation (speed differences within
+    `spread`, the measured seed-to-seed baseline, count as ties); and one summary row per run."""
     absent = missing_runs(list(ab.variants), runs)
     claim, meets = premise_claim(f"{ab.id}/premise", ab.title, premise, runs, ab.exceptions)
     if absent:
@@ -125,17 +507,42 @@ def ablation_claims(
             meaning=claim.meaning,
             **claim.evidence,
         )
-    claims = [claim]
-    left_out = [label for label in runs if label not in meets]
     level = premise.max_loss
-    ok = {label: runs[label] for label in meets}
-    checks = {label: theorem_checks(run.metrics) for label, run in ok.items()}
-    speed = {label: epochs_to_level(run, level) for label, run in ok.items()}
-    before = {label: gamma_before(run, speed[label]) for label, run in ok.items()}
-    over = {"runs": list(ok), "left_out_missing_premise": left_out}
-    claims += theorem_claims(ab, checks, over)
-    claims += ordering_claims(ab, speed, before, over, absent, level)
+    scope = Scope(ab.id, ab.title, tuple(meets), tuple(label for label in runs if label not in meets))
+    checks = {label: theorem_checks(runs[label].metrics) for label in meets}
+    rates = {label: rate_check_of(runs[label].metrics) for label in meets}
+    speed = {label: epochs_to_level(run, level) for label, run in runs.items()}
+    before = {label: gamma_before(runs[label], speed[label]) for label in meets}
+    order_statement = f"{ab.title}: {ab.paper_statement} (epochs to the common loss level {level:g})"
 
+    def each(key: str) -> dict[str, Any]:
+        return {label: c[key] for label, c in checks.items()}
+
+    claims = [
+        claim,
+        principle_claim(scope, each("positive_fraction"), each("defined_steps"), each("steps")),
+        distance_claim(scope, each("dist_max_increase"), each("dist_increases"), each("dist_final")),
+        rate_claim(scope, rates),
+    ]
+    if absent:
+        reason = f"needs every run of the ablation; not trained here (--only): {', '.join(absent)}"
+        claims += [
+            scope.not_applicable(
+                "gamma-vs-speed", f"{ab.title}: a larger median γ goes with faster training", reason
+            ),
+            not_applicable(f"{ab.id}/paper-order", order_statement, reason, meaning=MEANINGS["paper-order"]),
+        ]
+    else:
+        medians = {label: before[label]["gamma_median"] for label in meets}
+        claims += [
+            gamma_vs_speed_claim(scope, level, {x: speed[x] for x in meets}, medians, spread),
+            paper_order_claim(ab.id, order_statement, ab.paper_tiers, level, speed, spread),
+        ]
+
+    if ab.why_not_paper:
+        claims = [
+            replace(c, evidence={**c.evidence, "departure_from_paper": ab.why_not_paper}) for c in claims
+        ]
     per_run = {}
     for label, run in runs.items():
         row = premise.check(run)
@@ -145,200 +552,9 @@ def ablation_claims(
             "meets_premise": row["meets"],
             "status": run.status,
             "epochs": run.summary.get("epochs"),
+            "epochs_to_level": speed[label],
         }
-        if label in ok:
-            row |= {**checks[label], "epochs_to_level": speed[label], **before[label]}
+        if label in checks:
+            row |= {**checks[label], **before[label]}
         per_run[label] = row
     return claims, per_run
-
-
-def theorem_claims(ab: Ablation, checks: dict[str, dict], over: dict[str, Any]) -> list[Claim]:
-    """The three Theorem-1 claims of "An optimization principle of deep learning?"
-    (anonymous, 2019, ICLR 2020 submission) over the runs that meet the premise, from each
-    run's `probes.gamma.theorem_checks`:
-
-    - `<ablation>/principle`: γ_k = (⟨θ_k − θ*, U_k⟩ − (η/2)‖U_k‖²) / (‖θ_0 − θ*‖²·(ℓ(θ_k; B_k)
-      − ℓ(θ*; B_k))) > 0 on ≥ POSITIVE_FRACTION (95 %) of the defined steps, in every run.
-    - `<ablation>/distance` (Theorem 1.1): ‖θ_k − θ*‖/‖θ_0 − θ*‖ never increases by more
-      than DIST_TOL (1e-6).
-    - `<ablation>/rate` (Theorem 1.3): Σ_k (ℓ(θ_k; B_k) − ℓ(θ*; B_k)) ≤ 1/(2ηγ_min) over the
-      prefix where the principle holds, in every run.
-
-    All three are not applicable when no run meets the premise."""
-    principle = (
-        f"{ab.title}: every run that meets the premise obeys the γ-principle (γ_k > 0 on "
-        f"≥ {POSITIVE_FRACTION:.0%} of the defined steps)"
-    )
-    distance = (
-        f"{ab.title}: ‖θ_k − θ*‖ is non-increasing in every run that meets the premise "
-        f"(Theorem 1.1; increases below {DIST_TOL:g} of ‖θ_0 − θ*‖ count as rounding)"
-    )
-    rate = (
-        f"{ab.title}: Σ_k gap_k ≤ 1/(2η γ_min) on the prefix where the principle holds, in "
-        "every run that meets the premise (Theorem 1.3)"
-    )
-    if not checks:
-        reason = "no run of this ablation meets the premise"
-        return [
-            not_applicable(f"{ab.id}/{kind}", text, reason, meaning=MEANINGS[kind], **over)
-            for kind, text in (("principle", principle), ("distance", distance), ("rate", rate))
-        ]
-    fractions = {label: c["positive_fraction"] for label, c in checks.items()}
-    worst = min(fractions, key=lambda x: fractions[x] if not math.isnan(fractions[x]) else -1)
-    increases = {label: c["dist_max_increase"] for label, c in checks.items()}
-    biggest = max(increases, key=lambda label: increases[label])
-    used = {
-        label: c["gap_sum_prefix"] / c["rate_bound"] if c["rate_bound"] not in (0, math.inf) else 0.0
-        for label, c in checks.items()
-    }
-    return [
-        decide(
-            f"{ab.id}/principle",
-            principle,
-            all(f >= POSITIVE_FRACTION for f in fractions.values()),
-            headline=f"γ > 0 on {fractions[worst]:.1%} of steps in the worst run ({worst})",
-            meaning=MEANINGS["principle"],
-            **over,
-            per_run={
-                label: {
-                    "positive_fraction": c["positive_fraction"],
-                    "defined_steps": c["defined_steps"],
-                    "undefined_steps": c["steps"] - c["defined_steps"],
-                    "gamma_median": c["gamma_median"],
-                }
-                for label, c in checks.items()
-            },
-        ),
-        decide(
-            f"{ab.id}/distance",
-            distance,
-            all(v <= DIST_TOL for v in increases.values()),
-            headline=f"largest increase {increases[biggest]:.2g} ({biggest})",
-            meaning=MEANINGS["distance"],
-            **over,
-            per_run={
-                label: {
-                    "largest_increase": c["dist_max_increase"],
-                    "increases": c["dist_increases"],
-                    "final": c["dist_final"],
-                }
-                for label, c in checks.items()
-            },
-        ),
-        decide(
-            f"{ab.id}/rate",
-            rate,
-            all(c["rate_bound_holds"] for c in checks.values()),
-            headline=f"Σ gap uses ≤ {max(used.values()):.2g} of the bound",
-            meaning=MEANINGS["rate"],
-            **over,
-            per_run={
-                label: {
-                    "gap_sum": c["gap_sum_prefix"],
-                    "bound": c["rate_bound"],
-                    "prefix_steps": c["principle_prefix_steps"],
-                }
-                for label, c in checks.items()
-            },
-        ),
-    ]
-
-
-def ordering_claims(
-    ab: Ablation,
-    speed: dict[str, float],
-    before: dict[str, dict],
-    over: dict[str, Any],
-    absent: list[str],
-    level: float,
-) -> list[Claim]:
-    """The two speed claims of one ablation (after "An optimization principle of deep
-    learning?", anonymous, 2019, ICLR 2020 submission), over the runs that meet the premise:
-
-    - `<ablation>/gamma-vs-speed`: a larger median γ before the common loss level goes with
-      fewer epochs to reach it; holds when no pair of runs whose epochs differ by
-      ≥ SPEED_TIE (10 %) has its γ medians the other way round (Kendall τ between median γ
-      and speed is reported).
-    - `<ablation>/paper-order`: the paper's tiers (`ab.paper_tiers`, fastest first) hold —
-      every run of an earlier tier reaches the level in fewer epochs than every run of a
-      later one.
-
-    Not applicable when a run of the ablation was not trained here, when fewer than two runs
-    meet the premise, or (paper-order) when those runs all sit in one tier."""
-    by_gamma_stmt = (
-        f"{ab.title}: a larger median γ (over the steps before the common loss level "
-        f"{level:g}) goes with reaching that level in fewer epochs"
-    )
-    order_stmt = f"{ab.title}: {ab.paper_statement} (epochs to the common loss level {level:g})"
-    reason = None
-    if absent:
-        reason = f"needs every run of the ablation; not trained here (--only): {', '.join(absent)}"
-    elif len(speed) < 2:
-        reason = (
-            f"fewer than two runs meet the premise (left out: "
-            f"{', '.join(over['left_out_missing_premise']) or 'none'})"
-        )
-    if reason:
-        return [
-            not_applicable(
-                f"{ab.id}/gamma-vs-speed", by_gamma_stmt, reason, meaning=MEANINGS["gamma-vs-speed"], **over
-            ),
-            not_applicable(
-                f"{ab.id}/paper-order", order_stmt, reason, meaning=MEANINGS["paper-order"], **over
-            ),
-        ]
-    labels = list(speed)
-    medians = {x: before[x]["gamma_median"] for x in labels}
-    tau = kendall_tau([medians[x] for x in labels], [-speed[x] for x in labels])
-    discordant = decisive_discordant(medians, speed)
-    by_speed = sorted(labels, key=lambda x: speed[x])
-    evidence = dict(
-        over,
-        epochs_to_level=speed,
-        level=level,
-        by_speed=by_speed,
-        median_gamma_before_level=medians,
-        gamma_positive_fraction_before_level={x: before[x]["gamma_positive_fraction"] for x in labels},
-    )
-    claims = [
-        decide(
-            f"{ab.id}/gamma-vs-speed",
-            by_gamma_stmt,
-            None if any(math.isnan(v) for v in medians.values()) else not discordant,
-            headline=f"Kendall τ = {tau:+.2f}"
-            + (f"; {len(discordant)} pair(s) out of order" if discordant else ""),
-            meaning=MEANINGS["gamma-vs-speed"],
-            kendall_tau=tau,
-            by_gamma=sorted(labels, key=lambda x: -medians[x]),
-            discordant_pairs=discordant,
-            speed_tie=SPEED_TIE,
-            **evidence,
-        )
-    ]
-    tiers = tuple(t for t in (tuple(x for x in tier if x in speed) for tier in ab.paper_tiers) if t)
-    order_text = " < ".join(f"{x} {speed[x]:.3g}" for x in by_speed)
-    if len(tiers) < 2:
-        claims.append(
-            not_applicable(
-                f"{ab.id}/paper-order",
-                order_stmt,
-                "the runs that meet the premise all sit in one of the paper's tiers, which it does not order",
-                headline=order_text,
-                meaning=MEANINGS["paper-order"],
-                tiers=[list(t) for t in tiers],
-                **evidence,
-            )
-        )
-    else:
-        claims.append(
-            decide(
-                f"{ab.id}/paper-order",
-                order_stmt,
-                tiers_hold(speed, tiers),
-                headline=f"epochs: {order_text}",
-                meaning=MEANINGS["paper-order"],
-                tiers=[list(t) for t in tiers],
-                **evidence,
-            )
-        )
-    return claims

@@ -5,6 +5,7 @@ tables, draws from them."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib
 
@@ -17,7 +18,7 @@ from ...probes.landscape import loss_grid, path_pca, projected_gradients  # noqa
 from ...report.figures import save_figure  # noqa: E402
 from ...runner import prepare  # noqa: E402
 from ...store import Run, RunDir  # noqa: E402
-from ..base import Claim, Lab, decide  # noqa: E402
+from ..base import Claim, Lab, decide, not_applicable  # noqa: E402
 
 ANGLE = 45.0  # degrees: "the SGD direction differs from the path's direction"
 CLAIM_ID = "optimizer/pca-directions"
@@ -25,6 +26,27 @@ STATEMENT = (
     f"in the PCA plane of the momentum and Adam paths, the SGD update directions differ "
     f"from the paths' own directions (median angle > {ANGLE:g}°; the paper's Appendix D.2)"
 )
+MEANING = (
+    "the paper's picture: SGD's own direction at points of the momentum/Adam "
+    "paths points elsewhere than those paths go"
+)
+
+
+def step_angles(directions: np.ndarray, motion: np.ndarray) -> list[float]:
+    """Angles in degrees between each SGD direction (row of `directions`) and the path's own
+    step from the same point (row of `motion`), both in the PCA plane; rows where either is 0
+    have no angle and are left out.
+
+    >>> sgd = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    >>> step_angles(sgd, np.array([[0.0, 2.0], [0.0, 3.0], [1.0, 0.0]]))
+    [90.0, 0.0]
+    """
+    out = []
+    for a, b in zip(directions, motion, strict=True):
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        if na > 0 and nb > 0:
+            out.append(math.degrees(math.acos(np.clip(np.dot(a, b) / (na * nb), -1, 1))))
+    return out
 
 
 def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
@@ -60,12 +82,7 @@ def _pca_tables(lab: Lab, label: str, run: Run) -> dict[str, float]:
         .cpu()
         .numpy()
     )
-    motion = np.diff(coords, axis=0)
-    angles = [
-        math.degrees(math.acos(np.clip(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)))
-        for a, b in zip(sgd[:-1], motion, strict=True)
-        if np.linalg.norm(a) > 0 and np.linalg.norm(b) > 0
-    ]
+    angles = step_angles(sgd[:-1], np.diff(coords, axis=0))
     a, b = np.meshgrid(alphas.numpy(), betas.numpy(), indexing="ij")
     lab.save_table(f"pca-{label}-grid", {"a": a.ravel(), "b": b.ravel(), "loss": grid.ravel()})
     lab.save_table(
@@ -122,13 +139,24 @@ def pca_view(lab: Lab, runs: dict[str, Run]) -> Claim:
     )
     fig.tight_layout()
     save_figure(fig, lab.figure("gamma-pca"), dpi=110)
-    angles = {label: e["median_angle_deg"] for label, e in evidence.items()}
+    return pca_directions_claim({label: e["median_angle_deg"] for label, e in evidence.items()}, evidence)
+
+
+def pca_directions_claim(median_angle: dict[str, float], evidence: dict[str, Any]) -> Claim:
+    """`optimizer/pca-directions` (Appendix D.2 of "An optimization principle of deep
+    learning?", after Li et al. 2018's PCA view): in every run (momentum, Adam), the median angle
+    between the SGD direction and the path's own step in the PCA plane exceeds ANGLE (45°,
+    halfway between the same direction and a perpendicular one). Not applicable when a run has no
+    angle (its path does not move in the plane). `evidence` holds the PCA numbers per run."""
+    missing = [label for label, angle in median_angle.items() if math.isnan(angle)]
+    if missing:
+        reason = f"no step of the path of {', '.join(missing)} moves in its PCA plane"
+        return not_applicable(CLAIM_ID, STATEMENT, reason, meaning=MEANING, **evidence)
     return decide(
         CLAIM_ID,
         STATEMENT,
-        None if any(math.isnan(x) for x in angles.values()) else all(x > ANGLE for x in angles.values()),
-        headline=", ".join(f"{k} {v:.0f}°" for k, v in angles.items()),
-        meaning="the paper's picture: SGD's own direction at points of the momentum/Adam "
-        "paths points elsewhere than those paths go",
+        all(angle > ANGLE for angle in median_angle.values()),
+        headline=", ".join(f"{k} {v:.0f}°" for k, v in median_angle.items()),
+        meaning=MEANING,
         **evidence,
     )
