@@ -35,7 +35,7 @@ PCA_RUNS = ("optimizer-momentum", "optimizer-adam")
 
 def run_configs(plan: list[Ablation]) -> dict[str, dict[str, Any]]:
     """Every run of the ablations in `plan`, named <ablation>-<variant>, and their other-seed
-    runs, named <ablation>-<variant>-seed<k>."""
+    runs, named <ablation>-seed<k>-<variant>."""
     configs = {f"{ab.id}-{label}": cfg for ab in plan for label, cfg in ab.variants.items()}
     return configs | {ab.spread_name(label): cfg for ab in plan for label, cfg in ab.spread.items()}
 
@@ -87,10 +87,7 @@ def run(lab: Lab) -> list[Claim]:
         ab_claims, per_run = ablation_claims(ab, ab_runs, premise, seed_spread(ab, runs, premise.max_loss))
         claims += ab_claims
         records += [{"ablation": ab.id, "variant": label, **values} for label, values in per_run.items()]
-        notes = {
-            label: "" if values["meets_premise"] else "misses the premise"
-            for label, values in per_run.items()
-        }
+        notes = {label: figure_note(values, premise.max_loss) for label, values in per_run.items()}
         gamma_figure(
             lab.figure(f"gamma-{ab.id}"),
             f"{ab.title} ({GAMMA_2019.short})",
@@ -103,6 +100,15 @@ def run(lab: Lab) -> list[Claim]:
     if any(name in runs for name in PCA_RUNS):
         claims.append(pca_claim(lab, runs))
     return claims
+
+
+def figure_note(row: dict[str, Any], level: float) -> str:
+    """A run's remark in the figure legend: whether it misses the premise or never reaches the
+    common level (the slowest by definition)."""
+    notes = [] if row["meets_premise"] else ["misses the premise"]
+    if math.isinf(row["epochs_to_level"]):
+        notes.append(f"never reaches {level:g}")
+    return "; ".join(notes)
 
 
 def pca_claim(lab: Lab, runs: dict) -> Claim:
