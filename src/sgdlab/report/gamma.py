@@ -63,6 +63,7 @@ def gamma_figure(
         axes[1].axhline(level, color="k", lw=0.8, ls="--", label=f"loss level {level:g}")
     if lengths and min(lengths) > 0 and max(lengths) / min(lengths) > 4:
         axes[2].set_xscale("symlog", linthresh=1.0)
+        axes[2].set_xlim(0, max(lengths))  # epochs are ≥ 0: no empty negative half
     finite = [abs(v) for line in axes[2].get_lines() for v in line.get_ydata() if np.isfinite(v) and v != 0]
     if finite:
         axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))
