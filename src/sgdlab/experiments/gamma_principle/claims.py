@@ -251,7 +251,7 @@ def principle_claim(
     nonpositive = {
         label: round((1 - positive_fraction[label]) * defined_steps[label]) for label in scope.runs
     }
-    defined_share = sum(defined_steps.values()) / max(1, sum(steps[label] for label in scope.runs))
+    defined_share = sum(defined_steps[x] for x in scope.runs) / max(1, sum(steps[x] for x in scope.runs))
     headline = f"γ > 0 on {positive_fraction[worst]:.2%} of the defined steps in the worst run ({worst})"
     if defined_share < 1:
         headline += f"; γ defined on {defined_share:.1%} of the steps"
