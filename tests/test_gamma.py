@@ -17,15 +17,8 @@ from sgdlab.engine import train
 from sgdlab.params import flat_params
 from sgdlab.probes import Reference, Runtime, batch_loss_at
 from sgdlab.probes.context import sample_losses_at
-from sgdlab.probes.gamma import (
-    ReplayError,
-    loss_on_batch,
-    maximal_stretches,
-    premise_steps,
-    rate_check_of,
-    star_losses,
-    theorem_checks,
-)
+from sgdlab.probes.gamma import ReplayError, loss_on_batch, star_losses
+from sgdlab.probes.gamma_theorem import maximal_stretches, premise_steps, rate_check_of, theorem_checks
 from sgdlab.store import Recorder, RunDir
 
 ETA = 0.02

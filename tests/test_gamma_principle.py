@@ -17,23 +17,23 @@ from sgdlab.experiments.gamma_principle.claims import (
     DIST_TOL,
     RATE_MIN_COVERAGE,
     Scope,
-    SeedSpread,
     decisive_pairs,
     distance_claim,
-    epochs_to_level,
     faster_beyond,
-    gamma_before,
     gamma_vs_speed_claim,
     kendall_tau,
     paper_order_claim,
+    pca_directions_claim,
+    pca_untrained_claim,
     principle_claim,
     rate_claim,
     tier_pairs,
 )
-from sgdlab.experiments.gamma_principle.pca import pca_directions_claim, step_angles
-from sgdlab.experiments.gamma_principle.settings import ablations, settings
+from sgdlab.experiments.gamma_principle.configs import ablations
+from sgdlab.experiments.gamma_principle.measure import SeedSpread, epochs_to_level, gamma_before, step_angles
+from sgdlab.experiments.gamma_principle.settings import SCALE_SETTINGS
 from sgdlab.experiments.premise import Premise, premise_claim
-from sgdlab.probes.gamma import rate_check
+from sgdlab.probes.gamma_theorem import rate_check
 
 ABLATIONS = ("activation", "batch-norm", "skips", "optimizer")
 KINDS = ("premise", "principle", "distance", "rate", "gamma-vs-speed", "paper-order")
@@ -91,7 +91,7 @@ def test_the_premise_is_exercised_both_ways(smoke):
     for c in premises:
         for label, run in c.evidence["runs"].items():
             assert run["meets"] == (label in c.evidence["meets"])
-            threshold = settings("smoke").premise.max_loss
+            threshold = SCALE_SETTINGS["smoke"].premise.max_loss
             assert run["meets"] == (
                 run["final_train_loss"] <= threshold
                 and run["final_train_error"] == 0
@@ -108,7 +108,7 @@ def test_the_premise_is_exercised_both_ways(smoke):
 
 def test_runs_stop_at_the_threshold_or_their_cap(smoke):
     out, _ = smoke
-    s = settings("smoke")
+    s = SCALE_SETTINGS["smoke"]
     for ab in ablations("smoke"):
         for label in ab.variants:
             path = out / "runs" / f"{ab.id}-{label}"
@@ -352,6 +352,8 @@ def test_pca_directions_claim():
     assert fails.verdict == "fails" and fails.headline == "momentum 1°, adam 60°"
     assert pca_directions_claim({"momentum": math.nan, "adam": 60.0}, {}).verdict == "not-applicable"
     assert step_angles(np.array([[1.0, 0.0]]), np.array([[-2.0, 0.0]])) == [180.0]
+    untrained = pca_untrained_claim("not trained here (--only): optimizer-adam")
+    assert untrained.verdict == "not-applicable" and "optimizer-adam" in untrained.evidence["reason"]
 
 
 def test_every_scale_has_the_four_ablations_and_a_premise(tmp_path, monkeypatch):
@@ -361,7 +363,7 @@ def test_every_scale_has_the_four_ablations_and_a_premise(tmp_path, monkeypatch)
         plan_ = ablations(scale)
         assert [a.id for a in plan_] == list(ABLATIONS)
         assert all(len(a.variants) >= 2 for a in plan_)
-        premise = settings(scale).premise
+        premise = SCALE_SETTINGS[scale].premise
         for ab in plan_:
             for cfg in ab.variants.values():
                 assert cfg["train"]["stop_loss"] == premise.max_loss and cfg["train"]["epochs"] > 0
@@ -404,4 +406,4 @@ def test_full_scale_repeats_the_ablations_on_cifar100_when_supplied(tmp_path, mo
                 k: v for k, v in base.variants[label].items() if k != "data"
             }
     assert [a.id for a in ablations("cpu")] == list(ABLATIONS)
-    assert np.isfinite(settings("full").premise.max_loss)
+    assert np.isfinite(SCALE_SETTINGS["full"].premise.max_loss)
