@@ -249,7 +249,12 @@ def test_premise_claim_of_an_ablation():
 def test_principle_claim():
     steps = {"relu": 100, "tanh": 100}
     holds = principle_claim(SCOPE, {"relu": 1.0, "tanh": 1.0}, {"relu": 100, "tanh": 90}, steps)
-    assert holds.verdict == "holds" and "γ defined on 95.0% of the steps" in holds.headline
+    assert holds.verdict == "holds" and "γ undefined on 10 of the 200 steps" in holds.headline
+    assert holds.evidence["defined_share"] == 0.95
+    one_undefined = principle_claim(
+        SCOPE, {"relu": 1.0, "tanh": 1.0}, {"relu": 9999, "tanh": 10000}, {"relu": 10000, "tanh": 10000}
+    )
+    assert "γ undefined on 1 of the 20,000 steps" in one_undefined.headline  # not "defined on 100.0%"
     fails = principle_claim(SCOPE, {"relu": 1.0, "tanh": 0.99}, {"relu": 100, "tanh": 100}, steps)
     assert fails.verdict == "fails" and fails.evidence["nonpositive_steps"] == {"relu": 0, "tanh": 1}
     assert "99.00% of the defined steps in the worst run (tanh)" in fails.headline
@@ -300,6 +305,9 @@ def test_rate_claim():
     assert na.verdict == "not-applicable" and "25.0%" in na.evidence["reason"]
     assert str(RATE_MIN_COVERAGE) in str(na.evidence["min_coverage"])
     assert rate_claim(NOBODY, {}).verdict == "not-applicable"
+    # one step in 10,000 outside the principle: the headline does not round it to all of them
+    nearly = rate_check(**consistent_path([1.0] * 9999 + [-1.0], [0.01] * 10000, eta=0.001))
+    assert "covering >99.9% of the steps" in rate_claim(SCOPE, {"relu": nearly, "tanh": nearly}).headline
 
 
 def test_gamma_vs_speed_claim():

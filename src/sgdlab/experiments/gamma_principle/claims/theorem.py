@@ -21,6 +21,16 @@ DIST_TOL = 8 * float(np.finfo(np.float32).eps)
 RATE_MIN_COVERAGE = 0.9
 
 
+def percent(share: float) -> str:
+    """`share` as a percentage to one decimal, ">99.9%" for a share below 1 that would round to
+    100.0% (so that a headline says "100.0%" only when it is all).
+
+    >>> percent(0.25), percent(0.9997), percent(1.0)
+    ('25.0%', '>99.9%', '100.0%')
+    """
+    return ">99.9%" if 0.999 < share < 1 and f"{share:.1%}" == "100.0%" else f"{share:.1%}"
+
+
 def principle_claim(
     scope: Scope,
     positive_fraction: Mapping[str, float],
@@ -34,7 +44,7 @@ def principle_claim(
 
     on every step where it is defined (the loss gap above the instrument's tolerance): the
     definition asks it for all k, so the theoretical share is 1. The headline gives the worst
-    run's share and, when some steps have no γ, the share of steps that are defined. Not
+    run's share and, when some steps have no γ, how many of the steps have none. Not
     applicable when no run meets the premise or a run has no defined step."""
     statement = (
         f"{scope.title}: every run that meets the premise has γ_k > 0 on every step where γ_k is defined"
@@ -57,10 +67,12 @@ def principle_claim(
     nonpositive = {
         label: round((1 - positive_fraction[label]) * defined_steps[label]) for label in scope.runs
     }
-    defined_share = sum(defined_steps[x] for x in scope.runs) / max(1, sum(steps[x] for x in scope.runs))
+    total = sum(steps[x] for x in scope.runs)
+    undefined = total - sum(defined_steps[x] for x in scope.runs)
+    defined_share = (total - undefined) / max(1, total)
     headline = f"γ > 0 on {positive_fraction[worst]:.2%} of the defined steps in the worst run ({worst})"
-    if defined_share < 1:
-        headline += f"; γ defined on {defined_share:.1%} of the steps"
+    if undefined:  # a count, not a share: a share would read 100.0% for a few steps in thousands
+        headline += f"; γ undefined on {undefined:,} of the {total:,} steps"
     return decide(
         scope.id("principle"),
         statement,
@@ -153,8 +165,8 @@ def rate_claim(scope: Scope, checks: Mapping[str, RateCheck]) -> Claim:
         },
     )
     coverage = (
-        f"{stretches} stretches covering {share:.1%} of the steps "
-        f"(lowest: {lowest} {checks[lowest].covered_fraction:.1%})"
+        f"{stretches} stretches covering {percent(share)} of the steps "
+        f"(lowest: {lowest} {percent(checks[lowest].covered_fraction)})"
     )
     if violations:
         n = sum(len(v) for v in violations.values())
