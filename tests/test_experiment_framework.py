@@ -118,7 +118,12 @@ def test_plan_of_the_smoke_scale_is_timed_and_only_filters():
     twins = [r for r in rows if r.same_as is not None]
     assert any(r.name == "skips-all" and r.same_as == "batch-norm-all" for r in twins)
     _, only, _ = plan("gamma-principle", "smoke", "cpu", only="optimizer")
-    assert [r.name for r in only] == ["optimizer-sgd", "optimizer-momentum", "optimizer-adam"]
+    assert [r.name for r in only] == [
+        "optimizer-sgd",
+        "optimizer-momentum",
+        "optimizer-adam",
+        "optimizer-seed1-adam",
+    ]
     _, rows, sims = plan("exact-convergence", "smoke", "cpu")
     assert [r.name for r in rows] == ["cnn-base", "cnn-resnet"] and sims["linear"] > 0
 

@@ -356,10 +356,10 @@ def test_qualitative_sgd_parts_with_a_diverged_run(tiny_runs, tmp_path):
 
 def test_gamma_principle_pca_with_a_diverged_run(tiny_runs, tmp_path):
     from sgdlab.experiments.base import Lab
-    from sgdlab.experiments.gamma_principle import pca_claim
+    from sgdlab.experiments.gamma_principle import pca_part
 
     _, ok, bad = tiny_runs
-    claim = pca_claim(Lab(tmp_path, "smoke"), {"optimizer-momentum": ok, "optimizer-adam": bad})
+    claim = pca_part(Lab(tmp_path, "smoke"), {"optimizer-momentum": ok, "optimizer-adam": bad})
     assert claim.verdict == "not-applicable" and claim.evidence["reason"] == _why("optimizer-adam", bad)
 
 

@@ -17,7 +17,8 @@ from sgdlab.engine import train
 from sgdlab.params import flat_params
 from sgdlab.probes import Reference, Runtime, batch_loss_at
 from sgdlab.probes.context import sample_losses_at
-from sgdlab.probes.gamma import ReplayError, loss_on_batch, star_losses, theorem_checks
+from sgdlab.probes.gamma import ReplayError, loss_on_batch, star_losses
+from sgdlab.probes.gamma_theorem import maximal_stretches, premise_steps, rate_check_of, theorem_checks
 from sgdlab.store import Recorder, RunDir
 
 ETA = 0.02
@@ -162,23 +163,80 @@ def test_undefined_steps_are_recorded_and_counted():
     assert result.summary["probes"]["gamma"]["positive_fraction"] is None
 
 
-def test_theorem_checks_on_known_numbers():
-    table = pa.table(
+def known_path() -> pa.Table:
+    """Six steps with ‖θ_0 − θ*‖ = 1 and η = ½ that obey ‖θ_{k+1} − θ*‖² = ‖θ_k − θ*‖² −
+    2ηγ_k·gap_k: d² = 1, .8, .6, .6 (undefined step, no move), .65 (γ < 0), .5."""
+    return pa.table(
         {
-            "step": [0, 1, 2, 3],
-            "lr": [0.5] * 4,
-            "gamma_dist": [1.0, 0.8, 0.85, 0.5],
-            "gamma_loss_gap": [0.4, 0.3, 0.2, 0.1],
-            "gamma_defined": [1.0, 1.0, 0.0, 1.0],
-            "gamma": [2.0, 1.0, None, -1.0],
+            "step": [0, 1, 2, 3, 4, 5],
+            "lr": [0.5] * 6,
+            "gamma_dist": np.sqrt([1.0, 0.8, 0.6, 0.6, 0.65, 0.5]).tolist(),
+            "gamma_loss_gap": [0.1, 0.2, 0.0, 0.05, 0.3, 0.4],
+            "gamma_coherence": [0.2, 0.2, 0.0, -0.05, 0.15, 0.1],
+            "gamma_update_term": [0.0] * 6,
+            "gamma_defined": [1.0, 1.0, 0.0, 1.0, 1.0, 1.0],
+            "gamma": [2.0, 1.0, None, -1.0, 0.5, 0.25],
         }
     )
-    checks = theorem_checks(table)
-    assert checks["dist_max_increase"] == pytest.approx(0.05) and checks["dist_increases"] == 1
-    assert checks["positive_fraction"] == pytest.approx(2 / 3)
-    assert checks["principle_prefix_steps"] == 3 and checks["gamma_min_prefix"] == 1.0
-    assert checks["gap_sum_prefix"] == pytest.approx(0.9)
-    assert checks["rate_bound"] == pytest.approx(1.0) and checks["rate_bound_holds"]
+
+
+def test_theorem_checks_on_known_numbers():
+    checks = theorem_checks(known_path())
+    assert (
+        checks["dist_max_increase"] == pytest.approx(np.sqrt(0.65) - np.sqrt(0.6))
+        and checks["dist_increases"] == 1
+    )
+    assert checks["positive_fraction"] == pytest.approx(4 / 5) and checks["defined_steps"] == 5
+    # Theorem 1.3 on both stretches where the principle holds: steps 0–2 and 4–5
+    assert checks["rate_stretches"] == 2 and checks["rate_covered_steps"] == 5
+    assert checks["rate_violations"] == 0
+
+
+def test_rate_check_restarts_theorem_1_3_on_every_stretch():
+    check = rate_check_of(known_path())
+    first, second = check.stretches
+    assert (first.first, first.last, second.first, second.last) == (0, 2, 4, 5)
+    # from θ_0: Σ gap = 0.3 ≤ 1/(2·½·γ_min = 1) = 1
+    assert first.gap_sum == pytest.approx(0.3) and first.bound == pytest.approx(1.0)
+    # from θ_4: Σ gap = 0.7 ≤ d_4²/(2·½·0.25) = 0.65/0.25
+    assert second.gap_sum == pytest.approx(0.7) and second.bound == pytest.approx(2.6)
+    assert check.covered_fraction == pytest.approx(5 / 6) and not check.violations
+    # a step the principle misses, an undefined step moving away from θ*, and an unmeasured step
+    # each end a stretch
+    assert maximal_stretches(
+        premise_steps(np.array([1.0, np.nan, 1.0]), np.array([1.0, -1e-9, 1.0])), np.arange(3)
+    ) == [
+        (0, 1),
+        (2, 3),
+    ]
+    assert maximal_stretches(np.ones(3, bool), np.array([0, 1, 5])) == [(0, 2), (2, 3)]
+    # a recorded η ten times the step taken puts Σ gap over the bound
+    wrong = known_path().set_column(1, "lr", pa.array([5.0] * 6))
+    assert [(s.first, s.last) for s in rate_check_of(wrong).violations] == [(0, 2), (4, 5)]
+    # an unknown η is no pass
+    unknown = known_path().set_column(1, "lr", pa.array([None] * 6, pa.float64()))
+    assert len(rate_check_of(unknown).violations) == 2
+    with pytest.raises(ValueError, match="η_k"):
+        rate_check_of(known_path().drop_columns(["lr"]))
+
+
+def test_rate_bound_holds_on_the_least_squares_path_where_gamma_is_exact():
+    """With θ* the exact projection, γ_k = (2 − η‖a_ξk‖²)/‖θ_0 − θ*‖² > 0 on every step: one
+    stretch covers the measured steps and Theorem 1.3 holds on it, with room to spare."""
+    a, b = least_squares()
+    probes = {"use": ["gamma", "batch_loss"]}  # batch_loss records η_k
+    parts = sgdlab.prepare(ls_config(10, probes), data=sgdlab.Dataset.from_tensors(a, b))
+    theta0 = flat_params(parts.model).double()
+    theta_star = theta0 - torch.linalg.pinv(a) @ (a @ theta0 - b)
+    recorder = Recorder(None, parts.config.checkpoint)
+    train(
+        parts,
+        recorder,
+        reference=Reference(theta_star, torch.full((100,), float("nan"), dtype=torch.float64)),
+    )
+    check = rate_check_of(recorder.metrics.table().slice(0, 50))
+    assert check.covered_fraction == 1.0 and len(check.stretches) == 1 and not check.violations
+    assert 0 < check.worst_usage < 1
 
 
 def test_gamma_run_through_the_cli_is_one_directory(tmp_path, cli):

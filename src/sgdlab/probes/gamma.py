@@ -23,9 +23,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from ..errors import UserError
@@ -73,8 +70,8 @@ def _inner_products(
             torch.sub(before[lo:hi], nxt, out=rows[1])
             gram += (rows @ rows.T).double()
         offset += flat.numel()
-    (dist_sq, coherence), (_, step_sq) = gram.tolist()
-    return coherence / lr, step_sq / lr**2, dist_sq
+    (distance_sq, coherence), (_, step_sq) = gram.tolist()
+    return coherence / lr, step_sq / lr**2, distance_sq
 
 
 def gamma_terms(
@@ -116,14 +113,14 @@ def gamma_terms(
     {'gamma_coherence': 1.0, 'gamma_update_term': 0.25, 'gamma_loss_gap': 0.5,
      'gamma_dist': 0.5, 'gamma_defined': 1.0, 'gamma': 0.375}
     """
-    coherence, update_sq, dist_sq = _inner_products(before, after, theta_star, lr, work)
+    coherence, update_sq, distance_sq = _inner_products(before, after, theta_star, lr, work)
     update_term = 0.5 * lr * update_sq
     gap = loss_k - loss_star
     row = {
         "gamma_coherence": coherence,
         "gamma_update_term": update_term,
         "gamma_loss_gap": gap,
-        "gamma_dist": math.sqrt(dist_sq / dist0_sq) if dist0_sq > 0 else 0.0,
+        "gamma_dist": math.sqrt(distance_sq / dist0_sq) if dist0_sq > 0 else 0.0,
     }
     defined = gap > gap_tol and dist0_sq > 0
     row["gamma_defined"] = float(defined)
@@ -147,7 +144,9 @@ def loss_on_batch(
     return batch_loss_at(rt, theta, *rt.data.batch(rt.data.train, idx))
 
 
-def _dist_sq(a: torch.Tensor, b: torch.Tensor) -> float:
+def dist_sq(a: torch.Tensor, b: torch.Tensor) -> float:
+    """‖a − b‖² of two flat parameter vectors, summed chunk-wise in float64 (as `gamma_terms`
+    sums its inner products)."""
     return _inner_products(a, [a], b, 1.0)[2]
 
 
@@ -236,7 +235,7 @@ class Gamma(Probe):
             )
         self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
         self.ref_losses = rt.reference.batch_losses
-        self.dist0_sq = _dist_sq(rt.theta0, self.theta_star)
+        self.dist0_sq = dist_sq(rt.theta0, self.theta_star)
         self.work = workspace(self.theta_star)
         self.star_table = star_losses(rt, self.theta_star)
 
@@ -309,7 +308,7 @@ class Gamma(Probe):
         rows = {}
         if self.mode == "store":
             theta_star = ctx.params
-            dist0_sq = _dist_sq(ctx.theta0, theta_star)
+            dist0_sq = dist_sq(ctx.theta0, theta_star)
             work, table = workspace(theta_star), star_losses(self.rt, theta_star)
             for step, theta_k, theta_next, lr, loss_k, idx in self.stored:
                 loss_star = loss_on_batch(self.rt, theta_star, table, idx)
@@ -347,43 +346,3 @@ class Gamma(Probe):
         self.stored = [
             (int(s), t, u, float(lr), float(loss), idx) for s, t, u, lr, loss, idx in state.get("stored", [])
         ]
-
-
-def theorem_checks(table: pa.Table) -> dict[str, Any]:
-    """Theorem 1 of “An optimization principle of deep learning?” on a run's metrics (γ columns
-    from every step): 1.1 the normalized distance is non-increasing (largest increase reported);
-    γ > 0 on defined steps (fraction); 1.3 on the prefix where the principle holds (all defined
-    γ_k > 0 so far), Σ_k gap_k ≤ 1/(2η γ_min)."""
-    rows = table.filter(pc.is_valid(table["gamma_dist"]))
-    dist = rows["gamma_dist"].to_numpy()
-    gap = rows["gamma_loss_gap"].to_numpy()
-    lr = rows["lr"].to_numpy() if "lr" in rows.column_names else np.full(len(dist), np.nan)
-    gamma = (
-        rows["gamma"].to_numpy(zero_copy_only=False)
-        if "gamma" in rows.column_names
-        else np.full(len(dist), np.nan)
-    )
-    gamma = np.where(rows["gamma_defined"].to_numpy() > 0, gamma, np.nan)
-    defined = ~np.isnan(gamma)
-    increases = np.diff(dist)
-    bad = np.flatnonzero(defined & (gamma <= 0))
-    prefix = int(bad[0]) if len(bad) else len(dist)
-    g = gamma[:prefix][defined[:prefix]]
-    gamma_min = float(g.min()) if len(g) else math.nan
-    eta = float(np.nanmax(lr[:prefix])) if prefix and np.isfinite(lr[:prefix]).any() else math.nan
-    gap_sum = float(np.sum(np.clip(gap[:prefix], 0, None)))
-    bound = 1.0 / (2 * eta * gamma_min) if gamma_min > 0 and eta > 0 else math.inf
-    return {
-        "steps": len(dist),
-        "defined_steps": int(defined.sum()),
-        "positive_fraction": float((gamma[defined] > 0).mean()) if defined.any() else math.nan,
-        "gamma_median": float(np.median(gamma[defined])) if defined.any() else math.nan,
-        "dist_max_increase": max(0.0, float(increases.max())) if len(increases) else 0.0,
-        "dist_increases": int((increases > 0).sum()),
-        "dist_final": float(dist[-1]) if len(dist) else math.nan,
-        "principle_prefix_steps": prefix,
-        "gamma_min_prefix": gamma_min,
-        "gap_sum_prefix": gap_sum,
-        "rate_bound": bound,
-        "rate_bound_holds": bool(gap_sum <= bound),
-    }

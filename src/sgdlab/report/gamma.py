@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from ..papers import GAMMA_2019  # noqa: E402
 from ..store import Run  # noqa: E402
@@ -27,18 +28,17 @@ def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
 
 
 def gamma_figure(
-    path: str | Path,
     title: str,
     runs: dict[str, Run],
     *,
     level: float | None = None,
     notes: dict[str, str] | None = None,
-) -> Path:
+) -> Figure:
     """Three rows as in the paper: normalized distance to θ* (dimensionless), training loss (log
     scale when it spans decades), γ (per step, faint; per-epoch median, solid; symmetric log
     scale). `level` draws a loss level on the loss row (e.g. the premise threshold); `notes`
     adds a remark to a run's legend entry. When the runs' lengths differ by more than 4×, the
-    epoch axis is logarithmic past the first epoch. Writes the PNG at `path` and an SVG beside it."""
+    epoch axis is logarithmic past the first epoch. Returns the figure (not saved)."""
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 9), sharex=True)
     notes = notes or {}
     lengths = []
@@ -64,6 +64,7 @@ def gamma_figure(
         axes[1].axhline(level, color="k", lw=0.8, ls="--", label=f"loss level {level:g}")
     if lengths and min(lengths) > 0 and max(lengths) / min(lengths) > 4:
         axes[2].set_xscale("symlog", linthresh=1.0)
+        axes[2].set_xlim(0, max(lengths))  # epochs are ≥ 0: no empty negative half
     finite = [abs(v) for line in axes[2].get_lines() for v in line.get_ydata() if np.isfinite(v) and v != 0]
     if finite:
         axes[2].set_yscale("symlog", linthresh=float(np.percentile(finite, 10)))
@@ -79,13 +80,14 @@ def gamma_figure(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
+    return fig
 
 
 def run_figure(run: Run, path: str | Path) -> Path | None:
     """The γ probe's figure of one run (`Probe.figure`): `gamma_figure` of the run alone,
-    titled by its directory; None when it holds no γ measurements (e.g. stopped before the
-    replay pass)."""
+    titled by its directory, saved at `path` (PNG, and SVG beside it); None when it holds no γ
+    measurements (e.g. stopped before the replay pass)."""
     if "gamma_dist" not in run.metrics.column_names:
         return None
-    return gamma_figure(path, f"{run.path.name} (after {GAMMA_2019.short})", {run.path.name: run})
+    fig = gamma_figure(f"{run.path.name} (after {GAMMA_2019.short})", {run.path.name: run})
+    return save_figure(fig, path, dpi=110)
