@@ -174,6 +174,100 @@ def _evaluate(model: torch.nn.Module, split: Split, cfg: Config, target_kind: st
     ) if wrong is not None else math.nan
 
 
+@dataclass(frozen=True)
+class Procedure:
+    """The stopping rule of the procedure (steps (b)–(e) of Sect. 3), apart from training:
+    which trial ends the sequence, and which trial is returned. `tune_init` applies it while it
+    trains; `replay` applies it to trials trained beforehand (the σ grid of `which-minimizer`).
+
+    Attributes:
+        factor: σ of the next trial = factor × σ, in (0, 1).
+        margin: go on only while the validation loss falls by at least this fraction of the
+            previous trial's.
+        max_slowdown: a trial that needs more than this many times the first trial's steps to
+            reach the loss threshold is too slow, and ends the sequence.
+        max_trials: at most this many trials (σ values).
+    """
+
+    factor: float = 0.7
+    margin: float = 0.05
+    max_slowdown: float = 10.0
+    max_trials: int = 8
+
+    def check(self) -> None:
+        """UserError naming the option when a parameter is out of range (NaN included)."""
+        for name, value, ok, allowed in (
+            ("--factor", self.factor, 0 < self.factor < 1, "in (0, 1)"),
+            ("--margin", self.margin, 0 <= self.margin < math.inf, "finite and >= 0"),
+            ("--max-slowdown", self.max_slowdown, 1 <= self.max_slowdown < math.inf, "finite and >= 1"),
+            ("--max-trials", self.max_trials, self.max_trials >= 2, ">= 2"),
+        ):
+            if not ok:  # comparisons written so that NaN fails them
+                raise UserError(f"{name}: {value!r} is out of range (must be {allowed})")
+
+    def budget(self, first_steps: int) -> int:
+        """The step budget of every trial after the first: ⌈max_slowdown × its steps⌉."""
+        return max(1, math.ceil(self.max_slowdown * first_steps))
+
+    def stop_reason(self, previous: Trial, trial: Trial, budget: int, threshold: float) -> str | None:
+        """Why `trial` (the next smaller σ after `previous`) ends the sequence, or None to go on:
+        it did not reach the loss threshold within `budget` steps (step (d)), its validation loss
+        did not fall, or fell by less than `margin` of the previous one (step (c))."""
+        if not trial.practical:
+            return (
+                f"training got impractically slow at σ = {trial.sigma:.4g} (no loss < {threshold:g} "
+                f"within {budget} steps = {self.max_slowdown:g}× the standard σ's)"
+            )
+        if not trial.val_loss < previous.val_loss:
+            return f"the validation loss stopped decreasing at σ = {trial.sigma:.4g}"
+        if previous.val_loss - trial.val_loss < self.margin * previous.val_loss:
+            return (
+                f"the validation loss improved by less than {100 * self.margin:g}% at σ = {trial.sigma:.4g}"
+            )
+        return None
+
+    @staticmethod
+    def choose(trials: list[Trial]) -> int:
+        """Step (e): the index of the practical trial with the smallest validation loss (the
+        first trial when none is practical)."""
+        eligible = [i for i, t in enumerate(trials) if t.practical] or [0]
+        return min(eligible, key=lambda i: trials[i].val_loss)
+
+    def replay(self, trials: list[Trial], threshold: float) -> TuneResult:
+        """The procedure on trials trained beforehand, in order of decreasing σ (the first is the
+        standard σ, each next one σ·`factor` — not checked here): the sequence it would have
+        trained, where it stops and what it returns. A later trial counts as practical only when
+        it reached the threshold within the budget set by the first trial's steps."""
+        if not trials:
+            raise ValueError("replay needs at least the standard σ's trial")
+        first = trials[0]
+        budget = self.budget(first.steps)
+        if not first.practical:
+            return TuneResult([first], 0, _untrained_reason(first.sigma, threshold), budget)
+        seen = [first]
+        reason = None
+        for t in trials[1 : self.max_trials]:
+            t = dataclasses.replace(t, practical=t.practical and t.steps <= budget)
+            reason = self.stop_reason(seen[-1], t, budget, threshold)
+            seen.append(t)
+            if reason is not None:
+                break
+        if reason is None:
+            reason = (
+                f"reached --max-trials {self.max_trials}"
+                if len(seen) == self.max_trials
+                else f"no smaller σ was trained after σ = {seen[-1].sigma:.4g}"
+            )
+        return TuneResult(seen, self.choose(seen), reason, budget)
+
+
+def _untrained_reason(sigma: float, threshold: float) -> str:
+    return (
+        f"the standard σ = {sigma:g} does not reach the loss threshold {threshold:g} "
+        "within the config's own budget; nothing to compare with"
+    )
+
+
 def tune_init(
     config: Config,
     *,
@@ -185,7 +279,7 @@ def tune_init(
     stop_loss: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TuneResult:
-    """Run the procedure on `config` (a Config); see the module docstring.
+    """Run the procedure on `config` (a Config); see the module docstring and `Procedure`.
 
     Every trial trains in memory from the same θ_0 draws, on the training points left after
     holding out the validation fraction, until its training loss falls below the threshold or
@@ -195,10 +289,9 @@ def tune_init(
         config: the run to tune; its model must have `model.sigma`, and changing σ must
             change the network at initialization (NTK parametrization or `ntk-normal` init).
         factor: σ of the next trial = factor × σ, in (0, 1).
-        margin: go on only while the validation loss falls by at least this fraction of the
-            previous trial's.
-        max_slowdown: a trial that needs more than this many times the first trial's steps to
-            reach the threshold is too slow, and ends the sequence.
+        margin: go on only while the validation loss falls by at least this fraction.
+        max_slowdown: a trial needing more than this many times the first trial's steps ends
+            the sequence as impractically slow.
         max_trials: at most this many trials (σ values).
         validation: the fraction of the training set held out to choose σ by.
         stop_loss: the training loss at which a trial counts as trained (default: the config's
@@ -215,11 +308,9 @@ def tune_init(
     from . import runner
 
     log = log or (lambda message: None)
+    rule = Procedure(factor, margin, max_slowdown, max_trials)
+    rule.check()
     for name, value, ok, allowed in (
-        ("--factor", factor, 0 < factor < 1, "in (0, 1)"),
-        ("--margin", margin, 0 <= margin < math.inf, "finite and >= 0"),
-        ("--max-slowdown", max_slowdown, 1 <= max_slowdown < math.inf, "finite and >= 1"),
-        ("--max-trials", max_trials, max_trials >= 2, ">= 2"),
         ("--validation", validation, 0 < validation < 1, "in (0, 1)"),
         ("--stop-loss", stop_loss, stop_loss is None or 0 < stop_loss < math.inf, "finite and > 0"),
     ):
@@ -276,33 +367,20 @@ def tune_init(
         return t
 
     first = trial(sigma0, None)
-    budget = max(1, math.ceil(max_slowdown * first.steps))
+    budget = rule.budget(first.steps)
     if not first.practical:
-        reason = (
-            f"the standard σ = {sigma0:g} does not reach the loss threshold {threshold:g} "
-            "within the config's own budget; nothing to compare with"
-        )
+        reason = _untrained_reason(sigma0, threshold)
     else:
         reason = f"reached --max-trials {max_trials}"
-        sigma, previous = sigma0, first
+        sigma = sigma0
         while len(trials) < max_trials:
             sigma *= factor
-            t = trial(sigma, budget)
-            if not t.practical:
-                reason = (
-                    f"training got impractically slow at σ = {sigma:.4g} (no loss < {threshold:g} "
-                    f"within {budget} steps = {max_slowdown:g}× the standard σ's)"
-                )
+            previous = trials[-1]
+            why = rule.stop_reason(previous, trial(sigma, budget), budget, threshold)
+            if why is not None:
+                reason = why
                 break
-            if not t.val_loss < previous.val_loss:
-                reason = f"the validation loss stopped decreasing at σ = {sigma:.4g}"
-                break
-            if previous.val_loss - t.val_loss < margin * previous.val_loss:
-                reason = f"the validation loss improved by less than {100 * margin:g}% at σ = {sigma:.4g}"
-                break
-            previous = t
-    eligible = [i for i, t in enumerate(trials) if t.practical] or [0]
-    chosen = min(eligible, key=lambda i: trials[i].val_loss)
+    chosen = rule.choose(trials)
     return TuneResult(trials, chosen, reason, budget, nets[chosen])
 
 

@@ -1,20 +1,26 @@
 """Reproduction of Nonnenmacher, Reeb & Steinwart (2021), "Which minimizer does my neural
 network converge to?": in a strongly over-parameterized net the training procedure picks the
-minimizer. Four experiments on binary 0-vs-1 tasks, mean ± std over the same inits:
+minimizer. Five experiments on binary 0-vs-1 tasks, mean ± std over the same inits:
 
-  sigma     GD at a grid of initialization scales σ: test error of the trained nets next to
-            the closed-form GD limit of the linearized net and its σ-invariant interpolating
-            part; the initialization term's size vs σ against the predicted σ^(L+1)
-  adaptive  GD vs AdaGrad vs Adam from the same θ_0: test error, and the distance between
-            their minimizers on training vs test points
+  sigma     GD at a grid of initialization scales σ: test loss of the trained nets next to the
+            closed-form GD limit of the linearized net; the initialization term's size vs σ
+            against the predicted σ^(L+1); the procedure of Sect. 3 (`sgdlab tune-init`) run
+            on the grid by validation loss (`sigma`)
+  adaptive  GD vs AdaGrad vs Adam from the same θ_0: test loss, and the distance between
+            their minimizers on training vs test points (`adaptive`)
+  example1  GD and AdaGrad on one training point against their closed forms, GD's kernel and
+            the sign kernel (Example 1, `adaptive`)
   batch     plain SGD vs AdaGrad at several batch sizes and two data orders, each against
-            its full-batch counterpart
+            its full-batch counterpart (`batch`)
   later     a narrow net on more data (not lazy): linearized at a later time T the analysis
-            still predicts the trained net, and σ and the optimizer still matter
+            still predicts the trained net, and σ and the optimizer still matter (`later`)
 
-Outputs: runs/ (one run directory per trained config), tables/runs.parquet (every run's
-measurements, output vectors as list columns), tables/targets.parquet, tables/lr_search.parquet
-(every probe of the adaptive step-size searches), figures/{sigma,adaptive,batch,later}-<dataset>.png.
+Every tolerance comes from a measured baseline: distances between minimizers are compared with
+twice GD's finite-width gap to its closed form, means with their standard errors over inits
+(`stats`). Outputs: runs/ (one run directory per trained config), tables/runs.parquet (every
+run's measurements, output vectors as list columns), tables/targets.parquet,
+tables/lr_search.parquet (every probe of the adaptive step-size searches),
+figures/{sigma,mitigation,adaptive,batch,example1,later}-<dataset>.png.
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ import time
 
 from ...papers import NONNENMACHER_2021
 from ..base import Claim, Lab, Plan, Simulation, experiments
-from . import claims as C
+from . import figures as F
+from .adaptive import adaptive_claims, adaptive_runs, example1_claims, sign_kernel_runs
+from .batch import batch_claims, batch_runs
 from .configs import search_table, specs
-from .figures import adaptive_figure, batch_figure, later_figure, sigma_figure
+from .later import later_claims, later_runs
 from .measure import measure
 from .settings import SCALE_SETTINGS
+from .sigma import sigma_claims, sigma_runs
+from .table import Table
 
 
 def plan(scale: str) -> Plan:
@@ -82,18 +92,39 @@ def run(lab: Lab) -> list[Claim]:
     if not runs:
         return []
     lab.log("closed-form limits of the linearized nets")
-    t = C.Table(measure(lab, s, planned, runs))
+    t = Table(measure(lab, s, planned, runs), s.stop_loss)
     claims: list[Claim] = []
     for dataset in s.datasets:
         for arch in s.sigma_archs:
-            claims += C.sigma_claims(t, s, dataset, arch.key, arch.depth)
+            claims += sigma_claims(t, s, dataset, arch)
         for arch in s.adaptive_archs:
-            claims += C.adaptive_claims(t, s, dataset, arch.key)
-        sigma_figure(lab.figure(f"sigma-{dataset}"), t, s, dataset)
-        adaptive_figure(lab.figure(f"adaptive-{dataset}"), t, s, dataset)
+            claims += adaptive_claims(t, s, dataset, arch)
+        sigmas = [
+            sigma_runs(t, dataset, a.key, a.depth) for a in s.sigma_archs if _has(t, "sigma", dataset, a.key)
+        ]
+        F.sigma_figure(lab.figure(f"sigma-{dataset}"), sigmas, s, dataset)
+        F.mitigation_figure(lab.figure(f"mitigation-{dataset}"), sigmas, s, dataset)
+        adaptive = [
+            adaptive_runs(t, dataset, a.key) for a in s.adaptive_archs if _has(t, "adaptive", dataset, a.key)
+        ]
+        F.adaptive_figure(lab.figure(f"adaptive-{dataset}"), adaptive, s, dataset)
     dataset = s.datasets[0]
-    claims += C.batch_claims(t, s, dataset, s.batch_arch.key)
-    claims += C.later_claims(t, s, dataset, s.later.arch.key)
-    batch_figure(lab.figure(f"batch-{dataset}"), t, s, dataset)
-    later_figure(lab.figure(f"later-{dataset}"), t, s, dataset)
+    claims += batch_claims(t, s, dataset, s.batch_arch)
+    claims += example1_claims(t, s, dataset)
+    claims += later_claims(t, s, dataset)
+    batch = (
+        batch_runs(t, s, dataset, s.batch_arch.key) if _has(t, "batch", dataset, s.batch_arch.key) else None
+    )
+    F.batch_figure(lab.figure(f"batch-{dataset}"), batch, s, dataset)
+    one = s.example1.arch.key
+    example = sign_kernel_runs(t, dataset, one) if _has(t, "example1", dataset, one) else None
+    F.example1_figure(lab.figure(f"example1-{dataset}"), t, example, dataset)
+    later = (
+        later_runs(t, s, dataset, s.later.arch.key) if _has(t, "later", dataset, s.later.arch.key) else None
+    )
+    F.later_figure(lab.figure(f"later-{dataset}"), later, s, dataset)
     return claims
+
+
+def _has(t: Table, part: str, dataset: str, arch: str) -> bool:
+    return bool(t.rows(part=part, dataset=dataset, arch=arch))

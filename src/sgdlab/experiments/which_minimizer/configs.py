@@ -8,8 +8,12 @@
             on a full-batch probe run (`Search`); mini-batch AdaGrad reuses its full-batch step
   later     GD on the narrow net: the NTK step at θ_0, halved until the loss falls monotonically
             (the kernel moves during training, and the NTK step overshoots)
+  example1  one training point: GD at its NTK step 1/Θ̂(x_1, x_1); AdaGrad at
+            `Example1.adagrad_step` × |y_1 − f_0(x_1)|/‖φ_1‖₁ (`sign_step`)
 
-Run names: <part>-<dataset>-<arch>-<variant>-i<init>, part one of sigma, adaptive, batch, later.
+Every run's data holds n_test test points followed by n_val validation points (`measure`
+splits them). Run names: <part>-<dataset>-<arch>-<variant>-i<init>, part one of sigma,
+adaptive, batch, example1, later.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from ...ntk import empirical_ntk, gd_learning_rate
 from .settings import SCALE_SETTINGS, Arch, Search, Settings
@@ -86,9 +91,9 @@ def base_config(
         "dtype": dtype,
         "data": {
             "name": dataset,
-            "classes": [0, 1],
+            "classes": list(s.classes),
             "n_train": n,
-            "n_test": s.n_test,
+            "n_test": s.n_test + s.n_val,
             "normalize": "unit-ball",
             "targets": "pm1",
         },
@@ -119,6 +124,26 @@ def _gd_lr(key: str) -> float:
 def gd_lr(raw: dict[str, Any]) -> float:
     """2N/(λ_min + λ_max) of Θ̂ at the θ_0 of config `raw` (cached per config)."""
     return _gd_lr(json.dumps(raw, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=None)
+def _sign_step(key: str) -> float:
+    from ... import runner
+
+    parts = runner.prepare(json.loads(key))
+    model, x, y = parts.model, parts.data.train.x, parts.data.train.y
+    if len(x) != 1:
+        raise ValueError(f"the sign-kernel step is for one training point, got {len(x)}")
+    out = model(x).reshape(-1)[0]
+    grads = torch.autograd.grad(out, [p for p in model.parameters() if p.requires_grad])
+    l1 = sum(float(g.abs().sum()) for g in grads)
+    return abs(float(y.reshape(-1)[0]) - float(out.detach())) / l1
+
+
+def sign_step(raw: dict[str, Any]) -> float:
+    """|y_1 − f_0(x_1)|/‖φ_1‖₁ at the θ_0 of the one-point config `raw` (cached per config): the
+    AdaGrad step whose first update η·sign(g) lands the linearized net on y_1."""
+    return _sign_step(json.dumps(raw, sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -221,6 +246,8 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
         probe_cfg = base_config(s, dataset, arch, sigma, 0, n, optimizer=optimizer, dtype=dtype)
         if part == "later" and optimizer == "gd":  # not lazy: the NTK step can overshoot
             lr = searched_lr(probe_cfg, s.search, gd_lr(probe_cfg), up=False).lr
+        elif part == "example1" and optimizer == "adagrad":
+            lr = s.example1.adagrad_step * sign_step(full_gd)
         elif optimizer in ("gd", "sgd"):
             lr = s.gd_step * gd_lr(full_gd) * batch / n
         else:  # searched on init 0 at the full batch; mini-batches reuse it
@@ -271,6 +298,9 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
                 batch=b,
                 sampler="cyclic",
             )
+    for opt in ("gd", "adagrad"):
+        for seed in seeds:
+            add("example1", dataset, s.example1.arch, s.sigma_ref, seed, opt, opt, n_train=1)
     later = s.later
     for sigma in later.sigmas:
         for seed in seeds:
@@ -316,7 +346,9 @@ def search_table(scale: str) -> dict[str, list]:
     }
     seen = set()
     for spec in specs(scale).values():
-        searched = spec.optimizer in ("adagrad", "adam") or (spec.part == "later" and spec.optimizer == "gd")
+        searched = (spec.optimizer in ("adagrad", "adam") and spec.part != "example1") or (
+            spec.part == "later" and spec.optimizer == "gd"
+        )
         key = (spec.dataset, spec.arch, spec.optimizer, spec.n_train, spec.sigma)
         if not searched or key in seen:
             continue

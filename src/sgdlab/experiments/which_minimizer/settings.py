@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...tune_init import Procedure
+
 
 @dataclass(frozen=True)
 class Arch:
@@ -81,77 +83,101 @@ class Later:
 
 
 @dataclass(frozen=True)
+class Example1:
+    """The paper's Example 1: GD and AdaGrad on one training point x_1 (the first of the run's
+    data permutation) at σ = `Settings.sigma_ref`. AdaGrad's first update is η·sign(φ_1)·sign(r_0),
+    which moves f(x_1) by η‖φ_1‖₁ in the linearized net; its step is `adagrad_step` × the one
+    that lands on y_1 at once, η = adagrad_step · |y_1 − f_0(x_1)|/‖φ_1‖₁ (GD: the NTK step
+    1/Θ̂(x_1, x_1), which lands at once)."""
+
+    arch: Arch
+    adagrad_step: float = 0.5
+
+
+@dataclass(frozen=True)
 class Settings:
-    """One scale of `which-minimizer`: datasets, training/test sizes, inits, the step cap
-    and loss threshold, the architectures and σ grid of each experiment, the SGD batch
-    sizes, the later-linearization net, the step-size search, and the claims' tolerances."""
+    """One scale of `which-minimizer`: datasets, training/validation/test sizes, inits, the step
+    cap and loss threshold, the architectures and σ grid of each experiment, the procedure of
+    Sect. 3 and where it starts, the SGD batch sizes, Example 1, the later-linearization net and
+    the step-size search. Claim tolerances are not settings: each comes from a measured baseline
+    (`stats.FiniteWidth`, the seed noise of `stats.Stat`)."""
 
     datasets: tuple[str, ...]
+    classes: tuple[int, int]  # the binary task: these two classes of each dataset, as ±1
     n_train: int
     n_test: int
+    n_val: int  # validation points (the procedure of Sect. 3 chooses σ by their loss)
     inits: int
     max_steps: int
     sigma_archs: tuple[Arch, ...]  # experiment 1
-    sigmas: dict[int, tuple[float, ...]]  # depth → the σ grid of experiment 1
+    sigmas: dict[int, tuple[float, ...]]  # depth → the σ grid of experiment 1 (ascending)
+    mitigation_start: dict[int, float]  # depth → the σ the procedure starts from
     adaptive_archs: tuple[Arch, ...]  # experiment 2 (also in experiment 1)
     batch_arch: Arch  # experiment 3
     batch_sizes: tuple[int, ...]  # minibatch sizes (< n_train) of experiment 3
+    example1: Example1
     later: Later  # experiment 4
-    sigma_ref: float = 1.0  # σ of experiments 2 and 3 (and the reference σ)
+    sigma_ref: float = 1.0  # σ of experiments 2 and 3 and Example 1, where the finite-width gap is measured
     stop_loss: float = 1e-5
     gd_step: float = 1.0  # GD step = gd_step × 2N/(λ_min + λ_max)
     search: Search = Search()
-    # Claim tolerances, stated with each claim's evidence.
-    slope_tol: float = 0.35  # |fitted log-log slope − (L+1)|
-    invariance_tol: float = 1e-3  # relative spread of the kernel part across σ
-    rise_points: float = 0.02  # test error rise ≥ max(this, 2 standard errors)
-    differ_factor: float = 3.0  # "differ": distance ≥ this × the reference distance
-    init_floor: float = 0.05  # the slope is fitted where the closed-form init term ≥ this
-    lazy_tol: float = 0.1  # trained vs closed form: RMS gap ≤ this × RMS output
+    mitigation: Procedure = Procedure(factor=0.5)  # the grid's ratio; margin and slowdown as tune-init's
 
 
 SCALE_SETTINGS: dict[str, Settings] = {
     "smoke": Settings(
         datasets=("digits",),
+        classes=(0, 1),
         n_train=16,
         n_test=40,
+        n_val=20,
         inits=2,
         max_steps=1500,
         stop_loss=1e-3,
         sigma_archs=(Arch((128,)),),
-        sigmas={1: (1.0, 8.0, 32.0)},
+        sigmas={1: (1.0, 2.0, 8.0)},
+        mitigation_start={1: 8.0},
         adaptive_archs=(Arch((128,)),),
         batch_arch=Arch((128,)),
         batch_sizes=(4,),
+        example1=Example1(Arch((256,))),
         later=Later(Arch((8,)), n_train=24, sigmas=(1.0, 4.0)),
         search=Search(steps=100, max_probes=6),
     ),
     "cpu": Settings(
         datasets=("digits",),
+        classes=(0, 1),
         n_train=40,
         n_test=100,
+        n_val=100,
         inits=10,
         max_steps=20_000,
-        sigma_archs=(Arch((128,)), Arch((512,)), Arch((128, 128))),
-        sigmas={1: (2.0, 4.0, 8.0, 16.0), 2: (2.0, 4.0, 8.0)},
+        sigma_archs=(Arch((2048,)), Arch((1024, 1024))),
+        sigmas={1: (0.5, 1.0, 2.0, 4.0, 8.0), 2: (1.0, 2.0, 4.0)},
+        mitigation_start={1: 8.0, 2: 4.0},
         sigma_ref=2.0,
-        adaptive_archs=(Arch((512,)), Arch((128, 128))),
-        batch_arch=Arch((128,)),
+        adaptive_archs=(Arch((2048,)), Arch((1024, 1024))),
+        batch_arch=Arch((2048,)),
         batch_sizes=(20, 10),
-        later=Later(Arch((8,)), n_train=40, sigmas=(1.0, 4.0)),
+        example1=Example1(Arch((4096,))),
+        later=Later(Arch((32,)), n_train=160, sigmas=(1.0, 4.0)),
     ),
     "full": Settings(
         datasets=("mnist", "fashion-mnist", "cifar10"),
+        classes=(0, 1),
         n_train=200,
         n_test=100,
+        n_val=100,
         inits=10,
         max_steps=200_000,
-        sigma_archs=(Arch((1024,)), Arch((4096,)), Arch((1024, 1024))),
-        sigmas={1: (2.0, 4.0, 8.0, 16.0, 32.0), 2: (2.0, 4.0, 8.0, 16.0)},
+        sigma_archs=(Arch((4096,)), Arch((2048, 2048))),
+        sigmas={1: (0.5, 1.0, 2.0, 4.0, 8.0, 16.0), 2: (0.5, 1.0, 2.0, 4.0, 8.0)},
+        mitigation_start={1: 16.0, 2: 8.0},
         sigma_ref=2.0,
-        adaptive_archs=(Arch((4096,)), Arch((1024, 1024))),
-        batch_arch=Arch((1024,)),
+        adaptive_archs=(Arch((4096,)), Arch((2048, 2048))),
+        batch_arch=Arch((4096,)),
         batch_sizes=(100, 50, 20, 10),
+        example1=Example1(Arch((8192,))),
         later=Later(Arch((32,)), n_train=400, sigmas=(1.0, 4.0)),
         search=Search(steps=5000),
     ),
