@@ -19,6 +19,7 @@ from sgdlab.experiments.which_minimizer.table import Table, premise
 from sgdlab.tune_init import Procedure
 
 INITS = 8
+LAZY = 0.1
 SIGMAS = np.array([1.0, 2.0, 4.0, 8.0])
 
 
@@ -44,6 +45,7 @@ def sigma_runs(**change) -> S.SigmaRuns:
         init_closed=init,
         gap=0.01 + noise(0.001, len(SIGMAS), INITS, seed=4),
         steps=np.full_like(loss, 500.0),
+        kernel_change=np.full_like(loss, 0.02),
     )
     return dataclasses.replace(m, **change)
 
@@ -58,19 +60,32 @@ def baseline(m: S.SigmaRuns) -> FiniteWidth:
 
 def test_closed_form_holds_within_the_seed_noise_and_fails_beyond_it():
     m = sigma_runs()
-    assert S.closed_form_claim("g", m).verdict == "holds"
+    claim = S.closed_form_claim("g", m, LAZY)
+    assert claim.verdict == "holds" and claim.headline.startswith("every σ")
     off = m.closed_form_loss.copy()
     off[-1] += 0.05  # the largest σ: off by far more than 2 SE of the trained losses
-    claim = S.closed_form_claim("g", dataclasses.replace(m, closed_form_loss=off))
+    claim = S.closed_form_claim("g", dataclasses.replace(m, closed_form_loss=off), LAZY)
     assert claim.verdict == "fails"
     assert claim.evidence["per_sigma"]["8"]["difference"] == pytest.approx(0.05, abs=0.002)
 
 
-def test_closed_form_needs_two_inits():
+def test_closed_form_covers_only_the_lazy_sigmas():
+    m = sigma_runs()
+    off, moved = m.closed_form_loss.copy(), m.kernel_change.copy()
+    off[0] += 0.05
+    moved[0] = 0.3  # σ = 1: the kernel moved 30%, outside Thm 3.1's regime
+    claim = S.closed_form_claim("g", dataclasses.replace(m, closed_form_loss=off, kernel_change=moved), LAZY)
+    assert claim.verdict == "holds" and claim.evidence["lazy_sigmas"] == ["2", "4", "8"]
+    assert claim.headline.startswith("3 of 4 σ")
+
+
+def test_closed_form_needs_two_inits_at_two_lazy_sigmas():
     m = sigma_runs()
     one = m.test_loss.copy()
     one[:, 1:] = np.nan
-    assert S.closed_form_claim("g", dataclasses.replace(m, test_loss=one)).verdict == "not-applicable"
+    assert S.closed_form_claim("g", dataclasses.replace(m, test_loss=one), LAZY).verdict == "not-applicable"
+    moved = dataclasses.replace(m, kernel_change=np.full_like(m.kernel_change, 0.5))
+    assert S.closed_form_claim("g", moved, LAZY).verdict == "not-applicable"
 
 
 def test_init_term_holds_for_the_power_law_and_fails_for_another():

@@ -5,6 +5,8 @@
                 monotonically
   per θ_0       the closed-form GD limit of the linearized net (`sgdlab.ntk.closed_form`):
                 its interpolating part Θ̂(x,X)Θ̂⁻¹Y and initialization part on the test points
+  σ runs        how far the kernel moved in training, ‖Θ̂(θ_T) − Θ̂(θ_0)‖_F/‖Θ̂(θ_0)‖_F on the
+                training points (the lazy regime Thm 3.1 assumes keeps it small)
   example1      on one training point, the GD limit and the AdaGrad (sign kernel) limit at θ_0
                 on the test points (`sgdlab.ntk.sign_kernel_limit`)
   later runs    the closed-form limit linearized at a later iterate θ_T, T the earliest saved
@@ -139,6 +141,7 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
     problems: dict[str, Problem] = {}
     limits: dict[tuple, dict[str, np.ndarray]] = {}
     closed: dict[tuple, tuple[np.ndarray | None, np.ndarray | None, float, str]] = {}
+    kernels: dict[tuple, torch.Tensor] = {}  # Θ̂(X, X) at θ_0, for the lazy-regime premise
     rows: list[dict[str, Any]] = []
     targets: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     for name, run in runs.items():
@@ -153,6 +156,7 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
             init = _model(run, problem, "init.pt")
             try:
                 cf = closed_form(init, problem.x_train, problem.y_train, problem.x_test)
+                kernels[key] = cf.k_train_train
                 pred = cf.limit()
                 closed[key] = (
                     pred.interpolating.numpy(),
@@ -198,6 +202,8 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
             row["f_train"] = _outputs(final, problem.x_train)
             row["f_test"] = _outputs(final, problem.x_test)
             row["f_val"] = _outputs(final, problem.x_val)
+            if spec.part == "sigma" and key in kernels:
+                row["kernel_change"] = relative_change(empirical_ntk(final, problem.x_train), kernels[key])
             if spec.part == "later" and spec.optimizer == "gd":
                 row.update(later_linearization(run, final, problem, s.later.kernel_tol))
         if spec.part == "example1":

@@ -118,6 +118,7 @@ class Settings:
     example1: Example1
     later: Later  # experiment 4
     sigma_ref: float = 1.0  # σ of experiments 2 and 3 and Example 1, where the finite-width gap is measured
+    lazy_tol: float = 0.1  # Thm 3.1's regime: Θ̂ moves by ≤ this (relative, Frobenius) in training
     stop_loss: float = 1e-5
     gd_step: float = 1.0  # GD step = gd_step × 2N/(λ_min + λ_max)
     search: Search = Search()

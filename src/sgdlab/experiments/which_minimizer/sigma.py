@@ -3,7 +3,8 @@ GD at a grid of initialization scales σ from the same θ_0 draws. Each claim is
 the plain per-σ, per-init numbers in `SigmaRuns`:
 
   closed-form     the closed-form GD limit of the linearized net predicts the trained nets'
-                  test loss at every σ, within the seed noise of ten inits (Thm 3.1)
+                  test loss within the seed noise of the inits, at every σ where the nets stay
+                  in the lazy regime Thm 3.1 assumes (Θ̂ moves by ≤ `lazy_tol` in training)
   init-term       the trained nets' initialization term f_T(x) − Θ̂(x,X)Θ̂⁻¹Y grows as σ^(L+1)
                   (Thm 3.1–3.2), the slope's tolerance derived from the finite-width gap
   test-loss-rises the test loss at the largest σ is above the best σ's (Thm 3.2's lower bound)
@@ -47,6 +48,7 @@ class SigmaRuns:
         init_closed: RMS of the closed form's initialization part f_0(x) − Θ̂(x,X)Θ̂⁻¹f_0(X).
         gap: RMS of f_T − f_∞ (the finite-width error).
         steps: steps to the loss threshold.
+        kernel_change: ‖Θ̂(θ_T) − Θ̂(θ_0)‖_F/‖Θ̂(θ_0)‖_F on the training points.
     """
 
     arch: str
@@ -61,6 +63,7 @@ class SigmaRuns:
     init_closed: np.ndarray
     gap: np.ndarray
     steps: np.ndarray
+    kernel_change: np.ndarray
 
     def at(self, values: np.ndarray, sigma: float) -> np.ndarray:
         """The per-init row of `values` at `sigma`."""
@@ -76,48 +79,52 @@ def finite_width(m: SigmaRuns, sigma: float) -> FiniteWidth:
     return FiniteWidth(Stat.of(m.at(m.gap, sigma)), sigma)
 
 
-def closed_form_claim(group: str, m: SigmaRuns) -> Claim:
-    """`<group>/closed-form` (Thm 3.1): at every σ the closed-form GD limit's mean test loss is
-    within SIGNIFICANCE standard errors (the seed noise over inits of the trained nets' test
-    loss at that σ) of the trained nets' — the closed form draws the paper's Fig. 2 to the
-    resolution of the experiment. Not applicable with fewer than two inits at some σ."""
+def closed_form_claim(group: str, m: SigmaRuns, lazy_tol: float) -> Claim:
+    """`<group>/closed-form` (Thm 3.1): at every σ where the nets stay lazy (median kernel change
+    ≤ `lazy_tol`: Lemma 1's linearization, the theorem's premise), the closed-form GD limit's
+    mean test loss is within SIGNIFICANCE standard errors (the seed noise over inits of the
+    trained nets' test loss at that σ) of the trained nets' — the closed form draws the paper's
+    Fig. 2 to the resolution of the experiment. The headline names the σ it covers. Not
+    applicable with fewer than two lazy σ with two inits each."""
     statement = (
         f"{m.arch}: the closed-form GD limit of the linearized net predicts the trained nets' test "
-        f"loss at every σ (within {SIGNIFICANCE:g} standard errors of the seed noise)"
+        f"loss at every σ where they stay lazy (Θ̂ moves ≤ {100 * lazy_tol:g}%; within "
+        f"{SIGNIFICANCE:g} standard errors of the seed noise)"
     )
     per: dict[str, dict[str, float]] = {}
-    ok = []
     for k, sigma in enumerate(m.sigmas):
         trained, difference = Stat.of(m.test_loss[k]), paired(m.closed_form_loss[k], m.test_loss[k])
+        moved = m.kernel_change[k][np.isfinite(m.kernel_change[k])]
         per[f"{sigma:g}"] = {
             "trained": trained.mean,
             "closed_form": Stat.of(m.closed_form_loss[k]).mean,
             "difference": difference.mean,
             "allowed": SIGNIFICANCE * trained.se,
             "output_gap": Stat.of(m.gap[k]).mean,
+            "kernel_change": float(np.median(moved)) if len(moved) else np.nan,
             "inits": trained.n,
         }
-        ok.append(abs(difference.mean) <= SIGNIFICANCE * trained.se)
-    if min(v["inits"] for v in per.values()) < 2:
+    lazy = {k: v for k, v in per.items() if v["kernel_change"] <= lazy_tol and v["inits"] >= 2}
+    evidence = dict(per_sigma=per, lazy_tol=lazy_tol, lazy_sigmas=list(lazy))
+    if len(lazy) < 2:
         return not_applicable(
-            f"{group}/closed-form", statement, "fewer than two converged inits at some σ", per_sigma=per
+            f"{group}/closed-form", statement, "fewer than two σ where the nets stay lazy", **evidence
         )
-    gaps = [v["output_gap"] for v in per.values()]
-    worst = max(per.values(), key=lambda v: abs(v["difference"]) / v["allowed"] if v["allowed"] else math.inf)
+    gaps = [v["output_gap"] for v in lazy.values()]
+    covered = "every σ" if len(lazy) == len(per) else f"{len(lazy)} of {len(per)} σ ({', '.join(lazy)})"
     return decide(
         f"{group}/closed-form",
         statement,
-        all(ok),
-        headline=f"test loss off by ≤ {max(abs(v['difference']) for v in per.values()):.4f} "
-        f"(allowed ≥ {min(v['allowed'] for v in per.values()):.4f}); output gap "
+        all(abs(v["difference"]) <= v["allowed"] for v in lazy.values()),
+        headline=f"{covered}: test loss off by ≤ {max(abs(v['difference']) for v in lazy.values()):.4f} "
+        f"(allowed ≥ {min(v['allowed'] for v in lazy.values()):.4f}); output gap "
         f"{min(gaps):.3f}–{max(gaps):.3f} RMS",
         meaning="Thm 3.1: a strongly over-parameterized net trained by GD converges to the linearized "
         "model's minimizer, so the decomposition into kernel interpolant and init term describes "
         "the real net",
-        per_sigma=per,
-        closest_to_tolerance=worst,
         tolerance=f"|closed-form − trained mean test loss| ≤ {SIGNIFICANCE:g} × the trained nets' "
         "standard error",
+        **evidence,
     )
 
 
@@ -306,6 +313,9 @@ def sigma_runs(t: Table, dataset: str, arch: str, depth: int) -> SigmaRuns:
         init_closed=grid(lambda i: rms(c["initialization"][i])),
         gap=grid(t.gap),
         steps=grid(lambda i: float(c["steps"][i])),
+        kernel_change=grid(
+            lambda i: float(c["kernel_change"][i]) if c["kernel_change"][i] is not None else np.nan
+        ),
     )
 
 
@@ -328,7 +338,7 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: Arch) -> list[Claim]
     baseline = finite_width(m, s.sigma_ref)
     start = s.mitigation_start.get(arch.depth, float(m.sigmas[-1]))
     return claims + [
-        closed_form_claim(group, m),
+        closed_form_claim(group, m, s.lazy_tol),
         init_term_claim(group, m, baseline),
         test_loss_rises_claim(group, m),
         mitigation_claim(group, m, s.mitigation, start, s.stop_loss),
