@@ -131,7 +131,7 @@ def plateau(m: S.SigmaRuns) -> S.SigmaRuns:
         **{
             f.name: down(getattr(m, f.name))
             for f in dataclasses.fields(m)
-            if f.name not in ("arch", "depth", "sigmas", "seeds")
+            if f.name not in ("arch", "depth", "sigmas", "seeds", "below")
         },
     )
 
@@ -163,7 +163,16 @@ def test_mitigation_is_not_applicable_when_the_grid_ends_first():
     m = sigma_runs()
     val = 0.01 * m.sigmas[:, None] * np.ones((1, INITS))  # still falling by half at the last σ
     claim = S.mitigation_claim("g", dataclasses.replace(m, val_loss=val), RULE, 8.0, 1e-5)
-    assert claim.verdict == "not-applicable" and "grid ends" in claim.evidence["reason"]
+    assert claim.verdict == "not-applicable" and "end at σ = 1 before" in claim.evidence["reason"]
+
+
+def test_mitigation_goes_on_to_the_trials_below_the_grid():
+    m = sigma_runs()
+    val = 0.01 * m.sigmas[:, None] * np.ones((1, INITS))  # still falling at the grid's end
+    dead = S.Below(*(np.array([0.5]) if k == 0 else np.full((1, INITS), np.nan) for k in range(5)))
+    claim = S.mitigation_claim("g", dataclasses.replace(m, val_loss=val, below=dead), RULE, 8.0, 1e-5)
+    assert claim.verdict != "not-applicable" and set(claim.evidence["chosen_sigma"].values()) == {1.0}
+    assert all("impractically slow at σ = 0.5" in r for r in claim.evidence["stopped_because"].values())
 
 
 def test_mitigation_stops_where_training_gets_too_slow():

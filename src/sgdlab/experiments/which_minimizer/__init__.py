@@ -32,7 +32,7 @@ from ..base import Claim, Lab, Plan, Simulation, experiments
 from . import figures as F
 from .adaptive import adaptive_claims, adaptive_runs, example1_claims, sign_kernel_runs
 from .batch import batch_claims, batch_runs
-from .configs import search_table, specs
+from .configs import search_table, specs, trial_specs
 from .later import later_claims, later_runs
 from .measure import measure
 from .settings import SCALE_SETTINGS
@@ -42,7 +42,7 @@ from .table import Table
 
 def plan(scale: str) -> Plan:
     """Every run at `scale` (step sizes computed from θ_0 and by the searches, as `run` does)."""
-    planned = specs(scale)
+    planned = specs(scale) | trial_specs(scale)
     n = len(planned)
     return Plan(
         {name: spec.config for name, spec in planned.items()},
@@ -91,6 +91,15 @@ def run(lab: Lab) -> list[Claim]:
     runs = lab.run_many({name: spec.config for name, spec in planned.items()})
     if not runs:
         return []
+    lab.log("the procedure's trials below the σ grid, capped at its budget")
+    steps = {
+        name: int(run.summary["steps"])
+        for name, run in runs.items()
+        if run.summary.get("stop_reason") == "stop_loss"
+    }
+    trials = trial_specs(lab.scale, steps)
+    runs |= lab.run_many({name: spec.config for name, spec in trials.items()})
+    planned |= trials
     lab.log("closed-form limits of the linearized nets")
     t = Table(measure(lab, s, planned, runs), s.stop_loss)
     claims: list[Claim] = []

@@ -11,9 +11,12 @@
   example1  one training point: GD at its NTK step 1/Θ̂(x_1, x_1); AdaGrad at
             `Example1.adagrad_step` × |y_1 − f_0(x_1)|/‖φ_1‖₁ (`sign_step`)
 
+  trial     the procedure's trials below the σ grid: GD at its NTK step, capped at the
+            procedure's budget (`trial_specs`, trained after the grid)
+
 Every run's data holds n_test test points followed by n_val validation points (`measure`
 splits them). Run names: <part>-<dataset>-<arch>-<variant>-i<init>, part one of sigma,
-adaptive, batch, example1, later.
+adaptive, batch, example1, later, trial.
 """
 
 from __future__ import annotations
@@ -203,8 +206,39 @@ def _name(part: str, dataset: str, arch: Arch, variant: str, seed: int) -> str:
 
 
 def specs(scale: str) -> dict[str, Spec]:
-    """Every run of the experiment at `scale`, with its step size, in a fixed order."""
+    """Every run of the experiment at `scale` but the procedure's trials below the σ grid
+    (`trial_specs`), with its step size, in a fixed order."""
     return dict(_specs(scale))
+
+
+def start_run(s: Settings, dataset: str, arch: Arch, seed: int) -> str:
+    """The σ run the procedure of Sect. 3 starts from, for one architecture and init."""
+    return _name("sigma", dataset, arch, f"s{s.mitigation_start[arch.depth]:g}", seed)
+
+
+def trial_specs(scale: str, start_steps: dict[str, int] | None = None) -> dict[str, Spec]:
+    """The procedure's trials below the σ grid (`Settings.mitigation_below`): GD from the same θ_0
+    at a σ too small to train practically, capped at the procedure's budget — `max_slowdown` × the
+    steps its start run needed (`start_steps`, keyed by `start_run`; without it, or for a start
+    run that did not train, at the step cap: what `--plan` lists). A trial that does not reach the
+    loss threshold within the budget ends the procedure (step (d)); it is no minimizer to analyze,
+    so no premise covers it."""
+    s = SCALE_SETTINGS[scale]
+    out: dict[str, Spec] = {}
+    for dataset in s.datasets:
+        for arch in s.sigma_archs:
+            for sigma in s.mitigation_below.get(arch.depth, ()):
+                for seed in range(s.inits):
+                    steps = (start_steps or {}).get(start_run(s, dataset, arch, seed))
+                    cap = s.mitigation.budget(steps) if steps else s.max_steps
+                    raw = base_config(s, dataset, arch, sigma, seed)
+                    raw["optim"]["lr"] = lr = s.gd_step * gd_lr(raw)
+                    raw["train"]["max_steps"] = cap
+                    name = _name("trial", dataset, arch, f"s{sigma:g}", seed)
+                    out[name] = Spec(
+                        name, "trial", dataset, arch, sigma, seed, "gd", s.n_train, FULL, s.n_train, lr, raw
+                    )
+    return out
 
 
 @functools.lru_cache(maxsize=None)

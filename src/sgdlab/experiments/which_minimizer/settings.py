@@ -111,7 +111,8 @@ class Settings:
     max_steps: int
     sigma_archs: tuple[Arch, ...]  # experiment 1
     sigmas: dict[int, tuple[float, ...]]  # depth → the σ grid of experiment 1 (ascending)
-    mitigation_start: dict[int, float]  # depth → the σ the procedure starts from
+    mitigation_start: dict[int, float]  # depth → the σ the procedure starts from (no entry: none)
+    mitigation_below: dict[int, tuple[float, ...]]  # depth → σ below the grid it may still try
     adaptive_archs: tuple[Arch, ...]  # experiment 2 (also in experiment 1)
     batch_arch: Arch  # experiment 3
     batch_sizes: tuple[int, ...]  # minibatch sizes (< n_train) of experiment 3
@@ -138,6 +139,7 @@ SCALE_SETTINGS: dict[str, Settings] = {
         sigma_archs=(Arch((128,)),),
         sigmas={1: (1.0, 2.0, 8.0)},
         mitigation_start={1: 8.0},
+        mitigation_below={1: (0.5,)},
         adaptive_archs=(Arch((128,)),),
         batch_arch=Arch((128,)),
         batch_sizes=(4,),
@@ -155,7 +157,8 @@ SCALE_SETTINGS: dict[str, Settings] = {
         max_steps=20_000,
         sigma_archs=(Arch((2048,)), Arch((1024, 1024))),
         sigmas={1: (0.5, 1.0, 2.0, 4.0, 8.0), 2: (1.0, 2.0, 4.0)},
-        mitigation_start={1: 8.0, 2: 4.0},
+        mitigation_start={1: 8.0},
+        mitigation_below={1: (0.25,)},
         sigma_ref=2.0,
         adaptive_archs=(Arch((2048,)), Arch((1024, 1024))),
         batch_arch=Arch((2048,)),
@@ -174,6 +177,7 @@ SCALE_SETTINGS: dict[str, Settings] = {
         sigma_archs=(Arch((4096,)), Arch((2048, 2048))),
         sigmas={1: (0.5, 1.0, 2.0, 4.0, 8.0, 16.0), 2: (0.5, 1.0, 2.0, 4.0, 8.0)},
         mitigation_start={1: 16.0, 2: 8.0},
+        mitigation_below={1: (0.25,), 2: (0.25,)},
         sigma_ref=2.0,
         adaptive_archs=(Arch((4096,)), Arch((2048, 2048))),
         batch_arch=Arch((4096,)),

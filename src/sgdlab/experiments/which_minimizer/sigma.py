@@ -33,6 +33,24 @@ FIT_FLOOR = 3.0  # the σ^(L+1) law is fitted where the init term is ≥ this ×
 
 
 @dataclass(frozen=True)
+class Below:
+    """The procedure's trials below the σ grid (capped at its budget), per σ (rows, ascending)
+    and init (columns, as in `SigmaRuns`): NaN where a trial did not reach the loss threshold.
+
+    Attributes:
+        sigmas: [T] the σ tried below the grid.
+        val_loss, test_loss, test_error: as in `SigmaRuns`.
+        steps: steps to the loss threshold.
+    """
+
+    sigmas: np.ndarray
+    val_loss: np.ndarray
+    test_loss: np.ndarray
+    test_error: np.ndarray
+    steps: np.ndarray
+
+
+@dataclass(frozen=True)
 class SigmaRuns:
     """Experiment 1 on one architecture: per σ (rows, ascending) and init (columns, the same θ_0
     draws and data split in a column), NaN where a run missed the loss threshold.
@@ -49,6 +67,7 @@ class SigmaRuns:
         gap: RMS of f_T − f_∞ (the finite-width error).
         steps: steps to the loss threshold.
         kernel_change: ‖Θ̂(θ_T) − Θ̂(θ_0)‖_F/‖Θ̂(θ_0)‖_F on the training points.
+        below: the procedure's trials below the grid, if any.
     """
 
     arch: str
@@ -64,6 +83,7 @@ class SigmaRuns:
     gap: np.ndarray
     steps: np.ndarray
     kernel_change: np.ndarray
+    below: Below | None = None
 
     def at(self, values: np.ndarray, sigma: float) -> np.ndarray:
         """The per-init row of `values` at `sigma`."""
@@ -201,22 +221,32 @@ def test_loss_rises_claim(group: str, m: SigmaRuns) -> Claim:
 
 
 def procedure_trials(m: SigmaRuns, column: int, start: int) -> list[Trial]:
-    """Init `column`'s runs from σ index `start` downward, as the procedure's trials (a run that
-    missed the loss threshold is a trial that is not practical)."""
+    """Init `column`'s runs from σ index `start` down the grid and then below it, as the
+    procedure's trials (a run that missed the loss threshold is a trial that is not practical)."""
+    rows = [
+        (m.sigmas[k], m.val_loss[k], m.test_loss[k], m.test_error[k], m.steps[k])
+        for k in range(start, -1, -1)
+    ]
+    if m.below is not None:
+        b = m.below
+        rows += [
+            (b.sigmas[k], b.val_loss[k], b.test_loss[k], b.test_error[k], b.steps[k])
+            for k in range(len(b.sigmas) - 1, -1, -1)
+        ]
     out = []
-    for k in range(start, -1, -1):
-        reached = bool(np.isfinite(m.steps[k, column]))
+    for sigma, val, test, err, steps in rows:
+        reached = bool(np.isfinite(steps[column]))
         out.append(
             Trial(
-                sigma=float(m.sigmas[k]),
+                sigma=float(sigma),
                 status="completed" if reached else "not reached",
-                steps=int(m.steps[k, column]) if reached else 0,
+                steps=int(steps[column]) if reached else 0,
                 stop_reason="stop_loss" if reached else "max_steps",
                 train_loss=math.nan,
-                val_loss=float(m.val_loss[k, column]),
+                val_loss=float(val[column]),
                 val_error=math.nan,
-                test_loss=float(m.test_loss[k, column]),
-                test_error=float(m.test_error[k, column]),
+                test_loss=float(test[column]),
+                test_error=float(err[column]),
                 practical=reached,
             )
         )
@@ -227,12 +257,13 @@ def mitigation_claim(
     group: str, m: SigmaRuns, rule: Procedure, start_sigma: float, threshold: float
 ) -> Claim:
     """`<group>/mitigation` (Sect. 3's procedure, `sgdlab tune-init`): per init, start at
-    `start_sigma` and move down the σ grid while the validation loss falls by the rule's margin
-    and training stays practical (`Procedure.replay`); the returned net's test loss is
-    (a) below the starting σ's by more than SIGNIFICANCE standard errors, paired by init, and
-    (b) not above the best single σ on the grid (smallest mean test loss) by more than that.
-    Premise: the procedure stops inside the grid for every init (the grid reaches below where
-    the validation loss stops falling); not applicable otherwise."""
+    `start_sigma` and move down the σ grid, and on to the trials below it, while the validation
+    loss falls by the rule's margin and training stays practical (`Procedure.replay`); the
+    returned net's test loss is (a) below the starting σ's by more than SIGNIFICANCE standard
+    errors, paired by init, and (b) not above the best single σ on the grid (smallest mean test
+    loss) by more than that. Premise: the procedure stops on its own for every init (the σ
+    trained reach below where the validation loss stops falling or training gets impractical);
+    not applicable otherwise."""
     statement = (
         f"{m.arch}: shrinking σ from {start_sigma:g} while the validation loss falls (the procedure of "
         "Sect. 3) returns a net whose test loss is clearly below the starting σ's and not clearly above "
@@ -255,13 +286,16 @@ def mitigation_claim(
         improvement_over_start=improvement.as_dict(),
         excess_over_best_sigma=excess.as_dict(),
         best_sigma=m.sigmas[best],
+        tried_below_grid=[] if m.below is None else m.below.sigmas,
+        budget={seed: r.budget for seed, r in results.items()},
         rule={"factor": rule.factor, "margin": rule.margin, "max_slowdown": rule.max_slowdown},
     )
     if ran_off:
+        lowest = m.sigmas[0] if m.below is None else min(m.sigmas[0], m.below.sigmas[0])
         return not_applicable(
             f"{group}/mitigation",
             statement,
-            f"the grid ends at σ = {m.sigmas[0]:g} before the procedure stops for inits {ran_off}",
+            f"the σ trained end at σ = {lowest:g} before the procedure stops for inits {ran_off}",
             **evidence,
         )
     values, counts = np.unique(list(chosen.values()), return_counts=True)
@@ -316,6 +350,29 @@ def sigma_runs(t: Table, dataset: str, arch: str, depth: int) -> SigmaRuns:
         kernel_change=grid(
             lambda i: float(c["kernel_change"][i]) if c["kernel_change"][i] is not None else np.nan
         ),
+        below=_below(t, dataset, arch, seeds),
+    )
+
+
+def _below(t: Table, dataset: str, arch: str, seeds: list[int]) -> Below | None:
+    """The procedure's trial runs below the grid (part "trial"), NaN where one did not reach
+    the loss threshold within its budget."""
+    rows = t.rows(part="trial", dataset=dataset, arch=arch)
+    if not rows:
+        return None
+    sigmas = np.array(sorted({float(t["sigma"][i]) for i in rows}))
+    per = [t.converged(part="trial", dataset=dataset, arch=arch, sigma=x) for x in sigmas]
+    c = t.c
+
+    def grid(value) -> np.ndarray:
+        return np.stack([t.per_seed(seeds, runs, value) for runs in per])
+
+    return Below(
+        sigmas=sigmas,
+        val_loss=grid(lambda i: half_mse(c["f_val"][i], c["y_val"][i])),
+        test_loss=grid(lambda i: half_mse(c["f_test"][i], c["y_test"][i])),
+        test_error=grid(lambda i: error(c["f_test"][i], c["y_test"][i])),
+        steps=grid(lambda i: float(c["steps"][i])),
     )
 
 
@@ -336,10 +393,12 @@ def sigma_claims(t: Table, s: Settings, dataset: str, arch: Arch) -> list[Claim]
             )
         ]
     baseline = finite_width(m, s.sigma_ref)
-    start = s.mitigation_start.get(arch.depth, float(m.sigmas[-1]))
-    return claims + [
+    claims += [
         closed_form_claim(group, m, s.lazy_tol),
         init_term_claim(group, m, baseline),
         test_loss_rises_claim(group, m),
-        mitigation_claim(group, m, s.mitigation, start, s.stop_loss),
     ]
+    start = s.mitigation_start.get(arch.depth)
+    if start is not None and start in m.sigmas:
+        claims.append(mitigation_claim(group, m, s.mitigation, start, s.stop_loss))
+    return claims
