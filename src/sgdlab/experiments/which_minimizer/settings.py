@@ -154,7 +154,7 @@ SCALE_SETTINGS: dict[str, Settings] = {
         n_test=100,
         n_val=100,
         inits=10,
-        max_steps=20_000,
+        max_steps=30_000,
         sigma_archs=(Arch((2048,)), Arch((1024, 1024))),
         sigmas={1: (0.5, 1.0, 2.0, 4.0, 8.0), 2: (1.0, 2.0, 4.0)},
         mitigation_start={1: 8.0},
@@ -164,7 +164,7 @@ SCALE_SETTINGS: dict[str, Settings] = {
         batch_arch=Arch((2048,)),
         batch_sizes=(20, 10),
         example1=Example1(Arch((4096,))),
-        later=Later(Arch((32,)), n_train=160, sigmas=(1.0, 4.0)),
+        later=Later(Arch((64,)), n_train=80, sigmas=(1.0, 4.0)),
     ),
     "full": Settings(
         datasets=("mnist", "fashion-mnist", "cifar10"),
