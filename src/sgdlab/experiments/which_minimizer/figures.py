@@ -31,7 +31,7 @@ from .adaptive import AdaptiveRuns, SignKernelRuns
 from .batch import BatchRuns
 from .later import LaterRuns
 from .settings import Settings
-from .sigma import SigmaRuns, finite_width
+from .sigma import SigmaRuns, finite_width, procedure_trials
 from .stats import Stat
 from .table import Table
 
@@ -52,6 +52,13 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _sigma_axis(ax, sigmas) -> None:
+    """A log σ axis labelled at the σ of the grid."""
+    ax.set_xscale("log")
+    ax.set_xticks(list(sigmas), [f"{x:g}" for x in sigmas])
+    ax.minorticks_off()
+
+
 def sigma_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset: str) -> Path | None:
     """Fig. 2 of Nonnenmacher et al. (2021), one row per architecture; None without σ runs."""
     if not groups:
@@ -64,7 +71,7 @@ def sigma_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset: str)
         ):
             mean, std = _ms(values)
             left.errorbar(m.sigmas, mean, yerr=std, fmt=style, capsize=3, label=label)
-        left.set(xscale="log", yscale="log", xlabel="initialization scale σ", ylabel="test loss ½(f − y)²")
+        left.set(yscale="log", xlabel="initialization scale σ", ylabel="test loss ½(f − y)²")
         left.set_title(f"{m.arch}: test loss vs σ", fontsize=10)
         for values, style, label in (
             (m.init_trained, "o-", "trained: f_T − Θ̂(x,X)Θ̂⁻¹Y"),
@@ -83,9 +90,10 @@ def sigma_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset: str)
         if s.sigma_ref in m.sigmas:
             gap = finite_width(m, s.sigma_ref).gap.mean
             right.axhline(gap, color="C3", ls="-.", lw=1, label=f"finite-width gap at σ={s.sigma_ref:g}")
-        right.set(xscale="log", yscale="log", xlabel="initialization scale σ", ylabel="RMS over test points")
+        right.set(yscale="log", xlabel="initialization scale σ", ylabel="RMS over test points")
         right.set_title(f"{m.arch}: initialization term", fontsize=10)
         for ax in (left, right):
+            _sigma_axis(ax, m.sigmas)
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8, frameon=False)
     fig.suptitle(
@@ -96,37 +104,47 @@ def sigma_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset: str)
 
 
 def mitigation_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset: str) -> Path | None:
-    """Sect. 3's procedure on the σ grid, one row per architecture: each init's validation loss
-    vs σ (the σ the procedure returns marked) with the mean test loss, and the steps each σ
-    needs against the procedure's budget; None without σ runs."""
-    from .sigma import procedure_trials
-
+    """Sect. 3's procedure on the σ grid and the trials below it, one row per architecture it
+    starts on: each init's validation loss vs σ with the procedure's path and the σ it returns,
+    and the steps each σ needs against the procedure's budget (× = not trained within it);
+    None without such σ runs."""
+    groups = [m for m in groups if s.mitigation_start.get(m.depth) in m.sigmas]
     if not groups:
         return None
-    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.6 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.8 * len(groups)), squeeze=False)
     rule = s.mitigation
     for (left, right), m in zip(axes, groups, strict=True):
-        start_sigma = s.mitigation_start.get(m.depth, float(m.sigmas[-1]))
+        start_sigma = s.mitigation_start[m.depth]
         start = int(np.flatnonzero(m.sigmas == start_sigma)[0])
+        below = m.below.sigmas if m.below is not None else np.array([])
         for j in range(len(m.seeds)):
             result = rule.replay(procedure_trials(m, j, start), s.stop_loss)
-            seen = [t.sigma for t in result.trials]
-            left.plot(m.sigmas, m.val_loss[:, j], color="0.75", lw=0.8)
-            left.plot(seen, [t.val_loss for t in result.trials], color="C0", lw=1, alpha=0.6)
+            left.plot(m.sigmas, m.val_loss[:, j], color="0.8", lw=0.8)
+            visited = [t for t in result.trials if t.practical]
+            left.plot([t.sigma for t in visited], [t.val_loss for t in visited], color="C0", lw=1, alpha=0.7)
             left.plot([result.sigma], [result.trials[result.chosen].val_loss], "o", color="C3", ms=5)
             right.plot(m.sigmas, m.steps[:, j], color="0.6", lw=0.8, marker=".")
-            right.axhline(result.budget, color="C3", ls=":", lw=0.6)
+            for t in result.trials:
+                if t.sigma in below:
+                    done = t.practical
+                    right.plot(
+                        [t.sigma], [t.steps if done else result.budget], "." if done else "x", color="C3"
+                    )
         left.plot(m.sigmas, _ms(m.test_loss)[0], "k--", lw=1.5, label="mean test loss (reported)")
-        left.plot([], [], color="C0", label=f"procedure's path from σ={start_sigma:g}")
+        left.plot([], [], color="C0", label=f"procedure's path from σ = {start_sigma:g}")
         left.plot([], [], "o", color="C3", label="σ it returns")
-        left.set(xscale="log", yscale="log", xlabel="initialization scale σ", ylabel="validation loss")
+        left.set(yscale="log", xlabel="initialization scale σ", ylabel="validation loss")
         left.set_title(f"{m.arch}: validation loss per init", fontsize=10)
-        right.plot([], [], color="C3", ls=":", label=f"budget {rule.max_slowdown:g}× the start's steps")
-        right.set(
-            xscale="log", yscale="log", xlabel="initialization scale σ", ylabel="steps to the loss threshold"
+        right.plot(
+            [], [], "x", color="C3", label=f"trial below the grid not trained within {rule.max_slowdown:g}×"
         )
-        right.set_title(f"{m.arch}: cost of each σ", fontsize=10)
+        right.plot([], [], ".", color="0.6", label="steps to the loss threshold")
+        right.set(yscale="log", xlabel="initialization scale σ", ylabel="training steps")
+        right.set_title(
+            f"{m.arch}: cost of each σ (budget: {rule.max_slowdown:g}× the start's steps)", fontsize=10
+        )
         for ax in (left, right):
+            _sigma_axis(ax, np.concatenate([below, m.sigmas]))
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8, frameon=False)
     fig.suptitle(
