@@ -90,7 +90,7 @@ def test_figures_and_tables(smoke):
     for name in ("sigma", "mitigation", "adaptive", "batch", "example1", "later"):
         assert (out / "figures" / f"{name}-digits.png").stat().st_size > 20_000
     runs = pq.read_table(out / "tables" / "runs.parquet")
-    assert runs.num_rows == len(specs("smoke"))
+    assert runs.num_rows == len(plan("smoke").runs)
     search = pq.read_table(out / "tables" / "lr_search.parquet").to_pydict()
     assert any(search["chosen"])
 
@@ -133,6 +133,23 @@ def test_the_runs_are_the_plan_and_the_steps_are_as_specified(smoke):
     l1 = sum(float(g.abs().sum()) for g in phi)
     assert one.lr * l1 == pytest.approx(
         s.example1.adagrad_step * abs(float(y[0]) - float(out0.detach())), rel=1e-5
+    )
+
+
+def test_the_procedures_trial_below_the_grid_is_capped_at_its_budget(smoke):
+    from sgdlab.experiments.which_minimizer.configs import trial_specs
+
+    out, _ = smoke
+    s = SCALE_SETTINGS["smoke"]
+    start = load_run(out / "runs" / "sigma-digits-L1w128-s8-i1")
+    trial = load_run(out / "runs" / "trial-digits-L1w128-s0.5-i1")
+    assert trial.config.model.sigma == 0.5 and trial.config.train.max_steps == s.mitigation.budget(
+        int(start.summary["steps"])
+    )
+    planned = trial_specs("smoke")["trial-digits-L1w128-s0.5-i1"]  # before training: the step cap
+    assert (
+        planned.config["train"]["max_steps"] == s.max_steps
+        and "trial-digits-L1w128-s0.5-i1" in plan("smoke").runs
     )
 
 
