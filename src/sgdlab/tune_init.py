@@ -10,6 +10,10 @@ model has an initialization scale `model.sigma`:
       threshold within `max_slowdown` × the steps the standard σ needed;
   (e) return the trial with the smallest validation loss.
 
+The rule of (b)–(e) is `Procedure`, apart from training: `tune_init` applies it while it trains,
+and `Procedure.replay` applies it to trials trained beforehand (the σ grid of the
+`which-minimizer` reproduction, where it is a claim).
+
 Why it works: the trained net is the σ-invariant kernel interpolant plus an initialization
 term ∝ σ^(L+1) that only adds noise on test points (Thm 3.1–3.2); a smaller σ shrinks that term
 until vanishing gradients make training slow.
