@@ -14,8 +14,9 @@ import torch
 
 from sgdlab.experiments import reproduce
 from sgdlab.experiments.which_minimizer import plan
-from sgdlab.experiments.which_minimizer.configs import monotone, specs
+from sgdlab.experiments.which_minimizer.configs import specs
 from sgdlab.experiments.which_minimizer.settings import SCALE_SETTINGS
+from sgdlab.experiments.which_minimizer.steps import monotone
 from sgdlab.ntk import empirical_ntk, gd_learning_rate
 from sgdlab.store import RunDir, load_run
 
@@ -166,9 +167,9 @@ def test_every_setting_starts_from_the_same_draws(smoke):
 def test_a_second_invocation_reuses_everything(smoke):
     """As in a new process: step sizes and searches are recomputed (deterministically), so
     every config is the same and every run is reused."""
-    from sgdlab.experiments.which_minimizer import configs
+    from sgdlab.experiments.which_minimizer import configs, steps
 
-    for cached in (configs._specs, configs._search, configs._gd_lr):
+    for cached in (configs._specs, steps._search, steps._gd_lr, steps._sign_step):
         cached.cache_clear()
     out, claims = smoke
     messages = []

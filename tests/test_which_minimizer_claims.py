@@ -13,6 +13,7 @@ import pytest
 from sgdlab.experiments.which_minimizer import adaptive as A
 from sgdlab.experiments.which_minimizer import batch as B
 from sgdlab.experiments.which_minimizer import later as LC
+from sgdlab.experiments.which_minimizer import mitigation as M
 from sgdlab.experiments.which_minimizer import sigma as S
 from sgdlab.experiments.which_minimizer.stats import FiniteWidth, Stat, paired
 from sgdlab.experiments.which_minimizer.table import Table, premise
@@ -141,7 +142,7 @@ RULE = Procedure(factor=0.5)
 
 def test_mitigation_holds_when_the_procedure_stops_near_the_best_sigma():
     m = plateau(sigma_runs())
-    claim = S.mitigation_claim("g", m, RULE, 8.0, 1e-5)
+    claim = M.mitigation_claim("g", m, RULE, 8.0, 1e-5)
     assert claim.verdict == "holds", claim.evidence
     assert set(claim.evidence["chosen_sigma"].values()) <= {0.5, 1.0, 2.0}
     assert all("improved by less" in r or "stopped" in r for r in claim.evidence["stopped_because"].values())
@@ -154,7 +155,7 @@ def test_mitigation_fails_when_the_validation_loss_misleads():
     val[0] = val[1]
     test = m.test_loss.copy()
     test[:3] = test[3] + 0.2
-    claim = S.mitigation_claim("g", dataclasses.replace(m, val_loss=val, test_loss=test), RULE, 8.0, 1e-5)
+    claim = M.mitigation_claim("g", dataclasses.replace(m, val_loss=val, test_loss=test), RULE, 8.0, 1e-5)
     assert claim.verdict == "fails" and set(claim.evidence["chosen_sigma"].values()) == {1.0}
     assert claim.evidence["excess_over_best_sigma"]["mean"] == pytest.approx(0.2)
 
@@ -162,7 +163,7 @@ def test_mitigation_fails_when_the_validation_loss_misleads():
 def test_mitigation_is_not_applicable_when_the_grid_ends_first():
     m = sigma_runs()
     val = 0.01 * m.sigmas[:, None] * np.ones((1, INITS))  # still falling by half at the last σ
-    claim = S.mitigation_claim("g", dataclasses.replace(m, val_loss=val), RULE, 8.0, 1e-5)
+    claim = M.mitigation_claim("g", dataclasses.replace(m, val_loss=val), RULE, 8.0, 1e-5)
     assert claim.verdict == "not-applicable" and "end at σ = 1 before" in claim.evidence["reason"]
 
 
@@ -170,7 +171,7 @@ def test_mitigation_goes_on_to_the_trials_below_the_grid():
     m = sigma_runs()
     val = 0.01 * m.sigmas[:, None] * np.ones((1, INITS))  # still falling at the grid's end
     dead = S.Below(*(np.array([0.5]) if k == 0 else np.full((1, INITS), np.nan) for k in range(5)))
-    claim = S.mitigation_claim("g", dataclasses.replace(m, val_loss=val, below=dead), RULE, 8.0, 1e-5)
+    claim = M.mitigation_claim("g", dataclasses.replace(m, val_loss=val, below=dead), RULE, 8.0, 1e-5)
     assert claim.verdict != "not-applicable" and set(claim.evidence["chosen_sigma"].values()) == {1.0}
     assert all("impractically slow at σ = 0.5" in r for r in claim.evidence["stopped_because"].values())
 
@@ -180,7 +181,7 @@ def test_mitigation_stops_where_training_gets_too_slow():
     val = 0.01 * m.sigmas[:, None] * np.ones((1, INITS))
     steps = m.steps.copy()
     steps[0] = 100 * steps[-1]  # σ = 0.5 needs 100× the start's steps
-    claim = S.mitigation_claim("g", dataclasses.replace(m, val_loss=val, steps=steps), RULE, 8.0, 1e-5)
+    claim = M.mitigation_claim("g", dataclasses.replace(m, val_loss=val, steps=steps), RULE, 8.0, 1e-5)
     assert claim.verdict != "not-applicable"
     assert set(claim.evidence["chosen_sigma"].values()) == {1.0}
     assert all("impractically slow" in r for r in claim.evidence["stopped_because"].values())

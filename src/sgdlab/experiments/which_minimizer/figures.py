@@ -30,8 +30,9 @@ from ...papers import NONNENMACHER_2021
 from .adaptive import AdaptiveRuns, SignKernelRuns
 from .batch import BatchRuns
 from .later import LaterRuns
+from .mitigation import procedure_trials
 from .settings import Settings
-from .sigma import SigmaRuns, finite_width, procedure_trials
+from .sigma import SigmaRuns, finite_width
 from .stats import Stat
 from .table import Table
 

@@ -36,8 +36,9 @@ from ...ntk import SingularKernel, closed_form, empirical_ntk, relative_change, 
 from ...store import Run, RunDir
 from ...store.files import write_parquet
 from ..base import Lab
-from .configs import Spec, monotone
+from .configs import Spec
 from .settings import Settings
+from .steps import monotone
 
 
 @dataclass
