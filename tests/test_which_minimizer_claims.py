@@ -192,11 +192,11 @@ def test_mitigation_stops_where_training_gets_too_slow():
 
 
 def adaptive_runs(distance: float, adaptive_loss: float) -> A.AdaptiveRuns:
-    gap = 0.01 + noise(0.001, INITS)
     return A.AdaptiveRuns(
         arch="L1w64",
         seeds=np.arange(INITS),
-        gd_gap=gap,
+        gd_gap=0.02 + noise(0.001, INITS),
+        sgd_distance=0.004 + noise(0.0005, INITS, seed=9),
         test_distance={o: distance + noise(0.002, INITS, seed=k) for k, o in enumerate(A.ADAPTIVE)},
         train_distance={o: np.full(INITS, 0.003) for o in A.ADAPTIVE},
         test_loss={"gd": 0.05 + noise(0.005, INITS, seed=7)}
@@ -205,9 +205,10 @@ def adaptive_runs(distance: float, adaptive_loss: float) -> A.AdaptiveRuns:
     )
 
 
-def test_minimizers_differ_beyond_twice_the_finite_width_gap():
-    assert A.minimizers_differ_claim("g", adaptive_runs(0.1, 0.0)).verdict == "holds"
-    assert A.minimizers_differ_claim("g", adaptive_runs(0.015, 0.0)).verdict == "fails"  # < 2 × 0.01
+def test_minimizers_differ_beyond_what_sgd_moves_from_gd():
+    claim = A.minimizers_differ_claim("g", adaptive_runs(0.03, 0.0))
+    assert claim.verdict == "holds" and claim.evidence["triangle_bound"] == pytest.approx(0.04, abs=0.002)
+    assert A.minimizers_differ_claim("g", adaptive_runs(0.004, 0.0)).verdict == "fails"  # SGD's size
 
 
 def test_gd_generalizes_better_by_paired_standard_errors():
@@ -250,26 +251,29 @@ def batch_runs(sgd: float, adagrad: float, cyclic: bool = True) -> B.BatchRuns:
         arch="L1w64",
         seeds=np.arange(INITS),
         gd_gap=0.01 + noise(0.001, INITS),
-        sgd={v: sgd + noise(0.001, INITS, seed=k) for k, v in enumerate(variants)},
-        adagrad={v: adagrad + noise(0.002, INITS, seed=k) for k, v in enumerate(variants)},
-        order={"sgd": sgd + noise(0.001, INITS), "adagrad": adagrad + noise(0.002, INITS)} if cyclic else {},
+        sgd={v: sgd + noise(0.0005, INITS, seed=k) for k, v in enumerate(variants)},
+        adagrad={v: adagrad + noise(0.001, INITS, seed=k + 3) for k, v in enumerate(variants)},
+        order={"sgd": sgd + noise(0.0005, INITS), "adagrad": adagrad + noise(0.001, INITS, seed=5)}
+        if cyclic
+        else {},
     )
 
 
 def test_sgd_reaches_gd_within_the_finite_width_bound():
-    assert B.sgd_reaches_gd_claim("g", batch_runs(0.005, 0.1)).verdict == "holds"
-    assert B.sgd_reaches_gd_claim("g", batch_runs(0.05, 0.1)).verdict == "fails"
+    assert B.sgd_reaches_gd_claim("g", batch_runs(0.004, 0.015)).verdict == "holds"
+    assert B.sgd_reaches_gd_claim("g", batch_runs(0.05, 0.1)).verdict == "fails"  # > 2 × 0.01
 
 
-def test_adaptive_depends_on_batch_beyond_the_bound():
-    assert B.adaptive_depends_on_batch_claim("g", batch_runs(0.005, 0.1)).verdict == "holds"
-    assert B.adaptive_depends_on_batch_claim("g", batch_runs(0.005, 0.01)).verdict == "fails"
+def test_adaptive_depends_on_batch_more_than_sgd():
+    assert B.adaptive_depends_on_batch_claim("g", batch_runs(0.004, 0.015)).verdict == "holds"
+    assert B.adaptive_depends_on_batch_claim("g", batch_runs(0.004, 0.004)).verdict == "fails"
 
 
 def test_data_order():
-    assert B.data_order_claim("g", batch_runs(0.005, 0.1)).verdict == "holds"
-    assert B.data_order_claim("g", batch_runs(0.05, 0.1)).verdict == "fails"  # SGD moved too
-    assert B.data_order_claim("g", batch_runs(0.005, 0.1, cyclic=False)).verdict == "not-applicable"
+    assert B.data_order_claim("g", batch_runs(0.004, 0.015)).verdict == "holds"
+    assert B.data_order_claim("g", batch_runs(0.004, 0.004)).verdict == "fails"  # AdaGrad moved as SGD
+    assert B.data_order_claim("g", batch_runs(0.05, 0.1)).verdict == "fails"  # SGD beyond the bound
+    assert B.data_order_claim("g", batch_runs(0.004, 0.015, cyclic=False)).verdict == "not-applicable"
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 Example 1): GD vs AdaGrad vs Adam from the same θ_0, and AdaGrad on one training point against
 its closed form, the sign kernel. Each claim is one function of plain per-init numbers:
 
-  minimizers-differ      each adaptive method's test outputs are further from GD's than the
-                         finite-width error allows two nets with one linearized minimizer
+  minimizers-differ      each adaptive method's test outputs are further from GD's than those of
+                         plain SGD from the same θ_0 — a different path to the same linearized
+                         minimizer (Thm 5.1(a)), so the measured size of the finite-width error
+                         such a comparison carries
   gd-generalizes-better  each adaptive method's test loss is above GD's
   example1/closed-form   on one training point x_1, GD's trained net is nearest its closed form
                          f_0(x) + φ(x)ᵀφ_1/‖φ_1‖²·(y_1 − f_0(x_1)) and AdaGrad's nearest the
@@ -33,8 +35,10 @@ class AdaptiveRuns:
     Attributes:
         arch: the architecture's key; seeds: [I] the inits.
         gd_gap: GD's RMS test-output gap to its closed-form limit (the finite-width error).
-        test_distance / train_distance: optimizer → RMS distance of its outputs to GD's on the
-            test / training points.
+        sgd_distance: mini-batch SGD's RMS test distance to GD (same θ_0, another path to the
+            same linearized minimizer): the null of the comparison.
+        test_distance / train_distance: adaptive optimizer → RMS distance of its outputs to
+            GD's on the test / training points.
         test_loss / test_error: optimizer (gd included) → ½·mean (f − y)² / 0-1 error on the
             test points.
     """
@@ -42,6 +46,7 @@ class AdaptiveRuns:
     arch: str
     seeds: np.ndarray
     gd_gap: np.ndarray
+    sgd_distance: np.ndarray
     test_distance: dict[str, np.ndarray]
     train_distance: dict[str, np.ndarray]
     test_loss: dict[str, np.ndarray]
@@ -50,27 +55,32 @@ class AdaptiveRuns:
 
 def minimizers_differ_claim(group: str, m: AdaptiveRuns) -> Claim:
     """`<group>/minimizers-differ` (Thm 4.1): each adaptive method's RMS test distance to GD is
-    above twice GD's finite-width gap (the most that finite-width error lets two nets sharing one
-    linearized minimizer differ), paired by init, by more than SIGNIFICANCE standard errors. On
+    above mini-batch SGD's from the same θ_0, paired by init, by more than SIGNIFICANCE standard
+    errors. SGD reaches GD's linearized minimizer by another path (Thm 5.1(a)), so its distance
+    is the finite-width error such a comparison carries — measured, where the triangle bound
+    2 × GD's gap to its closed form (reported) assumes the two nets' errors share nothing. On
     the training points every pair agrees to within 2√(2·stop_loss) by the premise (reported)."""
-    excess = {opt: paired(d, 2 * m.gd_gap) for opt, d in m.test_distance.items()}
+    excess = {opt: paired(d, m.sgd_distance) for opt, d in m.test_distance.items()}
+    null = Stat.of(m.sgd_distance)
     return decide(
         f"{group}/minimizers-differ",
-        f"{m.arch}: AdaGrad's and Adam's minimizers differ from GD's on test points by more than the "
-        "finite-width error allows (test distance > 2 × GD's gap to its closed form)",
+        f"{m.arch}: AdaGrad's and Adam's minimizers differ from GD's on test points by more than "
+        f"plain SGD's from the same θ_0 (paired, by > {SIGNIFICANCE:g} standard errors)",
         bool(excess) and all(e.above(0.0) for e in excess.values()),
         headline="; ".join(
             f"{opt}: test {Stat.of(m.test_distance[opt]).mean:.3f} "
             f"vs train {Stat.of(m.train_distance[opt]).mean:.4f}"
             for opt in m.test_distance
         )
-        + f" (bound 2 × gap = {2 * Stat.of(m.gd_gap).mean:.3f})",
+        + f" (SGD {null.mean:.4f}; GD's gap {Stat.of(m.gd_gap).mean:.3f})",
         meaning="Thm 4.1: adaptive updates interpolate with a different kernel Θ_A, so the optimizer — "
         "not just the path — decides which minimizer is reached",
+        sgd_distance=null.as_dict(),
         gd_gap=Stat.of(m.gd_gap).as_dict(),
+        triangle_bound=2 * Stat.of(m.gd_gap).mean,
         test_distance={opt: Stat.of(d).as_dict() for opt, d in m.test_distance.items()},
         train_distance={opt: Stat.of(d).as_dict() for opt, d in m.train_distance.items()},
-        excess_over_bound={opt: e.as_dict() for opt, e in excess.items()},
+        excess_over_sgd={opt: e.as_dict() for opt, e in excess.items()},
     )
 
 
@@ -99,7 +109,7 @@ def adaptive_runs(t: Table, dataset: str, arch: str) -> AdaptiveRuns:
     """The adaptive-part runs of `arch` on `dataset` from the measured table, paired by seed."""
     rows = {
         opt: t.converged(part="adaptive", dataset=dataset, arch=arch, optimizer=opt)
-        for opt in ("gd", *ADAPTIVE)
+        for opt in ("gd", "sgd", *ADAPTIVE)
     }
     seeds = sorted({int(t["seed"][i]) for i in t.rows(part="adaptive", dataset=dataset, arch=arch)})
     c = t.c
@@ -108,6 +118,7 @@ def adaptive_runs(t: Table, dataset: str, arch: str) -> AdaptiveRuns:
         arch=arch,
         seeds=np.array(seeds),
         gd_gap=t.per_seed(seeds, rows["gd"], t.gap),
+        sgd_distance=t.distances(rows["sgd"], rows["gd"], seeds),
         test_distance={opt: t.distances(rows[opt], rows["gd"], seeds) for opt in present},
         train_distance={opt: t.distances(rows[opt], rows["gd"], seeds, "f_train") for opt in present},
         test_loss={
@@ -129,12 +140,12 @@ def adaptive_claims(t: Table, s: Settings, dataset: str, arch: Arch) -> list[Cla
         return []
     claims = [premise(f"{group}/premise", f"GD, AdaGrad and Adam, {arch.key}", t, rows)]
     m = adaptive_runs(t, dataset, arch.key)
-    if not m.test_distance or Stat.of(m.gd_gap).n < 2:
+    if not m.test_distance or Stat.of(m.sgd_distance).n < 2:
         return claims + [
             not_applicable(
                 f"{group}/minimizers-differ",
                 "adaptive vs GD minimizers",
-                "fewer than two converged GD runs with a closed form, or no converged adaptive run",
+                "fewer than two inits with converged GD and SGD runs, or no converged adaptive run",
             )
         ]
     return claims + [minimizers_differ_claim(group, m), gd_generalizes_better_claim(group, m)]

@@ -209,6 +209,19 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
             for opt in ("gd", "adagrad", "adam"):
                 for seed in seeds:
                     add("adaptive", dataset, arch, s.sigma_ref, seed, opt, opt)
+            b = min(s.batch_sizes)  # the null: a different path to GD's linearized minimizer
+            for seed in seeds:
+                add(
+                    "adaptive",
+                    dataset,
+                    arch,
+                    s.sigma_ref,
+                    seed,
+                    "sgd",
+                    f"sgd-b{b}",
+                    batch=b,
+                    sampler="reshuffle",
+                )
     dataset, arch = s.datasets[0], s.batch_arch
     n = s.n_train
     for opt in ("sgd", "adagrad"):

@@ -7,7 +7,7 @@ sigma-<dataset>.png       per architecture: test loss vs σ (trained nets, close
 mitigation-<dataset>.png  per architecture: validation loss vs σ per init with the σ the
                           procedure of Sect. 3 returns, and the steps each σ needs
 adaptive-<dataset>.png    test loss per optimizer, and the distance of AdaGrad's and Adam's
-                          outputs to GD's on training vs test points (Fig. 3)
+                          outputs to GD's on training vs test points, against SGD's (Fig. 3)
 batch-<dataset>.png       distance to the full-batch minimizer vs batch size, SGD vs AdaGrad,
                           reshuffled and cyclic order (Fig. 4)
 example1-<dataset>.png    one training point: trained outputs on test points against the GD
@@ -157,8 +157,8 @@ def mitigation_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset:
 
 def adaptive_figure(path: Path, groups: list[AdaptiveRuns], s: Settings, dataset: str) -> Path | None:
     """Fig. 3 of Nonnenmacher et al. (2021), one row per architecture: test loss per optimizer,
-    and the distance of the adaptive minimizers to GD's on training vs test points against the
-    finite-width bound; None without adaptive runs."""
+    and the distance of the adaptive minimizers to GD's on training vs test points against
+    SGD's and the finite-width bound; None without adaptive runs."""
     if not groups:
         return None
     fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.4 * len(groups)), squeeze=False)
@@ -187,6 +187,7 @@ def adaptive_figure(path: Path, groups: list[AdaptiveRuns], s: Settings, dataset
                 capsize=4,
                 label=label,
             )
+        right.axhline(Stat.of(m.sgd_distance).mean, color="C3", ls="--", lw=1, label="SGD vs GD (same θ_0)")
         right.axhline(2 * Stat.of(m.gd_gap).mean, color="k", ls=":", lw=1, label="2 × GD's finite-width gap")
         right.set(
             xticks=range(len(adaptive)),
