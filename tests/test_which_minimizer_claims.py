@@ -197,6 +197,7 @@ def adaptive_runs(distance: float, adaptive_loss: float) -> A.AdaptiveRuns:
         seeds=np.arange(INITS),
         gd_gap=0.02 + noise(0.001, INITS),
         sgd_distance=0.004 + noise(0.0005, INITS, seed=9),
+        sgd_train_distance=np.full(INITS, 0.002),
         test_distance={o: distance + noise(0.002, INITS, seed=k) for k, o in enumerate(A.ADAPTIVE)},
         train_distance={o: np.full(INITS, 0.003) for o in A.ADAPTIVE},
         test_loss={"gd": 0.05 + noise(0.005, INITS, seed=7)}
