@@ -1,9 +1,11 @@
 """Curvature of the loss: the Hessian as a linear operator, and estimators that take any
 operator (or a dense matrix).
 
-Operator (curvlinops' shape): `HessianOperator(model, loss, x, y)` is H = ∇²_θ L(θ) of the mean
+Operators (curvlinops' shape): `HessianOperator(model, loss, x, y)` is H = ∇²_θ L(θ) of the mean
 loss L(θ) = (1/n) Σ_i ℓ(f_θ(x_i), y_i) on a *fixed* evaluation set (x, y), at the model's current
-θ (or a given one), optionally restricted to one block of parameters (H_BB, e.g. one layer).
+θ (or a given one), optionally restricted to one block of parameters (H_BB, e.g. one layer);
+`FunctionHessian(f, θ)` is H = ∇²f(θ) of a plain function of a flat vector (an analytic toy
+needs no model, loss or data).
 `op @ v` is a Hessian-vector product computed on demand, one of two ways:
 
   double-backward   one forward and first backward with create_graph on *our own* copy of θ,
@@ -19,6 +21,9 @@ Batch norm and dropout: the operator evaluates the model in eval mode — dropou
 norm with its running statistics — so L is a function of θ alone (with batch statistics it
 would also depend on how the evaluation set is split into chunks). The running statistics
 are the buffers' values when the operator is made.
+
+Attention: where the model calls `F.scaled_dot_product_attention`, the operator selects its math
+kernel (sgdlab.attention): the fused kernels have no double backward or forward-mode AD.
 
 Estimators:
   lanczos(op, k)           top-k (algebraically largest) eigenvalues and vectors by Lanczos
@@ -40,13 +45,15 @@ stochastic estimator of the trace of the influence matrix for Laplacian smoothin
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp
 
+from .attention import math_attention
 from .errors import UserError
 from .losses import Loss
 from .modes import eval_mode
@@ -99,7 +106,41 @@ def block_names(model: nn.Module, block: str | Sequence[str] | None) -> list[str
     return chosen
 
 
-class HessianOperator:
+@contextmanager
+def _differentiable(model: nn.Module) -> Iterator[None]:
+    """Eval mode, and attention by its math kernel (the fused ones have no double backward or
+    forward-mode AD; sgdlab.attention): where the operator evaluates and differentiates L."""
+    with eval_mode(model), math_attention():
+        yield
+
+
+class _ProductOperator:
+    """An n×n symmetric operator defined by its products H v (`_hvp`), counted in `products`."""
+
+    n: int
+    dtype: torch.dtype
+    device: torch.device
+    products: int
+
+    def _hvp(self, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
+        """H v for a vector [n], or H V column by column for a matrix [n, m]."""
+        if v.shape[0] != self.n:
+            raise ValueError(f"the operator is {self.n}×{self.n}, the vector has {v.shape[0]} entries")
+        v = v.to(self.dtype)
+        if v.ndim == 1:
+            self.products += 1
+            return self._hvp(v)
+        return torch.stack([self @ v[:, j] for j in range(v.shape[1])], dim=1)
+
+    def dense(self) -> torch.Tensor:
+        """The n×n matrix, column by column (for small blocks and tests)."""
+        return self @ torch.eye(self.n, dtype=self.dtype, device=self.device)
+
+
+class HessianOperator(_ProductOperator):
     """H = ∇²L(θ) on the fixed set (x, y), restricted to the parameters of `block`; see the
     module docstring. `theta` (flat, all trainable parameters in `model.parameters()` order)
     defaults to the model's current parameters. The evaluation set is processed in pieces of
@@ -182,18 +223,18 @@ class HessianOperator:
 
     def value(self) -> float:
         """L(θ) on the whole evaluation set."""
-        with torch.no_grad(), eval_mode(self.model):
+        with torch.no_grad(), _differentiable(self.model):
             return float(sum(self.loss_at(self.theta, x, y) * (len(x) / self.count) for x, y in self.pieces))
 
     def gradient(self) -> torch.Tensor:
         """∇L(θ) restricted to the block."""
-        with eval_mode(self.model):
+        with _differentiable(self.model):
             return sum(grad(self.loss_at)(self.theta, x, y) * (len(x) / self.count) for x, y in self.pieces)
 
     def _build_graph(self) -> None:
         self._leaf = self.theta.detach().requires_grad_(True)
         self._grads = []
-        with torch.enable_grad(), eval_mode(self.model):
+        with torch.enable_grad(), _differentiable(self.model):
             for x, y in self.pieces:
                 value = self.loss_at(self._leaf, x, y) * (len(x) / self.count)
                 (g,) = torch.autograd.grad(value, self._leaf, create_graph=True)
@@ -210,7 +251,7 @@ class HessianOperator:
             if out is None:
                 raise ValueError("the evaluation set is empty")
             return out.detach()
-        with eval_mode(self.model):
+        with _differentiable(self.model):
             for x, y in self.pieces:
                 # jvp calls the function at once: binding x, y as defaults only makes that explicit
                 hv = jvp(lambda t, x=x, y=y: grad(self.loss_at)(t, x, y), (self.theta,), (v,))[1]
@@ -220,23 +261,74 @@ class HessianOperator:
             raise ValueError("the evaluation set is empty")
         return out
 
-    def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
-        """H v for a vector [n], or H V column by column for a matrix [n, m]."""
-        if v.shape[0] != self.n:
-            raise ValueError(f"the operator is {self.n}×{self.n}, the vector has {v.shape[0]} entries")
-        v = v.to(self.dtype)
-        if v.ndim == 1:
-            self.products += 1
-            return self._hvp(v)
-        return torch.stack([self @ v[:, j] for j in range(v.shape[1])], dim=1)
-
-    def dense(self) -> torch.Tensor:
-        """The n×n matrix, column by column (for small blocks and tests)."""
-        return self @ torch.eye(self.n, dtype=self.dtype, device=self.device)
-
     def release(self) -> None:
         """Free the retained graph (double-backward); the operator cannot be used afterwards."""
         self._grads, self._leaf = None, None
+
+
+class FunctionHessian(_ProductOperator):
+    """H = ∇²f(θ) of a plain function f of one flat parameter vector (an analytic toy: no model,
+    loss or data), at θ, as an operator the estimators take. `method` as for HessianOperator:
+    "double-backward" keeps the graph of ∇f(θ) for cheap products, "jvp" keeps nothing.
+
+    f(θ) = θ_1² + 3θ_1θ_2 + ½θ_2⁴ has H = [[2, 3], [3, 6θ_2²]]; at θ = (1, 1) its eigenvalues
+    are 4 ± √13:
+
+    >>> import torch
+    >>> from sgdlab.curvature import FunctionHessian, lanczos
+    >>> f = lambda t: t[0] ** 2 + 3 * t[0] * t[1] + 0.5 * t[1] ** 4
+    >>> op = FunctionHessian(f, torch.tensor([1.0, 1.0], dtype=torch.float64))
+    >>> op.dense()
+    tensor([[2., 3.],
+            [3., 6.]], dtype=torch.float64)
+    >>> lanczos(op, k=2).values  # 4 + √13, 4 − √13
+    tensor([7.6056, 0.3944], dtype=torch.float64)
+    >>> op.value(), op.gradient()  # f and ∇f = (2θ_1 + 3θ_2, 3θ_1 + 2θ_2³)
+    (4.5, tensor([5., 5.], dtype=torch.float64))
+    """
+
+    def __init__(
+        self, f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, method: str = "double-backward"
+    ):
+        if method not in METHODS:
+            raise UserError(f"method: {method!r} is not one of {', '.join(METHODS)}")
+        if theta.ndim != 1:
+            raise UserError(f"theta: expected a flat vector, got shape {tuple(theta.shape)}")
+        self.f, self.method = f, method
+        self.theta = theta.detach().clone()
+        self.n = self.theta.numel()
+        self.shape = (self.n, self.n)
+        self.dtype, self.device = self.theta.dtype, self.theta.device
+        self.products = 0
+        self._grad: torch.Tensor | None = None
+        self._leaf: torch.Tensor | None = None
+        if method == "double-backward":
+            self._leaf = self.theta.clone().requires_grad_(True)
+            with torch.enable_grad(), math_attention():
+                (self._grad,) = torch.autograd.grad(self.f(self._leaf), self._leaf, create_graph=True)
+
+    def value(self) -> float:
+        """f(θ)."""
+        with torch.no_grad(), math_attention():
+            return float(self.f(self.theta))
+
+    def gradient(self) -> torch.Tensor:
+        """∇f(θ)."""
+        with math_attention():
+            return grad(self.f)(self.theta)
+
+    def _hvp(self, v: torch.Tensor) -> torch.Tensor:
+        if self.method == "double-backward":
+            if self._grad is None or self._leaf is None:
+                raise RuntimeError("the operator was released: its graph is gone")
+            (hv,) = torch.autograd.grad(self._grad, self._leaf, v, retain_graph=True)
+            return hv.detach()
+        with math_attention():
+            return jvp(grad(self.f), (self.theta,), (v,))[1]
+
+    def release(self) -> None:
+        """Free the retained graph (double-backward); the operator cannot be used afterwards."""
+        self._grad, self._leaf = None, None
 
 
 # ---------------------------------------------------------------------------------------
@@ -340,7 +432,7 @@ def lanczos(
         q = _unit(w)
     # the loop runs at least once (max_iter ≥ k ≥ 1), so the Ritz pairs exist
     assert values is not None and vecs is not None and resid is not None
-    vectors = basis[:m].T @ vecs.to(dtype)
+    vectors = basis[:m].T @ vecs.to(dtype=dtype, device=device)
     return Eigen(values, vectors, resid, m, converged)
 
 
@@ -390,16 +482,18 @@ def hutchinson(op, probes: int = 32, *, generator: torch.Generator | None = None
     if probes < 1:
         raise UserError(f"probes: {probes} must be ≥ 1")
     n = op.shape[0]
-    samples = torch.empty(probes, dtype=torch.float64)
-    for j in range(probes):
+    samples = torch.empty(probes, dtype=torch.float64, device=op.device)
+    for j in range(probes):  # z drawn on the CPU: the same probes on every device
         z = (torch.randint(0, 2, (n,), generator=generator, device="cpu") * 2 - 1).to(op.dtype).to(op.device)
-        samples[j] = float(torch.dot((op @ z).double(), z.double()))
+        samples[j] = torch.dot((op @ z).double(), z.double())
+    samples = samples.cpu()  # one host read for all probes
     stderr = float(samples.std(unbiased=True) / math.sqrt(probes)) if probes > 1 else math.inf
     return Trace(float(samples.mean()), stderr, probes, samples)
 
 
 __all__ = [
     "Eigen",
+    "FunctionHessian",
     "HessianOperator",
     "MatrixOperator",
     "METHODS",

@@ -16,7 +16,8 @@ sgdlab loss is), so the step's output gradients are δ_i/N. Otherwise — batch 
 samples in train mode, dropout draws masks — the per-sample quantities are those of eval mode
 (running statistics, no dropout), computed in a separate pass at θ_k on B_k before the step
 (set reuse_step = false to always do so). Parameters the identity cannot handle are computed
-by vmap at θ_k before the step. Nothing the probe does changes the trajectory.
+by vmap at θ_k before the step (attention on its math kernel there: vmap has no batching rule
+for the fused ones). Nothing the probe does changes the trajectory.
 
 With batch = "eval" it is a state probe on `n_eval` training points fixed at setup (a seeded
 random subset), measured at θ_k before the update and at the end.
@@ -30,6 +31,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ..attention import math_attention
 from ..errors import UserError
 from ..gradients import (
     DEFAULT_BUDGET_MB,
@@ -106,6 +108,9 @@ class Gradients(Probe):
             {"full_grad"} if full_grad else set()
         )
         self.best = math.inf
+        # The backpropagated loss as a multiple of the batch mean of the per-sample losses: 1 in
+        # the engine; sgdlab.attach reads it off the step's output gradient (a sum, loss scaling).
+        self.loss_scale = 1.0
         self._pending: tuple[int, Any] | None = None
 
     def setup(self, rt: Any) -> None:
@@ -125,7 +130,8 @@ class Gradients(Probe):
         if self.batch == "eval":
             n = len(train)
             gen = torch.Generator().manual_seed(self.seed)
-            self.subset = torch.randperm(n, generator=gen)[: min(self.n_eval, n)].sort().values
+            subset = torch.randperm(n, generator=gen)[: min(self.n_eval, n)].sort().values
+            self.subset = subset.to(train.x.device)  # drawn on the CPU: the same points on every device
 
     # --- batch = "train": capture during the step ------------------------------------------
 
@@ -145,7 +151,7 @@ class Gradients(Probe):
             return
         generic = None
         if self.split.generic:
-            with eval_mode(self.rt.model):
+            with eval_mode(self.rt.model), math_attention():
                 generic = vmap_gram(
                     self.rt.model, self.rt.loss.per_sample, x, y, list(self.split.generic), self._budget
                 )
@@ -163,7 +169,8 @@ class Gradients(Probe):
             )
         n = cap.records[0].input.shape[0]
         try:
-            gram = records_gram(cap.records, None, float(n), self._budget)  # δ_i = N·∂(mean loss)/∂z_i
+            # δ_i = N·∂(mean loss)/∂z_i
+            gram = records_gram(cap.records, None, float(n) / self.loss_scale, self._budget)
         finally:
             cap.release()
         return gram + generic if generic is not None else gram
@@ -190,9 +197,10 @@ class Gradients(Probe):
         return int(self.budget_mb * 2**20)
 
     def _gram(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return per_sample_gram(
-            self.rt.model, self.rt.loss, x, y, path=self.path, budget_mb=self.budget_mb
-        ).gram
+        with math_attention():  # vmap has no batching rule for the fused attention kernels
+            return per_sample_gram(
+                self.rt.model, self.rt.loss, x, y, path=self.path, budget_mb=self.budget_mb
+            ).gram
 
     def _full_norm(self, ctx: Any) -> float | None:
         if not self.full_grad:

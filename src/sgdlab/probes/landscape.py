@@ -233,7 +233,9 @@ def random_plane(
 def simplex_lambdas(steps: int = 20, margin: float = 0.25) -> torch.Tensor:
     """Barycentric weights λ = (λ1, λ2, λ3), Σλ = 1, on a lattice of spacing 1/steps over the
     triangle enlarged by `margin` (every λ_i ≥ −margin): the simplex and a band around it.
-    Float64 [G, 3]; the simplex's corners are rows with one λ_i = 1."""
+    Float64 [G, 3]. The simplex's corners, the three minimizers, are the rows equal to e_1, e_2
+    and e_3; with a margin, other rows have some λ_i = 1 as well (such as (1, ¼, −¼)), so a
+    corner is found by matching the whole row, not one coordinate."""
     lo = -round(margin * steps)
     hi = steps - 2 * lo
     rows = [
