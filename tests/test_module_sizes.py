@@ -12,7 +12,6 @@ WAITING = {
     "curvature.py": "being edited on the perf branch; split (operators, estimators) after it lands",
     "integrations/lab.py": "sgdlab.attach's Lab in one class; to be split into its loop hooks and its "
     "run-directory side",
-    "experiments/which_minimizer/claims.py": "being rewritten (split) on the which-minimizer branch",
 }
 
 

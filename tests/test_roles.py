@@ -26,7 +26,6 @@ from sgdlab.experiments import SCALES, reproductions
 ROLES = ("settings", "configs", "measure", "claims", "figures")
 NOT_YET = {
     "gamma-principle": "being rewritten on its own branch; migrated to the roles after it lands",
-    "which-minimizer": "being rewritten on its own branch; migrated to the roles after it lands",
     "qualitative-sgd": "being rewritten on its own branch; migrated to the roles after it lands",
 }
 

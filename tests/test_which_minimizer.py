@@ -55,18 +55,17 @@ def test_every_claim_is_reported_and_follows_from_the_stored_tables(smoke):
     assert not any(c.id.endswith("kernel-part") for c in claims)  # σ-invariant by construction
 
     from sgdlab.experiments.base import Lab
-    from sgdlab.experiments.which_minimizer import adaptive, batch, later, sigma
-    from sgdlab.experiments.which_minimizer.measure import load
-    from sgdlab.experiments.which_minimizer.table import Table
+    from sgdlab.experiments.which_minimizer import claims as C
+    from sgdlab.experiments.which_minimizer.measure import Table, load
 
     s = SCALE_SETTINGS["smoke"]
     t = Table(load(Lab(out, "smoke")), s.stop_loss)
     again = (
-        sigma.sigma_claims(t, s, "digits", s.sigma_archs[0])
-        + adaptive.adaptive_claims(t, s, "digits", s.adaptive_archs[0])
-        + batch.batch_claims(t, s, "digits", s.batch_arch)
-        + adaptive.example1_claims(t, s, "digits")
-        + later.later_claims(t, s, "digits")
+        C.sigma_claims(t, s, "digits", s.sigma_archs[0])
+        + C.adaptive_claims(t, s, "digits", s.adaptive_archs[0])
+        + C.batch_claims(t, s, "digits", s.batch_arch)
+        + C.example1_claims(t, s, "digits")
+        + C.later_claims(t, s, "digits")
     )
     assert {c.id: c.verdict for c in again} == {c.id: c.verdict for c in claims}
 

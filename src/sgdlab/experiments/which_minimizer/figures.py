@@ -1,5 +1,6 @@
 """Figures of `which-minimizer`, drawn from the same per-init numbers the claims read
-(`SigmaRuns`, `AdaptiveRuns`, …), mean ± std over inits:
+(`SigmaRuns`, `AdaptiveRuns`, …), mean ± std over inits; each function returns its matplotlib
+figure (laid out), which the Lab saves (PNG + SVG):
 
 sigma-<dataset>.png       per architecture: test loss vs σ (trained nets, closed-form GD limit)
                           and the init term's size vs σ on log axes with the σ^(L+1) law and
@@ -18,23 +19,18 @@ later-<dataset>.png       the narrow net: gap to the closed form linearized at �
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from ...papers import NONNENMACHER_2021
-from .adaptive import AdaptiveRuns, SignKernelRuns
-from .batch import BatchRuns
-from .later import LaterRuns
-from .mitigation import procedure_trials
+from .claims.mitigation import procedure_trials
+from .measure import AdaptiveRuns, BatchRuns, LaterRuns, SigmaRuns, SignKernelRuns, Table, finite_width
 from .settings import Settings
-from .sigma import SigmaRuns, finite_width
 from .stats import Stat
-from .table import Table
 
 CITE = NONNENMACHER_2021.short
 
@@ -45,12 +41,9 @@ def _ms(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([s.mean for s in stats]), np.array([s.std for s in stats])
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _laid_out(fig: Figure) -> Figure:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _sigma_axis(ax, sigmas) -> None:
@@ -60,10 +53,8 @@ def _sigma_axis(ax, sigmas) -> None:
     ax.minorticks_off()
 
 
-def sigma_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset: str) -> Path | None:
-    """Fig. 2 of Nonnenmacher et al. (2021), one row per architecture; None without σ runs."""
-    if not groups:
-        return None
+def sigma_figure(groups: list[SigmaRuns], s: Settings, dataset: str) -> Figure:
+    """Fig. 2 of Nonnenmacher et al. (2021), one row per architecture (`groups`, not empty)."""
     fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.6 * len(groups)), squeeze=False)
     for (left, right), m in zip(axes, groups, strict=True):
         for values, style, label in (
@@ -101,17 +92,19 @@ def sigma_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset: str)
         f"{dataset} 0 vs 1, {s.n_train} training points, GD, mean ± std over {s.inits} inits "
         f"— after {CITE}, Fig. 2"
     )
-    return _save(fig, path)
+    return _laid_out(fig)
 
 
-def mitigation_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset: str) -> Path | None:
+def starts_procedure(m: SigmaRuns, s: Settings) -> bool:
+    """Whether the σ grid of `m` holds the σ the procedure of Sect. 3 starts from at its depth."""
+    return s.mitigation_start.get(m.depth) in m.sigmas
+
+
+def mitigation_figure(groups: list[SigmaRuns], s: Settings, dataset: str) -> Figure:
     """Sect. 3's procedure on the σ grid and the trials below it, one row per architecture it
     starts on: each init's validation loss vs σ with the procedure's path and the σ it returns,
     and the steps each σ needs against the procedure's budget (× = not trained within it);
-    None without such σ runs."""
-    groups = [m for m in groups if s.mitigation_start.get(m.depth) in m.sigmas]
-    if not groups:
-        return None
+    `groups` being those whose grid holds the procedure's start (`starts_procedure`, not empty)."""
     fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.8 * len(groups)), squeeze=False)
     rule = s.mitigation
     for (left, right), m in zip(axes, groups, strict=True):
@@ -152,15 +145,13 @@ def mitigation_figure(path: Path, groups: list[SigmaRuns], s: Settings, dataset:
         f"{dataset}: shrink σ while the validation loss falls by ≥ {100 * rule.margin:g}% "
         f"— after {CITE}, Sect. 3"
     )
-    return _save(fig, path)
+    return _laid_out(fig)
 
 
-def adaptive_figure(path: Path, groups: list[AdaptiveRuns], s: Settings, dataset: str) -> Path | None:
+def adaptive_figure(groups: list[AdaptiveRuns], s: Settings, dataset: str) -> Figure:
     """Fig. 3 of Nonnenmacher et al. (2021), one row per architecture: test loss per optimizer,
     and the distance of the adaptive minimizers to GD's on training vs test points against
-    SGD's and the finite-width bound; None without adaptive runs."""
-    if not groups:
-        return None
+    SGD's and the finite-width bound (`groups`, not empty)."""
     fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.4 * len(groups)), squeeze=False)
     for (left, right), m in zip(axes, groups, strict=True):
         opts = list(m.test_loss)
@@ -179,7 +170,7 @@ def adaptive_figure(path: Path, groups: list[AdaptiveRuns], s: Settings, dataset
         for ax in (left, right):
             ax.grid(alpha=0.3, axis="y", which="both")
     fig.suptitle(f"{dataset} 0 vs 1, σ = {s.sigma_ref:g}: GD vs adaptive methods — after {CITE}, Fig. 3")
-    return _save(fig, path)
+    return _laid_out(fig)
 
 
 def _distance_panel(ax, m: AdaptiveRuns) -> None:
@@ -220,11 +211,9 @@ def _distance_panel(ax, m: AdaptiveRuns) -> None:
     ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper center")
 
 
-def batch_figure(path: Path, m: BatchRuns | None, s: Settings, dataset: str) -> Path | None:
+def batch_figure(m: BatchRuns, s: Settings, dataset: str) -> Figure:
     """Fig. 4 of Nonnenmacher et al. (2021): the RMS test distance to the full-batch minimizer
-    against the batch size, SGD vs AdaGrad, reshuffled and cyclic; None without batch runs."""
-    if m is None:
-        return None
+    against the batch size, SGD vs AdaGrad, reshuffled and cyclic."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for values, color, label in (
         (m.sgd, "C0", "SGD vs GD"),
@@ -253,14 +242,12 @@ def batch_figure(path: Path, m: BatchRuns | None, s: Settings, dataset: str) -> 
     ax.set_title(f"{m.arch}, {dataset}: minimizer vs batch size — after {CITE}, Fig. 4", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, frameon=False)
-    return _save(fig, path)
+    return _laid_out(fig)
 
 
-def example1_figure(path: Path, t: Table, m: SignKernelRuns | None, dataset: str) -> Path | None:
+def example1_figure(t: Table, m: SignKernelRuns, dataset: str) -> Figure:
     """Example 1: for the first init, the trained nets' test outputs against the GD and
-    sign-kernel limits (the diagonal is a perfect prediction); None without its runs."""
-    if m is None:
-        return None
+    sign-kernel limits (the diagonal is a perfect prediction)."""
     seed = int(m.seeds[0])
     rows = {
         o: t.converged(part="example1", dataset=dataset, arch=m.arch, optimizer=o).get(seed)
@@ -284,15 +271,13 @@ def example1_figure(path: Path, t: Table, m: SignKernelRuns | None, dataset: str
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, frameon=False)
     fig.suptitle(f"{m.arch}, {dataset}: which kernel predicts the trained net — after {CITE}, Example 1")
-    return _save(fig, path)
+    return _laid_out(fig)
 
 
-def later_figure(path: Path, m: LaterRuns | None, s: Settings, dataset: str) -> Path | None:
+def later_figure(m: LaterRuns, s: Settings, dataset: str) -> Figure:
     """Sect. 6 / Fig. 1 of Nonnenmacher et al. (2021), the narrow net: the gap of the closed form
     linearized at θ_0 vs at θ_T, GD's test loss at the two σ, and AdaGrad's distance to GD on
-    training vs test points; None without later runs."""
-    if m is None:
-        return None
+    training vs test points."""
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(14, 4))
     g0, gt = Stat.of(m.gap_theta0), Stat.of(m.gap_theta_t)
     a.bar([0, 1], [g0.mean, gt.mean], yerr=[g0.std, gt.std], capsize=4, color=["C3", "C2"])
@@ -334,4 +319,4 @@ def later_figure(path: Path, m: LaterRuns | None, s: Settings, dataset: str) -> 
         f"less over-parameterized: {m.arch}, {s.later.n_train} points of {dataset} "
         f"— after {CITE}, Sect. 6 and Fig. 1"
     )
-    return _save(fig, path)
+    return _laid_out(fig)

@@ -15,40 +15,14 @@ full-batch run from the same θ_0. Distances are RMS over the test points, paire
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..base import Claim, decide, not_applicable
-from .settings import Arch, Settings
-from .stats import SIGNIFICANCE, Stat, paired
-from .table import Table, premise
-
-
-@dataclass(frozen=True)
-class BatchRuns:
-    """Experiment 3 per init (NaN where a run missed the threshold).
-
-    Attributes:
-        arch: the architecture's key; seeds: [I] the inits.
-        gd_gap: GD's RMS test-output gap to its closed form (bound = 2 × it).
-        sgd: variant ("b20", "b10-cyclic", …) → SGD's test distance to GD.
-        adagrad: variant → mini-batch AdaGrad's test distance to full-batch AdaGrad.
-        order: optimizer ("sgd", "adagrad") → test distance between cyclic and reshuffled
-            order at the smallest batch size (absent when no cyclic runs were trained).
-    """
-
-    arch: str
-    seeds: np.ndarray
-    gd_gap: np.ndarray
-    sgd: dict[str, np.ndarray]
-    adagrad: dict[str, np.ndarray]
-    order: dict[str, np.ndarray]
-
-    @property
-    def bound(self) -> float:
-        """2 × the mean finite-width gap."""
-        return 2 * Stat.of(self.gd_gap).mean
+from ...base import Claim, decide, not_applicable
+from ..measure.batch import BatchRuns, batch_runs
+from ..measure.table import Table
+from ..settings import Arch, Settings
+from ..stats import SIGNIFICANCE, Stat, paired
+from .premise import premise
 
 
 def _summary(distances: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
@@ -56,7 +30,7 @@ def _summary(distances: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
 
 
 def sgd_reaches_gd_claim(group: str, m: BatchRuns) -> Claim:
-    """`<group>/sgd-reaches-gd` (Thm 5.1(a)): at every batch size and order, SGD's mean test
+    """Claim `<group>/sgd-reaches-gd` (Thm 5.1(a)): at every batch size and order, SGD's mean test
     distance to GD is within the finite-width bound 2 × GD's mean gap."""
     worst = max((Stat.of(v).mean for v in m.sgd.values()), default=np.nan)
     return decide(
@@ -73,7 +47,7 @@ def sgd_reaches_gd_claim(group: str, m: BatchRuns) -> Claim:
 
 
 def adaptive_depends_on_batch_claim(group: str, m: BatchRuns) -> Claim:
-    """`<group>/adaptive-depends-on-batch` (Thm 5.1(b), Fig. 4): at every batch size and order,
+    """Claim `<group>/adaptive-depends-on-batch` (Thm 5.1(b), Fig. 4): at every batch size and order,
     mini-batch AdaGrad's test distance to full-batch AdaGrad is above SGD's to GD with the same
     batches, paired by init, by more than SIGNIFICANCE standard errors: SGD's distance is the
     finite-width part of such a difference (its linearized minimizer is GD's), measured."""
@@ -97,7 +71,7 @@ def adaptive_depends_on_batch_claim(group: str, m: BatchRuns) -> Claim:
 
 
 def data_order_claim(group: str, m: BatchRuns) -> Claim:
-    """`<group>/data-order` (Fig. 4): cyclic vs reshuffled order moves AdaGrad's minimizer more
+    """Claim `<group>/data-order` (Fig. 4): cyclic vs reshuffled order moves AdaGrad's minimizer more
     than SGD's (paired, by more than SIGNIFICANCE standard errors), and SGD's by at most the
     finite-width bound. Not applicable without cyclic runs of both."""
     statement = (
@@ -119,34 +93,6 @@ def data_order_claim(group: str, m: BatchRuns) -> Claim:
         excess_over_sgd=excess.as_dict(),
         bound=m.bound,
     )
-
-
-def batch_runs(t: Table, s: Settings, dataset: str, arch: str) -> BatchRuns:
-    """The batch-part runs of `arch` on `dataset` from the measured table, paired by seed."""
-    rows = t.rows(part="batch", dataset=dataset, arch=arch)
-    n = int(t["n_train"][rows[0]])
-    seeds = sorted({int(t["seed"][i]) for i in rows})
-
-    def runs(opt: str, batch: int, sampler: str) -> dict[int, int]:
-        return t.converged(
-            part="batch", dataset=dataset, arch=arch, optimizer=opt, batch=batch, sampler=sampler
-        )
-
-    gd, ada_full = runs("gd", n, "full"), runs("adagrad", n, "full")
-    small = min(s.batch_sizes)
-    variants = [(f"b{b}", b, "reshuffle") for b in s.batch_sizes] + [(f"b{small}-cyclic", small, "cyclic")]
-    sgd = {k: t.distances(runs("sgd", b, o), gd, seeds) for k, b, o in variants if runs("sgd", b, o)}
-    ada = {
-        k: t.distances(runs("adagrad", b, o), ada_full, seeds)
-        for k, b, o in variants
-        if runs("adagrad", b, o)
-    }
-    order = {
-        opt: t.distances(runs(opt, small, "cyclic"), runs(opt, small, "reshuffle"), seeds)
-        for opt in ("sgd", "adagrad")
-        if runs(opt, small, "cyclic")
-    }
-    return BatchRuns(arch, np.array(seeds), t.per_seed(seeds, gd, t.gap), sgd, ada, order)
 
 
 def batch_claims(t: Table, s: Settings, dataset: str, arch: Arch) -> list[Claim]:

@@ -1,122 +1,28 @@
-"""`sgdlab tune-init`: the initialization-scale procedure of Nonnenmacher, Reeb & Steinwart
-(2021, "Which minimizer does my neural network converge to?", Sect. 3), for any config whose
-model has an initialization scale `model.sigma`:
-
-  (a) train with the config's (standard) σ;
-  (b) retrain from the same θ_0 with σ smaller by `factor` (default 0.7: "several ten percent");
-  (c) compare validation losses: if it did not decrease, or decreased by less than `margin`
-      (relative), stop; otherwise continue with (b);
-  (d) stop as well when training gets impractically slow: a trial that does not reach the loss
-      threshold within `max_slowdown` × the steps the standard σ needed;
-  (e) return the trial with the smallest validation loss.
-
-The rule of (b)–(e) is `Procedure`, apart from training: `tune_init` applies it while it trains,
-and `Procedure.replay` applies it to trials trained beforehand (the σ grid of the
-`which-minimizer` reproduction, where it is a claim).
-
-Why it works: the trained net is the σ-invariant kernel interpolant plus an initialization
-term ∝ σ^(L+1) that only adds noise on test points (Thm 3.1–3.2); a smaller σ shrinks that term
-until vanishing gradients make training slow.
-
-"The same θ_0": every trial keeps the config's seed, so the model draws the same standard
-normal numbers from its init stream. In NTK parametrization they are the parameters themselves
-and σ multiplies them in the forward pass ((σ/√n)W x); with `init = "ntk-normal"` the weights
-are those draws times σ/√fan_in. Either way a smaller σ is the same draws scaled down.
-
-Validation: a seeded random `validation` fraction of the training set is held out (the "sgdlab
-validation" stream of the run seed); every trial trains on the rest and is evaluated on the
-held-out points (its choice) and on the config's test split (reported, never used to choose).
-Trials run in memory; the output directory receives tune.json (every trial and the choice),
-tune-init.png, best.pt (the chosen net's state_dict) and best.toml (the config with its σ).
-"""
+"""`sgdlab tune-init`'s training side (the procedure of Nonnenmacher, Reeb & Steinwart 2021,
+Sect. 3, on any config whose model has an initialization scale `model.sigma`): every trial
+retrained from the same θ_0 with a smaller σ on the training points less a held-out validation
+split, the rule (`procedure.Procedure`) applied as the trials come, and the result written
+(tune.json, tune-init.png, best.pt, best.toml). The package's docstring gives the procedure."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .build import build_model_seeded, resolve
-from .config import Config, config_to_toml
-from .data import Dataset, Split, build_dataset
-from .errors import ConfigError, UserError
-from .losses import get_loss, misclassified
-from .models import models
-from .papers import NONNENMACHER_2021
-from .seeding import generator
-from .store.files import save_tensors, write_json, write_text
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One training run of the procedure, at one σ.
-
-    Attributes:
-        sigma: the initialization scale σ of this trial.
-        status: the run's status (completed, diverged, interrupted).
-        steps: the updates it made.
-        stop_reason: why it stopped: "stop_loss" (it reached the loss threshold), or the step
-            cap ("epochs", "max_steps"), or "diverged".
-        train_loss: the final loss on the training part (validation points excluded).
-        val_loss: the final loss on the held-out validation points: what σ is chosen by.
-        val_error: the final error rate on them.
-        test_loss: the final loss on the config's test split (reported, never used to choose).
-        test_error: the final error rate on the test split.
-        practical: whether the trial reached the loss threshold within its step budget; only
-            practical trials can be chosen.
-    """
-
-    sigma: float
-    status: str
-    steps: int
-    stop_reason: str
-    train_loss: float
-    val_loss: float
-    val_error: float
-    test_loss: float
-    test_error: float
-    practical: bool  # reached the loss threshold within the step budget
-
-
-@dataclass
-class TuneResult:
-    """The outcome of `tune_init`: every trial in order of decreasing σ, and the choice.
-
-    Attributes:
-        trials: the trials, the config's own σ first, each next σ `factor` times smaller.
-        chosen: the index of the chosen trial: the practical one with the smallest validation
-            loss (the first trial when none was practical).
-        reason: why the sequence of trials stopped, in words.
-        budget: the step budget of every trial after the first: ⌈max_slowdown × the first
-            trial's steps⌉.
-        model: the chosen trial's trained network.
-    """
-
-    trials: list[Trial]
-    chosen: int  # index into trials
-    reason: str  # why the sequence stopped
-    budget: int  # the step budget of every trial after the first
-    model: Any = field(default=None, repr=False)  # the chosen net
-
-    @property
-    def sigma(self) -> float:
-        """The chosen initialization scale σ."""
-        return self.trials[self.chosen].sigma
-
-    def as_dict(self) -> dict[str, Any]:
-        """What tune.json holds: the source paper, the choice, the stop reason and every trial."""
-        return {
-            "source": str(NONNENMACHER_2021),
-            "chosen_sigma": self.sigma,
-            "chosen": dataclasses.asdict(self.trials[self.chosen]),
-            "stopped_because": self.reason,
-            "step_budget": self.budget,
-            "trials": [dataclasses.asdict(t) for t in self.trials],
-        }
+from ..build import build_model_seeded, resolve
+from ..config import Config, config_to_toml
+from ..data import Dataset, Split, build_dataset
+from ..errors import ConfigError, UserError
+from ..losses import get_loss, misclassified
+from ..models import models
+from ..papers import NONNENMACHER_2021
+from ..seeding import generator
+from ..store.files import save_tensors, write_json, write_text
+from .procedure import Procedure, Trial, TuneResult, untrained_reason
 
 
 def sigma_models() -> list[str]:
@@ -178,100 +84,6 @@ def _evaluate(model: torch.nn.Module, split: Split, cfg: Config, target_kind: st
     ) if wrong is not None else math.nan
 
 
-@dataclass(frozen=True)
-class Procedure:
-    """The stopping rule of the procedure (steps (b)–(e) of Sect. 3), apart from training:
-    which trial ends the sequence, and which trial is returned. `tune_init` applies it while it
-    trains; `replay` applies it to trials trained beforehand (the σ grid of `which-minimizer`).
-
-    Attributes:
-        factor: σ of the next trial = factor × σ, in (0, 1).
-        margin: go on only while the validation loss falls by at least this fraction of the
-            previous trial's.
-        max_slowdown: a trial that needs more than this many times the first trial's steps to
-            reach the loss threshold is too slow, and ends the sequence.
-        max_trials: at most this many trials (σ values).
-    """
-
-    factor: float = 0.7
-    margin: float = 0.05
-    max_slowdown: float = 10.0
-    max_trials: int = 8
-
-    def check(self) -> None:
-        """UserError naming the option when a parameter is out of range (NaN included)."""
-        for name, value, ok, allowed in (
-            ("--factor", self.factor, 0 < self.factor < 1, "in (0, 1)"),
-            ("--margin", self.margin, 0 <= self.margin < math.inf, "finite and >= 0"),
-            ("--max-slowdown", self.max_slowdown, 1 <= self.max_slowdown < math.inf, "finite and >= 1"),
-            ("--max-trials", self.max_trials, self.max_trials >= 2, ">= 2"),
-        ):
-            if not ok:  # comparisons written so that NaN fails them
-                raise UserError(f"{name}: {value!r} is out of range (must be {allowed})")
-
-    def budget(self, first_steps: int) -> int:
-        """The step budget of every trial after the first: ⌈max_slowdown × its steps⌉."""
-        return max(1, math.ceil(self.max_slowdown * first_steps))
-
-    def stop_reason(self, previous: Trial, trial: Trial, budget: int, threshold: float) -> str | None:
-        """Why `trial` (the next smaller σ after `previous`) ends the sequence, or None to go on:
-        it did not reach the loss threshold within `budget` steps (step (d)), its validation loss
-        did not fall, or fell by less than `margin` of the previous one (step (c))."""
-        if not trial.practical:
-            return (
-                f"training got impractically slow at σ = {trial.sigma:.4g} (no loss < {threshold:g} "
-                f"within {budget} steps = {self.max_slowdown:g}× the standard σ's)"
-            )
-        if not trial.val_loss < previous.val_loss:
-            return f"the validation loss stopped decreasing at σ = {trial.sigma:.4g}"
-        if previous.val_loss - trial.val_loss < self.margin * previous.val_loss:
-            return (
-                f"the validation loss improved by less than {100 * self.margin:g}% at σ = {trial.sigma:.4g}"
-            )
-        return None
-
-    @staticmethod
-    def choose(trials: list[Trial]) -> int:
-        """Step (e): the index of the practical trial with the smallest validation loss (the
-        first trial when none is practical)."""
-        eligible = [i for i, t in enumerate(trials) if t.practical] or [0]
-        return min(eligible, key=lambda i: trials[i].val_loss)
-
-    def replay(self, trials: list[Trial], threshold: float) -> TuneResult:
-        """The procedure on trials trained beforehand, in order of decreasing σ (the first is the
-        standard σ, each next one σ·`factor` — not checked here): the sequence it would have
-        trained, where it stops and what it returns. A later trial counts as practical only when
-        it reached the threshold within the budget set by the first trial's steps."""
-        if not trials:
-            raise ValueError("replay needs at least the standard σ's trial")
-        first = trials[0]
-        budget = self.budget(first.steps)
-        if not first.practical:
-            return TuneResult([first], 0, _untrained_reason(first.sigma, threshold), budget)
-        seen = [first]
-        reason = None
-        for t in trials[1 : self.max_trials]:
-            t = dataclasses.replace(t, practical=t.practical and t.steps <= budget)
-            reason = self.stop_reason(seen[-1], t, budget, threshold)
-            seen.append(t)
-            if reason is not None:
-                break
-        if reason is None:
-            reason = (
-                f"reached --max-trials {self.max_trials}"
-                if len(seen) == self.max_trials
-                else f"no smaller σ was trained after σ = {seen[-1].sigma:.4g}"
-            )
-        return TuneResult(seen, self.choose(seen), reason, budget)
-
-
-def _untrained_reason(sigma: float, threshold: float) -> str:
-    return (
-        f"the standard σ = {sigma:g} does not reach the loss threshold {threshold:g} "
-        "within the config's own budget; nothing to compare with"
-    )
-
-
 def tune_init(
     config: Config,
     *,
@@ -309,7 +121,7 @@ def tune_init(
         UserError: an argument is out of range.
         ConfigError: the model has no σ, σ does not change it, or there is no loss threshold.
     """
-    from . import runner
+    from .. import runner
 
     log = log or (lambda message: None)
     rule = Procedure(factor, margin, max_slowdown, max_trials)
@@ -373,7 +185,7 @@ def tune_init(
     first = trial(sigma0, None)
     budget = rule.budget(first.steps)
     if not first.practical:
-        reason = _untrained_reason(sigma0, threshold)
+        reason = untrained_reason(sigma0, threshold)
     else:
         reason = f"reached --max-trials {max_trials}"
         sigma = sigma0

@@ -31,14 +31,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ...build import build_model_seeded, resolve
-from ...ntk import SingularKernel, closed_form, empirical_ntk, relative_change, sign_kernel_limit
-from ...store import Run, RunDir
-from ...store.files import write_parquet
-from ..base import Lab
-from .configs import Spec
-from .settings import Settings
-from .steps import monotone
+from ....build import build_model_seeded, resolve
+from ....ntk import SingularKernel, closed_form, empirical_ntk, relative_change, sign_kernel_limit
+from ....store import Run, RunDir
+from ....store.files import write_parquet
+from ...base import Lab
+from ..configs import Spec
+from ..settings import Settings
+from ..steps import monotone
 
 
 @dataclass
@@ -61,7 +61,7 @@ def _problem(raw: dict[str, Any], n_test: int, cache: dict[str, Problem]) -> Pro
         [raw["data"], raw["data"].get("seed", raw["seed"]), raw.get("dtype", "float32")], sort_keys=True
     )
     if key not in cache:
-        from ... import runner
+        from .... import runner
 
         parts = runner.prepare(raw)
         d = parts.data
@@ -137,7 +137,9 @@ def later_linearization(
     }
 
 
-def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run]) -> dict[str, np.ndarray]:
+def measure_runs(
+    lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run]
+) -> dict[str, np.ndarray]:
     """One row per run in `runs` (and its spec), written to tables/runs.parquet."""
     problems: dict[str, Problem] = {}
     limits: dict[tuple, dict[str, np.ndarray]] = {}

@@ -10,16 +10,13 @@ loss falls by the rule's margin and training stays practical (`tune_init.Procedu
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...tune_init import Procedure, Trial
-from ..base import Claim, decide, not_applicable
-from .stats import Stat, paired
-
-if TYPE_CHECKING:  # sigma.py decides this claim with the rest of experiment 1
-    from .sigma import SigmaRuns
+from ....tune_init import Procedure, Trial
+from ...base import Claim, decide, not_applicable
+from ..measure.sigma import SigmaRuns
+from ..stats import Stat, paired
 
 
 def procedure_trials(m: SigmaRuns, column: int, start: int) -> list[Trial]:
@@ -58,7 +55,7 @@ def procedure_trials(m: SigmaRuns, column: int, start: int) -> list[Trial]:
 def mitigation_claim(
     group: str, m: SigmaRuns, rule: Procedure, start_sigma: float, threshold: float
 ) -> Claim:
-    """`<group>/mitigation` (Sect. 3's procedure, `sgdlab tune-init`): per init, start at
+    """Claim `<group>/mitigation` (Sect. 3's procedure, `sgdlab tune-init`): per init, start at
     `start_sigma` and move down the σ grid, and on to the trials below it, while the validation
     loss falls by the rule's margin and training stays practical (`Procedure.replay`); the
     returned net's test loss is (a) below the starting σ's by more than SIGNIFICANCE standard
