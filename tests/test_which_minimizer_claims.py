@@ -279,9 +279,7 @@ def test_data_order():
 # experiment 4
 
 
-def later_runs(
-    gap_t: float = 0.02, change: float = 0.5, rise: float = 0.02, ada: float = 0.2
-) -> W.LaterRuns:
+def later_runs(gap_t: float = 0.02, change: float = 0.5, rise: float = 0.02, ada: float = 0.2) -> W.LaterRuns:
     return W.LaterRuns(
         arch="L1w8",
         sigmas=(1.0, 4.0),
