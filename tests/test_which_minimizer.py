@@ -88,6 +88,7 @@ def test_figures_and_tables(smoke):
     out, _ = smoke
     for name in ("sigma", "mitigation", "adaptive", "batch", "example1", "later"):
         assert (out / "figures" / f"{name}-digits.png").stat().st_size > 20_000
+        assert (out / "figures" / f"{name}-digits.svg").is_file()  # the Lab saves both
     runs = pq.read_table(out / "tables" / "runs.parquet")
     assert runs.num_rows == len(plan("smoke").runs)
     search = pq.read_table(out / "tables" / "lr_search.parquet").to_pydict()
