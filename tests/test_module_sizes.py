@@ -10,7 +10,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sgdlab"
 MAX_LINES = 410
 WAITING = {
     "curvature.py": "being edited on the perf branch; split (operators, estimators) after it lands",
-    "experiments/which_minimizer/claims.py": "being rewritten (split) on the which-minimizer branch",
 }
 
 

@@ -183,3 +183,14 @@ def test_timing_batches_follow_the_flop_budget(monkeypatch, watched):
 def test_combinations_of_periods_are_counted_once():
     assert step_cost._multiples([2, 3], 12) == len({k for k in range(13) if k % 2 == 0 or k % 3 == 0})
     assert step_cost._multiples([], 12) == 0
+
+
+def test_two_sizes_of_the_same_digits_classes_are_each_planned_from_their_own_split():
+    """The digits loader draws its split itself (n_train points of the classes asked for), so a
+    plan with 40 and then 80 zeros and ones loads each: it used to reuse the first one's 40
+    points and refuse the 80."""
+    pairs = {"classes": [0, 1], "n_test": 50}
+    runs = {"small": tiny(data={**pairs, "n_train": 40}), "large": tiny(data={**pairs, "n_train": 80})}
+    with experiment(runs) as name:
+        _, (small, large), _ = plan(name, "full", "cpu")
+    assert (small.n_train, large.n_train) == (40, 80)

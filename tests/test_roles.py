@@ -24,9 +24,7 @@ import pytest
 from sgdlab.experiments import SCALES, reproductions
 
 ROLES = ("settings", "configs", "measure", "claims", "figures")
-NOT_YET = {
-    "which-minimizer": "being rewritten on its own branch; migrated to the roles after it lands",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def package_of(repro) -> str:

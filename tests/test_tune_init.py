@@ -141,3 +141,51 @@ def test_bad_options_are_refused(cli, tmp_path):
     result = cli("tune-init", cfg, "--factor", "1.5", "--out", tmp_path / "out")
     assert result.exit_code == 2 and "--factor: 1.5 is out of range" in result.output
     assert read_toml(cfg)["model"]["sigma"] == 4.0
+
+
+def trial(sigma: float, val_loss: float, steps: int = 100, practical: bool = True):
+    from sgdlab.tune_init import Trial
+
+    return Trial(sigma, "completed", steps, "stop_loss", 0.0, val_loss, 0.0, val_loss, 0.0, practical)
+
+
+@pytest.mark.parametrize(
+    "vals, steps, reason, seen, chosen",
+    [
+        ([1.0, 0.5, 0.6, 0.1], [100] * 4, "stopped decreasing at σ = 2", 3, 1),
+        ([1.0, 0.5, 0.49, 0.1], [100] * 4, "improved by less than 5% at σ = 2", 3, 2),
+        ([1.0, 0.5, 0.1, 0.05], [100, 100, 1001, 100], "impractically slow at σ = 2", 3, 1),
+        ([1.0, 0.5, 0.25, 0.1], [100] * 4, "no smaller σ was trained after σ = 1", 4, 3),
+    ],
+)
+def test_the_rule_replayed_on_trials_trained_beforehand(vals, steps, reason, seen, chosen):
+    from sgdlab.tune_init import Procedure
+
+    trials = [trial(s, v, n) for s, v, n in zip((8.0, 4.0, 2.0, 1.0), vals, steps, strict=True)]
+    result = Procedure(factor=0.5).replay(trials, 1e-5)
+    assert reason in result.reason and result.budget == 1000  # 10 × the first trial's steps
+    assert len(result.trials) == seen and result.chosen == chosen
+
+
+def test_the_rule_stops_at_max_trials_and_without_a_trained_start():
+    from sgdlab.tune_init import Procedure
+
+    falling = [trial(8.0 / 2**k, 1.0 / 2**k) for k in range(5)]
+    result = Procedure(factor=0.5, max_trials=3).replay(falling, 1e-5)
+    assert len(result.trials) == 3 and "max-trials 3" in result.reason and result.chosen == 2
+    untrained = [trial(8.0, 1.0, practical=False), *falling[1:]]
+    result = Procedure(factor=0.5).replay(untrained, 1e-5)
+    assert len(result.trials) == 1 and result.chosen == 0 and "does not reach" in result.reason
+
+
+def test_replaying_the_commands_trials_gives_its_choice(tuned):
+    """`tune-init` and the reproduction's replay apply one rule."""
+    from sgdlab.tune_init import Procedure, Trial
+
+    _, record = tuned
+    trials = [Trial(**t) for t in record["trials"]]
+    result = Procedure(factor=0.7, max_slowdown=3, max_trials=4).replay(trials, 1e-3)
+    assert result.chosen == [t["sigma"] for t in record["trials"]].index(record["chosen_sigma"])
+    assert result.reason == record["stopped_because"] or (
+        "max-trials" in record["stopped_because"] and len(trials) == 4
+    )

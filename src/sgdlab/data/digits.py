@@ -13,7 +13,7 @@ from .registry import IMAGE_DEFAULTS, datasets
 @datasets.register(
     "digits",
     help="scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes); built in",
-    options=IMAGE_DEFAULTS,
+    options={**IMAGE_DEFAULTS, "n_train": None, "n_test": None},  # its loader draws the split itself
 )
 def load_digits(cfg: DataConfig, gen: torch.Generator) -> RawData:
     """No canonical split: one seeded permutation gives n_train training points and the next

@@ -8,22 +8,25 @@
             on a full-batch probe run (`Search`); mini-batch AdaGrad reuses its full-batch step
   later     GD on the narrow net: the NTK step at θ_0, halved until the loss falls monotonically
             (the kernel moves during training, and the NTK step overshoots)
+  example1  one training point: GD at its NTK step 1/Θ̂(x_1, x_1); AdaGrad at
+            `Example1.adagrad_step` × |y_1 − f_0(x_1)|/‖φ_1‖₁ (`sign_step`)
 
-Run names: <part>-<dataset>-<arch>-<variant>-i<init>, part one of sigma, adaptive, batch, later.
+  trial     the procedure's trials below the σ grid: GD at its NTK step, capped at the
+            procedure's budget (`trial_specs`, trained after the grid)
+
+Every run's data holds n_test test points followed by n_val validation points (`measure`
+splits them). Run names: <part>-<dataset>-<arch>-<variant>-i<init>, part one of sigma,
+adaptive, batch, example1, later, trial.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from ...ntk import empirical_ntk, gd_learning_rate
-from .settings import SCALE_SETTINGS, Arch, Search, Settings
+from .settings import SCALE_SETTINGS, Arch, Settings
+from .steps import gd_lr, searched_lr, sign_step
 
 FULL = "full"
 
@@ -86,9 +89,9 @@ def base_config(
         "dtype": dtype,
         "data": {
             "name": dataset,
-            "classes": [0, 1],
+            "classes": list(s.classes),
             "n_train": n,
-            "n_test": s.n_test,
+            "n_test": s.n_test + s.n_val,
             "normalize": "unit-ball",
             "targets": "pm1",
         },
@@ -107,79 +110,44 @@ def base_config(
     }
 
 
-@functools.lru_cache(maxsize=None)
-def _gd_lr(key: str) -> float:
-    from ... import runner
-
-    parts = runner.prepare(json.loads(key))
-    x = parts.data.train.x
-    return gd_learning_rate(empirical_ntk(parts.model, x))
-
-
-def gd_lr(raw: dict[str, Any]) -> float:
-    """2N/(λ_min + λ_max) of Θ̂ at the θ_0 of config `raw` (cached per config)."""
-    return _gd_lr(json.dumps(raw, sort_keys=True))
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """The step a `Search` chose (NaN if none was monotone) and every (lr, monotone, steps) it tried."""
-
-    lr: float
-    tried: tuple[tuple[float, bool, int], ...]  # (lr, monotone, steps run)
-
-
-def monotone(losses: np.ndarray, tol: float) -> bool:
-    """Whether `losses` are finite and never rise by more than a factor 1 + `tol` from one
-    step to the next."""
-    losses = np.asarray(losses, dtype=np.float64)
-    return bool(np.all(np.isfinite(losses)) and np.all(losses[1:] <= losses[:-1] * (1 + tol)))
-
-
-@functools.lru_cache(maxsize=None)
-def _search(key: str, search: Search, start: float, up: bool) -> SearchResult:
-    from ... import runner
-
-    raw = json.loads(key)
-    tried: list[tuple[float, bool, int]] = []
-
-    def probe(lr: float) -> bool:
-        cfg = dict(raw, optim=dict(raw["optim"], lr=lr), train=dict(raw["train"], max_steps=search.steps))
-        result = runner.run(cfg)
-        losses = result.metrics["batch_loss"].to_numpy(zero_copy_only=False)
-        ok = result.status == "completed" and monotone(losses, search.tol)
-        tried.append((lr, ok, int(result.summary["steps"])))
-        return ok
-
-    lr = start
-    if probe(lr):
-        while up and len(tried) < search.max_probes and probe(lr * search.factor):
-            lr *= search.factor
-    else:
-        while len(tried) < search.max_probes:
-            lr /= search.factor
-            if probe(lr):
-                break
-        else:
-            lr = math.nan
-    return SearchResult(lr, tuple(tried))
-
-
-def searched_lr(
-    raw: dict[str, Any], search: Search, start: float | None = None, up: bool = True
-) -> SearchResult:
-    """The searched step of the full-batch config `raw` (cached per config); see `Search`."""
-    start = search.start_for(raw["optim"]["name"]) if start is None else start
-    return _search(json.dumps(raw, sort_keys=True), search, start, up)
-
-
 def _name(part: str, dataset: str, arch: Arch, variant: str, seed: int) -> str:
     return f"{part}-{dataset}-{arch.key}-{variant}-i{seed}"
 
 
 def specs(scale: str) -> dict[str, Spec]:
-    """Every run of the experiment at `scale`, with its step size, in a fixed order."""
+    """Every run of the experiment at `scale` but the procedure's trials below the σ grid
+    (`trial_specs`), with its step size, in a fixed order."""
     return dict(_specs(scale))
+
+
+def start_run(s: Settings, dataset: str, arch: Arch, seed: int) -> str:
+    """The σ run the procedure of Sect. 3 starts from, for one architecture and init."""
+    return _name("sigma", dataset, arch, f"s{s.mitigation_start[arch.depth]:g}", seed)
+
+
+def trial_specs(scale: str, start_steps: dict[str, int] | None = None) -> dict[str, Spec]:
+    """The procedure's trials below the σ grid (`Settings.mitigation_below`): GD from the same θ_0
+    at a σ too small to train practically, capped at the procedure's budget — `max_slowdown` × the
+    steps its start run needed (`start_steps`, keyed by `start_run`; without it, or for a start
+    run that did not train, at the step cap: what `--plan` lists). A trial that does not reach the
+    loss threshold within the budget ends the procedure (step (d)); it is no minimizer to analyze,
+    so no premise covers it."""
+    s = SCALE_SETTINGS[scale]
+    out: dict[str, Spec] = {}
+    for dataset in s.datasets:
+        for arch in s.sigma_archs:
+            for sigma in s.mitigation_below.get(arch.depth, ()):
+                for seed in range(s.inits):
+                    steps = (start_steps or {}).get(start_run(s, dataset, arch, seed))
+                    cap = s.mitigation.budget(steps) if steps else s.max_steps
+                    raw = base_config(s, dataset, arch, sigma, seed)
+                    raw["optim"]["lr"] = lr = s.gd_step * gd_lr(raw)
+                    raw["train"]["max_steps"] = cap
+                    name = _name("trial", dataset, arch, f"s{sigma:g}", seed)
+                    out[name] = Spec(
+                        name, "trial", dataset, arch, sigma, seed, "gd", s.n_train, FULL, s.n_train, lr, raw
+                    )
+    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -221,6 +189,8 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
         probe_cfg = base_config(s, dataset, arch, sigma, 0, n, optimizer=optimizer, dtype=dtype)
         if part == "later" and optimizer == "gd":  # not lazy: the NTK step can overshoot
             lr = searched_lr(probe_cfg, s.search, gd_lr(probe_cfg), up=False).lr
+        elif part == "example1" and optimizer == "adagrad":
+            lr = s.example1.adagrad_step * sign_step(full_gd)
         elif optimizer in ("gd", "sgd"):
             lr = s.gd_step * gd_lr(full_gd) * batch / n
         else:  # searched on init 0 at the full batch; mini-batches reuse it
@@ -239,6 +209,19 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
             for opt in ("gd", "adagrad", "adam"):
                 for seed in seeds:
                     add("adaptive", dataset, arch, s.sigma_ref, seed, opt, opt)
+            b = min(s.batch_sizes)  # the null: a different path to GD's linearized minimizer
+            for seed in seeds:
+                add(
+                    "adaptive",
+                    dataset,
+                    arch,
+                    s.sigma_ref,
+                    seed,
+                    "sgd",
+                    f"sgd-b{b}",
+                    batch=b,
+                    sampler="reshuffle",
+                )
     dataset, arch = s.datasets[0], s.batch_arch
     n = s.n_train
     for opt in ("sgd", "adagrad"):
@@ -271,6 +254,9 @@ def _specs(scale: str) -> tuple[tuple[str, Spec], ...]:
                 batch=b,
                 sampler="cyclic",
             )
+    for opt in ("gd", "adagrad"):
+        for seed in seeds:
+            add("example1", dataset, s.example1.arch, s.sigma_ref, seed, opt, opt, n_train=1)
     later = s.later
     for sigma in later.sigmas:
         for seed in seeds:
@@ -316,7 +302,9 @@ def search_table(scale: str) -> dict[str, list]:
     }
     seen = set()
     for spec in specs(scale).values():
-        searched = spec.optimizer in ("adagrad", "adam") or (spec.part == "later" and spec.optimizer == "gd")
+        searched = (spec.optimizer in ("adagrad", "adam") and spec.part != "example1") or (
+            spec.part == "later" and spec.optimizer == "gd"
+        )
         key = (spec.dataset, spec.arch, spec.optimizer, spec.n_train, spec.sigma)
         if not searched or key in seen:
             continue

@@ -1,118 +1,28 @@
-"""`sgdlab tune-init`: the initialization-scale procedure of Nonnenmacher, Reeb & Steinwart
-(2021, "Which minimizer does my neural network converge to?", Sect. 3), for any config whose
-model has an initialization scale `model.sigma`:
-
-  (a) train with the config's (standard) σ;
-  (b) retrain from the same θ_0 with σ smaller by `factor` (default 0.7: "several ten percent");
-  (c) compare validation losses: if it did not decrease, or decreased by less than `margin`
-      (relative), stop; otherwise continue with (b);
-  (d) stop as well when training gets impractically slow: a trial that does not reach the loss
-      threshold within `max_slowdown` × the steps the standard σ needed;
-  (e) return the trial with the smallest validation loss.
-
-Why it works: the trained net is the σ-invariant kernel interpolant plus an initialization
-term ∝ σ^(L+1) that only adds noise on test points (Thm 3.1–3.2); a smaller σ shrinks that term
-until vanishing gradients make training slow.
-
-"The same θ_0": every trial keeps the config's seed, so the model draws the same standard
-normal numbers from its init stream. In NTK parametrization they are the parameters themselves
-and σ multiplies them in the forward pass ((σ/√n)W x); with `init = "ntk-normal"` the weights
-are those draws times σ/√fan_in. Either way a smaller σ is the same draws scaled down.
-
-Validation: a seeded random `validation` fraction of the training set is held out (the "sgdlab
-validation" stream of the run seed); every trial trains on the rest and is evaluated on the
-held-out points (its choice) and on the config's test split (reported, never used to choose).
-Trials run in memory; the output directory receives tune.json (every trial and the choice),
-tune-init.png, best.pt (the chosen net's state_dict) and best.toml (the config with its σ).
-"""
+"""`sgdlab tune-init`'s training side (the procedure of Nonnenmacher, Reeb & Steinwart 2021,
+Sect. 3, on any config whose model has an initialization scale `model.sigma`): every trial
+retrained from the same θ_0 with a smaller σ on the training points less a held-out validation
+split, the rule (`procedure.Procedure`) applied as the trials come, and the result written
+(tune.json, tune-init.png, best.pt, best.toml). The package's docstring gives the procedure."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .build import build_model_seeded, resolve
-from .config import Config, config_to_toml
-from .data import Dataset, Split, build_dataset
-from .errors import ConfigError, UserError
-from .losses import get_loss, misclassified
-from .models import models
-from .papers import NONNENMACHER_2021
-from .seeding import generator
-from .store.files import save_tensors, write_json, write_text
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One training run of the procedure, at one σ.
-
-    Attributes:
-        sigma: the initialization scale σ of this trial.
-        status: the run's status (completed, diverged, interrupted).
-        steps: the updates it made.
-        stop_reason: why it stopped: "stop_loss" (it reached the loss threshold), or the step
-            cap ("epochs", "max_steps"), or "diverged".
-        train_loss: the final loss on the training part (validation points excluded).
-        val_loss: the final loss on the held-out validation points: what σ is chosen by.
-        val_error: the final error rate on them.
-        test_loss: the final loss on the config's test split (reported, never used to choose).
-        test_error: the final error rate on the test split.
-        practical: whether the trial reached the loss threshold within its step budget; only
-            practical trials can be chosen.
-    """
-
-    sigma: float
-    status: str
-    steps: int
-    stop_reason: str
-    train_loss: float
-    val_loss: float
-    val_error: float
-    test_loss: float
-    test_error: float
-    practical: bool  # reached the loss threshold within the step budget
-
-
-@dataclass
-class TuneResult:
-    """The outcome of `tune_init`: every trial in order of decreasing σ, and the choice.
-
-    Attributes:
-        trials: the trials, the config's own σ first, each next σ `factor` times smaller.
-        chosen: the index of the chosen trial: the practical one with the smallest validation
-            loss (the first trial when none was practical).
-        reason: why the sequence of trials stopped, in words.
-        budget: the step budget of every trial after the first: ⌈max_slowdown × the first
-            trial's steps⌉.
-        model: the chosen trial's trained network.
-    """
-
-    trials: list[Trial]
-    chosen: int  # index into trials
-    reason: str  # why the sequence stopped
-    budget: int  # the step budget of every trial after the first
-    model: Any = field(default=None, repr=False)  # the chosen net
-
-    @property
-    def sigma(self) -> float:
-        """The chosen initialization scale σ."""
-        return self.trials[self.chosen].sigma
-
-    def as_dict(self) -> dict[str, Any]:
-        """What tune.json holds: the source paper, the choice, the stop reason and every trial."""
-        return {
-            "source": str(NONNENMACHER_2021),
-            "chosen_sigma": self.sigma,
-            "chosen": dataclasses.asdict(self.trials[self.chosen]),
-            "stopped_because": self.reason,
-            "step_budget": self.budget,
-            "trials": [dataclasses.asdict(t) for t in self.trials],
-        }
+from ..build import build_model_seeded, resolve
+from ..config import Config, config_to_toml
+from ..data import Dataset, Split, build_dataset
+from ..errors import ConfigError, UserError
+from ..losses import get_loss, misclassified
+from ..models import models
+from ..papers import NONNENMACHER_2021
+from ..seeding import generator
+from ..store.files import save_tensors, write_json, write_text
+from .procedure import Procedure, Trial, TuneResult, untrained_reason
 
 
 def sigma_models() -> list[str]:
@@ -185,7 +95,7 @@ def tune_init(
     stop_loss: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TuneResult:
-    """Run the procedure on `config` (a Config); see the module docstring.
+    """Run the procedure on `config` (a Config); see the module docstring and `Procedure`.
 
     Every trial trains in memory from the same θ_0 draws, on the training points left after
     holding out the validation fraction, until its training loss falls below the threshold or
@@ -195,10 +105,9 @@ def tune_init(
         config: the run to tune; its model must have `model.sigma`, and changing σ must
             change the network at initialization (NTK parametrization or `ntk-normal` init).
         factor: σ of the next trial = factor × σ, in (0, 1).
-        margin: go on only while the validation loss falls by at least this fraction of the
-            previous trial's.
-        max_slowdown: a trial that needs more than this many times the first trial's steps to
-            reach the threshold is too slow, and ends the sequence.
+        margin: go on only while the validation loss falls by at least this fraction.
+        max_slowdown: a trial needing more than this many times the first trial's steps ends
+            the sequence as impractically slow.
         max_trials: at most this many trials (σ values).
         validation: the fraction of the training set held out to choose σ by.
         stop_loss: the training loss at which a trial counts as trained (default: the config's
@@ -212,14 +121,12 @@ def tune_init(
         UserError: an argument is out of range.
         ConfigError: the model has no σ, σ does not change it, or there is no loss threshold.
     """
-    from . import runner
+    from .. import runner
 
     log = log or (lambda message: None)
+    rule = Procedure(factor, margin, max_slowdown, max_trials)
+    rule.check()
     for name, value, ok, allowed in (
-        ("--factor", factor, 0 < factor < 1, "in (0, 1)"),
-        ("--margin", margin, 0 <= margin < math.inf, "finite and >= 0"),
-        ("--max-slowdown", max_slowdown, 1 <= max_slowdown < math.inf, "finite and >= 1"),
-        ("--max-trials", max_trials, max_trials >= 2, ">= 2"),
         ("--validation", validation, 0 < validation < 1, "in (0, 1)"),
         ("--stop-loss", stop_loss, stop_loss is None or 0 < stop_loss < math.inf, "finite and > 0"),
     ):
@@ -276,33 +183,20 @@ def tune_init(
         return t
 
     first = trial(sigma0, None)
-    budget = max(1, math.ceil(max_slowdown * first.steps))
+    budget = rule.budget(first.steps)
     if not first.practical:
-        reason = (
-            f"the standard σ = {sigma0:g} does not reach the loss threshold {threshold:g} "
-            "within the config's own budget; nothing to compare with"
-        )
+        reason = untrained_reason(sigma0, threshold)
     else:
         reason = f"reached --max-trials {max_trials}"
-        sigma, previous = sigma0, first
+        sigma = sigma0
         while len(trials) < max_trials:
             sigma *= factor
-            t = trial(sigma, budget)
-            if not t.practical:
-                reason = (
-                    f"training got impractically slow at σ = {sigma:.4g} (no loss < {threshold:g} "
-                    f"within {budget} steps = {max_slowdown:g}× the standard σ's)"
-                )
+            previous = trials[-1]
+            why = rule.stop_reason(previous, trial(sigma, budget), budget, threshold)
+            if why is not None:
+                reason = why
                 break
-            if not t.val_loss < previous.val_loss:
-                reason = f"the validation loss stopped decreasing at σ = {sigma:.4g}"
-                break
-            if previous.val_loss - t.val_loss < margin * previous.val_loss:
-                reason = f"the validation loss improved by less than {100 * margin:g}% at σ = {sigma:.4g}"
-                break
-            previous = t
-    eligible = [i for i, t in enumerate(trials) if t.practical] or [0]
-    chosen = min(eligible, key=lambda i: trials[i].val_loss)
+    chosen = rule.choose(trials)
     return TuneResult(trials, chosen, reason, budget, nets[chosen])
 
 

@@ -1,17 +1,23 @@
 """What `which-minimizer` measures on its trained runs, from their saved θ_0 and θ_final only:
 
-  per run       the trained outputs f_T on the training and test points, steps, stop reason,
-                final training loss, whether the full-batch training loss fell monotonically
+  per run       the trained outputs f_T on the training, test and validation points, steps,
+                stop reason, final training loss, whether the full-batch training loss fell
+                monotonically
   per θ_0       the closed-form GD limit of the linearized net (`sgdlab.ntk.closed_form`):
                 its interpolating part Θ̂(x,X)Θ̂⁻¹Y and initialization part on the test points
+  σ runs        how far the kernel moved in training, ‖Θ̂(θ_T) − Θ̂(θ_0)‖_F/‖Θ̂(θ_0)‖_F on the
+                training points (the lazy regime Thm 3.1 assumes keeps it small)
+  example1      on one training point, the GD limit and the AdaGrad (sign kernel) limit at θ_0
+                on the test points (`sgdlab.ntk.sign_kernel_limit`)
   later runs    the closed-form limit linearized at a later iterate θ_T, T the earliest saved
                 iterate from which Θ̂ changes by at most `kernel_tol` (relative, Frobenius) to
                 the end of training (Sect. 6 of the paper)
 
 Tables (DIR/tables): runs.parquet (one row per run, vectors as list columns) and
-targets.parquet (the test labels per dataset, training-set size and seed: the data subset is
-drawn with the run seed, so init i also has its own train/test split, shared by every
-setting of that init).
+targets.parquet (the test and validation labels per dataset, training-set size and seed: the
+data subset is drawn with the run seed, so init i also has its own train/test/validation
+split, shared by every setting of that init). The data of every run holds `n_test` test points
+followed by `n_val` validation points; closed forms are computed on the test points only.
 """
 
 from __future__ import annotations
@@ -25,37 +31,44 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ...build import build_model_seeded, resolve
-from ...ntk import SingularKernel, closed_form, empirical_ntk, relative_change
-from ...store import Run, RunDir
-from ...store.files import write_parquet
-from ..base import Lab
-from .configs import Spec, monotone
-from .settings import Settings
+from ....build import build_model_seeded, resolve
+from ....ntk import SingularKernel, closed_form, empirical_ntk, relative_change, sign_kernel_limit
+from ....store import Run, RunDir
+from ....store.files import write_parquet
+from ...base import Lab
+from ..configs import Spec
+from ..settings import Settings
+from ..steps import monotone
 
 
 @dataclass
 class Problem:
-    """The data one group of runs trains on (float32 as in training; labels as float64)."""
+    """The data one group of runs trains on (float32 as in training; labels as float64): the
+    run's test split cut into the test points and the validation points after them."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
     input_shape: tuple[int, ...]
 
 
-def _problem(raw: dict[str, Any], cache: dict[str, Problem]) -> Problem:
+def _problem(raw: dict[str, Any], n_test: int, cache: dict[str, Problem]) -> Problem:
     # The subset is drawn with the run seed unless data.seed is set: the seed is part of the key.
     key = json.dumps(
         [raw["data"], raw["data"].get("seed", raw["seed"]), raw.get("dtype", "float32")], sort_keys=True
     )
     if key not in cache:
-        from ... import runner
+        from .... import runner
 
         parts = runner.prepare(raw)
         d = parts.data
-        cache[key] = Problem(d.train.x, d.train.y, d.test.x, d.test.y, d.input_shape)
+        x, y = d.test.x, d.test.y
+        cache[key] = Problem(
+            d.train.x, d.train.y, x[:n_test], y[:n_test], x[n_test:], y[n_test:], d.input_shape
+        )
     return cache[key]
 
 
@@ -73,6 +86,18 @@ def _outputs(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
 
 def _theta0_key(spec: Spec) -> tuple:
     return (spec.dataset, spec.arch.key, spec.sigma, spec.seed, spec.n_train)
+
+
+def _one_point_limits(
+    run: Run, problem: Problem, key: tuple, cache: dict[tuple, dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Example 1 at the run's θ_0 (`key`; the same for GD and AdaGrad, so computed once): the
+    sign-kernel (AdaGrad) and GD limits on the test points."""
+    if key not in cache:
+        init = _model(run, problem, "init.pt")
+        sign, gd = sign_kernel_limit(init, problem.x_train, problem.y_train, problem.x_test)
+        cache[key] = {"sign_limit": sign.numpy(), "gd_limit": gd.numpy()}
+    return cache[key]
 
 
 def later_linearization(
@@ -112,21 +137,31 @@ def later_linearization(
     }
 
 
-def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run]) -> dict[str, np.ndarray]:
+def measure_runs(
+    lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run]
+) -> dict[str, np.ndarray]:
     """One row per run in `runs` (and its spec), written to tables/runs.parquet."""
     problems: dict[str, Problem] = {}
+    limits: dict[tuple, dict[str, np.ndarray]] = {}
     closed: dict[tuple, tuple[np.ndarray | None, np.ndarray | None, float, str]] = {}
+    kernels: dict[tuple, torch.Tensor] = {}  # Θ̂(X, X) at θ_0, for the lazy-regime premise
     rows: list[dict[str, Any]] = []
-    targets: dict[tuple, np.ndarray] = {}
+    targets: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     for name, run in runs.items():
         spec = specs[name]
-        problem = _problem(spec.config, problems)
-        targets[(spec.dataset, spec.n_train, spec.seed)] = problem.y_test.double().numpy()
+        problem = _problem(spec.config, s.n_test, problems)
+        targets[(spec.dataset, spec.n_train, spec.seed)] = (
+            problem.y_test.double().numpy(),
+            problem.y_val.double().numpy(),
+        )
         key = _theta0_key(spec)
+        if spec.part == "trial":  # the procedure's trials need no closed form
+            closed.setdefault(key, (None, None, np.nan, ""))
         if key not in closed:
             init = _model(run, problem, "init.pt")
             try:
                 cf = closed_form(init, problem.x_train, problem.y_train, problem.x_test)
+                kernels[key] = cf.k_train_train
                 pred = cf.limit()
                 closed[key] = (
                     pred.interpolating.numpy(),
@@ -171,8 +206,13 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
             final = _model(run, problem, "final.pt")
             row["f_train"] = _outputs(final, problem.x_train)
             row["f_test"] = _outputs(final, problem.x_test)
+            row["f_val"] = _outputs(final, problem.x_val)
+            if spec.part == "sigma" and key in kernels:
+                row["kernel_change"] = relative_change(empirical_ntk(final, problem.x_train), kernels[key])
             if spec.part == "later" and spec.optimizer == "gd":
                 row.update(later_linearization(run, final, problem, s.later.kernel_tol))
+        if spec.part == "example1":
+            row.update(_one_point_limits(run, problem, key, limits))
         rows.append(row)
     table = _rows_to_columns(rows)
     _save(lab, "runs", table)
@@ -183,7 +223,8 @@ def measure(lab: Lab, s: Settings, specs: dict[str, Spec], runs: dict[str, Run])
             "dataset": [k[0] for k in targets],
             "n_train": [k[1] for k in targets],
             "seed": [k[2] for k in targets],
-            "y_test": list(targets.values()),
+            "y_test": [v[0] for v in targets.values()],
+            "y_val": [v[1] for v in targets.values()],
         },
     )
     return load(lab)
@@ -222,21 +263,25 @@ def read(lab: Lab, name: str) -> dict[str, np.ndarray]:
 
 
 def load(lab: Lab) -> dict[str, np.ndarray]:
-    """The measured run table read back from tables/runs.parquet, with each run's test labels
-    (`y_test`, from tables/targets.parquet by dataset, training-set size and seed)."""
+    """The measured run table read back from tables/runs.parquet, with each run's test and
+    validation labels (`y_test`, `y_val`, from tables/targets.parquet by dataset, training-set
+    size and seed)."""
     runs = read(lab, "runs")
     targets = read(lab, "targets")
     y = {
-        (d, int(n), int(k)): v
-        for d, n, k, v in zip(
-            targets["dataset"], targets["n_train"], targets["seed"], targets["y_test"], strict=True
+        (d, int(n), int(k)): (test, val)
+        for d, n, k, test, val in zip(
+            targets["dataset"],
+            targets["n_train"],
+            targets["seed"],
+            targets["y_test"],
+            targets["y_val"],
+            strict=True,
         )
     }
-    runs["y_test"] = np.array(
-        [
-            y[(d, int(n), int(k))]
-            for d, n, k in zip(runs["dataset"], runs["n_train"], runs["seed"], strict=True)
-        ],
-        dtype=object,
-    )
+    keys = [
+        (d, int(n), int(k)) for d, n, k in zip(runs["dataset"], runs["n_train"], runs["seed"], strict=True)
+    ]
+    runs["y_test"] = np.array([y[key][0] for key in keys], dtype=object)
+    runs["y_val"] = np.array([y[key][1] for key in keys], dtype=object)
     return runs
