@@ -13,7 +13,8 @@ Cases (each a ratio to the plain loop's seconds per step, measured in the same r
                              gradient norm, distance from init, update size, per-sample gradient
                              norms and the norm / inner-product / orthogonality tests, every K
                              steps (K = 1, 4, 16; the per-sample part captured from the step's
-                             own backward)
+                             own backward, with `pairs = false`: ‖g_i‖² and ⟨g_i, ḡ⟩ in O(N·P),
+                             no N×N Gram matrix, as Cockpit computes these tests)
   sgdlab λ_max @K            the `hessian` probe's top eigenvalue every K steps (K = 16, 64) on
                              a fixed subset of 128 training points, no trace: the work of
                              Cockpit's HessMaxEV on its minibatch of 128
@@ -114,7 +115,8 @@ def sgdlab_probes(kind: str, every: int) -> dict:
             "batch_loss": {"schedule": sched},
             "norms": {"schedule": sched},
             "update_norm": {"schedule": sched},
-            "gradients": {"schedule": sched, "full_grad": False, "quantiles": []},
+            # Cockpit's tests need ‖g_i‖² and ⟨g_i, ḡ⟩ only: no N×N Gram matrix (pairs = false)
+            "gradients": {"schedule": sched, "full_grad": False, "quantiles": [], "pairs": False},
         }
     if kind == "hessian":
         # Cockpit's HessMaxEV: the top eigenvalue on one batch of 128; the same work here

@@ -10,11 +10,13 @@ tells, all without the gradients themselves (ḡ = (1/N) Σ g_i is the batch gra
   norm test    tr Σ̂ / (N‖ḡ‖²) ≤ θ² (Byrd, Chin, Nocedal & Wu 2012)
   inner-product test   Var̂_i⟨g_i, ḡ⟩ / (N‖ḡ‖⁴) ≤ θ²   (Bollapragada, Byrd & Nocedal 2018)
   orthogonality test   (1/(N−1)) Σ_i ‖g_i − (⟨g_i,ḡ⟩/‖ḡ‖²) ḡ‖² / (N‖ḡ‖²) ≤ ν²   (same paper)
-with ⟨g_i, ḡ⟩ = (1/N) Σ_j G_ij. The three tests are Cockpit's (Schneider, Dangel & Hennig 2021,
-"Cockpit: a practical debugging tool for the training of deep neural networks") batch-size
-diagnostics; each is a ratio whose threshold the user picks. Byrd, Chin, Nocedal & Wu 2012,
-"Sample size selection in optimization methods for machine learning"; Bollapragada, Byrd &
-Nocedal 2018, "Adaptive sampling strategies for stochastic optimization".
+with ⟨g_i, ḡ⟩ = (1/N) Σ_j G_ij. Everything but agreement and cosines needs only G_ii and the
+row sums Σ_j G_ij (`moment_stats`), which cost O(N·P) rather than the O(N²·P) of G.
+The three tests are Cockpit's (Schneider, Dangel & Hennig 2021, "Cockpit: a practical
+debugging tool for the training of deep neural networks") batch-size diagnostics; each is a
+ratio whose threshold the user picks. Byrd, Chin, Nocedal & Wu 2012, "Sample size selection
+in optimization methods for machine learning"; Bollapragada, Byrd & Nocedal 2018, "Adaptive
+sampling strategies for stochastic optimization".
 
 Mini-batch agreement: the gradient of a mini-batch B of size K is g_B = (1/K) Σ_{i∈B} g_i, so
 ⟨g_B, g_B'⟩ = (1/K²) Σ_{i∈B, j∈B'} G_ij; `minibatch_gram` forms these for sampled batches.
@@ -79,15 +81,67 @@ def gram_stats(
         cos = (g[valid] / scale[valid]).clamp(-1, 1)
         out |= {f"{p}_cos_min": float(cos.min()), f"{p}_cos_mean": float(cos.mean())}
         out |= _quantiles(cos, quantiles, f"{p}_cos")
+    out |= _spread(diag, g.sum(dim=1), mean_sq, p)
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def _spread(diag: torch.Tensor, row_sums: torch.Tensor, mean_sq: float, p: str) -> dict[str, float]:
+    """Variance, SNR and the three tests from G_ii, Σ_j G_ij and ‖ḡ‖² (N ≥ 2)."""
+    n = diag.shape[0]
     variance = max(float(diag.sum()) / n - mean_sq, 0.0) * n / (n - 1)
-    out[f"{p}_variance"] = variance
+    out = {f"{p}_variance": variance}
     if mean_sq > 0:
-        along = g.sum(dim=1) / n  # ⟨g_i, ḡ⟩
+        along = row_sums / n  # ⟨g_i, ḡ⟩
         out[f"{p}_snr"] = mean_sq / variance if variance > 0 else math.inf
         out[f"{p}_norm_test"] = variance / (n * mean_sq)
         out[f"{p}_inner_product_test"] = float(along.var(unbiased=True)) / (n * mean_sq**2)
         ortho = (diag - along**2 / mean_sq).clamp_min(0).sum() / (n - 1)
         out[f"{p}_orthogonality_test"] = float(ortho) / (n * mean_sq)
+    return out
+
+
+def moment_stats(
+    sq_norms: torch.Tensor,
+    row_sums: torch.Tensor,
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+    prefix: str = "grad",
+) -> dict[str, float]:
+    """The statistics of `gram_stats` that need no single pair of samples, from G_ii = ‖g_i‖²
+    and the row sums Σ_j G_ij = N⟨g_i, ḡ⟩ alone (O(N·P) to measure, not O(N²·P)): norms,
+    ‖ḡ‖² = Σ_ij G_ij/N², the mean inner product (Σ_ij G_ij − tr G)/(N(N − 1)), variance, SNR
+    and the three tests. Agreement μ, the inner-product quantiles and the cosines need G.
+
+    The gradients of `gram_stats`' example give the same values:
+
+    >>> import torch
+    >>> from sgdlab.gradients import moment_stats
+    >>> gram = torch.tensor([[4.0, 2.0, 1.0], [2.0, 4.0, 1.0], [1.0, 1.0, 1.0]])
+    >>> stats = moment_stats(gram.diagonal(), gram.sum(dim=1), quantiles=())
+    >>> {k: round(v, 4) for k, v in stats.items()}
+    {'grad_n': 3.0, 'grad_norm_max': 2.0, 'grad_norm_mean': 1.6667, 'grad_norm_min': 1.0,
+     'grad_batch_norm': 1.3744, 'grad_inner_mean': 1.3333, 'grad_variance': 1.6667,
+     'grad_snr': 1.1333, 'grad_norm_test': 0.2941, 'grad_inner_product_test': 0.0554,
+     'grad_orthogonality_test': 0.2388}
+    """
+    diag = sq_norms.double().clamp_min(0)
+    rows = row_sums.double()
+    n = diag.shape[0]
+    norms = diag.sqrt()
+    p = prefix
+    out = {
+        f"{p}_n": float(n),
+        f"{p}_norm_max": float(norms.max()),
+        f"{p}_norm_mean": float(norms.mean()),
+        f"{p}_norm_min": float(norms.min()),
+    }
+    out |= _quantiles(norms, quantiles, f"{p}_norm")
+    total = float(rows.sum())
+    mean_sq = total / n**2
+    out[f"{p}_batch_norm"] = math.sqrt(max(mean_sq, 0.0))
+    if n < 2:
+        return out
+    out[f"{p}_inner_mean"] = (total - float(sq_norms.double().sum())) / (n * (n - 1))
+    out |= _spread(diag, rows, mean_sq, p)
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
