@@ -22,19 +22,26 @@ are the buffers' values when the operator is made.
 
 Estimators:
   lanczos(op, k)           top-k (algebraically largest) eigenvalues and vectors by Lanczos
-                           iteration with full reorthogonalization (Lanczos 1950; Golub & Van
-                           Loan §10.1), stopped when every Ritz residual ‖H s − θ s‖ = β_m|e_mᵀ y|
-                           is ≤ tol·|θ_1| (so by Bauer–Fike an eigenvalue lies within tol·|θ_1|
-                           of each Ritz value); a warm start `v0` (e.g. the previous call's
-                           eigenvectors) cuts the iterations when θ moved little.
+                           iteration with reorthogonalization (Lanczos 1950; Golub & Van Loan
+                           §10.1; Simon 1984), stopped when every Ritz residual r = ‖H s − θ s‖ =
+                           β_m|e_mᵀ y| is ≤ tol·|θ_1| (so by Bauer–Fike an eigenvalue lies within
+                           tol·|θ_1| of each Ritz value, and the vectors are converged too) or,
+                           with accuracy = "value", when every Ritz value's estimated error
+                           min(r, r²/δ) is, δ the distance to the nearest other Ritz value:
+                           r²/δ is the Kato–Temple estimate (Kato 1949; Parlett, "The
+                           symmetric eigenvalue problem", ch. 10), since an eigenvalue's error
+                           is quadratic in its vector's — fewer products when only the values
+                           are wanted. A warm start `v0` (e.g. the previous call's eigenvectors)
+                           cuts the iterations when θ moved little.
   hutchinson(op, probes)   tr H ≈ (1/m) Σ_j z_jᵀ H z_j with Rademacher z_j (Hutchinson 1989),
                            with its standard error s/√m.
 
 References: Pearlmutter 1994, "Fast exact multiplication by the Hessian" (Hessian-vector
 products by differentiating ⟨∇L, v⟩); Lanczos 1950, "An iteration method for the solution of
 the eigenvalue problem of linear differential and integral operators"; Golub & Van Loan,
-"Matrix computations", §10.1 (Lanczos with reorthogonalization); Hutchinson 1989, "A
-stochastic estimator of the trace of the influence matrix for Laplacian smoothing splines".
+"Matrix computations", §10.1 (Lanczos with reorthogonalization); Kato 1949, "On the upper
+and lower bounds of eigenvalues"; Hutchinson 1989, "A stochastic estimator of the trace of the
+influence matrix for Laplacian smoothing splines".
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from .losses import Loss
 from .modes import eval_mode
 
 METHODS = ("double-backward", "jvp")
+ACCURACIES = ("residual", "value")
 
 
 # ---------------------------------------------------------------------------------------
@@ -256,14 +264,15 @@ class HessianOperator:
 @dataclass
 class Eigen:
     """What `lanczos` returns: the top-k Ritz values (float64, descending) and unit Ritz vectors
-    [n, k], their residuals ‖H s − θ s‖, the number of Lanczos steps (= operator products) and
-    whether every residual met the tolerance."""
+    [n, k], their residuals ‖H s − θ s‖ and estimated errors min(r, r²/δ), the number of Lanczos
+    steps (= operator products) and whether the stopping rule was met."""
 
     values: torch.Tensor  # [k] float64, descending
     vectors: torch.Tensor  # [n, k] unit columns, in the operator's dtype
     residuals: torch.Tensor  # [k] float64 Ritz residuals ‖H s − θ s‖
     iterations: int  # Lanczos steps = operator products
     converged: bool
+    errors: torch.Tensor  # [k] float64 estimated errors min(r, r²/δ) of the values
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
@@ -280,6 +289,7 @@ def lanczos(
     k: int = 1,
     *,
     tol: float = 1e-3,
+    accuracy: str = "residual",
     max_iter: int = 100,  # noqa: ANN001
     v0: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -287,12 +297,17 @@ def lanczos(
 ) -> Eigen:
     """The k algebraically largest eigenpairs of the symmetric operator `op` (or dense matrix).
 
-    Lanczos with full reorthogonalization (every new vector is orthogonalized twice against all
-    earlier ones, so the Ritz values carry no spurious copies). Stops when all k Ritz residuals
-    are ≤ tol·|θ_1| or after `max_iter` products. `v0`: a start vector, or [n, k] previous
-    eigenvectors (their sum is used) — a warm start; `mix` of a random vector is added so a
-    direction the previous vectors missed can still be found. Invariant subspaces (a zero β)
-    are continued with a fresh random vector orthogonal to the basis.
+    Lanczos with reorthogonalization (every new vector is kept orthogonal to all earlier ones
+    to within √ε, `_orthogonalize`, so the Ritz values carry no spurious copies). Stops after
+    `max_iter` products or, with accuracy = "residual", when all k Ritz residuals r_i are
+    ≤ tol·|θ_1| (values and vectors converged); with accuracy = "value", when the estimated
+    errors min(r_i, r_i²/δ_i) of the k values are (δ_i the distance to the nearest other Ritz
+    value; module docstring): `tol` is then the relative accuracy of the values, and the
+    vectors are only about √tol accurate (their angle error is about r_i/δ_i). `v0`: a start
+    vector, or [n, k] previous eigenvectors (their sum is used) — a warm start; `mix` of a
+    random vector is added so a direction the previous vectors missed can still be found.
+    Invariant subspaces (a zero β) are continued with a fresh random vector orthogonal to the
+    basis.
 
     >>> import torch
     >>> from sgdlab.curvature import lanczos
@@ -303,6 +318,8 @@ def lanczos(
     >>> eig.converged, eig.iterations
     (True, 3)
     """
+    if accuracy not in ACCURACIES:
+        raise UserError(f"accuracy: {accuracy!r} is not one of {', '.join(ACCURACIES)}")
     op = as_operator(op)
     n = op.shape[0]
     dtype, device = op.dtype, op.device
@@ -313,59 +330,89 @@ def lanczos(
         warm = v0.to(dtype=dtype, device=device)
         warm = warm.sum(dim=1) if warm.ndim == 2 else warm
         start = _unit(warm) + mix * _unit(start)
-    basis = torch.empty(max_iter, n, dtype=dtype, device=device)
+    basis = torch.empty(max_iter, n, dtype=dtype, device=device)  # row j: the Lanczos vector q_j
+    torch.div(start, torch.linalg.vector_norm(start), out=basis[0])
     alphas: list[float] = []
     betas: list[float] = []
-    q = _unit(start)
     values: torch.Tensor | None = None
     vecs: torch.Tensor | None = None
     resid: torch.Tensor | None = None
+    errors: torch.Tensor | None = None
     converged = False
     m = 0
     for j in range(max_iter):
-        basis[j] = q
+        q = basis[j]
         m = j + 1
         w = op @ q
-        alpha = float(torch.dot(w.double(), q.double()))
-        w = w - alpha * q - (betas[-1] * basis[j - 1] if j > 0 else 0.0)
-        for _ in range(2):  # "twice is enough" (Kahan, Parlett)
-            w = w - basis[:m].T @ (basis[:m] @ w)
-        beta = float(torch.linalg.vector_norm(w.double()))
+        alpha = float(torch.dot(w, q))
+        w = torch.add(w, q, alpha=-alpha)
+        if j > 0:
+            w.sub_(basis[j - 1], alpha=betas[-1])
+        w, norm = _orthogonalize(w, basis[:m])
+        beta = float(norm)
         alphas.append(alpha)
-        values, vecs, resid = _ritz(alphas, betas, beta, k)
+        values, vecs, resid, errors = _ritz(alphas, betas, beta, k)
         scale = max(abs(float(values[0])), torch.finfo(dtype).tiny)
-        if m >= k and bool((resid <= tol * scale).all()):
+        if m >= k and bool(((errors if accuracy == "value" else resid) <= tol * scale).all()):
             converged = True
             break
         if m == max_iter:
             break
         if beta <= 1e-10 * scale:  # invariant subspace: continue with a fresh direction
-            w = _random(n, generator, dtype, device)
-            for _ in range(2):
-                w = w - basis[:m].T @ (basis[:m] @ w)
+            w, norm = _orthogonalize(_random(n, generator, dtype, device), basis[:m])
             beta_next = 0.0
         else:
             beta_next = beta
         betas.append(beta_next)
-        q = _unit(w)
+        torch.div(w, norm, out=basis[j + 1])
     # the loop runs at least once (max_iter ≥ k ≥ 1), so the Ritz pairs exist
-    assert values is not None and vecs is not None and resid is not None
+    assert values is not None and vecs is not None and resid is not None and errors is not None
     vectors = basis[:m].T @ vecs.to(dtype)
-    return Eigen(values, vectors, resid, m, converged)
+    return Eigen(values, vectors, resid, m, converged, errors)
+
+
+def _orthogonalize(w: torch.Tensor, basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The vector w, orthogonalized against the orthonormal rows of `basis` as far as Lanczos
+    needs, and its norm: when every |q_iᵀw| ≤ √ε‖w‖ (ε the dtype's precision) w is left as it
+    is, since semi-orthogonal Lanczos vectors give Ritz values as accurate as orthogonal ones
+    (Simon 1984, "The Lanczos algorithm with partial reorthogonalization"); otherwise its
+    projection is removed by classical Gram–Schmidt, twice if the first pass took more than a
+    third of w's norm (Daniel, Gragg, Kaufman & Stewart 1976). Before a Ritz value converges
+    the check alone is the rule: one pass over the basis where full reorthogonalization makes
+    two, which on an MLP of 1.3M parameters cost as much as the Hessian-vector products."""
+    tol = math.sqrt(torch.finfo(w.dtype).eps)
+    norm = torch.linalg.vector_norm(w)
+    for _ in range(2):
+        c = basis @ w
+        if float(c.abs().max()) <= tol * float(norm):
+            break
+        w = w - basis.T @ c
+        before, norm = norm, torch.linalg.vector_norm(w)
+        if norm >= before * (2 / 3):
+            break
+    return w, norm
 
 
 def _ritz(
     alphas: list[float], betas: list[float], beta_last: float, k: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top-k Ritz values, their coordinates in the Lanczos basis, and residuals β_m|e_mᵀ y|."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k Ritz values, their coordinates in the Lanczos basis, residuals r = β_m|e_mᵀ y| and
+    estimated errors min(r, r²/δ), δ the distance to the nearest other Ritz value."""
     m = len(alphas)
     t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
     if m > 1:
         off = torch.tensor(betas[: m - 1], dtype=torch.float64)
         t = t + torch.diag(off, 1) + torch.diag(off, -1)
     theta, s = torch.linalg.eigh(t)
-    order = torch.argsort(theta, descending=True)[: min(k, m)]
-    return theta[order], s[:, order], beta_last * s[-1, order].abs()
+    order = torch.argsort(theta, descending=True)
+    top = order[: min(k, m)]
+    resid = beta_last * s[-1, top].abs()
+    errors = resid.clone()
+    if m > 1:
+        gaps = (theta[top, None] - theta[None, :]).abs()
+        gaps[torch.arange(len(top)), top] = math.inf  # a value's distance to itself
+        errors = torch.minimum(resid, resid**2 / gaps.min(dim=1).values)
+    return theta[top], s[:, top], resid, errors
 
 
 @dataclass
@@ -409,6 +456,7 @@ def hutchinson(op, probes: int = 32, *, generator: torch.Generator | None = None
 
 
 __all__ = [
+    "ACCURACIES",
     "Eigen",
     "HessianOperator",
     "MatrixOperator",

@@ -2,12 +2,20 @@
 a fixed evaluation subset, computed on demand with Hessian-vector products (sgdlab.curvature).
 
 At each due step, with H = ∇²L_S(θ_k) for the fixed subset S of the training set:
-  hessian_lambda_max         λ_1(H) (algebraically largest), by Lanczos to relative residual `tol`
+  hessian_lambda_max         λ_1(H) (algebraically largest), by Lanczos to relative accuracy `tol`
+  hessian_lambda_max_error   its estimated error min(r, r²/δ) (sgdlab.curvature.lanczos: r the
+                             Ritz residual, δ the gap to the next Ritz value)
   hessian_lambda_2 … _k      the next Ritz values when k > 1
   hessian_lanczos_steps      Hessian-vector products Lanczos used (the cost of the call)
-  hessian_lanczos_converged  1 when every Ritz residual ≤ tol·|λ_1| within `max_iter`
+  hessian_lanczos_converged  1 when every value's estimated error ≤ tol·|λ_1| within `max_iter`
   hessian_trace, _trace_se   Hutchinson's estimate of tr H with `trace_probes` Rademacher probes
                              and its standard error (Hutchinson 1989)
+`tol` (default 10⁻³) is the relative accuracy of the eigenvalues reported, not of the vectors:
+Lanczos stops once every value's estimated error is ≤ tol·|λ_1| (accuracy = "value"), which on
+a CIFAR-10 CNN and an MNIST MLP takes 15 and 8 Hessian-vector products from the previous
+call's vectors 64 steps earlier, where a residual ≤ tol·|λ_1| took 20 and 14; the values found
+were within 1.2·10⁻⁴ of the converged ones. (Cockpit's HessMaxEV, power iteration until two
+estimates agree to 10⁻³, took 25 products there, 4·10⁻³ off.)
 `block` restricts H to one group of parameters (a parameter or module name, e.g. "3" or
 "classifier.0"): H_BB. Each call starts Lanczos from the previous call's eigenvectors (warm
 start), which are part of the probe's state, as is its random stream, so a resumed run
@@ -118,10 +126,13 @@ class Hessian(Probe):
         trace, on one operator; the eigenvectors are kept for the next call."""
         op = self.operator(ctx)
         warm = self.vectors if self.vectors is not None and self.vectors.shape[0] == op.n else None
-        eig = lanczos(op, self.k, tol=self.tol, max_iter=self.max_iter, v0=warm, generator=self.gen)
+        eig = lanczos(
+            op, self.k, tol=self.tol, accuracy="value", max_iter=self.max_iter, v0=warm, generator=self.gen
+        )
         self.vectors = eig.vectors.detach().cpu().clone()
         row = {
             "hessian_lambda_max": float(eig.values[0]),
+            "hessian_lambda_max_error": float(eig.errors[0]),
             "hessian_lanczos_steps": float(eig.iterations),
             "hessian_lanczos_converged": float(eig.converged),
         }
