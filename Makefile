@@ -26,11 +26,12 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	touch $(STAMP)
 
-# What the tests also exercise: the Ray and TensorBoard extras, and Debian's chromium for the
-# report's browser test (installed when we may, as Fashion-MNIST is; else those tests skip).
+# What the tests also exercise: the Ray, TensorBoard, Lightning and Hugging Face extras, and
+# Debian's chromium for the report's browser test (installed when we may, as Fashion-MNIST is;
+# else those tests skip).
 $(EXTRAS): $(STAMP)
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,ray,tensorboard]' \
-		|| echo "note: could not install the ray/tensorboard extras; their tests will be skipped"
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,ray,tensorboard,lightning,transformers]' \
+		|| echo "note: could not install the ray/tensorboard/lightning/transformers extras; their tests will be skipped"
 	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get install -y -q chromium >/dev/null 2>&1 || \
 		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \

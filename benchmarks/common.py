@@ -4,6 +4,7 @@ noisy; never compare runs made at different times)."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -109,7 +110,8 @@ def plain_time(raw: dict, eval_each_epoch: bool = False) -> float:
 # Results: every benchmark writes benchmarks/results/<name>.json in one format (`make bench`
 # collects them into one table). A case is one measured ratio (or time) with its range.
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# SGDLAB_BENCH_RESULTS redirects them (benchmarks/gpu_check.sh keeps one folder per check).
+RESULTS = Path(os.environ.get("SGDLAB_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine_info() -> dict:

@@ -10,7 +10,8 @@ runs the create_graph backward). PyHessian stops when two consecutive estimates 
 Also the warm-started `hessian` probe's cost per call on a schedule, in units of one training
 step of the same run (batch 32): runs with and without the probe, interleaved.
 
-    .venv/bin/python benchmarks/curvature.py [--quick]
+    .venv/bin/python benchmarks/curvature.py [--quick] [--device cpu|cuda] [--no-anchors]
+        [--probe-steps N] [--no-trace] [--images 512]
 """
 
 from __future__ import annotations
@@ -42,10 +43,17 @@ def trained_lenet():
     return result.parts.model, result.parts.data.train.x, result.parts.data.train.y, result.parts.loss
 
 
+def sync() -> None:
+    if CONFIG["device"] == "cuda":
+        torch.cuda.synchronize()
+
+
 def sgdlab_lambda(model, loss, x, y, tol=1e-3, max_iter=100):
+    sync()
     t0 = time.perf_counter()
     op = HessianOperator(model, loss, x, y)
     eig = lanczos(op, 1, tol=tol, max_iter=max_iter, generator=torch.Generator().manual_seed(0))
+    sync()
     seconds = time.perf_counter() - t0
     op.release()
     return float(eig.values[0]), seconds, eig.iterations
@@ -66,9 +74,11 @@ def pyhessian_lambda(model, x, y, tol):
     ph.hessian_vector_product = counted
     try:
         torch.manual_seed(0)
+        sync()
         t0 = time.perf_counter()
-        h = ph.hessian(model, torch.nn.CrossEntropyLoss(), data=(x, y), cuda=False)
+        h = ph.hessian(model, torch.nn.CrossEntropyLoss(), data=(x, y), cuda=CONFIG["device"] == "cuda")
         values, _ = h.eigenvalues(maxIter=200, tol=tol, top_n=1)
+        sync()
         seconds = time.perf_counter() - t0
     finally:
         ph.hessian_vector_product = original
@@ -85,7 +95,7 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
             "use": ["hessian"],
             "hessian": {
                 "schedule": f"every:{every}",
-                "subset": 512,
+                "subset": CONFIG["data"]["n_train"],
                 "trace_probes": trace_probes,
                 "tol": 1e-3,
             },
@@ -110,7 +120,13 @@ def probe_cost(repeats: int, steps: int, every: int, trace_probes: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    args = bench_args(ap)  # the comparison runs on the CPU whatever --device says
+    ap.add_argument("--anchors", action=argparse.BooleanOptionalAction, default=True, help="PyHessian")
+    ap.add_argument("--probe-steps", type=int, default=None, help="steps of the probe-cost runs")
+    ap.add_argument("--trace", action=argparse.BooleanOptionalAction, default=True, help="the trace case")
+    ap.add_argument("--images", type=int, default=512, help="CIFAR-10 images (a dry run: fewer)")
+    args = bench_args(ap)
+    CONFIG["device"] = args.device
+    CONFIG["data"] = dict(CONFIG["data"], n_train=args.images)
     torch.set_num_threads(1)
     repeats = args.repeats
     model, x, y, loss = trained_lenet()
@@ -120,6 +136,8 @@ def main() -> None:
     notes: dict = {"reference_lambda_max": reference, "images": len(x)}
     cases = []
     try:
+        if not args.anchors:
+            raise RuntimeError("left out (--no-anchors)")
         import pyhessian  # noqa: F401
 
         tol = 1e-3
@@ -143,7 +161,7 @@ def main() -> None:
         )
         cases.append(
             case(
-                "λ_max to 1e-3, LeNet, 512 CIFAR-10 images",
+                f"λ_max to 1e-3, LeNet, {args.images} CIFAR-10 images",
                 "sgdlab time / PyHessian time",
                 ratios,
                 target="≤ 0.5×",
@@ -161,10 +179,15 @@ def main() -> None:
         print("PyHessian did not run:", notes["pyhessian_error"])
         ours = [sgdlab_lambda(model, loss, x, y)[1] for _ in range(repeats)]
         cases.append(
-            case("λ_max to 1e-3, LeNet, 512 CIFAR-10 images (sgdlab only)", "seconds", ours, unit=" s")
+            case(
+                f"λ_max to 1e-3, LeNet, {args.images} CIFAR-10 images (sgdlab only)",
+                "seconds",
+                ours,
+                unit=" s",
+            )
         )
-    steps, every = (64, 16) if args.quick else (128, 16)
-    for trace_probes in (0, 16):
+    steps, every = (args.probe_steps or (64 if args.quick else 128)), 16
+    for trace_probes in (0, 16) if args.trace else (0,):
         cost = probe_cost(repeats, steps, every, trace_probes)
         label = "λ_max only" if trace_probes == 0 else f"λ_max + trace ({trace_probes} probes)"
         print(
@@ -181,7 +204,7 @@ def main() -> None:
                 step_seconds=cost["step_seconds"],
             )
         )
-    write_results("curvature", cases, **notes)
+    write_results("curvature", cases, device=args.device, **notes)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ Each measurement runs in a fresh process (peak RSS is per process); modes are in
 Memory is reported two ways: the process's peak RSS, and the peak RSS above the process's RSS
 once data and model are built (what training itself adds).
 
-    .venv/bin/python benchmarks/gamma_replay.py [--repeats 3] [--quick]
+    .venv/bin/python benchmarks/gamma_replay.py [--repeats 3] [--quick] [--device cpu|cuda] [--cases REGEX]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -66,9 +67,12 @@ def measure(raw: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cases", default=None, help="regex: only the matching cases (mlp, lenet)")
     args = bench_args(parser, quick_repeats=1)
     rows = []
     for name, spec in CASES.items():
+        if args.cases is not None and not re.search(args.cases, name):
+            continue
         if args.quick:
             spec = dict(spec, train=dict(spec["train"], epochs=10))
         steps = spec["train"]["epochs"] * spec["data"]["n_train"] // spec["train"]["batch_size"]

@@ -27,6 +27,7 @@ Cockpit and BackPACK are anchors (benchmarks/anchors.txt), used when importable;
 run error is recorded in the results instead.
 
     .venv/bin/python benchmarks/overhead.py [--quick] [--repeats 3] [--steps 64] [--cases REGEX]
+        [--nets REGEX] [--device cpu|cuda] [--no-memory]
 
 Each row records its own steps, repeats and pass (`quick`), since `--cases` re-measures some
 rows and keeps the others.
@@ -49,7 +50,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sgdlab  # noqa: E402
-from common import bench_args, case, write_results  # noqa: E402
+from common import RESULTS, bench_args, case, write_results  # noqa: E402
 from sgdlab.engine import train  # noqa: E402
 from sgdlab.probes import probes as probe_registry  # noqa: E402
 from sgdlab.store import Recorder  # noqa: E402
@@ -310,6 +311,7 @@ def main() -> None:
         help="regex: measure only the matching cases (the plain loop always) and replace just "
         "those rows of results/overhead.json, e.g. a full pass of the headline rows",
     )
+    parser.add_argument("--nets", default=None, help="regex: only the matching networks (e.g. 3c3d)")
     args = bench_args(parser, quick_repeats=1)
     if args.quick:
         args.steps = min(args.steps, 16)
@@ -329,7 +331,7 @@ def main() -> None:
     if "cockpit_error" in notes:
         table = {k: v for k, v in table.items() if v[0] != "cockpit"}
     rows = []
-    for net in NETS:
+    for net in [n for n in NETS if args.nets is None or re.search(args.nets, n)]:
         times: dict[str, list[float]] = {name: [] for name in table}
         for name, spec in table.items():  # warm-up (and the data caches)
             try:
@@ -379,7 +381,7 @@ def main() -> None:
 
 def merged_rows(new: list[dict]) -> list[dict]:
     """The rows of the results on disk with the re-measured ones replaced (in their order)."""
-    path = Path(__file__).resolve().parent / "results" / "overhead.json"
+    path = RESULTS / "overhead.json"
     if not path.is_file():
         return new
     fresh = {row["case"]: row for row in new}

@@ -17,12 +17,15 @@ BackPACK and Opacus are anchors (benchmarks/anchors.txt), used when installed; a
 error is recorded in the results instead.
 
     .venv/bin/python benchmarks/per_sample_gradients.py [--quick] [--repeats 7] [--device cpu|cuda]
+        [--cases REGEX] [--no-memory]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import subprocess
 import sys
 import time
@@ -227,6 +230,8 @@ def peak_memory(case_name: str, name: str, device: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--cases", default=None, help="regex: only the matching models (mlp, lenet)")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     args = bench_args(parser, quick_repeats=3)
     repeats = args.repeats
 
@@ -236,7 +241,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     cases, notes = [], {"accuracy": {}, "peak_memory_mb": {}}
-    for case_name in CASES:
+    for case_name in [c for c in CASES if args.cases is None or re.search(args.cases, c)]:
         model, loss, x, y = setup(case_name, args.device)
         fns, errors = candidates(model, loss, x, y)
         notes |= {f"{tool}_error": f"{case_name}: {msg}" for tool, msg in errors.items()}
@@ -252,7 +257,9 @@ def main() -> None:
                 fn()
                 sync()
                 times[name].append(time.perf_counter() - t0)
-        memory = {name: peak_memory(case_name, name, args.device) for name in fns}
+        memory = {
+            name: peak_memory(case_name, name, args.device) if args.memory else math.nan for name in fns
+        }
         notes["peak_memory_mb"][case_name] = memory
         plain = times["plain step"]
         fast = times["sgdlab fast (own pass)"]

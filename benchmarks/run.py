@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"common.py", "run.py"}
+NOT_BENCHMARKS = {"common.py", "run.py", "gpu_check.py"}  # gpu_check.py: the helper of gpu_check.sh
 
 
 def benchmarks() -> list[Path]:
@@ -31,7 +31,7 @@ def benchmarks() -> list[Path]:
 def table(names: list[str]) -> str:
     """One markdown table of the named benchmarks' results files."""
     lines = ["| benchmark | case | metric | median | range | target |", "|---|---|---|---|---|---|"]
-    header, dates = None, []
+    header, dates, machines = None, [], {}
     for name in names:
         path = HERE / "results" / f"{name}.json"
         if not path.is_file():
@@ -40,6 +40,7 @@ def table(names: list[str]) -> str:
         result = json.loads(path.read_text())
         header = header or result
         dates.append(result["date"][:10])
+        machines.setdefault(f"{result['cpu']} ({result['cores']} cores)", None)
         for c in result.get("cases", []):
             label = f"{name} (quick)" if c.get("quick", result.get("quick")) else name
             lines.append(
@@ -54,7 +55,7 @@ def table(names: list[str]) -> str:
         when = min(dates) if min(dates) == max(dates) else f"{min(dates)} to {max(dates)}"
         lines.insert(
             0,
-            f"Measured {when} on {header['cpu']} ({header['cores']} cores), torch "
+            f"Measured {when} on {' and '.join(machines)}, torch "
             f"{header['torch']}; each benchmark's threads are in its results file.\n",
         )
     return "\n".join(lines)

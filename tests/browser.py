@@ -162,6 +162,58 @@ class Chromium:
         self.send("Target.closeTarget", {"targetId": target})
         return report
 
+    def follow(self, url: str, link_text: str) -> list[dict[str, Any]]:
+        """Load `url`, then click every link whose text is `link_text`, each in a fresh tab
+        (the page is loaded again for the next one): what each click opened, as
+        {href, url, root, errors} (root: the tag of the opened document's root element,
+        "svg" for an SVG image; errors: failed loads and console errors)."""
+        links = f"Array.from(document.links).filter(a => a.textContent === {json.dumps(link_text)})"
+        hrefs = json.loads(
+            self._evaluate_in(url, f"JSON.stringify({links}.map(a => a.getAttribute('href')))")
+        )
+        where = "JSON.stringify({url: location.href, root: document.documentElement.tagName})"
+        opened = []
+        for i, href in enumerate(hrefs):
+            found, errors = self._click_in(url, f"{links}[{i}].click()", where)
+            opened.append({"href": href, **json.loads(found), "errors": errors})
+        return opened
+
+    def _tab(self, url: str) -> tuple[str, str]:
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page", "Network"):
+            self.send(f"{domain}.enable", session=session)
+        self.events.clear()
+        self.send("Page.navigate", {"url": url}, session)
+        self.wait_event("Page.loadEventFired", session)
+        return target, session
+
+    def _evaluate_in(self, url: str, expression: str) -> str:
+        target, session = self._tab(url)
+        value = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
+        self.send("Target.closeTarget", {"targetId": target})
+        return value["result"]["value"]
+
+    def _click_in(self, url: str, click: str, then: str) -> tuple[str, list[str]]:
+        """Load `url`, run `click` (a link's click()), wait for the page it opens, and evaluate
+        `then` there; with the errors seen after the click."""
+        target, session = self._tab(url)
+        self.events.clear()
+        self.send("Runtime.evaluate", {"expression": click}, session)
+        self.wait_event("Page.loadEventFired", session)
+        value = self.send("Runtime.evaluate", {"expression": then, "returnByValue": True}, session)
+        errors = [
+            str(e["params"].get("errorText") or e["params"].get("entry", {}).get("text"))
+            for e in self.events
+            if e.get("sessionId") == session
+            and (
+                e.get("method") == "Network.loadingFailed"
+                or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")
+            )
+        ]
+        self.send("Target.closeTarget", {"targetId": target})
+        return value["result"]["value"], errors
+
     def close(self) -> None:
         try:
             self.send("Browser.close")
@@ -181,6 +233,15 @@ class Chromium:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def follow_links(path: Path, link_text: str) -> list[dict[str, Any]]:
+    """Click every link named `link_text` on the page at `path` (`Chromium.follow`)."""
+    exe = find_chromium()
+    if exe is None:
+        raise RuntimeError("no chromium")
+    with Chromium(exe) as browser:
+        return browser.follow(path.resolve().as_uri(), link_text)
 
 
 def inspect_page(path: Path) -> PageReport:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer.testing
 from typer.testing import CliRunner
+
+# typer builds the click command from the app's functions on every `CliRunner.invoke` (tens of
+# milliseconds of introspection); the app does not change while the tests run, so build it once.
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,6 +49,24 @@ def write_toml(path: Path, raw: dict) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def smoke_reproduction(tmp_path_factory):
+    """`smoke_reproduction(name)` → (directory, claims) of `sgdlab reproduce NAME --scale smoke`,
+    run once per test session: each reproduction's own tests and the pinned-claims test
+    (tests/test_pinned_claims.py) share it, so no smoke scale runs twice."""
+    from sgdlab.experiments import reproduce
+
+    done: dict[str, tuple[Path, list]] = {}
+
+    def get(name: str) -> tuple[Path, list]:
+        if name not in done:
+            out = tmp_path_factory.mktemp(f"{name}-smoke")
+            done[name] = (out, reproduce(name, out, "smoke", "cpu"))
+        return done[name]
+
+    return get
+
+
 @pytest.fixture
 def cli():
     """Invoke the sgdlab CLI in-process; returns the click Result (exit_code, stdout, stderr)."""
@@ -63,28 +88,38 @@ def run_cli_process(*args: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
-def start_and_stop(
-    cfg_path: Path, out: Path, sig: int, min_state_step: int, watch: str = ""
-) -> subprocess.Popen:
+def _cli_in_child(*args: str) -> None:
+    from sgdlab.cli import app
+
+    app([*args], prog_name="sgdlab")
+
+
+def start_and_stop(cfg_path: Path, out: Path, sig: int, min_state_step: int, watch: str = "") -> Any:
     """Start `sgdlab run` and send `sig` once a state at ≥ min_state_step is on disk in
-    `out / watch` (e.g. watch="replay" for the second pass of a γ run)."""
+    `out / watch` (e.g. watch="replay" for the second pass of a γ run); returns the stopped
+    process (`exitcode`: 130 after Ctrl-C, -9 after SIGKILL).
+
+    The command runs in a child forked from this process, which starts in milliseconds with
+    torch loaded (a fresh interpreter takes seconds); its run uses one thread, as a sweep's
+    forked workers do (sweep.executors.start_method)."""
+    import multiprocessing
+
     from sgdlab.store import RunDir
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sgdlab", "run", str(cfg_path), "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = multiprocessing.get_context("fork").Process(
+        target=_cli_in_child, args=("run", str(cfg_path), "--out", str(out), "--quiet")
     )
+    proc.start()
     watched = out / watch
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         states = RunDir(watched).states() if watched.exists() else []
         if states and states[-1][0] >= min_state_step:
             break
-        if proc.poll() is not None:
-            pytest.fail(f"run ended before it could be stopped: {proc.stderr.read()}")
+        if not proc.is_alive():
+            pytest.fail(f"run ended (exit code {proc.exitcode}) before it could be stopped")
         time.sleep(0.02)
-    proc.send_signal(sig)
-    proc.wait(timeout=60)
+    assert proc.pid is not None
+    os.kill(proc.pid, sig)
+    proc.join(timeout=60)
     return proc

@@ -468,3 +468,70 @@ def test_nothing_is_half_written_when_a_run_is_refused(tmp_path, cli):
 def test_nan_config_values_are_refused():
     with pytest.raises(UserError, match="finite"):
         load_config(raw={"optim": {"lr": math.nan}})
+
+
+# ---------------------------------------------------------------------------------------
+# Extreme values: refused before anything is written or allocated, with a short line
+
+
+def test_a_step_size_beyond_the_dtype_is_refused_before_the_run_exists(tmp_path, cli):
+    from sgdlab.config import dump_toml as dump
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(dump(tiny()))
+    result = cli("run", cfg, "--out", tmp_path / "r", "--set", "optim.lr=1e308")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("error: optim.lr: 1e+308 does not fit the run's dtype float32")
+    assert not (tmp_path / "r").exists()
+    resolve(load_config(raw=tiny(dtype="float64", optim={"lr": 1e308})))  # float64 holds it
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_model_too_large_for_the_memory_is_refused_with_the_numbers(tmp_path, cli, dry_run):
+    from sgdlab.config import dump_toml as dump
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(dump(tiny()))
+    args = ["--dry-run"] if dry_run else ["--out", tmp_path / "r"]
+    result = cli("run", cfg, "--set", "model.widths=[100000000000]", *args)  # 7.5e12 parameters
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "model: mlp has 7,500,000,000,010 parameters; training it needs at least 120,000.0 GB" in lines[0]
+    assert "GB available" in lines[0] and not (tmp_path / "r").exists()
+
+
+def test_the_memory_estimate_counts_without_allocating():
+    from sgdlab.build import count_params_unallocated
+
+    cfg = resolve(load_config(raw=tiny(model={"widths": [10**12]})))
+    assert count_params_unallocated(cfg, (64,), 10) == 64 * 10**12 + 10**12 + 10**13 + 10
+
+
+def test_a_list_of_millions_in_a_config_is_refused_at_once(tmp_path, cli):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match=r"model.widths: a list of 13,000,000 items; a config list holds"):
+        load_config(raw={"model": {"widths": [1] * 13_000_000}})
+    big = tmp_path / "big.toml"
+    big.write_text("[model]\nwidths = [" + "1, " * 13_000_000 + "]\n")
+    result = cli("run", big, "--dry-run")
+    assert result.exit_code == 2 and "bytes; a config file holds at most 1,048,576" in result.stderr
+    assert time.perf_counter() - t0 < 30  # before: minutes
+
+
+def test_a_huge_value_is_quoted_in_at_most_about_200_characters(tmp_path, cli):
+    with pytest.raises(UserError) as caught:
+        resolve(load_config(raw={"model": {"name": "x" * 50_000_000}}))
+    message = str(caught.value)
+    assert len(message) < 400 and "(50,000,002 characters)" in message
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[model]\nname = "' + "x" * 50_000_000 + '"\n')
+    result = cli("run", cfg, "--dry-run")
+    assert result.exit_code == 2 and len(result.stderr) < 400, result.stderr[:500]
+    raw: dict = {}
+    apply_override(raw, "model.name=" + "y" * 100_000)  # a command-line argument can be 128 kB
+    with pytest.raises(UserError) as caught:
+        resolve(load_config(raw=raw))
+    assert len(str(caught.value)) < 400

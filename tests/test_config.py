@@ -276,12 +276,15 @@ def test_a_run_directory_written_by_the_old_writer_is_recognized(tmp_path):
     `sgdlab.run` does first) says it already holds this run instead of calling it a different one."""
     from sgdlab.errors import UserError
     from sgdlab.store import RunDir
+    from sgdlab.store.metrics import rows_to_table
     from sgdlab.sweep.executors import Job, ensure, existing
 
     path = tmp_path / "run"
     (path / "checkpoints").mkdir(parents=True)
     for file in ("config.toml", "summary.json"):
         shutil.copyfile(FIXTURES / "run" / file, path / file)
+    RunDir(path).write_metrics(rows_to_table([]))  # a finished run is reused when its files are intact
+    RunDir(path).save("final.pt", {})
     raw = json.loads((FIXTURES / "run" / "source.json").read_text())
     job = Job("run", path, raw)
     cfg, same, status = existing(job)

@@ -521,3 +521,22 @@ def test_synthetic_options_are_checked():
         data_cfg("moons", teacher_widths=[3])
     with pytest.raises(ConfigError, match="data.margin: not used by dataset 'least-squares'"):
         data_cfg("least-squares", margin=1.0)
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip", "empty"])
+def test_a_damaged_cifar10_cache_is_decoded_again_and_rewritten(tmp_path, tmp_cache, how):
+    tree = tmp_path / "tree"
+    expected = write_tree(tree, {"dog": 2})
+    cache = Path(load_raw("cifar10", root=str(tree)).meta["cache_file"])
+    data = cache.read_bytes()
+    middle = len(data) // 2
+    damaged = {
+        "truncate": data[:middle],
+        "flip": data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :],
+        "empty": b"",
+    }[how]
+    cache.write_bytes(damaged)
+    again = load_raw("cifar10", root=str(tree))
+    assert again.meta["cache_hit"] is False
+    check_tree(again, expected)
+    assert cache.read_bytes() == data  # rewritten whole

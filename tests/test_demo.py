@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.browser import find_chromium, inspect_page
+from tests.browser import find_chromium, follow_links, inspect_page
 from tests.fake_experiments import broken_experiment, registered
 
 from sgdlab.experiments import experiments
@@ -92,6 +92,10 @@ def test_the_tour_report_in_a_browser(tour):
     page = inspect_page(tour[0] / "report.html")
     assert page.errors == [] and page.scripts == 0
     assert len(page.images) == 2 and all(min(i["natural"]) > 0 and min(i["shown"]) > 0 for i in page.images)
+    # each stage's figures are shown on the tour's page, one directory up: their SVG links too
+    opened = follow_links(tour[0] / "report.html", "SVG")
+    assert [o["href"] for o in opened] == ["fake-a/figures/loss.svg", "fake-b/figures/loss.svg"]
+    assert all(o["root"] == "svg" and not o["errors"] for o in opened), opened
 
 
 def test_demo_cli_selects_experiments_and_fails_when_a_stage_did(cli, tmp_path):

@@ -120,7 +120,7 @@ def test_plan_of_the_smoke_scale_is_timed_and_only_filters():
     _, only, _ = plan("gamma-principle", "smoke", "cpu", only="optimizer")
     assert [r.name for r in only] == ["optimizer-sgd", "optimizer-momentum", "optimizer-adam"]
     _, rows, sims = plan("exact-convergence", "smoke", "cpu")
-    assert [r.name for r in rows] == ["cnn-base"] and sims["linear"] > 0
+    assert [r.name for r in rows] == ["cnn-base", "cnn-resnet"] and sims["linear"] > 0
 
 
 def test_wall_estimate_packs_longest_first():
@@ -157,15 +157,18 @@ def test_claims_print_one_line_each(capsys):
 
 
 def test_reproduce_fills_in_the_papers_citation(tmp_path):
+    """On the fake experiment of tests/fake_experiments.py (two tiny runs, a second each)."""
+    from fake_experiments import PAPER, registered
     from sgdlab.experiments import reproduce
 
-    claims = reproduce("exact-convergence", tmp_path, "smoke", "cpu", only="linear")
-    assert claims and all(c.source.startswith("Nacson, Srebro & Soudry (2019)") for c in claims)
-    assert not (tmp_path / "runs" / "cnn-base").exists()
+    with registered("cite-fake"):
+        claims = reproduce("cite-fake", tmp_path, "smoke", "cpu", only="a")
+    assert claims and all(c.source == str(PAPER) for c in claims)
+    assert (tmp_path / "runs" / "a").is_dir() and not (tmp_path / "runs" / "b").exists()
     stored = json.loads((tmp_path / "claims.json").read_text())
     assert stored[0]["source"] == claims[0].source
     experiment = json.loads((tmp_path / "experiment.json").read_text())
-    assert experiment["only"] == "linear" and "Nacson" in experiment["paper"]
+    assert experiment["only"] == "a" and experiment["paper"] == str(PAPER)
     assert isinstance(claims[0], Claim)
 
 

@@ -58,9 +58,7 @@ def test_exporting_again_replaces_the_events(run, tmp_path):
 def test_a_directory_of_runs_exports_each_run(tmp_path):
     from sgdlab.export import export_tensorboard
 
-    sweep = sgdlab.run_sweep(
-        tiny(train={"epochs": 1}), ["optim.lr=0.1,0.2"], 1, tmp_path / "s", workers=1, report=False
-    )
+    sweep = sgdlab.run_sweep(tiny(train={"epochs": 1}), ["optim.lr=0.1,0.2"], 1, tmp_path / "s", workers=1)
     logdirs = export_tensorboard(sweep.path, tmp_path / "tb")
     assert sorted(d.name for d in logdirs) == sorted(sweep.names)
     assert all(d.parent.name == "runs" for d in logdirs)

@@ -29,10 +29,8 @@ KINDS = ("premise", "principle", "distance", "rate", "gamma-vs-speed", "paper-or
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gamma")
-    claims = reproduce("gamma-principle", out, "smoke", "cpu")
-    return out, claims
+def smoke(smoke_reproduction):
+    return smoke_reproduction("gamma-principle")
 
 
 def test_every_claim_is_decided_from_its_evidence(smoke):

@@ -565,7 +565,7 @@ def conv_case(c, h, o, k, stride, padding, dilation, n=5):
 def test_conv_weight_moments_branches_against_autograd(shape):
     """Few output positions: the identity's blocks and a convolution with S; otherwise the
     per-sample gradients a few samples at a time."""
-    from sgdlab.gradients.ghost import conv_weight_moments
+    from sgdlab.gradients.moments import conv_weight_moments
 
     conv, a, d, j = conv_case(*shape)
     total = j.sum(dim=0).view_as(conv.weight)
@@ -576,7 +576,7 @@ def test_conv_weight_moments_branches_against_autograd(shape):
 
 @pytest.mark.parametrize("t,d_in,d_out", [(7, 4, 3), (2, 40, 30), (1, 40, 30), (1, 3, 2)])
 def test_linear_moments_branches_against_the_per_sample_gradients(t, d_in, d_out):
-    from sgdlab.gradients.ghost import linear_moments, weight_moments
+    from sgdlab.gradients.moments import linear_moments, weight_moments
 
     gen = torch.Generator().manual_seed(3)
     a = torch.randn(5, t, d_in, generator=gen, dtype=torch.float64)
@@ -590,7 +590,8 @@ def test_linear_moments_branches_against_the_per_sample_gradients(t, d_in, d_out
 
 def test_record_moments_with_and_without_the_weight_gradient():
     """From the step's weight gradient (S = scale·.grad) or, without it, from the Gram block."""
-    from sgdlab.gradients.ghost import Capture, record_gram, record_moments
+    from sgdlab.gradients.ghost import Capture, record_gram
+    from sgdlab.gradients.moments import record_moments
 
     torch.manual_seed(5)
     model = ntk(True)

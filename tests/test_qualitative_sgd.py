@@ -78,9 +78,8 @@ def test_plan_lists_runs_and_simulations():
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("qualitative-sgd")
-    return out, reproduce("qualitative-sgd", out, scale="smoke", device="cpu")
+def smoke(smoke_reproduction):
+    return smoke_reproduction("qualitative-sgd")
 
 
 def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):

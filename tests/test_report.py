@@ -10,11 +10,12 @@ import shutil
 
 import numpy as np
 import pytest
-from tests.browser import find_chromium, inspect_page
+from tests.browser import find_chromium, follow_links, inspect_page
 from tests.conftest import tiny
 from tests.fake_experiments import registered
 
 from sgdlab.experiments import reproduce
+from sgdlab.probes import Probe
 from sgdlab.report.figures import spans_decades
 from sgdlab.report.html import write_report
 
@@ -172,6 +173,52 @@ def test_run_report_from_the_cli(cli, tmp_path):
     assert order == sorted(order)
 
 
+class MaxWeight(Probe):
+    """A probe that declares its own figure (`Probe.figure`): |θ|_max per epoch."""
+
+    figure = "tests.test_report:max_weight_figure"
+
+    def measure(self, ctx):
+        return {"max_abs_theta": float(ctx.params.abs().max())}
+
+
+def max_weight_figure(run, path):
+    import matplotlib.pyplot as plt
+
+    from sgdlab.store.figures import save_figure
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(*run.epochs("max_abs_theta"))
+    return save_figure(fig, path)
+
+
+def test_a_probe_draws_its_own_figure_in_the_report_and_in_show(cli, tmp_path):
+    import sgdlab
+    from sgdlab.probes import probes
+
+    probes.register("max_weight", help="max |θ_i|", options={"schedule": "epoch"})(MaxWeight)
+    try:
+        run = tmp_path / "r"
+        sgdlab.run(tiny(probes={"use": ["eval", "max_weight"]}), run)
+        html = write_report(run).read_text(encoding="utf-8")
+        assert (run / "figures" / "max_weight.png").stat().st_size > 0 and "max_weight.svg" in html
+        (run / "figures" / "max_weight.png").unlink()
+        result = cli("show", run)
+        assert result.exit_code == 0 and "max_weight.png" in result.stdout
+        assert (run / "figures" / "max_weight.png").is_file()
+    finally:
+        del probes._entries["max_weight"]
+
+
+def test_the_gamma_probe_declares_its_figure(tmp_path):
+    import sgdlab
+
+    run = tmp_path / "g"
+    sgdlab.run(tiny(train={"epochs": 1}, probes={"use": ["gamma"]}), run)
+    write_report(run)
+    assert (run / "figures" / "gamma.png").stat().st_size > 0 and (run / "figures" / "gamma.svg").is_file()
+
+
 def test_report_of_a_directory_that_holds_nothing_reportable(cli, tmp_path):
     result = cli("report", tmp_path)
     assert result.exit_code == 2 and "not a run, reproduction, sweep or demo directory" in result.stderr
@@ -202,6 +249,12 @@ def test_report_in_a_browser_loads_clean_and_draws_every_image(repro):
         i["complete"] and min(i["natural"]) > 0 and min(i["shown"]) > 0 for i in page.images
     ), page.images
     assert "loss-falls" in page.text and page.scripts == 0
+
+
+@chromium
+def test_every_svg_link_of_the_report_opens_its_svg_in_a_browser(repro):
+    opened = follow_links(repro[0] / "report.html", "SVG")
+    assert opened and all(o["root"] == "svg" and not o["errors"] for o in opened), opened
 
 
 @chromium

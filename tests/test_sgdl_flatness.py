@@ -13,36 +13,34 @@ import pytest
 from sgdlab.experiments import experiments, load_claims, reproduce
 from sgdlab.experiments.premise import premise_claim
 from sgdlab.experiments.sgdl_flatness import plan
-from sgdlab.experiments.sgdl_flatness.labels import (
-    Measured,
-    measures_agree_claim,
-    premise,
-    separation_claim,
-    simplex_claim,
-    simplex_corners,
-    surface_summary,
-)
-from sgdlab.experiments.sgdl_flatness.mlp import (
+from sgdlab.experiments.sgdl_flatness.claims import (
     Baseline,
-    SweepRun,
+    Measured,
     all_similar_claim,
-    noise_threshold_claim,
-)
-from sgdlab.experiments.sgdl_flatness.settings import SCALE_SETTINGS
-from sgdlab.experiments.sgdl_flatness.toy import (
-    LinearRegime,
-    TallestBar,
     boltzmann_claim,
     boltzmann_paper_levels_claim,
     gd_mass_claim,
-    linear_regime,
+    measures_agree_claim,
+    noise_threshold_claim,
+    premise,
     ratio_check,
     report_sharp_claim,
-    rosenbrock_marks,
     rosenbrock_rate_claim,
     rosenbrock_stalls_claim,
+    separation_claim,
     sgdl_mass_claim,
+    simplex_claim,
 )
+from sgdlab.experiments.sgdl_flatness.measure import (
+    LinearRegime,
+    SweepRun,
+    TallestBar,
+    linear_regime,
+    rosenbrock_marks,
+    simplex_corners,
+    surface_summary,
+)
+from sgdlab.experiments.sgdl_flatness.settings import SCALE_SETTINGS
 from sgdlab.papers import ZHANG_2017_SGD
 from sgdlab.probes.landscape import simplex_lambdas
 
@@ -58,9 +56,8 @@ FIGURES = (
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sgdl-flatness")
-    return out, reproduce("sgdl-flatness", out, scale="smoke", device="cpu")
+def smoke(smoke_reproduction):
+    return smoke_reproduction("sgdl-flatness")
 
 
 def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
@@ -143,7 +140,7 @@ def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
 
 def test_second_invocation_reuses_simulations_and_runs(smoke, monkeypatch):
     out, claims = smoke
-    import sgdlab.experiments.sgdl_flatness.toy as toy
+    import sgdlab.experiments.sgdl_flatness.measure.toy as toy
 
     def boom(*a, **k):
         raise AssertionError("the particle study was simulated again")

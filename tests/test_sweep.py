@@ -132,7 +132,7 @@ def test_a_diverged_run_is_recorded_and_the_others_finish(local):
 
 def test_pool_results_do_not_depend_on_how_many_ran_side_by_side(local, tmp_path):
     root, cfg, sweep, _ = local
-    serial = run_sweep(cfg, ["optim.lr=0.05"], 2, tmp_path / "serial", workers=1, report=False)
+    serial = run_sweep(cfg, ["optim.lr=0.05"], 2, tmp_path / "serial", workers=1)
     pool = final_rows(sweep)
     for name, row in final_rows(serial).items():
         assert row["train_loss"] == pool[name]["train_loss"] and row["test_loss"] == pool[name]["test_loss"]
@@ -142,9 +142,7 @@ def test_rerunning_reuses_every_finished_run(local):
     root, cfg, sweep, _ = local
     before = {p.name: (p / "metrics.parquet").stat().st_mtime_ns for p in (sweep.path / "runs").iterdir()}
     messages: list[str] = []
-    again = run_sweep(
-        cfg, ["optim.lr=0.05,50.0"], 2, sweep.path, workers=2, log=messages.append, report=False
-    )
+    again = run_sweep(cfg, ["optim.lr=0.05,50.0"], 2, sweep.path, workers=2, log=messages.append)
     assert sum("reusing the" in m for m in messages) == 4 and not any("worker process" in m for m in messages)
     assert {
         p.name: (p / "metrics.parquet").stat().st_mtime_ns for p in (sweep.path / "runs").iterdir()
@@ -155,7 +153,7 @@ def test_rerunning_reuses_every_finished_run(local):
 def test_the_same_directory_refuses_another_sweep(local, cli):
     root, cfg, sweep, _ = local
     with pytest.raises(UserError, match="holds a different sweep"):
-        run_sweep(cfg, ["optim.lr=0.05"], 2, sweep.path, report=False)
+        run_sweep(cfg, ["optim.lr=0.05"], 2, sweep.path)
     result = cli("sweep", cfg, "--grid", "optim.lr=0.1", "--out", root / "lsq.toml")
     assert result.exit_code == 2 and "not an sgdlab sweep" in result.stderr
     result = cli("sweep", cfg, "--grid", "optim.lr=0.1,-2", "--out", root / "new")
@@ -164,8 +162,11 @@ def test_the_same_directory_refuses_another_sweep(local, cli):
 
 
 def test_the_report_aggregates_seeds_per_grid_point(local):
+    from sgdlab.report.html import write_report
+
     sweep = local[2]
-    html = (sweep.path / "report.html").read_text(encoding="utf-8")
+    assert not (sweep.path / "report.html").exists()  # run_sweep writes no report; who wants one asks
+    html = write_report(sweep.path).read_text(encoding="utf-8")
     losses = [r["train_loss"] for r in sweep.index.to_pylist() if r["optim.lr"] == 0.05]
     mean, std = float(np.mean(losses)), float(np.std(losses, ddof=1))
     assert f"{mean:.4g} ± {std:.2g}" in html
@@ -187,7 +188,7 @@ def test_load_sweep_errors(tmp_path):
 def test_a_failed_run_is_recorded_and_the_others_finish(tmp_path, monkeypatch):
     monkeypatch.setenv("SGDLAB_DATA_ROOT", str(tmp_path / "no-data"))  # no CIFAR-100 here
     monkeypatch.setenv("SGDLAB_DATA", str(tmp_path / "cache"))
-    sweep = run_sweep(tiny(), ["data.name=cifar100,digits"], 1, tmp_path / "s", workers=1, report=False)
+    sweep = run_sweep(tiny(), ["data.name=cifar100,digits"], 1, tmp_path / "s", workers=1)
     rows = {r["data.name"]: r for r in sweep.index.to_pylist()}
     assert rows["digits"]["status"] == "completed"
     assert rows["cifar100"]["status"] == "failed" and "cifar-100" in rows["cifar100"]["error"].lower()
@@ -207,7 +208,7 @@ def test_an_interrupted_run_is_resumed_bit_identically(tmp_path):
 
     out = tmp_path / "s"
     grid = ["optim.lr=0.1,0.05"]
-    sweep = run_sweep(SLOW, grid, 1, out, workers=1, report=False)
+    sweep = run_sweep(SLOW, grid, 1, out, workers=1)
     reference = sweep.run("lr=0.1_seed=0").metrics
 
     def stop_at_700(step, loss):
@@ -219,7 +220,7 @@ def test_an_interrupted_run_is_resumed_bit_identically(tmp_path):
         runner.run(job.config(), job.path, overwrite=True, progress=stop_at_700)
     assert RunDir(job.path).read_summary()["status"] == "interrupted"
     messages: list[str] = []
-    again = run_sweep(SLOW, grid, 1, out, workers=1, log=messages.append, report=False)
+    again = run_sweep(SLOW, grid, 1, out, workers=1, log=messages.append)
     assert "lr=0.1_seed=0: resuming" in messages and "lr=0.05_seed=0: reusing the completed run" in messages
     assert [r["status"] for r in again.index.to_pylist()] == ["completed", "completed"]
     assert again.run("lr=0.1_seed=0").metrics.equals(reference)
@@ -294,7 +295,7 @@ def test_a_killed_sweep_resumes_its_interrupted_run_bit_identically(tmp_path):
     assert json.loads((first / "summary.json").read_text())["status"] == "running"
 
     messages: list[str] = []
-    sweep = run_sweep(cfg, ["optim.lr=0.1,0.05"], 1, out, workers=1, log=messages.append, report=False)
+    sweep = run_sweep(cfg, ["optim.lr=0.1,0.05"], 1, out, workers=1, log=messages.append)
     assert any(m.startswith("lr=0.1_seed=0: resuming") for m in messages), messages
     assert [r["status"] for r in sweep.index.to_pylist()] == ["completed", "completed"]
     ref = sgdlab.run(dict(SLOW, optim={"name": "sgd", "lr": 0.1}), tmp_path / "ref")
@@ -334,14 +335,14 @@ def test_a_killed_worker_fails_its_run_and_the_others_finish(tmp_path, monkeypat
 def test_a_sweep_whose_worker_died_finishes_only_that_run_when_run_again(tmp_path, monkeypatch):
     raw = tiny(train={"epochs": 4})
     monkeypatch.setenv("SGDLAB_FAULT_WORKER", "step@20")
-    sweep = run_sweep(raw, [], 3, tmp_path / "s", workers=2, report=False)
+    sweep = run_sweep(raw, [], 3, tmp_path / "s", workers=2)
     rows = final_rows(sweep)
     assert rows["seed=2"]["status"] == "failed" and rows["seed=2"]["error"].startswith("worker died")
     assert rows["seed=0"]["status"] == rows["seed=1"]["status"] == "completed"
 
     monkeypatch.delenv("SGDLAB_FAULT_WORKER")
     messages: list[str] = []
-    again = run_sweep(raw, [], 3, tmp_path / "s", workers=2, log=messages.append, report=False)
+    again = run_sweep(raw, [], 3, tmp_path / "s", workers=2, log=messages.append)
     assert {m for m in messages if "reusing" in m} == {
         "seed=0: reusing the completed run",
         "seed=1: reusing the completed run",
@@ -402,6 +403,7 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
         text=True,
     )
     held = out / "runs" / "seed=1"  # the worker's run (helpers take jobs from the back)
+    own = out / "runs" / "seed=0"  # the run the sweep process trains itself
     kids: list[tuple[int, str]] = []
     everyone: list[int] = []
     try:
@@ -409,7 +411,8 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read()
             kids = kids or _children(proc.pid)  # a forked worker (and, spawned, the resource tracker)
-            if kids and RunDir.is_run(held) and RunDir(held).is_locked():
+            started = all(RunDir.is_run(p) and RunDir(p).is_locked() for p in (held, own))
+            if kids and started and (own / "summary.json").is_file():
                 break
             time.sleep(0.05)
         assert kids, "no worker process started"
@@ -422,6 +425,10 @@ def test_workers_do_not_outlive_a_sigkilled_sweep(tmp_path):
         assert not [pid for pid in everyone if _alive(pid)], "processes outlived the killed sweep"
         summary = RunDir(held).read_summary()
         assert summary["status"] == "interrupted" and RunDir(held).states()[-1][0] == summary["steps"] > 0
+        # The run the killed sweep trained itself was left `running`: it reads `interrupted`.
+        assert json.loads((own / "summary.json").read_text())["status"] == "running"
+        assert sgdlab.load_run(own).status == "interrupted"
+        assert json.loads((own / "summary.json").read_text())["status"] == "interrupted"
     finally:
         for pid in everyone + [pid for pid, _ in kids]:  # only what this test started, if still there
             if _alive(pid):

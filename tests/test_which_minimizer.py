@@ -21,9 +21,8 @@ from sgdlab.store import RunDir, load_run
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    out = tmp_path_factory.mktemp("which")
-    return out, reproduce("which-minimizer", out, "smoke", "cpu")
+def smoke(smoke_reproduction):
+    return smoke_reproduction("which-minimizer")
 
 
 def test_every_claim_is_decided_by_its_evidence(smoke):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, quote
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -72,7 +72,7 @@ class Registry(Generic[F]):
         listing the known names."""
         if name not in self._entries:
             where = f"{key}: " if key else ""
-            raise ConfigError(f"{where}{name!r} is not one of {', '.join(self.names())}")
+            raise ConfigError(f"{where}{quote(name)} is not one of {', '.join(self.names())}")
         return self._entries[name]
 
     def names(self) -> list[str]:

@@ -1,43 +1,40 @@
 """Running and resuming: config → parts → engine → store. The library API behind the CLI.
 
 Probes that need θ* (the final iterate, e.g. `gamma`) make a run two-phase: pass 1 trains
-with every other probe and records the minibatch loss of each step; pass 2 (`RUN/replay/`)
-re-runs the identical trajectory from θ_0 with only those probes, checking each step's loss
-against pass 1, and its columns are merged into `RUN/metrics.parquet`.
+with every other probe and records the minibatch loss of each step; pass 2 (`RUN/replay/`,
+`sgdlab.two_pass`) re-runs the identical trajectory from θ_0 with only those probes, checking
+each step's loss against pass 1, and its columns are merged into `RUN/metrics.parquet`. What a
+resumed run continues from is `sgdlab.resuming`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import platform
-import shutil
-import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 from torch import nn
 
-from . import __version__
 from .build import build_parts, resolve
-from .config import Config, ProbesConfig, config_to_toml, load_config
+from .config import Config, config_to_toml, load_config
 from .data import Dataset
-from .engine import Outcome, Parts, train
+from .engine import Parts, train
 from .engine.loop import Progress
-from .errors import UserError
-from .params import flat_params
-from .probes import Probe, Reference
+from .errors import UserError, clip
+from .probes import Probe
 from .probes.basic import BatchLoss
-from .store import MetricsLog, Recorder, RunDir
-from .store.metrics import merge_tables
+from .resuming import Warn, latest_state, recorded_init, start_over
+from .store import MetricsLog, Recorder, RunDir, RunSummary
+from .store.files import DiskFull
+from .store.provenance import now, versions
+from .store.run_dir import FINISHED, REPLAY_DIR
+from .two_pass import FINAL_KEYS, record_outcome, replay_pass, theta0
 
-FINAL_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
-REPLAY_DIR = "replay"
+__all__ = ["FINAL_KEYS", "REPLAY_DIR", "RunResult", "as_config", "prepare", "resume", "run", "start"]
 
 
 @dataclass
@@ -61,61 +58,14 @@ class RunResult:
     parts: Parts | None  # None when there was nothing to do
 
     @property
+    def info(self) -> RunSummary:
+        """The summary as a typed record (`store.summary.RunSummary`)."""
+        return RunSummary.from_dict(self.summary)
+
+    @property
     def status(self) -> str:
         """completed, diverged or interrupted (a failed run raises instead of returning)."""
-        return self.summary.get("status", "unknown")
-
-
-def versions() -> dict[str, str]:
-    """Python, torch, numpy and sgdlab versions, and sgdlab's git commit when it runs from a
-    checkout: recorded in every summary so a result can be traced to the code that made it."""
-    out = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "sgdlab": __version__,
-    }
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if commit.returncode == 0:
-            out["sgdlab_git"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
-
-
-def environment() -> dict[str, object]:
-    """Where something ran: platform, CPU model and count, torch threads, CUDA devices."""
-    import os
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    cuda = (
-        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        if torch.cuda.is_available()
-        else []
-    )
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda_devices": cuda,
-    }
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        return self.info.status
 
 
 def as_config(config: Config | str | Path | dict, overrides: tuple[str, ...] | list[str] = ()) -> Config:
@@ -237,7 +187,16 @@ def start(
     if run_dir is not None:
         run_dir.lock()
     recorder = Recorder(run_dir, cfg.checkpoint)
-    recorder.summary = {
+    recorder.summary = base_summary(parts)
+    init_state = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
+    recorder.save("init.pt", init_state)
+    return _execute(parts, recorder, init_state, None, progress)
+
+
+def base_summary(parts: Parts) -> dict[str, Any]:
+    """The summary a run starts with: status running, seed, size, device, versions, start time."""
+    cfg = parts.config
+    return {
         "status": "running",
         "seed": cfg.seed,
         "n_params": parts.n_params,
@@ -246,12 +205,13 @@ def start(
         "device": cfg.device,
         "threads": cfg.threads,
         "versions": versions(),
-        "started_at": _now(),
+        "started_at": now(),
         "resumes": 0,
     }
-    init_state = {k: v.detach().clone() for k, v in parts.model.state_dict().items()}
-    recorder.save("init.pt", init_state)
-    return _execute(parts, recorder, init_state, None, progress)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def resume(
@@ -260,6 +220,7 @@ def resume(
     progress: Progress | None = None,
     model: nn.Module | None = None,
     data: Dataset | None = None,
+    warn: Warn | None = None,
 ) -> RunResult:
     """Continue a run that was killed or interrupted, from its latest saved state; the result
     is bit-identical to an uninterrupted run (same machine kind and thread count).
@@ -268,50 +229,62 @@ def resume(
     writer left are removed, and the parts are rebuilt from the recorded config; the rebuilt
     θ_0 must equal init.pt, or the code changed and the run cannot be continued exactly. The
     newest resumable state that matches its checksum is restored (model, optimizer buffers,
-    sampler order and generator, probe states, RNGs; damaged newer ones are skipped and listed
-    in summary["skipped_states"]), metrics rows from its step on are dropped, and training
-    continues from there, or from θ_0 when no state was saved. A run stopped in the replay
-    pass of a two-phase run continues that pass. A run already completed or diverged is
-    returned as it is, with `parts` None.
+    sampler order and generator, probe states, RNGs), metrics rows from its step on are
+    dropped, and training continues from there, or from θ_0 when no state was saved. A run
+    stopped in the replay pass of a two-phase run continues that pass. A run already
+    completed or diverged, with its files intact, is returned as it is, with `parts` None.
+
+    Damaged files are reported through `warn` (one line each; default `warnings.warn`) and
+    rebuilt: newer states that do not match their checksums are skipped (and listed in
+    summary["skipped_states"]); a damaged summary is rebuilt from the config; a damaged
+    final.pt is trained again from the latest state; damaged metrics, init.pt or saved
+    iterates make the run start over from θ_0, which gives the same run.
 
     Pass the same `model` and `data` as the original run if it used your own.
     """
+    warn = warn or _warn
     run_dir = RunDir.open(path)
-    summary = run_dir.read_summary()
-    status = summary.get("status")
-    if status in ("completed", "diverged"):
-        metrics = run_dir.read_metrics()
-        return RunResult(run_dir.path, summary, metrics, None)
+    damaged = run_dir.damage()
+    summary = None if any(d.path == run_dir.summary_path for d in damaged) else run_dir.read_summary()
+    if summary is not None and summary.get("status") in FINISHED and not damaged:
+        return RunResult(run_dir.path, summary, run_dir.read_metrics(), None)
     run_dir.lock()
-    run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
-    cfg = resolve(load_config(run_dir.config_path))
-    parts = build_parts(cfg, model=model, data=data)
-    init = run_dir.load("init.pt")
-    rebuilt = parts.model.state_dict()
-    if init.keys() != rebuilt.keys() or any(not torch.equal(init[k].cpu(), rebuilt[k].cpu()) for k in init):
-        raise UserError(
-            f"{path}: this sgdlab builds a different θ_0 for the run's config than the "
-            "run recorded (the code changed?); cannot resume it bit-identically"
-        )
-    parts.model.load_state_dict(init)
-    metrics = MetricsLog(run_dir.read_metrics())
-    recorder = Recorder(run_dir, cfg.checkpoint, metrics)
-    recorder.summary = dict(summary, status="running", resumes=summary.get("resumes", 0) + 1)
-    recorder.summary.pop("error", None)
-    if summary.get("phase") == "replay":
-        return _execute(parts, recorder, init, None, progress, phase="replay")
-    state = _latest_state(run_dir, recorder.summary)
-    metrics.truncate(int(state["step"]) if state is not None else 0)
-    recorder.summary["steps"] = int(state["step"]) if state is not None else 0
-    return _execute(parts, recorder, init, state, progress)
-
-
-def _latest_state(run_dir: RunDir, summary: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The newest good resumable state; damaged newer ones are skipped and noted in `summary`."""
-    state, skipped = run_dir.latest_state()
-    if skipped and summary is not None:
-        summary.setdefault("skipped_states", []).extend(skipped)
-    return state
+    try:
+        run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
+        cfg = resolve(run_dir.read_config())
+        parts = build_parts(cfg, model=model, data=data)
+        init = recorded_init(run_dir, parts, warn)
+        recorder = Recorder(run_dir, cfg.checkpoint)
+        recorder.summary = {**base_summary(parts), **(summary or {})}
+        recorder.summary.update(status="running", resumes=int(recorder.summary["resumes"]) + 1)
+        recorder.summary.pop("error", None)
+        final = run_dir.checkpoints / "final.pt"
+        for d in damaged:
+            what = f"{d.path}: damaged ({d.problem})"
+            if d.path == run_dir.summary_path:
+                warn(f"{what}; it is rebuilt from the config")
+            elif d.path == final:
+                warn(f"{what}; training the run again from its latest intact state")
+                recorder.summary.pop("phase", None)
+            elif d.path != run_dir.checkpoints / "init.pt":  # _recorded_init said so
+                warn(f"{what}; training the run again from θ_0")
+                init = None
+        state = None
+        if init is None:
+            init = start_over(run_dir, parts, recorder)
+        else:
+            parts.model.load_state_dict(init)
+            recorder.metrics = MetricsLog(run_dir.read_metrics())
+            if recorder.summary.get("phase") != "replay":
+                state = latest_state(run_dir, recorder.summary, warn)
+                step = int(state["step"]) if state is not None else 0
+                recorder.metrics.truncate(step)
+                recorder.summary["steps"] = step
+    except BaseException:
+        run_dir.unlock()
+        raise
+    phase = "replay" if recorder.summary.get("phase") == "replay" else "train"
+    return _execute(parts, recorder, init, state, progress, phase=phase)
 
 
 def replayed_probes(probes: list[Probe]) -> list[Probe]:
@@ -336,39 +309,44 @@ def _execute(
                 summary["phase"] = "train"
             recorder.flush()
             outcome = train(
-                first, recorder, theta0=_theta0(parts.model, init_state), state=state, progress=progress
+                first, recorder, theta0=theta0(parts.model, init_state), state=state, progress=progress
             )
-            _record(first, recorder, outcome)
+            record_outcome(first, recorder, outcome)
             if outcome.status == "completed":
                 recorder.save("final.pt", parts.model.state_dict())
             if not replayed or outcome.status != "completed":
                 return _finish(parts, recorder)
             summary.update(status="running", phase="replay")  # completed only once merged
             recorder.flush()
-        _replay(parts, replayed, recorder, init_state, progress)
+        replay_pass(parts, replayed, recorder, init_state, progress)
         return _finish(parts, recorder)
     except BaseException as exc:
-        interrupted = isinstance(exc, KeyboardInterrupt)
+        # Ctrl-C and a full disk stop a run that can go on (`sgdlab resume`); anything else fails it.
+        interrupted = isinstance(exc, (KeyboardInterrupt, DiskFull))
         summary.update(
             status="interrupted" if interrupted else "failed",
-            error=f"{type(exc).__name__}: {exc}",
-            finished_at=_now(),
+            error=str(exc) if isinstance(exc, UserError) else clip(f"{type(exc).__name__}: {exc}"),
+            finished_at=now(),
         )
-        try:
-            recorder.flush()
-        except (OSError, UserError):
-            pass  # e.g. the disk is still full: the error that stopped the run is the one to see
+        _record_end(recorder)
         raise
     finally:
         if recorder.run_dir is not None:
             recorder.run_dir.unlock()
 
 
-def _theta0(model: nn.Module, init_state: dict[str, torch.Tensor]) -> torch.Tensor:
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return torch.cat([init_state[n].reshape(-1) for n, _ in model.named_parameters() if n in names]).to(
-        next(model.parameters()).device, next(model.parameters()).dtype
-    )
+def _record_end(recorder: Recorder) -> None:
+    """Write the summary of a run that stopped on an exception: with its metrics, or — when the
+    disk is full and the atomic rewrite does not fit — in place; the error that stopped the
+    run is the one to see, so a write that still fails is left at that."""
+    try:
+        recorder.flush()
+    except (OSError, UserError):
+        if recorder.run_dir is not None:
+            try:
+                recorder.run_dir.write_summary_in_place(recorder.summary)
+            except OSError:
+                pass
 
 
 def first_pass(parts: Parts) -> Parts:
@@ -380,102 +358,6 @@ def first_pass(parts: Parts) -> Parts:
     elif not losses:
         probes.append(BatchLoss("batch_loss", "step"))
     return dataclasses.replace(parts, probes=probes)
-
-
-def _record(parts: Parts, recorder: Recorder, outcome: Outcome) -> None:
-    spe = parts.sampler.steps_per_epoch
-    recorder.summary.update(
-        status=outcome.status,
-        steps=outcome.steps,
-        epochs=outcome.steps / spe,
-        stop_reason=outcome.stop_reason,
-        wall_time_s=round(outcome.wall_time, 3),
-        finished_at=_now(),
-    )
-    if outcome.status != "interrupted":
-        recorder.summary["final"] = {k: outcome.final.get(k) for k in FINAL_KEYS} | outcome.final
-    if outcome.diverged_at is not None:
-        recorder.summary["diverged_at"] = outcome.diverged_at
-        recorder.summary["last_finite"] = recorder.metrics.last_values(finite=True)
-    if outcome.probe_summaries:
-        recorder.summary.setdefault("probes", {}).update(outcome.probe_summaries)
-
-
-def _replay(
-    parts: Parts,
-    replayed: list[Probe],
-    recorder: Recorder,
-    init_state: dict[str, torch.Tensor],
-    progress: Progress | None,
-) -> None:
-    """Pass 2: θ_0 again, only the θ*-probes, the same number of steps, verified step by step."""
-    cfg = parts.config
-    summary = recorder.summary
-    steps = int(summary["steps"])
-    table = recorder.metrics.table()
-    reference = Reference(
-        _final_params(parts, recorder),
-        _loss_per_step(table, steps),
-        str(recorder.run_dir.path) if recorder.run_dir else "memory",
-    )
-    replay_cfg = dataclasses.replace(
-        cfg,
-        train=dataclasses.replace(cfg.train, epochs=None, max_steps=steps, stop_loss=None),
-        probes=ProbesConfig(
-            use=tuple(p.name for p in replayed),
-            options={p.name: cfg.probes.options[p.name] for p in replayed},
-        ),
-    )
-    parts.model.load_state_dict(init_state)
-    replay_parts = build_parts(replay_cfg, model=parts.model, data=parts.data)
-    replay_dir, state = None, None
-    if recorder.run_dir is not None:
-        path = recorder.run_dir.path / REPLAY_DIR
-        text = config_to_toml(replay_cfg)
-        if RunDir.is_run(path) and (path / "config.toml").read_text(encoding="utf-8") == text:
-            replay_dir = RunDir(path)
-            state = _latest_state(replay_dir)
-        else:
-            replay_dir = RunDir.create(path, text, overwrite=True)
-    metrics = MetricsLog(replay_dir.read_metrics() if replay_dir is not None and state is not None else None)
-    if state is not None:
-        metrics.truncate(int(state["step"]))
-    replay_recorder = Recorder(replay_dir, cfg.checkpoint, metrics)
-    replay_recorder.summary = {"status": "running", "phase": "replay", "of": reference.source}
-    outcome = train(
-        replay_parts,
-        replay_recorder,
-        theta0=_theta0(parts.model, init_state),
-        reference=reference,
-        state=state,
-        progress=progress,
-    )
-    _record(replay_parts, replay_recorder, outcome)
-    replay_recorder.flush()
-    if outcome.status != "completed":
-        summary.update(status=outcome.status, stop_reason=f"replay {outcome.stop_reason}")
-        return
-    recorder.metrics = MetricsLog(merge_tables(table, replay_recorder.metrics.table()))
-    summary.setdefault("probes", {}).update(outcome.probe_summaries)
-    summary.update(status="completed", replay_wall_time_s=round(outcome.wall_time, 3))
-    summary.pop("phase", None)
-    if replay_dir is not None:
-        shutil.rmtree(replay_dir.checkpoints, ignore_errors=True)
-
-
-def _final_params(parts: Parts, recorder: Recorder) -> torch.Tensor:
-    if recorder.run_dir is not None:
-        parts.model.load_state_dict(recorder.run_dir.load("final.pt"))
-    return flat_params(parts.model)
-
-
-def _loss_per_step(table: pa.Table, steps: int) -> torch.Tensor:
-    losses = torch.full((steps,), float("nan"), dtype=torch.float64)
-    rows = table.filter(pc.is_valid(table["batch_loss"]))
-    idx = torch.tensor(rows["step"].to_numpy(), dtype=torch.long)
-    keep = idx < steps
-    losses[idx[keep]] = torch.tensor(rows["batch_loss"].to_numpy(), dtype=torch.float64)[keep]
-    return losses
 
 
 def _finish(parts: Parts, recorder: Recorder) -> RunResult:

@@ -15,12 +15,15 @@ import math
 import types
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from ..errors import ConfigError
+from ..errors import ConfigError, quote, shorten
 from .schema import ProbesConfig
+
+MAX_ITEMS = 10_000  # items of a list in a config (widths, classes, probes, …)
+FLOAT_MAX = 1.7976931348623157e308
 
 
 def _describe(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
+    return f"{quote(value)} ({type(value).__name__})"
 
 
 def convert(value: Any, tp: Any, key: str) -> Any:
@@ -56,6 +59,10 @@ def convert(value: Any, tp: Any, key: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {_describe(value)}")
+        if len(value) > MAX_ITEMS:
+            raise ConfigError(
+                f"{key}: a list of {len(value):,} items; a config list holds at most {MAX_ITEMS:,}"
+            )
         (item,) = [a for a in get_args(tp) if a is not Ellipsis]
         return tuple(convert(v, item, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
@@ -77,7 +84,9 @@ def convert(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
         if not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{key}: expected a finite number, got {quote(value)}")
+        if isinstance(value, int) and abs(value) > FLOAT_MAX:
+            raise ConfigError(f"{key}: {quote(value)} is beyond the range of a float")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -105,7 +114,7 @@ def check_range(value: Any, meta: dict[str, Any], key: str) -> None:
             check_range(item, meta, f"{key}[{i}]")
         return
     if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(meta['choices'])}")
+        raise ConfigError(f"{key}: {quote(value)} is not one of {', '.join(meta['choices'])}")
     for bound, ok, text in (
         ("ge", lambda v, b: v >= b, ">="),
         ("gt", lambda v, b: v > b, ">"),
@@ -113,7 +122,7 @@ def check_range(value: Any, meta: dict[str, Any], key: str) -> None:
     ):
         b = meta.get(bound)
         if b is not None and isinstance(value, (int, float)) and not ok(value, b):
-            raise ConfigError(f"{key}: {value!r} is out of range (must be {text} {b})")
+            raise ConfigError(f"{key}: {quote(value)} is out of range (must be {text} {b})")
 
 
 @functools.cache
@@ -148,7 +157,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        key = f"{prefix}{unknown[0]}"
+        key = shorten(f"{prefix}{unknown[0]}")
         raise ConfigError(f"{key}: unknown key (known: {', '.join(fields)})")
     values = {}
     for name, value in data.items():

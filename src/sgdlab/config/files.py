@@ -36,9 +36,11 @@ from typing import Any
 
 import tomli_w
 
-from ..errors import ConfigError
+from ..errors import ConfigError, quote, shorten
 from .convert import from_dict, to_dict
 from .schema import Config
+
+MAX_CONFIG_BYTES = 1 << 20  # a config file (or one --set value): a resolved config is ~2 kB
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -47,14 +49,19 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML (nested too deeply)") from None
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The raw table of a UTF-8 TOML file, with ConfigErrors for a missing, unreadable or
-    malformed file."""
+    """The raw table of a UTF-8 TOML file, with ConfigErrors for a missing, unreadable,
+    oversized (over 1 MiB) or malformed file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes; a config file holds at most {MAX_CONFIG_BYTES:,}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -78,17 +85,21 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     key, sep, text = assignment.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.epochs=5")
+        raise ConfigError(f"--set {quote(assignment)}: expected KEY=VALUE, e.g. train.epochs=5")
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"--set {shorten(key)}: a value of {len(text):,} characters; at most {MAX_CONFIG_BYTES:,}"
+        )
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         value = text.strip()
     *parents, leaf = key.split(".")
     node = raw
     for i, part in enumerate(parents):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: {'.'.join(parents[: i + 1])} is not a table")
+            raise ConfigError(f"--set {shorten(key)}: {shorten('.'.join(parents[: i + 1]))} is not a table")
         node = child
     node[leaf] = value
 

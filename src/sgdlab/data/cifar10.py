@@ -7,7 +7,8 @@
   member without extracting to disk.
 
 Images of a tree or archive are decoded once with Pillow and cached as uint8 arrays
-(N×32×32×3) in an .npz under the cache dir, keyed by the source's identity.
+(N×32×32×3) in an .npz under the cache dir, keyed by the source's identity. A cache file that
+cannot be read or holds arrays of the wrong shape is decoded again and rewritten.
 """
 
 from __future__ import annotations
@@ -231,6 +232,11 @@ def load_arrays(source: Source) -> tuple[dict[str, np.ndarray], dict]:
     else:
         cache = cache_dir() / f"cifar10-{source_key(source)}.npz"
         cached = load_npz(cache, KEYS)
+        if cached is not None:
+            try:
+                check_arrays(cached, str(cache))
+            except UserError:
+                cached = None  # a damaged cache file: decoded again and rewritten
         meta.update(cache_file=str(cache), cache_hit=cached is not None)
         arrays = cached if cached is not None else decode_tree(source)
     check_arrays(arrays, str(source.path))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -35,10 +34,8 @@ def cache_dir() -> Path:
 def repo_root() -> Path | None:
     """The source checkout holding the package (src layout), or None when installed elsewhere."""
     try:
-        import sgdlab
-
-        return Path(sgdlab.__file__).resolve().parents[2]
-    except (ImportError, AttributeError, IndexError, TypeError, OSError):
+        return Path(__file__).resolve().parents[3]  # <root>/src/sgdlab/data/files.py
+    except (IndexError, OSError):
         return None
 
 
@@ -107,9 +104,10 @@ def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
 
 
 def load_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray] | None:
-    """The arrays of a cache file, or None when it is absent, unreadable or lacks a key."""
+    """The arrays of a cache file, or None when it is absent, unreadable (truncated, a CRC
+    that does not match, a damaged header) or lacks a key: the caller builds it again."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in keys}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 - whatever the zip or npy reader raises, the cache is damaged
         return None

@@ -22,6 +22,19 @@ One pass of the loop, at step k:
 
 After the loop θ_final is evaluated on the train and test splits, and at a completed stop every
 probe's `finish` may add rows for earlier steps (merged by step) and a summary.
+
+Host syncs. On a GPU, reading a number computed on the device (`.item()`, `float(t)`) makes
+the host wait for every queued kernel; one per step keeps a small model's GPU idle between
+steps. So the loop reads the minibatch loss only when it must: when an iteration probe is due
+(it records ℓ(θ_k; B_k), or its row must be dropped if an earlier step diverged), before
+anything else is recorded or saved (state probes, resumable states, iterates, the last step),
+and at the progress report (at most every REPORT_SECONDS). Between those points the losses of
+the quiet steps wait on the device (`PendingLosses`) and are checked together, with one read.
+The first non-finite one ends the run as diverged at its own step, exactly as a step-by-step
+check would; only the model may have gone on a few quiet steps (it is not finite by then
+either). What remains per step are the reads the recorded metrics themselves need (each
+probe's values), the gradient norm of the step-size rules that damp by ‖g_k‖, and the moves
+of B_k's indices to the device (no sync: `non_blocking` from host memory).
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import torch
 
 from .. import faults
 from ..config import TrainConfig
+from ..errors import UserError
 from ..params import all_finite, flat_params
 from ..probes import Reference, Runtime, StepContext, capturing, parse_schedule
 from ..store import Recorder
@@ -43,6 +57,81 @@ from .parts import Parts
 from .state import capture, restore
 
 Progress = Callable[[int, float], None]  # (steps done, last minibatch loss)
+REPORT_SECONDS = 0.2  # the progress report (and the check of the quiet steps' losses) at most this often
+
+
+class PendingLosses:
+    """The minibatch losses of steps not yet read on the host, kept on the device.
+
+    `read` checks them all with one host read and empties the list: it returns the first step
+    whose loss is not finite (None if all are) and the last step's loss as a float.
+
+    >>> import torch
+    >>> pending = PendingLosses()
+    >>> for step, value in enumerate([0.5, 0.25, float("nan"), float("inf")]):
+    ...     pending.add(step, torch.tensor(value))
+    >>> pending.read()
+    (2, inf)
+    >>> len(pending), pending.read()
+    (0, (None, nan))
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.values: list[torch.Tensor] = []
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        """Keep ℓ(θ_step; B_step) (detached) for the next `read`."""
+        self.steps.append(step)
+        self.values.append(loss.detach())
+
+    def read(self) -> tuple[int | None, float]:
+        """(first step with a non-finite loss or None, the last loss) with one host read."""
+        if not self.values:
+            return None, math.nan
+        values = torch.stack(self.values).tolist()
+        steps = self.steps
+        self.steps, self.values = [], []
+        bad = next((s for s, v in zip(steps, values, strict=True) if not math.isfinite(v)), None)
+        return bad, values[-1]
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether torch.autocast is active for `device_type` here (any torch ≥ 2.3)."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))  # torch ≥ 2.4
+    except TypeError:  # torch 2.3: no device argument
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return bool(torch.is_autocast_enabled())
+
+
+def refuse_mixed_precision(device: torch.device) -> None:
+    """A UserError when training would run under torch.autocast (mixed precision).
+
+    sgdlab trains and measures in one floating type (`dtype`: float32 or float64): the probes
+    recompute losses and gradients at θ_k and θ* in that type, and the γ replay must reproduce
+    pass 1 bit for bit; under autocast the step's own loss would come from float16/bfloat16
+    kernels and no longer match them.
+    """
+    if autocast_enabled(device.type):
+        raise UserError(
+            f"mixed precision is not supported: torch.autocast is active for {device.type}. sgdlab "
+            "trains and measures in one floating type (config dtype = float32 or float64); the "
+            "probes and the γ replay compare the step's loss with their own recomputation. "
+            "Call sgdlab outside the autocast context."
+        )
+
+
+def on_device(idx: torch.Tensor | slice, device: torch.device) -> torch.Tensor | slice:
+    """B_k's indices where the data lives: the sampler draws them on the CPU (its generator's
+    stream is the same on every device); the copy from host memory is non-blocking (no sync)."""
+    if isinstance(idx, slice) or idx.device == device:
+        return idx
+    return idx.to(device, non_blocking=True)
 
 
 @dataclass
@@ -59,6 +148,8 @@ class Outcome:
             "test_loss", … (empty when interrupted).
         diverged_at: the step whose minibatch loss was not finite (or the step count, when the
             loss stayed finite but the final parameters are not); None if it did not diverge.
+            `steps` is then diverged_at + 1, as if the loop had stopped right there, though the
+            model may have gone on a few unrecorded steps (module docstring: host syncs).
         probe_summaries: what each probe's `finish` reported, by probe name.
     """
 
@@ -134,11 +225,26 @@ def train(
     count_reason = "max_steps" if cfg.max_steps is not None and cfg.max_steps == stop_at else "epochs"
     status, reason, diverged_at = "completed", count_reason, None
     model.train()
+    refuse_mixed_precision(parts.device)
+    pending = PendingLosses()  # losses of quiet steps, not yet read (module docstring: host syncs)
+    loss_value = math.nan  # the last minibatch loss read
+    ctx: StepContext | None = None
 
     with StopRequest() as stop:
         while True:
             wall = wall_before + time.perf_counter() - t0
-            if step > start and recorder.state_due(step):
+            epoch = step / spe
+            last = stop_at is not None and step >= stop_at
+            save_due = step > start and recorder.state_due(step)
+            loss_check = not last and cfg.stop_loss is not None and step % spe == 0
+            due_state = [p for p in state_probes if (last and p.schedule.at_end) or p.schedule.due(step, spe)]
+            iterate_due = save_iterate.due(step, spe) or (last and save_iterate.at_end)
+            if pending and (last or save_due or stop.requested or loss_check or due_state or iterate_due):
+                bad, _ = pending.read()  # nothing is recorded past a step that diverged
+                if bad is not None:
+                    status, reason, diverged_at, step, ctx = "diverged", "diverged", bad, bad + 1, None
+                    break
+            if save_due:
                 recorder.save_state(step, capture(parts, step, wall))
             if stop.requested:
                 recorder.save_state(step, capture(parts, step, wall))
@@ -146,21 +252,15 @@ def train(
                 break
 
             # State probes see θ_k; at the last step every state probe that runs at the end does.
-            epoch = step / spe
             row: dict[str, float] = {}
             ctx = StepContext(rt, step, epoch)
-            last = stop_at is not None and step >= stop_at
-            if (
-                not last
-                and cfg.stop_loss is not None
-                and step % spe == 0
-                and ctx.evaluate("train")["loss"] < cfg.stop_loss
-            ):
+            if loss_check and cfg.stop_loss is not None and ctx.evaluate("train")["loss"] < cfg.stop_loss:
                 last, reason = True, "stop_loss"
-            for probe in state_probes:
-                if (last and probe.schedule.at_end) or probe.schedule.due(step, spe):
-                    _put(row, probe.measure(ctx), probe.name)
-            if save_iterate.due(step, spe) or (last and save_iterate.at_end):
+                due_state = [p for p in state_probes if p.schedule.at_end or p.schedule.due(step, spe)]
+                iterate_due = iterate_due or save_iterate.at_end
+            for probe in due_state:
+                _put(row, probe.measure(ctx), probe.name)
+            if iterate_due:
                 recorder.save_iterate(step, ctx.params)
             if last:
                 if row:
@@ -169,7 +269,7 @@ def train(
 
             # The update θ_k → θ_{k+1} on batch B_k.
             idx = sampler.indices(step)
-            x, y = data.batch(data.train, idx)
+            x, y = data.batch(data.train, on_device(idx, data.train.x.device))
             due = [p for p in iteration_probes if p.schedule.due(step, spe)]
             before = ctx.params if any("update" in p.needs for p in due) else None  # θ_k, a copy
             rule.zero_grad()
@@ -177,8 +277,13 @@ def train(
                 loss = parts.loss(model(x), y)
                 loss.backward()
             lr = rule.step(step, step // spe)
-            loss_value = loss.item()
+            pending.add(step, loss)
+            bad = None
             if due:
+                bad, loss_value = pending.read()
+                if bad is not None and bad < step:  # an earlier quiet step diverged: no row here
+                    status, reason, diverged_at, step, ctx = "diverged", "diverged", bad, bad + 1, None
+                    break
                 ictx = StepContext(
                     rt, step, epoch, before=before, batch=(x, y), indices=idx, batch_loss=loss_value, lr=lr
                 )
@@ -187,14 +292,19 @@ def train(
             faults.point("step")
             if row:
                 recorder.append(step, epoch, row)
-            if not math.isfinite(loss_value):
+            if bad == step:
                 status, reason, diverged_at = "diverged", "diverged", step
                 step += 1
                 break
             step += 1
 
-            if time.perf_counter() - last_report > 0.2:
+            if time.perf_counter() - last_report > REPORT_SECONDS:
                 last_report = time.perf_counter()
+                if pending:
+                    bad, loss_value = pending.read()
+                    if bad is not None:
+                        status, reason, diverged_at, step, ctx = "diverged", "diverged", bad, bad + 1, None
+                        break
                 recorder.maybe_flush(step)
                 if progress is not None:
                     progress(step, loss_value)
@@ -205,7 +315,7 @@ def train(
     summaries: dict[str, dict[str, Any]] = {}
     if status != "interrupted":
         # At a completed stop the last state context already holds θ_final's evaluation.
-        final_ctx = ctx if ctx.step == step else StepContext(rt, step, step / spe)
+        final_ctx = ctx if ctx is not None and ctx.step == step else StepContext(rt, step, step / spe)
         final = {
             f"{split}_{k}": v for split in ("train", "test") for k, v in final_ctx.evaluate(split).items()
         }

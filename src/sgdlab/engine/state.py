@@ -15,7 +15,9 @@ A state is a dict:
   cuda_rng   the CUDA generator of the run's device, on CUDA only
 
 Restoring all of it makes the continued run bit-identical to one that was never stopped (on the
-same kind of machine, with the same thread count).
+same kind of machine, with the same thread count). A state is loaded on the CPU; `restore`
+puts the probes' floating-point tensors (saved references, eigenvectors, stored iterates) back
+on the run's device, and leaves integer ones (indices, generator states) where they are.
 """
 
 from __future__ import annotations
@@ -47,17 +49,31 @@ def capture(parts: Parts, step: int, wall_time: float) -> dict[str, Any]:
     return state
 
 
+def on_device(value: Any, device: torch.device) -> Any:
+    """`value` (nested dicts, lists and tuples of tensors and plain values) with every
+    floating-point tensor moved to `device`; other tensors (indices, generator states, which
+    torch wants on the CPU) and plain values as they are."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device) if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {k: on_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_device(v, device) for v in value)
+    return value
+
+
 def restore(parts: Parts, state: dict[str, Any]) -> int:
     """Load `state` (from `capture`) into `parts`; returns the step to continue from.
 
-    Restores the model, update rule, sampler, probe states and the global RNGs. A probe
-    the state has nothing for is given an empty dict.
+    Restores the model, update rule, sampler, probe states (floating tensors on the run's
+    device, see `on_device`) and the global RNGs. A probe the state has nothing for is given
+    an empty dict.
     """
     parts.model.load_state_dict(state["model"])
     parts.rule.load_state_dict(state["rule"])
     parts.sampler.load_state_dict(state["sampler"])
     for probe in parts.probes:
-        probe.load_state_dict(state["probes"].get(probe.name, {}))
+        probe.load_state_dict(on_device(state["probes"].get(probe.name, {}), parts.device))
     torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and parts.device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"], parts.device)

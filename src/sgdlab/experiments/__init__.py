@@ -1,7 +1,21 @@
 """Reproductions of published findings: configs per scale, claims, figures."""
 
 # Importing each reproduction registers it in `experiments`.
+from ..store.claims import Claim, decide, load_claims
 from . import exact_convergence, gamma_principle, qualitative_sgd, sgdl_flatness, which_minimizer  # noqa: F401
-from .base import SCALES, Claim, Lab, decide, experiments, load_claims, reproduce
+from .base import Lab
+from .registry import SCALES, Reproduction, experiments, reproduction, reproductions
+from .reproduce import reproduce
 
-__all__ = ["SCALES", "Claim", "Lab", "decide", "experiments", "load_claims", "reproduce"]
+__all__ = [
+    "SCALES",
+    "Claim",
+    "Lab",
+    "Reproduction",
+    "decide",
+    "experiments",
+    "load_claims",
+    "reproduce",
+    "reproduction",
+    "reproductions",
+]

@@ -1,89 +1,71 @@
-"""Experiments are data plus claims. An experiment is a registered function
-`run(lab: Lab) -> list[Claim]`: it asks the lab to train configs (or simulates directly),
-saves what it measured as tables, draws figures from them, and decides each claim from the
-measured numbers. `sgdlab reproduce NAME` writes everything under one directory:
+"""What every reproduction works with: the `Lab` (its directory, scale and device; cached runs,
+tables and figures) and the helpers its claims share. An experiment is a registered function
+`run(lab: Lab) -> list[Claim]` (`experiments.registry`): it asks the lab to train configs (or
+simulates directly), saves what it measured as tables, draws figures from them, and decides
+each claim from the measured numbers. `sgdlab reproduce NAME` (`experiments.reproduce`) writes
+everything under one directory:
 
-  DIR/experiment.json   name, scale, device, paper, versions, wall time
+  DIR/experiment.json   name, scale, device, paper, versions, wall time (`store.records`)
   DIR/claims.json       [{id, statement, verdict, evidence, headline, meaning, source}]
   DIR/runs/<name>/      one sgdlab run directory per trained config
-  DIR/tables/*.parquet  other measurements (simulations, aggregates)
-  DIR/figures/*.png
+  DIR/tables/*.parquet  other measurements (simulations, aggregates); <name>.json beside a
+                        simulated group records the settings it was computed for
+  DIR/figures/*.png     every figure, with its .svg beside it
+
+Every reproduction has the same five roles, one module (or subpackage) each: `settings` (what
+each scale runs), `configs` (the run configs of a scale), `measure` (runs and simulations →
+plain numbers and tables), `claims` (one function per claim, from plain numbers to a Claim) and
+`figures` (from tables and runs to figures); its `__init__` registers `run`, which wires them
+through the Lab.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
-import math
-import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from ..config import config_to_toml
-from ..errors import UserError
-from ..registry import Registry
+from ..errors import DamagedFile, UserError
 from ..store import Run, load_run
-from ..store.files import write_json, write_parquet
+from ..store.claims import RERUN, Claim, decide, load_claims, not_applicable, plain
+from ..store.figures import save_figure
+from ..store.files import read_json, read_parquet, write_json, write_parquet
+from ..store.records import load_record
 from ..sweep.executors import Job, ensure, run_local
+from .registry import SCALES, Plan, Simulation, experiments
 
-SCALES = ("smoke", "cpu", "full")
-VERDICTS = ("holds", "fails", "not-applicable")
+# Names the reproduction packages import from here (kept so that they have one place to look).
+__all__ = [
+    "RERUN",
+    "SCALES",
+    "Claim",
+    "Lab",
+    "Plan",
+    "Progress",
+    "Simulation",
+    "decide",
+    "divergence",
+    "divergences",
+    "experiments",
+    "load_claims",
+    "load_record",
+    "missing_runs",
+    "not_applicable",
+    "one_thread",
+    "plain",
+    "selected",
+    "settings_record",
+]
 
-# An experiment registers with `paper=` (a sgdlab.papers.Paper, cited on every claim it makes)
-# and `plan=` (scale → Plan: what it would train, for `sgdlab reproduce --plan`).
-experiments: Registry[Callable[[Lab], list[Claim]]] = Registry("experiment")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A named, falsifiable statement and the measured numbers behind its verdict.
-
-    `headline` is the one number a reader looks at first ("τ = 0.67", "E0 = 95"), `meaning`
-    one line on what the claim says about the paper, `source` the paper it comes from
-    (authors, year, title; `reproduce` fills in the experiment's paper where it is empty)."""
-
-    id: str
-    statement: str
-    verdict: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    headline: str = ""
-    meaning: str = ""
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        """Reject a verdict outside VERDICTS (holds, fails, not-applicable)."""
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
-
-
-def decide(
-    id: str,
-    statement: str,
-    holds: bool | None,
-    *,
-    headline: str = "",
-    meaning: str = "",
-    source: Any = "",
-    **evidence: Any,
-) -> Claim:
-    """A claim whose verdict is `holds` (True → holds, False → fails, None → not-applicable).
-    A not-applicable claim should carry its reason as `reason="..."` in the evidence."""
-    verdict = "not-applicable" if holds is None else ("holds" if holds else "fails")
-    return Claim(
-        id, statement, verdict, {k: plain(v) for k, v in evidence.items()}, headline, meaning, str(source)
-    )
-
-
-def not_applicable(id: str, statement: str, reason: str, **kw: Any) -> Claim:
-    """A claim that cannot be decided, with the reason (a missing premise, missing runs)."""
-    return decide(id, statement, None, reason=reason, **kw)
+Progress = Callable[[str], None]
 
 
 def missing_runs(needed: list[str] | tuple[str, ...], runs: dict[str, Any]) -> list[str]:
@@ -97,51 +79,12 @@ def divergence(name: str, run: Any) -> str | None:
     number."""
     if run.status != "diverged":
         return None
-    return f"run {name} diverged at step {run.summary.get('diverged_at')}"
+    return f"run {name} diverged at step {run.info.diverged_at}"
 
 
 def divergences(runs: dict[str, Any]) -> list[str]:
     """`divergence` of every run in `runs` that diverged."""
     return [why for name, run in runs.items() if (why := divergence(name, run)) is not None]
-
-
-@dataclass(frozen=True)
-class Simulation:
-    """A part of an experiment that is not a training run (a batched simulation, a closed-form
-    computation), as `--plan` lists it; `estimate()` returns seconds from a short measured timing."""
-
-    description: str
-    estimate: Callable[[], float] | None = None
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What an experiment does at one scale: the run configs it trains (name → raw config,
-    exactly what `Lab.run_many` receives) and its other parts."""
-
-    runs: dict[str, dict[str, Any]]
-    simulations: dict[str, Simulation] = field(default_factory=dict)
-
-
-def plain(value: Any) -> Any:
-    """Evidence as JSON-ready plain values (numpy scalars and arrays become floats and lists)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return plain(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-Progress = Callable[[str], None]
 
 
 @contextmanager
@@ -156,9 +99,30 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def selected(name: str, only: str | None) -> bool:
+    """`--only PATTERN`: a glob (`batch-norm-*`) or a plain substring (`batch-norm`)."""
+    return (
+        only is None
+        or fnmatch.fnmatchcase(name, only)
+        or (not any(c in only for c in "*?[") and only in name)
+    )
+
+
+def settings_record(settings: Any) -> Any:
+    """`settings` (a dataclass, or plain values) as plain JSON values: what a simulated group
+    of tables records it was computed for."""
+    is_instance = dataclasses.is_dataclass(settings) and not isinstance(settings, type)
+    value = dataclasses.asdict(settings) if is_instance else settings
+    return json.loads(json.dumps(value))
+
+
+Tables = dict[str, dict[str, Any]]
+
+
 class Lab:
-    """What an experiment works with: its directory, scale and device, and a way to run
-    configs that reuses finished runs and resumes unfinished ones."""
+    """What an experiment works with: its directory, scale and device; runs that are reused
+    when finished and resumed when cut off; simulated tables computed once per settings;
+    tables and figures (PNG + SVG) saved under the directory."""
 
     def __init__(
         self,
@@ -175,13 +139,18 @@ class Lab:
         self.out, self.scale, self.device, self.only = Path(out), scale, device, only
         self.log = log or (lambda message: None)
         self.progress_factory = progress_factory
+        self.asked = self.matched = False  # whether `selected` was asked, and said yes, so far
         for sub in ("runs", "tables", "figures"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
 
+    # --- what this invocation covers -----------------------------------------------------
     def selected(self, name: str) -> bool:
         """Whether run or part `name` is in this invocation (`--only PATTERN`)."""
-        return selected(name, self.only)
+        chosen = selected(name, self.only)
+        self.asked, self.matched = True, self.matched or chosen
+        return chosen
 
+    # --- runs ----------------------------------------------------------------------------
     def job(self, name: str, raw: dict[str, Any]) -> Job:
         """Config `raw` as a job for runs/<name>, on this lab's device."""
         return Job(name, self.out / "runs" / name, dict(raw, device=self.device))
@@ -220,15 +189,10 @@ class Lab:
 
     def _progress(self, label: str):
         if self.progress_factory is None:
-            from contextlib import nullcontext
-
             return nullcontext(None)
         return self.progress_factory(label)
 
-    def figure(self, name: str) -> Path:
-        """Where figure `name` goes: OUT/figures/<name>.png."""
-        return self.out / "figures" / f"{name}.png"
-
+    # --- tables --------------------------------------------------------------------------
     def save_table(self, name: str, columns: dict[str, Any]) -> Path:
         """Write `columns` (name → equal-length sequence) as OUT/tables/<name>.parquet;
         returns its path."""
@@ -238,59 +202,37 @@ class Lab:
 
     def load_table(self, name: str) -> dict[str, np.ndarray]:
         """Table `name` read back from OUT/tables/<name>.parquet, column name → numpy array."""
-        table = pq.read_table(self.out / "tables" / f"{name}.parquet")
+        table = read_parquet(self.out / "tables" / f"{name}.parquet", RERUN)
         return {c: table[c].to_numpy() for c in table.column_names}
 
+    def simulate_once(self, name: str, settings: Any, compute: Callable[[], Tables], message: str) -> None:
+        """The tables of a simulation, computed once per settings: when OUT/tables/<name>.json
+        records these `settings` (`settings_record`), the tables saved with it are kept (and
+        the reuse logged); otherwise `message` is logged, `compute()` → {table: columns} runs
+        and each table is saved (`save_table`), then the record. Read them with `load_table`."""
+        record = self.out / "tables" / f"{name}.json"
+        wanted = settings_record(settings)
+        if record.is_file() and self._recorded(record) == wanted:
+            self.log(f"{name}: reusing the simulated tables")
+            return
+        self.log(message)
+        for table, columns in compute().items():
+            self.save_table(table, columns)
+        write_json(record, wanted)
 
-def selected(name: str, only: str | None) -> bool:
-    """`--only PATTERN`: a glob (`batch-norm-*`) or a plain substring (`batch-norm`)."""
-    return (
-        only is None
-        or fnmatch.fnmatchcase(name, only)
-        or (not any(c in only for c in "*?[") and only in name)
-    )
+    @staticmethod
+    def _recorded(record: Path) -> Any:
+        try:
+            return read_json(record, object)
+        except DamagedFile:
+            return None  # computed again, and recorded anew
 
+    # --- figures -------------------------------------------------------------------------
+    def figure(self, name: str) -> Path:
+        """Where figure `name` goes: OUT/figures/<name>.png (its SVG beside it)."""
+        return self.out / "figures" / f"{name}.png"
 
-def reproduce(
-    name: str,
-    out: str | Path,
-    scale: str = "cpu",
-    device: str = "auto",
-    log: Progress | None = None,
-    progress_factory: Callable | None = None,
-    only: str | None = None,
-) -> list[Claim]:
-    """Run experiment `name` at `scale` into `out` (only the runs and parts `only` selects);
-    returns its claims (also in claims.json), each citing the experiment's paper, and writes
-    OUT/report.html."""
-    from ..report.html import write_report
-    from ..runner import environment, versions
-
-    entry = experiments.get(name, "experiment")
-    paper = entry.extra.get("paper")
-    lab = Lab(out, scale, device, log, progress_factory, only)
-    t0 = time.perf_counter()
-    claims = [c if c.source or paper is None else replace(c, source=str(paper)) for c in entry.factory(lab)]
-    write_json(lab.out / "claims.json", [asdict(c) for c in claims])
-    write_json(
-        lab.out / "experiment.json",
-        {
-            "experiment": name,
-            "scale": scale,
-            "device": device,
-            "only": only,
-            "paper": str(paper) if paper is not None else None,
-            "help": entry.help,
-            "versions": versions(),
-            "environment": environment(),
-            "wall_time_s": round(time.perf_counter() - t0, 2),
-            "verdicts": {v: sum(c.verdict == v for c in claims) for v in VERDICTS},
-        },
-    )
-    write_report(lab.out)
-    return claims
-
-
-def load_claims(out: str | Path) -> list[Claim]:
-    """The claims a `reproduce` run wrote to OUT/claims.json."""
-    return [Claim(**c) for c in json.loads((Path(out) / "claims.json").read_text())]
+    def save_figure(self, fig: Any, name: str, dpi: int = 110) -> Path:
+        """Save the matplotlib figure `fig` as OUT/figures/<name>.png and .svg and close it;
+        returns the PNG's path."""
+        return save_figure(fig, self.figure(name), dpi=dpi)

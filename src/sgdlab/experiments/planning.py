@@ -1,16 +1,38 @@
-"""`sgdlab reproduce NAME --plan`: what a scale would train and how long it would take here,
-before anything is trained or written.
+"""`sgdlab reproduce NAME --plan`: what a scale would train and how long it would take, in
+seconds, before anything is trained or written, on this machine's device or on another one
+(`--device cuda` on a machine without a GPU).
 
-Each run's time comes from a short measured timing on the configured device: the median of a few
-engine steps of every distinct model/data/batch combination (with the run's iteration probes
-on), once more for the replay pass of θ*-probes, plus one full-set evaluation (timed on one
-evaluation chunk) times the number of evaluations its schedules ask for. Runs with a loss
-threshold are estimated at their step cap (an upper bound). Identical configs are trained once,
-as `Lab.run_many` does.
+A training step at batch B is priced as t(B) = c + F·B·s (`StepCost`):
+
+  F  FLOPs of one sample's forward and backward, counted from the layers' weight shapes in one
+     forward of the model built on the meta device (shapes only, no arithmetic): its matrix
+     products and convolutions, which dominate (`count_model`);
+  c  the fixed cost of a step (kernel launches, Python, the optimizer); s seconds per FLOP.
+
+On the device that is present, a model small enough (F·b ≤ TIMED_FLOPS at b = 1) is built and
+a few engine steps of it, with the run's iteration probes, are timed on a handful of prepared
+points at a small batch b: at b and b/4 when b ≥ 8 and b < B, which fixes c and s; at b = B,
+which is the answer itself. A model too big to time takes s and the cost per torch operation
+from a short calibration of the device (`calibrate`), c from its counted operations. On
+another device, s = 1/THROUGHPUT and c = operations × OP_SECONDS: documented constants for an
+H100 running PyTorch eagerly (README, "On a GPU"; `benchmarks/gpu_check.sh` measures the real
+epoch time to check them against).
+
+A run then costs its steps (and, with θ*-probes, the replay pass's, timed the same way) and
+a forward pass over both splits at each step where a state probe is due (a forward and backward
+over the training split where one needs the full gradient); building its data and model, a
+second or two, is left out.
+Runs with a loss threshold are counted at their step cap (an upper bound). Identical configs
+are trained once, as `Lab.run_many` does.
+
+Nothing here prepares a whole dataset or trains a model at its full batch: each dataset's
+loader is read once for its sizes (after class picks and subsets) and at most SKETCH_POINTS
+prepared points stand in for it (`DataSketch`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import json
@@ -19,19 +41,36 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import torch
+from torch import nn
 
-from ..build import build_parts, resolve
-from ..config import ProbesConfig, config_to_toml, load_config, to_dict
-from ..engine import Parts, last_step, train
+from ..build import build_model_seeded, build_parts, resolve
+from ..config import Config, ProbesConfig, config_to_toml, load_config, to_dict
+from ..data import Dataset, RawData, datasets
+from ..data.pipeline import prepare, subset
+from ..engine import Sampler, last_step, train
+from ..models import build_model
 from ..params import flat_params
-from ..probes import Probe, Reference, StepContext, build_probes
+from ..probes import Probe, Reference, Schedule, build_probes
+from ..probes.schedules import LogSteps
+from ..runner import first_pass_probes, replayed_probes
+from ..seeding import generator
 from ..store import Recorder
 from .base import Plan, experiments, selected
 
-TIMED_STEPS = 8  # steps timed per model (after one warm-up step); the median counts
+TIMED_STEPS = 3  # steps timed per batch size (after one warm-up step); the median counts
+SKETCH_POINTS = 256  # prepared points that stand in for a dataset
+# FLOPs of the largest step timed on the present device: about 0.05 s of a CPU core, a few ms of a GPU
+TIMED_FLOPS = {"cpu": 1e8, "cuda": 1e12}
+# Another device, from its FLOPs: PyTorch eager on one H100 (SXM, 80 GB). Sustained rates of
+# CIFAR-size convnets and MLPs, about a third of the FP32 (67 TFLOP/s) and FP64 (34 TFLOP/s)
+# peaks, and a host-side cost per dispatched torch operation (launch and dispatcher).
+THROUGHPUT = {("cuda", "float32"): 20e12, ("cuda", "float64"): 10e12}
+OP_SECONDS = {"cuda": 8e-6}
+OPTIMIZER_OPS_PER_TENSOR = 3  # operations the update rule adds per parameter tensor
 
 
 @dataclass(frozen=True)
@@ -49,6 +88,468 @@ class PlannedRun:
     probes: tuple[str, ...]
     seconds: float | None  # estimated wall time of the run (both passes), None if unbounded
     same_as: str | None = None  # trained once under this name
+    flops: float = 0.0  # FLOPs of one sample's forward and backward
+    estimate: str = ""  # how its step was priced: "timed" here, or "counted" (FLOPs at a rate)
+
+
+# ---------------------------------------------------------------------------------------
+# where the estimate is for
+
+
+def plan_device(name: str) -> str:
+    """The device a plan is for: "cpu", "cuda", or for "auto" cuda when torch sees one. Unlike
+    a run, a plan may be for a device this machine does not have."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def present(device: str) -> bool:
+    """Whether `device` is here to time steps on."""
+    return device == "cpu" or (device == "cuda" and torch.cuda.is_available())
+
+
+def explain(device: str) -> str:
+    """How the plan's times were estimated, in one sentence for the table's footer."""
+    if present(device):
+        how = (
+            f"a few steps of each model timed here ({device}) at a small batch and scaled by its "
+            "counted FLOPs (models too big to time: FLOPs at this device's calibrated rate)"
+        )
+    else:
+        rate = THROUGHPUT[(device, "float32")] / 1e12
+        how = (
+            f"no {device} here: counted FLOPs at {rate:g} TFLOP/s (float32) plus "
+            f"{OP_SECONDS[device] * 1e6:g} µs per torch operation, an H100 running PyTorch eagerly "
+            "(README, 'On a GPU')"
+        )
+    return f"Estimates: {how}; runs with a loss threshold are counted at their cap."
+
+
+# ---------------------------------------------------------------------------------------
+# data without the data set
+
+
+@dataclass(frozen=True)
+class DataSketch:
+    """A dataset as planning sees it: its training and test sizes (what the run would use)
+    and at most SKETCH_POINTS prepared training points (shape, targets, resize) to time on."""
+
+    n_train: int
+    n_test: int
+    points: Dataset
+
+    def head(self, n: int) -> Dataset:
+        """The first n sketch points as a dataset's training split (and test split)."""
+        part = self.points.train
+        head = dataclasses.replace(part, x=part.x[:n], y=part.y[:n])
+        return dataclasses.replace(self.points, train=head, test=head)
+
+
+def _available(y: torch.Tensor, classes: tuple[int, ...] | None) -> torch.Tensor:
+    """Indices of the points a class pick keeps (all without one)."""
+    if classes is None:
+        return torch.arange(len(y))
+    return torch.isin(y, torch.tensor(classes, dtype=y.dtype)).nonzero().flatten()
+
+
+PREPARE_ONLY = ("classes", "label_noise", "targets", "standardize", "normalize", "resize")
+
+
+def raw_key(cfg: Config) -> str:
+    """What the dataset's loader reads of `cfg`: configs with the same key load the same raw
+    data (the sizes count only for the generated sets, which register them)."""
+    d = to_dict(cfg)["data"]
+    d["seed"] = cfg.data.seed if cfg.data.seed is not None else cfg.seed
+    drop = PREPARE_ONLY + (
+        () if "n_train" in datasets.get(cfg.data.name, "data.name").options else ("n_train", "n_test")
+    )
+    return json.dumps({k: v for k, v in d.items() if k not in drop}, sort_keys=True, default=str)
+
+
+def load_raw(cfg: Config) -> RawData:
+    """The dataset's loader, read once: all of its points, before any preparation."""
+    d = cfg.data
+    return datasets.get(d.name, "data.name").factory(
+        d, generator(d.seed if d.seed is not None else cfg.seed, "data")
+    )
+
+
+def data_sketch(cfg: Config, raw: RawData) -> DataSketch:
+    """The sizes of `cfg`'s data (from its loader's output `raw`) and a few prepared points: the
+    class pick, float conversion, standardization and targets are applied to those only."""
+    d = cfg.data
+    gen = generator(d.seed if d.seed is not None else cfg.seed, "data")
+    keep_train, keep_test = _available(raw.y_train, d.classes), _available(raw.y_test, d.classes)
+    sizes = []
+    for key, n, kept in (("data.n_train", d.n_train, keep_train), ("data.n_test", d.n_test, keep_test)):
+        idx = subset(n, len(kept), gen, key)  # a ConfigError when n is more than there is
+        sizes.append(len(kept) if idx is None else len(idx))
+    few_train, few_test = keep_train[:SKETCH_POINTS], keep_test[:8]
+    few = RawData(
+        raw.x_train[few_train],
+        raw.y_train[few_train],
+        raw.x_test[few_test],
+        raw.y_test[few_test],
+        raw.n_classes,
+        raw.class_names,
+    )
+    points = prepare(few, dataclasses.replace(d, n_train=None, n_test=None, label_noise=0.0), gen)
+    train = points.train
+    points = dataclasses.replace(points, train=dataclasses.replace(train, x=torch.nan_to_num(train.x)))
+    return DataSketch(sizes[0], sizes[1], points)
+
+
+# ---------------------------------------------------------------------------------------
+# counting a model
+
+
+@dataclass(frozen=True)
+class ModelCount:
+    """What one sample costs a model (`count_model`): FLOPs of its forward and of forward and
+    backward, the torch operations of one step, its parameters and parameter tensors."""
+
+    forward_flops: float
+    step_flops: float
+    ops: int
+    n_params: int
+    n_tensors: int
+
+
+def meta_model(cfg: Config, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """The run's model with its parameters on the meta device: shapes without memory or init."""
+    try:
+        with torch.device("meta"):
+            return build_model(cfg.model, input_shape, n_outputs)
+    except (RuntimeError, NotImplementedError, TypeError):  # an init that needs real numbers
+        return build_model_seeded(cfg, input_shape, n_outputs).to("meta")
+
+
+LAYER_OPS = 3  # torch operations per layer call in a step: its forward and two backward (input, weight)
+OPTIMIZER_OPS = 3  # per parameter tensor: the update rule's
+LOSS_OPS = 10  # the loss, its backward, zeroing gradients
+
+
+@torch.no_grad()
+def count_model(model: nn.Module, x: torch.Tensor) -> ModelCount:
+    """Per sample of the batch `x`: forward FLOPs 2·(weight entries)·(output positions) summed
+    over the calls of every layer with a matrix or kernel weight (linear layers and
+    convolutions, whose multiply-adds dominate: what torch.utils.flop_counter counts for them);
+    a backward of twice that (the input and the weight gradient), once for the first such layer
+    (it needs no input gradient); LAYER_OPS operations per layer call plus the loss's and
+    the optimizer's. One forward of `model` on `x`, which may be on the meta device (nothing is
+    computed there)."""
+    n = len(x)
+    forward, backward, calls = 0.0, 0.0, 0
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal forward, backward, calls
+        calls += 1
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.ndim >= 2 and isinstance(output, torch.Tensor):
+            positions = output.numel() / (n * weight.shape[0])  # outputs per sample and unit
+            flops = 2.0 * weight.numel() * positions
+            forward += flops
+            backward += flops if forward == flops else 2.0 * flops  # the first reads only the input
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return ModelCount(
+        forward,
+        forward + backward,
+        LAYER_OPS * calls + LOSS_OPS + OPTIMIZER_OPS * len(trainable),
+        sum(p.numel() for p in trainable),
+        len(trainable),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# pricing a step
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """t(B) = fixed + flops·B·per_flop for a training step at batch B (module docstring), and
+    what a replay step and a pass over data cost relative to it."""
+
+    fixed: float  # c, seconds
+    per_flop: float  # s, seconds per FLOP
+    count: ModelCount
+    how: str  # "timed" or "counted"
+    replay_factor: float = 1.0  # replay step / training step
+
+    def step(self, batch: int) -> float:
+        """Seconds of one training step at `batch`."""
+        return self.fixed + self.count.step_flops * batch * self.per_flop
+
+    def replay_step(self, batch: int) -> float:
+        """Seconds of one replay step (the training step and the θ*-probes) at `batch`."""
+        return self.step(batch) * self.replay_factor
+
+    def forward_pass(self, n: int, chunk: int) -> float:
+        """Seconds of one forward over n points in chunks (a full-set evaluation)."""
+        return math.ceil(n / chunk) * self.fixed / 3 + n * self.count.forward_flops * self.per_flop
+
+    def gradient_pass(self, n: int, chunk: int) -> float:
+        """Seconds of one forward and backward over n points in chunks (a full gradient)."""
+        return math.ceil(n / chunk) * self.fixed + n * self.count.step_flops * self.per_flop
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A device's cost per dispatched torch operation and its compute rate (FLOP/s)."""
+
+    op_seconds: float
+    flops_per_second: float
+
+
+_calibrations: dict[tuple[str, str, int], Calibration] = {}
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time_calls(fn, repeats: int, device: str) -> float:  # noqa: ANN001
+    """Median seconds of fn() over `repeats` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def calibrate(device: str, dtype: torch.dtype) -> Calibration:
+    """The present device's cost per torch operation (a one-sample step of a tiny MLP) and its
+    compute rate (a batch of a small convnet), each from a few timed steps; once per process."""
+    key = (device, str(dtype), torch.get_num_threads())
+    if key in _calibrations:
+        return _calibrations[key]
+
+    def work(model: nn.Module, x: torch.Tensor) -> tuple[float, int, float]:
+        model = model.to(device, dtype)
+        y = torch.zeros(len(x), dtype=torch.long, device=device)
+        x = x.to(device, dtype)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-9)
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        c = count_model(copy.deepcopy(model).to("meta"), x.to("meta"))
+        return _time_calls(step, 5, device), c.ops, c.step_flops * len(x)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        tiny = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+        t_tiny, ops, _ = work(tiny, torch.randn(1, 8))
+        conv = nn.Sequential(
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(32 * 16 * 16, 10),
+        )  # fmt: skip
+        t_conv, conv_ops, flops = work(conv, torch.randn(16, 16, 16, 16))
+    op_seconds = t_tiny / ops
+    rate = flops / max(t_conv - conv_ops * op_seconds, 0.25 * t_conv)
+    _calibrations[key] = Calibration(op_seconds, rate)
+    return _calibrations[key]
+
+
+class _Clock(Probe):
+    """Notes the time after every step (last in the probe list, so after the other probes)."""
+
+    needs = frozenset({"batch_loss"})
+
+    def __init__(self, device: str) -> None:
+        super().__init__("_clock", "step")
+        self.device = device
+        self.times: list[float] = []
+
+    def measure(self, ctx: Any) -> dict[str, float]:
+        _sync(self.device)
+        self.times.append(time.perf_counter())
+        return {}
+
+
+def timed_step(
+    cfg: Config, model: nn.Module, data: Dataset, probes: ProbesConfig, reference: Reference | None = None
+) -> float:
+    """Median seconds of one engine step of `model` on all of `data` (the sampler's batch is
+    min(B, len(data))) with the iteration probes of `probes` (state probes are priced apart),
+    over TIMED_STEPS steps after a warm-up. The step size is made tiny: cost does not depend
+    on it, and a few steps of a large one could diverge."""
+    small_lr = dataclasses.replace(cfg.optim, lr=min(cfg.optim.lr, 1e-9))
+    timing = dataclasses.replace(
+        cfg,
+        optim=small_lr,
+        train=dataclasses.replace(cfg.train, epochs=None, max_steps=TIMED_STEPS + 1, stop_loss=None),
+    )
+    parts = build_parts(timing, model=model, data=data)
+    clock = _Clock(cfg.device)
+    parts = dataclasses.replace(parts, probes=[p for p in build_probes(probes) if p.iteration] + [clock])
+    outcome = train(
+        parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model), reference=reference
+    )
+    if outcome.status == "interrupted":  # the loop caught Ctrl-C or SIGTERM: meant for the plan
+        raise KeyboardInterrupt
+    return statistics.median(b - a for a, b in itertools.pairwise(clock.times))
+
+
+def _as_config(probes: list[Probe], cfg: Config) -> ProbesConfig:
+    """`probes` (built from `cfg.probes`, some rescheduled) as a ProbesConfig to build again."""
+    return ProbesConfig(
+        use=tuple(p.name for p in probes),
+        options={p.name: dict(cfg.probes.options.get(p.name, {}), schedule=p.schedule.spec) for p in probes},
+    )
+
+
+def _replay_probes(cfg: Config) -> ProbesConfig | None:
+    """The θ*-probes, which make a run two-phase (None when there are none)."""
+    replayed = replayed_probes(build_probes(cfg.probes))
+    return _as_config(replayed, cfg) if replayed else None
+
+
+def timed_cost(cfg: Config, sketch: DataSketch, count: ModelCount, budget: float) -> StepCost:
+    """The step cost of `cfg`'s model from timed steps here (module docstring)."""
+    batch = _batch(cfg, sketch)
+    b = max(1, min(batch, len(sketch.points.train), int(budget // max(count.step_flops, 1.0))))
+    model = build_model_seeded(cfg, sketch.points.input_shape, sketch.points.n_outputs)
+    first = _as_config(first_pass_probes(build_probes(cfg.probes)), cfg)
+    t = timed_step(cfg, model, sketch.head(b), first)
+    flops = count.step_flops
+    if b == batch:  # the answer itself; passes over data at the device's rate where it fits
+        per_flop = min(
+            1.0 / calibrate(cfg.device, getattr(torch, cfg.dtype)).flops_per_second, t / (flops * b)
+        )
+        fixed = t - flops * b * per_flop
+    elif b >= 8:  # two batch sizes fix the fixed cost and the rate
+        small = max(1, b // 4)
+        t_small = timed_step(cfg, model, sketch.head(small), first)
+        per_flop = (t - t_small) / (flops * (b - small))
+        fixed = t - flops * b * per_flop
+        if per_flop <= 0 or fixed < 0:  # timing noise: scale in proportion instead
+            per_flop, fixed = t / (flops * b), 0.0
+    else:  # compute-bound already: in proportion
+        per_flop, fixed = t / (flops * b), 0.0
+    factor = 1.0
+    replay = _replay_probes(cfg)
+    if replay is not None:
+        n = TIMED_STEPS + 1
+        reference = Reference(flat_params(model), torch.full((n,), math.nan), "plan")
+        factor = timed_step(cfg, model, sketch.head(b), replay, reference) / t
+    return StepCost(fixed, per_flop, count, "timed", max(factor, 1.0))
+
+
+def counted_cost(cfg: Config, count: ModelCount, batch_dependent: bool) -> StepCost:
+    """The step cost from counted FLOPs and operations at the device's rate: calibrated here,
+    or THROUGHPUT and OP_SECONDS for a device that is not present."""
+    if present(cfg.device):
+        calibration = calibrate(cfg.device, getattr(torch, cfg.dtype))
+        op_seconds, rate = calibration.op_seconds, calibration.flops_per_second
+    else:
+        op_seconds, rate = OP_SECONDS[cfg.device], THROUGHPUT[(cfg.device, cfg.dtype)]
+    fixed, per_flop = count.ops * op_seconds, 1.0 / rate
+    factor = 1.0
+    if _replay_probes(cfg) is not None:
+        # replay: the same step, plus (batch norm) a forward at θ* on B_k and O(P) inner products
+        extra = fixed / 3 + count.forward_flops * cfg.train.batch_size * per_flop if batch_dependent else 0.0
+        step = fixed + count.step_flops * cfg.train.batch_size * per_flop
+        factor = 1.0 + (extra + 8 * count.n_params * per_flop + 10 * op_seconds) / step
+    return StepCost(fixed, per_flop, count, "counted", factor)
+
+
+# ---------------------------------------------------------------------------------------
+# how often the state probes run
+
+
+def _multiples(periods: list[int], steps: int) -> int:
+    """How many k in [0, steps] are a multiple of at least one of `periods` (inclusion-exclusion)."""
+    total = 0
+    for r in range(1, len(periods) + 1):
+        for group in itertools.combinations(periods, r):
+            lcm = reduce(math.lcm, group)
+            total += (-1) ** (r + 1) * (steps // lcm + 1)
+    return total
+
+
+def due_steps(schedules: list[Schedule], steps: int, spe: int) -> int:
+    """How many steps k in [0, steps] some schedule is due at (the last step counting for the
+    schedules that run at the end), by arithmetic for the periodic specs (step, every:K,
+    epoch:K) and by listing the few log-spaced steps; a schedule made in code is walked."""
+    periods: set[int] = set()
+    listed: set[int] = set()
+    for s in schedules:
+        name, _, arg = s.spec.partition(":")
+        if name in ("step", "every", "epoch"):
+            periods.add({"step": 1, "every": int(arg or 1), "epoch": spe * int(arg or 1)}[name])
+        elif isinstance(s.rule, LogSteps):
+            listed.update(s.rule.up_to(steps))
+        elif name not in ("final", "never"):
+            listed.update(k for k in range(steps + 1) if s.due(k, spe))
+    minimal = sorted(p for p in periods if not any(q < p and p % q == 0 for q in periods))
+    count = _multiples(minimal, steps)
+    count += sum(1 for k in listed if not any(k % p == 0 for p in minimal))
+    if any(s.at_end for s in schedules) and not any(steps % p == 0 for p in minimal) and steps not in listed:
+        count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------
+# runs
+
+
+@dataclass
+class Planner:
+    """Caches shared by the runs of one plan: loaded raw data by what the loader reads
+    (`raw_key`), data sketches by data config, step costs by model, data, batch and probes
+    (`_timing_key`)."""
+
+    device: str
+    raw: dict[str, RawData] = dataclasses.field(default_factory=dict)
+    data: dict[str, DataSketch] = dataclasses.field(default_factory=dict)
+    costs: dict[str, StepCost] = dataclasses.field(default_factory=dict)
+
+    def sketch(self, cfg: Config) -> DataSketch:
+        """The data sketch of `cfg`'s data config (made once; each loader is read once)."""
+        key = json.dumps({"seed": cfg.seed, "data": to_dict(cfg)["data"]}, sort_keys=True, default=str)
+        if key not in self.data:
+            source = raw_key(cfg)
+            if source not in self.raw:
+                self.raw[source] = load_raw(cfg)
+            self.data[key] = data_sketch(cfg, self.raw[source])
+        return self.data[key]
+
+    def cost(self, cfg: Config, sketch: DataSketch) -> StepCost:
+        """The step cost of `cfg`'s model: timed here when a step is small enough, else counted."""
+        key = _timing_key(cfg)
+        if key not in self.costs:
+            points = sketch.points
+            model = meta_model(cfg, points.input_shape, points.n_outputs)
+            count = count_model(model, points.batch(points.train, slice(0, 2))[0].to("meta"))
+            budget = TIMED_FLOPS[cfg.device] if present(cfg.device) else 0.0
+            if count.step_flops <= budget:
+                cost = timed_cost(cfg, sketch, count, budget)
+            else:
+                cost = counted_cost(cfg, count, _batch_dependent(model))
+            self.costs[key] = cost
+        return self.costs[key]
+
+
+def _batch_dependent(model: nn.Module) -> bool:
+    from ..probes.context import batch_dependent
+
+    return batch_dependent(model)
 
 
 def _timing_key(cfg: Any) -> str:
@@ -60,152 +561,97 @@ def _timing_key(cfg: Any) -> str:
         "device": d["device"],
         "optim": d["optim"]["name"],
         "batch_size": d["train"]["batch_size"],
+        "sampler": d["train"]["sampler"],
         "probes": d["probes"],
     }
     return json.dumps(keep, sort_keys=True, default=str)
 
 
-class _Clock(Probe):
-    """Notes the time after every step (last in the probe list, so after the other probes)."""
-
-    needs = frozenset({"batch_loss"})
-
-    def __init__(self) -> None:
-        super().__init__("_clock", "step")
-        self.times: list[float] = []
-
-    def measure(self, ctx: Any) -> dict[str, float]:
-        self.times.append(time.perf_counter())
-        return {}
+def _batch(cfg: Config, sketch: DataSketch) -> int:
+    """The run's minibatch size: all of the training set for full-batch samplers (GD)."""
+    return sketch.n_train if cfg.train.sampler == "full" else min(cfg.train.batch_size, sketch.n_train)
 
 
-def _per_step(parts: Parts, probes: ProbesConfig, reference: Reference | None = None) -> float:
-    """Median wall time of one engine step of `parts` with the iteration probes of `probes`
-    (state probes are counted separately, see `_evaluations`), over TIMED_STEPS steps."""
-    cfg = parts.config
-    train_cfg = dataclasses.replace(cfg.train, epochs=None, max_steps=TIMED_STEPS + 1, stop_loss=None)
-    clock = _Clock()
-    run_parts = dataclasses.replace(
-        parts,
-        config=dataclasses.replace(cfg, train=train_cfg),
-        probes=[p for p in build_probes(probes) if p.iteration] + [clock],
-    )
-    train(run_parts, Recorder(None, cfg.checkpoint), theta0=flat_params(parts.model), reference=reference)
-    return statistics.median(b - a for a, b in itertools.pairwise(clock.times))
+def run_seconds(cfg: Config, sketch: DataSketch, cost: StepCost, steps: int) -> float:
+    """Seconds of a run of `steps` steps: its steps (both passes) and the state probes' passes
+    over the data (module docstring)."""
+    batch = _batch(cfg, sketch)
+    spe = Sampler(
+        cfg.train.sampler, max(sketch.n_train, 1), cfg.train.batch_size, torch.Generator()
+    ).steps_per_epoch
+    seconds = steps * cost.step(batch)
+    if _replay_probes(cfg) is not None:
+        seconds += steps * cost.replay_step(batch)
+    state = [p for p in build_probes(cfg.probes) if not p.iteration and "theta_star" not in p.needs]
+    chunk = cfg.train.eval_batch_size
+    evaluation = cost.forward_pass(sketch.n_train + sketch.n_test, chunk)
+    seconds += due_steps([p.schedule for p in state], steps, spe) * evaluation
+    gradient = [p.schedule for p in state if "full_grad" in p.needs]
+    seconds += due_steps(gradient, steps, spe) * cost.gradient_pass(sketch.n_train, chunk)
+    if cfg.train.stop_loss is not None:
+        seconds += (steps // spe + 1) * cost.forward_pass(sketch.n_train, chunk)
+    return seconds
 
 
-def _evaluation_seconds(parts: Parts) -> float:
-    """One full train + test evaluation, timed on one evaluation chunk of each and scaled."""
-    from ..data import Split
-    from ..probes import Runtime
-
-    chunk = parts.config.train.eval_batch_size
-    total = 0.0
-    for part in (parts.data.train, parts.data.test):
-        if len(part) == 0:
-            continue
-        head = Split(part.x[:chunk], part.y[:chunk])
-        data = dataclasses.replace(parts.data, train=head, test=head)
-        ctx = StepContext(Runtime(parts.model, data, parts.loss, flat_params(parts.model), chunk), 0, 0.0)
-        t0 = time.perf_counter()
-        ctx.evaluate("train")
-        total += (time.perf_counter() - t0) * len(part) / len(head)
-    return total
-
-
-def _evaluations(parts: Parts, steps: int) -> int:
-    """Steps at which some state probe is due (each costs about one full-set evaluation), plus
-    the per-epoch checks of a loss threshold."""
-    spe = parts.sampler.steps_per_epoch
-    state = [p for p in parts.probes if not p.iteration and "theta_star" not in p.needs]
-    count = sum(
-        1
-        for k in range(steps + 1)
-        if any(p.schedule.due(k, spe) or (k == steps and p.schedule.at_end) for p in state)
-    )
-    if parts.config.train.stop_loss is not None:
-        count += steps // spe + 1
-    return count
-
-
-def estimate_run(
-    name: str, raw: dict[str, Any], device: str, cache: dict[str, tuple[float, float, float]]
-) -> PlannedRun:
-    """The planned run `raw`, with its time estimated from a short timing (cached per model)."""
-    from ..runner import first_pass, replayed_probes
-
-    cfg = resolve(load_config(raw=dict(raw, device=device)))
-    t0 = time.perf_counter()
-    parts = build_parts(cfg)
-    build = time.perf_counter() - t0  # data and model, as each run builds them again
-    spe = parts.sampler.steps_per_epoch
+def estimate_run(name: str, raw: dict[str, Any], planner: Planner) -> PlannedRun:
+    """The planned run `raw`, with its time estimated on `planner.device` (module docstring)."""
+    cfg = _resolved(raw, planner.device)
+    sketch = planner.sketch(cfg)
+    cost = planner.cost(cfg, sketch)
+    spe = Sampler(
+        cfg.train.sampler, max(sketch.n_train, 1), cfg.train.batch_size, torch.Generator()
+    ).steps_per_epoch
     steps = last_step(cfg.train, spe)
-    replayed = replayed_probes(parts.probes)
-    key = _timing_key(cfg)
-    if key not in cache:
-        torch.set_num_threads(cfg.threads)
-        first = first_pass(parts)
-        first_probes = ProbesConfig(
-            use=tuple(p.name for p in first.probes),
-            options={
-                p.name: dict(cfg.probes.options.get(p.name, {}), schedule=p.schedule.spec)
-                for p in first.probes
-            },
-        )
-        per_step = _per_step(parts, first_probes)
-        replay_step = 0.0
-        if replayed:
-            n = TIMED_STEPS + 1
-            reference = Reference(flat_params(parts.model), torch.full((n,), math.nan), "plan")
-            replay_probes = ProbesConfig(
-                use=tuple(p.name for p in replayed),
-                options={p.name: cfg.probes.options[p.name] for p in replayed},
-            )
-            replay_step = _per_step(parts, replay_probes, reference)
-        cache[key] = (per_step, replay_step, _evaluation_seconds(parts))
-    per_step, replay_step, evaluation = cache[key]
-    seconds = None
-    if steps is not None:
-        seconds = build + steps * (per_step + replay_step) + _evaluations(parts, steps) * evaluation
+    seconds = None if steps is None else run_seconds(cfg, sketch, cost, steps)
     stop = f"{steps:,} steps ({steps / spe:g} epochs)" if steps is not None else "no step cap"
     if cfg.train.stop_loss is not None:
         stop = f"until training loss < {cfg.train.stop_loss:g}, at most {stop}"
     return PlannedRun(
         name,
         cfg.model.name,
-        parts.n_params,
-        len(parts.data.train),
-        cfg.train.batch_size,
+        cost.count.n_params,
+        sketch.n_train,
+        _batch(cfg, sketch),
         steps,
         stop,
         cfg.probes.use,
         seconds,
+        flops=cost.count.step_flops,
+        estimate=cost.how,
     )
+
+
+def _resolved(raw: dict[str, Any], device: str) -> Config:
+    """`raw` resolved for `device`; for a device this machine lacks, checked on the CPU and then
+    marked for it (nothing is built there)."""
+    here = device if present(device) else "cpu"
+    cfg = resolve(load_config(raw=dict(raw, device=here)))
+    return cfg if here == device else dataclasses.replace(cfg, device=device)
 
 
 def plan(
     name: str, scale: str, device: str = "auto", only: str | None = None
 ) -> tuple[Plan, list[PlannedRun], dict[str, float | None]]:
     """The plan of experiment `name` at `scale`: its runs (as `--only` selects them) with time
-    estimates, and its other parts with theirs."""
+    estimates on `device` (present or not, see `plan_device`), and its other parts with theirs."""
     entry = experiments.get(name, "experiment")
-    planner = entry.extra.get("plan")
-    if planner is None:
+    planner_of = entry.extra.get("plan")
+    if planner_of is None:
         raise ValueError(f"experiment {name!r} registers no plan")
-    p: Plan = planner(scale)
-    cache: dict[str, tuple[float, float, float]] = {}
+    p: Plan = planner_of(scale)
+    planner = Planner(plan_device(device))
     rows: list[PlannedRun] = []
     first_of: dict[str, str] = {}
     for run_name, raw in p.runs.items():
         if not selected(run_name, only):
             continue
-        text = config_to_toml(resolve(load_config(raw=dict(raw, device=device))))
+        text = config_to_toml(_resolved(raw, planner.device))
         if text in first_of:
             twin = next(r for r in rows if r.name == first_of[text])
             rows.append(dataclasses.replace(twin, name=run_name, seconds=0.0, same_as=twin.name))
             continue
         first_of[text] = run_name
-        rows.append(estimate_run(run_name, raw, device, cache))
+        rows.append(estimate_run(run_name, raw, planner))
     sims = {
         k: (s.estimate() if s.estimate is not None else None)
         for k, s in p.simulations.items()

@@ -14,21 +14,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UserError
-from ..store.files import write_json
-from .base import SCALES, experiments, reproduce, selected
-
-TOUR = "tour.json"
-DEFAULT_SCALE = "smoke"
-
-
-def tour_scale(entry: Any) -> str:
-    """The scale the tour runs experiment `entry` at: its `tour=` registration option,
-    `smoke` by default; a scale outside SCALES is an error."""
-    scale = entry.extra.get("tour", DEFAULT_SCALE)
-    if scale not in SCALES:
-        raise ValueError(f"experiment {entry.name!r} declares tour scale {scale!r}, not one of {SCALES}")
-    return scale
+from ..errors import UserError, quote
+from ..store.claims import count_verdicts
+from ..store.provenance import environment, versions
+from ..store.records import save_tour
+from .base import selected
+from .registry import Reproduction, experiments, reproductions
+from .reproduce import reproduce
 
 
 def _under(log: Callable[[str], None], name: str) -> Callable[[str], None]:
@@ -36,12 +28,12 @@ def _under(log: Callable[[str], None], name: str) -> Callable[[str], None]:
     return lambda message: log(f"    [{name}] {message}")
 
 
-def stages(only: str | None = None) -> list[Any]:
+def stages(only: str | None = None) -> list[Reproduction]:
     """The registered experiments the tour visits (those `only` selects), in registry order."""
-    chosen = [e for e in experiments if selected(e.name, only)]
+    chosen = [r for r in reproductions() if selected(r.name, only)]
     if not chosen:
         raise UserError(
-            f"--only: {only!r} selects none of the experiments ({', '.join(experiments.names())})"
+            f"--only: {quote(only)} selects none of the experiments ({', '.join(experiments.names())})"
         )
     return chosen
 
@@ -56,13 +48,16 @@ def run_tour(
 ) -> list[dict[str, Any]]:
     """Reproduce every (selected) experiment at its tour scale into `out`/<name>, then write
     `out`/report.html; returns the stage records (also in `out`/tour.json)."""
+    from ..build import resolve_device
     from ..report.html import write_report
-    from ..runner import environment, versions
 
     log = log or (lambda message: None)
     out = Path(out)
+    entries = stages(only)  # checked before anything is written
+    resolve_device(device)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    entries = stages(only)
     record: dict[str, Any] = {
         "device": device,
         "only": only,
@@ -70,27 +65,27 @@ def run_tour(
         "environment": environment(),
         "stages": [],
     }
-    for entry in entries:
-        paper = entry.extra.get("paper")
+    for repro in entries:
+        paper = repro.paper
         record["stages"].append(
             {
-                "experiment": entry.name,
-                "dir": entry.name,
-                "scale": tour_scale(entry),
+                "experiment": repro.name,
+                "dir": repro.name,
+                "scale": repro.tour,
                 "paper": str(paper or ""),
-                "paper_short": getattr(paper, "short", ""),
-                "paper_title": getattr(paper, "title", ""),
-                "help": entry.help,
+                "paper_short": paper.short if paper is not None else "",
+                "paper_title": paper.title if paper is not None else "",
+                "help": repro.help,
                 "status": "pending",
             }
         )
-    write_json(out / TOUR, record)
+    save_tour(out, record)
     t_tour = time.perf_counter()
     for i, stage in enumerate(record["stages"], 1):
         name, scale = stage["experiment"], stage["scale"]
         log(f"[{i}/{len(entries)}] {name} at scale {scale}: {stage['help']}")
         stage["status"] = "running"
-        write_json(out / TOUR, record)
+        save_tour(out, record)
         t0 = time.perf_counter()
         try:
             claims = reproduce(
@@ -105,7 +100,7 @@ def run_tour(
             stage.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             log(f"[{i}/{len(entries)}] {name}: failed ({stage['error']})")
         else:
-            counts = {v: sum(c.verdict == v for c in claims) for v in ("holds", "fails", "not-applicable")}
+            counts = count_verdicts(claims)
             stage.update(status="completed", verdicts=counts)
             log(
                 f"[{i}/{len(entries)}] {name}: {len(claims)} claims ("
@@ -114,6 +109,6 @@ def run_tour(
                 + f" in {time.perf_counter() - t0:.0f} s; {time.perf_counter() - t_tour:.0f} s so far"
             )
         stage["wall_time_s"] = round(time.perf_counter() - t0, 2)
-        write_json(out / TOUR, record)
+        save_tour(out, record)
     write_report(out)
     return record["stages"]

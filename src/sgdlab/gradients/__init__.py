@@ -32,7 +32,8 @@ from torch import nn
 from ..errors import UserError
 from ..modes import eval_mode
 from .generic import PerSampleLoss, vmap_gram, vmap_moments
-from .ghost import Capture, Record, candidate_layers, record_gram, record_moments, trainable_names
+from .ghost import Capture, Record, candidate_layers, record_gram, trainable_names
+from .moments import record_moments
 from .stats import gram_stats, minibatch_agreement, minibatch_gram, moment_stats, sample_batches
 
 PATHS = ("auto", "fast", "vmap")
@@ -292,17 +293,6 @@ def records_gram(
     return out
 
 
-def weight_grads(records: list[Record]) -> dict[nn.Module, torch.Tensor]:
-    """{layer: its weight's `.grad`} for the recorded layers whose weight is trainable and has a
-    gradient (read right after the training step's backward, it is Σ_j ∂ℓ_j/∂W / N)."""
-    out = {}
-    for r in records:
-        weight = getattr(r.layer, "weight", None)
-        if "weight" in trainable_names(r.layer) and weight is not None and weight.grad is not None:
-            out[r.layer] = weight.grad
-    return out
-
-
 def records_moments(
     records: list[Record],
     total: torch.Tensor | None,
@@ -312,7 +302,8 @@ def records_moments(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ over recorded layer calls of (‖g_i‖², ⟨g_i, Σ_j g_j⟩), float64 [N] each, in O(N·P).
     `weight_grads`: each layer's weight gradient of the loss the records' output gradients
-    belong to (the training step's `.grad`), which gives Σ_j g_j. With `total` (a loss whose
+    belong to (the training step's, as `Capture(weight_grads=True)` keeps it), which gives
+    Σ_j g_j. With `total` (a loss whose
     backward has not run), one torch.autograd.grad gives the output gradients and the weight
     gradients together (no .grad writes)."""
     if not records:
@@ -367,5 +358,4 @@ __all__ = [
     "sample_batches",
     "vmap_gram",
     "vmap_moments",
-    "weight_grads",
 ]

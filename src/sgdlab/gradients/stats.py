@@ -29,18 +29,36 @@ import math
 import torch
 
 
-def _quantiles(values: torch.Tensor, qs: tuple[float, ...], prefix: str) -> dict[str, float]:
+def _quantiles(values: torch.Tensor, qs: tuple[float, ...], prefix: str) -> dict[str, torch.Tensor]:
+    """The quantiles `qs` of `values`, NaN entries left out (all NaN: NaN)."""
     if not qs or values.numel() == 0:
         return {}
-    q = torch.quantile(values, torch.tensor(qs, dtype=values.dtype, device=values.device))
-    return {f"{prefix}_q{100 * p:g}": float(v) for p, v in zip(qs, q, strict=True)}
+    at = torch.tensor(qs, dtype=values.dtype).to(values.device, non_blocking=True)  # no sync
+    q = torch.nanquantile(values, at)
+    return {f"{prefix}_q{100 * p:g}": v for p, v in zip(qs, q, strict=True)}
+
+
+def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
+    """The n(n−1) off-diagonal entries of a square matrix in row-major order, as `matrix[~eye]`
+    gives them but without a boolean mask (whose size the host would have to wait for)."""
+    n = matrix.shape[0]
+    return matrix.reshape(-1)[1:].view(n - 1, n + 1)[:, :-1].reshape(-1)
+
+
+def read_finite(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """0-d tensors as floats with one host read (one device sync), non-finite ones left out."""
+    if not values:
+        return {}
+    numbers = torch.stack([v.reshape(()).double() for v in values.values()]).tolist()
+    return {k: v for k, v in zip(values, numbers, strict=True) if math.isfinite(v)}
 
 
 def gram_stats(
     gram: torch.Tensor, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9), prefix: str = "grad"
 ) -> dict[str, float]:
     """The statistics above as a flat dict `{prefix}_…`; pair statistics need N ≥ 2 and the
-    tests ‖ḡ‖ > 0 (undefined ones are left out rather than reported as NaN).
+    tests ‖ḡ‖ > 0 (undefined ones are left out rather than reported as NaN). Everything is
+    computed where `gram` lives and read back at once.
 
     Three gradients with ‖g_1‖ = ‖g_2‖ = 2, ‖g_3‖ = 1 and ⟨g_1, g_2⟩ = 2, ⟨g_1, g_3⟩ = ⟨g_2, g_3⟩ = 1:
     ‖ḡ‖² = ΣG/N² = 17/9, tr Σ̂ = (tr G/N − ‖ḡ‖²)·N/(N−1) = 5/3, norm test (5/3)/(3·17/9) = 15/51.
@@ -59,45 +77,37 @@ def gram_stats(
     n = g.shape[0]
     diag = g.diagonal().clamp_min(0)
     norms = diag.sqrt()
-    p = prefix
-    out = {
-        f"{p}_n": float(n),
-        f"{p}_norm_max": float(norms.max()),
-        f"{p}_norm_mean": float(norms.mean()),
-        f"{p}_norm_min": float(norms.min()),
-    }
-    out |= _quantiles(norms, quantiles, f"{p}_norm")
-    mean_sq = float(g.sum()) / n**2
-    out[f"{p}_batch_norm"] = math.sqrt(max(mean_sq, 0.0))
-    if n < 2:
-        return out
-    off = ~torch.eye(n, dtype=torch.bool, device=g.device)
-    inner = g[off]
-    out |= {f"{p}_mu": float(inner.min()), f"{p}_inner_mean": float(inner.mean())}
-    out |= _quantiles(inner, quantiles, f"{p}_inner")
-    scale = torch.outer(norms, norms)
-    valid = off & (scale > 0)
-    if valid.any():
-        cos = (g[valid] / scale[valid]).clamp(-1, 1)
-        out |= {f"{p}_cos_min": float(cos.min()), f"{p}_cos_mean": float(cos.mean())}
-        out |= _quantiles(cos, quantiles, f"{p}_cos")
-    out |= _spread(diag, g.sum(dim=1), mean_sq, p)
-    return {k: v for k, v in out.items() if math.isfinite(v)}
+    out: dict[str, torch.Tensor] = {"n": torch.full((), float(n), dtype=torch.float64, device=g.device)}
+    out |= {"norm_max": norms.max(), "norm_mean": norms.mean(), "norm_min": norms.min()}
+    out |= _quantiles(norms, quantiles, "norm")
+    mean_sq = g.sum() / n**2
+    out["batch_norm"] = mean_sq.clamp_min(0).sqrt()
+    if n >= 2:
+        inner = off_diagonal(g)
+        out |= {"mu": inner.min(), "inner_mean": inner.mean()}
+        out |= _quantiles(inner, quantiles, "inner")
+        scale = off_diagonal(torch.outer(norms, norms))
+        cos = torch.where(scale > 0, (inner / scale).clamp(-1, 1), torch.nan)  # NaN: a zero gradient
+        out |= {"cos_min": torch.where(cos.isnan(), torch.inf, cos).min(), "cos_mean": cos.nanmean()}
+        out |= _quantiles(cos, quantiles, "cos")
+        out |= _spread(diag, g.sum(dim=1), mean_sq)
+    return read_finite({f"{prefix}_{k}": v for k, v in out.items()})
 
 
-def _spread(diag: torch.Tensor, row_sums: torch.Tensor, mean_sq: float, p: str) -> dict[str, float]:
-    """Variance, SNR and the three tests from G_ii, Σ_j G_ij and ‖ḡ‖² (N ≥ 2)."""
+def _spread(diag: torch.Tensor, row_sums: torch.Tensor, mean_sq: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Variance, SNR and the three tests from G_ii, Σ_j G_ij and ‖ḡ‖² (N ≥ 2), as 0-d tensors."""
     n = diag.shape[0]
-    variance = max(float(diag.sum()) / n - mean_sq, 0.0) * n / (n - 1)
-    out = {f"{p}_variance": variance}
-    if mean_sq > 0:
-        along = row_sums / n  # ⟨g_i, ḡ⟩
-        out[f"{p}_snr"] = mean_sq / variance if variance > 0 else math.inf
-        out[f"{p}_norm_test"] = variance / (n * mean_sq)
-        out[f"{p}_inner_product_test"] = float(along.var(unbiased=True)) / (n * mean_sq**2)
-        ortho = (diag - along**2 / mean_sq).clamp_min(0).sum() / (n - 1)
-        out[f"{p}_orthogonality_test"] = float(ortho) / (n * mean_sq)
-    return out
+    variance = (diag.sum() / n - mean_sq).clamp_min(0) * n / (n - 1)
+    along = row_sums / n  # ⟨g_i, ḡ⟩
+    ortho = (diag - along**2 / mean_sq).clamp_min(0).sum() / (n - 1)
+    return {
+        "variance": variance,
+        # where ‖ḡ‖ = 0 the tests divide by zero: not finite, so left out
+        "snr": torch.where(variance > 0, mean_sq / variance, torch.inf),
+        "norm_test": variance / (n * mean_sq),
+        "inner_product_test": along.var(unbiased=True) / (n * mean_sq**2),
+        "orthogonality_test": ortho / (n * mean_sq),
+    }
 
 
 def moment_stats(
@@ -110,6 +120,7 @@ def moment_stats(
     and the row sums Σ_j G_ij = N⟨g_i, ḡ⟩ alone (O(N·P) to measure, not O(N²·P)): norms,
     ‖ḡ‖² = Σ_ij G_ij/N², the mean inner product (Σ_ij G_ij − tr G)/(N(N − 1)), variance, SNR
     and the three tests. Agreement μ, the inner-product quantiles and the cosines need G.
+    Computed where the inputs live and read back at once, like `gram_stats`.
 
     The gradients of `gram_stats`' example give the same values:
 
@@ -127,22 +138,16 @@ def moment_stats(
     rows = row_sums.double()
     n = diag.shape[0]
     norms = diag.sqrt()
-    p = prefix
-    out = {
-        f"{p}_n": float(n),
-        f"{p}_norm_max": float(norms.max()),
-        f"{p}_norm_mean": float(norms.mean()),
-        f"{p}_norm_min": float(norms.min()),
-    }
-    out |= _quantiles(norms, quantiles, f"{p}_norm")
-    total = float(rows.sum())
+    out: dict[str, torch.Tensor] = {"n": torch.full((), float(n), dtype=torch.float64, device=diag.device)}
+    out |= {"norm_max": norms.max(), "norm_mean": norms.mean(), "norm_min": norms.min()}
+    out |= _quantiles(norms, quantiles, "norm")
+    total = rows.sum()
     mean_sq = total / n**2
-    out[f"{p}_batch_norm"] = math.sqrt(max(mean_sq, 0.0))
-    if n < 2:
-        return out
-    out[f"{p}_inner_mean"] = (total - float(sq_norms.double().sum())) / (n * (n - 1))
-    out |= _spread(diag, rows, mean_sq, p)
-    return {k: v for k, v in out.items() if math.isfinite(v)}
+    out["batch_norm"] = mean_sq.clamp_min(0).sqrt()
+    if n >= 2:
+        out["inner_mean"] = (total - sq_norms.double().sum()) / (n * (n - 1))
+        out |= _spread(diag, rows, mean_sq)
+    return read_finite({f"{prefix}_{k}": v for k, v in out.items()})
 
 
 def minibatch_gram(gram: torch.Tensor, batches: torch.Tensor) -> torch.Tensor:
@@ -164,7 +169,7 @@ def minibatch_agreement(gram: torch.Tensor, k: int, m: int, gen: torch.Generator
     """μ_K = min over pairs of `m` sampled K-batches of ⟨g_B, g_B'⟩, the mean over pairs, and the
     mean cosine (Giselsson: a larger mini-batch gives a larger μ)."""
     bg = minibatch_gram(gram, sample_batches(gram.shape[0], k, m, gen))
-    off = ~torch.eye(m, dtype=torch.bool)
+    off = ~torch.eye(m, dtype=torch.bool, device=bg.device)
     norms = bg.diagonal().clamp_min(0).sqrt()
     scale = torch.outer(norms, norms)[off]
     cos = bg[off][scale > 0] / scale[scale > 0]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from . import alexnet, lenet, mlp, residual_mlp, resnet, vgg  # noqa: F401  (registers)
+from . import alexnet, lenet, mlp, residual_mlp, resnet, transformer, vgg  # noqa: F401  (registers)
 from .registry import ModelOptions, models
 
 

@@ -181,3 +181,20 @@ class MaxPoolSame(nn.Module):
     def extra_repr(self) -> str:
         """Kernel and stride, for the module's repr."""
         return f"kernel={self.kernel}, stride={self.stride}"
+
+
+class GlobalAvgPool(nn.AdaptiveAvgPool2d):
+    """The mean over each channel's H×W map, as `nn.AdaptiveAvgPool2d(1)` computes it. Under
+    `torch.use_deterministic_algorithms(True)` on CUDA, whose adaptive pooling has no
+    deterministic backward (torch raises), it is the plain mean over (H, W): the same value up
+    to rounding, and a backward without atomic adds (config `deterministic = true`, the γ
+    replay on a GPU)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel means: [N, C, H, W] → [N, C, 1, 1]."""
+        if x.is_cuda and torch.are_deterministic_algorithms_enabled():
+            return x.mean(dim=(-2, -1), keepdim=True)
+        return super().forward(x)

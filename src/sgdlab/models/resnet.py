@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import activation, batch_norm_2d, check_init, image_shape, init_layers
+from .layers import GlobalAvgPool, activation, batch_norm_2d, check_init, image_shape, init_layers
 from .registry import ModelOptions, models
 
 OPTIONS = {"width": 64, "activation": "relu", "batch_norm": "all", "skips": "all", "init": "default"}
@@ -96,7 +96,7 @@ def resnet(
             layers.append(BasicBlock(c, c_out, 2 if stage > 0 and i == 0 else 1, bn=bn, skip=skip, act=act))
             c = c_out
     head = nn.Linear(c, n_outputs)
-    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
+    model = nn.Sequential(*layers, GlobalAvgPool(), nn.Flatten(), head)
     init_layers(model, opts.init, output=head)
     return model
 

@@ -78,6 +78,11 @@ class Probe:
     """
 
     needs: frozenset[str] = frozenset()
+    # The figure this probe's measurements are drawn in, as "module:function" with
+    # `function(run: store.Run, path: Path) -> Path | None` (None: the run has nothing to draw).
+    # Run reports and `sgdlab show` draw it for every run that used the probe; it is imported
+    # only then, so probes never import plotting code.
+    figure: str | None = None
 
     def __init__(self, name: str, schedule: Schedule | str = "epoch", **options: Any):
         self.name = name
@@ -123,7 +128,8 @@ class Probe:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
+        """Restore what `state_dict` returned (after a resume its floating-point tensors are on
+        the run's device, its other tensors on the CPU)."""
         pass
 
     def __repr__(self) -> str:

@@ -194,6 +194,7 @@ class Gamma(Probe):
 
     needs = frozenset({"update", "batch", "batch_loss", "lr", "theta_star"})
     # "update": the engine snapshots θ_k before the step; U_k is formed chunk-wise from it.
+    figure = "sgdlab.report.gamma:run_figure"  # distance to θ*, loss and γ_k against the epoch
 
     def __init__(
         self,

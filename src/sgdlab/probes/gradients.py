@@ -16,7 +16,8 @@ sgdlab loss is), so the step's output gradients are δ_i/N. Otherwise — batch 
 samples in train mode, dropout draws masks — the per-sample quantities are those of eval mode
 (running statistics, no dropout), computed in a separate pass at θ_k on B_k before the step
 (set reuse_step = false to always do so). Parameters the identity cannot handle are computed
-by vmap at θ_k before the step. Nothing the probe does changes the trajectory.
+by vmap at θ_k before the step (attention on its math kernel there: vmap has no batching rule
+for the fused ones). Nothing the probe does changes the trajectory.
 
 With batch = "eval" it is a state probe on `n_eval` training points fixed at setup (a seeded
 random subset), measured at θ_k before the update and at the end.
@@ -24,8 +25,8 @@ random subset), measured at θ_k before the update and at the end.
 pairs = false keeps only what needs no pair of samples — norms, ‖ḡ‖, the mean inner product,
 variance, SNR and the three tests, Cockpit's set — measured from ‖g_i‖² and ⟨g_i, Σ_j g_j⟩ in
 O(N·P) instead of the N×N Gram matrix's O(N²·P) (`sgdlab.gradients.per_sample_moments`; on the
-training step Σ_j g_j is the step's own weight gradient); μ, the inner-product quantiles and
-the cosines are then not reported.
+training step Σ_j g_j is the weight gradient its backward computes, kept by a hook); μ, the
+inner-product quantiles and the cosines are then not reported.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ..attention import math_attention
 from ..errors import UserError
 from ..gradients import (
     DEFAULT_BUDGET_MB,
@@ -50,7 +52,6 @@ from ..gradients import (
     records_moments,
     vmap_gram,
     vmap_moments,
-    weight_grads,
 )
 from .base import Probe
 from .context import batch_dependent, eval_mode
@@ -121,6 +122,9 @@ class Gradients(Probe):
             {"full_grad"} if full_grad else set()
         )
         self.best = math.inf
+        # The backpropagated loss as a multiple of the batch mean of the per-sample losses: 1 in
+        # the engine; sgdlab.attach reads it off the step's output gradient (a sum, loss scaling).
+        self.loss_scale = 1.0
         self._pending: tuple[int, Any] | None = None
 
     def setup(self, rt: Any) -> None:
@@ -140,7 +144,8 @@ class Gradients(Probe):
         if self.batch == "eval":
             n = len(train)
             gen = torch.Generator().manual_seed(self.seed)
-            self.subset = torch.randperm(n, generator=gen)[: min(self.n_eval, n)].sort().values
+            subset = torch.randperm(n, generator=gen)[: min(self.n_eval, n)].sort().values
+            self.subset = subset.to(train.x.device)  # drawn on the CPU: the same points on every device
 
     # --- batch = "train": capture during the step ------------------------------------------
 
@@ -161,16 +166,14 @@ class Gradients(Probe):
         generic: Any = None
         if self.split.generic:
             reduce = vmap_gram if self.pairs else vmap_moments
-            with eval_mode(self.rt.model):
+            with eval_mode(self.rt.model), math_attention():
                 generic = reduce(
                     self.rt.model, self.rt.loss.per_sample, x, y, list(self.split.generic), self._budget
                 )
-        with Capture(self.split.ghost, grad_hooks=True) as cap:
+        # pairs = false: Σ_j g_j from the weight gradients the step's backward computes
+        with Capture(self.split.ghost, grad_hooks=True, weight_grads=not self.pairs) as cap:
             yield
-        if self.pairs:
-            self._pending = (ctx.step, (cap, generic, full))
-        else:  # now, while `.grad` holds the step's weight gradients Σ_j g_j / N
-            self._pending = (ctx.step, (self._moments_from_capture(cap, generic), full))
+        self._pending = (ctx.step, (cap, generic, full))
 
     def _check_calls(self, cap: Capture) -> None:
         wrong = {name: c for name, c in cap.calls().items() if c != 1}
@@ -184,7 +187,8 @@ class Gradients(Probe):
         self._check_calls(cap)
         n = cap.records[0].input.shape[0]
         try:
-            gram = records_gram(cap.records, None, float(n), self._budget)  # δ_i = N·∂(mean loss)/∂z_i
+            # δ_i = N·∂(mean loss)/∂z_i
+            gram = records_gram(cap.records, None, float(n) / self.loss_scale, self._budget)
         finally:
             cap.release()
         return gram + generic if generic is not None else gram
@@ -192,8 +196,9 @@ class Gradients(Probe):
     def _moments_from_capture(self, cap: Capture, generic: Any) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_calls(cap)
         n = cap.records[0].input.shape[0]
-        try:  # the step's .grad is ∂(mean loss)/∂W = Σ_j g_j / N
-            sq, rows = records_moments(cap.records, None, float(n), self._budget, weight_grads(cap.records))
+        try:  # the step's weight gradient is ∂(backpropagated loss)/∂W = loss_scale · Σ_j g_j / N
+            scale = float(n) / self.loss_scale
+            sq, rows = records_moments(cap.records, None, scale, self._budget, cap.weight_grads)
         finally:
             cap.release()
         if generic is not None:
@@ -213,7 +218,9 @@ class Gradients(Probe):
         self._pending = None
         if isinstance(payload[0], Capture):
             cap, generic, full = payload
-            return self._row(self._from_capture(cap, generic), full)
+            if self.pairs:
+                return self._row(self._from_capture(cap, generic), full)
+            return self._row(self._moments_from_capture(cap, generic), full)
         measured, full = payload
         return self._row(measured, full)
 
@@ -222,15 +229,17 @@ class Gradients(Probe):
         return int(self.budget_mb * 2**20)
 
     def _measured(self, x: torch.Tensor, y: torch.Tensor) -> Any:
-        """G in a pass of its own, or (‖g_i‖², Σ_j G_ij) when pairs = false."""
-        if not self.pairs:
-            m = per_sample_moments(
+        """G in a pass of its own, or (‖g_i‖², Σ_j G_ij) when pairs = false; attention on its
+        math kernel (vmap has no batching rule for the fused ones)."""
+        with math_attention():
+            if not self.pairs:
+                m = per_sample_moments(
+                    self.rt.model, self.rt.loss, x, y, path=self.path, budget_mb=self.budget_mb
+                )
+                return m.sq_norms, m.row_sums
+            return per_sample_gram(
                 self.rt.model, self.rt.loss, x, y, path=self.path, budget_mb=self.budget_mb
-            )
-            return m.sq_norms, m.row_sums
-        return per_sample_gram(
-            self.rt.model, self.rt.loss, x, y, path=self.path, budget_mb=self.budget_mb
-        ).gram
+            ).gram
 
     def _full_norm(self, ctx: Any) -> float | None:
         if not self.full_grad:

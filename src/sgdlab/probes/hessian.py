@@ -21,7 +21,8 @@ off.)
 "classifier.0"): H_BB. Each call starts Lanczos from the previous call's eigenvectors (warm
 start), which are part of the probe's state, as is its random stream, so a resumed run
 continues exactly. The operator evaluates the model in eval mode (dropout off, batch norm with
-its running statistics): a function of θ alone. It is a state probe: it never touches the
+its running statistics): a function of θ alone, with attention on its math kernel (the fused
+kernels have no double backward; sgdlab.attention). It is a state probe: it never touches the
 training step, the parameters' gradients, buffers or the global RNG.
 """
 
@@ -108,13 +109,16 @@ class Hessian(Probe):
         self.vectors: torch.Tensor | None = None
 
     def setup(self, rt: Any) -> None:
-        """Fix the evaluation subset (seeded) and the chunk size of the operator's passes."""
-        self.indices = evaluation_subset(len(rt.data.train), self.subset, self.seed)
+        """Fix the evaluation subset (seeded, on the data's device) and the chunk size of the
+        operator's passes."""
+        self.indices = evaluation_subset(len(rt.data.train), self.subset, self.seed).to(
+            rt.data.train.x.device
+        )
         self.chunk_size = self.chunk or rt.eval_batch_size
 
     def operator(self, ctx: Any) -> HessianOperator:
         """H = ∇²L_S(θ_k) on the evaluation subset S, as a HessianOperator (restricted to `block`)."""
-        x, y = ctx.data.batch(ctx.data.train, self.indices.to(ctx.data.train.x.device))
+        x, y = ctx.data.batch(ctx.data.train, self.indices)
         try:
             return HessianOperator(
                 ctx.model, ctx.loss, x, y, block=self.block or None, method=self.method, chunk=self.chunk_size
@@ -130,7 +134,7 @@ class Hessian(Probe):
         eig = lanczos(
             op, self.k, tol=self.tol, accuracy="value", max_iter=self.max_iter, v0=warm, generator=self.gen
         )
-        self.vectors = eig.vectors.detach().cpu().clone()
+        self.vectors = eig.vectors.detach().clone()  # on the run's device, like θ
         row = {
             "hessian_lambda_max": float(eig.values[0]),
             "hessian_lambda_max_error": float(eig.errors[0]),

@@ -16,6 +16,8 @@
 Θ̂_0, f(·; θ_0) on the test inputs and f_∞ are computed once (at the first measurement) and
 kept in `state_dict`, so a resumed run continues from exactly the same references. Everything
 is evaluated in eval mode on functional copies of θ: no parameter, buffer, RNG or .grad changes.
+Attention (`F.scaled_dot_product_attention`) runs on its math kernel inside the probe: the fused
+kernels have no forward-mode AD (sgdlab.attention).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import torch
 
+from ..attention import math_attention
 from ..errors import UserError
 from ..ntk import closed_form, empirical_ntk, outputs_and_jvp, relative_change
 from ..ntk.kernel import NtkMethod
@@ -120,7 +123,12 @@ class NtkProbe(Probe):
         return ref
 
     def measure(self, ctx: Any) -> dict[str, float]:
-        """Kernel change, linearization gap and (if computed) the gap to the GD limit at θ_t."""
+        """Kernel change, linearization gap and (if computed) the gap to the GD limit at θ_t; with
+        attention by its math kernel (jvp through the fused kernels is not implemented)."""
+        with math_attention():
+            return self._measure(ctx)
+
+    def _measure(self, ctx: Any) -> dict[str, float]:
         if not self.reference:
             self.reference = self._references()
         ref, model, theta = self.reference, ctx.model, ctx.params

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 
 
 @dataclass(frozen=True)
@@ -55,22 +55,30 @@ def never() -> Schedule:
 
 
 @dataclass
-class _LogSteps:
+class LogSteps:
+    """The rule of `log_spaced`: steps 0, 1, 2, … ⌊base^i⌋, generated as far as asked."""
+
     base: float
     steps: list[int] = field(default_factory=lambda: [0])
     _x: float = 1.0
 
     def __call__(self, step: int, spe: int) -> bool:
+        """Whether `step` is one of the log-spaced steps."""
         while self.steps[-1] < step:
             self.steps.append(max(self.steps[-1] + 1, math.floor(self._x)))
             self._x *= self.base
         i = bisect.bisect_left(self.steps, step)
         return self.steps[i] == step
 
+    def up_to(self, last: int) -> list[int]:
+        """The due steps in [0, last] (a handful: they grow geometrically)."""
+        self(last, 1)
+        return self.steps[: bisect.bisect_right(self.steps, last)]
+
 
 def log_spaced(base: float = 1.1) -> Schedule:
     """Steps 0, 1, 2, …, ⌊base^i⌋: evenly spaced on a log axis, dense early."""
-    return Schedule(f"log:{base:g}", _LogSteps(base))
+    return Schedule(f"log:{base:g}", LogSteps(base))
 
 
 def parse_schedule(spec: str, key: str = "schedule") -> Schedule:
@@ -103,5 +111,6 @@ def parse_schedule(spec: str, key: str = "schedule") -> Schedule:
     except ValueError:
         pass
     raise ConfigError(
-        f"{key}: {spec!r} is not a schedule (step, every:K, epoch, epoch:K, log, log:BASE>1, final, never)"
+        f"{key}: {quote(spec)} is not a schedule "
+        "(step, every:K, epoch, epoch:K, log, log:BASE>1, final, never)"
     )

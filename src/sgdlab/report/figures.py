@@ -1,22 +1,13 @@
-"""Saving figures: the PNG a report embeds and an SVG beside it (same name) for papers and zooming."""
+"""Axis helpers shared by the figures: when a log axis reads better, and labels that name a
+metric's loss and unit. (`save_figure` is `store.figures.save_figure`, re-exported here.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from ..store.figures import save_figure
 
-def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Write `fig` to `path` (a .png) and to the .svg beside it; closes the figure."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path).with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    fig.savefig(path.with_suffix(".svg"))
-    plt.close(fig)
-    return path
+__all__ = ["loss_label", "metric_label", "save_figure", "spans_decades"]
 
 
 def spans_decades(*arrays: np.ndarray, decades: float = 1.5) -> bool:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
+from ..papers import GAMMA_2019  # noqa: E402
 from ..store import Run  # noqa: E402
 from .figures import loss_label, save_figure, spans_decades  # noqa: E402
 
@@ -79,3 +80,12 @@ def gamma_figure(
             ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
+
+
+def run_figure(run: Run, path: str | Path) -> Path | None:
+    """The γ probe's figure of one run (`Probe.figure`): `gamma_figure` of the run alone,
+    titled by its directory; None when it holds no γ measurements (e.g. stopped before the
+    replay pass)."""
+    if "gamma_dist" not in run.metrics.column_names:
+        return None
+    return gamma_figure(path, f"{run.path.name} (after {GAMMA_2019.short})", {run.path.name: run})

@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import DamagedFile
+
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 CSS = """
@@ -149,11 +151,12 @@ def _cut(value: Any, n: int) -> Any:
     return value
 
 
-def figure(png: Path, base: Path, caption: str = "") -> str:
-    """A PNG embedded as base64, with a link to the SVG beside it when there is one."""
+def figure(png: Path, page: Path, caption: str = "") -> str:
+    """A PNG embedded as base64, with a link to the SVG beside it when there is one, relative
+    to `page`, the directory of the report.html the figure is shown in."""
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     svg = png.with_suffix(".svg")
-    links = f' · <a href="{esc(_relative(svg, base))}">SVG</a>' if svg.is_file() else ""
+    links = f' · <a href="{esc(relative(svg, page))}">SVG</a>' if svg.is_file() else ""
     label = caption or png.stem
     width, height = png_size(png)
     wide = ' class="wide"' if width >= 2.2 * height else ""
@@ -168,20 +171,23 @@ def png_size(png: Path) -> tuple[int, int]:
     """(width, height) from a PNG's IHDR header."""
     with open(png, "rb") as fh:
         head = fh.read(24)
-    if head[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError(f"{png}: not a PNG file")
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
+        raise DamagedFile(png, "not a PNG image", "the command that drew it draws it again")
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def figures(pngs: list[Path], base: Path) -> str:
-    """The non-empty PNGs among `pngs`, embedded side by side (a note when there are none)."""
+def figures(pngs: list[Path], page: Path) -> str:
+    """The non-empty PNGs among `pngs`, embedded side by side (a note when there are none),
+    their SVG links relative to `page` (the directory of the report.html they are shown in)."""
     pngs = [p for p in pngs if p.is_file() and p.stat().st_size > 0]
     if not pngs:
         return '<p class="muted">No figures.</p>'
-    return '<div class="figures">' + "".join(figure(p, base) for p in pngs) + "</div>"
+    return '<div class="figures">' + "".join(figure(p, page) for p in pngs) + "</div>"
 
 
-def _relative(path: Path, base: Path) -> str:
+def relative(path: Path, base: Path) -> str:
+    """`path` as a link from a page in directory `base`: relative when it lies under `base`,
+    else an absolute file:// URI."""
     try:
         return path.resolve().relative_to(base.resolve()).as_posix()
     except ValueError:

@@ -16,9 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..config import dump_toml  # noqa: E402
+from ..stats import mean_std  # noqa: E402
 from ..store import load_run  # noqa: E402
+from ..store.sweeps import load_sweep  # noqa: E402
 from .figures import metric_label, save_figure, spans_decades  # noqa: E402
 from .page import code, esc, figures, fmt, pre, table, verdict_badge  # noqa: E402
+from .sections import environment_section, run_devices_threads  # noqa: E402
 
 METRIC_ORDER = ("train_loss", "test_loss", "train_error", "test_error", "batch_loss")
 MAX_POINTS = 300  # per-step series are averaged into at most this many epoch bins per run
@@ -27,15 +30,6 @@ MAX_POINTS = 300  # per-step series are averaged into at most this many epoch bi
 def point_label(values: dict[str, Any]) -> str:
     """`lr=0.1, widths=[64]` (index values: numbers, or the TOML text of lists)."""
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={fmt(v)}" for k, v in values.items()) or "config"
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """(mean, sample std with ddof = 1) of the finite values; NaN for what is undefined (no
-    values; one value has no std)."""
-    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if not len(v):
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan
 
 
 def _pm(mean: float, std: float) -> str:
@@ -145,9 +139,6 @@ def _constant_in_every_run(metric: str, runs: list) -> bool:
 def sweep_page(path: Path) -> tuple[str, str]:
     """(title, body) of a sweep's report: grid and statuses, the mean ± std across seeds per grid
     point, one figure per metric, the run index, the base config, environment and timings."""
-    from ..sweep.index import load_sweep
-    from .html import environment_section, run_devices_threads
-
     sweep = load_sweep(path)
     spec, keys = sweep.spec, sweep.grid_keys
     rows = sweep.index.to_pylist()
@@ -157,7 +148,7 @@ def sweep_page(path: Path) -> tuple[str, str]:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
     finals = [m for m in METRIC_ORDER[:4] if any(row.get(m) is not None for row in rows)]
     head = (
-        f'<h1>Sweep {esc(path.name)}</h1><p class="lead">{len(grouped)} grid points × '
+        f'<h1>{esc(path.name)}: a sweep</h1><p class="lead">{len(grouped)} grid points × '
         f"{spec.get('seeds')} seeds = {len(rows)} runs. "
         + "".join(f"{verdict_badge(s)} × {n} " for s, n in sorted(statuses.items()))
         + "</p>"
@@ -244,4 +235,4 @@ def sweep_page(path: Path) -> tuple[str, str]:
         if inv
         else ""
     )
-    return f"sweep {path.name}", head + aggregate + figs + index + config + env + timings
+    return f"{path.name} (sweep)", head + aggregate + figs + index + config + env + timings

@@ -9,6 +9,11 @@ after an fsync), so it loads unverified.
 
 A full disk (or a file-size limit) raises `DiskFull`, a UserError naming the file; the file it
 was replacing and every earlier checkpoint are untouched.
+
+Reading back goes through `read_json`, `read_parquet` and `load_tensors`: a file that cannot be
+parsed, or holds something sgdlab never writes there, raises `DamagedFile` (a UserError) naming
+the file and what is wrong, never the parser's own exception. Parquet files carry a CRC per data
+page (written and verified), so a flipped byte in the numbers is caught, not read as a number.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import pyarrow.parquet as pq
 import torch
 
 from .. import faults
-from ..errors import UserError
+from ..errors import DamagedFile, UserError, quote
 
 FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 LOW_SPACE = 64 * 1024  # bytes: below this after a failed write, the disk was full
@@ -35,7 +40,7 @@ class DiskFull(UserError):
     """A write failed for lack of space; nothing already on disk was changed."""
 
 
-class CorruptCheckpoint(UserError):
+class CorruptCheckpoint(DamagedFile):
     """A checkpoint does not match its checksum or cannot be read."""
 
 
@@ -107,8 +112,95 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
-    """Atomically write an Arrow table as a Parquet file."""
-    atomic_write(path, lambda p: pq.write_table(table, p))
+    """Atomically write an Arrow table as a Parquet file, with a CRC of every data page."""
+    atomic_write(path, lambda p: pq.write_table(table, p, write_page_checksum=True))
+
+
+def _first_line(exc: BaseException) -> str:
+    """`TYPE: first line of the message` of a parser's exception, at most about 200 characters."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if len(text) > 200:
+        text = text[:199] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def read_bytes(path: Path, todo: str = "") -> bytes:
+    """The bytes of a file sgdlab wrote; DamagedFile when it is gone or cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DamagedFile(path, "missing", todo) from None
+    except OSError as exc:
+        raise DamagedFile(path, f"cannot be read: {exc.strerror or exc}", todo) from None
+
+
+def read_json(path: Path, expect: type = dict, todo: str = "") -> Any:
+    """The JSON value in `path` (NaN and Infinity allowed), which must be an instance of
+    `expect`; DamagedFile when the file is missing, not UTF-8, not JSON or of another shape."""
+    data = read_bytes(path, todo)
+    if not data.strip():
+        raise DamagedFile(path, "empty", todo)
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DamagedFile(path, f"not UTF-8 text at byte {exc.start}", todo) from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise DamagedFile(path, f"not valid JSON: {exc.msg} at {where}", todo) from None
+    except RecursionError:
+        raise DamagedFile(path, "not valid JSON: nested too deeply", todo) from None
+    if not isinstance(value, expect):
+        raise DamagedFile(path, f"holds {_kind(value)} where {_kind_name(expect)} belongs", todo)
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
+
+def _kind_name(tp: type | tuple[type, ...]) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "an integer"}
+    kinds = tp if isinstance(tp, tuple) else (tp,)
+    return " or ".join(names.get(k, "a number") for k in kinds)
+
+
+Kinds = dict[str, type | tuple[type, ...]]
+
+
+def check_fields(data: dict[str, Any], kinds: Kinds, path: Path, todo: str = "") -> None:
+    """Every key of `kinds` that `data` holds (and is not null) has one of its types: a JSON
+    file sgdlab wrote but whose content was changed is refused here, not deep in a reader.
+    `float` admits any number, `int` integers only; neither admits true/false."""
+    for key, tp in kinds.items():
+        value = data.get(key)
+        if value is not None and not _is(value, tp):
+            raise DamagedFile(path, f"{key!r} is {quote(value, 60)}, expected {_kind_name(tp)}", todo)
+
+
+def _is(value: Any, tp: type | tuple[type, ...]) -> bool:
+    kinds = tp if isinstance(tp, tuple) else (tp,)
+    if isinstance(value, bool):
+        return bool in kinds
+    if isinstance(value, int) and (int in kinds or float in kinds):
+        return True
+    return any(k not in (int, bool) and isinstance(value, k) for k in kinds)
+
+
+def read_parquet(path: Path, todo: str = "") -> pa.Table:
+    """The Arrow table in a Parquet file, its page checksums verified; DamagedFile when the
+    file is missing, truncated or damaged."""
+    if not path.is_file():
+        raise DamagedFile(path, "missing", todo)
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+        table.validate(full=True)  # offsets in range, strings UTF-8
+        table.schema.names  # noqa: B018 - the footer's names are not covered by the page checksums
+        return table
+    except Exception as exc:  # noqa: BLE001 - whatever the parser raises, the file is damaged
+        raise DamagedFile(path, f"not a readable Parquet file: {_first_line(exc)}", todo) from None
 
 
 def sha256_of(path: Path) -> str:
@@ -142,17 +234,20 @@ def load_tensors(path: Path, map_location: str | torch.device = "cpu") -> Any:
     """torch.load(weights_only=True) after checking the file against its checksum."""
     check = checksum_path(path)
     if check.is_file():
-        expected = check.read_text(encoding="utf-8").strip()
+        try:
+            expected = check.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            expected = None
+        if expected is None or len(expected) != 64:
+            raise CorruptCheckpoint(path, f"its checksum file {check.name} is damaged; refusing to load it")
         if sha256_of(path) != expected:
             raise CorruptCheckpoint(
-                f"{path}: does not match its checksum (damaged after it was written); refusing to load it"
+                path, "does not match its checksum: changed after it was written; refusing to load it"
             )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, foreign pickle globals, …: never half-load
-        raise CorruptCheckpoint(
-            f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - truncated zip, foreign pickle globals, …: never half-load
+        raise CorruptCheckpoint(path, f"cannot be read as a checkpoint: {_first_line(exc)}") from None
 
 
 def remove_checkpoint(path: Path) -> None:

@@ -11,9 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from ..config import Config, load_config
+from ..config import Config
+from ..errors import DamagedFile
 from .metrics import rows_to_table
-from .run_dir import RunDir
+from .run_dir import FINISHED, RunDir
+from .summary import RunSummary
 
 
 @dataclass
@@ -23,8 +25,9 @@ class Run:
     Attributes:
         path: the run directory.
         config: the resolved config the run recorded (every default filled in).
-        summary: summary.json: status, steps, epochs, stop_reason, final metrics, timings,
-            seed, n_params, versions, and per-probe summaries under "probes".
+        summary: summary.json as written: status, steps, epochs, stop_reason, final metrics,
+            timings, seed, n_params, versions, and per-probe summaries under "probes";
+            `info` is the same as a typed record.
         metrics: the metrics table: `step`, `epoch`, one float64 column per metric, null
             where a metric was not measured at that step (`series` drops the nulls).
     """
@@ -35,9 +38,14 @@ class Run:
     metrics: pa.Table
 
     @property
+    def info(self) -> RunSummary:
+        """The summary as a typed record (`store.summary.RunSummary`)."""
+        return RunSummary.from_dict(self.summary)
+
+    @property
     def status(self) -> str:
         """The run's status: completed, diverged, interrupted, failed or running (or unknown)."""
-        return self.summary.get("status", "unknown")
+        return self.info.status
 
     @property
     def final(self) -> dict[str, float]:
@@ -66,7 +74,10 @@ def load_run(path: str | Path) -> Run:
     """Read the run directory at `path`: its config, summary and metrics in one object.
 
     Nothing is locked or changed, so a run can be read while it trains (its metrics as of the
-    last flush). Checkpoints are loaded only on request, with `Run.checkpoint`.
+    last flush); only a status `running` left by a process that is gone is corrected to
+    `interrupted` (see `RunDir.read_summary`). A file that cannot be read, or holds what
+    sgdlab never writes there, raises `DamagedFile` (a UserError) naming it; `sgdlab resume`
+    trains the run again. Checkpoints are loaded only on request, with `Run.checkpoint`.
 
     Example: train one epoch into a directory, then read it back.
 
@@ -109,10 +120,13 @@ def load_run(path: str | Path) -> Run:
     {'1.weight': (16, 64), '1.bias': (16,), '3.weight': (10, 16), '3.bias': (10,)}
     """
     run_dir = RunDir.open(path)
+    summary = run_dir.read_summary()
     metrics = run_dir.read_metrics()
+    if metrics is None and RunSummary.from_dict(summary).status in FINISHED:
+        raise DamagedFile(run_dir.metrics_path, "missing", run_dir.todo())
     return Run(
         run_dir.path,
-        load_config(run_dir.config_path),
-        run_dir.read_summary(),
+        run_dir.read_config(),
+        summary,
         metrics if metrics is not None else rows_to_table([]),
     )

@@ -97,3 +97,24 @@ class MetricsLog:
             if len(values):
                 out[name] = values[-1].as_py()
         return out
+
+
+def metrics_problem(table: pa.Table) -> str | None:
+    """What makes `table` not a metrics table (`store.metrics`): `step` (int64, no nulls,
+    strictly increasing), `epoch` (float64), then float64 columns; None when it is one."""
+    names = table.column_names
+    if names[:2] != ["step", "epoch"]:
+        return f"its first columns are {names[:2]}, not ['step', 'epoch']"
+    if len(set(names)) != len(names):
+        return "a column name appears twice"
+    if table.schema.field("step").type != pa.int64() or table["step"].null_count:
+        return "its step column is not whole numbers"
+    bad = [f.name for f in table.schema if f.name != "step" and f.type != pa.float64()]
+    if bad:
+        return f"column {bad[0]!r} is {table.schema.field(bad[0]).type}, not float64"
+    step = table["step"]
+    if len(step) and pc.min(step).as_py() < 0:
+        return "it holds a negative step"
+    if len(step) > 1 and not pc.all(pc.greater(step[1:], step[:-1])).as_py():
+        return "its steps are not in increasing order"
+    return None

@@ -20,7 +20,12 @@ file is written atomically (`store.files`): a crash leaves the old version or th
 
 A run directory is created whole or not at all, and one process at a time holds its lock.
 The lock is an advisory `flock` on `.lock`, released when the holder exits however it exits
-(SIGKILL too), so a run whose summary says "running" but whose lock is free was killed.
+(SIGKILL too), so a run whose summary says "running" but whose lock is free was killed:
+`read_summary` reports it `interrupted` and records that in summary.json.
+
+Reading is checked: a summary or metrics file that cannot be parsed, or holds what sgdlab
+never writes there, raises `DamagedFile` naming it (see `damage` for a finished run's whole
+check); `sgdlab resume` trains a damaged run again from what is intact.
 """
 
 from __future__ import annotations
@@ -34,20 +39,41 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..errors import UserError
+from ..config import Config, load_config
+from ..errors import ConfigError, DamagedFile, UserError
 from .files import (
     CorruptCheckpoint,
+    check_fields,
+    checksum_path,
     load_tensors,
+    read_json,
+    read_parquet,
     remove_checkpoint,
     save_tensors,
     write_json,
     write_parquet,
     write_text,
 )
+from .metrics import metrics_problem
+from .summary import SUMMARY_FIELDS, RunSummary
 
+GONE = "the process running it ended without recording why (killed?); `sgdlab resume` continues it"
 STATE_RE = re.compile(r"^state-(\d+)\.pt$")
+FINISHED = ("completed", "diverged")
+REPLAY_DIR = "replay"  # pass 2 of a two-pass run, itself a run directory
+# The names a run directory holds (module docstring); a directory of only these, with a
+# checkpoints/ folder, is a run that lost its config.toml.
+LAYOUT = {
+    "config.toml",
+    "summary.json",
+    "metrics.parquet",
+    "checkpoints",
+    "figures",
+    "replay",
+    "report.html",
+    ".lock",
+}
 
 
 class RunDir:
@@ -72,6 +98,25 @@ class RunDir:
         """Whether `path` is a run directory, i.e. holds a config.toml."""
         return (Path(path) / "config.toml").is_file()
 
+    @staticmethod
+    def is_headless_run(path: str | Path) -> bool:
+        """Whether `path` is a run directory that lost its config.toml: a checkpoints/ folder
+        and nothing but the names a run holds (and temp files of its writers)."""
+        path = Path(path)
+        try:
+            names = {p.name for p in path.iterdir()}
+        except OSError:
+            return False
+        return (
+            "config.toml" not in names
+            and (path / "checkpoints").is_dir()
+            and all(n in LAYOUT or n.startswith(".") and ".tmp-" in n for n in names)
+        )
+
+    def todo(self) -> str:
+        """What to do about a damaged file of this run (the end of a DamagedFile message)."""
+        return f"`sgdlab resume {self.path}` (or the command that made it) trains it again"
+
     @classmethod
     def create(cls, path: str | Path, config_text: str, *, overwrite: bool = False) -> "RunDir":
         """Make a new run directory holding `config_text`, atomically. Refuses to replace a
@@ -81,13 +126,19 @@ class RunDir:
             if not path.is_dir():
                 raise UserError(f"{path}: exists and is not a directory")
             if any(path.iterdir()):
-                if not cls.is_run(path):
+                headless = cls.is_headless_run(path)
+                if not cls.is_run(path) and not headless:
                     raise UserError(
                         f"{path}: exists, is not empty and is not an sgdlab run; choose another --out"
                     )
+                if headless and not overwrite:
+                    raise UserError(
+                        f"{path}: holds an sgdlab run that lost its config.toml; "
+                        "choose another --out or pass --overwrite to replace it"
+                    )
                 if not overwrite:
-                    same = (path / "config.toml").read_text(encoding="utf-8") == config_text
-                    status = cls(path).read_summary().get("status", "unknown")
+                    same = (path / "config.toml").read_bytes() == config_text.encode("utf-8")
+                    status = cls(path).status_or_damage()
                     if same:
                         raise UserError(
                             f"{path}: already holds this run (status {status}); "
@@ -114,6 +165,12 @@ class RunDir:
     def open(cls, path: str | Path) -> "RunDir":
         """An existing run directory; a UserError if `path` is not one."""
         if not cls.is_run(path):
+            if cls.is_headless_run(path):
+                raise DamagedFile(
+                    Path(path) / "config.toml",
+                    "missing: the run cannot be rebuilt without its config",
+                    "train it again with `sgdlab run CONFIG --out DIR --overwrite`",
+                )
             raise UserError(f"{path}: not an sgdlab run directory (no config.toml)")
         return cls(path)
 
@@ -134,28 +191,120 @@ class RunDir:
             self._lock_fh = None
 
     def is_locked(self) -> bool:
-        """Whether some process holds the run's lock, i.e. is training it right now."""
-        try:
-            self.lock()
-        except UserError:
+        """Whether some process holds the run's lock, i.e. is training it right now (this
+        object's own lock counts). Probed with a shared lock on `.lock` opened for reading, so
+        a run on a read-only disk can be asked too; a lock file that cannot be opened counts
+        as held (nothing is concluded from it)."""
+        if self._lock_fh is not None:
             return True
-        self.unlock()
+        try:
+            fh = open(self.path / ".lock", "rb")
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
         return False
+
+    def read_config(self) -> Config:
+        """config.toml as a Config (unresolved); a ConfigError naming the file when it cannot
+        be read or holds a value this sgdlab does not accept (damaged, or from another version)."""
+        try:
+            return load_config(self.config_path)
+        except ConfigError as exc:
+            text = str(exc)
+            if not text.startswith(f"{self.config_path}: "):
+                text = f"{self.config_path}: {text}"
+            raise ConfigError(text) from None
 
     # --- summary and metrics -----------------------------------------------------------
     def read_summary(self) -> dict[str, Any]:
-        """summary.json as a dict ({} before the first flush)."""
+        """summary.json as a dict ({} before the first flush); DamagedFile when it cannot be
+        read or holds values of the wrong type.
+
+        A status `running` that no process holds the lock of was left by a process that is
+        gone (SIGKILL, a crash, a lost machine): it is reported as `interrupted`, and
+        recorded so in summary.json when the lock can be taken.
+        """
         if not self.summary_path.is_file():
             return {}
-        return json.loads(self.summary_path.read_text(encoding="utf-8"))
+        summary = self._parse_summary()
+        if summary.get("status") == "running" and not self.is_locked():
+            return self._interrupted(summary)
+        return summary
+
+    def read_info(self) -> RunSummary:
+        """`read_summary` as a typed record (`store.summary.RunSummary`)."""
+        return RunSummary.from_dict(self.read_summary())
+
+    def _parse_summary(self) -> dict[str, Any]:
+        summary = read_json(self.summary_path, dict, self.todo())
+        check_fields(summary, SUMMARY_FIELDS, self.summary_path, self.todo())
+        final = summary.get("final") or {}
+        numbers = (
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in final.values()
+        )
+        if not all(numbers):
+            raise DamagedFile(self.summary_path, "'final' holds a value that is not a number", self.todo())
+        return summary
+
+    def _interrupted(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """`summary` (status `running`, lock free) as `interrupted`, written back under the lock
+        unless a process took the run meanwhile or the directory cannot be written."""
+        reason = GONE
+        fixed = dict(summary, status="interrupted", error=summary.get("error") or reason)
+        try:
+            self.lock()
+        except (UserError, OSError):
+            return fixed
+        try:
+            now = self._parse_summary()
+            if now.get("status") != "running":
+                return now
+            fixed = dict(now, status="interrupted", error=now.get("error") or reason)
+            self.write_summary(fixed)
+        except (OSError, UserError):
+            pass  # read-only or full: the status is corrected in what the reader sees
+        finally:
+            self.unlock()
+        return fixed
+
+    def status_or_damage(self) -> str:
+        """The run's status for a message: its summary's, `unknown` without one, or
+        `damaged` when the summary cannot be read."""
+        try:
+            return str(self.read_summary().get("status", "unknown"))
+        except DamagedFile:
+            return "damaged"
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """Atomically replace summary.json."""
         write_json(self.summary_path, summary)
 
+    def write_summary_in_place(self, summary: dict[str, Any]) -> None:
+        """Overwrite summary.json in place, compactly: the last resort when the disk is full
+        and an atomic rewrite (a second copy) does not fit, while the old file's blocks do."""
+        text = json.dumps(summary, separators=(",", ":"), allow_nan=True).encode("utf-8")
+        with open(self.summary_path, "r+b") as fh:
+            fh.write(text)
+            fh.truncate()
+            os.fsync(fh.fileno())
+
     def read_metrics(self) -> pa.Table | None:
-        """metrics.parquet as an Arrow table (None before the first flush)."""
-        return pq.read_table(self.metrics_path) if self.metrics_path.is_file() else None
+        """metrics.parquet as an Arrow table (None before the first flush); DamagedFile when
+        it cannot be read or is not the table of `store.metrics`."""
+        if not self.metrics_path.is_file():
+            return None
+        table = read_parquet(self.metrics_path, self.todo())
+        problem = metrics_problem(table)
+        if problem:
+            raise DamagedFile(self.metrics_path, problem, self.todo())
+        return table
 
     def write_metrics(self, table: pa.Table) -> None:
         """Atomically replace metrics.parquet with `table`."""
@@ -197,16 +346,50 @@ class RunDir:
         found = [(int(p.stem.split("-")[1]), p) for p in folder.glob("theta-*.pt")] if folder.is_dir() else []
         return sorted(found)
 
-    def latest_state(self) -> tuple[dict[str, Any] | None, list[str]]:
-        """The newest resumable state that loads and matches its checksum, and the names of
-        newer ones skipped because they did not (a run resumes from the last good one)."""
-        skipped: list[str] = []
+    def latest_state(self) -> tuple[dict[str, Any] | None, str | None, list[CorruptCheckpoint]]:
+        """The newest resumable state that loads and matches its checksum, its file name, and
+        the errors of newer ones skipped because they did not (a run resumes from the last
+        good one)."""
+        skipped: list[CorruptCheckpoint] = []
         for _, p in reversed(self.states()):
             try:
-                return self.load(p.name), skipped
-            except CorruptCheckpoint:
-                skipped.append(p.name)
-        return None, skipped
+                state = self.load(p.name)
+            except CorruptCheckpoint as exc:
+                skipped.append(exc)
+                continue
+            if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+                skipped.append(CorruptCheckpoint(p, "not a resumable state (no step)"))
+                continue
+            return state, p.name, skipped
+        return None, None, skipped
+
+    def damage(self) -> list[DamagedFile]:
+        """The damaged files of a run, none when it is intact: its summary, its metrics (also
+        when a finished run has none), and every checkpoint with a checksum but the periodic
+        states, which a resume skips when damaged (final.pt also when a completed run lacks
+        it). What `sgdlab resume` and a re-run check before they reuse a run."""
+        found: list[DamagedFile] = []
+        status = None
+        try:
+            status = self.read_info().status
+        except DamagedFile as exc:
+            found.append(exc)
+        try:
+            if status in FINISHED and not self.metrics_path.is_file():
+                raise DamagedFile(self.metrics_path, "missing", self.todo())
+            self.read_metrics()
+        except DamagedFile as exc:
+            found.append(exc)
+        for path in sorted(self.checkpoints.rglob("*.pt")) if self.checkpoints.is_dir() else []:
+            if not STATE_RE.match(path.name) and checksum_path(path).is_file():
+                try:
+                    self.load(path.relative_to(self.checkpoints).as_posix())
+                except DamagedFile as exc:
+                    found.append(exc)
+        final = self.checkpoints / "final.pt"
+        if status == "completed" and not final.is_file():
+            found.append(DamagedFile(final, "missing", self.todo()))
+        return found
 
     def remove_temporaries(self) -> None:
         """Delete the temp files a killed writer left (`.NAME.tmp-PID`, never renamed into place)."""

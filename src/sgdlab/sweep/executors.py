@@ -2,8 +2,9 @@
 cluster. Shared by reproductions (`Lab.run_many`) and sweeps (`sgdlab sweep`).
 
 A `Job` is a run directory and the raw config it should hold. `ensure(job)` reuses the run
-there when it finished with exactly this config, resumes it when it was cut off (killed,
-interrupted, failed), and trains it otherwise. Executors run `ensure` for many jobs and report
+there when it finished with exactly this config and its files are intact, resumes it when it
+was cut off (killed, interrupted, failed) or a file of it is damaged (`runner.resume` rebuilds
+it), and trains it otherwise. Executors run `ensure` for many jobs and report
 each `Outcome` as it arrives; an exception inside one run is recorded in its outcome (and in its
 run directory's summary), never stops the others.
 """
@@ -30,6 +31,7 @@ from ..build import resolve
 from ..config import Config, config_to_toml, load_config
 from ..errors import UserError
 from ..store import RunDir
+from ..store.run_dir import GONE
 
 FINISHED = ("completed", "diverged")
 
@@ -66,12 +68,25 @@ class Outcome:
 
 
 def existing(job: Job) -> tuple[Config, bool, str | None]:
-    """(resolved config, whether the run on disk has exactly it, that run's status)."""
+    """(resolved config, whether the run on disk has exactly it, that run's status, or
+    `damaged` when its summary cannot be read)."""
     cfg = job.config()
     if not RunDir.is_run(job.path):
         return cfg, False, None
-    same = (job.path / "config.toml").read_text(encoding="utf-8") == config_to_toml(cfg)
-    return cfg, same, RunDir(job.path).read_summary().get("status")
+    try:
+        same = (job.path / "config.toml").read_bytes() == config_to_toml(cfg).encode("utf-8")
+    except OSError:
+        same = False
+    return cfg, same, RunDir(job.path).status_or_damage()
+
+
+def reusable(job: Job) -> str | None:
+    """The status of `job`'s run when it finished with exactly the job's config and its files
+    are intact (`RunDir.damage`), else None."""
+    _, same, status = existing(job)
+    if same and status in FINISHED and not RunDir(job.path).damage():
+        return status
+    return None
 
 
 def ensure(job: Job, log: Log | None = None, progress: Any = None) -> Outcome:
@@ -80,12 +95,12 @@ def ensure(job: Job, log: Log | None = None, progress: Any = None) -> Outcome:
 
     log = log or (lambda message: None)
     cfg, same, status = existing(job)
-    if same and status in FINISHED:
+    if same and status in FINISHED and not RunDir(job.path).damage():
         log(f"{job.name}: reusing the {status} run")
         return Outcome(job.name, status, "reused")
     if RunDir.is_run(job.path) and same:
         log(f"{job.name}: resuming")
-        result = runner.resume(job.path, progress=progress)
+        result = runner.resume(job.path, progress=progress, warn=lambda m: log(f"{job.name}: {m}"))
         return Outcome(job.name, result.status, "resumed")
     action = "retrained" if RunDir.is_run(job.path) else "trained"
     log(f"{job.name}: config changed; training again" if action == "retrained" else f"{job.name}: training")
@@ -107,8 +122,8 @@ def reuse_finished(
     """Record the jobs whose runs already finished with their config; return the others."""
     todo = []
     for job in jobs:
-        cfg, same, status = existing(job)
-        if same and status in FINISHED:
+        status = reusable(job)
+        if status is not None:
             if log:
                 log(f"{job.name}: reusing the {status} run")
             record(done, Outcome(job.name, status, "reused"), on_done)
@@ -258,7 +273,8 @@ DEAD_LOCK_GRACE_S = 5.0  # a killed process's lock outlives its death notice by 
 
 def mark_failed(path: Path, error: str) -> None:
     """Record `error` in the summary of the run at `path` if it was left `running` by a process
-    that no longer holds it (a live holder keeps its run as it is). The pool may hear of a
+    that no longer holds it (or a reader already marked it `interrupted` for that; a live
+    holder keeps its run as it is). The pool may hear of a
     worker's death before the kernel has closed that worker's lock file, so the lock is retried
     for a few seconds before the holder counts as alive."""
     if not RunDir.is_run(path):
@@ -275,8 +291,11 @@ def mark_failed(path: Path, error: str) -> None:
             time.sleep(0.05)
     try:
         summary = run_dir.read_summary()
-        if summary.get("status") == "running":
+        gone = summary.get("status") == "interrupted" and summary.get("error") == GONE  # a reader saw it
+        if summary.get("status") == "running" or gone:
             run_dir.write_summary(dict(summary, status="failed", error=error))
+    except (OSError, UserError):
+        pass  # a damaged summary is rebuilt when the run is resumed
     finally:
         run_dir.unlock()
 

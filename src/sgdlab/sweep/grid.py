@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import _toml_value, apply_override, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, quote
 
 MAX_RUNS = 100_000  # runs in one sweep (each one a run directory)
 
@@ -45,12 +45,12 @@ def parse_axis(spec: str) -> Axis:
     key, sep, text = spec.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--grid {spec!r}: expected KEY=V1,V2,..., e.g. optim.lr=0.1,0.01")
+        raise ConfigError(f"--grid {quote(spec)}: expected KEY=V1,V2,..., e.g. optim.lr=0.1,0.01")
     if key == "seed":
         raise ConfigError("--grid seed=...: seeds are set with --seeds N (seed, seed+1, …)")
     texts = split_values(text)
     if not texts or any(not t for t in texts):
-        raise ConfigError(f"--grid {spec!r}: empty value in the list")
+        raise ConfigError(f"--grid {quote(spec)}: empty value in the list")
     values = tuple(_value(t) for t in texts)
     if any(isinstance(v, dict) for v in values):
         raise ConfigError(f"--grid {key}: a value must be a number, string, boolean or list, not a table")

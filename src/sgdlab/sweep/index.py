@@ -12,28 +12,32 @@ is right after any interruption; `load_sweep(DIR)` reads it back.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..errors import UserError
-from ..store import Run, RunDir, load_run
+from ..errors import DamagedFile
+from ..store import RunDir, RunSummary
 from ..store.files import write_json, write_parquet
+from ..store.sweeps import INDEX, INDEX_JSON, SPEC, Sweep, is_sweep, load_sweep, read_index, read_spec
 from .grid import SweepRun, value_text
 
-SPEC = "sweep.json"
-INDEX = "index.parquet"
-INDEX_JSON = "index.json"
+__all__ = [
+    "INDEX",
+    "INDEX_JSON",
+    "SPEC",
+    "Sweep",
+    "index_rows",
+    "is_sweep",
+    "load_sweep",
+    "read_index",
+    "read_spec",
+    "rows_table",
+    "write_index",
+]
+
 BASE_COLUMNS = ("run", "point", "seed", "status", "steps", "epochs", "wall_time_s", "error")
-
-
-def is_sweep(path: str | Path) -> bool:
-    """Whether `path` is a sweep's directory (it holds the sweep's spec)."""
-    return (Path(path) / SPEC).is_file()
 
 
 def index_rows(out: Path, runs: list[SweepRun], errors: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -42,20 +46,23 @@ def index_rows(out: Path, runs: list[SweepRun], errors: dict[str, str] | None = 
     rows = []
     for r in runs:
         path = out / "runs" / r.name
-        summary = RunDir(path).read_summary() if RunDir.is_run(path) else {}
-        status = summary.get("status") or ("failed" if r.name in errors else "pending")
+        try:
+            info = RunDir(path).read_info() if RunDir.is_run(path) else RunSummary()
+        except DamagedFile as exc:
+            info = RunSummary(status="damaged", error=str(exc))
+        unknown = info.status == RunSummary().status  # no summary yet
         row = {
             "run": r.name,
             "point": r.point,
             **r.values,
             "seed": r.seed,
-            "status": status,
-            "steps": summary.get("steps"),
-            "epochs": summary.get("epochs"),
-            "wall_time_s": summary.get("wall_time_s"),
-            "error": summary.get("error") or errors.get(r.name),
+            "status": ("failed" if r.name in errors else "pending") if unknown else info.status,
+            "steps": info.steps,
+            "epochs": info.epochs,
+            "wall_time_s": info.wall_time_s,
+            "error": info.error or errors.get(r.name),
         }
-        for key, value in (summary.get("final") or {}).items():
+        for key, value in info.final.items():
             if key not in row:
                 row[key] = value
         rows.append(row)
@@ -102,49 +109,3 @@ def write_index(out: Path, rows: list[dict[str, Any]], grid_keys: list[str]) -> 
     """The index twice, atomically: Parquet (typed, for `load_sweep`) and JSON (for people)."""
     write_parquet(out / INDEX, rows_table(rows, grid_keys))
     write_json(out / INDEX_JSON, rows)
-
-
-@dataclass
-class Sweep:
-    """A sweep read back: its spec, the index (a pyarrow Table, one row per run) and the runs."""
-
-    path: Path
-    spec: dict[str, Any]
-    index: pa.Table
-
-    @property
-    def grid_keys(self) -> list[str]:
-        """The dotted config keys the sweep varies, in grid order."""
-        return [axis["key"] for axis in self.spec.get("grid", [])]
-
-    @property
-    def names(self) -> list[str]:
-        """Every run's name (its directory under `runs/`), in index order."""
-        return self.index["run"].to_pylist()
-
-    def run(self, which: str | int) -> Run:
-        """Load one run, by its name (the `run` column) or its row number in the index."""
-        name = self.names[which] if isinstance(which, int) else which
-        if name not in self.names:
-            raise UserError(f"{self.path}: the sweep has no run {name!r}")
-        return load_run(self.path / "runs" / name)
-
-    def runs(self, status: str | None = "completed") -> dict[str, Run]:
-        """Every run whose status is `status` (None: every run that has a directory)."""
-        rows = self.index.to_pylist()
-        return {
-            r["run"]: load_run(self.path / "runs" / r["run"])
-            for r in rows
-            if (status is None or r["status"] == status) and RunDir.is_run(self.path / "runs" / r["run"])
-        }
-
-
-def load_sweep(path: str | Path) -> Sweep:
-    """Read a sweep directory written by `sgdlab sweep`."""
-    path = Path(path)
-    if not is_sweep(path):
-        raise UserError(f"{path}: not a sweep directory (no {SPEC})")
-    spec = json.loads((path / SPEC).read_text(encoding="utf-8"))
-    if not (path / INDEX).is_file():
-        raise UserError(f"{path}: the sweep has no index yet ({INDEX})")
-    return Sweep(path, spec, pq.read_table(path / INDEX))

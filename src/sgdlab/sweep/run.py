@@ -3,26 +3,28 @@ one run directory under DIR/runs/, on the local process pool or a Ray cluster, w
 that is rewritten as each run ends and a report that aggregates the seeds of each point.
 
 Running the same command again reuses the finished runs and resumes the others; a run that
-fails or diverges is recorded in the index and the others go on.
+fails or diverges is recorded in the index and the others go on. The report of a sweep is
+written by whoever asks for it (`sgdlab sweep` does, with `sgdlab.report.write_report`).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
+from ..build import resolve_device
 from ..config import apply_override, read_toml
-from ..errors import UserError
+from ..errors import DamagedFile, UserError
 from ..store import RunDir
 from ..store.files import write_json
-from .executors import FINISHED, Job, Outcome, existing, run_local
+from ..store.provenance import environment, now, versions
+from .executors import Job, Outcome, reusable, run_local
 from .grid import Axis, SweepRun, expand, parse_axis
-from .index import SPEC, Sweep, index_rows, is_sweep, load_sweep, write_index
+from .index import SPEC, Sweep, index_rows, is_sweep, load_sweep, read_spec, write_index
 from .ray_executor import ray_session, run_ray
 
 Log = Callable[[str], None]
@@ -61,11 +63,17 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def existing_record(out: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
-    """The record in DIR/sweep.json when DIR holds this sweep, None when DIR is new or empty;
-    an error when it holds anything else."""
+def existing_record(out: Path, spec: dict[str, Any], log: Log | None = None) -> dict[str, Any] | None:
+    """The record in DIR/sweep.json when DIR holds this sweep, None when DIR is new or empty
+    (or its sweep.json is damaged: it is written again from this command, whose runs are each
+    checked against their own config.toml); an error when it holds anything else."""
     if is_sweep(out):
-        record = json.loads((out / SPEC).read_text(encoding="utf-8"))
+        try:
+            record = read_spec(out)
+        except DamagedFile as exc:
+            if log is not None:
+                log(f"{exc.path}: damaged ({exc.problem}); written again from this command")
+            return None
         if not _same({k: record.get(k) for k in spec}, spec):
             raise UserError(
                 f"{out}: holds a different sweep (another config, grid or --seeds); choose another --out"
@@ -76,17 +84,15 @@ def existing_record(out: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def open_sweep_dir(out: Path, spec: dict[str, Any]) -> dict[str, Any]:
+def open_sweep_dir(out: Path, spec: dict[str, Any], log: Log | None = None) -> dict[str, Any]:
     """The record in DIR/sweep.json, created or checked against `spec`."""
-    record = existing_record(out, spec)
+    record = existing_record(out, spec, log)
     if record is not None:
         return record
-    from ..runner import environment, versions
-
     out.mkdir(parents=True, exist_ok=True)
     record = {
         **spec,
-        "created_at": _now(),
+        "created_at": now(),
         "versions": versions(),
         "environment": environment(),
         "invocations": [],
@@ -105,24 +111,26 @@ def run_sweep(
     workers: int | None = None,
     ray: str | None = None,
     log: Log | None = None,
-    report: bool = True,
 ) -> Sweep:
     """Run (or continue) the sweep; returns it as `load_sweep` reads it."""
     log = log or (lambda message: None)
     out = Path(out).resolve()  # Ray tasks may start elsewhere
     base, axes, runs = plan_sweep(config, grid, seeds, overrides)
     jobs = sweep_jobs(out, runs)
+    if not ray:  # a Ray task may train on a node with a GPU; the local pool trains here
+        for device in {job.config().device for job in jobs}:
+            resolve_device(device)
     existing_record(out, _spec(base, axes, seeds))
     # Join (or start) the cluster before writing anything: a bad --ray leaves no directory.
     pending = [job for job in jobs if not finished(job)]
     with ray_session(ray) if ray and pending else nullcontext():
-        return _run(out, base, axes, seeds, runs, jobs, workers, ray, log, report)
+        return _run(out, base, axes, seeds, runs, jobs, workers, ray, log)
 
 
 def finished(job: Job) -> bool:
-    """Whether the job's run directory holds a completed or diverged run with its config."""
-    _, same, status = existing(job)
-    return same and status in FINISHED
+    """Whether the job's run directory holds a completed or diverged run with its config,
+    its files intact."""
+    return reusable(job) is not None
 
 
 def _run(
@@ -135,9 +143,8 @@ def _run(
     workers: int | None,
     ray: str | None,
     log: Log,
-    report: bool,
 ) -> Sweep:
-    record = open_sweep_dir(out, _spec(base, axes, seeds))
+    record = open_sweep_dir(out, _spec(base, axes, seeds), log)
     keys = [a.key for a in axes]
     errors: dict[str, str] = {}
     count = [0]
@@ -155,7 +162,7 @@ def _run(
         f"{len(axes)} grid keys, {len(runs) // max(seeds, 1)} points × {seeds} seeds = "
         f"{len(runs)} runs in {out} ({executor})"
     )
-    t0, started = time.perf_counter(), _now()
+    t0, started = time.perf_counter(), now()
     try:
         if ray:
             run_ray(jobs, ray, on_done, log)
@@ -173,10 +180,6 @@ def _run(
             }
         )
         write_json(out / SPEC, record)
-    if report:
-        from ..report.html import write_report
-
-        write_report(out)
     return load_sweep(out)
 
 
@@ -184,17 +187,16 @@ def describe(out: Path, outcome: Outcome) -> str:
     """One line for a finished run: name, status, what was done, time, final loss."""
     if outcome.error:
         return f"{outcome.name}: {outcome.status} ({outcome.error})"
-    summary = RunDir(out / "runs" / outcome.name).read_summary()
-    final = summary.get("final") or {}
+    try:
+        info = RunDir(out / "runs" / outcome.name).read_info()
+    except DamagedFile as exc:
+        return f"{outcome.name}: {outcome.status} ({exc})"
     bits = [f"{outcome.name}: {outcome.status}"]
     if outcome.action == "reused":
         bits.append("(reused)")
-    elif summary.get("wall_time_s") is not None:
-        bits.append(f"in {summary['wall_time_s']:.1f} s")
-    if final.get("train_loss") is not None:
-        bits.append(f"train loss {final['train_loss']:.4g}")
+    elif info.wall_time_s is not None:
+        bits.append(f"in {info.wall_time_s:.1f} s")
+    loss = info.final_value("train_loss")
+    if loss is not None:
+        bits.append(f"train loss {loss:.4g}")
     return " ".join(bits)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -12,11 +12,49 @@ error ‖w/‖w‖ − ŵ/‖ŵ‖‖ = O(1/ln t). On a log time axis these beco
                        (exactly a for y = c·(ln t)^(−a); a ≥ 1 means y·ln t stays bounded)
 
 Fits use every recorded point in the window, so one noisy SGD step cannot decide a verdict.
+
+Across runs (SGD seeds) a statistic is the median with its standard error (`stats.Estimate`);
+a difference counts when it exceeds `SIGNIFICANCE` standard errors (`approaches`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ...stats import MEDIAN_SE, Estimate, slope, slope_and_error
+
+__all__ = [
+    "MEDIAN_SE",
+    "ROUNDING",
+    "SIGNIFICANCE",
+    "Estimate",
+    "approaches",
+    "at",
+    "decade_factor",
+    "decade_increment",
+    "last_decades",
+    "log_exponent",
+    "log_steps",
+    "slope",
+    "slope_and_error",
+]
+
+# A difference counts when it exceeds 2 standard errors (≈ 95 % two-sided for Gaussian noise).
+SIGNIFICANCE = 2.0
+# Relative differences below this are float64 rounding of the fits, not a trend (GD runs have
+# no other noise).
+ROUNDING = 1e-9
+
+
+def approaches(limit: float, earlier: Estimate, last: Estimate) -> bool:
+    """Whether a statistic measured at two times (`earlier`, `last`) tends to `limit`, as far
+    as a finite run can tell: it is already within SIGNIFICANCE standard errors of the limit,
+    or its distance to the limit shrank by more than SIGNIFICANCE standard errors of the
+    difference. A floor or a wrong rate keeps (or grows) its distance and fails both."""
+    if abs(last.value - limit) <= SIGNIFICANCE * last.stderr:
+        return True
+    noise = max(SIGNIFICANCE * float(np.hypot(earlier.stderr, last.stderr)), ROUNDING * abs(limit))
+    return abs(last.value - limit) < abs(earlier.value - limit) - noise
 
 
 def _window(t: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -25,13 +63,6 @@ def _window(t: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[np.ndar
     if keep.sum() < 2:
         raise ValueError(f"fewer than two recorded points in [{lo:g}, {hi:g}]")
     return t[keep], y[keep]
-
-
-def slope(u: np.ndarray, v: np.ndarray) -> float:
-    """Least-squares slope of v against u."""
-    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
-    du = u - u.mean()
-    return float(du @ (v - v.mean()) / (du @ du))
 
 
 def decade_factor(t: np.ndarray, y: np.ndarray, start: float) -> float:

@@ -17,6 +17,10 @@ finite-difference gradient and never trained the random-label nets to zero error
   labels      natural vs random labels trained to zero training error, three seeds each:
               λ_max, Hessian trace, perturbation sharpness, three-point interpolation surfaces
 
+The five roles: `settings` (per scale), `configs` (the sweep and label runs), `measure` (the
+particle and Rosenbrock simulations, the sweep runs, the minimizers' flatness), `claims` (one
+function per claim) and `figures`.
+
 Tables: toy_runs, toy_occupancy, toy_final, rosenbrock, rosenbrock_final, sweep, labels_flatness,
 labels_interpolation_<kind>. Figures: toy-landscapes, toy-histogram-vs-mass, toy-occupancy,
 rosenbrock, sgdl-<dataset>, labels-interpolation, labels-flatness.
@@ -25,7 +29,6 @@ rosenbrock, sgdl-<dataset>, labels-interpolation, labels-flatness.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from typing import Any
@@ -33,88 +36,65 @@ from typing import Any
 import numpy as np
 
 from ...papers import ZHANG_2017_SGD
-from ...runner import prepare
-from ...store.files import write_json
 from ..base import Claim, Lab, Plan, Simulation, experiments, one_thread
 from . import figures
-from .labels import KINDS, interpolation_surface, label_claims, label_configs, measure_run, premise
-from .mlp import Baseline, measure, sweep_claims, sweep_configs, sweep_curves, sweep_identity
-from .settings import SCALE_SETTINGS, LabelSettings, Settings, SweepSettings, ToySettings
-from .toy import (
+from .claims import Baseline, label_claims, premise, rosenbrock_claims, sweep_claims, toy_claims
+from .configs import KINDS, label_configs, sweep_configs, sweep_identity
+from .measure import (
+    flatness_table,
     histogram,
+    interpolation_surface,
     linear_regime,
-    rosenbrock_claims,
+    measure_run,
+    particle_settings,
+    run_setting,
     simulate_all,
     simulate_rosenbrock,
-    toy_claims,
+    split_sizes,
+    sweep_curves,
+    sweep_run,
 )
-from .toy import (
-    settings as toy_settings,
-)
+from .settings import SCALE_SETTINGS, LabelSettings, Settings, SweepSettings, ToySettings
 
 
-def _cached(lab: Lab, name: str, record: dict, compute, log: str) -> None:  # noqa: ANN001
-    """Compute tables once per settings record; reuse them when the settings are unchanged."""
-    path = lab.out / "tables" / f"{name}.json"
-    if path.is_file() and json.loads(path.read_text()) == record:
-        lab.log(f"{name}: reusing the simulated tables")
-        return
-    lab.log(log)
+def particles_part(lab: Lab, s: ToySettings) -> list[Claim]:
+    """The flat/sharp landscape: simulate (or reuse) the particle runs, draw the landscapes, the
+    report's histogram beside the basin masses and the occupancy, and decide `claims.toy_claims`."""
+    settings = particle_settings(s)
+    n = sum(st.particles * st.steps for st in settings)
+    message = f"particles: {len(settings)} settings, {n:,} particle-steps"
+    lab.simulate_once("particles", s, lambda: _one_thread(simulate_all, s, lab.log), message)
+    runs, occ, final = (
+        lab.load_table("toy_runs"),
+        lab.load_table("toy_occupancy"),
+        lab.load_table("toy_final"),
+    )
+    lab.save_figure(figures.landscapes_figure(), "toy-landscapes")
+    counts, xe, ye = histogram(final, s)
+    lab.save_figure(figures.histogram_vs_mass_figure(counts, xe, ye, runs), "toy-histogram-vs-mass")
+    lab.save_figure(figures.occupancy_figure(runs, occ), "toy-occupancy")
+    return toy_claims(runs, occ, final, s)
+
+
+def rosenbrock_part(lab: Lab, s: ToySettings) -> list[Claim]:
+    """GD on Rosenbrock: simulate (or reuse) the runs, draw the distance figure and decide
+    `claims.rosenbrock_claims`."""
+    message = f"rosenbrock: {s.rosen_particles:,} runs × {s.rosen_steps:,} steps"
+    lab.simulate_once("rosenbrock", s, lambda: _one_thread(simulate_rosenbrock, s), message)
+    rosen = lab.load_table("rosenbrock")
+    lab.save_figure(figures.rosenbrock_figure(rosen, linear_regime(s)), "rosenbrock")
+    return rosenbrock_claims(rosen, lab.load_table("rosenbrock_final"), s)
+
+
+def _one_thread(compute: Any, *args: Any) -> Any:
     with one_thread():
-        tables = compute()
-    for table, columns in tables.items():
-        lab.save_table(table, columns)
-    write_json(path, record)
-
-
-def _record(s) -> dict:  # noqa: ANN001
-    return json.loads(json.dumps(dataclasses.asdict(s)))
-
-
-def toy_part(lab: Lab, s: ToySettings) -> list[Claim]:
-    """The 2-D part: simulate (or reuse) the particle runs on the flat/sharp landscape and
-    GD on Rosenbrock, draw their figures and decide `toy.toy_claims` and
-    `toy.rosenbrock_claims` (each sub-part only when `--only` selects it)."""
-    if lab.selected("particles"):
-        n = sum(st.particles * st.steps for st in toy_settings(s))
-        _cached(
-            lab,
-            "particles",
-            _record(s),
-            lambda: simulate_all(s, lab.log),
-            f"particles: {len(toy_settings(s))} settings, {n:,} particle-steps",
-        )
-    if lab.selected("rosenbrock"):
-        _cached(
-            lab,
-            "rosenbrock",
-            _record(s),
-            lambda: simulate_rosenbrock(s),
-            f"rosenbrock: {s.rosen_particles:,} runs × {s.rosen_steps:,} steps",
-        )
-    claims: list[Claim] = []
-    if lab.selected("particles"):
-        runs, occ, final = (
-            lab.load_table("toy_runs"),
-            lab.load_table("toy_occupancy"),
-            lab.load_table("toy_final"),
-        )
-        figures.landscapes_figure(lab.figure("toy-landscapes"))
-        counts, xe, ye = histogram(final, s)
-        figures.histogram_vs_mass_figure(lab.figure("toy-histogram-vs-mass"), counts, xe, ye, runs)
-        figures.occupancy_figure(lab.figure("toy-occupancy"), runs, occ)
-        claims += toy_claims(runs, occ, final, s)
-    if lab.selected("rosenbrock"):
-        rosen = lab.load_table("rosenbrock")
-        figures.rosenbrock_figure(lab.figure("rosenbrock"), rosen, linear_regime(s))
-        claims += rosenbrock_claims(rosen, lab.load_table("rosenbrock_final"), s)
-    return claims
+        return compute(*args)
 
 
 def sweep_part(lab: Lab, s: SweepSettings) -> list[Claim]:
     """The noise sweep: SGDL on the MLP at every γ' under both noise schedules and plain SGD on
     the baseline seeds, for every dataset; one training-curve figure per dataset,
-    tables/sweep.parquet, and `mlp.sweep_claims` for each dataset whose whole sweep was trained."""
+    tables/sweep.parquet, and `claims.sweep_claims` for each dataset whose whole sweep was trained."""
     configs = sweep_configs(s)
     runs = lab.run_many(configs)
     claims: list[Claim] = []
@@ -123,16 +103,13 @@ def sweep_part(lab: Lab, s: SweepSettings) -> list[Claim]:
         names = [name for name in configs if name.startswith(f"sgdl-{key}-")]
         if any(name not in runs for name in names):
             continue  # not all selected by --only: the claims need the whole sweep
-        measured = {name: measure(runs[name], *sweep_identity(configs[name])) for name in names}
+        measured = {name: sweep_run(runs[name], *sweep_identity(configs[name])) for name in names}
         for name, r in measured.items():
             for k, v in {"dataset": key, "run": name, **dataclasses.asdict(r)}.items():
                 rows.setdefault(k, []).append(math.nan if v is None else v)
-        data = prepare(runs[names[0]].config).data
-        baseline = Baseline(
-            tuple(r for r in measured.values() if r.noise == 0), len(data.train), len(data.test)
-        )
+        baseline = Baseline(tuple(r for r in measured.values() if r.noise == 0), *split_sizes(runs[names[0]]))
         curves = {name: sweep_curves(runs[name]) for name in names}
-        figures.sweep_figure(lab.figure(f"sgdl-{key}"), key, measured, curves, baseline)
+        lab.save_figure(figures.sweep_figure(key, measured, curves, baseline), f"sgdl-{key}")
         claims += sweep_claims(key, measured, baseline, s)
     if rows:
         lab.save_table("sweep", rows)
@@ -143,30 +120,20 @@ def labels_part(lab: Lab, s: LabelSettings) -> list[Claim]:
     """Natural vs random labels: train the six runs, measure the flatness of those that
     reach zero training error (tables/labels_flatness), compute the three-point
     interpolation surface of each label kind whose three seeds all did, draw both figures
-    and decide `labels.label_claims`. Empty when `--only` left some of the runs out."""
+    and decide `claims.label_claims`. Empty when `--only` left some of the runs out."""
     configs = label_configs(s)
     runs = lab.run_many(configs)
     if len(runs) < len(configs):
         return []  # --only picked some of them: the comparison needs all six
     p = premise(s)
     meets = [name for name, run in runs.items() if p.check(run)["meets"]]
-    measured = {}
     with one_thread():
-        for name in meets:
-            seed = int(name.rsplit("-", 1)[1])
-            measured[name] = measure_run(runs[name], s, seed)
-    table: dict[str, list[Any]] = {"run": [], "kind": [], "seed": []}
-    for name, row in measured.items():
-        table["run"].append(name)
-        table["kind"].append(name.split("-")[1])
-        table["seed"].append(int(name.rsplit("-", 1)[1]))
-        for k, v in row.items():
-            table.setdefault(k, []).append(float(v) if v is not None else math.nan)
+        measured = {name: measure_run(runs[name], s, int(name.rsplit("-", 1)[1])) for name in meets}
+    table = flatness_table(measured)
     if table["run"]:
         lab.save_table("labels_flatness", table)
-        figures.flatness_figure(
-            lab.figure("labels-flatness"), {k: np.asarray(v) for k, v in table.items()}, s.radii[0]
-        )
+        columns = {k: np.asarray(v) for k, v in table.items()}
+        lab.save_figure(figures.flatness_figure(columns, s.radii[0]), "labels-flatness")
     surfaces, summaries = {}, {}
     for kind in KINDS:
         names = [f"labels-{kind}-{seed}" for seed in s.seeds]
@@ -179,17 +146,15 @@ def labels_part(lab: Lab, s: LabelSettings) -> list[Claim]:
             )
             surfaces[kind], summaries[kind] = (lam, values), summary
     if surfaces:
-        figures.interpolation_figure(lab.figure("labels-interpolation"), surfaces)
-    claims = label_claims(runs, s, measured, summaries)
-    return claims
+        lab.save_figure(figures.interpolation_figure(surfaces), "labels-interpolation")
+    return label_claims(runs, s, measured, summaries)
 
 
 def estimate_particles(s: ToySettings) -> float:
     """Seconds for the particle study, from a timed stretch of its first setting."""
     from ...toys.particles import CHUNK
-    from .toy import run_setting
 
-    first = toy_settings(s)[0]
+    first = particle_settings(s)[0]
     # whole chunks, so the per-op overhead is counted as the full run pays it
     short = dataclasses.replace(
         first, steps=max(1, min(50, first.steps)), particles=min(first.particles, 2 * CHUNK)
@@ -197,8 +162,7 @@ def estimate_particles(s: ToySettings) -> float:
     t0 = time.perf_counter()
     run_setting(short, s, 0)
     per = (time.perf_counter() - t0) / (short.steps * short.particles)
-    total = sum(st.particles * st.steps for st in toy_settings(s))
-    return per * total
+    return per * sum(st.particles * st.steps for st in particle_settings(s))
 
 
 def estimate_rosenbrock(s: ToySettings) -> float:
@@ -219,7 +183,7 @@ def plan(scale: str) -> Plan:
         runs,
         {
             "particles": Simulation(
-                f"{len(toy_settings(t))} GD/SGDL settings × {t.particles:,} particles "
+                f"{len(particle_settings(t))} GD/SGDL settings × {t.particles:,} particles "
                 f"on the flat/sharp landscape, vectorized",
                 lambda: estimate_particles(t),
             ),
@@ -246,4 +210,6 @@ def run(lab: Lab) -> list[Claim]:
     Vlasova & Kuzmina 2018): the 2-D particle and Rosenbrock studies, the SGDL noise sweep on an
     MLP, and natural vs random labels; returns their claims."""
     s = SCALE_SETTINGS[lab.scale]
-    return toy_part(lab, s.toy) + sweep_part(lab, s.sweep) + labels_part(lab, s.labels)
+    particles = particles_part(lab, s.toy) if lab.selected("particles") else []
+    rosenbrock = rosenbrock_part(lab, s.toy) if lab.selected("rosenbrock") else []
+    return particles + rosenbrock + sweep_part(lab, s.sweep) + labels_part(lab, s.labels)

@@ -1,8 +1,7 @@
-"""Figures of `sgdl-flatness`, drawn from the saved tables and runs only."""
+"""Figures of `sgdl-flatness`, drawn from the saved tables and runs only; each function returns
+its matplotlib figure (laid out), which the Lab saves (PNG + SVG)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import matplotlib
 
@@ -11,22 +10,18 @@ import matplotlib.pyplot as plt
 import matplotlib.tri as mtri
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from ...papers import LI_2018, OSIPOV_2018, ZHANG_2017_SGD
 from ...toys import FLAT_SHARP, FLAT_SHARP_PRINTED, ROSENBROCK
+from .claims.mlp import Baseline
+from .measure.mlp import SweepRun
+from .measure.toy import LinearRegime
 
 CITE = ZHANG_2017_SGD.short
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def landscapes_figure(path: Path) -> Path:
+def landscapes_figure() -> Figure:
     """The three landscapes as contour maps, with their minima."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     for ax, ls, box in (
@@ -49,12 +44,13 @@ def landscapes_figure(path: Path) -> Path:
             ax.annotate(name, (mx, my), textcoords="offset points", xytext=(5, 5), color="w", fontsize=8)
         ax.set(xlabel="x", ylabel="y", title=ls.title if len(ls.title) < 60 else ls.name)
     fig.suptitle(f"toy landscapes (after {CITE}; the report's code and its printed eq. (3))")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def histogram_vs_mass_figure(
-    path: Path, counts: np.ndarray, xe: np.ndarray, ye: np.ndarray, runs: dict[str, np.ndarray]
-) -> Path:
+    counts: np.ndarray, xe: np.ndarray, ye: np.ndarray, runs: dict[str, np.ndarray]
+) -> Figure:
     """Left: the report's picture, a histogram of GD's final positions (the tallest bar is the
     sharp minimum). Right: what the claim is about, the basin masses with 95 % intervals."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1, 1.4]})
@@ -97,10 +93,11 @@ def histogram_vs_mass_figure(
     )
     right.legend(fontsize=8)
     fig.suptitle(f"flat vs sharp minimum: peak height is not mass ({CITE}; {OSIPOV_2018.short})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def occupancy_figure(path: Path, runs: dict[str, np.ndarray], occ: dict[str, np.ndarray]) -> Path:
+def occupancy_figure(runs: dict[str, np.ndarray], occ: dict[str, np.ndarray]) -> Figure:
     """Occupancy of the flat and sharp basins against the step for constant noise, with the
     Boltzmann masses as dashed lines."""
     const = [
@@ -125,15 +122,16 @@ def occupancy_figure(path: Path, runs: dict[str, np.ndarray], occ: dict[str, np.
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(f"constant-noise SGDL against its Boltzmann prediction ({CITE})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def rosenbrock_figure(path: Path, rosen: dict[str, np.ndarray], theory) -> Path:  # noqa: ANN001
+def rosenbrock_figure(rosen: dict[str, np.ndarray], theory: LinearRegime) -> Figure:
     """GD on Rosenbrock: the median distance ‖θ − (1, 1)‖ over the runs (10–90 % band) against
     the step, log distance on a linear step axis (a geometric decay is a straight line), with
     the linear regime the rate is fitted in shaded and the predicted slope ρ^t = (1 − ηλ_min)^t
-    drawn through the window's first record (`theory`: a `toy.LinearRegime`)."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    drawn through the window's first record."""
+    fig, ax = plt.subplots(figsize=(8.5, 5))
     steps, median = rosen["step"], rosen["median"]
     ax.plot(steps, median, "C0", label="median distance")
     ax.fill_between(steps, rosen["q10"], rosen["q90"], color="C0", alpha=0.2, label="10–90% of runs")
@@ -147,20 +145,26 @@ def rosenbrock_figure(path: Path, rosen: dict[str, np.ndarray], theory) -> Path:
         yscale="log",
         xlabel="step",
         ylabel="‖θ − (1, 1)‖",
-        title=f"GD on Rosenbrock: linear convergence at κ = {theory.condition_number:.0f}\n"
+    )
+    ax.set_title(
+        f"GD on Rosenbrock: linear convergence at κ = {theory.condition_number:.0f}\n"
         f"(after {OSIPOV_2018.short})",
+        fontsize=10,
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def sweep_figure(path: Path, dataset: str, measured: dict, curves: dict, baseline) -> Path:  # noqa: ANN001
+def sweep_figure(
+    dataset: str, measured: dict[str, SweepRun], curves: dict[str, dict[str, np.ndarray]], baseline: Baseline
+) -> Figure:
     """Training loss, training error and test error against the epoch for each γ', one row per
     noise schedule (constant as in the paper, γ'/(1 + t) as in the report's code), with the
     plain-SGD seeds in grey and, on the error panels, the band of results "similar" to theirs
-    (their mean ± the tolerance of `mlp.Baseline`). `measured`: name → `mlp.SweepRun`;
-    `curves`: name → `mlp.sweep_curves`."""
+    (their mean ± the tolerance of `claims.Baseline`). `measured`: name → `measure.SweepRun`;
+    `curves`: name → `measure.sweep_curves`."""
     schedules = ("constant", "decaying")
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), squeeze=False)
     noises = sorted({r.noise for r in measured.values() if r.noise > 0})
@@ -197,10 +201,11 @@ def sweep_figure(path: Path, dataset: str, measured: dict, curves: dict, baselin
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=7)
     fig.suptitle(f"SGDL on the MLP 512-512 (batch 32, lr 0.01) on {dataset} ({CITE}; {OSIPOV_2018.short})")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def interpolation_figure(path: Path, surfaces: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+def interpolation_figure(surfaces: dict[str, tuple[np.ndarray, np.ndarray]]) -> Figure:
     """The three-point interpolation surfaces, natural and random labels, on one colour scale."""
     fig, axes = plt.subplots(1, len(surfaces), figsize=(6.5 * len(surfaces), 5.2), squeeze=False)
     vmax = max(float(v.max()) for _, v in surfaces.values())
@@ -219,10 +224,11 @@ def interpolation_figure(path: Path, surfaces: dict[str, tuple[np.ndarray, np.nd
     fig.suptitle(
         f"three-point interpolation between three minimizers (seeds), on and around the simplex ({CITE})"
     )
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def flatness_figure(path: Path, table: dict[str, np.ndarray], radius: float) -> Path:
+def flatness_figure(table: dict[str, np.ndarray], radius: float) -> Figure:
     """The flatness measures per seed, natural vs random labels: λ_max, the Hutchinson
     trace (±3 SE) and the mean loss increase at perturbation radius `radius`, on log axes."""
     keys = (
@@ -252,4 +258,5 @@ def flatness_figure(path: Path, table: dict[str, np.ndarray], radius: float) -> 
         f"flatness of minimizers at zero training error, per seed ({CITE}; "
         f"perturbations after {LI_2018.short})"
     )
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,7 @@
-"""SGDL on the report's MLP (Dense 512 → ReLU → Dense 512 → ReLU → Dense 10, batch 32, lr 0.01)
-for each noise level γ', under the paper's constant noise and under the report's code's
-decaying noise γ'/(1 + t), on each dataset of the scale; plain SGD (γ' = 0) on several seeds
-as the baseline whose seed-to-seed spread says what "similar" results are.
+"""The noise sweep's claims: SGDL on the report's MLP (Dense 512 → ReLU → Dense 512 → ReLU →
+Dense 10, batch 32, lr 0.01) for each noise level γ', under the paper's constant noise and under
+the report's code's decaying noise γ'/(1 + t), on each dataset of the scale; plain SGD (γ' = 0)
+on several seeds as the baseline whose seed-to-seed spread says what "similar" results are.
 
 Each claim is one function of plain measured numbers (`SweepRun`, `Baseline`):
 
@@ -19,105 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ...store import Run
-from ..base import Claim, decide, not_applicable
-from .settings import BATCH, LR, MLP, SweepSettings
-
-SCHEDULES = {"constant": "none", "decaying": "inverse"}  # schedule → optim.noise_decay
-
-
-def run_name(key: str, schedule: str, noise: float, seed: int = 0) -> str:
-    """The run of dataset `key` at γ' = `noise`: sgdl-<key>-<schedule>-<γ'> for a noisy run,
-    sgdl-<key>-0-seed<seed> for plain SGD (γ' = 0, shared by both schedules)."""
-    return f"sgdl-{key}-0-seed{seed}" if noise == 0 else f"sgdl-{key}-{schedule}-{noise:g}"
-
-
-def sweep_config(data: dict[str, Any], noise: float, decay: str, seed: int, epochs: int) -> dict[str, Any]:
-    """One SGDL run: the report's MLP 512-512, batch 32, lr 0.01, θ ← θ − η∇V(θ; z) + γ'_t W,
-    W ~ N(0, I), γ'_t = γ' (decay "none") or γ'/(1 + t) ("inverse", t the step), on the data
-    subset of data seed 0 whatever the run seed, evaluated every epoch."""
-    return {
-        "seed": seed,
-        "data": dict(data, seed=0),
-        "model": dict(MLP),
-        "optim": {"name": "sgdl", "lr": LR, "noise": noise, "noise_decay": decay},
-        "train": {"batch_size": BATCH, "epochs": epochs},
-        "probes": {"use": ["eval"], "eval": {"schedule": "epoch"}},
-    }
-
-
-def sweep_configs(s: SweepSettings) -> dict[str, dict[str, Any]]:
-    """Per dataset: plain SGD on every seed of `s.baseline_seeds`, and seed 0 at every γ' > 0
-    of `s.noises` under each schedule of `SCHEDULES`."""
-    out = {}
-    for key, data in s.datasets:
-        for seed in s.baseline_seeds:
-            out[run_name(key, "constant", 0.0, seed)] = sweep_config(data, 0.0, "none", seed, s.epochs)
-        for schedule, decay in SCHEDULES.items():
-            for noise in s.noises:
-                if noise > 0:
-                    out[run_name(key, schedule, noise)] = sweep_config(data, noise, decay, 0, s.epochs)
-    return out
-
-
-def sweep_identity(config: dict[str, Any]) -> tuple[float, str, int]:
-    """(γ', schedule, seed) of a `sweep_config`."""
-    decay = config["optim"]["noise_decay"]
-    schedule = next(name for name, d in SCHEDULES.items() if d == decay)
-    return float(config["optim"]["noise"]), schedule, int(config["seed"])
-
-
-@dataclass(frozen=True)
-class SweepRun:
-    """What the sweep claims read of one run: its γ', schedule and seed, status, the training
-    loss at the start, its median over the last quarter of the epochs and at the end, and the
-    final training and test error (fractions)."""
-
-    noise: float
-    schedule: str
-    seed: int
-    status: str
-    initial_loss: float
-    tail_loss: float  # median training loss over the last quarter of the epochs
-    final_loss: float
-    train_error: float
-    test_error: float
-    diverged_at: int | None = None
-
-
-def measure(run: Run, noise: float, schedule: str, seed: int) -> SweepRun:
-    """The `SweepRun` of a trained run (the median, because noisy runs jump from epoch to epoch)."""
-    epochs, loss = run.epochs("train_loss")
-    tail = loss[epochs >= 0.75 * epochs[-1]]
-    final = run.final
-
-    def number(key: str) -> float:
-        value = final.get(key)
-        return math.nan if value is None else float(value)
-
-    return SweepRun(
-        noise,
-        schedule,
-        seed,
-        run.status,
-        float(loss[0]),
-        float(np.median(tail)) if len(tail) else math.nan,
-        number("train_loss"),
-        number("train_error"),
-        number("test_error"),
-        run.summary.get("diverged_at") if run.status == "diverged" else None,
-    )
-
-
-def sweep_curves(run: Run) -> dict[str, np.ndarray]:
-    """A run's per-epoch training loss, training error and test error, for the figure."""
-    epochs, loss = run.epochs("train_loss")
-    return {
-        "epoch": epochs,
-        "train_loss": loss,
-        "train_error": run.epochs("train_error")[1],
-        "test_error": run.epochs("test_error")[1],
-    }
+from ...base import Claim, decide, not_applicable
+from ..configs import SCHEDULES
+from ..measure.mlp import SweepRun
+from ..settings import SweepSettings
 
 
 def converges(r: SweepRun, fraction: float) -> bool:

@@ -1,0 +1,56 @@
+"""What `exact-convergence` measures: the linear study's simulated trajectories and curves
+(`linear`) and the CNN study's per-epoch histories and trends (`cnn`)."""
+
+from .cnn import (
+    MIN_WINDOW,
+    SERIES,
+    History,
+    Interpolation,
+    LossTrend,
+    Trend,
+    after_interpolation,
+    cnn_row,
+    first_zero,
+    loss_trend,
+    trend,
+    zero_from,
+)
+from .linear import (
+    METRICS,
+    Curve,
+    SeparableSet,
+    curves,
+    load_set,
+    run_grid,
+    run_keys,
+    select,
+    set_table,
+    simulate,
+    weight_measures,
+)
+
+__all__ = [
+    "METRICS",
+    "MIN_WINDOW",
+    "SERIES",
+    "Curve",
+    "History",
+    "Interpolation",
+    "LossTrend",
+    "SeparableSet",
+    "Trend",
+    "after_interpolation",
+    "cnn_row",
+    "curves",
+    "first_zero",
+    "load_set",
+    "loss_trend",
+    "run_grid",
+    "run_keys",
+    "select",
+    "set_table",
+    "simulate",
+    "trend",
+    "weight_measures",
+    "zero_from",
+]
