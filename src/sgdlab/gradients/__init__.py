@@ -13,8 +13,9 @@ model is exact: the Gram matrix is a sum over parameter blocks); "fast" refuses 
 parameters the identity cannot handle; "vmap" uses the generic path for everything.
 
 When only norms, variance and the batch-size tests are wanted, `per_sample_moments` gives the
-Gram matrix's diagonal ‖g_i‖² and row sums ⟨g_i, Σ_j g_j⟩ in O(N·P) rather than O(N²·P) (the
-layers' weight gradient Σ_j g_j is what the training step's backward computes anyway).
+Gram matrix's diagonal ‖g_i‖² and row sums ⟨g_i, Σ_j g_j⟩ in O(N·P) rather than O(N²·P)
+(`moments`; the layers' weight gradient Σ_j g_j is what the training step's backward computes
+anyway).
 
 Per-sample quantities are computed in eval mode: batch norm in training mode couples the
 samples of a batch (each output depends on the batch's statistics), so ∇ℓ_i would not be a
