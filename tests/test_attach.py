@@ -216,8 +216,9 @@ def test_a_sum_loss_gives_the_per_sample_gradients_of_the_mean_and_a_wrong_loss_
 
 def test_without_pairs_the_step_gradient_is_the_backwards_whatever_the_loop_does_to_grad():
     """pairs = false reads Σ_j g_j off the weight gradient the step's backward computes (kept by a
-    hook), so a sum loss, an optimizer step and zero_grad inside lab.step change nothing: the
-    columns it keeps equal those of the Gram matrix."""
+    hook) unless the loop has changed it in place since (here zero_grad keeping the tensor; then
+    the layer's Gram block is used), and divides out a sum loss's multiple: the columns it keeps
+    equal those of the Gram matrix."""
     data = toy_data()
     x, y = data.train.x[:8], data.train.y[:8]
     rows = {}

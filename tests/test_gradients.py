@@ -588,6 +588,25 @@ def test_linear_moments_branches_against_the_per_sample_gradients(t, d_in, d_out
         torch.testing.assert_close(fn(a, d, g.sum(dim=0), budget=1 << 20), expected)
 
 
+def test_capture_keeps_the_backwards_weight_gradients_until_the_loop_changes_them():
+    """Capture(weight_grads=True) gives each layer's weight gradient of the backward inside it,
+    with no copy, and leaves out one the loop has since changed in place (a zero_grad that
+    keeps the tensor, clipping), so that a stale Σ_j g_j is never used."""
+    from sgdlab.gradients.ghost import Capture
+
+    torch.manual_seed(5)
+    model = ntk(True)
+    x, y = batch((6,), n=8)
+    with Capture({"0": model[0], "2": model[2]}, grad_hooks=True, weight_grads=True) as cap:
+        CE(model(x), y).backward()
+    kept = cap.step_weight_grads()
+    assert set(kept) == {model[0], model[2]}
+    for layer, g in kept.items():
+        assert g.data_ptr() == layer.weight.grad.data_ptr()  # the same tensor: no copy
+    model[0].weight.grad.mul_(0.5)
+    assert set(cap.step_weight_grads()) == {model[2]}
+
+
 def test_record_moments_with_and_without_the_weight_gradient():
     """From the step's weight gradient (S = scale·.grad) or, without it, from the Gram block."""
     from sgdlab.gradients.ghost import Capture, record_gram

@@ -94,14 +94,13 @@ class Capture:
     """Forward hooks on `layers` recording each call's input and output; with `grad_hooks`, also a
     tensor hook on each output that keeps ∂loss/∂output when a backward pass runs (the training
     step's own backward); with `weight_grads`, a hook on each layer's trainable weight that keeps
-    the gradient that backward computes for it (`self.weight_grads`, by layer: the step's own,
-    whatever the loop does to `.grad` afterwards — zeroing, clipping, accumulating, an all-reduce).
-    Hooks only read: values and gradients are unchanged."""
+    the gradient that backward computes for it (`step_weight_grads`). Hooks only read: values
+    and gradients are unchanged."""
 
     def __init__(self, layers: dict[str, nn.Module], grad_hooks: bool = False, weight_grads: bool = False):
         self.layers, self.grad_hooks, self.keep_weight_grads = layers, grad_hooks, weight_grads
         self.records: list[Record] = []
-        self.weight_grads: dict[nn.Module, torch.Tensor] = {}
+        self.weight_grads: dict[nn.Module, tuple[torch.Tensor, int]] = {}  # gradient, its version
         self._handles: list = []
 
     def __enter__(self) -> "Capture":
@@ -112,9 +111,7 @@ class Capture:
                 if "weight" in trainable_names(m):
 
                     def keep(grad: torch.Tensor, layer: nn.Module = m) -> None:
-                        # a copy: autograd may make this very tensor `.grad`, which the loop
-                        # can then zero or change in place
-                        self.weight_grads[layer] = grad.detach().clone()
+                        self.weight_grads[layer] = (grad.detach(), grad._version)
 
                     self._handles.append(m.get_parameter("weight").register_hook(keep))
         return self
@@ -143,6 +140,15 @@ class Capture:
             if record.hook is not None:
                 record.hook.remove()
         self.records, self.weight_grads = [], {}
+
+    def step_weight_grads(self) -> dict[nn.Module, torch.Tensor]:
+        """{layer: its weight's gradient from the backward that ran inside the context}, for the
+        gradients still as that backward computed them. Autograd may make the very tensor a
+        hook saw the weight's `.grad`, which the loop can then zero, clip or add to in place
+        (sgdlab.attach measures after the user's optimizer step): such a gradient is left out
+        (its version counter moved), so the caller falls back to what needs no weight gradient,
+        and no copy is made where nothing touched it (the engine's step)."""
+        return {layer: g for layer, (g, version) in self.weight_grads.items() if g._version == version}
 
     def calls(self) -> dict[str, int]:
         """How many times each hooked layer ran since the context was entered, by qualified name."""

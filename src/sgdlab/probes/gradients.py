@@ -198,7 +198,7 @@ class Gradients(Probe):
         n = cap.records[0].input.shape[0]
         try:  # the step's weight gradient is ∂(backpropagated loss)/∂W = loss_scale · Σ_j g_j / N
             scale = float(n) / self.loss_scale
-            sq, rows = records_moments(cap.records, None, scale, self._budget, cap.weight_grads)
+            sq, rows = records_moments(cap.records, None, scale, self._budget, cap.step_weight_grads())
         finally:
             cap.release()
         if generic is not None:
