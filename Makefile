@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint $(EXTRAS)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-all: $(EXTRAS)
 	$(BIN)/python -m pytest -q -m ''

@@ -34,7 +34,7 @@ from common import (
     ratio_summary,
     write_results,
 )
-from sgdlab.experiments.exact_convergence.cnn import cnn_config  # noqa: E402
+from sgdlab.experiments.exact_convergence.configs import cnn_config  # noqa: E402
 from sgdlab.experiments.exact_convergence.settings import SCALE_SETTINGS  # noqa: E402
 
 

@@ -17,11 +17,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_args, case, describe, interleave, write_results
-from sgdlab.experiments.exact_convergence.linear import load_set, run_grid
 from sgdlab.experiments.exact_convergence.logistic import (
     batch_generator,
     train_logistic,
 )
+from sgdlab.experiments.exact_convergence.measure.linear import load_set, run_grid
 from sgdlab.experiments.exact_convergence.rates import log_steps
 from sgdlab.experiments.exact_convergence.settings import SCALE_SETTINGS
 

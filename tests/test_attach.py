@@ -29,6 +29,7 @@ from attach_loops import (
     restartable,
     toy_data,
 )
+from sgdlab import runner
 from sgdlab.errors import UserError
 from sgdlab.probes import probes
 
@@ -332,6 +333,8 @@ def test_sigkill_leaves_every_flushed_row_and_resume_continues_without_duplicate
     assert killed.status == "interrupted"  # its lock is free: it was killed
     assert killed.metrics["step"].to_pylist() == [0, 1, 2, 3]  # the flush after step 3, not 4–6
     assert killed.metrics.equals(reference.metrics.filter(pc.less(reference.metrics["step"], 4)))
+    with pytest.raises(UserError, match=r"sgdlab.attach\(\.\.\., resume=True\)"):
+        runner.resume(out)  # `sgdlab resume` cannot rerun the user's loop: one line saying where
     resumed = restartable(out, steps=10, resume=True)
     run = sgdlab.load_run(out)
     assert run.status == "completed" and run.summary["resumes"] == 1

@@ -9,8 +9,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sgdlab"
 MAX_LINES = 410
 WAITING = {
-    "integrations/lab.py": "sgdlab.attach's Lab in one class; to be split into its loop hooks and its "
-    "run-directory side",
     "experiments/which_minimizer/claims.py": "being rewritten (split) on the which-minimizer branch",
 }
 

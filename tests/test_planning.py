@@ -16,7 +16,7 @@ from conftest import tiny
 from sgdlab.build import resolve
 from sgdlab.config import load_config
 from sgdlab.data import datasets
-from sgdlab.experiments import planning
+from sgdlab.experiments import planning, step_cost
 from sgdlab.experiments.base import Plan, experiments
 from sgdlab.experiments.planning import count_model, due_steps, plan
 from sgdlab.papers import Paper
@@ -181,5 +181,5 @@ def test_timing_batches_follow_the_flop_budget(monkeypatch, watched):
 
 
 def test_combinations_of_periods_are_counted_once():
-    assert planning._multiples([2, 3], 12) == len({k for k in range(13) if k % 2 == 0 or k % 3 == 0})
-    assert planning._multiples([], 12) == 0
+    assert step_cost._multiples([2, 3], 12) == len({k for k in range(13) if k % 2 == 0 or k % 3 == 0})
+    assert step_cost._multiples([], 12) == 0

@@ -506,3 +506,21 @@ def test_ray_sweep_matches_the_local_pool(ray_cluster, local, tmp_path):
     assert ray_cluster.is_initialized()  # a connection the sweep did not open stays open
     invocation = json.loads((sweep.path / "sweep.json").read_text())["invocations"][-1]
     assert invocation["executor"] == "ray" and invocation["address"] == "local"
+
+
+def test_seed_bands_stay_on_their_axis():
+    """A log axis gets a geometric band (never ≤ 0); a linear band of a non-negative metric
+    (an error rate) stops at 0 instead of crossing it; a signed metric keeps mean ± std."""
+    from sgdlab.report.sweep import _band
+
+    e = np.arange(3.0)
+    losses = [(e, np.array([1.0, 1e-2, 1e-4])), (e, np.array([3.0, 1e-1, 1e-5]))]
+    _, line, low, high = _band(losses, log=True)
+    assert (low > 0).all() and (low <= line).all() and (line <= high).all()
+    assert line == pytest.approx(np.sqrt([3.0, 1e-3, 1e-9]))  # the geometric mean
+    errors = [(e, np.array([0.0, 0.0, 0.5])), (e, np.array([0.0, 0.2, 0.5]))]
+    _, line, low, _ = _band(errors, log=False)
+    assert low[1] == 0.0 and line[1] - np.std([0.0, 0.2], ddof=1) < 0  # clipped where it would cross
+    signed = [(e, np.array([-1.0, 0.0, 1.0])), (e, np.array([1.0, 0.0, -1.0]))]
+    _, line, low, _ = _band(signed, log=False)
+    assert low[0] == pytest.approx(-np.std([-1.0, 1.0], ddof=1))

@@ -108,3 +108,9 @@ HUTCHINSON_1989 = Paper(
     "Comm. Stat. Simul. Comput.",
 )
 GOODFELLOW_2015 = Paper("Goodfellow", 2015, "Efficient per-example gradient computations", "arXiv:1510.01799")
+COHEN_2021 = Paper(
+    "Cohen, Kaur, Li, Kolter & Talwalkar",
+    2021,
+    "Gradient descent on neural networks typically occurs at the edge of stability",
+    "ICLR",
+)

@@ -3,8 +3,9 @@ registered by name in exactly one place, so the config, the CLI and `sgdlab list
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Iterator, TypeVar
 
 from .errors import ConfigError, quote
 
@@ -22,6 +23,53 @@ def registered_option(value: T | None, key: str, entry: str) -> T:
             f"sgdlab.build.resolve, and register every option an entry reads)"
         )
     return value
+
+
+class OptionsView:
+    """A resolved config section as a registered entry reads it: each option the subclass
+    annotates, typed without the `None` that resolution (`sgdlab.build.resolve`) replaces by
+    the entry's default, and a ConfigError naming it (`registered_option`) if it is still unset.
+
+    An option is declared once, as its field of the config schema (`sgdlab.config.schema`:
+    type, range, help). A view restates only the field's type without None, one line per option
+    (`widths: tuple[int, ...]`), and gets a property for it whose docstring is the schema's
+    help; `tests/test_option_views.py` checks every annotation against the schema and that every
+    option an entry registers is in its view. So adding an option is: the schema field, the
+    view's one line, and the `options=` default of each entry that reads it.
+    """
+
+    schema: ClassVar[type]  # the config section's dataclass
+    section: ClassVar[str]  # its key in a config ("model")
+    kind: ClassVar[str]  # what its entries are called ("model")
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        helps = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls.schema)}
+        for name, hint in vars(cls).get("__annotations__", {}).items():
+            if "ClassVar" in str(hint) or name in vars(cls):
+                continue
+            setattr(cls, name, _option_property(name, helps.get(name) or name))
+
+    @property
+    def name(self) -> str:
+        """The registered name of the entry."""
+        return self.cfg.name
+
+    def option(self, name: str) -> Any:
+        """Option `name` of the section, which resolution must have filled."""
+        return registered_option(
+            getattr(self.cfg, name), f"{self.section}.{name}", f"{self.kind} {self.cfg.name!r}"
+        )
+
+
+def _option_property(name: str, doc: str) -> property:
+    def read(self: OptionsView) -> Any:
+        return self.option(name)
+
+    return property(read, doc=doc)
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,11 @@ def resume(
     summary = None if any(d.path == run_dir.summary_path for d in damaged) else run_dir.read_summary()
     if summary is not None and summary.get("status") in FINISHED and not damaged:
         return RunResult(run_dir.path, summary, run_dir.read_metrics(), None)
+    if summary is not None and summary.get("source") == "attach":
+        raise UserError(
+            f"{clip(str(run_dir.path))}: written by sgdlab.attach in your own training loop, which "
+            "sgdlab cannot rerun; continue it there with sgdlab.attach(..., resume=True)"
+        )
     run_dir.lock()
     try:
         run_dir.remove_temporaries()  # what a killed writer left; we hold the lock, nobody writes
@@ -349,15 +354,21 @@ def _record_end(recorder: Recorder) -> None:
                 pass
 
 
-def first_pass(parts: Parts) -> Parts:
-    """Pass 1: every probe but the θ*-dependent ones, plus the minibatch loss of every step."""
-    probes = [p for p in parts.probes if "theta_star" not in p.needs]
+def first_pass_probes(probes: list[Probe]) -> list[Probe]:
+    """The probes of pass 1: every probe but the θ*-dependent ones, plus the minibatch loss of
+    every step (which the replay checks itself against)."""
+    probes = [p for p in probes if "theta_star" not in p.needs]
     losses = [p for p in probes if isinstance(p, BatchLoss)]
     if losses and losses[0].schedule.spec != "step":
         probes[probes.index(losses[0])] = BatchLoss(losses[0].name, "step")
     elif not losses:
         probes.append(BatchLoss("batch_loss", "step"))
-    return dataclasses.replace(parts, probes=probes)
+    return probes
+
+
+def first_pass(parts: Parts) -> Parts:
+    """Pass 1: `parts` with the probes of `first_pass_probes`."""
+    return dataclasses.replace(parts, probes=first_pass_probes(parts.probes))
 
 
 def _finish(parts: Parts, recorder: Recorder) -> RunResult:

@@ -61,7 +61,8 @@ def print_plan(name: str, scale: str, device: str, only: str | None) -> None:
     from rich.table import Table
 
     from ..errors import quote
-    from ..experiments.planning import explain, plan, plan_device, wall_estimate
+    from ..experiments.planning import plan, wall_estimate
+    from ..experiments.step_cost import explain, plan_device
 
     device = plan_device(device)  # a plan may be for a device this machine lacks
     _, rows, sims = plan(name, scale, device, only)

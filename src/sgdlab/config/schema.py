@@ -113,17 +113,29 @@ class ModelConfig:
     """
 
     name: str = opt("mlp", help="model (sgdlab list models)")
-    widths: tuple[int, ...] | None = opt(None, ge=1, specific=True, help="hidden widths")
+    widths: tuple[int, ...] | None = opt(
+        None, ge=1, specific=True, help="hidden widths of the dense layers, input side first"
+    )
     residual_widths: tuple[int, ...] | None = opt(None, ge=1, specific=True, help="widths of residual layers")
-    width: int | None = opt(None, ge=1, specific=True, help="base channel width of a conv net")
-    activation: str | None = opt(None, choices=ACTIVATIONS, specific=True)
-    batch_norm: str | None = opt(None, choices=BATCH_NORM, specific=True)
-    skips: str | None = opt(None, choices=SKIPS, specific=True)
-    dropout: float | None = opt(None, ge=0, le=1, specific=True)
-    init: str | None = opt(None, choices=INITS, specific=True)
-    parametrization: str | None = opt(None, choices=("standard", "ntk"), specific=True)
+    width: int | None = opt(
+        None, ge=1, specific=True, help="base channel width of a conv net; every layer scales with it"
+    )
+    activation: str | None = opt(None, choices=ACTIVATIONS, specific=True, help="hidden activation")
+    batch_norm: str | None = opt(None, choices=BATCH_NORM, specific=True, help="where batch norm goes")
+    skips: str | None = opt(
+        None, choices=SKIPS, specific=True, help="which residual shortcuts a ResNet keeps"
+    )
+    dropout: float | None = opt(
+        None, ge=0, le=1, specific=True, help="dropout probability after hidden dense layers (0: none)"
+    )
+    init: str | None = opt(
+        None, choices=INITS, specific=True, help="weight initialization (default: PyTorch's)"
+    )
+    parametrization: str | None = opt(
+        None, choices=("standard", "ntk"), specific=True, help="dense layer parametrization"
+    )
     sigma: float | None = opt(None, gt=0, specific=True, help="init / NTK scale σ")
-    bias: bool | None = opt(None, specific=True)
+    bias: bool | None = opt(None, specific=True, help="whether the layers have biases")
     head: str | None = opt(None, specific=True, help="classifier head variant")
 
 
@@ -164,19 +176,33 @@ class OptimConfig:
 
     name: str = opt("sgd", help="optimizer (sgdlab list optimizers)")
     lr: float = opt(0.1, gt=0, help="step size η")
-    weight_decay: float = opt(0.0, ge=0)
+    weight_decay: float = opt(0.0, ge=0, help="L2 coefficient λ: the optimizer sees g + λθ")
     project_radius: float | None = opt(None, gt=0, help="project θ onto the ball of this radius")
-    momentum: float | None = opt(None, ge=0, specific=True)
-    dampening: float | None = opt(None, ge=0, le=1, specific=True)
-    betas: tuple[float, ...] | None = opt(None, specific=True)
-    eps: float | None = opt(None, gt=0, specific=True)
+    momentum: float | None = opt(None, ge=0, specific=True, help="momentum coefficient μ")
+    dampening: float | None = opt(
+        None, ge=0, le=1, specific=True, help="momentum dampening τ: g enters the buffer as (1 − τ)·g"
+    )
+    betas: tuple[float, ...] | None = opt(None, specific=True, help="Adam's (β₁, β₂), each in [0, 1)")
+    eps: float | None = opt(
+        None, gt=0, specific=True, help="ε added to the denominator √v (Adam, RMSprop) or √G (AdaGrad)"
+    )
     alpha: float | None = opt(None, ge=0, le=1, specific=True, help="RMSprop smoothing")
-    centered: bool | None = opt(None, specific=True)
-    amsgrad: bool | None = opt(None, specific=True)
-    lr_decay: float | None = opt(None, ge=0, specific=True)
-    initial_accumulator_value: float | None = opt(None, ge=0, specific=True)
+    centered: bool | None = opt(
+        None, specific=True, help="RMSprop: divide by the estimated variance √(v − m²) instead of √v"
+    )
+    amsgrad: bool | None = opt(
+        None, specific=True, help="Adam: divide by the running maximum of v (AMSGrad, Reddi et al. 2018)"
+    )
+    lr_decay: float | None = opt(
+        None, ge=0, specific=True, help="AdaGrad's step decay d: η_k = η/(1 + (k−1)·d)"
+    )
+    initial_accumulator_value: float | None = opt(
+        None, ge=0, specific=True, help="AdaGrad's starting value of the squared-gradient sum G"
+    )
     noise: float | None = opt(None, ge=0, specific=True, help="SGDL noise scale γ'")
-    noise_decay: str | None = opt(None, choices=("none", "inverse"), specific=True)
+    noise_decay: str | None = opt(
+        None, choices=("none", "inverse"), specific=True, help="SGDL's noise schedule: γ' or γ'/(1 + k)"
+    )
     schedule: ScheduleConfig = opt(ScheduleConfig())
 
 

@@ -21,103 +21,47 @@ decay λ adds λθ_k to g_k in all of them):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import torch
 
 from ..config import OptimConfig
 from ..errors import ConfigError
-from ..registry import Registry, registered_option
-
-T = TypeVar("T")
+from ..registry import OptionsView, Registry
 
 Params = Iterable[torch.Tensor]
 
 
-class OptimOptions:
+class OptimOptions(OptionsView):
     """A resolved OptimConfig as an optimizer factory reads it: the shared fields, and each
     optimizer-specific option typed without its `None` (which resolution replaces by the
-    optimizer's default)."""
+    optimizer's default). The options are declared, with their help, in
+    `sgdlab.config.schema.OptimConfig`."""
 
-    def __init__(self, cfg: OptimConfig):
-        self.cfg = cfg
+    schema = OptimConfig
+    section = "optim"
+    kind = "optimizer"
 
-    def _get(self, value: T | None, field: str) -> T:
-        return registered_option(value, f"optim.{field}", f"optimizer {self.cfg.name!r}")
-
-    @property
-    def name(self) -> str:
-        """The registered optimizer name."""
-        return self.cfg.name
-
-    @property
-    def lr(self) -> float:
-        """Base step size η (a schedule multiplies it per step)."""
-        return self.cfg.lr
-
-    @property
-    def weight_decay(self) -> float:
-        """L2 coefficient λ: the optimizer sees g + λθ."""
-        return self.cfg.weight_decay
-
-    @property
-    def momentum(self) -> float:
-        """Momentum coefficient μ."""
-        return self._get(self.cfg.momentum, "momentum")
-
-    @property
-    def dampening(self) -> float:
-        """Momentum dampening τ: the gradient enters the buffer as (1 − τ)·g."""
-        return self._get(self.cfg.dampening, "dampening")
+    lr: float
+    weight_decay: float
+    momentum: float
+    dampening: float
+    eps: float
+    alpha: float
+    centered: bool
+    amsgrad: bool
+    lr_decay: float
+    initial_accumulator_value: float
+    noise: float
+    noise_decay: str
 
     @property
     def betas(self) -> tuple[float, float]:
         """Adam's (β₁, β₂); resolution checks there are two, each in [0, 1)."""
-        betas = self._get(self.cfg.betas, "betas")
+        betas = self.option("betas")
         if len(betas) != 2:
             raise ConfigError(f"optim.betas: {list(betas)} must be two numbers in [0, 1)")
         return betas[0], betas[1]
-
-    @property
-    def eps(self) -> float:
-        """ε added to the denominator √v (Adam, RMSprop) or √G (AdaGrad)."""
-        return self._get(self.cfg.eps, "eps")
-
-    @property
-    def alpha(self) -> float:
-        """RMSprop's smoothing constant α of the squared-gradient average."""
-        return self._get(self.cfg.alpha, "alpha")
-
-    @property
-    def centered(self) -> bool:
-        """RMSprop: divide by the estimated variance √(v − m²) instead of √v."""
-        return self._get(self.cfg.centered, "centered")
-
-    @property
-    def amsgrad(self) -> bool:
-        """Adam: divide by the running maximum of v instead of v (AMSGrad, Reddi, Kale & Kumar
-        2018, "On the convergence of Adam and beyond")."""
-        return self._get(self.cfg.amsgrad, "amsgrad")
-
-    @property
-    def lr_decay(self) -> float:
-        """AdaGrad's step decay d: η_k = η/(1 + (k−1)·d)."""
-        return self._get(self.cfg.lr_decay, "lr_decay")
-
-    @property
-    def initial_accumulator_value(self) -> float:
-        """AdaGrad's starting value of the squared-gradient sum G."""
-        return self._get(self.cfg.initial_accumulator_value, "initial_accumulator_value")
-
-    @property
-    def noise(self) -> float:
-        """SGDL's noise scale γ'."""
-        return self._get(self.cfg.noise, "noise")
-
-    @property
-    def noise_decay(self) -> str:
-        """SGDL's noise schedule: "none" (γ'_k = γ') or "inverse" (γ'_k = γ'/(1 + k))."""
-        return self._get(self.cfg.noise_decay, "noise_decay")
 
 
 OptimizerFactory = Callable[[OptimOptions, Params], torch.optim.Optimizer]

@@ -91,39 +91,63 @@ def metric_figures(path: Path, grouped: dict[int, dict[str, Any]], seeds: int) -
     colors = plt.get_cmap("tab10" if len(grouped) <= 10 else "viridis")
     made = []
     for metric in ordered:
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
-        drawn = []
-        for i, (point, g) in enumerate(grouped.items()):
-            series = []
-            for run in runs[point]:
-                if metric in run.metrics.column_names:
-                    e, v = run.epochs(metric)
-                    ok = np.isfinite(v)
-                    if ok.any():
-                        series.append(binned(e[ok], v[ok]))
-            if not series:
-                continue
-            e, mean, std = seed_band(series)
-            color = colors(i if len(grouped) <= 10 else i / max(len(grouped) - 1, 1))
-            ax.plot(e, mean, color=color, lw=1.4, label=f"{point_label(g['values'])} (n={len(series)})")
-            ax.fill_between(e, mean - std, mean + std, color=color, alpha=0.2, lw=0)
-            drawn.append(mean)
-        if not drawn:
-            plt.close(fig)
+        series = {point: _series(runs[point], metric) for point in grouped}
+        values = [v for ss in series.values() for _, v in ss]
+        if not values:
             continue
-        if spans_decades(*drawn):
+        log = spans_decades(*values)
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        for i, (point, g) in enumerate(grouped.items()):
+            if not series[point]:
+                continue
+            color = colors(i if len(grouped) <= 10 else i / max(len(grouped) - 1, 1))
+            e, line, low, high = _band(series[point], log)
+            ax.plot(
+                e, line, color=color, lw=1.4, label=f"{point_label(g['values'])} (n={len(series[point])})"
+            )
+            ax.fill_between(e, low, high, color=color, alpha=0.2, lw=0)
+        if log:
             ax.set_yscale("log")
         loss = next(r for rs in runs.values() for r in rs).config.train.loss
+        band = "geometric mean ×/÷ geometric std" if log else "mean ± std"
         ax.set(
             xlabel="epoch",
             ylabel=metric_label(metric, loss),
-            title=f"{metric}: mean ± std across seeds (up to {seeds} per grid point)",
+            title=f"{metric}: {band} across seeds (up to {seeds} per grid point)",
         )
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=8, loc="best")
         fig.tight_layout()
         made.append(save_figure(fig, path / "figures" / f"sweep-{metric}.png"))
     return made
+
+
+def _series(runs: list, metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(epochs, values) of `metric` in each run that has finite values of it, binned."""
+    out = []
+    for run in runs:
+        if metric in run.metrics.column_names:
+            e, v = run.epochs(metric)
+            ok = np.isfinite(v)
+            if ok.any():
+                out.append(binned(e[ok], v[ok]))
+    return out
+
+
+def _band(
+    series: list[tuple[np.ndarray, np.ndarray]], log: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(epochs, line, low, high) across seeds. On a log axis the band is taken in log space
+    (geometric mean ×/÷ geometric std), so it never reaches zero or below; on a linear axis it
+    is mean ± std, its lower edge kept at 0 for a metric that is never negative (an error rate,
+    a norm), which a symmetric band would cross."""
+    if log:
+        positive = [(e[v > 0], np.log10(v[v > 0])) for e, v in series if (v > 0).any()]
+        e, mean, std = seed_band(positive)
+        return e, 10**mean, 10 ** (mean - std), 10 ** (mean + std)
+    e, mean, std = seed_band(series)
+    floor = 0.0 if all((v >= 0).all() for _, v in series) else -np.inf
+    return e, mean, np.maximum(mean - std, floor), mean + std
 
 
 def _constant_in_every_run(metric: str, runs: list) -> bool:
