@@ -254,7 +254,13 @@ def test_value_accuracy_stops_earlier_and_its_error_estimate_covers_the_true_err
 
 
 def test_probe_reports_the_estimated_error_of_lambda_max():
-    result = sgdlab.run(hessian_cfg(trace_probes=0, tol=1e-2))
+    """With accuracy = "value" (the residual rule is the default) the probe's λ_max is within its
+    reported error of the exact one, and that error within tol·λ_max."""
+    from sgdlab.probes.hessian import Hessian
+
+    with pytest.raises(UserError, match="accuracy"):
+        Hessian("hessian", accuracy="vectors")
+    result = sgdlab.run(hessian_cfg(trace_probes=0, tol=1e-2, accuracy="value"))
     probe = result.parts.probes[0]
     last = [r for r in result.metrics.to_pylist() if r["step"] == 12][0]
     x, y = result.parts.data.train.x[probe.indices], result.parts.data.train.y[probe.indices]
