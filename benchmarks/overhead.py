@@ -13,10 +13,12 @@ Cases (each a ratio to the plain loop's seconds per step, measured in the same r
                              gradient norm, distance from init, update size, per-sample gradient
                              norms and the norm / inner-product / orthogonality tests, every K
                              steps (K = 1, 4, 16; the per-sample part captured from the step's
-                             own backward)
+                             own backward, with `pairs = false`: ‖g_i‖² and ⟨g_i, ḡ⟩ in O(N·P),
+                             no N×N Gram matrix, as Cockpit computes these tests)
   sgdlab λ_max @K            the `hessian` probe's top eigenvalue every K steps (K = 16, 64) on
-                             a fixed subset of 128 training points, no trace: the work of
-                             Cockpit's HessMaxEV on its minibatch of 128
+                             a fixed subset of 128 training points, no trace, Lanczos stopped
+                             on the value's estimated accuracy (accuracy = "value"): the work
+                             of Cockpit's HessMaxEV on its minibatch of 128
   cockpit economy @K         configuration("economy"): the same quantities plus Alpha and
                              GradHist1d, every K steps
   cockpit economy-matched @K the quantities sgdlab's economy computes, nothing else
@@ -115,11 +117,14 @@ def sgdlab_probes(kind: str, every: int) -> dict:
             "batch_loss": {"schedule": sched},
             "norms": {"schedule": sched},
             "update_norm": {"schedule": sched},
-            "gradients": {"schedule": sched, "full_grad": False, "quantiles": []},
+            # Cockpit's tests need ‖g_i‖² and ⟨g_i, ḡ⟩ only: no N×N Gram matrix (pairs = false)
+            "gradients": {"schedule": sched, "full_grad": False, "quantiles": [], "pairs": False},
         }
     if kind == "hessian":
         # Cockpit's HessMaxEV: the top eigenvalue on one batch of 128; the same work here
-        return {"use": ["hessian"], "hessian": {"schedule": sched, "subset": BATCH, "trace_probes": 0}}
+        # HessMaxEV reports the value alone: Lanczos to the value's accuracy (accuracy = "value")
+        options = {"schedule": sched, "subset": BATCH, "trace_probes": 0, "accuracy": "value"}
+        return {"use": ["hessian"], "hessian": options}
     raise ValueError(kind)
 
 

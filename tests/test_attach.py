@@ -215,6 +215,34 @@ def test_a_sum_loss_gives_the_per_sample_gradients_of_the_mean_and_a_wrong_loss_
     assert "not the batch mean of loss_fn" in rows["smoothed"]
 
 
+def test_without_pairs_the_step_gradient_is_the_backwards_whatever_the_loop_does_to_grad():
+    """pairs = false reads Σ_j g_j off the weight gradient the step's backward computes (kept by a
+    hook) unless the loop has changed it in place since (here zero_grad keeping the tensor; then
+    the layer's Gram block is used), and divides out a sum loss's multiple: the columns it keeps
+    equal those of the Gram matrix."""
+    data = toy_data()
+    x, y = data.train.x[:8], data.train.y[:8]
+    rows = {}
+    for pairs in (True, False):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        options = {"schedule": "step", "full_grad": False, "pairs": pairs}
+        lab = sgdlab.attach(
+            m, opt, probes=["gradients"], loss_fn=per_sample_ce, config={"probes": {"gradients": options}}
+        )
+        with lab.step(x, y):
+            nn.functional.cross_entropy(m(x), y, reduction="sum").backward()
+            opt.step()
+            opt.zero_grad(set_to_none=False)  # .grad is 0 when the probe measures
+        lab.close()
+        rows[pairs] = lab.metrics.to_pylist()[0]
+    kept = {k for k, v in rows[False].items() if k.startswith("grad_") and v is not None}
+    assert "grad_inner_product_test" in kept and "grad_mu" not in kept
+    for key in kept:
+        assert rows[False][key] == pytest.approx(rows[True][key], rel=1e-5, abs=1e-9), key
+
+
 # --- errors at attach time -------------------------------------------------------------------
 
 

@@ -230,3 +230,42 @@ def test_probe_resume_continues_the_warm_start_exactly(tmp_path):
     run_dir.write_summary(run_dir.read_summary() | {"status": "running"})
     resumed = sgdlab.resume(out)
     assert resumed.metrics.equals(ref.metrics)
+
+
+def test_value_accuracy_stops_earlier_and_its_error_estimate_covers_the_true_error():
+    """accuracy = "value" stops once min(r, r²/δ) ≤ tol·|θ_1|: fewer products than the residual
+    rule, values still within that estimate of the exact ones (quadratic in the residual)."""
+    gen = torch.Generator().manual_seed(6)
+    n = 300
+    spectrum = torch.cat(
+        [torch.tensor([10.0, 7.0, 5.0]), torch.rand(n - 3, generator=gen, dtype=torch.float64)]
+    )
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    op = MatrixOperator(q @ torch.diag(spectrum.double()) @ q.T)
+    by_residual = lanczos(op, 2, tol=1e-4, generator=torch.Generator().manual_seed(0))
+    by_value = lanczos(op, 2, tol=1e-4, accuracy="value", generator=torch.Generator().manual_seed(0))
+    assert by_residual.converged and by_value.converged
+    assert by_value.iterations < by_residual.iterations
+    true_error = (spectrum[:2] - by_value.values).abs()
+    assert bool((true_error <= by_value.errors).all()) and float(by_value.errors.max()) <= 1e-4 * 10
+    assert float(by_value.residuals.max()) > 1e-4 * 10  # the residuals alone would not have stopped
+    with pytest.raises(UserError, match="accuracy"):
+        lanczos(op, 1, accuracy="vectors")
+
+
+def test_probe_reports_the_estimated_error_of_lambda_max():
+    """With accuracy = "value" (the residual rule is the default) the probe's λ_max is within its
+    reported error of the exact one, and that error within tol·λ_max."""
+    from sgdlab.probes.hessian import Hessian
+
+    with pytest.raises(UserError, match="accuracy"):
+        Hessian("hessian", accuracy="vectors")
+    result = sgdlab.run(hessian_cfg(trace_probes=0, tol=1e-2, accuracy="value"))
+    probe = result.parts.probes[0]
+    last = [r for r in result.metrics.to_pylist() if r["step"] == 12][0]
+    x, y = result.parts.data.train.x[probe.indices], result.parts.data.train.y[probe.indices]
+    exact = float(
+        torch.linalg.eigvalsh(HessianOperator(result.parts.model, result.parts.loss, x, y).dense())[-1]
+    )
+    assert 0 <= last["hessian_lambda_max_error"] <= 1e-2 * last["hessian_lambda_max"]
+    assert abs(last["hessian_lambda_max"] - exact) <= last["hessian_lambda_max_error"] + 1e-6 * exact

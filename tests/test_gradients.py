@@ -521,3 +521,154 @@ def test_captured_activations_are_freed_after_each_measured_step(monkeypatch):
     del result
     gc.collect()
     assert outputs and not [ref for ref in outputs if ref() is not None]
+
+
+# ---------------------------------------------------------------------------------------
+# moments: ‖g_i‖² and Σ_j ⟨g_i, g_j⟩ without the Gram matrix (pairs = false)
+
+PAIR_ONLY = ("grad_mu", "grad_inner_q", "grad_cos_")
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_moments_are_the_gram_diagonal_and_row_sums_of_the_loop(name):
+    from sgdlab.gradients import per_sample_moments
+
+    torch.manual_seed(1)
+    build, shape = MODELS[name]
+    model = build(True)
+    x, y = batch(shape)
+    ref = loop_gram(model, CE, x, y)
+    scale = float(ref.diagonal().max())
+    for path in ("auto", "vmap"):
+        m = per_sample_moments(model, CE, x, y, path=path)
+        torch.testing.assert_close(m.sq_norms, ref.diagonal(), rtol=1e-5, atol=1e-7 * scale)
+        torch.testing.assert_close(m.row_sums, ref.sum(dim=1), rtol=1e-5, atol=1e-6 * scale)
+
+
+def conv_case(c, h, o, k, stride, padding, dilation, n=5):
+    torch.manual_seed(8)
+    conv = nn.Conv2d(c, o, k, stride=stride, padding=padding, dilation=dilation).double()
+    a = torch.randn(n, c, h, h, dtype=torch.float64)
+    d = torch.randn(n, o, *conv(a).shape[2:], dtype=torch.float64)
+    rows = []
+    for i in range(n):
+        (g,) = torch.autograd.grad((conv(a[i : i + 1]) * d[i : i + 1]).sum(), [conv.weight])
+        rows.append(g.reshape(-1))
+    return conv, a, d, torch.stack(rows)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(64, 4, 32, 3, 1, 0, 1), (3, 9, 4, 3, 2, 1, 1), (12, 9, 4, 2, 1, 2, 2)],
+    ids=["few-positions", "few-channels", "many-channels"],
+)
+def test_conv_weight_moments_branches_against_autograd(shape):
+    """Few output positions: the identity's blocks and a convolution with S; otherwise the
+    per-sample gradients a few samples at a time."""
+    from sgdlab.gradients.moments import conv_weight_moments
+
+    conv, a, d, j = conv_case(*shape)
+    total = j.sum(dim=0).view_as(conv.weight)
+    sq, rows = conv_weight_moments(conv, a, d, total, budget=1 << 20)
+    torch.testing.assert_close(sq, (j * j).sum(dim=1))
+    torch.testing.assert_close(rows, j @ j.sum(dim=0))
+
+
+@pytest.mark.parametrize("t,d_in,d_out", [(7, 4, 3), (2, 40, 30), (1, 40, 30), (1, 3, 2)])
+def test_linear_moments_branches_against_the_per_sample_gradients(t, d_in, d_out):
+    from sgdlab.gradients.moments import linear_moments, weight_moments
+
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(5, t, d_in, generator=gen, dtype=torch.float64)
+    d = torch.randn(5, t, d_out, generator=gen, dtype=torch.float64)
+    g = torch.einsum("nto,nti->noi", d, a)
+    flat = g.reshape(5, -1)
+    expected = ((flat * flat).sum(dim=1), flat @ flat.sum(dim=0))
+    for fn in (linear_moments, weight_moments):
+        torch.testing.assert_close(fn(a, d, g.sum(dim=0), budget=1 << 20), expected)
+
+
+def test_capture_keeps_the_backwards_weight_gradients_until_the_loop_changes_them():
+    """Capture(weight_grads=True) gives each layer's weight gradient of the backward inside it,
+    with no copy, and leaves out one the loop has since changed in place (a zero_grad that
+    keeps the tensor, clipping), so that a stale Σ_j g_j is never used."""
+    from sgdlab.gradients.ghost import Capture
+
+    torch.manual_seed(5)
+    model = ntk(True)
+    x, y = batch((6,), n=8)
+    with Capture({"0": model[0], "2": model[2]}, grad_hooks=True, weight_grads=True) as cap:
+        CE(model(x), y).backward()
+    kept = cap.step_weight_grads()
+    assert set(kept) == {model[0], model[2]}
+    for layer, g in kept.items():
+        assert g.data_ptr() == layer.weight.grad.data_ptr()  # the same tensor: no copy
+    model[0].weight.grad.mul_(0.5)
+    assert set(cap.step_weight_grads()) == {model[2]}
+
+
+def test_record_moments_with_and_without_the_weight_gradient():
+    """From the step's weight gradient (S = scale·.grad) or, without it, from the Gram block."""
+    from sgdlab.gradients.ghost import Capture, record_gram
+    from sgdlab.gradients.moments import record_moments
+
+    torch.manual_seed(5)
+    model = ntk(True)
+    x, y = batch((6,), n=8)
+    with Capture({"0": model[0], "2": model[2]}, grad_hooks=True) as cap:
+        CE(model(x), y).backward()
+    for r in cap.records:
+        gram = record_gram(r, 8.0, 1 << 20)
+        for weight_grad in (r.layer.weight.grad, None):
+            sq, rows = record_moments(r, 8.0, 1 << 20, weight_grad)
+            torch.testing.assert_close(sq, gram.diagonal())
+            torch.testing.assert_close(rows, gram.sum(dim=1))
+    cap.release()
+
+
+def test_moment_stats_are_gram_stats_without_the_pair_statistics():
+    from sgdlab.gradients import moment_stats
+
+    _, gram = explicit()
+    full = gram_stats(gram, (0.25, 0.5))
+    some = moment_stats(gram.diagonal(), gram.sum(dim=1), (0.25, 0.5))
+    assert set(some) == {k for k in full if not k.startswith(PAIR_ONLY)}
+    for key, value in some.items():
+        assert value == pytest.approx(full[key], rel=1e-12), key
+    assert moment_stats(torch.tensor([4.0]), torch.tensor([4.0])) == {
+        k: v for k, v in gram_stats(torch.tensor([[4.0]])).items()
+    }
+
+
+@pytest.mark.parametrize("model", [tiny_cnn, tiny_mixed, tiny_inplace], ids=["cnn", "mixed", "inplace"])
+def test_probe_without_pairs_reports_the_gram_statistics_it_keeps(model):
+    """pairs = false on the step (from `.grad`), in a separate pass and with the Gram matrix:
+    the same values for every column it keeps, and no pair statistics."""
+    runs = {}
+    for key, options in {
+        "gram": {},
+        "step": {"pairs": False},
+        "separate": {"pairs": False, "reuse_step": False},
+    }.items():
+        runs[key] = columns(sgdlab.run(probe_cfg(**options), model=model()).metrics)
+    gram, step, separate = runs["gram"], runs["step"], runs["separate"]
+    assert step.keys() == separate.keys() == {k for k in gram if not k.startswith(PAIR_ONLY)}
+    scale = float(gram["grad_norm_max"].max()) ** 2
+    for key in step:
+        tol = scale if key.startswith(("grad_inner", "grad_variance")) else 1.0
+        np.testing.assert_allclose(step[key], gram[key], rtol=1e-5, atol=1e-6 * tol, err_msg=key)
+        np.testing.assert_allclose(separate[key], gram[key], rtol=1e-5, atol=1e-6 * tol, err_msg=key)
+
+
+def test_trajectory_is_bit_identical_with_the_probe_on_without_pairs():
+    def cfg(use):
+        raw = tiny(probes={"use": use}, train={"epochs": None, "max_steps": 6})
+        if "gradients" in use:
+            raw["probes"]["gradients"] = {"schedule": "step", "pairs": False}
+        return raw
+
+    off = sgdlab.run(cfg(["batch_loss"]))
+    on = sgdlab.run(cfg(["batch_loss", "gradients"]))
+    for p, q in zip(off.parts.model.parameters(), on.parts.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert "grad_norm_test" in on.metrics.column_names and "grad_mu" not in on.metrics.column_names

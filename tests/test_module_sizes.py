@@ -8,9 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sgdlab"
 MAX_LINES = 410
-WAITING = {
-    "curvature.py": "being edited on the perf branch; split (operators, estimators) after it lands",
-}
+WAITING: dict[str, str] = {}  # module → why it may be over the limit for now
 
 
 def lines(path: Path) -> int:

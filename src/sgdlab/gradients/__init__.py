@@ -12,6 +12,11 @@ Two paths, chosen per layer:
 model is exact: the Gram matrix is a sum over parameter blocks); "fast" refuses a model with
 parameters the identity cannot handle; "vmap" uses the generic path for everything.
 
+When only norms, variance and the batch-size tests are wanted, `per_sample_moments` gives the
+Gram matrix's diagonal ‖g_i‖² and row sums ⟨g_i, Σ_j g_j⟩ in O(N·P) rather than O(N²·P)
+(`moments`; the layers' weight gradient Σ_j g_j is what the training step's backward computes
+anyway).
+
 Per-sample quantities are computed in eval mode: batch norm in training mode couples the
 samples of a batch (each output depends on the batch's statistics), so ∇ℓ_i would not be a
 property of sample i; with running statistics it is. Dropout is off for the same reason.
@@ -27,9 +32,10 @@ from torch import nn
 
 from ..errors import UserError
 from ..modes import eval_mode
-from .generic import PerSampleLoss, vmap_gram
+from .generic import PerSampleLoss, vmap_gram, vmap_moments
 from .ghost import Capture, Record, candidate_layers, record_gram, trainable_names
-from .stats import gram_stats, minibatch_agreement, minibatch_gram, sample_batches
+from .moments import record_moments
+from .stats import gram_stats, minibatch_agreement, minibatch_gram, moment_stats, sample_batches
 
 PATHS = ("auto", "fast", "vmap")
 DEFAULT_BUDGET_MB = 512.0
@@ -51,6 +57,27 @@ class PerSampleGram:
     def stats(self, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)) -> dict[str, float]:
         """`gram_stats` of G: norms, agreement, cosines, variance and the three batch-size tests."""
         return gram_stats(self.gram, quantiles)
+
+
+@dataclass
+class PerSampleMoments:
+    """G_ii = ‖g_i‖² and the row sums Σ_j G_ij = N⟨g_i, ḡ⟩ (float64 [N] each) — what norms,
+    variance, SNR and the three batch-size tests need, without G — and which parameters each
+    path computed."""
+
+    sq_norms: torch.Tensor
+    row_sums: torch.Tensor
+    ghost: tuple[str, ...]
+    generic: tuple[str, ...]
+
+    @property
+    def norms(self) -> torch.Tensor:
+        """‖g_i‖, float64 [N]."""
+        return self.sq_norms.clamp_min(0).sqrt()
+
+    def stats(self, quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)) -> dict[str, float]:
+        """`moment_stats`: norms, ‖ḡ‖, mean inner product, variance, SNR and the three tests."""
+        return moment_stats(self.sq_norms, self.row_sums, quantiles)
 
 
 @dataclass(frozen=True)
@@ -146,7 +173,7 @@ def per_sample_gram(
     >>> result.norms
     tensor([4., 1.], dtype=torch.float64)
     """
-    gram, split = _compute(model, loss, x, y, path, budget_mb, diag=False)
+    gram, split = _compute(model, loss, x, y, path, budget_mb, mode="gram")
     return PerSampleGram(gram, split.ghost_params, split.generic)
 
 
@@ -171,18 +198,50 @@ def per_sample_norms(
     >>> per_sample_norms(model, lambda out, y: 0.5 * (out[:, 0] - y) ** 2, x, y)  # any (out, y) → [N]
     tensor([4., 1.], dtype=torch.float64)
     """
-    sq, _ = _compute(model, loss, x, y, path, budget_mb, diag=True)
+    sq, _ = _compute(model, loss, x, y, path, budget_mb, mode="diag")
     return sq.clamp_min(0).sqrt()
 
 
+def per_sample_moments(
+    model: nn.Module,
+    loss: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    path: str = "auto",
+    budget_mb: float = DEFAULT_BUDGET_MB,
+) -> PerSampleMoments:
+    """‖∇_θ ℓ_i‖² and ⟨∇_θ ℓ_i, Σ_j ∇_θ ℓ_j⟩ of every sample (the diagonal and row sums of the
+    Gram matrix) in O(N·P): enough for norms, variance, SNR and the three batch-size tests
+    (`moment_stats`), not for agreement or cosines. Eval mode; nothing changes.
+
+    With the gradients (4, 0) and (0, 1) of `per_sample_gram`'s example, G = diag(16, 1):
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from sgdlab.gradients import per_sample_moments
+    >>> from sgdlab.losses import get_loss
+    >>> model = nn.Linear(2, 1, bias=False)
+    >>> _ = torch.nn.init.ones_(model.weight)
+    >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.zeros(2)
+    >>> m = per_sample_moments(model, get_loss("squared", "real"), x, y)
+    >>> m.sq_norms, m.row_sums
+    (tensor([16.,  1.], dtype=torch.float64), tensor([16.,  1.], dtype=torch.float64))
+    """
+    both, split = _compute(model, loss, x, y, path, budget_mb, mode="moments")
+    return PerSampleMoments(both[0], both[1], split.ghost_params, split.generic)
+
+
 def _compute(
-    model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, path: str, budget_mb: float, diag: bool
+    model: nn.Module, loss: Any, x: torch.Tensor, y: torch.Tensor, path: str, budget_mb: float, mode: str
 ) -> tuple[torch.Tensor, Split]:
+    """By `mode`: "gram" G [N, N]; "diag" G_ii [N]; "moments" G_ii and Σ_j G_ij stacked, [2, N]."""
     check_path(path)
     fn = per_sample_loss(loss)
     budget = int(budget_mb * 2**20)
     n = x.shape[0]
-    gram = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=x.device)
+    shape = {"gram": (n, n), "diag": (n,), "moments": (2, n)}[mode]
+    out = torch.zeros(*shape, dtype=torch.float64, device=x.device)
     layers = {} if path == "vmap" else candidate_layers(model)
     with eval_mode(model):
         if layers:
@@ -191,14 +250,20 @@ def _compute(
             split = split_for(model, cap.calls(), path, layers)
             records = [r for r in cap.records if any(r.layer is m for m in split.ghost.values())]
             try:
-                if records:
-                    gram += records_gram(records, total, 1.0, budget, diag)
+                if records and mode == "moments":
+                    out += torch.stack(records_moments(records, total, 1.0, budget))
+                elif records:
+                    out += records_gram(records, total, 1.0, budget, diag=mode == "diag")
             finally:
                 cap.release()
         else:
             split = Split({}, tuple(_trainable(model)))
-        gram += vmap_gram(model, fn, x, y, list(split.generic), budget, diag)
-    return gram, split
+        generic = list(split.generic)
+        if mode == "moments":
+            out += torch.stack(vmap_moments(model, fn, x, y, generic, budget))
+        else:
+            out += vmap_gram(model, fn, x, y, generic, budget, diag=mode == "diag")
+    return out, split
 
 
 def records_gram(
@@ -229,20 +294,69 @@ def records_gram(
     return out
 
 
+def records_moments(
+    records: list[Record],
+    total: torch.Tensor | None,
+    scale: float,
+    budget: int,
+    weight_grads: dict[nn.Module, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ over recorded layer calls of (‖g_i‖², ⟨g_i, Σ_j g_j⟩), float64 [N] each, in O(N·P).
+    `weight_grads`: each layer's weight gradient of the loss the records' output gradients
+    belong to (the training step's, as `Capture(weight_grads=True)` keeps it), which gives
+    Σ_j g_j. With `total` (a loss whose
+    backward has not run), one torch.autograd.grad gives the output gradients and the weight
+    gradients together (no .grad writes)."""
+    if not records:
+        raise ValueError("no recorded layer calls")
+    if total is not None:
+        fresh = [r for r in records if not r.modified]
+        weights: dict[nn.Module, torch.Tensor] = {
+            r.layer: r.layer.get_parameter("weight") for r in records if "weight" in trainable_names(r.layer)
+        }
+        # a modified output's tensor hook fires once a gradient flows to one of its parameters
+        extra: list[torch.Tensor] = [
+            p
+            for r in records
+            if r.modified and r.layer not in weights
+            for p in r.layer.parameters(recurse=False)
+            if p.requires_grad
+        ]
+        inputs = [r.output for r in fresh] + list(weights.values()) + extra
+        grads = torch.autograd.grad(total, inputs, allow_unused=True)
+        for r, g in zip(fresh, grads[: len(fresh)], strict=True):
+            r.grad = g
+        found = grads[len(fresh) : len(fresh) + len(weights)]
+        weight_grads = {m: g for m, g in zip(weights, found, strict=True) if g is not None}
+    n = records[0].input.shape[0]
+    sq = torch.zeros(n, dtype=torch.float64, device=records[0].input.device)
+    rows = torch.zeros_like(sq)
+    for r in records:
+        r_sq, r_rows = record_moments(r, scale, budget, (weight_grads or {}).get(r.layer))
+        sq += r_sq
+        rows += r_rows
+    return sq, rows
+
+
 __all__ = [
     "Capture",
     "DEFAULT_BUDGET_MB",
     "PATHS",
     "PerSampleGram",
+    "PerSampleMoments",
     "Split",
     "gram_stats",
     "minibatch_agreement",
     "minibatch_gram",
+    "moment_stats",
     "per_sample_gram",
     "per_sample_loss",
+    "per_sample_moments",
     "per_sample_norms",
     "plan_split",
     "records_gram",
+    "records_moments",
     "sample_batches",
     "vmap_gram",
+    "vmap_moments",
 ]

@@ -10,7 +10,7 @@ forward and backward over the N samples, so a budget ≥ N·P·itemsize·2 makes
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -51,8 +51,43 @@ def vmap_gram(
     model's current parameters and in its current mode (the caller puts it in eval mode)."""
     n = x.shape[0]
     out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=x.device)
+    for jac in jacobian_blocks(model, per_sample, x, y, names, budget):
+        out += (jac * jac).sum(dim=1).double() if diag else (jac @ jac.T).double()
+    return out
+
+
+def vmap_moments(
+    model: nn.Module,
+    per_sample: PerSampleLoss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    names: list[str],
+    budget: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(‖g_i‖², ⟨g_i, Σ_j g_j⟩) over the parameters `names` (float64 [N] each): the diagonal and
+    the row sums of `vmap_gram`'s G, in O(N·P) per block instead of O(N²·P)."""
+    n = x.shape[0]
+    sq = torch.zeros(n, dtype=torch.float64, device=x.device)
+    rows = torch.zeros(n, dtype=torch.float64, device=x.device)
+    for jac in jacobian_blocks(model, per_sample, x, y, names, budget):
+        sq += (jac * jac).sum(dim=1).double()
+        rows += (jac @ jac.sum(dim=0)).double()
+    return sq, rows
+
+
+def jacobian_blocks(
+    model: nn.Module,
+    per_sample: PerSampleLoss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    names: list[str],
+    budget: int,
+) -> Iterator[torch.Tensor]:
+    """The per-sample gradients of the parameters `names` as N × block Jacobians, one column block
+    at a time (see the module docstring for the budget)."""
+    n = x.shape[0]
     if not names or n == 0:
-        return out
+        return
     params = {k: p.detach() for k, p in model.named_parameters()}
     buffers = dict(model.named_buffers())
     itemsize = params[names[0]].element_size()
@@ -71,5 +106,4 @@ def vmap_gram(
             g = per_sample_grads({k: params[k] for k in tensors}, x[s : s + chunk], y[s : s + chunk])
             m = min(chunk, n - s)
             jac[s : s + m] = torch.cat([g[k].reshape(m, -1)[:, lo:hi] for k, lo, hi in block], dim=1)
-        out += (jac * jac).sum(dim=1).double() if diag else (jac @ jac.T).double()
-    return out
+        yield jac

@@ -93,16 +93,27 @@ def candidate_layers(model: nn.Module) -> dict[str, nn.Module]:
 class Capture:
     """Forward hooks on `layers` recording each call's input and output; with `grad_hooks`, also a
     tensor hook on each output that keeps ∂loss/∂output when a backward pass runs (the training
-    step's own backward). Hooks only read: values and gradients are unchanged."""
+    step's own backward); with `weight_grads`, a hook on each layer's trainable weight that keeps
+    the gradient that backward computes for it (`step_weight_grads`). Hooks only read: values
+    and gradients are unchanged."""
 
-    def __init__(self, layers: dict[str, nn.Module], grad_hooks: bool = False):
-        self.layers, self.grad_hooks = layers, grad_hooks
+    def __init__(self, layers: dict[str, nn.Module], grad_hooks: bool = False, weight_grads: bool = False):
+        self.layers, self.grad_hooks, self.keep_weight_grads = layers, grad_hooks, weight_grads
         self.records: list[Record] = []
+        self.weight_grads: dict[nn.Module, tuple[torch.Tensor, int]] = {}  # gradient, its version
         self._handles: list = []
 
     def __enter__(self) -> "Capture":
-        self.records = []
+        self.records, self.weight_grads = [], {}
         self._handles = [m.register_forward_hook(self._hook) for m in self.layers.values()]
+        if self.keep_weight_grads:
+            for m in self.layers.values():
+                if "weight" in trainable_names(m):
+
+                    def keep(grad: torch.Tensor, layer: nn.Module = m) -> None:
+                        self.weight_grads[layer] = (grad.detach(), grad._version)
+
+                    self._handles.append(m.get_parameter("weight").register_hook(keep))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -128,7 +139,16 @@ class Capture:
         for record in self.records:
             if record.hook is not None:
                 record.hook.remove()
-        self.records = []
+        self.records, self.weight_grads = [], {}
+
+    def step_weight_grads(self) -> dict[nn.Module, torch.Tensor]:
+        """{layer: its weight's gradient from the backward that ran inside the context}, for the
+        gradients still as that backward computed them. Autograd may make the very tensor a
+        hook saw the weight's `.grad`, which the loop can then zero, clip or add to in place
+        (sgdlab.attach measures after the user's optimizer step): such a gradient is left out
+        (its version counter moved), so the caller falls back to what needs no weight gradient,
+        and no copy is made where nothing touched it (the engine's step)."""
+        return {layer: g for layer, (g, version) in self.weight_grads.items() if g._version == version}
 
     def calls(self) -> dict[str, int]:
         """How many times each hooked layer ran since the context was entered, by qualified name."""
@@ -139,7 +159,7 @@ class Capture:
         return counts
 
 
-def _conv2d_args(layer: nn.Module, a: torch.Tensor, d: torch.Tensor):
+def conv2d_args(layer: nn.Module, a: torch.Tensor, d: torch.Tensor):
     """A Conv1d call as a Conv2d one: (input [N,C,H,W], output grad [N,O,H',W'], kernel, stride,
     padding, dilation), all 2-tuples."""
     if isinstance(layer, nn.Conv1d):
@@ -168,33 +188,31 @@ def patches(a: torch.Tensor, kernel, stride, padding, dilation, out_hw) -> torch
     return view.reshape(n, c * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
 
 
+CACHE_BYTES = 2 << 20  # per-sample work is done a few samples at a time, within a core's L2 cache
+
+
+def sample_chunk(per_sample_bytes: int) -> int:
+    """How many samples' temporaries (`per_sample_bytes` each) fit in CACHE_BYTES (at least 1)."""
+    return max(1, CACHE_BYTES // max(1, per_sample_bytes))
+
+
 def conv_per_sample_grads(
     a: torch.Tensor, d: torch.Tensor, kernel, stride, padding, dilation
 ) -> torch.Tensor:
-    """∇_W ℓ_i of a Conv2d for every sample, [N, O·C·kh·kw]. With many input channels: the
-    weight-gradient kernel of a grouped convolution whose groups are the samples (input
-    [1, N·C, H, W], output gradient [1, N·O, H', W'], groups = N); with few, the patches times
-    the output gradients (one batched matmul); each the faster one in measurements on CPU."""
+    """∇_W ℓ_i of a Conv2d for every sample, [N, O·C·kh·kw]: the output gradients times the input
+    patches, δ_i U_iᵀ ([O, T] × [T, C·kh·kw]), a few samples per batched matmul so the patches
+    and products stay in cache. Measured on one CPU core against the weight-gradient kernel of a
+    grouped convolution (groups = samples) on a CIFAR-10 CNN's layers: 1.1–3.5× faster, the
+    most where there are few output positions (3.5× at 6×6)."""
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]
-    if c >= 8:
-        w = a.new_empty(n * o, c, *kernel)  # only its shape is read
-        grads = torch.ops.aten.convolution_backward(
-            d.reshape(1, n * o, *hw),
-            a.reshape(1, n * c, *a.shape[2:]),
-            w,
-            None,
-            list(stride),
-            list(padding),
-            list(dilation),
-            False,
-            [0, 0],
-            n,
-            [False, True, False],
-        )[1]
-        return grads.reshape(n, -1)
-    u = patches(a, kernel, stride, padding, dilation, hw)
-    return torch.bmm(d.reshape(n, o, -1), u.transpose(1, 2)).reshape(n, -1)
+    t, d_in = hw[0] * hw[1], c * kernel[0] * kernel[1]
+    out = a.new_empty(n, o, d_in)
+    step = sample_chunk(a.element_size() * d_in * (t + o))
+    for i in range(0, n, step):
+        u = patches(a[i : i + step], kernel, stride, padding, dilation, hw)
+        torch.bmm(d[i : i + step].reshape(-1, o, t), u.transpose(1, 2), out=out[i : i + step])
+    return out.reshape(n, -1)
 
 
 def conv_weight_gram(
@@ -203,7 +221,7 @@ def conv_weight_gram(
     """⟨∇_W ℓ_i, ∇_W ℓ_j⟩ of a Conv1d/Conv2d call: the identity's double sum over output
     positions when it is cheaper, else the Gram matrix of the per-sample weight gradients
     (in blocks of output channels within `budget`)."""
-    a, d, kernel, stride, padding, dilation = _conv2d_args(layer, a, d)
+    a, d, kernel, stride, padding, dilation = conv2d_args(layer, a, d)
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]
     t, d_in = hw[0] * hw[1], c * kernel[0] * kernel[1]
@@ -215,11 +233,11 @@ def conv_weight_gram(
     out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
     for start in range(0, o, rows):
         g = conv_per_sample_grads(a, d[:, start : start + rows], kernel, stride, padding, dilation)
-        out += _reduce(g, diag)
+        out += gram_of_rows(g, diag)
     return out
 
 
-def _scales(layer: nn.Module) -> tuple[float, float]:
+def layer_scales(layer: nn.Module) -> tuple[float, float]:
     """(weight, bias) factors of the layer's forward: NTKLinear uses (σ/√n_in)·W and σ·b."""
     if isinstance(layer, NTKLinear):
         return layer.sigma / math.sqrt(layer.n_in), layer.sigma
@@ -260,11 +278,11 @@ def weight_gram(a: torch.Tensor, d: torch.Tensor, budget: int, diag: bool = Fals
     out = torch.zeros(*((n,) if diag else (n, n)), dtype=torch.float64, device=a.device)
     for o in range(0, d_out, rows):
         g = torch.einsum("nto,nti->noi", d[:, :, o : o + rows], a).reshape(n, -1)
-        out += _reduce(g, diag)
+        out += gram_of_rows(g, diag)
     return out
 
 
-def _reduce(g: torch.Tensor, diag: bool) -> torch.Tensor:
+def gram_of_rows(g: torch.Tensor, diag: bool) -> torch.Tensor:
     """Per-sample gradient rows → their Gram matrix (float64), or only its diagonal."""
     return (g * g).sum(dim=1).double() if diag else (g @ g.T).double()
 
@@ -280,7 +298,7 @@ def record_gram(record: Record, scale: float, budget: int, diag: bool = False) -
         return out
     d = record.grad * scale
     conv = isinstance(layer, (nn.Conv1d, nn.Conv2d))
-    s_w, s_b = _scales(layer)
+    s_w, s_b = layer_scales(layer)
     names = trainable_names(layer)
     if "weight" in names:
         if conv:
@@ -291,5 +309,5 @@ def record_gram(record: Record, scale: float, budget: int, diag: bool = False) -
             )
     if "bias" in names:
         db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else d.reshape(n, -1, d.shape[-1]).sum(dim=1)
-        out += (s_b * s_b) * _reduce(db, diag)
+        out += (s_b * s_b) * gram_of_rows(db, diag)
     return out

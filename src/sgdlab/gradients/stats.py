@@ -10,11 +10,13 @@ tells, all without the gradients themselves (ḡ = (1/N) Σ g_i is the batch gra
   norm test    tr Σ̂ / (N‖ḡ‖²) ≤ θ² (Byrd, Chin, Nocedal & Wu 2012)
   inner-product test   Var̂_i⟨g_i, ḡ⟩ / (N‖ḡ‖⁴) ≤ θ²   (Bollapragada, Byrd & Nocedal 2018)
   orthogonality test   (1/(N−1)) Σ_i ‖g_i − (⟨g_i,ḡ⟩/‖ḡ‖²) ḡ‖² / (N‖ḡ‖²) ≤ ν²   (same paper)
-with ⟨g_i, ḡ⟩ = (1/N) Σ_j G_ij. The three tests are Cockpit's (Schneider, Dangel & Hennig 2021,
-"Cockpit: a practical debugging tool for the training of deep neural networks") batch-size
-diagnostics; each is a ratio whose threshold the user picks. Byrd, Chin, Nocedal & Wu 2012,
-"Sample size selection in optimization methods for machine learning"; Bollapragada, Byrd &
-Nocedal 2018, "Adaptive sampling strategies for stochastic optimization".
+with ⟨g_i, ḡ⟩ = (1/N) Σ_j G_ij. Everything but agreement and cosines needs only G_ii and the
+row sums Σ_j G_ij (`moment_stats`), which cost O(N·P) rather than the O(N²·P) of G.
+The three tests are Cockpit's (Schneider, Dangel & Hennig 2021, "Cockpit: a practical
+debugging tool for the training of deep neural networks") batch-size diagnostics; each is a
+ratio whose threshold the user picks. Byrd, Chin, Nocedal & Wu 2012, "Sample size selection
+in optimization methods for machine learning"; Bollapragada, Byrd & Nocedal 2018, "Adaptive
+sampling strategies for stochastic optimization".
 
 Mini-batch agreement: the gradient of a mini-batch B of size K is g_B = (1/K) Σ_{i∈B} g_i, so
 ⟨g_B, g_B'⟩ = (1/K²) Σ_{i∈B, j∈B'} G_ij; `minibatch_gram` forms these for sampled batches.
@@ -88,17 +90,63 @@ def gram_stats(
         cos = torch.where(scale > 0, (inner / scale).clamp(-1, 1), torch.nan)  # NaN: a zero gradient
         out |= {"cos_min": torch.where(cos.isnan(), torch.inf, cos).min(), "cos_mean": cos.nanmean()}
         out |= _quantiles(cos, quantiles, "cos")
-        variance = (diag.sum() / n - mean_sq).clamp_min(0) * n / (n - 1)
-        along = g.sum(dim=1) / n  # ⟨g_i, ḡ⟩
-        ortho = (diag - along**2 / mean_sq).clamp_min(0).sum() / (n - 1)
-        out |= {
-            "variance": variance,
-            # where ‖ḡ‖ = 0 the tests divide by zero: not finite, so left out
-            "snr": torch.where(variance > 0, mean_sq / variance, torch.inf),
-            "norm_test": variance / (n * mean_sq),
-            "inner_product_test": along.var(unbiased=True) / (n * mean_sq**2),
-            "orthogonality_test": ortho / (n * mean_sq),
-        }
+        out |= _spread(diag, g.sum(dim=1), mean_sq)
+    return read_finite({f"{prefix}_{k}": v for k, v in out.items()})
+
+
+def _spread(diag: torch.Tensor, row_sums: torch.Tensor, mean_sq: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Variance, SNR and the three tests from G_ii, Σ_j G_ij and ‖ḡ‖² (N ≥ 2), as 0-d tensors."""
+    n = diag.shape[0]
+    variance = (diag.sum() / n - mean_sq).clamp_min(0) * n / (n - 1)
+    along = row_sums / n  # ⟨g_i, ḡ⟩
+    ortho = (diag - along**2 / mean_sq).clamp_min(0).sum() / (n - 1)
+    return {
+        "variance": variance,
+        # where ‖ḡ‖ = 0 the tests divide by zero: not finite, so left out
+        "snr": torch.where(variance > 0, mean_sq / variance, torch.inf),
+        "norm_test": variance / (n * mean_sq),
+        "inner_product_test": along.var(unbiased=True) / (n * mean_sq**2),
+        "orthogonality_test": ortho / (n * mean_sq),
+    }
+
+
+def moment_stats(
+    sq_norms: torch.Tensor,
+    row_sums: torch.Tensor,
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+    prefix: str = "grad",
+) -> dict[str, float]:
+    """The statistics of `gram_stats` that need no single pair of samples, from G_ii = ‖g_i‖²
+    and the row sums Σ_j G_ij = N⟨g_i, ḡ⟩ alone (O(N·P) to measure, not O(N²·P)): norms,
+    ‖ḡ‖² = Σ_ij G_ij/N², the mean inner product (Σ_ij G_ij − tr G)/(N(N − 1)), variance, SNR
+    and the three tests. Agreement μ, the inner-product quantiles and the cosines need G.
+    Computed where the inputs live and read back at once, like `gram_stats`.
+
+    The gradients of `gram_stats`' example give the same values:
+
+    >>> import torch
+    >>> from sgdlab.gradients import moment_stats
+    >>> gram = torch.tensor([[4.0, 2.0, 1.0], [2.0, 4.0, 1.0], [1.0, 1.0, 1.0]])
+    >>> stats = moment_stats(gram.diagonal(), gram.sum(dim=1), quantiles=())
+    >>> {k: round(v, 4) for k, v in stats.items()}
+    {'grad_n': 3.0, 'grad_norm_max': 2.0, 'grad_norm_mean': 1.6667, 'grad_norm_min': 1.0,
+     'grad_batch_norm': 1.3744, 'grad_inner_mean': 1.3333, 'grad_variance': 1.6667,
+     'grad_snr': 1.1333, 'grad_norm_test': 0.2941, 'grad_inner_product_test': 0.0554,
+     'grad_orthogonality_test': 0.2388}
+    """
+    diag = sq_norms.double().clamp_min(0)
+    rows = row_sums.double()
+    n = diag.shape[0]
+    norms = diag.sqrt()
+    out: dict[str, torch.Tensor] = {"n": torch.full((), float(n), dtype=torch.float64, device=diag.device)}
+    out |= {"norm_max": norms.max(), "norm_mean": norms.mean(), "norm_min": norms.min()}
+    out |= _quantiles(norms, quantiles, "norm")
+    total = rows.sum()
+    mean_sq = total / n**2
+    out["batch_norm"] = mean_sq.clamp_min(0).sqrt()
+    if n >= 2:
+        out["inner_mean"] = (total - sq_norms.double().sum()) / (n * (n - 1))
+        out |= _spread(diag, rows, mean_sq)
     return read_finite({f"{prefix}_{k}": v for k, v in out.items()})
 
 

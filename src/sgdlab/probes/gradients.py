@@ -21,6 +21,12 @@ for the fused ones). Nothing the probe does changes the trajectory.
 
 With batch = "eval" it is a state probe on `n_eval` training points fixed at setup (a seeded
 random subset), measured at θ_k before the update and at the end.
+
+pairs = false keeps only what needs no pair of samples — norms, ‖ḡ‖, the mean inner product,
+variance, SNR and the three tests, Cockpit's set — measured from ‖g_i‖² and ⟨g_i, Σ_j g_j⟩ in
+O(N·P) instead of the N×N Gram matrix's O(N²·P) (`sgdlab.gradients.per_sample_moments`; on the
+training step Σ_j g_j is the weight gradient its backward computes, kept by a hook); μ, the
+inner-product quantiles and the cosines are then not reported.
 """
 
 from __future__ import annotations
@@ -38,10 +44,14 @@ from ..gradients import (
     Capture,
     check_path,
     gram_stats,
+    moment_stats,
     per_sample_gram,
+    per_sample_moments,
     plan_split,
     records_gram,
+    records_moments,
     vmap_gram,
+    vmap_moments,
 )
 from .base import Probe
 from .context import batch_dependent, eval_mode
@@ -64,6 +74,7 @@ BATCHES = ("train", "eval")
         "budget_mb": DEFAULT_BUDGET_MB,
         "full_grad": True,
         "reuse_step": True,
+        "pairs": True,
         "seed": 0,
     },
 )
@@ -76,7 +87,8 @@ class Gradients(Probe):
     and `orthogonality_test` (Bollapragada, Byrd & Nocedal 2018, "Adaptive sampling strategies
     for stochastic optimization"), as Cockpit (Schneider, Dangel & Hennig 2021, "Cockpit: a
     practical debugging tool for the training of deep neural networks") computes them; with
-    `full_grad`, `grad_full_norm` ‖∇L(θ_k)‖ and `grad_full_norm_best`, its running minimum."""
+    `full_grad`, `grad_full_norm` ‖∇L(θ_k)‖ and `grad_full_norm_best`, its running minimum.
+    With `pairs` = false, no `mu`, `inner_q…` or `cos_…` (see the module docstring)."""
 
     def __init__(
         self,
@@ -89,6 +101,7 @@ class Gradients(Probe):
         budget_mb: float = DEFAULT_BUDGET_MB,
         full_grad: bool = True,
         reuse_step: bool = True,
+        pairs: bool = True,
         seed: int = 0,
     ):
         super().__init__(name, schedule)
@@ -104,6 +117,7 @@ class Gradients(Probe):
             raise UserError(f"{key}.budget_mb: {budget_mb} must be > 0")
         self.batch, self.path, self.n_eval, self.quantiles = batch, path, n_eval, tuple(quantiles)
         self.budget_mb, self.full_grad, self.reuse_step, self.seed = budget_mb, full_grad, reuse_step, seed
+        self.pairs = pairs
         self.needs = frozenset({"batch"} if batch == "train" else {"eval"}) | (
             {"full_grad"} if full_grad else set()
         )
@@ -146,27 +160,31 @@ class Gradients(Probe):
         x, y = batch
         full = self._full_norm(ctx)  # at θ_k, shared with state probes through ctx's cache
         if not self.from_step:
-            self._pending = (ctx.step, (self._gram(x, y), full))
+            self._pending = (ctx.step, (self._measured(x, y), full))
             yield
             return
-        generic = None
+        generic: Any = None
         if self.split.generic:
+            reduce = vmap_gram if self.pairs else vmap_moments
             with eval_mode(self.rt.model), math_attention():
-                generic = vmap_gram(
+                generic = reduce(
                     self.rt.model, self.rt.loss.per_sample, x, y, list(self.split.generic), self._budget
                 )
-        with Capture(self.split.ghost, grad_hooks=True) as cap:
+        # pairs = false: Σ_j g_j from the weight gradients the step's backward computes
+        with Capture(self.split.ghost, grad_hooks=True, weight_grads=not self.pairs) as cap:
             yield
         self._pending = (ctx.step, (cap, generic, full))
 
-    def _from_capture(self, cap: Capture, generic: torch.Tensor | None) -> torch.Tensor:
-        calls = cap.calls()
-        wrong = {name: c for name, c in calls.items() if c != 1}
+    def _check_calls(self, cap: Capture) -> None:
+        wrong = {name: c for name, c in cap.calls().items() if c != 1}
         if wrong:
             raise RuntimeError(
                 f"probe {self.name}: layers {wrong} did not run exactly once in "
                 "the training step as they did at setup"
             )
+
+    def _from_capture(self, cap: Capture, generic: torch.Tensor | None) -> torch.Tensor:
+        self._check_calls(cap)
         n = cap.records[0].input.shape[0]
         try:
             # δ_i = N·∂(mean loss)/∂z_i
@@ -175,29 +193,50 @@ class Gradients(Probe):
             cap.release()
         return gram + generic if generic is not None else gram
 
+    def _moments_from_capture(self, cap: Capture, generic: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_calls(cap)
+        n = cap.records[0].input.shape[0]
+        try:  # the step's weight gradient is ∂(backpropagated loss)/∂W = loss_scale · Σ_j g_j / N
+            scale = float(n) / self.loss_scale
+            sq, rows = records_moments(cap.records, None, scale, self._budget, cap.step_weight_grads())
+        finally:
+            cap.release()
+        if generic is not None:
+            sq, rows = sq + generic[0], rows + generic[1]
+        return sq, rows
+
     # --- measuring ----------------------------------------------------------------------------
 
     def measure(self, ctx: Any) -> dict[str, float]:
         """The `grad_…` row: from the captured step (train) or from a pass over the fixed subset (eval)."""
         if self.batch == "eval":
             x, y = ctx.data.batch(ctx.data.train, self.subset)
-            return self._row(self._gram(x, y), self._full_norm(ctx))
+            return self._row(self._measured(x, y), self._full_norm(ctx))
         if self._pending is None or self._pending[0] != ctx.step:
             raise RuntimeError(f"probe {self.name} measured step {ctx.step} without capturing it")
         _, payload = self._pending
         self._pending = None
         if isinstance(payload[0], Capture):
             cap, generic, full = payload
-            return self._row(self._from_capture(cap, generic), full)
-        gram, full = payload
-        return self._row(gram, full)
+            if self.pairs:
+                return self._row(self._from_capture(cap, generic), full)
+            return self._row(self._moments_from_capture(cap, generic), full)
+        measured, full = payload
+        return self._row(measured, full)
 
     @property
     def _budget(self) -> int:
         return int(self.budget_mb * 2**20)
 
-    def _gram(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with math_attention():  # vmap has no batching rule for the fused attention kernels
+    def _measured(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        """G in a pass of its own, or (‖g_i‖², Σ_j G_ij) when pairs = false; attention on its
+        math kernel (vmap has no batching rule for the fused ones)."""
+        with math_attention():
+            if not self.pairs:
+                m = per_sample_moments(
+                    self.rt.model, self.rt.loss, x, y, path=self.path, budget_mb=self.budget_mb
+                )
+                return m.sq_norms, m.row_sums
             return per_sample_gram(
                 self.rt.model, self.rt.loss, x, y, path=self.path, budget_mb=self.budget_mb
             ).gram
@@ -207,8 +246,13 @@ class Gradients(Probe):
             return None
         return float(torch.linalg.vector_norm(ctx.full_gradient()))
 
-    def _row(self, gram: torch.Tensor, full: float | None) -> dict[str, float]:
-        row = gram_stats(gram, self.quantiles, prefix="grad")
+    def _row(self, measured: Any, full: float | None) -> dict[str, float]:
+        """The statistics of G (a tensor) or of its diagonal and row sums (a pair)."""
+        if isinstance(measured, tuple):
+            sq_norms, row_sums = measured
+            row = moment_stats(sq_norms, row_sums, self.quantiles, prefix="grad")
+        else:
+            row = gram_stats(measured, self.quantiles, prefix="grad")
         if full is not None and math.isfinite(full):
             self.best = min(self.best, full)
             row |= {"grad_full_norm": full, "grad_full_norm_best": self.best}
