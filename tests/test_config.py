@@ -209,9 +209,16 @@ def test_config_files_of_the_old_writer_load_into_the_config_they_were_written_f
 
 @pytest.mark.parametrize("name", [n for n in ALL_FIXTURES if n not in NOT_BYTE_IDENTICAL])
 def test_old_config_files_round_trip_byte_for_byte_through_the_new_writer(name):
+    """An old file is written back byte for byte; so is the config it was written from, except
+    that resolving a config today also fills the probe options added since the fixture was
+    written (e.g. the hessian probe's `accuracy`): for those the source's text is compared with
+    the old file's, resolved the same way."""
     text = fixture_text(name)
-    assert config_to_toml(load_config(raw=parse_toml(text, name))) == text
-    assert config_to_toml(source_config(name)) == text
+    loaded = load_config(raw=parse_toml(text, name))
+    assert config_to_toml(loaded) == text
+    resolved_source = name == "run" or SOURCES[name]["resolve"]
+    expected = config_to_toml(resolve(loaded)) if resolved_source else text
+    assert config_to_toml(source_config(name)) == expected
 
 
 def test_where_the_new_writer_differs_from_the_old_one():
