@@ -415,3 +415,11 @@ def test_full_scale_repeats_the_ablations_on_cifar100_when_supplied(tmp_path, mo
             }
     assert [a.id for a in ablations("cpu")] == list(ABLATIONS)
     assert np.isfinite(SCALE_SETTINGS["full"].premise.max_loss)
+
+
+def test_the_speed_order_shows_equal_printed_values_as_equal():
+    from sgdlab.experiments.gamma_principle.claims.speed import speed_order_text
+
+    epochs = {"relu": 168.6, "leaky-relu": 169.2, "tanh": 239.0, "sigmoid": math.inf}
+    text = speed_order_text(["relu", "leaky-relu", "tanh", "sigmoid"], epochs)
+    assert text == "relu 169 ≈ leaky-relu 169 < tanh 239 < sigmoid ∞"

@@ -125,6 +125,16 @@ def gamma_vs_speed_claim(
     )
 
 
+def speed_order_text(by_speed: list[str], epochs: Mapping[str, float]) -> str:
+    """The runs fastest first with their epochs, "<" between them, or "≈" where the printed
+    values are the same (a "169 < 169" would claim an order the digits do not show)."""
+    shown = [f"{epochs[x]:.3g}" if math.isfinite(epochs[x]) else "∞" for x in by_speed]
+    text = f"{by_speed[0]} {shown[0]}"
+    for i in range(1, len(by_speed)):
+        text += f" {'≈' if shown[i] == shown[i - 1] else '<'} {by_speed[i]} {shown[i]}"
+    return text
+
+
 def paper_order_claim(
     ablation: str,
     statement: str,
@@ -144,9 +154,7 @@ def paper_order_claim(
     speeds) and none fails, or when the runs sit in fewer than two tiers."""
     present = present_tiers(tiers, epochs)
     by_speed = sorted(epochs, key=lambda x: epochs[x])
-    order_text = " < ".join(
-        f"{x} {epochs[x]:.3g}" if math.isfinite(epochs[x]) else f"{x} ∞" for x in by_speed
-    )
+    order_text = speed_order_text(by_speed, epochs)
     evidence = dict(
         epochs_to_level=dict(epochs),
         level=level,
