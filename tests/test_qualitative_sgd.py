@@ -15,6 +15,7 @@ import torch
 from sgdlab.experiments import experiments, reproduce
 from sgdlab.experiments.qualitative_sgd import claims as C
 from sgdlab.experiments.qualitative_sgd import measure, plan
+from sgdlab.experiments.qualitative_sgd import settings as S
 from sgdlab.experiments.qualitative_sgd.measure import (
     Escapes,
     Estimate,
@@ -119,6 +120,8 @@ def test_smoke_reproduction_decides_every_claim_from_its_evidence(smoke):
     assert amp["amplitude"]["0.83"] == pytest.approx(0.07 * 0.83 / 1.93, rel=1e-6)
     ls = by_id["ls/individual-gradients-at-solution"].evidence
     assert ls["max_norm_over"] < 1e-6 < ls["max_norm_under"]
+    smoke_ls = S.SCALE_SETTINGS["smoke"].least_squares  # the statement names the sizes it ran
+    assert f"{smoke_ls.n}×{smoke_ls.dims[1]}" in by_id["ls/over-interpolates"].statement
     for name in ("noise-ball", "pair", "least-squares", "nets", "escaping", "agreement"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
     for table in (

@@ -119,7 +119,9 @@ def escaping_figure(e: Escape, summary: dict, curves: dict, batch_sizes) -> Figu
     return fig
 
 
-def least_squares_figure(curves: dict, norms: dict, floors: list, burn_in: int) -> Figure:
+def least_squares_figure(
+    curves: dict, norms: dict, floors: list, burn_in: int, shapes: tuple[str, str] = ("200×100", "200×1000")
+) -> Figure:
     """curves[label] = (epochs, loss − f*); norms[label] = per-sample gradient norms at x*;
     floors = `measure.Floor` per step (per-seed floors with their mean, the exact stationary
     theory, and the lines ∝ γ and ∝ √γ through the largest step's floor); the averaging
@@ -151,7 +153,7 @@ def least_squares_figure(curves: dict, norms: dict, floors: list, burn_in: int) 
     for ax in axes:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"Least squares: under- (200×100) vs over-parameterized (200×1000) ({SRC})")
+    fig.suptitle(f"Least squares: under- ({shapes[0]}) vs over-parameterized ({shapes[1]}) ({SRC})")
     fig.tight_layout()
     return fig
 

@@ -22,14 +22,17 @@ EXPONENT_CANDIDATES = (0.5, 1.0, 2.0)  # floor ∝ √γ, γ, γ²: the laws the
 EXPONENT_RANGE = (0.75, 1.5)  # the exponents nearer 1 than ½ or 2
 
 
-def ls_over_interpolates_claim(distance: float, gap_start: float, gap_end: float) -> Claim:
+def ls_over_interpolates_claim(
+    distance: float, gap_start: float, gap_end: float, shape: tuple[int, int] | None = None
+) -> Claim:
     """Claim `ls/over-interpolates`: over-parameterized least squares, SGD from 0 with a constant step
     converges to the minimum-norm interpolator: ‖x − A⁺b‖/‖A⁺b‖ ≤ 1e-6 and the gap falls to
-    ≤ 1e-10 of its start."""
+    ≤ 1e-10 of its start. `shape` (rows × unknowns) is the problem's, named in the statement."""
     rel = gap_end / gap_start if gap_start > 0 else math.nan
     return decide(
         "ls/over-interpolates",
-        "over-parameterized (200×1000): SGD from 0 with a constant step converges to the "
+        f"over-parameterized ({f'{shape[0]}×{shape[1]}' if shape else 'more unknowns than equations'}): "
+        "SGD from 0 with a constant step converges to the "
         "minimum-norm interpolator A⁺b (zero loss)",
         distance <= PINV_TOLERANCE and rel <= INTERPOLATION_GAP,
         headline=f"‖x − A⁺b‖/‖A⁺b‖ = {distance:.1g}, loss {gap_end:.1g}",

@@ -69,11 +69,14 @@ def least_squares_part(lab: Lab, s: LeastSquaresSettings, runs: dict[str, Run]) 
         {f"{s.n}×{s.dims[0]}": under.norms, f"{s.n}×{s.dims[1]}": over.norms},
         floors,
         s.epochs - s.window_epochs,
+        shapes=(f"{s.n}×{s.dims[0]}", f"{s.n}×{s.dims[1]}"),
     )
     lab.save_figure(fig, "least-squares")
     distance = float((over.theta - over.x_star).norm() / over.x_star.norm())
     return [
-        claims.ls_over_interpolates_claim(distance, float(over.gap[0]), float(over.gap[-1])),
+        claims.ls_over_interpolates_claim(
+            distance, float(over.gap[0]), float(over.gap[-1]), shape=(s.n, s.dims[1])
+        ),
         claims.ls_individual_gradients_claim(under.norms, over.norms),
         claims.ls_over_converges_faster_claim(
             float(under.gap[-1] / under.gap[0]), float(over.gap[-1] / over.gap[0])
