@@ -10,6 +10,11 @@ from ..store.figures import save_figure
 __all__ = ["loss_label", "metric_label", "save_figure", "spans_decades"]
 
 
+# One per curve, in turn: curves that coincide (two activations with the same path, two batch
+# sizes that never escape) stay visible as a dashed line over a solid one.
+LINESTYLES = ("-", "--", "-.", ":")
+
+
 def spans_decades(*arrays: np.ndarray, decades: float = 1.5) -> bool:
     """Whether positive values span more than `decades` powers of ten (a log axis reads better)."""
     values = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays]) if arrays else np.array([])

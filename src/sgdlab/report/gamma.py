@@ -15,7 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from ..papers import GAMMA_2019  # noqa: E402
 from ..store import Run  # noqa: E402
-from .figures import loss_label, save_figure, spans_decades  # noqa: E402
+from .figures import LINESTYLES, loss_label, save_figure, spans_decades  # noqa: E402
 
 
 def per_epoch_median(epoch: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,21 +44,22 @@ def gamma_figure(
     lengths = []
     for i, (name, run) in enumerate(runs.items()):
         color = f"C{i}"
+        style = {"ls": LINESTYLES[i % len(LINESTYLES)]}  # runs with equal curves stay visible
         label = f"{name} ({notes[name]})" if notes.get(name) else name
         table = run.metrics
         lengths.append(float(table["epoch"].to_numpy().max()) if table.num_rows else 0.0)
         if "gamma_dist" in table.column_names:
             e, d = run.epochs("gamma_dist")
-            axes[0].plot(e, d, color=color, label=label)
+            axes[0].plot(e, d, color=color, label=label, **style)
         if "train_loss" in table.column_names:
             e, loss = run.epochs("train_loss")
-            axes[1].plot(e, np.maximum(loss, 1e-30), color=color, label=label)
+            axes[1].plot(e, np.maximum(loss, 1e-30), color=color, label=label, **style)
         if "gamma" in table.column_names:
             rows = table.filter(pc.is_valid(table["gamma"]))
             e, g = rows["epoch"].to_numpy(), rows["gamma"].to_numpy()
             axes[2].plot(e, g, ".", color=color, alpha=0.15, ms=2)
             me, mg = per_epoch_median(e, g)
-            axes[2].plot(me, mg, color=color, label=label)
+            axes[2].plot(me, mg, color=color, label=label, **style)
     axes[2].axhline(0, color="k", lw=0.6)
     if level is not None:
         axes[1].axhline(level, color="k", lw=0.8, ls="--", label=f"loss level {level:g}")

@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ...papers import GISELSSON_SGD
+from ...report.figures import LINESTYLES
 from ...toys import Escape, NoiseBall
 
 SRC = GISELSSON_SGD.short
@@ -105,7 +106,13 @@ def escaping_figure(e: Escape, summary: dict, curves: dict, batch_sizes) -> Figu
     )
     steps = curves["step"]
     for i, k in enumerate(batch_sizes):
-        axes[2].semilogx(np.maximum(steps, 1), curves[f"not_escaped_b{k}"], f"C{i}", label=f"K = {k}")
+        axes[2].semilogx(
+            np.maximum(steps, 1),
+            curves[f"not_escaped_b{k}"],
+            f"C{i}",
+            ls=LINESTYLES[i % len(LINESTYLES)],  # K = 3 and 4 both stay at 1: one would hide the other
+            label=f"K = {k}",
+        )
     axes[2].set(
         xlabel="iteration",
         ylabel="fraction still in the left minimum",

@@ -72,12 +72,12 @@ def sigma_figure(groups: list[SigmaRuns], s: Settings, dataset: str) -> Figure:
             mean, std = _ms(values)
             right.errorbar(m.sigmas, mean, yerr=std, fmt=style, capsize=3, label=label)
         closed = _ms(m.init_closed)[0]
-        right.plot(
+        right.plot(  # a slope guide a factor 2 below the closed form, which follows it exactly
             m.sigmas,
-            closed[-1] * (m.sigmas / m.sigmas[-1]) ** (m.depth + 1),
+            0.5 * closed[-1] * (m.sigmas / m.sigmas[-1]) ** (m.depth + 1),
             "k:",
             lw=1,
-            label=f"∝ σ^{m.depth + 1}",
+            label=f"∝ σ^{m.depth + 1} (slope guide, ×½)",
         )
         if s.sigma_ref in m.sigmas:
             gap = finite_width(m, s.sigma_ref).gap.mean
