@@ -16,7 +16,7 @@ import torch
 from packaging.requirements import Requirement
 
 import sgdlab
-from conftest import REPO, tiny
+from conftest import REPO, Flaky, tiny
 from sgdlab.build import CUBLAS_WORKSPACE, resolve, use_deterministic_algorithms
 from sgdlab.config import load_config
 from sgdlab.engine import loop
@@ -176,19 +176,6 @@ def test_probe_states_come_back_with_floats_on_the_run_device():
     assert moved["refs"][0].device.type == "meta" and moved["refs"][0].dtype == torch.float64
     assert moved["gen"].device.type == "cpu" and moved["idx"].device.type == "cpu"
     gen.set_state(moved["gen"])  # still a state torch accepts
-
-
-class Flaky(torch.nn.Module):
-    """Not deterministic: unseeded noise on the output, so a replay cannot repeat pass 1."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
-        self.gen = torch.Generator()
-
-    def forward(self, x):
-        self.gen.seed()
-        return self.net(x) + 1e-3 * torch.randn(x.shape[0], 10, generator=self.gen)
 
 
 def test_a_replay_records_its_verdict(tmp_path):

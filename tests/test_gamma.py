@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sgdlab
-from conftest import start_and_stop, tiny, write_toml
+from conftest import Flaky, start_and_stop, tiny, write_toml
 from sgdlab.engine import train
 from sgdlab.params import flat_params
 from sgdlab.probes import Reference, Runtime, batch_loss_at
@@ -132,19 +132,6 @@ def test_replay_detects_the_first_diverging_step():
     reference = Reference(flat_params(first.parts.model), losses)
     with pytest.raises(ReplayError, match="at step 7: minibatch loss"):
         train(parts, Recorder(None, parts.config.checkpoint), reference=reference)
-
-
-class Flaky(torch.nn.Module):
-    """A model that is not deterministic: unseeded noise on its output."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
-        self.gen = torch.Generator()
-
-    def forward(self, x):
-        self.gen.seed()
-        return self.net(x) + 1e-3 * torch.randn(x.shape[0], 10, generator=self.gen)
 
 
 def test_a_nondeterministic_run_fails_loudly_with_a_one_line_error(tmp_path):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from .app import app
 from .common import ProgressReporter, SetOption, fail, user_errors, warn
 from .printing import print_dry_run, print_summary
+
+if TYPE_CHECKING:  # the CLI imports torch only when a command needs it
+    from ..runner import RunResult
 
 
 def _total_steps(parts) -> int | None:
@@ -68,10 +71,7 @@ def run(
         fail("--out is required (the run directory to create); use --dry-run to only validate")
     with ProgressReporter(_total_steps(parts), quiet, "train") as progress:
         result = runner.start(parts, out, overwrite=overwrite, progress=progress)
-    if not quiet:
-        print_summary(result.path, result.info)
-    if result.status == "interrupted":
-        raise typer.Exit(130)
+    _report_end(result, quiet)
 
 
 @app.command()
@@ -88,10 +88,7 @@ def resume(
     if result.parts is None:
         typer.echo(f"{run_dir}: already {result.status}; nothing to resume", err=True)
         return
-    if not quiet:
-        print_summary(result.path, result.info)
-    if result.status == "interrupted":
-        raise typer.Exit(130)
+    _report_end(result, quiet)
 
 
 @app.command()
@@ -136,3 +133,11 @@ def export(
     for logdir in export_tensorboard(run_dir, tensorboard):
         typer.echo(f"wrote {logdir}")
     typer.echo(f"view with: tensorboard --logdir {tensorboard}")
+
+
+def _report_end(result: "RunResult", quiet: bool) -> None:
+    """The summary of a run that trained (unless quiet); exit code 130 if it was interrupted."""
+    if not quiet:
+        print_summary(result.path, result.info)
+    if result.status == "interrupted":
+        raise typer.Exit(130)

@@ -127,7 +127,7 @@ def escaping_figure(e: Escape, summary: dict, curves: dict, batch_sizes) -> Figu
 
 
 def least_squares_figure(
-    curves: dict, norms: dict, floors: list, burn_in: int, shapes: tuple[str, str] = ("200×100", "200×1000")
+    curves: dict, norms: dict, floors: list, burn_in: int, shapes: tuple[str, str]
 ) -> Figure:
     """curves[label] = (epochs, loss − f*); norms[label] = per-sample gradient norms at x*;
     floors = `measure.Floor` per step (per-seed floors with their mean, the exact stationary
