@@ -47,6 +47,7 @@ def lanczos(
     v0: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     mix: float = 0.05,
+    scratch: torch.Tensor | None = None,
 ) -> Eigen:
     """The k algebraically largest eigenpairs of the symmetric operator `op` (or dense matrix).
 
@@ -60,7 +61,10 @@ def lanczos(
     vector, or [n, k] previous eigenvectors (their sum is used) — a warm start; `mix` of a
     random vector is added so a direction the previous vectors missed can still be found.
     Invariant subspaces (a zero β) are continued with a fresh random vector orthogonal to the
-    basis.
+    basis. `scratch`: a [≥ max_iter + 1, n] tensor of the operator's dtype and device to hold the
+    Lanczos vectors, for a caller that runs Lanczos again and again (the `hessian` probe): the
+    rows of a fresh basis are page-faulted in as they are first written, which on an MLP of
+    1.3M parameters cost as much as a fifth of each Hessian-vector product.
 
     >>> import torch
     >>> from sgdlab.curvature import lanczos
@@ -83,7 +87,12 @@ def lanczos(
         warm = v0.to(dtype=dtype, device=device)
         warm = warm.sum(dim=1) if warm.ndim == 2 else warm
         start = _unit(warm) + mix * _unit(start)
-    basis = torch.empty(max_iter, n, dtype=dtype, device=device)  # row j: the Lanczos vector q_j
+    fits = scratch is not None and scratch.shape[0] > max_iter and scratch.shape[1:] == (n,)
+    # row j < m: the Lanczos vector q_j; row m: the next residual, normalized into q_m
+    if scratch is not None and fits and (scratch.dtype, scratch.device) == (dtype, device):
+        basis = scratch[: max_iter + 1]
+    else:
+        basis = torch.empty(max_iter + 1, n, dtype=dtype, device=device)
     torch.div(start, torch.linalg.vector_norm(start), out=basis[0])
     alphas: list[float] = []
     betas: list[float] = []
@@ -96,12 +105,12 @@ def lanczos(
     for j in range(max_iter):
         q = basis[j]
         m = j + 1
-        w = op @ q
-        alpha = float(torch.dot(w, q))
-        w = torch.add(w, q, alpha=-alpha)
-        if j > 0:
-            w.sub_(basis[j - 1], alpha=betas[-1])
-        w, norm = _orthogonalize(w, basis[:m])
+        hq = op @ q
+        alpha = float(torch.dot(hq, q))
+        # r = H q_j − α_j q_j − β_{j−1} q_{j−1}, written into row m: one pass over both vectors
+        coeffs = torch.tensor(betas[-1:] + [alpha], dtype=dtype, device=device)
+        torch.addmv(hq, basis[j + 1 - len(coeffs) : m].T, coeffs, alpha=-1, out=basis[m])
+        norm = _orthogonalize(basis, m)
         beta = float(norm)
         alphas.append(alpha)
         values, vecs, resid, errors = _ritz(alphas, betas, beta, k)
@@ -112,38 +121,42 @@ def lanczos(
         if m == max_iter:
             break
         if beta <= 1e-10 * scale:  # invariant subspace: continue with a fresh direction
-            w, norm = _orthogonalize(_random(n, generator, dtype, device), basis[:m])
-            beta_next = 0.0
+            basis[m].copy_(_random(n, generator, dtype, device))
+            norm = _orthogonalize(basis, m)
+            betas.append(0.0)
         else:
-            beta_next = beta
-        betas.append(beta_next)
-        torch.div(w, norm, out=basis[j + 1])
+            betas.append(beta)
+        basis[m].div_(norm)
     # the loop runs at least once (max_iter ≥ k ≥ 1), so the Ritz pairs exist
     assert values is not None and vecs is not None and resid is not None and errors is not None
     vectors = basis[:m].T @ vecs.to(dtype=dtype, device=device)
     return Eigen(values, vectors, resid, m, converged, errors)
 
 
-def _orthogonalize(w: torch.Tensor, basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The vector w, orthogonalized against the orthonormal rows of `basis` as far as Lanczos
-    needs, and its norm: when every |q_iᵀw| ≤ √ε‖w‖ (ε the dtype's precision) w is left as it
-    is, since semi-orthogonal Lanczos vectors give Ritz values as accurate as orthogonal ones
-    (Simon 1984, "The Lanczos algorithm with partial reorthogonalization"); otherwise its
-    projection is removed by classical Gram–Schmidt, twice if the first pass took more than a
-    third of w's norm (Daniel, Gragg, Kaufman & Stewart 1976). Before a Ritz value converges
-    the check alone is the rule: one pass over the basis where full reorthogonalization makes
-    two, which on an MLP of 1.3M parameters cost as much as the Hessian-vector products."""
-    tol = math.sqrt(torch.finfo(w.dtype).eps)
-    norm = torch.linalg.vector_norm(w)
+def _orthogonalize(basis: torch.Tensor, m: int) -> torch.Tensor:
+    """Orthogonalize row m of `basis` (in place) against its orthonormal rows 0 … m−1 as far as
+    Lanczos needs, and return its norm: when every |q_iᵀw| ≤ √ε‖w‖ (ε the dtype's precision) w
+    is left as it is, since semi-orthogonal Lanczos vectors give Ritz values as accurate as
+    orthogonal ones (Simon 1984, "The Lanczos algorithm with partial reorthogonalization");
+    otherwise its projection is removed by classical Gram–Schmidt, twice if the first pass took
+    more than a third of w's norm (Daniel, Gragg, Kaufman & Stewart 1976). Before a Ritz value
+    converges the check alone is the rule, and one product with rows 0 … m gives the check and
+    ‖w‖² together: one pass over the basis where full reorthogonalization makes two, which on
+    an MLP of 1.3M parameters cost as much as the Hessian-vector products."""
+    tol = math.sqrt(torch.finfo(basis.dtype).eps)
+    w = basis[m]
+    c = basis[: m + 1] @ w  # q_iᵀw for i < m, then wᵀw
+    norm = c[m].clamp(min=0).sqrt()
     for _ in range(2):
-        c = basis @ w
-        if float(c.abs().max()) <= tol * float(norm):
+        if float(c[:m].abs().max()) <= tol * float(norm):
             break
-        w = w - basis.T @ c
-        before, norm = norm, torch.linalg.vector_norm(w)
+        w.addmv_(basis[:m].T, c[:m], alpha=-1)
+        before = norm
+        c = basis[: m + 1] @ w
+        norm = c[m].clamp(min=0).sqrt()
         if norm >= before * (2 / 3):
             break
-    return w, norm
+    return norm
 
 
 def _ritz(

@@ -57,9 +57,9 @@ class OnlineGamma(Gamma):
                 "twice with sgdlab.replay(train_fn)"
             )
         self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
+        self.work = workspace(self.theta_star)
         self.ref_losses = rt.reference.batch_losses
         self.dist0_sq = dist_sq(rt.theta0, self.theta_star)
-        self.work = workspace(self.theta_star)
         self.star_table = None
 
     def measure(self, ctx: Any) -> dict[str, float]:
@@ -70,12 +70,11 @@ class OnlineGamma(Gamma):
             ctx.params_before,
             trainable(ctx.model),
             ctx.lr,
-            self.theta_star,
+            self.work,
             self.dist0_sq,
             ctx.batch_loss_before,
             loss_at_on(self.rt, self.theta_star, *ctx.batch),
             self.gap_tol,
-            self.work,
         )
         self._count(row)
         return row

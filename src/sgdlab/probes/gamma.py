@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..params import trainable
 from .base import Deferred, Probe
 from .context import batch_dependent, batch_loss_at, sample_losses_at
 from .registry import probes
@@ -38,54 +39,71 @@ class ReplayError(UserError):
 CHUNK = 1 << 20
 
 
-def workspace(theta: torch.Tensor) -> torch.Tensor:
-    """Scratch rows for `_inner_products`, reused across steps: fresh P-sized temporaries cost
-    page faults every step, several times the arithmetic for a 300k-parameter MLP."""
-    return torch.empty(2, min(theta.numel(), CHUNK), dtype=theta.dtype, device=theta.device)
+class Workspace:
+    """Scratch for `_inner_products` against one θ*, reused across steps (fresh P-sized
+    temporaries cost page faults every step, several times the arithmetic for a 300k-parameter
+    MLP): the rows θ_k − θ* and θ_k − θ_{k+1} of one chunk, and each chunk's 2×2 Gram matrix."""
+
+    def __init__(self, theta_star: torch.Tensor):
+        self.theta_star = theta_star.reshape(-1)
+        n = self.theta_star.numel()
+        like = {"dtype": theta_star.dtype, "device": theta_star.device}
+        self.rows = torch.empty(2, min(n, CHUNK), **like)
+        self.grams = torch.empty(max(1, -(-n // CHUNK)), 2, 2, **like)
+
+
+def workspace(theta_star: torch.Tensor) -> Workspace:
+    """A `Workspace` for θ* = `theta_star`."""
+    return Workspace(theta_star)
 
 
 def _inner_products(
-    before: torch.Tensor,
-    after: list[torch.Tensor],
-    theta_star: torch.Tensor,
-    lr: float,
-    work: torch.Tensor | None = None,
+    before: torch.Tensor, after: torch.Tensor | list[torch.Tensor], work: Workspace, lr: float
 ) -> tuple[float, float, float]:
-    """⟨θ_k − θ*, U_k⟩, ‖U_k‖², ‖θ_k − θ*‖² with U_k = (θ_k − θ_{k+1})/η: per chunk, the rows
-    θ_k − θ* and θ_k − θ_{k+1} are written into `work` (see `workspace`) and their 2×2 Gram
-    matrix is one BLAS product in the parameters' dtype, summed over chunks in float64; one
-    device sync per step (`after` is θ_{k+1}, as the model's parameter tensors or one flat
-    vector)."""
-    work = workspace(before) if work is None else work
-    gram = torch.zeros(2, 2, dtype=torch.float64, device=before.device)
-    offset = 0
-    for tensor in after:
+    """⟨θ_k − θ*, U_k⟩, ‖U_k‖², ‖θ_k − θ*‖² with U_k = (θ_k − θ_{k+1})/η and θ* that of `work`,
+    for θ_{k+1} = `after` (one flat vector, or the model's parameter tensors read in place).
+    The parameters are packed into chunks of CHUNK entries, small tensors sharing one: per piece
+    two subtractions write θ_k − θ* and θ_k − θ_{k+1} into the chunk's rows, and per chunk one
+    BLAS product gives their 2×2 Gram matrix in the parameters' dtype; the chunks' matrices are
+    summed in float64 after one device sync per step. The rows stay in cache between the
+    subtractions and the product, and θ_{k+1} is never copied."""
+    rows, star, grams = work.rows, work.theta_star, work.grams
+    filled = chunks = offset = 0
+    for tensor in [after] if isinstance(after, torch.Tensor) else after:
         flat = tensor.detach().reshape(-1)
-        for start in range(0, flat.numel(), CHUNK):
-            nxt = flat[start : start + CHUNK]
-            n = nxt.numel()
-            lo, hi = offset + start, offset + start + n
-            rows = work[:, :n]
-            torch.sub(before[lo:hi], theta_star[lo:hi], out=rows[0])
-            torch.sub(before[lo:hi], nxt, out=rows[1])
-            gram += (rows @ rows.T).double()
+        pos = 0
+        while pos < flat.numel():
+            take = min(flat.numel() - pos, rows.shape[1] - filled)
+            lo, hi = offset + pos, offset + pos + take
+            torch.sub(before[lo:hi], star[lo:hi], out=rows[0, filled : filled + take])
+            torch.sub(before[lo:hi], flat[pos : pos + take], out=rows[1, filled : filled + take])
+            filled, pos = filled + take, pos + take
+            if filled == rows.shape[1]:
+                torch.mm(rows, rows.T, out=grams[chunks])
+                filled, chunks = 0, chunks + 1
         offset += flat.numel()
-    (distance_sq, coherence), (_, step_sq) = gram.tolist()
+    if filled:
+        torch.mm(rows[:, :filled], rows[:, :filled].T, out=grams[chunks])
+        chunks += 1
+    distance_sq = coherence = step_sq = 0.0
+    for (d, c), (_, u) in grams[:chunks].tolist():
+        distance_sq, coherence, step_sq = distance_sq + d, coherence + c, step_sq + u
     return coherence / lr, step_sq / lr**2, distance_sq
 
 
 def gamma_terms(
     before: torch.Tensor,
-    after: list[torch.Tensor],
+    after: torch.Tensor | list[torch.Tensor],
     lr: float,
-    theta_star: torch.Tensor,
+    theta_star: torch.Tensor | Workspace,
     dist0_sq: float,
     loss_k: float,
     loss_star: float,
     gap_tol: float,
-    work: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """The per-step quantities of the principle at iterate θ_k = `before`, θ_{k+1} = `after`:
+    """The per-step quantities of the principle at iterate θ_k = `before`, θ_{k+1} = `after`
+    (flat, or as the model's parameter tensors) and θ* = `theta_star` (flat, or the `Workspace`
+    built on it, reused across steps):
 
       gamma_coherence    ⟨θ_k − θ*, U_k⟩, U_k = (θ_k − θ_{k+1})/η
       gamma_update_term  (η/2)‖U_k‖²
@@ -113,7 +131,8 @@ def gamma_terms(
     {'gamma_coherence': 1.0, 'gamma_update_term': 0.25, 'gamma_loss_gap': 0.5,
      'gamma_dist': 0.5, 'gamma_defined': 1.0, 'gamma': 0.375}
     """
-    coherence, update_sq, distance_sq = _inner_products(before, after, theta_star, lr, work)
+    work = theta_star if isinstance(theta_star, Workspace) else Workspace(theta_star)
+    coherence, update_sq, distance_sq = _inner_products(before, after, work, lr)
     update_term = 0.5 * lr * update_sq
     gap = loss_k - loss_star
     row = {
@@ -147,7 +166,7 @@ def loss_on_batch(
 def dist_sq(a: torch.Tensor, b: torch.Tensor) -> float:
     """‖a − b‖² of two flat parameter vectors, summed chunk-wise in float64 (as `gamma_terms`
     sums its inner products)."""
-    return _inner_products(a, [a], b, 1.0)[2]
+    return _inner_products(a, a, Workspace(b), 1.0)[2]
 
 
 @probes.register(
@@ -234,9 +253,10 @@ class Gamma(Probe):
                 "pass (sgdlab.run does both passes; pass reference= to train())"
             )
         self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
+        self.work = workspace(self.theta_star)
+        self.after = trainable(rt.model)  # θ_{k+1}: the live parameter tensors
         self.ref_losses = rt.reference.batch_losses
         self.dist0_sq = dist_sq(rt.theta0, self.theta_star)
-        self.work = workspace(self.theta_star)
         self.star_table = star_losses(rt, self.theta_star)
 
     def measure(self, ctx: Any) -> dict[str, float]:
@@ -257,17 +277,15 @@ class Gamma(Probe):
             )
             return {}
         self._verify(ctx.step, ctx.batch_loss)
-        after = [p for p in ctx.model.parameters() if p.requires_grad]
         row = gamma_terms(
             ctx.params_before,
-            after,
+            self.after,
             ctx.lr,
-            self.theta_star,
+            self.work,
             self.dist0_sq,
             ctx.batch_loss_before,
             loss_on_batch(self.rt, self.theta_star, self.star_table, ctx.indices),
             self.gap_tol,
-            self.work,
         )
         self._count(row)
         return row
@@ -313,7 +331,7 @@ class Gamma(Probe):
             for step, theta_k, theta_next, lr, loss_k, idx in self.stored:
                 loss_star = loss_on_batch(self.rt, theta_star, table, idx)
                 rows[step] = gamma_terms(
-                    theta_k, [theta_next], lr, theta_star, dist0_sq, loss_k, loss_star, self.gap_tol, work
+                    theta_k, theta_next, lr, work, dist0_sq, loss_k, loss_star, self.gap_tol
                 )
                 self._count(rows[step])
         s = self.stats

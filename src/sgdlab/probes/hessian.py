@@ -118,6 +118,9 @@ class Hessian(Probe):
         self.accuracy = accuracy
         self.gen = torch.Generator().manual_seed(seed)
         self.vectors: torch.Tensor | None = None
+        # The Lanczos vectors' rows, kept from call to call: only the rows Lanczos has written
+        # are resident (as many as its longest call took), and they are not page-faulted again.
+        self.scratch: torch.Tensor | None = None
 
     def setup(self, rt: Any) -> None:
         """Fix the evaluation subset (seeded, on the data's device) and the chunk size of the
@@ -142,6 +145,8 @@ class Hessian(Probe):
         trace, on one operator; the eigenvectors are kept for the next call."""
         op = self.operator(ctx)
         warm = self.vectors if self.vectors is not None and self.vectors.shape[0] == op.n else None
+        if self.scratch is None or self.scratch.shape[1] != op.n or self.scratch.device != op.device:
+            self.scratch = torch.empty(self.max_iter + 1, op.n, dtype=op.dtype, device=op.device)
         eig = lanczos(
             op,
             self.k,
@@ -150,6 +155,7 @@ class Hessian(Probe):
             max_iter=self.max_iter,
             v0=warm,
             generator=self.gen,
+            scratch=self.scratch,
         )
         self.vectors = eig.vectors.detach().clone()  # on the run's device, like θ
         row = {
