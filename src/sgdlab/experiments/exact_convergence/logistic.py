@@ -7,10 +7,15 @@ L(w) = (1/N) Σ_n log(1 + exp(−m_n)), and one step of GD or SGD with a fixed s
     w ← w + (η/|B|) Σ_{n∈B} σ(−m_n) x̃_n,     σ(z) = 1/(1 + e^{−z}),
 
 with B = all N points for GD and |B| = b indices drawn uniformly with replacement for SGD.
-GD runs of all datasets share one batched matrix product per step; SGD runs gather their
-batch rows for a chunk of steps at once (one seeded torch.Generator per run, so a run's path
-does not depend on the runs batched with it). `reference_run` is the same update as a plain
-per-step loop, the oracle the batched path is tested against.
+Both are one update over all N points with per-step weights c_{t,n},
+
+    w ← w + Σ_n c_{t,n} σ(−m_n) x̃_n,   c_{t,n} = η/N (GD),  η·k_{t,n}/b (SGD),
+
+where k_{t,n} counts how often point n is in step t's batch. So every run of every dataset,
+GD and SGD alike, advances in the same four batched ops per step (margins, sigmoid, weights,
+update), and the weights of a chunk of steps are drawn at once (one seeded torch.Generator
+per run, so a run's path does not depend on the runs batched with it). `reference_run` is
+the same update as a plain per-step loop, the oracle the batched path is tested against.
 """
 
 from __future__ import annotations
@@ -95,54 +100,67 @@ def _train(
     xs = xs.to(torch.float64)
     n_sets, n, dim = xs.shape
     record = sorted({int(s) for s in record if 0 <= s <= steps})
-    gd = [i for i, r in enumerate(runs) if r.method == "gd"]
-    sgd = [i for i, r in enumerate(runs) if r.method == "sgd"]
-    sizes = {runs[i].batch_size for i in sgd}
-    if len(sizes) > 1:
-        raise ConfigError(f"SGD runs trained together need one batch size, got {sorted(sizes)}")
-    b = sizes.pop() if sizes else 1
+    weights = StepWeights(runs, n_sets, n, chunk)
 
-    # The signs are folded in so each step is two batched products and one sigmoid:
-    # σ(−m) = sigmoid(w·(−x̃)) and the step adds (−η/|B|)·Σ σ(−m_n)(−x̃_n).
+    # The signs are folded in so each step is two batched products, a sigmoid and a product:
+    # σ(−m) = sigmoid(w·(−x̃)) and the step adds Σ_n (−c_{t,n})·σ(−m_n)·(−x̃_n).
     neg_x = -xs
     neg_xt = neg_x.transpose(1, 2).contiguous()
-    w_gd = torch.zeros(n_sets, len(gd), dim, dtype=torch.float64)
-    w_sgd = torch.zeros(n_sets * len(sgd), 1, dim, dtype=torch.float64)  # batch = (dataset, run)
-    rate_gd = torch.tensor([-runs[i].lr / n for i in gd], dtype=torch.float64)[None, :, None]
-    rate_sgd = torch.tensor([-runs[i].lr / b for i in sgd] * n_sets, dtype=torch.float64)[:, None, None]
-    gens = [batch_generator(runs[i], d) for d in range(n_sets) for i in sgd]
-    dataset_of = torch.arange(n_sets).repeat_interleave(len(sgd))
-
+    w = torch.zeros(n_sets, len(runs), dim, dtype=torch.float64)
+    sigma = torch.empty(n_sets, len(runs), n, dtype=torch.float64)  # σ(−m_n), then × (−c_{t,n})
     out = torch.empty(len(record), n_sets, len(runs), dim, dtype=torch.float64)
-    gd_sigma = torch.empty(n_sets, len(gd), n, dtype=torch.float64)  # σ(−m_n), from m_n in place
-    gd_grad = torch.empty_like(w_gd)
-    sgd_sigma = torch.empty(n_sets * len(sgd), b, 1, dtype=torch.float64)
-    sgd_grad = torch.empty_like(w_sgd)
-    next_record = 0
-
-    def save(i: int) -> None:
-        out[i][:, gd] = w_gd
-        out[i][:, sgd] = w_sgd.view(n_sets, len(sgd), dim)
-
-    for t in range(steps + 1):
-        if next_record < len(record) and record[next_record] == t:
-            save(next_record)
-            next_record += 1
-        if t == steps:
-            break
-        if gd:
-            torch.bmm(w_gd, neg_xt, out=gd_sigma).sigmoid_()
-            w_gd.addcmul_(torch.bmm(gd_sigma, neg_x, out=gd_grad), rate_gd)
-        if sgd:
-            j = t % chunk
-            if j == 0:  # the batch rows of the next `chunk` steps, gathered at once
-                k = min(chunk, steps - t)
-                idx = torch.stack([torch.randint(n, (k, b), generator=g) for g in gens], dim=1)
-                rows = neg_x[dataset_of[None, :, None], idx]  # [k, D·R_sgd, b, dim]
-            batch = rows[j]
-            torch.bmm(batch, w_sgd.mT, out=sgd_sigma).sigmoid_()
-            w_sgd.addcmul_(torch.bmm(sgd_sigma.mT, batch, out=sgd_grad), rate_sgd)
+    due = iter(enumerate(record))
+    slot, next_record = next(due, (-1, -1))
+    for start in range(0, steps, chunk):
+        for t, weight in enumerate(weights.draw(min(chunk, steps - start)), start):
+            if t == next_record:
+                out[slot] = w
+                slot, next_record = next(due, (-1, -1))
+            torch.bmm(w, neg_xt, out=sigma).sigmoid_().mul_(weight)
+            w.baddbmm_(sigma, neg_x)
+    if next_record == steps:
+        out[slot] = w
     return Trajectories(np.asarray(record), out, tuple(runs))
+
+
+class StepWeights:
+    """The per-point weights −c_{t,n} of every run on every dataset, [D, R, N] per step, a
+    chunk of steps at a time: −η/N for a GD run; −(η/b)·k_{t,n} for an SGD run, with k_{t,n}
+    the count of point n among the b indices its generator draws for step t (a chunk of k
+    steps draws [k, b] at once: the same stream as b draws per step).
+
+    The buffer holds the GD part (constant) and zeros in the SGD runs' places between draws:
+    a draw scatter-adds −η/b at each drawn index of every SGD run, and the next draw first
+    puts those entries back to zero. So a chunk costs work in the number of draws, not in
+    the size of the buffer, and allocates nothing."""
+
+    def __init__(self, runs: Sequence[RunSpec], n_sets: int, n: int, chunk: int) -> None:
+        sgd = [i for i, r in enumerate(runs) if r.method == "sgd"]
+        sizes = {runs[i].batch_size for i in sgd}
+        if len(sizes) > 1:
+            raise ConfigError(f"SGD runs trained together need one batch size, got {sorted(sizes)}")
+        self.n, self.b = n, sizes.pop() if sizes else 1
+        self.gens = [batch_generator(runs[i], d) for d in range(n_sets) for i in sgd]
+        self.shape = (n_sets, len(runs), n)
+        gd_rate = [-r.lr / n if r.method == "gd" else 0.0 for r in runs]
+        gd = torch.tensor(gd_rate, dtype=torch.float64)[:, None].expand(self.shape)
+        # Where SGD run i of dataset d starts in a flattened [D, R, N] step, and its −η/b.
+        self.row_start = torch.tensor([(d * len(runs) + i) * n for d in range(n_sets) for i in sgd])[:, None]
+        sgd_rate = [-runs[i].lr / self.b for _ in range(n_sets) for i in sgd]
+        self.sgd_rate = torch.tensor(sgd_rate, dtype=torch.float64).repeat_interleave(self.b)
+        self.buffer = gd.expand(chunk, -1, -1, -1).contiguous().view(chunk, -1)
+        self.drawn = torch.empty(0, len(sgd_rate), dtype=torch.int64)  # flat places of the last draw
+
+    def draw(self, k: int) -> tuple[torch.Tensor, ...]:
+        """The weights of the next `k` ≤ chunk steps, one [D, R, N] view per step (valid until
+        the next draw)."""
+        self.buffer[: len(self.drawn)].scatter_(1, self.drawn, 0.0)
+        weights = self.buffer[:k]
+        if self.gens:
+            idx = torch.stack([torch.randint(self.n, (k, self.b), generator=g) for g in self.gens], dim=1)
+            self.drawn = (idx + self.row_start).view(k, -1)
+            weights.scatter_add_(1, self.drawn, self.sgd_rate.expand(k, -1))
+        return weights.view(k, *self.shape).unbind(0)
 
 
 def reference_run(xs: torch.Tensor, spec: RunSpec, dataset: int, steps: int) -> torch.Tensor:
