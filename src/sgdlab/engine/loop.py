@@ -253,15 +253,17 @@ def train(
 
             # State probes see θ_k; at the last step every state probe that runs at the end does.
             row: dict[str, float] = {}
-            ctx = StepContext(rt, step, epoch)
-            if loss_check and cfg.stop_loss is not None and ctx.evaluate("train")["loss"] < cfg.stop_loss:
-                last, reason = True, "stop_loss"
-                due_state = [p for p in state_probes if p.schedule.at_end or p.schedule.due(step, spe)]
-                iterate_due = iterate_due or save_iterate.at_end
-            for probe in due_state:
-                _put(row, probe.measure(ctx), probe.name)
-            if iterate_due:
-                recorder.save_iterate(step, ctx.params)
+            ctx = None  # made only where something reads θ_k: most steps of a quiet run need none
+            if loss_check or due_state or iterate_due or last:
+                ctx = StepContext(rt, step, epoch)
+                if loss_check and cfg.stop_loss is not None and ctx.evaluate("train")["loss"] < cfg.stop_loss:
+                    last, reason = True, "stop_loss"
+                    due_state = [p for p in state_probes if p.schedule.at_end or p.schedule.due(step, spe)]
+                    iterate_due = iterate_due or save_iterate.at_end
+                for probe in due_state:
+                    _put(row, probe.measure(ctx), probe.name)
+                if iterate_due:
+                    recorder.save_iterate(step, ctx.params)
             if last:
                 if row:
                     recorder.append(step, epoch, row)
@@ -271,9 +273,14 @@ def train(
             idx = sampler.indices(step)
             x, y = data.batch(data.train, on_device(idx, data.train.x.device))
             due = [p for p in iteration_probes if p.schedule.due(step, spe)]
-            before = ctx.params if any("update" in p.needs for p in due) else None  # θ_k, a copy
             rule.zero_grad()
-            with capturing(due, ctx, (x, y)):  # due probes may reuse this forward/backward
+            if due:
+                ctx = ctx or StepContext(rt, step, epoch)
+                before = ctx.params if any("update" in p.needs for p in due) else None  # θ_k, a copy
+                with capturing(due, ctx, (x, y)):  # due probes may reuse this forward/backward
+                    loss = parts.loss(model(x), y)
+                    loss.backward()
+            else:
                 loss = parts.loss(model(x), y)
                 loss.backward()
             lr = rule.step(step, step // spe)
