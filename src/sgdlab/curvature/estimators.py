@@ -28,10 +28,6 @@ class Eigen:
     errors: torch.Tensor  # [k] float64 estimated errors min(r, r²/δ) of the values
 
 
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / torch.linalg.vector_norm(v)
-
-
 def _random(n: int, generator: torch.Generator | None, dtype: torch.dtype, device) -> torch.Tensor:  # noqa: ANN001
     """N(0, I) drawn on the CPU (the same numbers on every device)."""
     return torch.randn(n, generator=generator, dtype=dtype, device="cpu").to(device)
@@ -83,17 +79,22 @@ def lanczos(
     k = max(1, min(k, n))
     max_iter = max(k, min(max_iter, n))
     start = _random(n, generator, dtype, device)
-    if v0 is not None:
-        warm = v0.to(dtype=dtype, device=device)
-        warm = warm.sum(dim=1) if warm.ndim == 2 else warm
-        start = _unit(warm) + mix * _unit(start)
     fits = scratch is not None and scratch.shape[0] > max_iter and scratch.shape[1:] == (n,)
     # row j < m: the Lanczos vector q_j; row m: the next residual, normalized into q_m
     if scratch is not None and fits and (scratch.dtype, scratch.device) == (dtype, device):
         basis = scratch[: max_iter + 1]
     else:
         basis = torch.empty(max_iter + 1, n, dtype=dtype, device=device)
-    torch.div(start, torch.linalg.vector_norm(start), out=basis[0])
+    q0 = basis[0]  # warm/‖warm‖ + mix·start/‖start‖, or the random start alone; normalized
+    if v0 is not None:
+        warm = v0.to(dtype=dtype, device=device)
+        if warm.ndim == 2:
+            warm = warm[:, 0] if warm.shape[1] == 1 else warm.sum(dim=1)
+        torch.mul(warm, 1 / float(torch.linalg.vector_norm(warm)), out=q0)
+        q0.add_(start, alpha=mix / float(torch.linalg.vector_norm(start)))
+    else:
+        q0.copy_(start)
+    q0.div_(torch.linalg.vector_norm(q0))
     alphas: list[float] = []
     betas: list[float] = []
     values: torch.Tensor | None = None
@@ -105,11 +106,16 @@ def lanczos(
     for j in range(max_iter):
         q = basis[j]
         m = j + 1
-        hq = op @ q
-        alpha = float(torch.dot(hq, q))
-        # r = H q_j − α_j q_j − β_{j−1} q_{j−1}, written into row m: one pass over both vectors
+        # r = H q_j − α_j q_j − β_{j−1} q_{j−1} in row m: the product written there, then one
+        # pass over both earlier vectors
+        r = basis[m]
+        if hasattr(op, "matvec"):
+            op.matvec(q, out=r)
+        else:
+            r.copy_(op @ q)
+        alpha = float(torch.dot(r, q))
         coeffs = torch.tensor(betas[-1:] + [alpha], dtype=dtype, device=device)
-        torch.addmv(hq, basis[j + 1 - len(coeffs) : m].T, coeffs, alpha=-1, out=basis[m])
+        r.addmv_(basis[j + 1 - len(coeffs) : m].T, coeffs, alpha=-1)
         norm = _orthogonalize(basis, m)
         beta = float(norm)
         alphas.append(alpha)

@@ -157,7 +157,7 @@ class Hessian(Probe):
             generator=self.gen,
             scratch=self.scratch,
         )
-        self.vectors = eig.vectors.detach().clone()  # on the run's device, like θ
+        self.vectors = eig.vectors  # a fresh product (not a view of the scratch), on θ's device
         row = {
             "hessian_lambda_max": float(eig.values[0]),
             "hessian_lambda_max_error": float(eig.errors[0]),
