@@ -93,6 +93,27 @@ def distance(a: Vector, b: Vector, work: torch.Tensor | None = None) -> float:
 
 
 @torch.no_grad()
+def norm_and_distance(a: Vector, b: Vector, work: torch.Tensor | None = None) -> tuple[float, float]:
+    """(‖a‖, ‖a − b‖) in one pass over a and b, chunk by chunk as `distance` (each chunk of a is
+    still in cache when its own square is summed): one read of a where `norm` and `distance`
+    make two."""
+    segments = _segments(a, b)
+    if not segments:
+        return 0.0, 0.0
+    first = segments[0][0]
+    if work is None or work.dtype != first.dtype or work.device != first.device:
+        work = torch.empty(CHUNK, dtype=first.dtype, device=first.device)
+    sums = torch.zeros(2, dtype=torch.float64, device=first.device)
+    for x, y in segments:
+        row = work[: x.numel()]
+        torch.sub(x, y, out=row)
+        sums[0] += torch.dot(x, x).double()
+        sums[1] += torch.dot(row, row).double()
+    size, dist = sums.sqrt().tolist()
+    return size, dist
+
+
+@torch.no_grad()
 def norm(a: Vector) -> float:
     """‖θ‖ for θ flat or as parameter tensors."""
     if isinstance(a, torch.Tensor):

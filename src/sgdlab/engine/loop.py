@@ -276,7 +276,7 @@ def train(
             rule.zero_grad()
             if due:
                 ctx = ctx or StepContext(rt, step, epoch)
-                before = ctx.params if any("update" in p.needs for p in due) else None  # θ_k, a copy
+                before = ctx.snapshot() if any("update" in p.needs for p in due) else None  # θ_k, a copy
                 with capturing(due, ctx, (x, y)):  # due probes may reuse this forward/backward
                     loss = parts.loss(model(x), y)
                     loss.backward()

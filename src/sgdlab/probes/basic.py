@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 
-from ..params import norm
 from .base import Probe
 from .registry import probes
 
@@ -48,8 +47,9 @@ class Norms(Probe):
     needs = frozenset({"theta0"})
 
     def measure(self, ctx) -> dict[str, float]:
-        """‖θ_k‖ and ‖θ_k − θ_0‖ over the trainable parameters."""
-        return {"param_norm": norm(ctx.tensors), "dist_init": ctx.distance(ctx.tensors, ctx.theta0)}
+        """‖θ_k‖ and ‖θ_k − θ_0‖ over the trainable parameters, in one pass."""
+        size, dist = ctx.norm_and_distance(ctx.tensors, ctx.theta0)
+        return {"param_norm": size, "dist_init": dist}
 
 
 @probes.register("update_norm", help="‖U_k‖, U_k = (θ_k − θ_{k+1})/η_k", options={"schedule": "every:10"})

@@ -13,7 +13,7 @@ from torch import nn
 from ..data import Dataset
 from ..losses import Loss, misclassified
 from ..modes import DROPOUT_TYPES, dropout_off, eval_mode
-from ..params import Vector, distance, flat_params, named_views, trainable
+from ..params import CHUNK, Vector, distance, flat_params, named_views, norm_and_distance, trainable
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.work: torch.Tensor | None = None  # scratch row of `StepContext.distance`
+        self.snapshot: torch.Tensor | None = None  # θ_k of the step in progress (`StepContext.snapshot`)
 
     @property
     def has_dropout(self) -> bool:
@@ -128,6 +129,21 @@ class StepContext:
         """θ as one flat vector (after the update, in an iteration probe)."""
         return self._cached("params", lambda: flat_params(self.model))
 
+    @torch.no_grad()
+    def snapshot(self) -> torch.Tensor:
+        """θ_k as one flat vector that stays valid until the next step's snapshot (the engine's
+        θ_k before an update): `params` if a probe has asked for them, else a copy into a buffer
+        the runtime reuses from step to step, since a fresh copy of a few MB costs its page
+        faults at every step."""
+        if "params" in self._cache:
+            return self.params
+        tensors = trainable(self.model)
+        n, like = sum(t.numel() for t in tensors), tensors[0]
+        buf = self.rt.snapshot
+        if buf is None or buf.numel() != n or (buf.dtype, buf.device) != (like.dtype, like.device):
+            buf = self.rt.snapshot = torch.empty(n, dtype=like.dtype, device=like.device)
+        return torch.cat([t.detach().reshape(-1) for t in tensors], out=buf)
+
     @property
     def update(self) -> torch.Tensor:
         """U_k = (θ_k − θ_{k+1}) / η_k, whatever the optimizer."""
@@ -150,10 +166,17 @@ class StepContext:
 
     def distance(self, a: Vector, b: Vector) -> float:
         """‖a − b‖ of θ's given flat or as tensors (sgdlab.params.distance, scratch reused)."""
+        return distance(a, b, self._work())
+
+    def norm_and_distance(self, a: Vector, b: Vector) -> tuple[float, float]:
+        """(‖a‖, ‖a − b‖) in one pass (sgdlab.params.norm_and_distance, scratch reused)."""
+        return norm_and_distance(a, b, self._work())
+
+    def _work(self) -> torch.Tensor:
         rt = self.rt
         if rt.work is None or rt.work.dtype != self.theta0.dtype or rt.work.device != self.theta0.device:
-            rt.work = torch.empty(1 << 18, dtype=self.theta0.dtype, device=self.theta0.device)
-        return distance(a, b, rt.work)
+            rt.work = torch.empty(CHUNK, dtype=self.theta0.dtype, device=self.theta0.device)
+        return rt.work
 
     @property
     def batch_loss_before(self) -> float:

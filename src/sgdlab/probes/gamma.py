@@ -47,9 +47,9 @@ class Workspace:
     def __init__(self, theta_star: torch.Tensor):
         self.theta_star = theta_star.reshape(-1)
         n = self.theta_star.numel()
-        like = {"dtype": theta_star.dtype, "device": theta_star.device}
-        self.rows = torch.empty(2, min(n, CHUNK), **like)
-        self.grams = torch.empty(max(1, -(-n // CHUNK)), 2, 2, **like)
+        dtype, device = theta_star.dtype, theta_star.device
+        self.rows = torch.empty(2, min(n, CHUNK), dtype=dtype, device=device)
+        self.grams = torch.empty(max(1, -(-n // CHUNK)), 2, 2, dtype=dtype, device=device)
 
 
 def workspace(theta_star: torch.Tensor) -> Workspace:
