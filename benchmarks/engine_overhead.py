@@ -1,5 +1,5 @@
 """Engine overhead: steps/s of sgdlab's loop (probes off) against a hand-written PyTorch loop
-on the same model, data, sampler and optimizer. Target: ratio ≥ 0.95.
+on the same model, data, sampler and optimizer. Target: ratio ≥ 0.97 (the engine costs at most 3 % of a hand-written loop).
 
     .venv/bin/python benchmarks/engine_overhead.py [--repeats 7] [--quick]
 """
@@ -59,13 +59,13 @@ def main() -> None:
         print(f"{name}: {steps} steps")
         print(f"  engine s: {describe(times['engine'])}")
         print(f"  plain  s: {describe(times['plain'])}")
-        print(f"  engine/plain steps/s ratio: median {med:.3f} (range {lo:.3f}–{hi:.3f}); target ≥ 0.95")
+        print(f"  engine/plain steps/s ratio: median {med:.3f} (range {lo:.3f}–{hi:.3f}); target ≥ 0.97")
         rows.append(
             case(
                 name,
                 "engine/plain steps/s, probes off",
                 [p / e for p, e in zip(times["plain"], times["engine"], strict=True)],
-                target="≥ 0.95",
+                target="≥ 0.97",
                 engine_s=times["engine"],
                 plain_s=times["plain"],
                 steps=steps,
