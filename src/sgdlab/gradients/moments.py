@@ -117,7 +117,8 @@ def record_moments(
                 gram = weight_gram(a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1]), budget)
             w_sq, w_rows = gram.diagonal(), gram.sum(dim=1)
         else:
-            total = weight_grad.detach() / s_w  # Σ_i δ_i a_iᵀ in the units of `d`
+            # Σ_i δ_i a_iᵀ in the units of `d` (no copy of the gradient where the scale is 1)
+            total = weight_grad.detach() if s_w == 1.0 else weight_grad.detach() / s_w
             if conv:
                 w_sq, w_rows = conv_weight_moments(layer, a, d, total, budget)
             else:
