@@ -152,7 +152,7 @@ class Lab:
             for p in self.state_probes:
                 if p.schedule.due(k, spe):
                     _put(row, p.measure(ctx), p.name)
-            before = ctx.params if any("update" in p.needs for p in due) else None
+            before = ctx.snapshot() if any("update" in p.needs for p in due) else None
             if due:
                 stack.enter_context(capturing(due, ctx, (x, y)))
         need_loss = self.keep_losses or any("batch_loss" in p.needs for p in due)
