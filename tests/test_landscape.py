@@ -20,6 +20,7 @@ from sgdlab.probes.landscape import (
     projected_gradients,
     random_plane,
     simplex_lambdas,
+    split_that_pays,
     three_point_interpolation,
 )
 
@@ -200,6 +201,9 @@ def test_first_layer_split_is_read_from_the_structure():
     hooked = trained()[0]
     hooked.register_forward_hook(lambda *_: None)  # a hook on the whole model would be skipped
     assert first_layer_split(hooked) is None
+    x = torch.zeros(10, 1, 8, 8)  # first outputs: 10 samples × 4·6·6 floats, 3 of them: 17,280 bytes
+    assert split_that_pays(conv_net(), x, 3, budget=17_280) is not None
+    assert split_that_pays(conv_net(), x, 3, budget=17_279) is None  # past the budget: per point
     tied = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
     tied[2].weight = tied[0].weight
     assert first_layer_split(tied) is None
