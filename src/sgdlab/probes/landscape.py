@@ -7,6 +7,12 @@ interpolation between three minimizers on and around the simplex; perturbation s
 Everything works on flat parameter vectors and evaluates many parameter vectors at once with
 torch.func (vmap over functional_call), so a grid needs no model copy per point. Evaluation is
 in eval mode (BN running statistics, no dropout).
+
+A plane, a line and a simplex are affine families θ_k = Σ_i c_ki·v_i. Where the model's first
+layer is linear in its parameters (`first_layer_split`: an MLP, a CNN starting with a
+convolution), its outputs on the data at every point are the same combination of its outputs
+at the v_i, X·W1(a, b)ᵀ + b1(a, b) = Z0 + a·Z1 + b·Z2 on a plane: `span_losses` passes the data
+through that layer once per v_i and runs only the later layers per point.
 """
 
 from __future__ import annotations
@@ -342,7 +348,7 @@ def span_losses(
     out = []
     with eval_mode(split.model):
         firsts = [split.first_outputs(xp, basis) for xp, _ in pieces]
-        block = min(chunk if chunk > 1 else _block_of_points(firsts), len(coeffs))
+        block = max(1, min(chunk if chunk > 1 else _block_of_points(firsts), len(coeffs)))
         works = [z.block.new_empty(block, z.block[0].numel()) for z in firsts]
         theta_work = rest_basis.new_empty(block, rest_basis.shape[1])
         for start in range(0, len(coeffs), block):
@@ -373,7 +379,10 @@ def loss_grid(
     data_chunk: int | None = None,
 ) -> torch.Tensor:
     """L(center + a·d1 + b·d2) on the grid alphas × betas ([len(alphas), len(betas)]), `chunk`
-    parameter vectors per vmapped forward."""
+    parameter vectors per vmapped forward (`chunk=1`: point by point, no vmap). Where the
+    model's first layer is linear in its parameters (`split_that_pays`), through
+    `span_losses` with the basis (center, d1, d2) and coefficients (1, a, b): the first layer
+    runs three times in all instead of once per point."""
     a, b = torch.meshgrid(alphas, betas, indexing="ij")
     coeffs = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1).to(center)
     split = split_that_pays(model, x, 3)
