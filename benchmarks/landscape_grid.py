@@ -8,12 +8,15 @@ Cases: the report's MLP 512-512 on 512 digits (the model of `sgdl-flatness`), a 
 and the LeNet base model on 512 CIFAR-10 images. On a plane θ0 + a·d1 + b·d2 a model whose first
 layer is linear in its parameters gets that layer's outputs on the data at every point as
 Z0 + a·Z1 + b·Z2 (three passes instead of 441), and only the later layers run per point:
-batched by vmap (`chunk` points per call) where per-point overhead dominates, and where one
-point's forward is compute-bound (the first and last case on a CPU) the remaining arithmetic
-(the 512×512 layer for the MLP: 441 × 512 · 512 · 512 multiply-adds) is still paid once per
-point, so the target there is never to be slower than the naive loop (≥ 1.0×). For LeNet sgdlab
-evaluates point by point (`chunk=1`, no vmap), since vmap over conv weights is a grouped
-convolution, several times slower on a CPU (measured: 0.26× the serial loop at chunk 8).
+batched by vmap (`chunk` points per call) where per-point overhead dominates, one by one
+(`chunk=1`) where one point's forward is compute-bound (the first and last case on a CPU; a
+matmul with its bias fused, where vmap adds a batched matmul and a bias pass). There the
+remaining arithmetic (for the MLP the 512×512 layer: 441 × 512·512·512 ≈ 5.9·10^10
+multiply-adds, about 1 ms a point on one quiet core) is paid once per point whichever way,
+so the target is never to be slower than a per-point loop (≥ 1.0×). LeNet's first-layer
+outputs (3 × 55 MB) outgrow the cache, where combining them costs what the convolution does:
+it runs the whole model point by point (`chunk=1`, no vmap: vmap over conv weights is a
+grouped convolution, several times slower on a CPU; measured 0.26× the serial loop at chunk 8).
 Targets per case and comparison in CASES (issue 24: small MLP ≥ 3× vs loss-landscapes; MLP
 512-512 ≥ 1.0× vs a serial loop).
 
@@ -40,7 +43,7 @@ CASES = {
     "mlp 512-512, 512 digits": (
         {"name": "digits", "n_train": 512, "n_test": 0},
         {"name": "mlp", "widths": [512, 512]},
-        4,
+        1,
         COMPUTE_BOUND,
     ),
     "mlp 16, 64 digits (per-point overhead dominates)": (

@@ -207,6 +207,9 @@ def test_first_layer_split_is_read_from_the_structure():
     tied = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
     tied[2].weight = tied[0].weight
     assert first_layer_split(tied) is None
+    tied_later = torch.nn.Sequential(*(torch.nn.Linear(3, 3) for _ in range(3)))
+    tied_later[2].weight = tied_later[1].weight  # bound once by name: module by module would miss it
+    assert first_layer_split(tied_later) is None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -223,7 +223,8 @@ def first_layer_split(model: nn.Module) -> FirstLayerSplit | None:
     """Detect, from the model's structure, that f(x; θ) = rest(first(prefix(x); θ_1); θ_rest)
     with `first` linear in θ_1: a (nested) nn.Sequential whose first module with parameters or
     buffers is an nn.Linear, a convolution or an NTK layer (exact type, no hooks, no
-    parametrization) whose parameters are all trainable and not shared with the rest. None
+    parametrization) whose parameters are all trainable, with no parameter shared between
+    modules after it or with it. None
     where that does not hold (then every point runs the whole model).
 
     On any affine family of parameter vectors θ_k = Σ_i c_ki·v_i (a plane θ0 + a·d1 + b·d2, a
@@ -251,7 +252,8 @@ def first_layer_split(model: nn.Module) -> FirstLayerSplit | None:
         return None
     first_params = [(n, offsets.get(id(p), -1), p.shape) for n, p in first.named_parameters()]
     shared = {id(p) for p in first.parameters()} & {id(p) for p in rest.parameters()}
-    if shared or any(o < 0 for _, o, _ in first_params):
+    tied = len(list(rest.named_parameters(remove_duplicate=False))) != len(list(rest.parameters()))
+    if shared or tied or any(o < 0 for _, o, _ in first_params):
         return None
     rest_params = [(n, offsets[id(p)], p.shape) for n, p in rest.named_parameters() if id(p) in offsets]
     return FirstLayerSplit(model, prefix, first, rest, first_params, rest_params)
@@ -289,14 +291,44 @@ def mean_losses(loss: Loss, outputs: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return vmap(loss, in_dims=(0, None))(outputs, y)
 
 
-POINTS_PER_BLOCK = 16  # at chunk=1, points whose first-layer outputs are combined by one product
+def _rest_module_by_module(split: FirstLayerSplit) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """(θ_rest, z) ↦ rest(z) at θ_rest for one point, module by module: an nn.Linear without
+    hooks as F.linear on views of θ_rest, a module without parameters called as it is, any
+    other through functional_call on its own parameters (what functional_call on the whole
+    rest computes, without re-binding every parameter of the chain at each point: ~7 % of a
+    point of the MLP 512-512)."""
+    entries: list[list[tuple[str, int, torch.Size]]] = [[] for _ in split.rest]
+    offset = 0
+    for name, _, shape in split.rest_params:
+        index, _, inner = name.partition(".")
+        entries[int(index)].append((inner, offset, shape))
+        offset += shape.numel()
+    params = [dict(m.named_parameters()) for m in split.rest]
+
+    def run(theta: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = z
+        for module, own, ps in zip(split.rest, entries, params, strict=True):
+            views = {n: in_format_of(theta[o : o + s.numel()].view(s), ps[n]) for n, o, s in own}
+            if type(module) is nn.Linear and not _hooked(module) and len(views) == len(ps):
+                h = F.linear(h, views["weight"], views.get("bias"))
+            elif views:
+                h = functional_call(module, views, (h,))
+            else:
+                h = module(h)
+        return h
+
+    return run
+
+
+POINTS_PER_BLOCK = 4  # at chunk=1, points whose first-layer outputs are combined by one product
 
 
 def _block_of_points(firsts: list[FirstOutputs]) -> int:
     """How many points' first-layer outputs to combine at once when the rest runs point by
     point: one [K, m] × [m, …] product reads the m outputs once for K points (a 1 MB output
-    of the MLP 512-512: 266 µs for one point, 956 µs for 16), up to POINTS_PER_BLOCK and
-    FIRST_OUTPUTS_BUDGET bytes."""
+    of the MLP 512-512: 266 µs for one point, 337 µs for 4; blocks of 16 measured no faster,
+    their outputs falling out of cache before the points read them), up to POINTS_PER_BLOCK
+    and FIRST_OUTPUTS_BUDGET bytes."""
     one = sum(z.block[0].numel() * z.block.element_size() for z in firsts)
     return max(1, min(POINTS_PER_BLOCK, FIRST_OUTPUTS_BUDGET // max(one, 1)))
 
@@ -340,8 +372,10 @@ def span_losses(
             offset += shape.numel()
         return [functional_call(rest, state, (z,)) for z in zs]
 
+    rest_at = _rest_module_by_module(split)
+
     def one_by_one(thetas: torch.Tensor, *zs: torch.Tensor) -> list[torch.Tensor]:
-        each = [rest_outputs(t, *(z[k] for z in zs), match_format=True) for k, t in enumerate(thetas)]
+        each = [[rest_at(t, z[k]) for z in zs] for k, t in enumerate(thetas)]
         return [torch.stack(piece) for piece in zip(*each, strict=True)]
 
     evaluate = one_by_one if chunk == 1 else vmap(rest_outputs)
