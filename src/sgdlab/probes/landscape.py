@@ -224,8 +224,8 @@ def first_layer_split(model: nn.Module) -> FirstLayerSplit | None:
     with `first` linear in θ_1: a (nested) nn.Sequential whose first module with parameters or
     buffers is an nn.Linear, a convolution or an NTK layer (exact type, no hooks, no
     parametrization) whose parameters are all trainable, with no parameter shared between
-    modules after it or with it. None
-    where that does not hold (then every point runs the whole model).
+    modules after it or with it. None where that does not hold (then every point runs the
+    whole model).
 
     On any affine family of parameter vectors θ_k = Σ_i c_ki·v_i (a plane θ0 + a·d1 + b·d2, a
     line, a simplex) the first layer's output is then first(h; θ_k) = Σ_i c_ki·first(h; v_i):
@@ -350,11 +350,11 @@ def span_losses(
     Since `first` is linear in its parameters, its output at θ_k is Z_k = Σ_i c_ki·Z_i with
     Z_i = first(prefix(x); v_i): m passes of the data through the first layer in all, where a
     loop makes K (for a plane, X·W1(a, b)ᵀ + b1(a, b) = Z0 + a·Z1 + b·Z2). Only `rest` runs per
-    point, `chunk` points per vmapped call, or at `chunk=1` one by one through functional_call
-    (see `losses_at`; on a CPU a compute-bound layer runs faster so: an addmm with its bias
-    fused, where vmap makes a batched matmul and a separate bias pass), the Z_k of a block of
-    points still made by one product. Equal to the per-point loop up to float rounding (the
-    sums run in another order). Eval mode."""
+    point: `chunk` points per vmapped call, or at `chunk=1` one point at a time module by
+    module (`_rest_module_by_module`; on a CPU a compute-bound layer runs faster so, as an
+    addmm with its bias, where vmap makes a batched matmul and a separate bias pass), the Z_k
+    and rest parameters of a block of points still made by one product each. Equal to the
+    per-point loop up to float rounding (the sums run in another order). Eval mode."""
     step = data_chunk or len(x)
     pieces = [(x[i : i + step], y[i : i + step]) for i in range(0, len(x), step)]
     if not pieces:
