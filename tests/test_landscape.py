@@ -20,6 +20,7 @@ from sgdlab.probes.landscape import (
     projected_gradients,
     random_plane,
     simplex_lambdas,
+    span_losses,
     split_that_pays,
     three_point_interpolation,
 )
@@ -201,9 +202,9 @@ def test_first_layer_split_is_read_from_the_structure():
     hooked = trained()[0]
     hooked.register_forward_hook(lambda *_: None)  # a hook on the whole model would be skipped
     assert first_layer_split(hooked) is None
-    x = torch.zeros(10, 1, 8, 8)  # first outputs: 10 samples × 4·6·6 floats, 3 of them: 17,280 bytes
-    assert split_that_pays(conv_net(), x, 3, budget=17_280) is not None
-    assert split_that_pays(conv_net(), x, 3, budget=17_279) is None  # past the budget: per point
+    assert split_that_pays(conv_net(), 3) is not None  # 9 multiply-adds an entry, against 3
+    narrow = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    assert first_layer_split(narrow) is not None and split_that_pays(narrow, 3) is None  # 2 against 3
     tied = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
     tied[2].weight = tied[0].weight
     assert first_layer_split(tied) is None
@@ -239,6 +240,14 @@ def test_first_layer_path_matches_the_per_point_loop(kind, dtype):
         grid = loss_grid(model, CE, x, y, center, dirs, alphas, betas, chunk=chunk, data_chunk=data_chunk)
         assert grid.dtype == dtype
         assert torch.allclose(grid, loop, rtol=rtol, atol=0), (chunk, data_chunk, (grid - loop).abs().max())
+    split = first_layer_split(model)
+    a, b = torch.meshgrid(alphas, betas, indexing="ij")
+    coeffs = torch.stack([torch.ones(12, dtype=dtype), a.reshape(-1), b.reshape(-1)], dim=1)
+    basis = torch.cat([center[None], dirs])
+    budget = 5 * 3 * split.output_bytes_per_sample(x)  # pieces of 5 samples
+    for chunk in (1, 4):
+        pieces = span_losses(split, CE, x, y, basis, coeffs, chunk=chunk, budget=budget).view(4, 3)
+        assert torch.allclose(pieces, loop, rtol=rtol, atol=0), (chunk, (pieces - loop).abs().max())
 
 
 def test_mean_losses_of_many_points_equal_each_points_loss():

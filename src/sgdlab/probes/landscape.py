@@ -155,13 +155,17 @@ class FirstLayerSplit:
             h = module(h)
         return FirstOutputs.of([self.first_output(h, v) for v in basis])
 
-    def bytes_of_first_outputs(self, x: torch.Tensor, count: int) -> int:
-        """The memory `count` first-layer outputs on all of x take (from one sample's)."""
+    def output_bytes_per_sample(self, x: torch.Tensor) -> int:
+        """The memory one sample's first-layer output takes."""
         h = x[:1]
         for module in self.prefix:
             h = module(h)
         one = self.first(h)
-        return count * len(x) * one.numel() * one.element_size()
+        return one.numel() * one.element_size()
+
+    def fan_in(self) -> int:
+        """Multiply-adds per output entry of the first layer: n_in, or c_in·k·k for a conv."""
+        return self.first_params[0][2][1:].numel()
 
     def rest_part(self, theta: torch.Tensor) -> torch.Tensor:
         """The entries of θ (the last axis of `theta`) that are the rest's parameters, in order."""
@@ -259,23 +263,19 @@ def first_layer_split(model: nn.Module) -> FirstLayerSplit | None:
     return FirstLayerSplit(model, prefix, first, rest, first_params, rest_params)
 
 
-# Where the first-layer outputs Z_i outgrow a last-level cache, re-reading them at every point
-# is memory-bound and costs about what recomputing the layer does (LeNet on 512 CIFAR-10
-# images: 3 × 55 MB, 39 ms a point to combine, 41 ms for the convolution it replaces).
-FIRST_OUTPUTS_BUDGET = 32 << 20  # bytes
-
-
-def split_that_pays(
-    model: nn.Module, x: torch.Tensor, count: int, budget: int = FIRST_OUTPUTS_BUDGET
-) -> FirstLayerSplit | None:
-    """`first_layer_split(model)` where its `count` first-layer outputs on x fit in `budget`
-    bytes, else None (the per-point path)."""
+def split_that_pays(model: nn.Module, count: int) -> FirstLayerSplit | None:
+    """`first_layer_split(model)` where combining `count` first-layer outputs (`count`
+    multiply-adds an output entry) costs less than the layer (fan-in multiply-adds an entry),
+    else None (the per-point path)."""
     split = first_layer_split(model)
-    if split is None or len(x) == 0:
-        return None
-    with eval_mode(model):
-        size = split.bytes_of_first_outputs(x, count)
-    return split if size <= budget else None
+    return split if split is not None and split.fan_in() > count else None
+
+
+# The first-layer outputs of one piece of data, all m of them, are kept within this many bytes
+# (a share of a last-level cache): every point re-reads them, and out of cache that costs about
+# what recomputing the layer does (LeNet on 512 CIFAR-10 images, 3 × 55 MB: 9.6 ms a point to
+# combine, 38 ms for the convolution; on 32 images, 3 × 3.3 MB: 0.25 ms against 0.92 ms).
+FIRST_OUTPUTS_BUDGET = 8 << 20
 
 
 def mean_losses(loss: Loss, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -320,17 +320,10 @@ def _rest_module_by_module(split: FirstLayerSplit) -> Callable[[torch.Tensor, to
     return run
 
 
-POINTS_PER_BLOCK = 4  # at chunk=1, points whose first-layer outputs are combined by one product
-
-
-def _block_of_points(firsts: list[FirstOutputs]) -> int:
-    """How many points' first-layer outputs to combine at once when the rest runs point by
-    point: one [K, m] × [m, …] product reads the m outputs once for K points (a 1 MB output
-    of the MLP 512-512: 266 µs for one point, 337 µs for 4; blocks of 16 measured no faster,
-    their outputs falling out of cache before the points read them), up to POINTS_PER_BLOCK
-    and FIRST_OUTPUTS_BUDGET bytes."""
-    one = sum(z.block[0].numel() * z.block.element_size() for z in firsts)
-    return max(1, min(POINTS_PER_BLOCK, FIRST_OUTPUTS_BUDGET // max(one, 1)))
+# At chunk=1, the points whose first-layer outputs are combined by one [K, m] × [m, …] product,
+# which reads the m outputs once for K points (a 1 MB output of the MLP 512-512: 266 µs for one
+# point, 337 µs for 4; blocks of 16 measured no faster).
+POINTS_PER_BLOCK = 4
 
 
 @torch.no_grad()
@@ -343,6 +336,7 @@ def span_losses(
     coeffs: torch.Tensor,
     chunk: int = 16,
     data_chunk: int | None = None,
+    budget: int = FIRST_OUTPUTS_BUDGET,
 ) -> torch.Tensor:
     """[L(θ_k)] for θ_k = Σ_i c_ki·v_i (rows of `coeffs` [K, m] times the rows of `basis`
     [m, P]), on a model split as rest ∘ first ∘ prefix (`first_layer_split`).
@@ -353,50 +347,47 @@ def span_losses(
     point: `chunk` points per vmapped call, or at `chunk=1` one point at a time module by
     module (`_rest_module_by_module`; on a CPU a compute-bound layer runs faster so, as an
     addmm with its bias, where vmap makes a batched matmul and a separate bias pass), the Z_k
-    and rest parameters of a block of points still made by one product each. Equal to the
-    per-point loop up to float rounding (the sums run in another order). Eval mode."""
-    step = data_chunk or len(x)
-    pieces = [(x[i : i + step], y[i : i + step]) for i in range(0, len(x), step)]
-    if not pieces:
+    and rest parameters of a block of points still made by one product each.
+
+    The data go in pieces of at most `data_chunk` samples whose m first-layer outputs fit in
+    `budget` bytes, each piece through all points before the next (its Z_i stay in cache);
+    L(θ_k) is the size-weighted mean of the pieces' mean losses. Equal to the per-point loop
+    up to float rounding (the sums run in another order). Eval mode."""
+    if len(x) == 0:
         raise ValueError("no samples to evaluate the loss on")
-    weights = [len(xp) / len(x) for xp, _ in pieces]
-    rest, params = split.rest, dict(split.rest.named_parameters())
-    buffers = dict(rest.named_buffers())
+    rest, buffers = split.rest, dict(split.rest.named_buffers())
     rest_basis = split.rest_part(basis)
 
-    def rest_outputs(theta: torch.Tensor, *zs: torch.Tensor, match_format: bool = False) -> list:
+    def rest_outputs(theta: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         state, offset = dict(buffers), 0
         for name, _, shape in split.rest_params:
-            view = theta[offset : offset + shape.numel()].view(shape)
-            state[name] = in_format_of(view, params[name]) if match_format else view
+            state[name] = theta[offset : offset + shape.numel()].view(shape)
             offset += shape.numel()
-        return [functional_call(rest, state, (z,)) for z in zs]
+        return functional_call(rest, state, (z,))
 
     rest_at = _rest_module_by_module(split)
 
-    def one_by_one(thetas: torch.Tensor, *zs: torch.Tensor) -> list[torch.Tensor]:
-        each = [[rest_at(t, z[k]) for z in zs] for k, t in enumerate(thetas)]
-        return [torch.stack(piece) for piece in zip(*each, strict=True)]
+    def one_by_one(thetas: torch.Tensor, zs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([rest_at(t, zs[k]) for k, t in enumerate(thetas)])
 
     evaluate = one_by_one if chunk == 1 else vmap(rest_outputs)
-    out = []
     with eval_mode(split.model):
-        firsts = [split.first_outputs(xp, basis) for xp, _ in pieces]
-        block = max(1, min(chunk if chunk > 1 else _block_of_points(firsts), len(coeffs)))
-        works = [z.block.new_empty(block, z.block[0].numel()) for z in firsts]
+        per_sample = len(basis) * split.output_bytes_per_sample(x)
+        step = max(1, min(data_chunk or len(x), budget // per_sample))
+        block = max(1, min(chunk if chunk > 1 else POINTS_PER_BLOCK, len(coeffs)))
         theta_work = rest_basis.new_empty(block, rest_basis.shape[1])
-        for start in range(0, len(coeffs), block):
-            c = coeffs[start : start + block]
-            thetas = torch.mm(c, rest_basis, out=theta_work[: len(c)])
-            outputs = evaluate(thetas, *(z.combine(c, w) for z, w in zip(firsts, works, strict=True)))
-            values = [
-                mean_losses(loss, o, yp) * w for o, (_, yp), w in zip(outputs, pieces, weights, strict=True)
-            ]
-            total = values[0]  # the size-weighted mean of the pieces' mean losses
-            for value in values[1:]:
-                total = total + value
-            out.append(total)
-    return torch.cat(out) if out else torch.empty(0)
+        totals: list[torch.Tensor | None] = [None] * len(range(0, len(coeffs), block))
+        for i in range(0, len(x), step):
+            xp, yp, weight = x[i : i + step], y[i : i + step], min(step, len(x) - i) / len(x)
+            firsts = split.first_outputs(xp, basis)
+            work = firsts.block.new_empty(block, firsts.block[0].numel())
+            for b, start in enumerate(range(0, len(coeffs), block)):
+                c = coeffs[start : start + block]
+                thetas = torch.mm(c, rest_basis, out=theta_work[: len(c)])
+                value = mean_losses(loss, evaluate(thetas, firsts.combine(c, work)), yp) * weight
+                before = totals[b]
+                totals[b] = value if before is None else before + value
+    return torch.cat([t for t in totals if t is not None]) if totals else torch.empty(0)
 
 
 @torch.no_grad()
@@ -419,7 +410,7 @@ def loss_grid(
     runs three times in all instead of once per point."""
     a, b = torch.meshgrid(alphas, betas, indexing="ij")
     coeffs = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1).to(center)
-    split = split_that_pays(model, x, 3)
+    split = split_that_pays(model, 3)
     if split is not None:
         ones = torch.ones(len(coeffs), 1, dtype=coeffs.dtype, device=coeffs.device)
         basis = torch.cat([center[None], directions])
@@ -465,7 +456,7 @@ def interpolation(
     """
     alphas = alphas.to(theta_a)
     step = theta_b - theta_a
-    split = split_that_pays(model, x, 2)
+    split = split_that_pays(model, 2)
     if split is not None:  # θ_a·1 + step·α: the first layer's outputs from two passes
         coeffs = torch.stack([torch.ones_like(alphas), alphas], dim=1)
         return span_losses(split, loss, x, y, torch.stack([theta_a, step]), coeffs, chunk, data_chunk)
@@ -562,7 +553,7 @@ def three_point_interpolation(
     `simplex_lambdas`); `minimizers` [3, P] are the three w_i (Zhang, Liao, Rakhlin, Miranda,
     Golowich & Poggio 2017, the three-point interpolation of their random-label experiment)."""
     lam = lambdas.to(minimizers)
-    split = split_that_pays(model, x, len(minimizers))
+    split = split_that_pays(model, len(minimizers))
     if split is not None:  # the first layer's outputs from one pass per minimizer
         return span_losses(split, loss, x, y, minimizers, lam, chunk, data_chunk)
     return losses_at(model, loss, x, y, lambda i, j: lam[i:j] @ minimizers, len(lam), chunk, data_chunk)
