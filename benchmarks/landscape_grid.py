@@ -14,9 +14,10 @@ matmul with its bias fused, where vmap adds a batched matmul and a bias pass). T
 remaining arithmetic (for the MLP the 512×512 layer: 441 × 512·512·512 ≈ 5.9·10^10
 multiply-adds, about 1 ms a point on one quiet core) is paid once per point whichever way,
 so the target is never to be slower than a per-point loop (≥ 1.0×). LeNet's first-layer
-outputs (3 × 55 MB) outgrow the cache, where combining them costs what the convolution does:
-it runs the whole model point by point (`chunk=1`, no vmap: vmap over conv weights is a
-grouped convolution, several times slower on a CPU; measured 0.26× the serial loop at chunk 8).
+outputs on all 512 images (3 × 55 MB) would outgrow the cache every point re-reads them from:
+the data go through in pieces whose outputs fit 8 MiB, each piece through all points, and
+the rest runs point by point (`chunk=1`: vmap over conv weights is a grouped convolution,
+several times slower on a CPU; measured 0.26× the serial loop at chunk 8).
 Targets per case and comparison in CASES (issue 24: small MLP ≥ 3× vs loss-landscapes; MLP
 512-512 ≥ 1.0× vs a serial loop).
 
