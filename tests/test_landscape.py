@@ -11,13 +11,17 @@ from sgdlab.losses import get_loss
 from sgdlab.params import set_flat_params
 from sgdlab.probes.landscape import (
     filter_normalized,
+    first_layer_split,
     interpolation,
     loss_grid,
+    mean_losses,
     path_pca,
     perturbation_sharpness,
     projected_gradients,
     random_plane,
     simplex_lambdas,
+    span_losses,
+    split_that_pays,
     three_point_interpolation,
 )
 
@@ -168,3 +172,89 @@ def test_perturbation_sharpness_matches_a_loop():
         model, CE, x, y, theta, 0.5, n=6, generator=torch.Generator().manual_seed(4)
     )
     assert bigger.mean_increase > s.mean_increase  # near a minimizer, larger moves cost more
+
+
+# --- the plane through the first layer: Z(a, b) = Z0 + a·Z1 + b·Z2 -------------------------
+
+
+def conv_net() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Sequential(torch.nn.Linear(4 * 6 * 6, 3)),  # nested: the chain is read through it
+    )
+
+
+def test_first_layer_split_is_read_from_the_structure():
+    mlp = trained(bn="all")[0]
+    split = first_layer_split(mlp)
+    assert split is not None and split.first is mlp[1] and split.prefix == [mlp[0]]
+    assert [type(m) for m in split.rest] == [type(m) for m in mlp[2:]]
+    assert first_layer_split(conv_net()) is not None
+    frozen = trained()[0]
+    frozen[1].weight.requires_grad_(False)  # the first layer's weight is not in θ
+    assert first_layer_split(frozen) is None
+    bn_first = torch.nn.Sequential(torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))  # affine, but has buffers
+    assert first_layer_split(bn_first) is None
+    alone = first_layer_split(torch.nn.Linear(4, 2))  # logistic regression: nothing runs per point
+    assert alone is not None and len(alone.rest) == 0
+    hooked = trained()[0]
+    hooked.register_forward_hook(lambda *_: None)  # a hook on the whole model would be skipped
+    assert first_layer_split(hooked) is None
+    assert split_that_pays(conv_net(), 3) is not None  # 9 multiply-adds an entry, against 3
+    narrow = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    assert first_layer_split(narrow) is not None and split_that_pays(narrow, 3) is None  # 2 against 3
+    tied = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU(), torch.nn.Linear(3, 3))
+    tied[2].weight = tied[0].weight
+    assert first_layer_split(tied) is None
+    tied_later = torch.nn.Sequential(*(torch.nn.Linear(3, 3) for _ in range(3)))
+    tied_later[2].weight = tied_later[1].weight  # bound once by name: module by module would miss it
+    assert first_layer_split(tied_later) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["mlp", "conv"])
+def test_first_layer_path_matches_the_per_point_loop(kind, dtype):
+    """The grid through Z0 + a·Z1 + b·Z2 against writing θ(a, b) into the model point by point.
+    The two differ only in summation order: a dot product of n terms moves by at most n·ε·Σ|x_i·w_i|
+    when reordered (Higham 2002, §3.1), so the tolerance is (fan-in + 3)·ε of the dtype, relative."""
+    gen = torch.Generator().manual_seed(5)
+    if kind == "mlp":
+        model, x, y, _ = trained(bn="all")
+        fan_in = x[0].numel()
+    else:
+        model = conv_net()
+        x, y = torch.randn(24, 1, 8, 8, generator=gen), torch.randint(0, 3, (24,), generator=gen)
+        fan_in = 9
+    model, x = model.to(dtype).eval(), x.to(dtype)
+    assert first_layer_split(model) is not None
+    center = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    dirs = torch.randn(2, center.numel(), generator=gen, dtype=dtype) * center.abs().mean()
+    alphas, betas = torch.linspace(-1, 1, 4, dtype=dtype), torch.linspace(-0.5, 1, 3, dtype=dtype)
+    rtol = (fan_in + 3) * torch.finfo(dtype).eps
+    loop = torch.stack(
+        [loop_loss(model, center + a * dirs[0] + b * dirs[1], x, y) for a in alphas for b in betas]
+    ).view(4, 3)
+    for chunk, data_chunk in ((5, None), (1, None), (12, 7)):
+        grid = loss_grid(model, CE, x, y, center, dirs, alphas, betas, chunk=chunk, data_chunk=data_chunk)
+        assert grid.dtype == dtype
+        assert torch.allclose(grid, loop, rtol=rtol, atol=0), (chunk, data_chunk, (grid - loop).abs().max())
+    split = first_layer_split(model)
+    a, b = torch.meshgrid(alphas, betas, indexing="ij")
+    coeffs = torch.stack([torch.ones(12, dtype=dtype), a.reshape(-1), b.reshape(-1)], dim=1)
+    basis = torch.cat([center[None], dirs])
+    budget = 5 * 3 * split.output_bytes_per_sample(x)  # pieces of 5 samples
+    for chunk in (1, 4):
+        pieces = span_losses(split, CE, x, y, basis, coeffs, chunk=chunk, budget=budget).view(4, 3)
+        assert torch.allclose(pieces, loop, rtol=rtol, atol=0), (chunk, (pieces - loop).abs().max())
+
+
+def test_mean_losses_of_many_points_equal_each_points_loss():
+    gen = torch.Generator().manual_seed(6)
+    out, y = torch.randn(5, 7, 4, generator=gen), torch.randint(0, 4, (7,), generator=gen)
+    each = torch.stack([CE(o, y) for o in out])
+    assert torch.allclose(mean_losses(CE, out, y), each, rtol=1e-6)
+    squared = get_loss("squared", "real")
+    one, real = out[..., :1], torch.randn(7, generator=gen)
+    assert torch.allclose(mean_losses(squared, one, real), torch.stack([squared(o, real) for o in one]))
