@@ -1,5 +1,6 @@
 """Engine overhead: steps/s of sgdlab's loop (probes off) against a hand-written PyTorch loop
-on the same model, data, sampler and optimizer. Target: ratio ≥ 0.97 (the engine costs at most 3 % of a hand-written loop).
+on the same model, data, sampler and optimizer. Target: ratio ≥ 0.97 (the engine costs at most
+3 % of a hand-written loop).
 
     .venv/bin/python benchmarks/engine_overhead.py [--repeats 7] [--quick]
 """

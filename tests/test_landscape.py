@@ -11,19 +11,16 @@ from sgdlab.losses import get_loss
 from sgdlab.params import set_flat_params
 from sgdlab.probes.landscape import (
     filter_normalized,
-    first_layer_split,
     interpolation,
     loss_grid,
-    mean_losses,
     path_pca,
     perturbation_sharpness,
     projected_gradients,
     random_plane,
     simplex_lambdas,
-    span_losses,
-    split_that_pays,
     three_point_interpolation,
 )
+from sgdlab.probes.landscape_losses import first_layer_split, mean_losses, span_losses, split_that_pays
 
 
 def test_pca_recovers_the_plane_of_a_planar_path():

@@ -165,7 +165,7 @@ class HessianOperator(_ProductOperator):
         self.fixed = {n: v for n, v in values.items() if n not in self.names}
         self.shapes = [values[n].shape for n in self.names]
         self.sizes = [math.prod(shape) for shape in self.shapes]
-        self.theta = torch.cat([values[n].reshape(-1) for n in self.names]).clone()
+        self.theta = torch.cat([values[n].reshape(-1) for n in self.names])  # a copy: cat allocates
         self.buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
         self.n = self.theta.numel()
         self.shape = (self.n, self.n)
