@@ -8,6 +8,8 @@ parameters, for `torch.func.functional_call` (evaluate the model at θ, differen
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -48,7 +50,7 @@ def named_views(model: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor
     return out
 
 
-CHUNK = 1 << 18  # entries per pass of `distance`: a scratch row that stays in cache
+CHUNK = 1 << 16  # entries per pass of `distance`: a scratch row that stays in a core's L2 cache
 
 Vector = torch.Tensor | list[torch.Tensor]  # θ flat, or as the model's parameter tensors
 
@@ -73,23 +75,33 @@ def _segments(a: Vector, b: Vector) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
+def _squares(a: Vector, b: Vector, work: torch.Tensor | None, with_norm: bool) -> list[float]:
+    """[‖a − b‖²] (and ‖a‖² first, `with_norm`), chunk by chunk: each difference is written
+    into the scratch row `work` (reused, and small enough to stay in cache) and squared there;
+    the chunks' float32 sums are added in float64 after one device sync."""
+    segments = _segments(a, b)
+    if not segments:
+        return [0.0, 0.0] if with_norm else [0.0]
+    first = segments[0][0]
+    if work is None or work.numel() < CHUNK or (work.dtype, work.device) != (first.dtype, first.device):
+        work = torch.empty(CHUNK, dtype=first.dtype, device=first.device)
+    sums = []
+    for x, y in segments:
+        row = work[: x.numel()]
+        torch.sub(x, y, out=row)
+        if with_norm:
+            sums.append(torch.dot(x, x))
+        sums.append(torch.dot(row, row))
+    parts = torch.stack(sums).double().view(len(segments), -1).sum(dim=0)
+    return parts.tolist()
+
+
 @torch.no_grad()
 def distance(a: Vector, b: Vector, work: torch.Tensor | None = None) -> float:
     """‖a − b‖ for θ's given flat or as parameter tensors (no flat copy of the latter), chunk by
     chunk into the reusable scratch row `work` and summed in float64: no P-sized temporary,
     whose page faults cost more than the arithmetic at P ≈ 10^6."""
-    segments = _segments(a, b)
-    if not segments:
-        return 0.0
-    first = segments[0][0]
-    if work is None or work.dtype != first.dtype or work.device != first.device:
-        work = torch.empty(CHUNK, dtype=first.dtype, device=first.device)
-    total = torch.zeros((), dtype=torch.float64, device=first.device)
-    for x, y in segments:
-        row = work[: x.numel()]
-        torch.sub(x, y, out=row)
-        total += torch.dot(row, row).double()
-    return float(total.sqrt())
+    return math.sqrt(_squares(a, b, work, with_norm=False)[0])
 
 
 @torch.no_grad()
@@ -97,20 +109,8 @@ def norm_and_distance(a: Vector, b: Vector, work: torch.Tensor | None = None) ->
     """(‖a‖, ‖a − b‖) in one pass over a and b, chunk by chunk as `distance` (each chunk of a is
     still in cache when its own square is summed): one read of a where `norm` and `distance`
     make two."""
-    segments = _segments(a, b)
-    if not segments:
-        return 0.0, 0.0
-    first = segments[0][0]
-    if work is None or work.dtype != first.dtype or work.device != first.device:
-        work = torch.empty(CHUNK, dtype=first.dtype, device=first.device)
-    sums = torch.zeros(2, dtype=torch.float64, device=first.device)
-    for x, y in segments:
-        row = work[: x.numel()]
-        torch.sub(x, y, out=row)
-        sums[0] += torch.dot(x, x).double()
-        sums[1] += torch.dot(row, row).double()
-    size, dist = sums.sqrt().tolist()
-    return size, dist
+    size_sq, dist_sq = _squares(a, b, work, with_norm=True)
+    return math.sqrt(size_sq), math.sqrt(dist_sq)
 
 
 @torch.no_grad()
