@@ -30,7 +30,9 @@ def test_distance_and_norm_match_the_naive_forms(tensors):
         (flat(tensors), flat(other)),
     ):
         assert params.distance(a, b) == pytest.approx(expected, rel=1e-6)
-    assert params.norm(tensors) == pytest.approx(float(torch.linalg.vector_norm(flat(tensors))), rel=1e-6)
+    size, dist = params.norm_and_distance(tensors, other)
+    assert size == pytest.approx(float(torch.linalg.vector_norm(flat(tensors))), rel=1e-6)
+    assert dist == pytest.approx(expected, rel=1e-6)
     assert params.distance(tensors, tensors) == 0.0
 
 

@@ -4,7 +4,7 @@
 in `model.parameters()` order. `flat_params` copies θ out and `set_flat_params` writes it back;
 `named_views` goes the other way without copying: views into a given flat θ shaped like the
 parameters, for `torch.func.functional_call` (evaluate the model at θ, differentiate through
-θ). `distance` and `norm` take θ in either form, flat or as the parameter tensors."""
+θ). `distance` and `norm_and_distance` take θ in either form, flat or as the parameter tensors."""
 
 from __future__ import annotations
 
@@ -107,19 +107,10 @@ def distance(a: Vector, b: Vector, work: torch.Tensor | None = None) -> float:
 @torch.no_grad()
 def norm_and_distance(a: Vector, b: Vector, work: torch.Tensor | None = None) -> tuple[float, float]:
     """(‖a‖, ‖a − b‖) in one pass over a and b, chunk by chunk as `distance` (each chunk of a is
-    still in cache when its own square is summed): one read of a where `norm` and `distance`
+    still in cache when its own square is summed): one read of a where a norm and `distance`
     make two."""
     size_sq, dist_sq = _squares(a, b, work, with_norm=True)
     return math.sqrt(size_sq), math.sqrt(dist_sq)
-
-
-@torch.no_grad()
-def norm(a: Vector) -> float:
-    """‖θ‖ for θ flat or as parameter tensors."""
-    if isinstance(a, torch.Tensor):
-        return float(torch.linalg.vector_norm(a))
-    norms = torch.stack(torch._foreach_norm([p.detach() for p in a])).double()
-    return float(torch.linalg.vector_norm(norms))
 
 
 def all_finite(model: nn.Module) -> bool:

@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..modes import dropout_off
 from ..params import named_views, trainable
 from ..probes.context import batch_dependent
-from ..probes.gamma import Gamma, dist_sq, gamma_terms, workspace
+from ..probes.gamma import Gamma, Workspace, dist_sq, gamma_terms
 
 
 @torch.no_grad()
@@ -57,7 +57,7 @@ class OnlineGamma(Gamma):
                 "twice with sgdlab.replay(train_fn)"
             )
         self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
-        self.work = workspace(self.theta_star)
+        self.work = Workspace(self.theta_star)
         self.ref_losses = rt.reference.batch_losses
         self.dist0_sq = dist_sq(rt.theta0, self.theta_star)
         self.star_table = None

@@ -52,11 +52,6 @@ class Workspace:
         self.grams = torch.empty(max(1, -(-n // CHUNK)), 2, 2, dtype=dtype, device=device)
 
 
-def workspace(theta_star: torch.Tensor) -> Workspace:
-    """A `Workspace` for θ* = `theta_star`."""
-    return Workspace(theta_star)
-
-
 def _inner_products(
     before: torch.Tensor, after: torch.Tensor | list[torch.Tensor], work: Workspace, lr: float
 ) -> tuple[float, float, float]:
@@ -253,7 +248,7 @@ class Gamma(Probe):
                 "pass (sgdlab.run does both passes; pass reference= to train())"
             )
         self.theta_star = rt.reference.theta_star.to(rt.theta0.device, rt.theta0.dtype)
-        self.work = workspace(self.theta_star)
+        self.work = Workspace(self.theta_star)
         self.after = trainable(rt.model)  # θ_{k+1}: the live parameter tensors
         self.ref_losses = rt.reference.batch_losses
         self.dist0_sq = dist_sq(rt.theta0, self.theta_star)
@@ -327,7 +322,7 @@ class Gamma(Probe):
         if self.mode == "store":
             theta_star = ctx.params
             dist0_sq = dist_sq(ctx.theta0, theta_star)
-            work, table = workspace(theta_star), star_losses(self.rt, theta_star)
+            work, table = Workspace(theta_star), star_losses(self.rt, theta_star)
             for step, theta_k, theta_next, lr, loss_k, idx in self.stored:
                 loss_star = loss_on_batch(self.rt, theta_star, table, idx)
                 rows[step] = gamma_terms(
