@@ -79,9 +79,13 @@ def lanczos(
     k = max(1, min(k, n))
     max_iter = max(k, min(max_iter, n))
     start = _random(n, generator, dtype, device)
-    fits = scratch is not None and scratch.shape[0] > max_iter and scratch.shape[1:] == (n,)
     # row j < m: the Lanczos vector q_j; row m: the next residual, normalized into q_m
-    if scratch is not None and fits and (scratch.dtype, scratch.device) == (dtype, device):
+    if (
+        scratch is not None
+        and scratch.shape[0] > max_iter
+        and scratch.shape[1:] == (n,)
+        and (scratch.dtype, scratch.device) == (dtype, device)
+    ):
         basis = scratch[: max_iter + 1]
     else:
         basis = torch.empty(max_iter + 1, n, dtype=dtype, device=device)
