@@ -115,6 +115,72 @@ def test_estimators_recover_a_known_spectrum():
     assert 0.7 * predicted < trace.stderr < 1.3 * predicted
 
 
+def _spiked(n: int, top: list[float], seed: int, dtype: torch.dtype) -> torch.Tensor:
+    """A random symmetric matrix with eigenvalues `top` and the rest evenly in [−1, 1]."""
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    spectrum = torch.cat([torch.tensor(top, dtype=torch.float64), torch.linspace(-1, 1, n - len(top))])
+    return ((q * spectrum) @ q.T).to(dtype)
+
+
+def test_simons_estimate_keeps_the_basis_semi_orthogonal_with_few_measurements(monkeypatch):
+    """Float32 Lanczos on a matrix whose top eigenvalue converges at once: without any
+    reorthogonalization a ghost copy of 100 appears as the second value; with Simon's estimate
+    deciding when to measure, the basis stays within about √ε of orthogonal and the second value
+    is 3, with the basis measured only on some of the steps."""
+    import sgdlab.curvature.estimators as estimators
+
+    a = _spiked(400, [100.0, 3.0], 0, torch.float32)
+    measured = []
+    original = estimators._orthogonalize
+    monkeypatch.setattr(estimators, "_orthogonalize", lambda b, m: measured.append(m) or original(b, m))
+    scratch = torch.empty(121, 400)
+    eig = lanczos(a, 2, tol=1e-6, max_iter=120, generator=torch.Generator().manual_seed(0), scratch=scratch)
+    assert torch.allclose(eig.values, torch.tensor([100.0, 3.0], dtype=torch.float64), rtol=1e-5)
+    basis = scratch[: eig.iterations]
+    loss = float((basis @ basis.T - torch.eye(eig.iterations)).abs().max())
+    assert loss <= 2 * math.sqrt(torch.finfo(torch.float32).eps)
+    assert 0 < len(measured) < eig.iterations
+    # a longer run at an unreachable tolerance: orthogonality is repaired only when needed
+    measured.clear()
+    long = lanczos(a, 2, tol=0.0, max_iter=40, generator=torch.Generator().manual_seed(0), scratch=scratch)
+    assert long.iterations == 40 and 0 < len(measured) < 40
+    gram = scratch[:40] @ scratch[:40].T - torch.eye(40)
+    assert float(gram.abs().max()) <= 2 * math.sqrt(torch.finfo(torch.float32).eps)
+    # the reference: no orthogonalization at all gives the ghost
+    monkeypatch.setattr(estimators, "_omega_next", lambda omega, *args: [0.0] * len(omega) + [1.0])
+    ghost = lanczos(a, 2, tol=1e-6, max_iter=120, generator=torch.Generator().manual_seed(0))
+    assert float(ghost.values[1]) > 99
+
+
+def test_simons_recurrence_tracks_the_measured_inner_products():
+    """ω_{j+1,i} from `_omega_next` against q_{j+1}ᵀq_i measured in a float32 run without
+    reorthogonalization (ω re-synced to the measured values each step): the estimate is of the
+    size of the truth, and never below it by more than the rounding it allows for."""
+    from sgdlab.curvature.estimators import _omega_next
+
+    n = 300
+    a = _spiked(n, [50.0, 10.0], 1, torch.float32)
+    eps = torch.finfo(torch.float32).eps
+    q = torch.randn(n, generator=torch.Generator().manual_seed(2))
+    basis = [q / q.norm()]
+    alphas, betas, prev, omega = [], [], [], [1.0]
+    for j in range(40):
+        r = a @ basis[j]
+        alphas.append(float(r @ basis[j]))
+        r = r - alphas[j] * basis[j] - (betas[j - 1] * basis[j - 1] if j else 0)
+        beta = float(r.norm())
+        estimate = _omega_next(omega, prev, alphas, betas, beta, eps)
+        basis.append(r / beta)
+        truth = [float(basis[j + 1] @ basis[i]) for i in range(j + 1)]
+        if max(map(abs, truth)) > 10 * eps:  # above rounding level: the estimate has the size
+            worst = max(range(j + 1), key=lambda i: abs(truth[i]))
+            assert abs(estimate[worst]) >= 0.1 * abs(truth[worst])
+        betas.append(beta)
+        prev, omega = omega, truth + [1.0]
+    assert max(map(abs, omega[:-1])) > math.sqrt(eps)  # orthogonality was lost: the test saw it
+
+
 def test_least_squares_hessian_is_the_input_gram_matrix():
     """Linear regression with ½(wᵀx + b − y)²: H = (1/n) Σ [x;1][x;1]ᵀ exactly, in float32 too."""
     gen = torch.Generator().manual_seed(2)

@@ -103,6 +103,36 @@ def test_momentum_update_is_the_velocity():
         assert torch.allclose((before - p.detach()) / lr, v)
 
 
+def test_plain_sgd_path_matches_torch_sgd_bitwise_and_steps_aside_for_anything_else():
+    """The rule's own θ ← θ − η·g (plain SGD: no momentum, weight decay or hook) gives the very
+    numbers torch.optim.SGD gives, step after step, with a parameter left without gradient;
+    momentum, or a step hook registered later, sends the step through torch.optim."""
+    gen = torch.Generator().manual_seed(0)
+    theta = [torch.randn(5, 3, generator=gen), torch.randn(3, generator=gen), torch.randn(2, generator=gen)]
+    ours = [torch.nn.Parameter(t.clone()) for t in theta]
+    ref = [torch.nn.Parameter(t.clone()) for t in theta]
+    rule = build_rule(OptimConfig(name="sgd", lr=0.37), ours, seed=0)
+    opt = torch.optim.SGD(ref, lr=0.37)
+    assert rule.plain
+    for _ in range(3):
+        grads = [torch.randn(t.shape, generator=gen) for t in theta[:2]]  # the third gets none
+        rule.zero_grad()
+        opt.zero_grad(set_to_none=True)
+        for p, q, g in zip(ours, ref, grads, strict=False):
+            p.grad, q.grad = g.clone(), g.clone()
+        rule.step(0, 0)
+        opt.step()
+        assert all(torch.equal(p, q) for p, q in zip(ours, ref, strict=True))
+    assert ours[2].grad is None and torch.equal(ours[2], theta[2])
+    assert not build_rule(
+        OptimConfig(name="momentum", lr=0.1, momentum=0.5, dampening=0.0), [torch.nn.Parameter(theta[1])], 0
+    ).plain
+    calls = []
+    rule.base.register_step_pre_hook(lambda opt, args, kwargs: calls.append(1))
+    rule.step(0, 0)
+    assert calls == [1]
+
+
 def test_recorded_step_size_follows_the_schedule():
     result = sgdlab.run(
         tiny(optim={"lr": 0.2, "schedule": {"name": "inverse", "period": 1}}, train={"epochs": 3})

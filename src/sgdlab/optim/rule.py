@@ -8,6 +8,7 @@ import math
 from typing import Any, Protocol
 
 import torch
+import torch.optim.optimizer as torch_optimizer
 
 from .schedules import StepSize
 
@@ -80,6 +81,31 @@ class BallProjection:
         """Nothing to restore."""
 
 
+def plain_sgd(base: torch.optim.Optimizer) -> bool:
+    """Whether `base`'s step is θ ← θ − η·g for each parameter with a gradient and nothing else:
+    torch.optim.SGD itself with no momentum, weight decay, maximize, fused kernel or step hook.
+    For such an optimizer `UpdateRule` applies the update with one foreach add per parameter
+    group: the same arithmetic (the single-tensor SGD step is param.add_(grad, alpha=−η)),
+    without torch.optim's per-call machinery, which on a small net costs ~10 µs a step."""
+    if type(base) is not torch.optim.SGD or step_hooks(base):
+        return False
+    return all(
+        g["momentum"] == 0 and g["weight_decay"] == 0 and not g.get("maximize") and not g.get("fused")
+        for g in base.param_groups
+    )
+
+
+def step_hooks(base: torch.optim.Optimizer) -> bool:
+    """Whether a step hook is registered on `base` or on every optimizer (or can't be told)."""
+    hooks = (
+        getattr(base, "_optimizer_step_pre_hooks", None),
+        getattr(base, "_optimizer_step_post_hooks", None),
+        getattr(torch_optimizer, "_global_optimizer_pre_hooks", None),
+        getattr(torch_optimizer, "_global_optimizer_post_hooks", None),
+    )
+    return any(h is None or len(h) for h in hooks)
+
+
 class UpdateRule:
     """Step size rule ∘ torch optimizer ∘ post-step transforms: one `step` sets the optimizer's
     learning rate to η_k (unless the schedule is constant), applies the optimizer's update
@@ -94,10 +120,16 @@ class UpdateRule:
     ):
         self.params, self.base, self.step_size = params, base, step_size
         self.post = list(post or [])
+        self.plain = plain_sgd(base)
 
     def zero_grad(self) -> None:
         """Clear the gradients (set to None, so the next backward writes rather than adds)."""
-        self.base.zero_grad(set_to_none=True)
+        if self.plain:
+            for group in self.base.param_groups:
+                for p in group["params"]:
+                    p.grad = None
+        else:
+            self.base.zero_grad(set_to_none=True)
 
     def grad_norm(self) -> float:
         """‖g‖ over all parameters' `.grad` jointly (0 when there are none)."""
@@ -116,10 +148,25 @@ class UpdateRule:
                 lr = float("nan")
             for group in self.base.param_groups:
                 group["lr"] = lr
-        self.base.step()
+        if self.plain and not step_hooks(self.base):
+            self._sgd_step()
+        else:
+            self.base.step()
         for transform in self.post:
             transform.apply(self.params, lr, step)
         return lr
+
+    @torch.no_grad()
+    def _sgd_step(self) -> None:
+        """θ ← θ − η·g for every parameter with a gradient, one foreach add per group (`plain_sgd`)."""
+        for group in self.base.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            if any(g.is_sparse for g in grads):
+                for p, g in zip(params, grads, strict=True):
+                    p.add_(g, alpha=-group["lr"])
+            elif params:
+                torch._foreach_add_(params, grads, alpha=-group["lr"])
 
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state (momentum buffers, moment estimates) and each transform's."""
