@@ -574,6 +574,29 @@ def test_conv_weight_moments_branches_against_autograd(shape):
     torch.testing.assert_close(rows, j @ j.sum(dim=0))
 
 
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (64, 4, 32, 3, 1, 0, 1),
+        (3, 9, 4, 3, 2, 1, 1),
+        (12, 9, 4, 2, 1, 2, 2),
+        (2, 11, 3, (3, 2), (2, 3), (1, 2), (2, 1)),
+    ],
+    ids=["plain", "stride-padding", "padding-dilation", "rectangular"],
+)
+def test_conv_squared_norms_from_the_input_gram_match_autograd(shape):
+    """‖∇_W ℓ_i‖² by the identity with patch inner products summed from the input's spatial
+    Gram matrix, whatever the stride, padding, dilation and kernel shape; in blocks of samples
+    (a budget of one sample) as in one."""
+    from sgdlab.gradients.ghost import conv2d_args
+    from sgdlab.gradients.moments import conv_sq_norms
+
+    conv, a, d, j = conv_case(*shape)
+    args = conv2d_args(conv, a, d)
+    torch.testing.assert_close(conv_sq_norms(*args, budget=1 << 20), (j * j).sum(dim=1))
+    torch.testing.assert_close(conv_sq_norms(*args, budget=1), (j * j).sum(dim=1))
+
+
 @pytest.mark.parametrize("t,d_in,d_out", [(7, 4, 3), (2, 40, 30), (1, 40, 30), (1, 3, 2)])
 def test_linear_moments_branches_against_the_per_sample_gradients(t, d_in, d_out):
     from sgdlab.gradients.moments import linear_moments, weight_moments
