@@ -3,7 +3,10 @@ running the same probes, on the overhead benchmark's nets (benchmarks/overhead.p
 CIFAR-10 and the MNIST MLP, batch 128, SGD lr 0.01, one thread, the same θ_0 and batches).
 
 Cases (each a ratio to the bare loop's seconds per step, measured in the same repeat):
-  engine <probes>            sgdlab.run's loop with the probes (as in overhead.py)
+  engine <probes>            sgdlab.run's loop with the probes (as in overhead.py), stepping
+                             through torch.optim.SGD as the bare loop does (the engine's own
+                             plain-SGD update is engine_overhead's business), so that
+                             attach / engine is what attaching costs
   attach <probes>            the bare loop with `with lab.step(x, y):` around each step
   attach / engine <probes>   the per-repeat ratio of the two: what attaching costs beyond the
                              engine's own overhead (the issue's target: ≤ 1.03)
@@ -92,7 +95,9 @@ def main() -> None:
         runs = {"plain": lambda s, net=net: overhead.time_plain(net, s, args.device)}
         for name, (kind, every) in sets.items():
             probes = overhead.sgdlab_probes(kind, every)
-            runs[f"engine {name}"] = lambda s, net=net, p=probes: overhead.time_sgdlab(net, s, args.device, p)
+            runs[f"engine {name}"] = lambda s, net=net, p=probes: overhead.time_sgdlab(
+                net, s, args.device, p, torch_step=True
+            )
             runs[f"attach {name}"] = lambda s, net=net, p=probes: time_attach(net, s, args.device, p)
         for name, spec in anchors.items():
             runs[name] = lambda s, net=net, spec=spec: overhead.run_case(spec, net, s, args.device)

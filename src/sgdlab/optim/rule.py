@@ -86,7 +86,9 @@ def plain_sgd(base: torch.optim.Optimizer) -> bool:
     torch.optim.SGD itself with no momentum, weight decay, maximize, fused kernel or step hook.
     For such an optimizer `UpdateRule` applies the update with one foreach add per parameter
     group: the same arithmetic (the single-tensor SGD step is param.add_(grad, alpha=−η)),
-    without torch.optim's per-call machinery, which on a small net costs ~10 µs a step."""
+    without torch.optim's per-call machinery (on a 64-wide MLP at batch 32 the engine's whole
+    step went from 180 to 135 µs; torch.optim.SGD.step alone takes 111 µs on a 512-512 MLP where
+    the foreach add takes 64)."""
     if type(base) is not torch.optim.SGD or step_hooks(base):
         return False
     return all(
