@@ -173,8 +173,9 @@ def _omega_next(
         β_j ω_{j+1,i} = β_i ω_{j,i+1} + (α_i − α_j) ω_{j,i} + β_{i−1} ω_{j,i−1} − β_{j−1} ω_{j−1,i}
                         + q_jᵀf_i − q_iᵀf_j,
 
-    with the rounding terms bounded by ε·(‖T‖ estimate) in the direction that grows |ω| (Simon
-    1984, "The Lanczos algorithm with partial reorthogonalization", Math. Comp. 42). Loss of
+    with the rounding terms taken as `ROUNDING`·ε·‖T‖ (‖T‖ bounded by Gershgorin) in the
+    direction that grows |ω| (Simon 1984, "The Lanczos algorithm with partial
+    reorthogonalization", Math. Comp. 42). Loss of
     orthogonality shows here as it happens (it grows as a Ritz value converges), so the basis
     is measured only when the estimate passes √ε."""
     j = len(alphas) - 1
