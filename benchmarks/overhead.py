@@ -27,6 +27,8 @@ Cases (each a ratio to the plain loop's seconds per step, measured in the same r
   cockpit economy-matched @K the quantities sgdlab's economy computes, nothing else
   cockpit λ_max @K           HessMaxEV every K steps
 Peak memory: each case once more in a fresh process (peak RSS above the RSS after setup).
+Minor page faults per step in the timed window, the case's and the plain loop's (medians): the
+allocator's fresh pages move a CPU step by tens of ms on this host, plain loop included.
 Cockpit and BackPACK are anchors (benchmarks/anchors.txt), used when importable; an import or
 run error is recorded in the results instead.
 
@@ -43,6 +45,7 @@ import argparse
 import gc
 import json
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -151,23 +154,34 @@ def build(net: str, steps: int, device: str, probes: dict):
     return sgdlab.prepare(config(net, steps, device, probes), model=factory())
 
 
+FAULTS: list[float] = []  # minor page faults per step of each timed window, in the order timed
+
+
+def minor_faults() -> int:
+    """This process's minor page faults so far: the allocator's fresh pages, which move a CPU
+    step's time by tens of ms here (the same loop in one process: 3,400 to 29,300 a step)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_sgdlab(net: str, steps: int, device: str, probes: dict, torch_step: bool = False) -> float:
     """Seconds per step of the engine (in memory), after a one-step warm-up. `torch_step`: step
     through torch.optim.SGD as the plain loop does, not the engine's own plain-SGD update
     (sgdlab.optim.rule.plain_sgd), to compare with a loop that keeps torch's."""
     parts = build(net, steps + 1, device, probes)
     parts.rule.plain = parts.rule.plain and not torch_step
-    t0 = []
+    t0, faults = [], []
 
     class Clock(sgdlab.Probe):
         needs = frozenset({"batch_loss"})
 
         def measure(self, ctx):
             t0.append(time.perf_counter())
+            faults.append(minor_faults())
             return {}
 
     parts.probes.append(Clock("_clock", "step"))
     train(parts, Recorder(None, parts.config.checkpoint))
+    FAULTS.append((faults[-1] - faults[0]) / (len(t0) - 1))
     return (t0[-1] - t0[0]) / (len(t0) - 1)
 
 
@@ -178,7 +192,7 @@ def time_plain(net: str, steps: int, device: str) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = data.train.x, data.train.y
     n = x.shape[0] // BATCH
-    stamps = []
+    stamps, faults = [], []
     for k in range(steps + 1):
         i = k % n
         out = model(x[i * BATCH : (i + 1) * BATCH])
@@ -188,6 +202,8 @@ def time_plain(net: str, steps: int, device: str) -> float:
         opt.step()
         loss.item()
         stamps.append(time.perf_counter())
+        faults.append(minor_faults())
+    FAULTS.append((faults[-1] - faults[0]) / steps)
     return (stamps[-1] - stamps[0]) / steps
 
 
@@ -342,6 +358,7 @@ def main() -> None:
     rows = []
     for net in [n for n in NETS if args.nets is None or re.search(args.nets, n)]:
         times: dict[str, list[float]] = {name: [] for name in table}
+        faults: dict[str, list[float]] = {name: [] for name in table}
         for name, spec in table.items():  # warm-up (and the data caches)
             try:
                 run_case(spec, net, 2, args.device)
@@ -350,24 +367,29 @@ def main() -> None:
                 times.pop(name)
         for _ in range(args.repeats):
             for name in list(times):
+                FAULTS.clear()
                 times[name].append(run_case(table[name], net, args.steps, args.device))
+                faults[name].extend(FAULTS[-1:])  # the cockpit loop does not count them
         plain = times["plain"]
         print(f"{net}: plain {statistics.median(plain) * 1e3:.1f} ms/step")
         for name, values in times.items():
             if name == "plain":
                 continue
             ratios = [v / p for v, p in zip(values, plain, strict=True)]
-            memory = {}
+            extra: dict[str, float | str] = {}
+            if faults[name] and faults["plain"]:
+                extra["minor_faults_per_step"] = statistics.median(faults[name])
+                extra["plain_minor_faults_per_step"] = statistics.median(faults["plain"])
             if args.memory:
                 try:
-                    memory["peak_added_mb"] = peak_memory(
+                    extra["peak_added_mb"] = peak_memory(
                         table[name], net, max(args.steps // 2, 4), args.device
                     )
                 except RuntimeError as exc:
-                    memory["peak_error"] = str(exc)[:300]
+                    extra["peak_error"] = str(exc)[:300]
             print(
                 f"  {name:28s} ×{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
-                f"  {statistics.median(values) * 1e3:7.1f} ms/step  {memory}"
+                f"  {statistics.median(values) * 1e3:7.1f} ms/step  {extra}"
             )
             rows.append(
                 case(
@@ -380,7 +402,7 @@ def main() -> None:
                     steps=args.steps,
                     repeats=args.repeats,
                     quick=args.quick,
-                    **memory,
+                    **extra,
                 )
             )
     if args.cases:
