@@ -12,7 +12,7 @@ import torch
 import sgdlab
 from conftest import tiny, write_toml
 from sgdlab.config import OptimConfig, ScheduleConfig
-from sgdlab.optim import BallProjection, LangevinNoise, StepSize, build_rule, optimizers
+from sgdlab.optim import BallProjection, LangevinNoise, StepSize, UpdateRule, build_rule, optimizers
 
 
 def rule_with_grad(cfg: OptimConfig, grad: torch.Tensor, theta: torch.Tensor | None = None):
@@ -127,6 +127,9 @@ def test_plain_sgd_path_matches_torch_sgd_bitwise_and_steps_aside_for_anything_e
     assert not build_rule(
         OptimConfig(name="momentum", lr=0.1, momentum=0.5, dampening=0.0), [torch.nn.Parameter(theta[1])], 0
     ).plain
+    differentiable = torch.nn.Parameter(theta[1].clone())
+    differentiable_sgd = torch.optim.SGD([differentiable], lr=0.1, differentiable=True)
+    assert not UpdateRule([differentiable], differentiable_sgd, StepSize(0.1, ScheduleConfig())).plain
     calls = []
     rule.base.register_step_pre_hook(lambda opt, args, kwargs: calls.append(1))
     rule.step(0, 0)

@@ -83,7 +83,8 @@ class BallProjection:
 
 def plain_sgd(base: torch.optim.Optimizer) -> bool:
     """Whether `base`'s step is θ ← θ − η·g for each parameter with a gradient and nothing else:
-    torch.optim.SGD itself with no momentum, weight decay, maximize, fused kernel or step hook.
+    torch.optim.SGD itself with no momentum, weight decay, maximize, fused kernel, differentiable
+    step (which runs with autograd on) or step hook.
     For such an optimizer `UpdateRule` applies the update with one foreach add per parameter
     group: the same arithmetic (the single-tensor SGD step is param.add_(grad, alpha=−η)),
     without torch.optim's per-call machinery (on a 64-wide MLP at batch 32 the engine's whole
@@ -92,7 +93,9 @@ def plain_sgd(base: torch.optim.Optimizer) -> bool:
     if type(base) is not torch.optim.SGD or step_hooks(base):
         return False
     return all(
-        g["momentum"] == 0 and g["weight_decay"] == 0 and not g.get("maximize") and not g.get("fused")
+        g["momentum"] == 0
+        and g["weight_decay"] == 0
+        and not any(g.get(flag) for flag in ("maximize", "fused", "differentiable"))
         for g in base.param_groups
     )
 
