@@ -10,7 +10,9 @@ needs no model, loss or data).
 
   double-backward   one forward and first backward with create_graph on *our own* copy of θ,
                     built when the operator is made and reused by every product (cheap
-                    products; memory for the graph of the evaluation set)
+                    products; memory for the graph of the evaluation set). Convolutions, ReLUs
+                    and max pooling record that first backward in a form whose differentiation
+                    skips the zero and unneeded terms of PyTorch's formulas (`lean_graph`)
   jvp               forward-over-reverse, `torch.func.jvp(torch.func.grad(L), (θ,), (v,))`:
                     nothing is kept between products (lower memory, a forward+backward each)
 

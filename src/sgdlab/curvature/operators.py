@@ -17,6 +17,7 @@ from ..attention import math_attention
 from ..errors import UserError
 from ..losses import Loss
 from ..modes import eval_mode
+from .lean_graph import lean_first_derivatives
 
 METHODS = ("double-backward", "jvp")
 
@@ -208,7 +209,7 @@ class HessianOperator(_ProductOperator):
         self._leaves = [part.detach().clone().requires_grad_(True) for part in self._split(self.theta)]
         self._grads = []
         block = dict(zip(self.names, self._leaves, strict=True))
-        with torch.enable_grad(), _differentiable(self.model):
+        with torch.enable_grad(), _differentiable(self.model), lean_first_derivatives():
             for x, y in self.pieces:
                 value = self._loss_of(block, x, y) * (len(x) / self.count)
                 self._grads.append(list(torch.autograd.grad(value, self._leaves, create_graph=True)))
