@@ -15,7 +15,8 @@ arithmetic each instrument has to do, timed, as a ratio to the plain step of ove
       (k read from a 64-step run of the `hessian` probe as overhead.py runs it); each costs
       one double backward, after one gradient with its graph. Row: 1 + (build + k·HVP) / 64 /
       plain step; the Lanczos vectors' own passes (a few reads of P floats per product) are
-      not in it.
+      not in it. `hvp_builtin_ms`: the same product on a graph built with PyTorch's own
+      derivative formulas (sgdlab.curvature.lean_graph says what those waste).
 
     .venv/bin/python benchmarks/floors.py [--quick] [--repeats 5]
 """
@@ -23,10 +24,12 @@ arithmetic each instrument has to do, timed, as a ratio to the plain step of ove
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +38,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import overhead  # noqa: E402
 from common import bench_args, case, write_results  # noqa: E402
-from sgdlab.curvature import HessianOperator  # noqa: E402
+from sgdlab.curvature import HessianOperator, operators  # noqa: E402
 from sgdlab.engine import train  # noqa: E402
 from sgdlab.gradients.moments import conv_weight_moments  # noqa: E402
 from sgdlab.store import Recorder  # noqa: E402
@@ -108,8 +111,13 @@ def lanczos_floor(net: str, plain: float, repeats: int) -> tuple[float, dict[str
     op = HessianOperator(parts.model, parts.loss, x, y)
     v = torch.randn(op.n, generator=torch.Generator().manual_seed(0))
     hvp = seconds(lambda: op @ v, repeats)
+    op.release()
+    with patch.object(operators, "lean_first_derivatives", contextlib.nullcontext):
+        builtin = HessianOperator(parts.model, parts.loss, x, y)
+    hvp_builtin = seconds(lambda: builtin @ v, repeats)
     floor = 1 + (build + k * hvp) / 64 / plain
-    return floor, {"products": k, "build_ms": build * 1e3, "hvp_ms": hvp * 1e3}
+    times = {"build_ms": build * 1e3, "hvp_ms": hvp * 1e3, "hvp_builtin_ms": hvp_builtin * 1e3}
+    return floor, {"products": k, **times}
 
 
 def main() -> None:
