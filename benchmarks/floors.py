@@ -13,7 +13,8 @@ arithmetic each instrument has to do, timed, as a ratio to the plain step of ove
       the weight-gradient kernel's speed would allow), and 1 + Σ_layers sgdlab / plain step.
   λ_max @64: Lanczos to 10⁻³ from the previous call's vector needs k Hessian-vector products
       (k read from a 64-step run of the `hessian` probe as overhead.py runs it); each costs
-      one double backward, after one gradient with its graph. Row: 1 + (build + k·HVP) / 64 /
+      one double backward (in the probe's pieces of the 128 samples), after one gradient with
+      its graph. Row: 1 + (build + k·HVP) / 64 /
       plain step; the Lanczos vectors' own passes (a few reads of P floats per product) are
       not in it. `hvp_builtin_ms`: the same product on a graph built with PyTorch's own
       derivative formulas (sgdlab.curvature.lean_graph says what those waste).
@@ -107,17 +108,17 @@ def lanczos_floor(net: str, plain: float, repeats: int) -> tuple[float, dict[str
     k = products[64]  # the call inside overhead.py's timed window: warm-started at step 0's vector
     probe = next(p for p in parts.probes if p.name == "hessian")
     x, y = parts.data.batch(parts.data.train, probe.indices)
-    build = seconds(lambda: HessianOperator(parts.model, parts.loss, x, y), repeats)
-    op = HessianOperator(parts.model, parts.loss, x, y)
+    build = seconds(lambda: HessianOperator(parts.model, parts.loss, x, y, chunk=probe.piece), repeats)
+    op = HessianOperator(parts.model, parts.loss, x, y, chunk=probe.piece)
     v = torch.randn(op.n, generator=torch.Generator().manual_seed(0))
     hvp = seconds(lambda: op @ v, repeats)
     op.release()
     with patch.object(operators, "lean_first_derivatives", contextlib.nullcontext):
-        builtin = HessianOperator(parts.model, parts.loss, x, y)
+        builtin = HessianOperator(parts.model, parts.loss, x, y, chunk=probe.piece)
     hvp_builtin = seconds(lambda: builtin @ v, repeats)
     floor = 1 + (build + k * hvp) / 64 / plain
     times = {"build_ms": build * 1e3, "hvp_ms": hvp * 1e3, "hvp_builtin_ms": hvp_builtin * 1e3}
-    return floor, {"products": k, **times}
+    return floor, {"products": k, "piece": probe.piece, **times}
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from torch import nn
 
 import sgdlab
 from conftest import tiny
-from sgdlab.curvature import HessianOperator, MatrixOperator, hutchinson, lanczos
+from sgdlab.curvature import HessianOperator, MatrixOperator, hutchinson, lanczos, piece_size
 from sgdlab.errors import UserError
 from sgdlab.experiments.base import one_thread
 from sgdlab.losses import get_loss
@@ -221,6 +221,23 @@ def test_batch_norm_operator_uses_running_statistics_and_changes_nothing():
     model.train()
     probe = torch.randn(dense.shape[0], 4, generator=torch.Generator().manual_seed(5), dtype=dense.dtype)
     assert torch.allclose(op @ probe, dense @ probe, atol=1e-12)
+    assert model.training and all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_pieces_keep_the_largest_activation_within_the_budget_and_change_nothing():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 3))
+    model.train()
+    x = torch.randn(25, 1, 16, 16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    per_sample = 8 * 16 * 16 * 4  # the convolution's output, the largest activation
+    assert piece_size(model, x, 1000, budget=10 * per_sample) == 9  # ≤ 10 a piece: 3 pieces, 9 9 7
+    assert piece_size(model, x, 1000, budget=10 * per_sample - 1) == 9  # ≤ 9: still 3 pieces
+    assert piece_size(model, x, 1000, budget=8 * per_sample) == 7  # ≤ 8: 4 pieces, 7 7 7 4
+    assert piece_size(model, x, 1000) == 25  # 200 KB in all: one piece
+    assert piece_size(model, x, 4) == 4  # the limit: 7 pieces of 4 (25 = 6·4 + 1)
+    assert piece_size(model, x, 1000, budget=1) == 1
     assert model.training and all(p.grad is None for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 

@@ -54,7 +54,15 @@ influence matrix for Laplacian smoothing splines".
 from __future__ import annotations
 
 from .estimators import ACCURACIES, Eigen, Trace, hutchinson, lanczos
-from .operators import METHODS, FunctionHessian, HessianOperator, MatrixOperator, as_operator, block_names
+from .operators import (
+    METHODS,
+    FunctionHessian,
+    HessianOperator,
+    MatrixOperator,
+    as_operator,
+    block_names,
+    piece_size,
+)
 
 __all__ = [
     "ACCURACIES",
@@ -68,4 +76,5 @@ __all__ = [
     "block_names",
     "hutchinson",
     "lanczos",
+    "piece_size",
 ]

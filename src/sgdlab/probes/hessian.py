@@ -24,7 +24,10 @@ steps) the smoke edge-of-stability run's lowest λ_max·η/2 after the onset rea
 1.04 with the residual rule — a different verdict input; ask for it only where the value alone
 is reported and a warm start is not relied on (e.g. a timing against HessMaxEV).
 `block` restricts H to one group of parameters (a parameter or module name, e.g. "3" or
-"classifier.0"): H_BB. Each call starts Lanczos from the previous call's eigenvectors (warm
+"classifier.0"): H_BB. `chunk` = 0 (the default) lets the probe choose the pieces the operator
+evaluates the subset in: the eval batch size, and on the CPU pieces small enough that their
+largest activation stays within 16 MiB (sgdlab.curvature.piece_size; the 3C3D's 128 samples in
+two pieces of 64, an MLP's in one). Each call starts Lanczos from the previous call's eigenvectors (warm
 start), which are part of the probe's state, as is its random stream, so a resumed run
 continues exactly. The operator evaluates the model in eval mode (dropout off, batch norm with
 its running statistics): a function of θ alone, with attention on its math kernel (the fused
@@ -38,7 +41,7 @@ from typing import Any
 
 import torch
 
-from ..curvature import ACCURACIES, METHODS, HessianOperator, hutchinson, lanczos
+from ..curvature import ACCURACIES, METHODS, HessianOperator, hutchinson, lanczos, piece_size
 from ..errors import UserError
 from .base import Probe
 from .registry import probes
@@ -123,19 +126,23 @@ class Hessian(Probe):
         self.scratch: torch.Tensor | None = None
 
     def setup(self, rt: Any) -> None:
-        """Fix the evaluation subset (seeded, on the data's device) and the chunk size of the
-        operator's passes."""
+        """Fix the evaluation subset (seeded, on the data's device) and the largest piece of the
+        operator's passes (`chunk`, else the eval batch size; `piece_size` decides at the first
+        call)."""
         self.indices = evaluation_subset(len(rt.data.train), self.subset, self.seed).to(
             rt.data.train.x.device
         )
-        self.chunk_size = self.chunk or rt.eval_batch_size
+        self.limit = self.chunk or rt.eval_batch_size
+        self.piece: int | None = self.chunk or None
 
     def operator(self, ctx: Any) -> HessianOperator:
         """H = ∇²L_S(θ_k) on the evaluation subset S, as a HessianOperator (restricted to `block`)."""
         x, y = ctx.data.batch(ctx.data.train, self.indices)
+        if self.piece is None:
+            self.piece = piece_size(ctx.model, x, self.limit)
         try:
             return HessianOperator(
-                ctx.model, ctx.loss, x, y, block=self.block or None, method=self.method, chunk=self.chunk_size
+                ctx.model, ctx.loss, x, y, block=self.block or None, method=self.method, chunk=self.piece
             )
         except UserError as exc:
             raise UserError(f"probes.{self.name}.{exc}") from None
