@@ -1,6 +1,7 @@
 """What the overhead benchmark's every-step and λ_max rows cannot go below on this machine: the
 arithmetic each instrument has to do, timed, as a ratio to the plain step of overhead.py's loop
-(same nets, batch 128, one thread).
+(same nets, batch 128, one thread; the plain step's median over runs before and after the
+kernels are timed, since a slow spell of a shared machine moves it by a third).
 
   economy @1, per-sample moments of the 3C3D's conv layers: ‖g_i‖² needs every sample's weight
       gradient g_i = δ_i U_iᵀ, whose arithmetic is that of the layer's weight gradient Σ_i g_i
@@ -73,9 +74,9 @@ def layer_times(layer: nn.Conv2d, a: torch.Tensor, repeats: int) -> tuple[float,
     return wgrad, mine
 
 
-def conv_floor(plain: float, repeats: int) -> tuple[float, float, dict[str, float]]:
-    """(floor, sgdlab's kernels) as ratios to the plain step for the 3C3D's conv layers, and the
-    per-layer times (ms) behind them."""
+def conv_times(repeats: int) -> dict[str, float]:
+    """Per-layer times (ms) of the 3C3D's conv layers: sgdlab's moments and the layer's
+    weight-gradient kernel."""
     parts = overhead.build("3c3d cifar10", 2, "cpu", {"use": []})
     model, x = parts.model, parts.data.train.x[: overhead.BATCH]
     inputs: dict[nn.Module, torch.Tensor] = {}
@@ -88,18 +89,16 @@ def conv_floor(plain: float, repeats: int) -> tuple[float, float, dict[str, floa
         model(x)
     for h in handles:
         h.remove()
-    best = ours = 0.0
     detail = {}
     for i, (layer, a) in enumerate(inputs.items(), start=1):
         wgrad, mine = layer_times(layer, a, repeats)
         detail |= {f"conv{i}_moments_ms": mine * 1e3, f"conv{i}_wgrad_ms": wgrad * 1e3}
-        best += min(wgrad, mine)
-        ours += mine
-    return 1 + best / plain, 1 + ours / plain, detail
+    return detail
 
 
-def lanczos_floor(net: str, plain: float, repeats: int) -> tuple[float, dict[str, float]]:
-    """1 + (build + k·HVP)/64/plain for the `hessian` probe every 64 steps, k from the run."""
+def lanczos_times(net: str, repeats: int) -> dict[str, float]:
+    """The `hessian` probe every 64 steps: k, the products of its call at step 64 (from the run),
+    and the times (ms) of building its operator and of one product, in the probe's pieces."""
     parts = overhead.build(net, 65, "cpu", overhead.sgdlab_probes("hessian", 64))
     recorder = Recorder(None, parts.config.checkpoint)
     train(parts, recorder)
@@ -116,9 +115,8 @@ def lanczos_floor(net: str, plain: float, repeats: int) -> tuple[float, dict[str
     with patch.object(operators, "lean_first_derivatives", contextlib.nullcontext):
         builtin = HessianOperator(parts.model, parts.loss, x, y, chunk=probe.piece)
     hvp_builtin = seconds(lambda: builtin @ v, repeats)
-    floor = 1 + (build + k * hvp) / 64 / plain
     times = {"build_ms": build * 1e3, "hvp_ms": hvp * 1e3, "hvp_builtin_ms": hvp_builtin * 1e3}
-    return floor, {"products": k, "piece": probe.piece, **times}
+    return {"products": k, "piece": probe.piece, **times}
 
 
 def main() -> None:
@@ -126,41 +124,53 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = bench_args(parser, quick_repeats=2)
     torch.set_num_threads(1)
-    rows = []
-    plains = {
-        net: statistics.median(overhead.time_plain(net, 32, "cpu") for _ in range(args.repeats))
-        for net in overhead.NETS
-    }
-    floor, ours, detail = conv_floor(plains["3c3d cifar10"], args.repeats)
-    print(f"3c3d economy @1: weight-gradient speed ×{floor:.2f}, sgdlab's kernels ×{ours:.2f}  {detail}")
-    rows.append(
+    plain_samples: dict[str, list[float]] = {net: [] for net in overhead.NETS}
+
+    def sample_plain() -> None:
+        for net in overhead.NETS:
+            plain_samples[net].append(overhead.time_plain(net, 32, "cpu") * 1e3)
+
+    # the plain step before and after the kernels, so that a slow spell of the machine does not
+    # move every floor at once
+    for _ in range(args.repeats):
+        sample_plain()
+    conv = conv_times(args.repeats)
+    lanczos = {net: lanczos_times(net, args.repeats) for net in overhead.NETS}
+    for _ in range(args.repeats):
+        sample_plain()
+    plain = {net: statistics.median(ms) for net, ms in plain_samples.items()}
+    layers = range(1, 4)
+    best = sum(min(conv[f"conv{i}_wgrad_ms"], conv[f"conv{i}_moments_ms"]) for i in layers)
+    ours = sum(conv[f"conv{i}_moments_ms"] for i in layers)
+    for_3c3d = {"plain_ms": plain["3c3d cifar10"], **conv}
+    rows = [
         case(
             "3c3d cifar10: economy @1, conv per-sample moments at the weight-gradient kernel's speed",
             "floor: time per step / plain loop",
-            [floor],
-            **detail,
-        )
-    )
-    rows.append(
+            [1 + best / plain["3c3d cifar10"]],
+            **for_3c3d,
+        ),
         case(
             "3c3d cifar10: economy @1, conv per-sample moments with sgdlab's kernels",
             "floor: time per step / plain loop",
-            [ours],
-            **detail,
-        )
-    )
-    for net in overhead.NETS:
-        floor, detail = lanczos_floor(net, plains[net], args.repeats)
-        print(f"{net} λ_max @64: floor ×{floor:.2f}  {detail}")
+            [1 + ours / plain["3c3d cifar10"]],
+            **for_3c3d,
+        ),
+    ]
+    for net, t in lanczos.items():
+        per_call = t["build_ms"] + t["products"] * t["hvp_ms"]
         rows.append(
             case(
                 f"{net}: λ_max @64, Hessian-vector products alone",
                 "floor: time per step / plain loop",
-                [floor],
-                **detail,
+                [1 + per_call / 64 / plain[net]],
+                plain_ms=plain[net],
+                **t,
             )
         )
-    write_results("floors", rows, plain_ms={net: p * 1e3 for net, p in plains.items()})
+    for row in rows:
+        print(f"{row['case']}: ×{row['median']:.3f}")
+    write_results("floors", rows, plain_ms=plain, plain_ms_samples=plain_samples)
 
 
 if __name__ == "__main__":

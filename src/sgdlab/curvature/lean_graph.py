@@ -29,8 +29,8 @@ the Hessian needs. PyTorch's built-in formulas do three things the Hessian does 
                 maxima's indices.
 
 The values are those of the built-in formulas: the same kernels, and zero terms left out rather
-than computed. On the 3C3D CNN (CIFAR-10, 128 samples, one thread) a product takes 195 ms
-against 297 ms on PyTorch's formulas (benchmarks/floors.py: hvp_ms, hvp_builtin_ms).
+than computed. On the 3C3D CNN (CIFAR-10, 128 samples, one thread) a product takes 215 ms
+against 295 ms on PyTorch's formulas (benchmarks/floors.py: hvp_ms, hvp_builtin_ms).
 
 Anything else falls through to PyTorch unchanged: padding given as a string ("valid" aside), an
 unbatched input, an in-place ReLU, pooling that returns its indices, other layers. The first
