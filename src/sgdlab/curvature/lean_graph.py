@@ -14,7 +14,7 @@ the Hessian needs. PyTorch's built-in formulas do three things the Hessian does 
                 convolution whose kernel is the output's spatial size, which is slower than
                 the weight-gradient kernel. Here the first derivatives are
                     g_x = convᵀ(g_out, W),   g_W = wgrad(x, g_out),   g_b = Σ g_out,
-                each its own autograd Function, and their backward computes
+                each recorded on its own (`_ConvGrad`, a slot each), and their backward computes
                     conv(gg_x, W) → g_out,     wgrad(gg_x, g_out) → W,
                     conv(x, gg_W) → g_out,     convᵀ(g_out, gg_W) → x,
                 each only when its input needs a gradient (`needs_input_grad`). The kernels are
@@ -68,51 +68,37 @@ def _once_more() -> None:
         )
 
 
-class _ConvInputGrad(torch.autograd.Function):
-    """g_x = convᵀ(g_out, W), differentiable in g_out and W; `x` gives the shape only."""
+class _ConvGrad(torch.autograd.Function):
+    """One of a convolution's first derivatives as a function of g_out and the other operand:
+    slot 0 is g_x = convᵀ(g_out, W) (the weight the operand, `x` giving the shape only), slot 1
+    is g_W = wgrad(x, g_out) (x the operand, `weight` the shape). Since ⟨gg, g_slot⟩ =
+    ⟨conv(x, W) with gg in that slot, g_out⟩, its backward puts gg in the slot:
+    conv(·) → g_out, and convolution_backward's other result → the operand."""
 
     @staticmethod
-    def forward(ctx, g_out, weight, x, params):  # noqa: ANN001, ANN205
-        ctx.save_for_backward(g_out, weight, x)
-        ctx.params = params
-        return aten.convolution_backward(g_out, x, weight, None, *params, (True, False, False))[0]
-
-    @staticmethod
-    def backward(ctx, gg_x):  # noqa: ANN001, ANN205
-        _once_more()
-        g_out, weight, _ = ctx.saved_tensors
-        params = ctx.params
-        d_out = aten.convolution(gg_x, weight, None, *params) if ctx.needs_input_grad[0] else None
-        d_weight = None
-        if ctx.needs_input_grad[1]:
-            d_weight = aten.convolution_backward(g_out, gg_x, weight, None, *params, (False, True, False))[1]
-        return d_out, d_weight, None, None
-
-
-class _ConvWeightGrad(torch.autograd.Function):
-    """g_W = wgrad(x, g_out), differentiable in g_out and x; `weight` gives the shape only."""
-
-    @staticmethod
-    def forward(ctx, g_out, x, weight, params):  # noqa: ANN001, ANN205
+    def forward(ctx, g_out, x, weight, slot, params):  # noqa: ANN001, ANN205
         ctx.save_for_backward(g_out, x, weight)
-        ctx.params = params
-        return aten.convolution_backward(g_out, x, weight, None, *params, (False, True, False))[1]
+        ctx.slot, ctx.params = slot, params
+        mask = (slot == 0, slot == 1, False)
+        return aten.convolution_backward(g_out, x, weight, None, *params, mask)[slot]
 
     @staticmethod
-    def backward(ctx, gg_weight):  # noqa: ANN001, ANN205
+    def backward(ctx, gg):  # noqa: ANN001, ANN205
         _once_more()
-        g_out, x, _ = ctx.saved_tensors
-        params = ctx.params
-        d_out = aten.convolution(x, gg_weight, None, *params) if ctx.needs_input_grad[0] else None
-        d_x = None
-        if ctx.needs_input_grad[1]:
-            d_x = aten.convolution_backward(g_out, x, gg_weight, None, *params, (True, False, False))[0]
-        return d_out, d_x, None, None
+        g_out, *operands = ctx.saved_tensors
+        slot, other = ctx.slot, 1 - ctx.slot
+        operands[slot] = gg
+        d_out = aten.convolution(*operands, None, *ctx.params) if ctx.needs_input_grad[0] else None
+        grads: list[torch.Tensor | None] = [None, None]
+        if ctx.needs_input_grad[1 + other]:
+            mask = (other == 0, other == 1, False)
+            grads[other] = aten.convolution_backward(g_out, *operands, None, *ctx.params, mask)[other]
+        return d_out, *grads, None, None
 
 
 class _Conv(torch.autograd.Function):
-    """aten.convolution(x, W, b) whose backward is made of `_ConvInputGrad`, `_ConvWeightGrad`
-    and a sum, each only where a gradient is needed."""
+    """aten.convolution(x, W, b) whose backward is made of `_ConvGrad`'s two slots and a sum,
+    each only where a gradient is needed."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, params):  # noqa: ANN001, ANN205
@@ -124,8 +110,8 @@ class _Conv(torch.autograd.Function):
     def backward(ctx, g_out):  # noqa: ANN001, ANN205
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b, _ = ctx.needs_input_grad
-        g_x = _ConvInputGrad.apply(g_out, weight, x.detach(), ctx.params) if need_x else None
-        g_w = _ConvWeightGrad.apply(g_out, x, weight.detach(), ctx.params) if need_w else None
+        g_x = _ConvGrad.apply(g_out, x.detach(), weight, 0, ctx.params) if need_x else None
+        g_w = _ConvGrad.apply(g_out, x, weight.detach(), 1, ctx.params) if need_w else None
         g_b = g_out.sum([0, *range(2, g_out.ndim)]) if need_b else None
         return g_x, g_w, g_b, None
 
