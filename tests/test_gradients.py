@@ -564,14 +564,19 @@ def conv_case(c, h, o, k, stride, padding, dilation, n=5):
 )
 def test_conv_weight_moments_branches_against_autograd(shape):
     """Few output positions: the identity's blocks and a convolution with S; otherwise the
-    per-sample gradients a few samples at a time."""
+    per-sample gradients a few samples at a time, in fresh memory or in a workspace that another
+    layer's call used before (and again)."""
+    from sgdlab.gradients import Workspace
     from sgdlab.gradients.moments import conv_weight_moments
 
     conv, a, d, j = conv_case(*shape)
     total = j.sum(dim=0).view_as(conv.weight)
-    sq, rows = conv_weight_moments(conv, a, d, total, budget=1 << 20)
-    torch.testing.assert_close(sq, (j * j).sum(dim=1))
-    torch.testing.assert_close(rows, j @ j.sum(dim=0))
+    expected = ((j * j).sum(dim=1), j @ j.sum(dim=0))
+    work = Workspace()
+    other, a2, d2, j2 = conv_case(3, 7, 5, 3, 1, 1, 1)
+    conv_weight_moments(other, a2, d2, j2.sum(dim=0).view_as(other.weight), 1 << 20, work)
+    for memory in (None, work, work):
+        torch.testing.assert_close(conv_weight_moments(conv, a, d, total, 1 << 20, memory), expected)
 
 
 @pytest.mark.parametrize(

@@ -236,8 +236,9 @@ class HessianOperator(_ProductOperator):
     def _build_graph(self) -> None:
         # One leaf per parameter, not one flat leaf sliced into views: the backward of a slice
         # scatters into a zero vector of all P entries, once per parameter tensor, which made
-        # each product on an MLP (8 tensors, P ≈ 1.3M) half zero-filling.
-        self._leaves = [part.detach().clone().requires_grad_(True) for part in self._split(self.theta)]
+        # each product on an MLP (8 tensors, P ≈ 1.3M) half zero-filling. The leaves are views
+        # of `theta` (detached: separate leaves), which nothing writes to: no second copy of θ.
+        self._leaves = [part.detach().requires_grad_(True) for part in self._split(self.theta)]
         self._grads = []
         block = dict(zip(self.names, self._leaves, strict=True))
         with torch.enable_grad(), _differentiable(self.model), lean_first_derivatives():

@@ -33,7 +33,7 @@ from torch import nn
 from ..errors import UserError
 from ..modes import eval_mode
 from .generic import PerSampleLoss, vmap_gram, vmap_moments
-from .ghost import Capture, Record, candidate_layers, record_gram, trainable_names
+from .ghost import Capture, Record, Workspace, candidate_layers, record_gram, trainable_names
 from .moments import record_moments
 from .stats import gram_stats, minibatch_agreement, minibatch_gram, moment_stats, sample_batches
 
@@ -300,13 +300,15 @@ def records_moments(
     scale: float,
     budget: int,
     weight_grads: dict[nn.Module, torch.Tensor] | None = None,
+    work: Workspace | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ over recorded layer calls of (‖g_i‖², ⟨g_i, Σ_j g_j⟩), float64 [N] each, in O(N·P).
     `weight_grads`: each layer's weight gradient of the loss the records' output gradients
     belong to (the training step's, as `Capture(weight_grads=True)` keeps it), which gives
     Σ_j g_j. With `total` (a loss whose
     backward has not run), one torch.autograd.grad gives the output gradients and the weight
-    gradients together (no .grad writes)."""
+    gradients together (no .grad writes). `work`: scratch memory the caller keeps from step to
+    step (a probe's `Workspace`)."""
     if not records:
         raise ValueError("no recorded layer calls")
     if total is not None:
@@ -332,7 +334,7 @@ def records_moments(
     sq = torch.zeros(n, dtype=torch.float64, device=records[0].input.device)
     rows = torch.zeros_like(sq)
     for r in records:
-        r_sq, r_rows = record_moments(r, scale, budget, (weight_grads or {}).get(r.layer))
+        r_sq, r_rows = record_moments(r, scale, budget, (weight_grads or {}).get(r.layer), work)
         sq += r_sq
         rows += r_rows
     return sq, rows
@@ -345,6 +347,7 @@ __all__ = [
     "PerSampleGram",
     "PerSampleMoments",
     "Split",
+    "Workspace",
     "gram_stats",
     "minibatch_agreement",
     "minibatch_gram",

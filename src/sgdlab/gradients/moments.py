@@ -14,8 +14,9 @@ from torch import nn
 
 from .ghost import (
     Record,
+    Workspace,
     conv2d_args,
-    conv_per_sample_grads,
+    conv_per_sample_chunks,
     conv_weight_gram,
     gram_of_rows,
     layer_scales,
@@ -93,7 +94,12 @@ def conv_sq_norms(
 
 
 def conv_weight_moments(
-    layer: nn.Module, a: torch.Tensor, d: torch.Tensor, total: torch.Tensor, budget: int
+    layer: nn.Module,
+    a: torch.Tensor,
+    d: torch.Tensor,
+    total: torch.Tensor,
+    budget: int,
+    work: Workspace | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(‖∇_W ℓ_i‖², ⟨∇_W ℓ_i, S⟩) of a Conv1d/Conv2d call, S = `total` (the weight's shape).
     Where the identity's norms (`conv_sq_norms`) cost under a quarter of the per-sample
@@ -101,7 +107,7 @@ def conv_weight_moments(
     inner products, since ⟨∇_W ℓ_i, S⟩ = Σ_t δ_itᵀ S u_it = ⟨δ_i, conv(a_i; S)⟩ (a 3C3D's
     third convolution, 6×6 outputs at 14 % of the cost: 1.6× faster than per-sample
     gradients; its second, 12×12 at 58 %: 2.2× slower); otherwise the per-sample gradients, a
-    few samples at a time, never all of them at once."""
+    few samples at a time in `work`'s memory, never all of them at once."""
     a, d, kernel, stride, padding, dilation = conv2d_args(layer, a, d)
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]
@@ -114,22 +120,25 @@ def conv_weight_moments(
         return conv_sq_norms(a, d, kernel, stride, padding, dilation, budget), rows
     flat = total.reshape(-1)
     norms, rows = a.new_empty(n), a.new_empty(n)
-    step = sample_chunk(a.element_size() * d_in * (t + o))
-    for i in range(0, n, step):
-        g = conv_per_sample_grads(a[i : i + step], d[i : i + step], kernel, stride, padding, dilation)
-        torch.linalg.vector_norm(g, dim=1, out=norms[i : i + step])
-        torch.mv(g, flat, out=rows[i : i + step])
+    for i, g, _ in conv_per_sample_chunks(a, d, kernel, stride, padding, dilation, work=work):
+        torch.linalg.vector_norm(g, dim=1, out=norms[i : i + len(g)])
+        torch.mv(g, flat, out=rows[i : i + len(g)])
     return norms.double().square(), rows.double()
 
 
 def record_moments(
-    record: Record, scale: float, budget: int, weight_grad: torch.Tensor | None
+    record: Record,
+    scale: float,
+    budget: int,
+    weight_grad: torch.Tensor | None,
+    work: Workspace | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(‖g_i‖², ⟨g_i, S⟩), S = Σ_j g_j, of one layer call's trainable parameters (float64 [N]
     each), from its input and ∂loss/∂output (times `scale`, as `record_gram`). `weight_grad`:
     the weight's gradient of that same loss, so S_W = scale·weight_grad (the training step
     has just computed it); without it the weight's part comes from its Gram block. Both are
-    quadratic in the output gradients, so `scale` multiplies the results (no scaled copy)."""
+    quadratic in the output gradients, so `scale` multiplies the results (no scaled copy).
+    `work`: scratch memory kept by the caller from step to step (`Workspace`)."""
     layer = record.layer
     a = record.input
     n = a.shape[0]
@@ -152,7 +161,7 @@ def record_moments(
             # Σ_i δ_i a_iᵀ in the units of `d` (no copy of the gradient where the scale is 1)
             total = weight_grad.detach() if s_w == 1.0 else weight_grad.detach() / s_w
             if conv:
-                w_sq, w_rows = conv_weight_moments(layer, a, d, total, budget)
+                w_sq, w_rows = conv_weight_moments(layer, a, d, total, budget, work)
             else:
                 w_sq, w_rows = linear_moments(
                     a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1]), total, budget
@@ -160,7 +169,13 @@ def record_moments(
         sq += (s_w * s_w) * w_sq
         rows += (s_w * s_w) * w_rows
     if "bias" in names:
-        db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else d.reshape(n, -1, d.shape[-1]).sum(dim=1)
+        db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else _positions_summed(d)
         sq += (s_b * s_b) * gram_of_rows(db, diag=True)
         rows += (s_b * s_b) * (db @ db.sum(dim=0)).double()
     return sq.mul_(scale * scale), rows.mul_(scale * scale)
+
+
+def _positions_summed(d: torch.Tensor) -> torch.Tensor:
+    """Σ_t δ_it of a Linear call's output gradients [N, …, d_out], [N, d_out]: `d` itself when
+    there are no positions (a sum over a dimension of one still reads and writes it all)."""
+    return d if d.dim() == 2 else d.reshape(d.shape[0], -1, d.shape[-1]).sum(dim=1)

@@ -42,6 +42,7 @@ from ..errors import UserError
 from ..gradients import (
     DEFAULT_BUDGET_MB,
     Capture,
+    Workspace,
     check_path,
     gram_stats,
     moment_stats,
@@ -126,6 +127,7 @@ class Gradients(Probe):
         # the engine; sgdlab.attach reads it off the step's output gradient (a sum, loss scaling).
         self.loss_scale = 1.0
         self._pending: tuple[int, Any] | None = None
+        self._work = Workspace()  # the per-sample temporaries' memory, reused at every due step
 
     def setup(self, rt: Any) -> None:
         """Decide which layers the outer-product identity handles (one forward on a sample), whether
@@ -198,7 +200,9 @@ class Gradients(Probe):
         n = cap.records[0].input.shape[0]
         try:  # the step's weight gradient is ∂(backpropagated loss)/∂W = loss_scale · Σ_j g_j / N
             scale = float(n) / self.loss_scale
-            sq, rows = records_moments(cap.records, None, scale, self._budget, cap.step_weight_grads())
+            sq, rows = records_moments(
+                cap.records, None, scale, self._budget, cap.step_weight_grads(), self._work
+            )
         finally:
             cap.release()
         if generic is not None:
