@@ -42,6 +42,7 @@ import overhead  # noqa: E402
 from common import bench_args, case, write_results  # noqa: E402
 from sgdlab.curvature import HessianOperator, operators  # noqa: E402
 from sgdlab.engine import train  # noqa: E402
+from sgdlab.gradients import Workspace  # noqa: E402
 from sgdlab.gradients.moments import conv_weight_moments  # noqa: E402
 from sgdlab.store import Recorder  # noqa: E402
 
@@ -61,7 +62,8 @@ def seconds(fn, repeats: int) -> float:
 
 def layer_times(layer: nn.Conv2d, a: torch.Tensor, repeats: int) -> tuple[float, float]:
     """Seconds of the layer's weight-gradient kernel and of sgdlab's per-sample moments
-    (‖g_i‖², ⟨g_i, S⟩), on its input `a` and a random output gradient."""
+    (‖g_i‖², ⟨g_i, S⟩) in a workspace reused from call to call (as the gradients probe keeps
+    one), on its input `a` and a random output gradient."""
     weight = layer.weight.detach().requires_grad_(True)
     out = F.conv2d(a, weight, None, layer.stride, layer.padding)
     d = torch.randn_like(out)
@@ -70,7 +72,8 @@ def layer_times(layer: nn.Conv2d, a: torch.Tensor, repeats: int) -> tuple[float,
     mask = (False, True, False)
     args = (layer.stride, layer.padding, (1, 1), False, (0, 0), 1, mask)
     wgrad = seconds(lambda: torch.ops.aten.convolution_backward(d, a, w, None, *args), repeats)
-    mine = seconds(lambda: conv_weight_moments(layer, a, d, total, BUDGET), repeats)
+    work = Workspace()
+    mine = seconds(lambda: conv_weight_moments(layer, a, d, total, BUDGET, work), repeats)
     return wgrad, mine
 
 

@@ -56,6 +56,7 @@ def lanczos(
     generator: torch.Generator | None = None,
     mix: float = 0.05,
     scratch: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> Eigen:
     """The k algebraically largest eigenpairs of the symmetric operator `op` (or dense matrix).
 
@@ -74,7 +75,9 @@ def lanczos(
     basis. `scratch`: a [≥ max_iter + 1, n] tensor of the operator's dtype and device to hold the
     Lanczos vectors, for a caller that runs Lanczos again and again (the `hessian` probe): the
     rows of a fresh basis are page-faulted in as they are first written, which on an MLP of
-    1.3M parameters cost as much as a fifth of each Hessian-vector product.
+    1.3M parameters cost as much as a fifth of each Hessian-vector product. `out`: a [k, n]
+    tensor of that dtype and device for the Ritz vectors (returned as its transpose), for the
+    same caller; it may be `v0` itself, which is read before anything is written.
 
     >>> import torch
     >>> from sgdlab.curvature import lanczos
@@ -164,7 +167,11 @@ def lanczos(
     # the loop runs at least once (max_iter ≥ k ≥ 1), so the Ritz pairs exist
     assert values is not None and vecs is not None and resid is not None and errors is not None
     # Σ_j s_j q_j as [k, n] rows (a pass over the basis in its own layout), returned as [n, k]
-    vectors = (vecs.T.to(dtype=dtype, device=device) @ basis[:m]).T
+    coords = vecs.T.to(dtype=dtype, device=device)
+    if out is not None and out.shape == (coords.shape[0], n) and (out.dtype, out.device) == (dtype, device):
+        vectors = torch.mm(coords, basis[:m], out=out).T
+    else:
+        vectors = (coords @ basis[:m]).T
     return Eigen(values, vectors, resid, m, converged, errors)
 
 

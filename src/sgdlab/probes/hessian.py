@@ -122,8 +122,11 @@ class Hessian(Probe):
         self.gen = torch.Generator().manual_seed(seed)
         self.vectors: torch.Tensor | None = None
         # The Lanczos vectors' rows, kept from call to call: only the rows Lanczos has written
-        # are resident (as many as its longest call took), and they are not page-faulted again.
+        # are resident (as many as its longest call took), and they are not page-faulted again;
+        # so are the operator's copy of θ and the Ritz vectors' rows (the next warm start).
         self.scratch: torch.Tensor | None = None
+        self.theta: torch.Tensor | None = None
+        self.ritz: torch.Tensor | None = None
 
     def setup(self, rt: Any) -> None:
         """Fix the evaluation subset (seeded, on the data's device) and the largest piece of the
@@ -141,19 +144,36 @@ class Hessian(Probe):
         if self.piece is None:
             self.piece = piece_size(ctx.model, x, self.limit)
         try:
-            return HessianOperator(
-                ctx.model, ctx.loss, x, y, block=self.block or None, method=self.method, chunk=self.piece
+            op = HessianOperator(
+                ctx.model,
+                ctx.loss,
+                x,
+                y,
+                block=self.block or None,
+                method=self.method,
+                chunk=self.piece,
+                out=self.theta,
             )
         except UserError as exc:
             raise UserError(f"probes.{self.name}.{exc}") from None
+        self.theta = op.theta
+        return op
 
     def measure(self, ctx: Any) -> dict[str, float]:
         """λ_1 … λ_k by Lanczos from the previous eigenvectors, then (if `trace_probes`) the Hutchinson
         trace, on one operator; the eigenvectors are kept for the next call."""
         op = self.operator(ctx)
         warm = self.vectors if self.vectors is not None and self.vectors.shape[0] == op.n else None
-        if self.scratch is None or self.scratch.shape[1] != op.n or self.scratch.device != op.device:
+        like = (op.dtype, op.device)
+        if (
+            self.scratch is None
+            or self.scratch.shape[1] != op.n
+            or (self.scratch.dtype, self.scratch.device) != like
+        ):
             self.scratch = torch.empty(self.max_iter + 1, op.n, dtype=op.dtype, device=op.device)
+        rows = (min(self.k, op.n), op.n)
+        if self.ritz is None or self.ritz.shape != rows or (self.ritz.dtype, self.ritz.device) != like:
+            self.ritz = torch.empty(rows, dtype=op.dtype, device=op.device)
         eig = lanczos(
             op,
             self.k,
@@ -163,8 +183,9 @@ class Hessian(Probe):
             v0=warm,
             generator=self.gen,
             scratch=self.scratch,
+            out=self.ritz,
         )
-        self.vectors = eig.vectors  # a fresh product (not a view of the scratch), on θ's device
+        self.vectors = eig.vectors  # the rows of `ritz` (not a view of the scratch), on θ's device
         row = {
             "hessian_lambda_max": float(eig.values[0]),
             "hessian_lambda_max_error": float(eig.errors[0]),
