@@ -565,7 +565,7 @@ def conv_case(c, h, o, k, stride, padding, dilation, n=5):
 def test_conv_weight_moments_branches_against_autograd(shape):
     """Few output positions: the identity's blocks and a convolution with S; otherwise the
     per-sample gradients a few samples at a time, in fresh memory or in a workspace that another
-    layer's call used before (and again)."""
+    layer's call used before (and again); with the bias, the moments of [∇_W ℓ_i | ∇_b ℓ_i]."""
     from sgdlab.gradients import Workspace
     from sgdlab.gradients.moments import conv_weight_moments
 
@@ -577,6 +577,9 @@ def test_conv_weight_moments_branches_against_autograd(shape):
     conv_weight_moments(other, a2, d2, j2.sum(dim=0).view_as(other.weight), 1 << 20, work)
     for memory in (None, work, work):
         torch.testing.assert_close(conv_weight_moments(conv, a, d, total, 1 << 20, memory), expected)
+        both = torch.cat([j, d.sum(dim=(2, 3))], dim=1)  # [∇_W ℓ_i | ∇_b ℓ_i]
+        moments = conv_weight_moments(conv, a, d, total, 1 << 20, memory, bias=True)
+        torch.testing.assert_close(moments, ((both * both).sum(dim=1), both @ both.sum(dim=0)))
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from .allocator import keep_freed_memory
 from .config import Config, ProbesConfig, check_range, convert, type_hints
 from .data import Dataset, build_dataset, datasets
 from .engine import Parts, Sampler
@@ -262,8 +263,11 @@ def build_model_seeded(cfg: Config, input_shape: tuple[int, ...], n_outputs: int
 
 
 def build_parts(cfg: Config, *, model: nn.Module | None = None, data: Dataset | None = None) -> Parts:
-    """Parts of a resolved config; pass your own `model` or `data` to use them instead."""
+    """Parts of a resolved config; pass your own `model` or `data` to use them instead. Sets the
+    process-wide runtime: the thread count, and the C allocator keeping freed memory
+    (sgdlab.allocator)."""
     torch.set_num_threads(cfg.threads)
+    keep_freed_memory()
     device = torch.device(cfg.device)
     if cfg.deterministic:
         use_deterministic_algorithms(device)  # before anything touches CUDA

@@ -235,32 +235,37 @@ def conv_per_sample_chunks(
     dilation,
     out: torch.Tensor | None = None,
     work: Workspace | None = None,
-) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    ones: bool = False,
+) -> Iterator[tuple[int, torch.Tensor]]:
     """∇_W ℓ_i of a Conv2d, a few samples at a time: (i, the per-sample gradients of samples
-    i … i+s−1 [s, O·C·kh·kw], their output gradients [s, O, T]). Each is the output gradients
-    times the input patches, δ_i U_iᵀ ([O, T] × [T, C·kh·kw]), in one batched matmul per chunk
-    so the patches and products stay in cache. The products are written into `out` [N, O, C·kh·kw]
-    when given, else (as the patches) into `work`'s buffer (fresh memory without one): valid
-    until the next chunk. Measured on one CPU core against the weight-gradient kernel of a
-    grouped convolution (groups = samples) on a CIFAR-10 CNN's layers: 1.1–3.5× faster, the
-    most where there are few output positions (3.5× at 6×6)."""
+    i … i+s−1, [s, O, C·kh·kw]). Each is the output gradients times the input patches,
+    δ_i U_iᵀ ([O, T] × [T, C·kh·kw]), in one batched matmul per chunk so the patches and
+    products stay in cache. With `ones` the patches get a last row of ones, so each product
+    ends in a column Σ_t δ_it, the bias gradient, at no pass of its own over δ ([s, O, C·kh·kw + 1]).
+    The products are written into `out` [N, O, C·kh·kw] when given, else (as the patches) into
+    `work`'s buffer (fresh memory without one): valid until the next chunk. Measured on one CPU
+    core against the weight-gradient kernel of a grouped convolution (groups = samples) on a
+    CIFAR-10 CNN's layers: 1.1–3.5× faster, the most where there are few output positions
+    (3.5× at 6×6)."""
     a = _padded(a, padding)
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]
     t, d_in = hw[0] * hw[1], c * kernel[0] * kernel[1]
-    step = sample_chunk(a.element_size() * d_in * (t + o))
+    rows = d_in + 1 if ones else d_in
+    step = sample_chunk(a.element_size() * rows * (t + o))
     for i in range(0, n, step):
         s = min(step, n - i)
-        shapes = [(s, d_in, t)] if out is not None else [(s, d_in, t), (s, o, d_in)]
+        shapes = [(s, rows, t)] if out is not None else [(s, rows, t), (s, o, rows)]
         taken = work.take(a, *shapes) if work is not None else [a.new_empty(shape) for shape in shapes]
         u = taken[0]
-        u.view(s, c, kernel[0], kernel[1], hw[0], hw[1]).copy_(
+        u[:, :d_in].view(s, c, kernel[0], kernel[1], hw[0], hw[1]).copy_(
             _patch_view(a[i : i + s], kernel, stride, dilation, hw)
         )
+        if ones:
+            u[:, d_in].fill_(1)
         g = out[i : i + s] if out is not None else taken[1]
-        d_i = d[i : i + s].reshape(s, o, t)
-        torch.bmm(d_i, u.transpose(1, 2), out=g)
-        yield i, g.view(s, -1), d_i
+        torch.bmm(d[i : i + s].reshape(s, o, t), u.transpose(1, 2), out=g)
+        yield i, g
 
 
 def conv_per_sample_grads(
@@ -269,7 +274,7 @@ def conv_per_sample_grads(
     """∇_W ℓ_i of a Conv2d for every sample, [N, O·C·kh·kw] (`conv_per_sample_chunks`)."""
     out = a.new_empty(a.shape[0], d.shape[1], a.shape[1] * kernel[0] * kernel[1])
     for _ in conv_per_sample_chunks(a, d, kernel, stride, padding, dilation, out=out):
-        pass
+        pass  # the chunks are written into `out`
     return out.reshape(a.shape[0], -1)
 
 

@@ -100,14 +100,18 @@ def conv_weight_moments(
     total: torch.Tensor,
     budget: int,
     work: Workspace | None = None,
+    bias: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(‖∇_W ℓ_i‖², ⟨∇_W ℓ_i, S⟩) of a Conv1d/Conv2d call, S = `total` (the weight's shape).
+    """(‖∇_W ℓ_i‖², ⟨∇_W ℓ_i, S⟩) of a Conv1d/Conv2d call, S = `total` (the weight's shape);
+    with `bias`, of the weight and the bias together (S_b = Σ_j ∇_b ℓ_j).
     Where the identity's norms (`conv_sq_norms`) cost under a quarter of the per-sample
     gradients (few output positions): those, and one convolution of the inputs with S for the
     inner products, since ⟨∇_W ℓ_i, S⟩ = Σ_t δ_itᵀ S u_it = ⟨δ_i, conv(a_i; S)⟩ (a 3C3D's
     third convolution, 6×6 outputs at 14 % of the cost: 1.6× faster than per-sample
     gradients; its second, 12×12 at 58 %: 2.2× slower); otherwise the per-sample gradients, a
-    few samples at a time in `work`'s memory, never all of them at once."""
+    few samples at a time in `work`'s memory, never all of them at once. There the bias
+    gradients Σ_t δ_it come out of the same matmul, from a row of ones under the patches, and
+    the norms of whole rows [∇_W ℓ_i | ∇_b ℓ_i]: no pass of their own over δ."""
     a, d, kernel, stride, padding, dilation = conv2d_args(layer, a, d)
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]
@@ -117,13 +121,26 @@ def conv_weight_moments(
     if 4 * identity < t * d_in * o:
         weight = total.reshape(o, c, *kernel)
         rows = (F.conv2d(a, weight, None, stride, padding, dilation) * d).sum(dim=(1, 2, 3)).double()
-        return conv_sq_norms(a, d, kernel, stride, padding, dilation, budget), rows
-    flat = total.reshape(-1)
+        sq = conv_sq_norms(a, d, kernel, stride, padding, dilation, budget)
+        if bias:
+            summed = d.reshape(n, o, t).sum(dim=2)
+            sq += gram_of_rows(summed, diag=True)
+            rows += (summed @ summed.sum(dim=0)).double()
+        return sq, rows
+    # S with a zero column where the products hold the bias gradient: ⟨∇_W ℓ_i, S⟩ by one mv
+    flat = F.pad(total.reshape(o, d_in), (0, 1)).reshape(-1) if bias else total.reshape(-1)
     norms, rows = a.new_empty(n), a.new_empty(n)
-    for i, g, _ in conv_per_sample_chunks(a, d, kernel, stride, padding, dilation, work=work):
-        torch.linalg.vector_norm(g, dim=1, out=norms[i : i + len(g)])
-        torch.mv(g, flat, out=rows[i : i + len(g)])
-    return norms.double().square(), rows.double()
+    db = a.new_empty(n, o) if bias else None
+    for i, g in conv_per_sample_chunks(a, d, kernel, stride, padding, dilation, work=work, ones=bias):
+        part, flat_g = slice(i, i + len(g)), g.view(len(g), -1)
+        torch.linalg.vector_norm(flat_g, dim=1, out=norms[part])
+        torch.mv(flat_g, flat, out=rows[part])
+        if db is not None:
+            db[part] = g[:, :, d_in]
+    sq, out = norms.double().square(), rows.double()
+    if db is not None:
+        out += (db @ db.sum(dim=0)).double()
+    return sq, out
 
 
 def record_moments(
@@ -150,6 +167,7 @@ def record_moments(
     conv = isinstance(layer, (nn.Conv1d, nn.Conv2d))
     s_w, s_b = layer_scales(layer)
     names = trainable_names(layer)
+    bias_done = False  # the bias's part already in the weight's (a convolution's per-sample path)
     if "weight" in names:
         if weight_grad is None:
             if conv:
@@ -161,14 +179,15 @@ def record_moments(
             # Σ_i δ_i a_iᵀ in the units of `d` (no copy of the gradient where the scale is 1)
             total = weight_grad.detach() if s_w == 1.0 else weight_grad.detach() / s_w
             if conv:
-                w_sq, w_rows = conv_weight_moments(layer, a, d, total, budget, work)
+                bias_done = "bias" in names  # s_w = s_b = 1
+                w_sq, w_rows = conv_weight_moments(layer, a, d, total, budget, work, bias=bias_done)
             else:
                 w_sq, w_rows = linear_moments(
                     a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1]), total, budget
                 )
         sq += (s_w * s_w) * w_sq
         rows += (s_w * s_w) * w_rows
-    if "bias" in names:
+    if "bias" in names and not bias_done:
         db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else _positions_summed(d)
         sq += (s_b * s_b) * gram_of_rows(db, diag=True)
         rows += (s_b * s_b) * (db @ db.sum(dim=0)).double()
