@@ -5,7 +5,8 @@ functions included; those under `if TYPE_CHECKING:` count for the layers but not
 2. every top-level unit (a subpackage or module of sgdlab) imports only units of its own layer
    or below, in this order (the exact order enforced):
 
-   foundation   errors, faults, modes, seeding, params, registry, papers, attention, version, stats
+   foundation   errors, faults, modes, seeding, params, registry, papers, attention, version, stats,
+                allocator
    config       config                            typed configs ⇄ TOML
    store        store                             what is written and read back: runs, claims,
                                                   records, sweeps, provenance, figure files
@@ -51,6 +52,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "attention",
             "version",
             "stats",
+            "allocator",
         },
     ),
     ("config", {"config"}),
