@@ -77,7 +77,7 @@ def lanczos(
     rows of a fresh basis are page-faulted in as they are first written, which on an MLP of
     1.3M parameters cost as much as a fifth of each Hessian-vector product. `out`: a [k, n]
     tensor of that dtype and device for the Ritz vectors (returned as its transpose), for the
-    same caller; it may be `v0` itself, which is read before anything is written.
+    same caller; it may hold `v0` (as its transpose), which is read before anything is written.
 
     >>> import torch
     >>> from sgdlab.curvature import lanczos
