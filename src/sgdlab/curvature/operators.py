@@ -81,9 +81,11 @@ def piece_size(model: nn.Module, x: torch.Tensor, limit: int, budget: int = PIEC
     """Samples per piece (`chunk`) for a HessianOperator on `x`: at most `limit`, and on the CPU
     few enough that a piece's largest activation (the input or a module's output, from one
     sample's forward in eval mode) stays within `budget` bytes; the pieces then evened out.
-    Why: glibc hands blocks of tens of MB back to the OS when they are freed, so every product
-    page-faulted such temporaries in afresh. On the 3C3D CNN's 128 samples (activations of
-    25 MB) that was 18,800 faults, 12 % of each product; in pieces of 64 (13 MB), none. An MLP's
+    Why: glibc, unless told to keep freed memory (sgdlab.allocator, which the engine and attach
+    apply; this was measured before it existed), hands blocks of tens of MB back to the OS when
+    they are freed, so every product page-faulted such temporaries in afresh. On the 3C3D CNN's
+    128 samples (activations of 25 MB) that was 18,800 faults, 12 % of each product; in pieces
+    of 64 (13 MB), none. An MLP's
     activations are a few KB a sample: one piece, whose products are faster than smaller ones.
     Off the CPU a caching allocator keeps freed blocks: `limit`."""
     n = len(x)

@@ -56,6 +56,13 @@ def evaluation_subset(n_train: int, size: int, seed: int) -> torch.Tensor:
     return perm[:size].sort().values
 
 
+def _kept(buffer: torch.Tensor | None, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """`buffer` if it has this shape and like's dtype and device, else a fresh empty one."""
+    if buffer is None or buffer.shape != shape or (buffer.dtype, buffer.device) != (like.dtype, like.device):
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    return buffer
+
+
 @probes.register(
     "hessian",
     help="top-k Hessian eigenvalues (Lanczos, warm-started) and the "
@@ -125,7 +132,7 @@ class Hessian(Probe):
         # are resident (as many as its longest call took), and they are not page-faulted again;
         # so are the operator's copy of θ and the Ritz vectors' rows (the next warm start).
         self.scratch: torch.Tensor | None = None
-        self.theta: torch.Tensor | None = None
+        self.theta_copy: torch.Tensor | None = None
         self.ritz: torch.Tensor | None = None
 
     def setup(self, rt: Any) -> None:
@@ -152,11 +159,11 @@ class Hessian(Probe):
                 block=self.block or None,
                 method=self.method,
                 chunk=self.piece,
-                out=self.theta,
+                out=self.theta_copy,
             )
         except UserError as exc:
             raise UserError(f"probes.{self.name}.{exc}") from None
-        self.theta = op.theta
+        self.theta_copy = op.theta
         return op
 
     def measure(self, ctx: Any) -> dict[str, float]:
@@ -164,16 +171,8 @@ class Hessian(Probe):
         trace, on one operator; the eigenvectors are kept for the next call."""
         op = self.operator(ctx)
         warm = self.vectors if self.vectors is not None and self.vectors.shape[0] == op.n else None
-        like = (op.dtype, op.device)
-        if (
-            self.scratch is None
-            or self.scratch.shape[1] != op.n
-            or (self.scratch.dtype, self.scratch.device) != like
-        ):
-            self.scratch = torch.empty(self.max_iter + 1, op.n, dtype=op.dtype, device=op.device)
-        rows = (min(self.k, op.n), op.n)
-        if self.ritz is None or self.ritz.shape != rows or (self.ritz.dtype, self.ritz.device) != like:
-            self.ritz = torch.empty(rows, dtype=op.dtype, device=op.device)
+        self.scratch = _kept(self.scratch, (self.max_iter + 1, op.n), op.theta)
+        self.ritz = _kept(self.ritz, (min(self.k, op.n), op.n), op.theta)
         eig = lanczos(
             op,
             self.k,
