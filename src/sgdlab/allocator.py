@@ -1,15 +1,14 @@
 """The C allocator's policy for freed memory: keep it in the process (glibc on Linux).
 
 A training step allocates and frees the same tensors at every step. glibc serves a block from
-fresh pages of the system (mmap) when it is at least its mmap threshold, a threshold it raises
-to the size of the largest such block freed so far, so that a tensor of exactly that size is
-mapped afresh every time; and it hands the top of its heap back to the system whenever more
-than twice the threshold is free there. Which tensors that hits depends on the order in which
-earlier allocations happened: on the 3C3D CNN at batch 128 (activations of 25 MB) the same
-engine loop took 1,700 minor page faults a step in one process and 25,000 (about 100 MB of
-pages) in another, 20 % of the step, where the hand-written loop took none; its per-sample
-gradient step took 19,000–31,000, and a Hessian-vector product on an MNIST MLP 855 (its
-first weight's 3 MB product, mapped afresh each time).
+fresh pages of the system (mmap, unmapped again when freed) when it is at least its mmap
+threshold, a threshold it raises as mapped blocks are freed; and it hands the top of its heap
+back to the system whenever more than twice the threshold is free there. Which tensors that
+hits depends on the order in which earlier allocations happened: on the 3C3D CNN at batch 128
+(activations of 25 MB) the same engine loop took 1,700 minor page faults a step in one process
+and 25,000 (about 100 MB of pages) in another, 20 % of the step, where the hand-written loop
+took none; its per-sample gradient step took 19,000–31,000, and a Hessian-vector product on
+an MNIST MLP 855.
 
 `keep_freed_memory` fixes both thresholds (mallopt): blocks up to 32 MiB (glibc's ceiling for
 this setting) come from the heap, and up to 1 GiB of freed heap memory is kept for the next
