@@ -123,9 +123,8 @@ def conv_weight_moments(
         rows = (F.conv2d(a, weight, None, stride, padding, dilation) * d).sum(dim=(1, 2, 3)).double()
         sq = conv_sq_norms(a, d, kernel, stride, padding, dilation, budget)
         if bias:
-            summed = d.reshape(n, o, t).sum(dim=2)
-            sq += gram_of_rows(summed, diag=True)
-            rows += (summed @ summed.sum(dim=0)).double()
+            b_sq, b_rows = _row_moments(d.reshape(n, o, t).sum(dim=2))
+            sq, rows = sq + b_sq, rows + b_rows
         return sq, rows
     # S with a zero column where the products hold the bias gradient: ⟨∇_W ℓ_i, S⟩ by one mv
     flat = F.pad(total.reshape(o, d_in), (0, 1)).reshape(-1) if bias else total.reshape(-1)
@@ -139,7 +138,7 @@ def conv_weight_moments(
             db[part] = g[:, :, d_in]
     sq, out = norms.double().square(), rows.double()
     if db is not None:
-        out += (db @ db.sum(dim=0)).double()
+        out += (db @ db.sum(dim=0)).double()  # the bias norms are already in the rows' norms
     return sq, out
 
 
@@ -189,9 +188,15 @@ def record_moments(
         rows += (s_w * s_w) * w_rows
     if "bias" in names and not bias_done:
         db = d.reshape(n, d.shape[1], -1).sum(dim=2) if conv else _positions_summed(d)
-        sq += (s_b * s_b) * gram_of_rows(db, diag=True)
-        rows += (s_b * s_b) * (db @ db.sum(dim=0)).double()
+        b_sq, b_rows = _row_moments(db)
+        sq += (s_b * s_b) * b_sq
+        rows += (s_b * s_b) * b_rows
     return sq.mul_(scale * scale), rows.mul_(scale * scale)
+
+
+def _row_moments(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(‖b_i‖², ⟨b_i, Σ_j b_j⟩) of per-sample rows b [N, k] (a bias's gradients), float64 [N] each."""
+    return gram_of_rows(b, diag=True), (b @ b.sum(dim=0)).double()
 
 
 def _positions_summed(d: torch.Tensor) -> torch.Tensor:
