@@ -49,11 +49,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers on CI's 2 cores (pytest-xdist), one test file per worker at a time
+# (tests/conftest.py groups them), and the 15 slowest tests printed.
 test: lint $(EXTRAS)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 --durations=15
 
 test-all: $(EXTRAS)
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q -n auto --maxprocesses=4 -m ''
 
 # The README's screenshot of the demo report (after `make demo`).
 screenshot:

@@ -50,11 +50,31 @@ def write_toml(path: Path, raw: dict) -> Path:
     return path
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (`make test` runs two workers): a test file goes to one worker as a
+    whole, so its module fixtures are built once; and the pinned-claims test of a reproduction
+    goes with that reproduction's own file (tests/test_<name>.py), so the session's
+    `smoke_reproduction` of that name runs on one worker only."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path, _, rest = nodeid.partition("::")
+            if path.endswith("test_pinned_claims.py") and rest.endswith("]"):
+                own = f"tests/test_{rest[rest.index('[') + 1 : -1].replace('-', '_')}.py"
+                return own if (REPO / own).is_file() else path
+            return path
+
+    return ByFile(config, log)
+
+
 @pytest.fixture(scope="session")
 def smoke_reproduction(tmp_path_factory):
     """`smoke_reproduction(name)` → (directory, claims) of `sgdlab reproduce NAME --scale smoke`,
-    run once per test session: each reproduction's own tests and the pinned-claims test
-    (tests/test_pinned_claims.py) share it, so no smoke scale runs twice."""
+    run once per test session (per worker under pytest-xdist, where
+    `pytest_xdist_make_scheduler` sends a reproduction's tests to one worker): each
+    reproduction's own tests and the pinned-claims test (tests/test_pinned_claims.py) share
+    it, so no smoke scale runs twice."""
     from sgdlab.experiments import reproduce
 
     done: dict[str, tuple[Path, list]] = {}
