@@ -562,14 +562,20 @@ def conv_case(c, h, o, k, stride, padding, dilation, n=5):
     [(64, 4, 32, 3, 1, 0, 1), (3, 9, 4, 3, 2, 1, 1), (12, 9, 4, 2, 1, 2, 2)],
     ids=["few-positions", "few-channels", "many-channels"],
 )
-def test_conv_weight_moments_branches_against_autograd(shape):
+@pytest.mark.parametrize("chunk", [None, 2], ids=["one-chunk", "chunks-of-2"])
+def test_conv_weight_moments_branches_against_autograd(shape, chunk, monkeypatch):
     """Few output positions: the identity's blocks and a convolution with S; otherwise the
-    per-sample gradients a few samples at a time, in fresh memory or in a workspace that another
-    layer's call used before (and again); with the bias, the moments of [∇_W ℓ_i | ∇_b ℓ_i]."""
-    from sgdlab.gradients import Workspace
+    per-sample gradients a few samples at a time (all 5 at once, or 2, 2 and a last chunk of 1),
+    in fresh memory or in a workspace that another layer's call used before (and again); with
+    the bias, the moments of [∇_W ℓ_i | ∇_b ℓ_i]."""
+    from sgdlab.gradients import Workspace, ghost
     from sgdlab.gradients.moments import conv_weight_moments
 
+    if chunk is not None:
+        monkeypatch.setattr(ghost, "sample_chunk", lambda per_sample_bytes: chunk)
     conv, a, d, j = conv_case(*shape)
+    args = ghost.conv2d_args(conv, a, d)
+    torch.testing.assert_close(ghost.conv_per_sample_grads(*args), j)
     total = j.sum(dim=0).view_as(conv.weight)
     expected = ((j * j).sum(dim=1), j @ j.sum(dim=0))
     work = Workspace()

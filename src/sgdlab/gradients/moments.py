@@ -131,11 +131,12 @@ def conv_weight_moments(
     norms, rows = a.new_empty(n), a.new_empty(n)
     db = a.new_empty(n, o) if bias else None
     for i, g in conv_per_sample_chunks(a, d, kernel, stride, padding, dilation, work=work, ones=bias):
-        part, flat_g = slice(i, i + len(g)), g.view(len(g), -1)
-        torch.linalg.vector_norm(flat_g, dim=1, out=norms[part])
-        torch.mv(flat_g, flat, out=rows[part])
+        s = g.shape[0]
+        flat_g = g.view(s, -1)
+        torch.linalg.vector_norm(flat_g, dim=1, out=norms[i : i + s])
+        torch.mv(flat_g, flat, out=rows[i : i + s])
         if db is not None:
-            db[part] = g[:, :, d_in]
+            db[i : i + s] = g[:, :, d_in]
     sq, out = norms.double().square(), rows.double()
     if db is not None:
         out += (db @ db.sum(dim=0)).double()  # the bias norms are already in the rows' norms
