@@ -268,14 +268,10 @@ def conv_per_sample_chunks(
     d = d.reshape(n, o, t)
     for i in range(0, n, step):
         s = min(step, n - i)
-        if s == step:
-            target.copy_(source[i : i + s])
-            g = out[i : i + s] if out is not None else taken[1]
-            torch.bmm(d[i : i + s], u_t, out=g)
-        else:
-            target[:s].copy_(source[i : i + s])
-            g = out[i : i + s] if out is not None else taken[1][:s]
-            torch.bmm(d[i : i + s], u_t[:s], out=g)
+        full = s == step  # only the last chunk may be shorter: its views are sliced
+        (target if full else target[:s]).copy_(source[i : i + s])
+        g = out[i : i + s] if out is not None else (taken[1] if full else taken[1][:s])
+        torch.bmm(d[i : i + s], u_t if full else u_t[:s], out=g)
         yield i, g
 
 
