@@ -66,30 +66,40 @@ def conv_sq_norms(
     a: torch.Tensor, d: torch.Tensor, kernel, stride, padding, dilation, budget: int
 ) -> torch.Tensor:
     """‖∇_W ℓ_i‖² of a Conv2d call by the identity, float64 [N], without the input patches:
-    Σ_{t,s} ⟨u_it, u_is⟩⟨δ_it, δ_is⟩, where the patch inner products are sums of the input's
-    own spatial Gram matrix G_i[p, q] = Σ_c a_icp a_icq along the kernel's offsets,
+    Σ_{t,s} ⟨u_it, u_is⟩⟨δ_it, δ_is⟩, where the patch inner products are sums of the padded
+    input's own spatial Gram matrix G_i[p, q] = Σ_c a_icp a_icq along the kernel's offsets,
     ⟨u_it, u_is⟩ = Σ_κ G_i[p_t + κ, p_s + κ] (p_t the input position output t reads from).
     Per sample that costs P²C + K·T² + T²O (P input positions, K = kh·kw) instead of the
-    patches' T²·C·K, and no patch copy; samples go in blocks within `budget` bytes."""
-    if any(padding):
-        a = F.pad(a, (padding[1], padding[1], padding[0], padding[0]))
+    patches' T²·C·K, and no patch copy; samples go in blocks within `budget` bytes.
+    G is formed from the unpadded input (padding only adds zero rows and columns) and laid out
+    samples last, [p_h, q_h, p_w, q_w, N], so that each kernel offset's window is a slice
+    with long contiguous runs: on a 3C3D's third convolution 1.8 ms instead of 4.8 for the
+    batch-first layout, whose runs are one output row (6 numbers) long."""
     n, c, h, w = a.shape
     o, out_h, out_w = d.shape[1:]
+    big_h, big_w = h + 2 * padding[0], w + 2 * padding[1]
     t = out_h * out_w
     flat_a, flat_d = a.reshape(n, c, h * w), d.reshape(n, o, t)
+    inside = (slice(padding[0], padding[0] + h),) * 2 + (slice(padding[1], padding[1] + w),) * 2
     out = torch.empty(n, dtype=torch.float64, device=a.device)
-    step = max(1, budget // (a.element_size() * (h * h * w * w + 2 * t * t)))
+    step = max(1, budget // (a.element_size() * (2 * big_h * big_h * big_w * big_w + 3 * t * t)))
     for i in range(0, n, step):
         part = flat_a[i : i + step]
-        gram = torch.bmm(part.transpose(1, 2), part).view(-1, h, w, h, w)
-        patch_gram = torch.zeros(gram.shape[0], out_h, out_w, out_h, out_w, dtype=a.dtype, device=a.device)
+        s = part.shape[0]
+        gram = torch.bmm(part.transpose(1, 2), part).view(s, h, w, h, w).permute(1, 3, 2, 4, 0)
+        padded = a.new_zeros(big_h, big_h, big_w, big_w, s)
+        padded[inside] = gram
+        patch_gram = None
         for kh in range(kernel[0]):
+            rows = slice(kh * dilation[0], kh * dilation[0] + stride[0] * (out_h - 1) + 1, stride[0])
             for kw in range(kernel[1]):
-                rows = slice(kh * dilation[0], kh * dilation[0] + stride[0] * (out_h - 1) + 1, stride[0])
                 cols = slice(kw * dilation[1], kw * dilation[1] + stride[1] * (out_w - 1) + 1, stride[1])
-                patch_gram += gram[:, rows, cols, rows, cols]
+                window = padded[rows, rows, cols, cols]
+                patch_gram = window.clone() if patch_gram is None else patch_gram.add_(window)
+        assert patch_gram is not None  # a kernel has at least one offset
         grad_gram = torch.bmm(flat_d[i : i + step].transpose(1, 2), flat_d[i : i + step])
-        out[i : i + step] = (patch_gram.view(-1, t, t) * grad_gram).sum(dim=(1, 2))
+        grad_gram = grad_gram.view(s, out_h, out_w, out_h, out_w).permute(1, 3, 2, 4, 0)
+        out[i : i + step] = (patch_gram * grad_gram).sum(dim=(0, 1, 2, 3))
     return out
 
 
@@ -126,8 +136,9 @@ def conv_weight_moments(
             b_sq, b_rows = _row_moments(d.reshape(n, o, t).sum(dim=2))
             sq, rows = sq + b_sq, rows + b_rows
         return sq, rows
-    # S with a zero column where the products hold the bias gradient: ⟨∇_W ℓ_i, S⟩ by one mv
-    flat = F.pad(total.reshape(o, d_in), (0, 1)).reshape(-1) if bias else total.reshape(-1)
+    # Sᵀ with a zero row where the products hold the bias gradient: ⟨∇_W ℓ_i, S⟩ by one mv
+    flat = total.reshape(o, d_in).T.contiguous()
+    flat = (F.pad(flat, (0, 0, 0, 1)) if bias else flat).reshape(-1)
     norms, rows = a.new_empty(n), a.new_empty(n)
     db = a.new_empty(n, o) if bias else None
     for i, g in conv_per_sample_chunks(a, d, kernel, stride, padding, dilation, work=work, ones=bias):
@@ -136,7 +147,7 @@ def conv_weight_moments(
         torch.linalg.vector_norm(flat_g, dim=1, out=norms[i : i + s])
         torch.mv(flat_g, flat, out=rows[i : i + s])
         if db is not None:
-            db[i : i + s] = g[:, :, d_in]
+            db[i : i + s] = g[:, d_in]
     sq, out = norms.double().square(), rows.double()
     if db is not None:
         out += (db @ db.sum(dim=0)).double()  # the bias norms are already in the rows' norms
