@@ -645,6 +645,39 @@ def test_capture_keeps_the_backwards_weight_gradients_until_the_loop_changes_the
     assert set(cap.step_weight_grads()) == {model[2]}
 
 
+class TripleInPlace(nn.Module):
+    def forward(self, x):
+        return x.mul_(3)  # autograd keeps no reference to x: nothing but a capture keeps it alive
+
+
+def test_capture_without_outputs_lets_them_go_and_keeps_each_layers_own_gradient():
+    """Capture(outputs=False), the training step's capture: an output that nothing else needs
+    is freed during the forward as without the hooks, and its tensor hook still gives the
+    gradient of the layer's own output, also where the output was then changed in place."""
+    import gc
+    import weakref
+
+    from sgdlab.gradients import records_gram
+    from sgdlab.gradients.ghost import Capture
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(6, 5), TripleInPlace(), nn.ReLU(), nn.Linear(5, 3))
+    x, y = batch((6,), n=8)
+    first: list[weakref.ref] = []
+    model[0].register_forward_hook(lambda m, i, out: first.append(weakref.ref(out)))
+    layers = {"0": model[0], "3": model[3]}
+    with Capture(layers, grad_hooks=True, outputs=False) as cap:
+        loss = CE(model(x), y)
+        gc.collect()
+        assert first[0]() is None and all(r.output is None for r in cap.records)
+        loss.backward()
+    gram = records_gram(cap.records, None, 8.0, 1 << 20)
+    cap.release()
+    assert rel_error(gram, loop_gram(model, CE, x, y)) <= 1e-5
+    with pytest.raises(ValueError, match="grad_hooks"):
+        Capture(layers, outputs=False)
+
+
 def test_record_moments_with_and_without_the_weight_gradient():
     """From the step's weight gradient (S = scale·.grad) or, without it, from the Gram block."""
     from sgdlab.gradients.ghost import Capture, record_gram

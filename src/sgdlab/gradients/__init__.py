@@ -279,7 +279,7 @@ def records_gram(
         # gradient comes from the tensor hook set at the forward, reached by asking for the
         # layer's weight gradient instead (records must come from Capture(grad_hooks=True)).
         fresh = [r for r in records if not r.modified]
-        outputs = [r.output for r in fresh]
+        outputs = [r.kept_output for r in fresh]
         weights: list[torch.Tensor] = [
             p for r in records if r.modified for p in r.layer.parameters(recurse=False) if p.requires_grad
         ]
@@ -324,7 +324,7 @@ def records_moments(
             for p in r.layer.parameters(recurse=False)
             if p.requires_grad
         ]
-        inputs = [r.output for r in fresh] + list(weights.values()) + extra
+        inputs = [r.kept_output for r in fresh] + list(weights.values()) + extra
         grads = torch.autograd.grad(total, inputs, allow_unused=True)
         for r, g in zip(fresh, grads[: len(fresh)], strict=True):
             r.grad = g

@@ -173,7 +173,7 @@ class Gradients(Probe):
                     self.rt.model, self.rt.loss.per_sample, x, y, list(self.split.generic), self._budget
                 )
         # pairs = false: Σ_j g_j from the weight gradients the step's backward computes
-        with Capture(self.split.ghost, grad_hooks=True, weight_grads=not self.pairs) as cap:
+        with Capture(self.split.ghost, grad_hooks=True, weight_grads=not self.pairs, outputs=False) as cap:
             yield
         self._pending = (ctx.step, (cap, generic, full))
 
