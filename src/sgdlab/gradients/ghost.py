@@ -259,20 +259,26 @@ def conv_per_sample_chunks(
     out: torch.Tensor | None = None,
     work: Workspace | None = None,
     ones: bool = False,
-) -> Iterator[tuple[int, torch.Tensor]]:
+    tail: torch.Tensor | None = None,
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """∇_W ℓ_i of a Conv2d, transposed and a few samples at a time: (i, the gradients of
-    samples i … i+s−1 as [s, C·kh·kw, O]). Each is the input patches times the output
-    gradients, U_i δ_iᵀ ([C·kh·kw, T] × [T, O]), in one batched matmul per chunk. With `ones`
-    the patches get a last row of ones, so that each product ends in a row Σ_t δ_it, the bias
-    gradient, with no pass of its own over δ: [s, C·kh·kw + 1, O]. The products are written
+    samples i … i+s−1 as [s, C·kh·kw, O], the buffer they are in as rows). Each is the input
+    patches times the output gradients, U_i δ_iᵀ ([C·kh·kw, T] × [T, O]), in one batched
+    matmul per chunk. With `ones` the patches get a last row of ones, so that each product
+    ends in a row Σ_t δ_it, the bias gradient, with no pass of its own over δ:
+    [s, C·kh·kw + 1, O]. The products are written
     into `out` [N, C·kh·kw, O] when given (without `ones`), else (as the patches) into `work`'s
-    buffer (fresh memory without one): valid until the next chunk.
+    buffer (fresh memory without one): valid until the next chunk. `tail` (k blocks shaped
+    like one sample's products) is copied once behind that buffer's samples, and the third
+    item is the buffer with it, [step + k, C·kh·kw·O (+ O)]: a chunk's rows first (a shorter
+    last chunk is followed by stale ones), the tail's last, so that a caller takes a chunk's
+    inner products with the tail and with itself in one matmul.
     Measured on one CPU core, within a 3C3D CNN's training step, `conv_weight_moments` of its
     second layer took 26.2 ms this way and 28.9 computing δ_i U_iᵀ (the same matmul, the
     other orientation); either is 1.1–3.5× faster than the weight-gradient kernel of a grouped
     convolution (groups = samples)."""
-    if out is not None and ones:
-        raise ValueError("`out` holds the weight's gradients only: no `ones`")
+    if out is not None and (ones or tail is not None):
+        raise ValueError("`out` holds the weight's gradients only: no `ones`, no `tail`")
     a = _padded(a, padding)
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]
@@ -281,9 +287,16 @@ def conv_per_sample_chunks(
     step = min(n, sample_chunk(a.element_size() * rows * (t + o)))
     # One chunk's buffers and views, made once: a chunk then costs a handful of ops (the
     # dispatch of ~40 small ones per chunk was 5 ms of a 35 ms call on a 3C3D's second layer).
-    shapes = [(step, rows, t)] if out is not None else [(step, rows, t), (step, rows, o)]
+    extra = 0 if tail is None else tail.shape[0]
+    shapes = [(step, rows, t)] if out is not None else [(step, rows, t), (step + extra, rows, o)]
     taken = work.take(a, *shapes) if work is not None else [a.new_empty(shape) for shape in shapes]
     u = taken[0]
+    if out is not None:
+        products, chunk = out.view(n, -1), out
+    else:
+        products, chunk = taken[1].view(step + extra, -1), taken[1][:step]
+        if tail is not None:
+            taken[1][step:].copy_(tail)
     target = u[:, :d_in].view(step, c, kernel[0], kernel[1], hw[0], hw[1])
     if ones:
         u[:, d_in].fill_(1)
@@ -293,9 +306,9 @@ def conv_per_sample_chunks(
         s = min(step, n - i)
         full = s == step  # only the last chunk may be shorter: its views are sliced
         (target if full else target[:s]).copy_(source[i : i + s])
-        g = out[i : i + s] if out is not None else (taken[1] if full else taken[1][:s])
+        g = out[i : i + s] if out is not None else (chunk if full else chunk[:s])
         torch.bmm(u if full else u[:s], d_t[i : i + s], out=g)
-        yield i, g
+        yield i, g, products
 
 
 def conv_per_sample_grads(
