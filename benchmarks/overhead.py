@@ -425,17 +425,17 @@ def merged_rows(new: list[dict]) -> list[dict]:
 
 TARGETS = {
     ("3c3d", "sgdlab economy @1"): (
-        "≤ 1.3 (Cockpit paper: 1.52), missed: its conv moments alone are 1.29 with sgdlab's "
+        "≤ 1.3 (Cockpit paper: 1.52), missed: its conv moments alone are 1.23 with sgdlab's "
         "kernels, 1.19 at the weight-gradient kernel's speed (floors)"
     ),
     ("mlp", "sgdlab economy @1"): "≤ 2 (Cockpit paper: 4.2)",
     ("3c3d", "sgdlab economy @16"): "≤ 1.05",
     ("mlp", "sgdlab economy @16"): (
-        "≤ 1.05, missed: a call costs 0.85 of a plain step every step (@1), about one step "
+        "≤ 1.05, missed: a call costs 0.72 of a plain step every step (@1), about one step "
         "every 16, when its passes over θ's 1.34 M parameters (5.3 MB each) read from memory"
     ),
     ("3c3d", "sgdlab λ_max @64"): (
-        "≤ 1.3, at its floor: its 15 Hessian-vector products alone are 1.30–1.32 (floors)"
+        "≤ 1.3, at its floor: its 15 Hessian-vector products alone are 1.28–1.32 (floors)"
     ),
     ("mlp", "sgdlab λ_max @64"): "≤ 1.3",
     ("3c3d", "sgdlab probes off"): "≤ 1.05 (throughput ≥ 0.95)",
