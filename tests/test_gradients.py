@@ -568,24 +568,24 @@ def test_conv_weight_moments_branches_against_autograd(shape, chunk, monkeypatch
     per-sample gradients a few samples at a time (all 5 at once, or 2, 2 and a last chunk of 1),
     in fresh memory or in a workspace that another layer's call used before (and again); with
     the bias, the moments of [∇_W ℓ_i | ∇_b ℓ_i]."""
-    from sgdlab.gradients import Workspace, ghost
+    from sgdlab.gradients import Workspace, conv
     from sgdlab.gradients.moments import conv_weight_moments
 
     if chunk is not None:
-        monkeypatch.setattr(ghost, "sample_chunk", lambda per_sample_bytes: chunk)
-    conv, a, d, j = conv_case(*shape)
-    args = ghost.conv2d_args(conv, a, d)
-    transposed = j.view(j.shape[0], conv.out_channels, -1).transpose(1, 2).reshape(j.shape[0], -1)
-    torch.testing.assert_close(ghost.conv_per_sample_grads(*args), transposed)
-    total = j.sum(dim=0).view_as(conv.weight)
+        monkeypatch.setattr(conv, "sample_chunk", lambda per_sample_bytes: chunk)
+    layer, a, d, j = conv_case(*shape)
+    args = conv.conv2d_args(layer, a, d)
+    transposed = j.view(j.shape[0], layer.out_channels, -1).transpose(1, 2).reshape(j.shape[0], -1)
+    torch.testing.assert_close(conv.conv_per_sample_grads(*args), transposed)
+    total = j.sum(dim=0).view_as(layer.weight)
     expected = ((j * j).sum(dim=1), j @ j.sum(dim=0))
     work = Workspace()
     other, a2, d2, j2 = conv_case(3, 7, 5, 3, 1, 1, 1)
     conv_weight_moments(other, a2, d2, j2.sum(dim=0).view_as(other.weight), 1 << 20, work)
     for memory in (None, work, work):
-        torch.testing.assert_close(conv_weight_moments(conv, a, d, total, 1 << 20, memory), expected)
+        torch.testing.assert_close(conv_weight_moments(layer, a, d, total, 1 << 20, memory), expected)
         both = torch.cat([j, d.sum(dim=(2, 3))], dim=1)  # [∇_W ℓ_i | ∇_b ℓ_i]
-        moments = conv_weight_moments(conv, a, d, total, 1 << 20, memory, bias=True)
+        moments = conv_weight_moments(layer, a, d, total, 1 << 20, memory, bias=True)
         torch.testing.assert_close(moments, ((both * both).sum(dim=1), both @ both.sum(dim=0)))
 
 
@@ -603,7 +603,7 @@ def test_conv_squared_norms_from_the_input_gram_match_autograd(shape):
     """‖∇_W ℓ_i‖² by the identity with patch inner products summed from the input's spatial
     Gram matrix, whatever the stride, padding, dilation and kernel shape; in blocks of samples
     (a budget of one sample) as in one."""
-    from sgdlab.gradients.ghost import conv2d_args
+    from sgdlab.gradients.conv import conv2d_args
     from sgdlab.gradients.moments import conv_sq_norms
 
     conv, a, d, j = conv_case(*shape)

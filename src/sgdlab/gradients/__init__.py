@@ -32,8 +32,9 @@ from torch import nn
 
 from ..errors import UserError
 from ..modes import eval_mode
+from .conv import Workspace
 from .generic import PerSampleLoss, vmap_gram, vmap_moments
-from .ghost import Capture, Record, Workspace, candidate_layers, record_gram, trainable_names
+from .ghost import Capture, Record, candidate_layers, record_gram, trainable_names
 from .moments import record_moments
 from .stats import gram_stats, minibatch_agreement, minibatch_gram, moment_stats, sample_batches
 

@@ -12,18 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ghost import (
-    Record,
-    Workspace,
-    conv2d_args,
-    conv_per_sample_chunks,
-    conv_weight_gram,
-    gram_of_rows,
-    layer_scales,
-    sample_chunk,
-    trainable_names,
-    weight_gram,
-)
+from .conv import Workspace, conv2d_args, conv_per_sample_chunks, sample_chunk
+from .ghost import Record, conv_weight_gram, gram_of_rows, layer_scales, trainable_names, weight_gram
 
 
 def weight_moments(
