@@ -79,14 +79,12 @@ def conv_sq_norms(
         gram = torch.bmm(part.transpose(1, 2), part).view(s, h, w, h, w).permute(1, 3, 2, 4, 0)
         padded = a.new_zeros(big_h, big_h, big_w, big_w, s)
         padded[inside] = gram
-        patch_gram = None
+        patch_gram = a.new_zeros(out_h, out_h, out_w, out_w, s)
         for kh in range(kernel[0]):
             rows = slice(kh * dilation[0], kh * dilation[0] + stride[0] * (out_h - 1) + 1, stride[0])
             for kw in range(kernel[1]):
                 cols = slice(kw * dilation[1], kw * dilation[1] + stride[1] * (out_w - 1) + 1, stride[1])
-                window = padded[rows, rows, cols, cols]
-                patch_gram = window.clone() if patch_gram is None else patch_gram.add_(window)
-        assert patch_gram is not None  # a kernel has at least one offset
+                patch_gram += padded[rows, rows, cols, cols]
         grad_gram = torch.bmm(flat_d[i : i + step].transpose(1, 2), flat_d[i : i + step])
         grad_gram = grad_gram.view(s, out_h, out_w, out_h, out_w).permute(1, 3, 2, 4, 0)
         out[i : i + step] = (patch_gram * grad_gram).sum(dim=(0, 1, 2, 3))
