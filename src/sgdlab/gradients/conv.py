@@ -99,9 +99,9 @@ def conv_per_sample_chunks(
     patches times the output gradients, U_i δ_iᵀ ([C·kh·kw, T] × [T, O]), in one batched
     matmul per chunk. With `ones` the patches get a last row of ones, so that each product
     ends in a row Σ_t δ_it, the bias gradient, with no pass of its own over δ:
-    [s, C·kh·kw + 1, O]. The products are written into `out` [N, C·kh·kw, O] when given
-    (without `ones`), else (as the patches) into `work`'s buffer (fresh memory without one):
-    valid until the next chunk. `tail` (k blocks shaped like one sample's products) is copied
+    [s, C·kh·kw + 1, O]. The products are written into `out` [N, C·kh·kw (+ 1), O] when
+    given, else (as the patches) into `work`'s buffer (fresh memory without one): valid until
+    the next chunk. `tail` (k blocks shaped like one sample's products) is copied
     once behind that buffer's samples, and the third item is the buffer with it,
     [step + k, C·kh·kw·O (+ O)]: a chunk's rows first (a shorter last chunk is followed by
     stale ones), the tail's last, so that a caller takes a chunk's inner products with the
@@ -110,8 +110,8 @@ def conv_per_sample_chunks(
     second layer took 26.2 ms this way and 28.9 computing δ_i U_iᵀ (the same matmul, the
     other orientation); either is 1.1–3.5× faster than the weight-gradient kernel of a grouped
     convolution (groups = samples)."""
-    if out is not None and (ones or tail is not None):
-        raise ValueError("`out` holds the weight's gradients only: no `ones`, no `tail`")
+    if out is not None and tail is not None:
+        raise ValueError("`out` holds the per-sample gradients only: no `tail`")
     a = _padded(a, padding)
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]

@@ -91,6 +91,17 @@ def conv_sq_norms(
     return out
 
 
+def identity_norms_cheaper(a: torch.Tensor, d: torch.Tensor, kernel, padding) -> bool:
+    """Whether a Conv2d call's ‖∇_W ℓ_i‖² by the identity (`conv_sq_norms`) costs under a
+    quarter of forming the per-sample gradients, for its input a [N, C, H, W] and output
+    gradient d [N, O, H', W']: P²C + K·T² + T²O against T·C·K·O per sample (P padded input
+    positions, T output positions, K = kh·kw)."""
+    c, o = a.shape[1], d.shape[1]
+    t, k = d.shape[2] * d.shape[3], kernel[0] * kernel[1]
+    positions = (a.shape[2] + 2 * padding[0]) * (a.shape[3] + 2 * padding[1])
+    return 4 * (positions * positions * c + k * t * t + t * t * o) < t * c * k * o
+
+
 def conv_weight_moments(
     layer: nn.Module,
     a: torch.Tensor,
@@ -117,9 +128,7 @@ def conv_weight_moments(
     n, c = a.shape[:2]
     o, hw = d.shape[1], d.shape[2:]
     t, d_in = hw[0] * hw[1], c * kernel[0] * kernel[1]
-    positions = (a.shape[2] + 2 * padding[0]) * (a.shape[3] + 2 * padding[1])
-    identity = positions * positions * c + kernel[0] * kernel[1] * t * t + t * t * o
-    if 4 * identity < t * d_in * o:
+    if identity_norms_cheaper(a, d, kernel, padding):
         weight = total.reshape(o, c, *kernel)
         rows = (F.conv2d(a, weight, None, stride, padding, dilation) * d).sum(dim=(1, 2, 3)).double()
         sq = conv_sq_norms(a, d, kernel, stride, padding, dilation, budget)

@@ -27,6 +27,13 @@ variance, SNR and the three tests, Cockpit's set — measured from ‖g_i‖² a
 O(N·P) instead of the N×N Gram matrix's O(N²·P) (`sgdlab.gradients.per_sample_moments`; on the
 training step Σ_j g_j is the weight gradient its backward computes, kept by a hook); μ, the
 inner-product quantiles and the cosines are then not reported.
+
+fused = true (with pairs = false, on the training step) goes one step further: where the
+moments form each sample's convolution weight gradient anyway, the step's weight gradient is
+summed from them and PyTorch's weight-gradient kernel does not run
+(`sgdlab.gradients.fused`): on the 3C3D CNN the economy probes every step cost 1.21× a
+plain step instead of 1.32×. The trajectory then equals the probes-off one to float32
+rounding, not bit for bit (a fused run is still deterministic and resumes bit-identically).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from ..gradients import (
     vmap_gram,
     vmap_moments,
 )
+from ..gradients.fused import LayerMoments, fusable, fused_convs
 from .base import Probe
 from .context import batch_dependent, eval_mode
 from .registry import probes
@@ -76,6 +84,7 @@ BATCHES = ("train", "eval")
         "full_grad": True,
         "reuse_step": True,
         "pairs": True,
+        "fused": False,
         "seed": 0,
     },
 )
@@ -89,7 +98,8 @@ class Gradients(Probe):
     for stochastic optimization"), as Cockpit (Schneider, Dangel & Hennig 2021, "Cockpit: a
     practical debugging tool for the training of deep neural networks") computes them; with
     `full_grad`, `grad_full_norm` ‖∇L(θ_k)‖ and `grad_full_norm_best`, its running minimum.
-    With `pairs` = false, no `mu`, `inner_q…` or `cos_…` (see the module docstring)."""
+    With `pairs` = false, no `mu`, `inner_q…` or `cos_…`; `fused` sums the step's convolution
+    weight gradients from the per-sample ones (see the module docstring)."""
 
     def __init__(
         self,
@@ -103,6 +113,7 @@ class Gradients(Probe):
         full_grad: bool = True,
         reuse_step: bool = True,
         pairs: bool = True,
+        fused: bool = False,
         seed: int = 0,
     ):
         super().__init__(name, schedule)
@@ -116,9 +127,14 @@ class Gradients(Probe):
             raise UserError(f"{key}.quantiles: {list(quantiles)} must lie in [0, 1]")
         if not budget_mb > 0:
             raise UserError(f"{key}.budget_mb: {budget_mb} must be > 0")
+        if fused and (batch != "train" or pairs):
+            raise UserError(
+                f"{key}.fused: sums the step's weight gradients from ‖g_i‖²'s per-sample ones: "
+                'it needs batch = "train" and pairs = false'
+            )
         self.batch, self.path, self.n_eval, self.quantiles = batch, path, n_eval, tuple(quantiles)
         self.budget_mb, self.full_grad, self.reuse_step, self.seed = budget_mb, full_grad, reuse_step, seed
-        self.pairs = pairs
+        self.pairs, self.fused = pairs, fused
         self.needs = frozenset({"batch"} if batch == "train" else {"eval"}) | (
             {"full_grad"} if full_grad else set()
         )
@@ -128,6 +144,7 @@ class Gradients(Probe):
         self.loss_scale = 1.0
         self._pending: tuple[int, Any] | None = None
         self._work = Workspace()  # the per-sample temporaries' memory, reused at every due step
+        self._products = Workspace()  # fused: every sample's convolution weight gradient
 
     def setup(self, rt: Any) -> None:
         """Decide which layers the outer-product identity handles (one forward on a sample), whether
@@ -172,13 +189,19 @@ class Gradients(Probe):
                 generic = reduce(
                     self.rt.model, self.rt.loss.per_sample, x, y, list(self.split.generic), self._budget
                 )
+        fused = fusable(self.split.ghost) if self.fused else {}
+        hooked = {name: m for name, m in self.split.ghost.items() if name not in fused}
         # pairs = false: Σ_j g_j from the weight gradients the step's backward computes
-        with Capture(self.split.ghost, grad_hooks=True, weight_grads=not self.pairs, outputs=False) as cap:
+        with (
+            Capture(hooked, grad_hooks=True, weight_grads=not self.pairs, outputs=False) as cap,
+            fused_convs(fused, self._budget, self._work, self._products) as sinks,
+        ):
             yield
-        self._pending = (ctx.step, (cap, generic, full))
+        self._pending = (ctx.step, (cap, generic, full, sinks, x))
 
-    def _check_calls(self, cap: Capture) -> None:
-        wrong = {name: c for name, c in cap.calls().items() if c != 1}
+    def _check_calls(self, cap: Capture, sinks: dict[str, LayerMoments] | None = None) -> None:
+        calls = cap.calls() | {name: sink.calls for name, sink in (sinks or {}).items()}
+        wrong = {name: c for name, c in calls.items() if c != 1}
         if wrong:
             raise RuntimeError(
                 f"probe {self.name}: layers {wrong} did not run exactly once in "
@@ -195,16 +218,26 @@ class Gradients(Probe):
             cap.release()
         return gram + generic if generic is not None else gram
 
-    def _moments_from_capture(self, cap: Capture, generic: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check_calls(cap)
-        n = cap.records[0].input.shape[0]
+    def _moments_from_capture(
+        self, cap: Capture, generic: Any, sinks: dict[str, LayerMoments], x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(‖g_i‖², ⟨g_i, S⟩) of the step's batch `x`: hooked layers, fused ones, vmap's."""
+        self._check_calls(cap, sinks)
+        n = x.shape[0]
+        scale = float(n) / self.loss_scale  # δ_i = N·∂(mean loss)/∂z_i
+        sq = torch.zeros(n, dtype=torch.float64, device=x.device)
+        rows = torch.zeros_like(sq)
         try:  # the step's weight gradient is ∂(backpropagated loss)/∂W = loss_scale · Σ_j g_j / N
-            scale = float(n) / self.loss_scale
-            sq, rows = records_moments(
-                cap.records, None, scale, self._budget, cap.step_weight_grads(), self._work
-            )
+            if cap.records:
+                sq, rows = records_moments(
+                    cap.records, None, scale, self._budget, cap.step_weight_grads(), self._work
+                )
         finally:
             cap.release()
+        for sink in sinks.values():  # fused convolutions: moments in the units of ∂loss/∂z
+            if sink.sq is not None and sink.rows is not None:
+                sq += sink.sq * (scale * scale)
+                rows += sink.rows * (scale * scale)
         if generic is not None:
             sq, rows = sq + generic[0], rows + generic[1]
         return sq, rows
@@ -221,10 +254,10 @@ class Gradients(Probe):
         _, payload = self._pending
         self._pending = None
         if isinstance(payload[0], Capture):
-            cap, generic, full = payload
+            cap, generic, full, sinks, x = payload
             if self.pairs:
                 return self._row(self._from_capture(cap, generic), full)
-            return self._row(self._moments_from_capture(cap, generic), full)
+            return self._row(self._moments_from_capture(cap, generic, sinks, x), full)
         measured, full = payload
         return self._row(measured, full)
 
