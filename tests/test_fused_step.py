@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import sgdlab
+from conftest import tiny
 from sgdlab.errors import UserError
 from sgdlab.gradients import Workspace, conv
 from sgdlab.gradients.fused import fusable, fused_convs
+from sgdlab.store import RunDir
 from test_gradients import columns, probe_cfg, tiny_cnn
 
 
@@ -143,6 +145,30 @@ def test_probe_fused_reports_what_the_unfused_probe_reports_and_is_deterministic
         torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
         assert torch.equal(q, r)
     assert all("forward" not in m.__dict__ for m in fused.parts.model.modules())
+
+
+def test_a_fused_run_resumes_bit_identically(tmp_path):
+    """The fused step depends on θ and the batch alone (its scratch memory is overwritten):
+    killed after a checkpoint and resumed, it ends where the uninterrupted run ends."""
+    options = {"schedule": "step", "pairs": False, "fused": True}
+    cfg = tiny(
+        data={"resize": 20},  # LeNet's convolutions need more than digits' 8×8
+        model={"name": "lenet", "width": 4, "widths": None},
+        probes={"use": ["batch_loss", "gradients"], "gradients": options},
+        train={"epochs": None, "max_steps": 8},
+        checkpoint={"every_steps": 4},
+    )
+    ref = sgdlab.run(cfg, tmp_path / "ref")
+    out = tmp_path / "cut"
+    sgdlab.run(cfg, out)
+    run_dir = RunDir(out)
+    (out / "checkpoints/final.pt").unlink()
+    run_dir.write_summary(run_dir.read_summary() | {"status": "running"})
+    resumed = sgdlab.resume(out)
+    assert "grad_norm_test" in ref.metrics.column_names
+    assert resumed.metrics.equals(ref.metrics)
+    for p, q in zip(ref.parts.model.parameters(), resumed.parts.model.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 @pytest.mark.parametrize(

@@ -28,12 +28,13 @@ O(N·P) instead of the N×N Gram matrix's O(N²·P) (`sgdlab.gradients.per_sampl
 training step Σ_j g_j is the weight gradient its backward computes, kept by a hook); μ, the
 inner-product quantiles and the cosines are then not reported.
 
-fused = true (with pairs = false, on the training step) goes one step further: where the
-moments form each sample's convolution weight gradient anyway, the step's weight gradient is
-summed from them and PyTorch's weight-gradient kernel does not run
-(`sgdlab.gradients.fused`): on the 3C3D CNN the economy probes every step cost 1.21× a
-plain step instead of 1.32×. The trajectory then equals the probes-off one to float32
-rounding, not bit for bit (a fused run is still deterministic and resumes bit-identically).
+fused = true (with pairs = false, on the training step, where the step is reused: no batch
+norm, no active dropout) goes one step further: where the moments form each sample's
+convolution weight gradient anyway, the step's weight gradient is summed from them and
+PyTorch's weight-gradient kernel does not run (`sgdlab.gradients.fused`): on the 3C3D CNN
+the economy probes every step cost 1.21× a plain step instead of 1.32×. The trajectory then
+equals the probes-off one to float32 rounding, not bit for bit (a fused run is still
+deterministic and resumes bit-identically).
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ class Gradients(Probe):
             raise UserError(f"{key}.budget_mb: {budget_mb} must be > 0")
         if fused and (batch != "train" or pairs):
             raise UserError(
-                f"{key}.fused: sums the step's weight gradients from ‖g_i‖²'s per-sample ones: "
-                'it needs batch = "train" and pairs = false'
+                f"{key}.fused: sums the step's weight gradients from the per-sample ones the "
+                'moments form: it needs batch = "train" and pairs = false'
             )
         self.batch, self.path, self.n_eval, self.quantiles = batch, path, n_eval, tuple(quantiles)
         self.budget_mb, self.full_grad, self.reuse_step, self.seed = budget_mb, full_grad, reuse_step, seed
