@@ -213,15 +213,13 @@ def test_quiet_steps_never_make_the_host_wait_for_the_gpu(monkeypatch):
 def test_the_fused_convolution_step_on_the_gpu():
     """The `fused` option's backward on CUDA: autograd's gradients to rounding, the per-sample
     loop's moments, as on the CPU (tests/test_fused_step.py)."""
-    from test_fused_step import Convs, fused_step, loop_moments
+    from test_fused_step import Convs, autograd_grads, fused_step, loop_moments
 
     torch.manual_seed(0)
     model = Convs().double().cuda()
     x = torch.randn(7, 3, 12, 12, dtype=torch.float64, device="cuda")
     y = torch.randint(0, 3, (7,), device="cuda")
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
-    model.zero_grad(set_to_none=True)
+    expected = autograd_grads(model, x, y)
     sinks = fused_step(model, x, y)
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.grad, expected[name], rtol=1e-10, atol=1e-13, msg=name)

@@ -51,6 +51,14 @@ def loop_moments(model, x, y, prefix):
     return (j * j).sum(dim=1), j @ j.sum(dim=0)
 
 
+def autograd_grads(model, x, y) -> dict[str, torch.Tensor]:
+    """Each parameter's gradient of the mean cross-entropy by plain autograd (.grad left None)."""
+    F.cross_entropy(model(x), y).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
 def fused_step(model, x, y, budget=1 << 30):
     layers = fusable(dict(model.named_children()))
     with fused_convs(layers, budget, Workspace(), Workspace()) as sinks:
@@ -65,9 +73,7 @@ def test_fused_backward_gives_autograds_gradients_and_the_loops_moments(chunk, m
     torch.manual_seed(0)
     model = Convs().double()
     x, y = torch.randn(7, 3, 12, 12, dtype=torch.float64), torch.randint(0, 3, (7,))
-    F.cross_entropy(model(x), y).backward()
-    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
-    model.zero_grad(set_to_none=True)
+    expected = autograd_grads(model, x, y)
     sinks = fused_step(model, x, y)
     assert set(sinks) == {"c1", "c2", "c3", "c4"}
     for name, p in model.named_parameters():
@@ -88,9 +94,7 @@ def test_over_the_budget_a_layer_keeps_pytorchs_backward_bit_for_bit():
     torch.manual_seed(1)
     model = Convs().double()
     x, y = torch.randn(5, 3, 12, 12, dtype=torch.float64), torch.randint(0, 3, (5,))
-    F.cross_entropy(model(x), y).backward()
-    expected = {name: p.grad.clone() for name, p in model.named_parameters()}
-    model.zero_grad(set_to_none=True)
+    expected = autograd_grads(model, x, y)
     sinks = fused_step(model, x, y, budget=1)  # no layer's products fit
     for name, p in model.named_parameters():
         assert torch.equal(p.grad, expected[name]), name

@@ -84,7 +84,7 @@ def fused_convs(
     sinks = {name: LayerMoments() for name in layers}
     try:
         for name, m in layers.items():
-            call = _Call(cast(nn.Conv2d, m), sinks[name], budget, patches, products)
+            call = _Call(cast(nn.Conv1d | nn.Conv2d, m), sinks[name], budget, patches, products)
             m.forward = _forward_with(call)
         yield sinks
     finally:
@@ -120,7 +120,7 @@ class _ConvWithMoments(torch.autograd.Function):
         call: _Call = ctx.call
         layer = call.layer
         bias = layer.bias is not None
-        a, d2, kernel, _, padding, _ = conv2d_args(layer, x, d)
+        a, d2, kernel, stride, padding, dilation = conv2d_args(layer, x, d)
         n, o = a.shape[0], d2.shape[1]
         d_in = a.shape[1] * kernel[0] * kernel[1]
         products_bytes = n * (d_in + bias) * o * a.element_size()
@@ -133,7 +133,9 @@ class _ConvWithMoments(torch.autograd.Function):
                 False, [0] * len(layer.stride), 1, mask,
             )  # fmt: skip
         if per_sample:
-            total, call.sink.sq, call.sink.rows = _summed_products(layer, x, d, call, bias)
+            total, call.sink.sq, call.sink.rows = _summed_products(
+                a, d2, kernel, stride, padding, dilation, call, bias
+            )
             grad_w = total[: d_in * o].view(d_in, o).T.reshape(weight.shape)
             grad_b = total[d_in * o :] if bias else None
         else:
@@ -145,14 +147,14 @@ class _ConvWithMoments(torch.autograd.Function):
 
 
 def _summed_products(
-    layer: nn.Module, x: torch.Tensor, d: torch.Tensor, call: _Call, bias: bool
+    a: torch.Tensor, d: torch.Tensor, kernel, stride, padding, dilation, call: _Call, bias: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(S, ‖g_i‖², ⟨g_i, S⟩) from every sample's [weight | bias] gradient, formed a few samples
     at a time into `call.products` (all N kept: ⟨g_i, S⟩ needs S, the sum of all of them).
     A chunk's norms and its share of S are taken while it is in cache; the inner products
     are one matrix-vector product over all rows at the end. S is in the products' layout
-    (input channel, kh, kw, output channel), then the bias's O entries."""
-    a, d, kernel, stride, padding, dilation = conv2d_args(layer, x, d)
+    (input channel, kh, kw, output channel), then the bias's O entries. The arguments are
+    a Conv2d call's, as `conv2d_args` gives them."""
     n, o = a.shape[0], d.shape[1]
     rows = a.shape[1] * kernel[0] * kernel[1] + bias
     out = call.products.take(a, (n, rows, o))[0]
